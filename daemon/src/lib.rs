@@ -10,4 +10,6 @@
 //! Only [`protocol`] is built without the `engine` feature.
 #![warn(missing_docs)]
 
+#[cfg(feature = "engine")]
+pub mod corpus;
 pub mod protocol;

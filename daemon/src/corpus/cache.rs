@@ -1,0 +1,385 @@
+//! The binary chunk cache: parse a text corpus once, replay its chunks on every later pass.
+//!
+//! This module owns the cache file format (little-endian throughout):
+//!
+//! ```text
+//! header   "TOPICDCC"  u32 version (1)  u32 reserved (0)
+//! chunk    "CHNK"  u64 index  u64 first_doc  u64 num_docs  u64 nnz
+//!          u64 × (num_docs + 1) indptr   u32 × nnz terms   u64 × nnz value bits
+//!          u64 XXH3-64 of the record from "CHNK" to here
+//! ...
+//! end      "END."  u64 chunks  u64 documents  u64 nnz  u64 XXH3-64 of the record
+//! ```
+//!
+//! [`ChunkCacheWriter`] writes `path.tmp` and renames it over `path` only in
+//! [`ChunkCacheWriter::finish`], after an fsync (and fsyncs the directory after the rename), so a
+//! cache file that exists is complete. [`ChunkCacheReader`] gives back the chunks bit for bit;
+//! it checks every record's lengths against the bytes left in the file before allocating, every
+//! checksum, the CSR invariants and the end record, so a corrupt or truncated cache is an error,
+//! never a panic or a silently shorter corpus.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::CorpusError;
+use super::chunk::SparseChunk;
+use super::source::BUFFER_SIZE;
+
+/// The file magic.
+const MAGIC: &[u8; 8] = b"TOPICDCC";
+/// The format version this code writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+const HEADER_LEN: u64 = 16;
+const CHUNK_TAG: &[u8; 4] = b"CHNK";
+const END_TAG: &[u8; 4] = b"END.";
+/// Tag + four u64 fields.
+const FIXED_LEN: usize = 4 + 32;
+
+/// Writes a chunk cache; see the [module documentation](self) for the format.
+///
+/// Dropping a writer without calling [`ChunkCacheWriter::finish`] removes the temporary file.
+pub struct ChunkCacheWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    out: Option<BufWriter<File>>,
+    record: Vec<u8>,
+    chunks: u64,
+    docs: u64,
+    nnz: u64,
+}
+
+impl ChunkCacheWriter {
+    /// Starts a cache that will become `path`; it is written to `path` + `.tmp` meanwhile.
+    pub fn create(path: &Path) -> Result<Self, CorpusError> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let file = File::create(&tmp).map_err(|e| {
+            CorpusError::in_file(&tmp, format!("cannot create the chunk cache: {e}"))
+        })?;
+        let mut writer = ChunkCacheWriter {
+            path: path.to_path_buf(),
+            tmp,
+            out: Some(BufWriter::with_capacity(BUFFER_SIZE, file)),
+            record: Vec::new(),
+            chunks: 0,
+            docs: 0,
+            nnz: 0,
+        };
+        let mut header = Vec::with_capacity(HEADER_LEN as usize);
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        header.extend_from_slice(&0u32.to_le_bytes());
+        writer.write(&header)?;
+        Ok(writer)
+    }
+
+    fn write_error(&self, e: io::Error) -> CorpusError {
+        CorpusError::in_file(&self.tmp, format!("cannot write the chunk cache: {e}"))
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), CorpusError> {
+        let result = match self.out.as_mut() {
+            Some(out) => out.write_all(bytes),
+            None => Err(io::Error::other("the writer is already finished")),
+        };
+        result.map_err(|e| self.write_error(e))
+    }
+
+    /// Appends one chunk (which must satisfy [`SparseChunk::check`]).
+    pub fn append(&mut self, chunk: &SparseChunk) -> Result<(), CorpusError> {
+        if let Err(problem) = chunk.check() {
+            return Err(CorpusError::in_file(
+                &self.tmp,
+                format!("refusing to cache invalid chunk {}: {problem}", chunk.index),
+            ));
+        }
+        let mut record = std::mem::take(&mut self.record);
+        record.clear();
+        record.extend_from_slice(CHUNK_TAG);
+        for v in [
+            chunk.index,
+            chunk.first_doc,
+            chunk.num_docs() as u64,
+            chunk.nnz() as u64,
+        ] {
+            record.extend_from_slice(&v.to_le_bytes());
+        }
+        for &p in &chunk.indptr {
+            record.extend_from_slice(&(p as u64).to_le_bytes());
+        }
+        for &t in &chunk.terms {
+            record.extend_from_slice(&t.to_le_bytes());
+        }
+        for &v in &chunk.values {
+            record.extend_from_slice(&v.to_bits().to_le_bytes());
+        }
+        let sum = xxh3_64(&record);
+        record.extend_from_slice(&sum.to_le_bytes());
+        let result = self.write(&record);
+        self.record = record;
+        result?;
+        self.chunks += 1;
+        self.docs += chunk.num_docs() as u64;
+        self.nnz += chunk.nnz() as u64;
+        Ok(())
+    }
+
+    /// Writes the end record, flushes, fsyncs, renames the file to its final name and fsyncs the
+    /// directory.
+    pub fn finish(mut self) -> Result<(), CorpusError> {
+        let mut end = Vec::with_capacity(4 + 32);
+        end.extend_from_slice(END_TAG);
+        for v in [self.chunks, self.docs, self.nnz] {
+            end.extend_from_slice(&v.to_le_bytes());
+        }
+        let sum = xxh3_64(&end);
+        end.extend_from_slice(&sum.to_le_bytes());
+        self.write(&end)?;
+        let Some(out) = self.out.take() else {
+            return Err(self.write_error(io::Error::other("the writer is already finished")));
+        };
+        let file = out.into_inner().map_err(|e| {
+            CorpusError::in_file(
+                &self.tmp,
+                format!("cannot write the chunk cache: {}", e.error()),
+            )
+        })?;
+        file.sync_all().map_err(|e| self.write_error(e))?;
+        drop(file);
+        fs::rename(&self.tmp, &self.path).map_err(|e| {
+            CorpusError::in_file(
+                &self.path,
+                format!("cannot rename {} to this name: {e}", self.tmp.display()),
+            )
+        })?;
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| {
+            CorpusError::in_file(
+                &dir,
+                format!("cannot sync the chunk cache's directory: {e}"),
+            )
+        })?;
+        Ok(())
+    }
+}
+
+impl Drop for ChunkCacheWriter {
+    fn drop(&mut self) {
+        if self.out.take().is_some() {
+            // Not finished: the temporary file is useless.
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Reads a chunk cache back; see the [module documentation](self) for the format.
+pub struct ChunkCacheReader {
+    path: PathBuf,
+    input: BufReader<File>,
+    /// Bytes in the file, and bytes consumed so far.
+    size: u64,
+    pos: u64,
+    chunks: u64,
+    docs: u64,
+    nnz: u64,
+    done: bool,
+    record: Vec<u8>,
+}
+
+impl ChunkCacheReader {
+    /// Opens a cache and checks its header.
+    pub fn open(path: &Path) -> Result<Self, CorpusError> {
+        let cannot =
+            |e: io::Error| CorpusError::in_file(path, format!("cannot open the chunk cache: {e}"));
+        let file = File::open(path).map_err(cannot)?;
+        let size = file.metadata().map_err(cannot)?.len();
+        let mut reader = ChunkCacheReader {
+            path: path.to_path_buf(),
+            input: BufReader::with_capacity(BUFFER_SIZE, file),
+            size,
+            pos: 0,
+            chunks: 0,
+            docs: 0,
+            nnz: 0,
+            done: false,
+            record: Vec::new(),
+        };
+        let mut header = [0u8; HEADER_LEN as usize];
+        reader.read_exact(&mut header, "the file header")?;
+        if &header[..8] != MAGIC {
+            return Err(CorpusError::in_file(
+                path,
+                "not a topicd chunk cache (wrong magic bytes)",
+            ));
+        }
+        let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+        if version != FORMAT_VERSION {
+            return Err(CorpusError::in_file(
+                path,
+                format!(
+                    "chunk cache format version {version}, but this topicd reads version \
+                     {FORMAT_VERSION}: delete the cache to rebuild it"
+                ),
+            ));
+        }
+        Ok(reader)
+    }
+
+    fn corrupt(&self, message: impl std::fmt::Display) -> CorpusError {
+        CorpusError::in_file(
+            &self.path,
+            format!("corrupt chunk cache at byte {}: {message}", self.pos),
+        )
+    }
+
+    fn read_exact(&mut self, buf: &mut [u8], what: &str) -> Result<(), CorpusError> {
+        match self.input.read_exact(buf) {
+            Ok(()) => {
+                self.pos += buf.len() as u64;
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(CorpusError::in_file(
+                &self.path,
+                format!(
+                    "truncated chunk cache: the file ends inside {what} (after {} chunks)",
+                    self.chunks
+                ),
+            )),
+            Err(e) => Err(CorpusError::in_file(
+                &self.path,
+                format!("cannot read the chunk cache: {e}"),
+            )),
+        }
+    }
+
+    /// The next chunk, exactly as it was appended; None after the last one.
+    pub fn next_chunk(&mut self) -> Result<Option<SparseChunk>, CorpusError> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut record = std::mem::take(&mut self.record);
+        let result = self.read_record(&mut record);
+        self.record = record;
+        result
+    }
+
+    fn read_record(&mut self, record: &mut Vec<u8>) -> Result<Option<SparseChunk>, CorpusError> {
+        let start = self.pos;
+        record.clear();
+        record.resize(FIXED_LEN, 0);
+        if self.pos == self.size {
+            return Err(CorpusError::in_file(
+                &self.path,
+                format!(
+                    "truncated chunk cache: the file ends after {} chunks without its end record",
+                    self.chunks
+                ),
+            ));
+        }
+        self.read_exact(&mut record[..FIXED_LEN], "a record header")?;
+        let field = |i: usize| le_u64(&record[4 + 8 * i..12 + 8 * i]);
+        let (a, b, c, d) = (field(0), field(1), field(2), field(3));
+        if &record[..4] == END_TAG {
+            // The end record is three fields and its checksum: exactly FIXED_LEN bytes.
+            if xxh3_64(&record[..FIXED_LEN - 8]) != d {
+                self.pos = start;
+                return Err(self.corrupt("the end record's checksum does not match"));
+            }
+            if (a, b, c) != (self.chunks, self.docs, self.nnz) {
+                self.pos = start;
+                return Err(self.corrupt(format!(
+                    "the end record declares {a} chunks, {b} documents and {c} entries, but \
+                     {} chunks, {} documents and {} entries were read",
+                    self.chunks, self.docs, self.nnz
+                )));
+            }
+            if self.pos != self.size {
+                return Err(self.corrupt(format!(
+                    "{} unexpected bytes after the end record",
+                    self.size - self.pos
+                )));
+            }
+            self.done = true;
+            return Ok(None);
+        }
+        if &record[..4] != CHUNK_TAG {
+            self.pos = start;
+            return Err(self.corrupt("expected a chunk or end record"));
+        }
+        let (index, first_doc, num_docs, nnz) = (a, b, c, d);
+        let remaining = self.size - self.pos;
+        // indptr (num_docs + 1) × 8, terms nnz × 4, values nnz × 8, checksum 8.
+        let body = (num_docs as u128 + 1) * 8 + nnz as u128 * 12 + 8;
+        if body > remaining as u128 {
+            self.pos = start;
+            return Err(self.corrupt(format!(
+                "chunk record {} declares {num_docs} documents and {nnz} entries, more than the \
+                 {remaining} bytes left in the file: corrupt or truncated cache",
+                self.chunks
+            )));
+        }
+        // body <= remaining: these fit in usize on any platform that could hold the file.
+        let (Ok(body), Ok(ndocs), Ok(nnz_us)) = (
+            usize::try_from(body),
+            usize::try_from(num_docs),
+            usize::try_from(nnz),
+        ) else {
+            return Err(self.corrupt("record too large for this platform"));
+        };
+        record.resize(FIXED_LEN + body, 0);
+        self.read_exact(&mut record[FIXED_LEN..], "a chunk record")?;
+        let (content, sum) = record.split_at(record.len() - 8);
+        if xxh3_64(content) != le_u64(sum) {
+            self.pos = start;
+            return Err(self.corrupt(format!("checksum mismatch in chunk record {}", self.chunks)));
+        }
+        let mut rest = &content[FIXED_LEN..];
+        let mut indptr = Vec::with_capacity(ndocs + 1);
+        for b in rest[..(ndocs + 1) * 8].chunks_exact(8) {
+            match usize::try_from(le_u64(b)) {
+                Ok(p) => indptr.push(p),
+                Err(_) => return Err(self.corrupt("row pointer too large for this platform")),
+            }
+        }
+        rest = &rest[(ndocs + 1) * 8..];
+        let terms: Vec<u32> = rest[..nnz_us * 4]
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        rest = &rest[nnz_us * 4..];
+        let values: Vec<f64> = rest
+            .chunks_exact(8)
+            .map(|b| f64::from_bits(le_u64(b)))
+            .collect();
+        let chunk = SparseChunk {
+            index,
+            first_doc,
+            indptr,
+            terms,
+            values,
+        };
+        if let Err(problem) = chunk.check() {
+            self.pos = start;
+            return Err(self.corrupt(format!("chunk record {}: {problem}", self.chunks)));
+        }
+        self.chunks += 1;
+        self.docs += num_docs;
+        self.nnz += nnz;
+        Ok(Some(chunk))
+    }
+}
+
+/// A little-endian u64 from (exactly) 8 bytes; shorter input is zero-padded.
+fn le_u64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    let n = b.len().min(8);
+    a[..n].copy_from_slice(&b[..n]);
+    u64::from_le_bytes(a)
+}

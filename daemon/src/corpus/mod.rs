@@ -1,0 +1,127 @@
+//! Reading inputs: everything between a file on disk and a [`SparseChunk`] in memory.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`source`] | opening plain, gzip and bzip2 files (detected by magic bytes), bounded line reading |
+//! | [`fingerprint`] | size + XXH3-64 of a file as stored, to notice a corpus that changed under a job |
+//! | [`chunk`] | [`SparseChunk`]: a run of consecutive documents in CSR form, the unit of work |
+//! | [`mm`] | the streaming Matrix Market reader (gensim `MmCorpus` convention) with full validation |
+//! | [`dictionary`] | gensim `Dictionary.save_as_text` files, stored compactly |
+//! | [`cache`] | the binary chunk cache: parse the text once, replay the chunks bit for bit on later passes |
+//!
+//! Every reader reports a bad input as a [`CorpusError`] naming the file, the line (when there is
+//! one) and the problem; no input makes a reader panic, and no declared size is trusted for an
+//! allocation before it has been checked against what the file actually holds.
+
+pub mod cache;
+pub mod chunk;
+pub mod dictionary;
+pub mod fingerprint;
+pub mod mm;
+pub mod source;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use cache::{ChunkCacheReader, ChunkCacheWriter};
+pub use chunk::SparseChunk;
+pub use dictionary::Dictionary;
+pub use fingerprint::fingerprint;
+pub use mm::{MmHeader, MmOptions, MmReader};
+
+/// A problem with an input file, located as precisely as possible.
+///
+/// Displayed as `"{file}: line {line}: {message}"`, or `"{file}: {message}"` when the problem
+/// has no line (a missing file, an empty dictionary, a corrupt binary cache).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct CorpusError {
+    /// The file the problem is in.
+    pub file: PathBuf,
+    /// The 1-based line the problem was found on, if the problem belongs to a line.
+    pub line: Option<u64>,
+    /// What is wrong, phrased so that the user can act on it.
+    pub message: String,
+}
+
+impl CorpusError {
+    /// A problem on a given 1-based line of `file`.
+    pub fn at_line(file: &Path, line: u64, message: impl Into<String>) -> Self {
+        CorpusError {
+            file: file.to_path_buf(),
+            line: Some(line),
+            message: message.into(),
+        }
+    }
+
+    /// A problem with `file` as a whole.
+    pub fn in_file(file: &Path, message: impl Into<String>) -> Self {
+        CorpusError {
+            file: file.to_path_buf(),
+            line: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for CorpusError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(
+                f,
+                "{}: line {}: {}",
+                self.file.display(),
+                line,
+                self.message
+            ),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+/// Shows (at most 60 characters of) raw input bytes inside an error message: lossy UTF-8,
+/// control characters escaped, so that a binary file cannot garble the terminal or the journal.
+pub(crate) fn show(bytes: &[u8]) -> String {
+    const MAX: usize = 60;
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::new();
+    for (n, c) in text.chars().enumerate() {
+        if n == MAX {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corpus_error_display_with_and_without_line() {
+        let e = CorpusError::at_line(
+            Path::new("/data/c.mm"),
+            1234,
+            "term id 0 is out of range (ids are 1-based, 1..=39305)",
+        );
+        assert_eq!(
+            e.to_string(),
+            "/data/c.mm: line 1234: term id 0 is out of range (ids are 1-based, 1..=39305)"
+        );
+        let e = CorpusError::in_file(Path::new("/data/d.txt"), "no entries");
+        assert_eq!(e.to_string(), "/data/d.txt: no entries");
+    }
+
+    #[test]
+    fn show_escapes_and_truncates() {
+        assert_eq!(show(b"a\tb\x00"), "a\\tb\\u{0}");
+        assert_eq!(show(&[0xff, b'x']), "\u{fffd}x");
+        let long = vec![b'x'; 100];
+        assert_eq!(show(&long).chars().count(), 61);
+    }
+}

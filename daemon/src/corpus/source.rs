@@ -1,0 +1,373 @@
+//! Opening input files and reading them line by line.
+//!
+//! This module owns the byte level of every text reader: [`open`] detects gzip and bzip2 by their
+//! magic bytes (never by the file name) and hands back one large-buffered [`BufRead`];
+//! decompression errors come out of it already phrased for a user ("corrupt or truncated gzip
+//! data (...)"). [`LineReader`] (crate-internal) reads bounded lines into one reused buffer and
+//! counts them, so the format readers can name the line a problem is on.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use super::CorpusError;
+
+/// The size of the read buffers (compressed and decompressed side): 1 MiB.
+pub const BUFFER_SIZE: usize = 1 << 20;
+
+/// How a file is stored, as told by its first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    /// Not compressed (or compressed in a way we do not recognise: then it is read as text).
+    Plain,
+    /// gzip (`1f 8b`); several concatenated members are read as one stream.
+    Gzip,
+    /// bzip2 (`BZh`); several concatenated streams are read as one stream.
+    Bzip2,
+}
+
+impl Compression {
+    /// Detects the compression from the first bytes of a file.
+    pub fn detect(magic: &[u8]) -> Compression {
+        if magic.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if magic.starts_with(b"BZh") {
+            Compression::Bzip2
+        } else {
+            Compression::Plain
+        }
+    }
+
+    /// A short name for messages: "gzip", "bzip2" or "plain".
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Plain => "plain",
+            Compression::Gzip => "gzip",
+            Compression::Bzip2 => "bzip2",
+        }
+    }
+}
+
+/// Opens a plain, gzip or bzip2 file for buffered reading, detecting the compression by its
+/// magic bytes. Errors while decompressing later surface from the reader as `io::Error`s whose
+/// message starts with "corrupt or truncated gzip data" (or bzip2).
+pub fn open(path: &Path) -> Result<Box<dyn BufRead + Send>, CorpusError> {
+    open_detect(path).map(|(reader, _)| reader)
+}
+
+/// Like [`open`], also telling which compression was found.
+pub fn open_detect(path: &Path) -> Result<(Box<dyn BufRead + Send>, Compression), CorpusError> {
+    let cannot_open = |e: io::Error| CorpusError::in_file(path, format!("cannot open: {e}"));
+    let mut file = File::open(path).map_err(cannot_open)?;
+    if file.metadata().map_err(cannot_open)?.is_dir() {
+        return Err(CorpusError::in_file(
+            path,
+            "cannot open: it is a directory, not a file",
+        ));
+    }
+    let mut magic = [0u8; 3];
+    let mut got = 0;
+    while got < magic.len() {
+        match file.read(&mut magic[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(CorpusError::in_file(path, format!("cannot read: {e}"))),
+        }
+    }
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| CorpusError::in_file(path, format!("cannot read: {e}")))?;
+    let compression = Compression::detect(&magic[..got]);
+    let reader: Box<dyn BufRead + Send> = match compression {
+        Compression::Plain => Box::new(BufReader::with_capacity(BUFFER_SIZE, file)),
+        Compression::Gzip => {
+            let raw = BufReader::with_capacity(BUFFER_SIZE, file);
+            let decoder = flate2::bufread::MultiGzDecoder::new(raw);
+            Box::new(BufReader::with_capacity(
+                BUFFER_SIZE,
+                Decoded::new(decoder, compression),
+            ))
+        }
+        Compression::Bzip2 => {
+            let raw = BufReader::with_capacity(BUFFER_SIZE, file);
+            let decoder = bzip2::bufread::MultiBzDecoder::new(raw);
+            Box::new(BufReader::with_capacity(
+                BUFFER_SIZE,
+                Decoded::new(decoder, compression),
+            ))
+        }
+    };
+    Ok((reader, compression))
+}
+
+/// A decompressing reader whose errors say what went wrong in words a user can act on.
+struct Decoded<R> {
+    inner: R,
+    compression: Compression,
+}
+
+impl<R> Decoded<R> {
+    fn new(inner: R, compression: Compression) -> Self {
+        Decoded { inner, compression }
+    }
+}
+
+impl<R: Read> Read for Decoded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.inner.read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!(
+                            "corrupt or truncated {} data ({e})",
+                            self.compression.name()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Reads lines of at most `max_len` bytes into one reused buffer, counting them.
+///
+/// Lines end at `\n`; a trailing `\r` is removed too. The last line may lack its `\n`.
+pub(crate) struct LineReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    line: u64,
+    max_len: usize,
+}
+
+/// Why a line could not be read.
+pub(crate) enum LineError {
+    /// The underlying reader failed (I/O, or corrupt compressed data).
+    Io(io::Error),
+    /// The line is longer than the limit: not a text file of the expected kind.
+    TooLong(usize),
+}
+
+impl LineError {
+    /// The error as a message for the user.
+    pub(crate) fn message(&self) -> String {
+        match self {
+            LineError::Io(e) => format!("cannot read: {e}"),
+            LineError::TooLong(max) => format!(
+                "line is longer than {max} bytes: not a text file of this format (binary data?)"
+            ),
+        }
+    }
+}
+
+impl<R: BufRead> LineReader<R> {
+    /// Wraps a reader; lines longer than `max_len` bytes are an error.
+    pub(crate) fn new(inner: R, max_len: usize) -> Self {
+        LineReader {
+            inner,
+            buf: Vec::with_capacity(256),
+            line: 0,
+            max_len,
+        }
+    }
+
+    /// The number of the line last returned (1-based; 0 before the first).
+    pub(crate) fn line(&self) -> u64 {
+        self.line
+    }
+
+    /// The next line without its terminator, or `None` at the end of the input.
+    /// On an error, [`LineReader::line`] + 1 is the line that could not be read.
+    pub(crate) fn next_line(&mut self) -> Result<Option<&[u8]>, LineError> {
+        self.buf.clear();
+        let mut seen_any = false;
+        loop {
+            let available = match self.inner.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(LineError::Io(e)),
+            };
+            if available.is_empty() {
+                if !seen_any {
+                    return Ok(None);
+                }
+                break;
+            }
+            seen_any = true;
+            match available.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    if self.buf.len() + i > self.max_len {
+                        return Err(LineError::TooLong(self.max_len));
+                    }
+                    self.buf.extend_from_slice(&available[..i]);
+                    self.inner.consume(i + 1);
+                    break;
+                }
+                None => {
+                    let n = available.len();
+                    if self.buf.len() + n > self.max_len {
+                        return Err(LineError::TooLong(self.max_len));
+                    }
+                    self.buf.extend_from_slice(available);
+                    self.inner.consume(n);
+                }
+            }
+        }
+        self.line += 1;
+        if self.buf.last() == Some(&b'\r') {
+            self.buf.pop();
+        }
+        Ok(Some(&self.buf))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::io::{Cursor, Write};
+
+    /// Writes `data` gzip-compressed.
+    pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// Writes `data` bzip2-compressed.
+    pub(crate) fn bzip2(data: &[u8]) -> Vec<u8> {
+        let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn read_all(path: &Path) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        open(path).unwrap().read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn detects_compression_by_magic_not_extension() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = b"hello\nworld\n".repeat(1000);
+        // Deliberately misleading names.
+        let plain = dir.path().join("a.gz");
+        let gz = dir.path().join("b.txt");
+        let bz = dir.path().join("c.gz");
+        std::fs::write(&plain, &text).unwrap();
+        std::fs::write(&gz, gzip(&text)).unwrap();
+        std::fs::write(&bz, bzip2(&text)).unwrap();
+        for (p, c) in [
+            (&plain, Compression::Plain),
+            (&gz, Compression::Gzip),
+            (&bz, Compression::Bzip2),
+        ] {
+            let (mut r, found) = open_detect(p).unwrap();
+            assert_eq!(found, c);
+            let mut out = Vec::new();
+            r.read_to_end(&mut out).unwrap();
+            assert_eq!(out, text);
+        }
+    }
+
+    #[test]
+    fn multi_member_gzip_and_bzip2() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut gz = gzip(b"first\n");
+        gz.extend(gzip(b"second\n"));
+        let mut bz = bzip2(b"first\n");
+        bz.extend(bzip2(b"second\n"));
+        let pg = dir.path().join("m.gz");
+        let pb = dir.path().join("m.bz2");
+        std::fs::write(&pg, gz).unwrap();
+        std::fs::write(&pb, bz).unwrap();
+        assert_eq!(read_all(&pg).unwrap(), b"first\nsecond\n");
+        assert_eq!(read_all(&pb).unwrap(), b"first\nsecond\n");
+    }
+
+    #[test]
+    fn tiny_and_empty_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        let one = dir.path().join("one");
+        std::fs::write(&empty, b"").unwrap();
+        std::fs::write(&one, b"x").unwrap();
+        assert_eq!(read_all(&empty).unwrap(), b"");
+        assert_eq!(read_all(&one).unwrap(), b"x");
+    }
+
+    #[test]
+    fn missing_file_and_directory_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.mm");
+        let e = open(&missing).err().unwrap();
+        assert_eq!(e.file, missing);
+        assert!(e.message.starts_with("cannot open: "), "{e}");
+        let e = open(dir.path()).err().unwrap();
+        assert!(e.message.contains("directory"), "{e}");
+    }
+
+    #[test]
+    fn truncated_and_corrupt_streams_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let text: Vec<u8> = (0..20000u32)
+            .flat_map(|i| format!("{i} {}\n", i * 7919 % 1000).into_bytes())
+            .collect();
+        let gz = gzip(&text);
+        let bz = bzip2(&text);
+        let cases = [
+            ("t.gz", gz[..gz.len() / 2].to_vec(), "gzip"),
+            ("t2.gz", gz[..gz.len() - 4].to_vec(), "gzip"),
+            ("t.bz2", bz[..bz.len() / 2].to_vec(), "bzip2"),
+            (
+                "c.gz",
+                {
+                    let mut c = gz.clone();
+                    for b in &mut c[20..60] {
+                        *b ^= 0x55;
+                    }
+                    c
+                },
+                "gzip",
+            ),
+        ];
+        for (name, bytes, kind) in cases {
+            let p = dir.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            let e = read_all(&p).expect_err(name);
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("corrupt or truncated {kind} data (")),
+                "{name}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn line_reader_counts_strips_and_bounds() {
+        let data = b"a\r\nbb\n\nlast".to_vec();
+        let mut r = LineReader::new(Cursor::new(data), 10);
+        assert_eq!(r.next_line().ok().unwrap(), Some(&b"a"[..]));
+        assert_eq!(r.next_line().ok().unwrap(), Some(&b"bb"[..]));
+        assert_eq!(r.next_line().ok().unwrap(), Some(&b""[..]));
+        assert_eq!(r.next_line().ok().unwrap(), Some(&b"last"[..]));
+        assert_eq!(r.line(), 4);
+        assert!(r.next_line().ok().unwrap().is_none());
+
+        let mut r = LineReader::new(Cursor::new(vec![b'x'; 100]), 10);
+        match r.next_line() {
+            Err(LineError::TooLong(10)) => {}
+            _ => panic!("expected TooLong"),
+        }
+        // Also across buffer refills.
+        let inner = BufReader::with_capacity(3, Cursor::new(b"abcdefgh\nxy\n".to_vec()));
+        let mut r = LineReader::new(inner, 8);
+        assert_eq!(r.next_line().ok().unwrap(), Some(&b"abcdefgh"[..]));
+        assert_eq!(r.next_line().ok().unwrap(), Some(&b"xy"[..]));
+        let inner = BufReader::with_capacity(3, Cursor::new(b"abcdefghi\n".to_vec()));
+        let mut r = LineReader::new(inner, 8);
+        assert!(matches!(r.next_line(), Err(LineError::TooLong(8))));
+    }
+}
