@@ -40,7 +40,7 @@ const FIXED_LEN: usize = 4 + 32;
 
 /// Writes a chunk cache; see the [module documentation](self) for the format.
 ///
-/// Dropping a writer without calling [`ChunkCacheWriter::finish`] removes the temporary file.
+/// Dropping a writer before [`ChunkCacheWriter::finish`] succeeded removes the temporary file.
 pub struct ChunkCacheWriter {
     path: PathBuf,
     tmp: PathBuf,
@@ -49,6 +49,8 @@ pub struct ChunkCacheWriter {
     chunks: u64,
     docs: u64,
     nnz: u64,
+    /// The temporary file has become the cache (so Drop must leave it alone).
+    renamed: bool,
 }
 
 impl ChunkCacheWriter {
@@ -57,9 +59,8 @@ impl ChunkCacheWriter {
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
-        let file = File::create(&tmp).map_err(|e| {
-            CorpusError::in_file(&tmp, format!("cannot create the chunk cache: {e}"))
-        })?;
+        let file = File::create(&tmp)
+            .map_err(|e| CorpusError::in_file(&tmp, format!("cannot create: {e}")))?;
         let mut writer = ChunkCacheWriter {
             path: path.to_path_buf(),
             tmp,
@@ -68,6 +69,7 @@ impl ChunkCacheWriter {
             chunks: 0,
             docs: 0,
             nnz: 0,
+            renamed: false,
         };
         let mut header = Vec::with_capacity(HEADER_LEN as usize);
         header.extend_from_slice(MAGIC);
@@ -78,7 +80,7 @@ impl ChunkCacheWriter {
     }
 
     fn write_error(&self, e: io::Error) -> CorpusError {
-        CorpusError::in_file(&self.tmp, format!("cannot write the chunk cache: {e}"))
+        CorpusError::in_file(&self.tmp, format!("cannot write: {e}"))
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), CorpusError> {
@@ -142,12 +144,9 @@ impl ChunkCacheWriter {
         let Some(out) = self.out.take() else {
             return Err(self.write_error(io::Error::other("the writer is already finished")));
         };
-        let file = out.into_inner().map_err(|e| {
-            CorpusError::in_file(
-                &self.tmp,
-                format!("cannot write the chunk cache: {}", e.error()),
-            )
-        })?;
+        let file = out
+            .into_inner()
+            .map_err(|e| CorpusError::in_file(&self.tmp, format!("cannot write: {}", e.error())))?;
         file.sync_all().map_err(|e| self.write_error(e))?;
         drop(file);
         fs::rename(&self.tmp, &self.path).map_err(|e| {
@@ -156,6 +155,7 @@ impl ChunkCacheWriter {
                 format!("cannot rename {} to this name: {e}", self.tmp.display()),
             )
         })?;
+        self.renamed = true;
         let dir = match self.path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
@@ -172,8 +172,9 @@ impl ChunkCacheWriter {
 
 impl Drop for ChunkCacheWriter {
     fn drop(&mut self) {
-        if self.out.take().is_some() {
-            // Not finished: the temporary file is useless.
+        if !self.renamed {
+            // Not finished (or finishing failed): the temporary file is useless.
+            drop(self.out.take());
             let _ = fs::remove_file(&self.tmp);
         }
     }
@@ -227,6 +228,12 @@ impl ChunkCacheReader {
                     "chunk cache format version {version}, but this topicd reads version \
                      {FORMAT_VERSION}: delete the cache to rebuild it"
                 ),
+            ));
+        }
+        if header[12..16] != [0u8; 4] {
+            return Err(CorpusError::in_file(
+                path,
+                "chunk cache header has unknown flags set: written by a newer topicd, or corrupt",
             ));
         }
         Ok(reader)
@@ -382,4 +389,263 @@ fn le_u64(b: &[u8]) -> u64 {
     let n = b.len().min(8);
     a[..n].copy_from_slice(&b[..n]);
     u64::from_le_bytes(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::corpus::mm::tests::{DEERWESTER, shared};
+    use crate::corpus::{MmOptions, MmReader};
+    use std::io::Cursor;
+
+    fn deerwester(chunksize: usize) -> Vec<SparseChunk> {
+        let mut r = MmReader::new(
+            Cursor::new(DEERWESTER.as_bytes().to_vec()),
+            Path::new("d.mm"),
+            MmOptions::default(),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        while let Some(c) = r.next_chunk(chunksize).unwrap() {
+            out.push(c);
+        }
+        out
+    }
+
+    /// Chunks with awkward values: signed zero, a NaN with a payload, subnormals, extremes,
+    /// and a chunk without documents.
+    fn awkward() -> Vec<SparseChunk> {
+        vec![
+            SparseChunk {
+                index: 7,
+                first_doc: 1 << 40,
+                indptr: vec![0, 3, 3, 5],
+                terms: vec![0, 1, u32::MAX, 2, 3],
+                values: vec![
+                    -0.0,
+                    f64::from_bits(0x7ff8_dead_beef_0001),
+                    f64::MIN_POSITIVE / 3.0,
+                    f64::MAX,
+                    -1e-300,
+                ],
+            },
+            SparseChunk::empty(8, 0, 0),
+            SparseChunk::empty(9, 5, 3),
+        ]
+    }
+
+    fn write(path: &Path, chunks: &[SparseChunk]) {
+        let mut w = ChunkCacheWriter::create(path).unwrap();
+        for c in chunks {
+            w.append(c).unwrap();
+        }
+        w.finish().unwrap();
+    }
+
+    fn read_all(path: &Path) -> Result<Vec<SparseChunk>, CorpusError> {
+        let mut r = ChunkCacheReader::open(path)?;
+        let mut out = Vec::new();
+        while let Some(c) = r.next_chunk()? {
+            out.push(c);
+        }
+        // And it stays at the end.
+        assert!(r.next_chunk()?.is_none());
+        Ok(out)
+    }
+
+    fn tmp_of(path: &Path) -> PathBuf {
+        let mut s = path.as_os_str().to_owned();
+        s.push(".tmp");
+        PathBuf::from(s)
+    }
+
+    #[test]
+    fn round_trip_is_bit_for_bit() {
+        let dir = tempfile::tempdir().unwrap();
+        for chunks in [deerwester(2), deerwester(100), awkward(), Vec::new()] {
+            let path = dir.path().join("c.cache");
+            write(&path, &chunks);
+            assert!(!tmp_of(&path).exists());
+            let back = read_all(&path).unwrap();
+            assert_eq!(back.len(), chunks.len());
+            for (a, b) in chunks.iter().zip(&back) {
+                assert!(a.bit_eq(b), "{a:?} != {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn writes_to_tmp_until_finished_and_cleans_up_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.cache");
+        let mut w = ChunkCacheWriter::create(&path).unwrap();
+        w.append(&deerwester(3)[0]).unwrap();
+        assert!(tmp_of(&path).exists());
+        assert!(!path.exists());
+        drop(w);
+        assert!(!tmp_of(&path).exists());
+        assert!(!path.exists());
+
+        // An existing cache is replaced only by finish.
+        write(&path, &deerwester(3));
+        let mut w = ChunkCacheWriter::create(&path).unwrap();
+        w.append(&awkward()[0]).unwrap();
+        assert_eq!(read_all(&path).unwrap(), deerwester(3));
+        w.finish().unwrap();
+        assert!(read_all(&path).unwrap()[0].bit_eq(&awkward()[0]));
+    }
+
+    #[test]
+    fn refuses_invalid_chunks_and_unwritable_places() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.cache");
+        let mut w = ChunkCacheWriter::create(&path).unwrap();
+        let mut bad = deerwester(4)[0].clone();
+        bad.terms.swap(0, 1);
+        let e = w.append(&bad).unwrap_err();
+        assert!(
+            e.message.contains("refusing to cache invalid chunk 0"),
+            "{e}"
+        );
+        let e = ChunkCacheWriter::create(&dir.path().join("no/such/dir/c.cache"))
+            .err()
+            .unwrap();
+        assert!(e.message.starts_with("cannot create"), "{e}");
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.cache");
+        let mut chunks = deerwester(4);
+        chunks.extend(awkward());
+        write(&path, &chunks);
+        let bytes = std::fs::read(&path).unwrap();
+        let cut = dir.path().join("cut.cache");
+        for len in 0..bytes.len() {
+            std::fs::write(&cut, &bytes[..len]).unwrap();
+            let e = read_all(&cut).expect_err(&format!("truncated to {len} bytes"));
+            assert_eq!(e.file, cut);
+            assert!(
+                e.message.contains("truncated") || e.message.contains("corrupt"),
+                "{len}: {e}"
+            );
+        }
+        // Cut exactly between records: the missing end record gives it away.
+        std::fs::write(&cut, &bytes[..bytes.len() - 36]).unwrap();
+        let e = read_all(&cut).unwrap_err();
+        assert!(
+            e.message
+                .contains("ends after 6 chunks without its end record"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn every_flipped_byte_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.cache");
+        let mut chunks = deerwester(4);
+        chunks.extend(awkward());
+        write(&path, &chunks);
+        let bytes = std::fs::read(&path).unwrap();
+        let bad = dir.path().join("bad.cache");
+        for i in 0..bytes.len() {
+            for mask in [0x01u8, 0x80] {
+                let mut b = bytes.clone();
+                b[i] ^= mask;
+                std::fs::write(&bad, &b).unwrap();
+                assert!(
+                    read_all(&bad).is_err(),
+                    "byte {i} flipped with {mask:#x} went unnoticed"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn header_problems() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.cache");
+        write(&path, &deerwester(4));
+        let bytes = std::fs::read(&path).unwrap();
+
+        let mut b = bytes.clone();
+        b[..8].copy_from_slice(b"NOTMAGIC");
+        std::fs::write(&path, &b).unwrap();
+        let e = read_all(&path).unwrap_err();
+        assert!(e.message.contains("not a topicd chunk cache"), "{e}");
+
+        let mut b = bytes.clone();
+        b[8..12].copy_from_slice(&2u32.to_le_bytes());
+        std::fs::write(&path, &b).unwrap();
+        let e = read_all(&path).unwrap_err();
+        assert!(
+            e.message
+                .contains("format version 2, but this topicd reads version 1"),
+            "{e}"
+        );
+
+        let e = read_all(&dir.path().join("missing")).unwrap_err();
+        assert!(e.message.starts_with("cannot open the chunk cache"), "{e}");
+    }
+
+    #[test]
+    fn huge_declared_lengths_are_rejected_before_allocating() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.cache");
+        write(&path, &deerwester(4));
+        let bytes = std::fs::read(&path).unwrap();
+        // num_docs and nnz of the first record.
+        for (offset, value) in [
+            (16 + 4 + 16, u64::MAX),
+            (16 + 4 + 24, u64::MAX),
+            (16 + 4 + 24, 1 << 40),
+        ] {
+            let mut b = bytes.clone();
+            b[offset..offset + 8].copy_from_slice(&value.to_le_bytes());
+            std::fs::write(&path, &b).unwrap();
+            let e = read_all(&path).unwrap_err();
+            assert!(e.message.contains("bytes left in the file"), "{e}");
+            assert!(
+                e.message.starts_with("corrupt chunk cache at byte 16: "),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn data_after_the_end_record_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.cache");
+        write(&path, &deerwester(4));
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(b"junk");
+        std::fs::write(&path, &bytes).unwrap();
+        let e = read_all(&path).unwrap_err();
+        assert!(
+            e.message
+                .contains("4 unexpected bytes after the end record"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn lee_corpus_round_trip() {
+        let Some(corpus) = shared("lee_tfidf.mm.gz") else {
+            return;
+        };
+        let mut r = MmReader::open(&corpus, MmOptions::default()).unwrap();
+        let mut chunks = Vec::new();
+        while let Some(c) = r.next_chunk(32).unwrap() {
+            chunks.push(c);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lee.cache");
+        write(&path, &chunks);
+        let back = read_all(&path).unwrap();
+        assert_eq!(back.len(), 10);
+        assert!(chunks.iter().zip(&back).all(|(a, b)| a.bit_eq(b)));
+        assert_eq!(back.iter().map(|c| c.nnz()).sum::<usize>(), 19672);
+    }
 }

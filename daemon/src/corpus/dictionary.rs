@@ -300,3 +300,251 @@ fn parse_u64(s: &str) -> Option<u64> {
     }
     s.parse().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::corpus::mm::tests::shared;
+    use crate::corpus::source::tests::{bzip2, gzip};
+    use std::io::Cursor;
+
+    const NAME: &str = "/data/wordids.txt";
+
+    fn parse(text: &[u8]) -> Result<Dictionary, CorpusError> {
+        Dictionary::parse(Cursor::new(text.to_vec()), Path::new(NAME))
+    }
+
+    #[track_caller]
+    fn error(text: &str, line: Option<u64>) -> String {
+        let e = parse(text.as_bytes()).expect_err("expected an error");
+        assert_eq!(e.file, Path::new(NAME), "{e}");
+        assert_eq!(e.line, line, "{e}");
+        e.to_string()
+    }
+
+    const SMALL: &str = "9\n2\tcomputer\t2\n0\thuman\t2\n1\tinterface\t2\n3\tsystem\t3\n";
+
+    #[test]
+    fn parses_gensim_text_sorted_by_token() {
+        let d = parse(SMALL.as_bytes()).unwrap();
+        assert_eq!(d.num_docs(), Some(9));
+        assert_eq!((d.len(), d.num_terms(), d.is_empty()), (4, 4, false));
+        assert_eq!(d.token(0), Some("human"));
+        assert_eq!(d.token(2), Some("computer"));
+        assert_eq!(d.doc_freq(3), Some(3));
+        assert_eq!(d.token(4), None);
+        assert_eq!(d.doc_freq(u32::MAX), None);
+        let entries: Vec<(u32, &str, u64)> = d.entries().collect();
+        assert_eq!(
+            entries,
+            [
+                (0, "human", 2),
+                (1, "interface", 2),
+                (2, "computer", 2),
+                (3, "system", 3)
+            ]
+        );
+    }
+
+    #[test]
+    fn without_document_count_with_gaps_and_unicode() {
+        let text = "10\tnaïve café\t4\n3\t日本\t1\n7\t x \t0\r\n\n";
+        let d = parse(text.as_bytes()).unwrap();
+        assert_eq!(d.num_docs(), None);
+        assert_eq!((d.len(), d.num_terms()), (3, 11));
+        assert_eq!(d.token(10), Some("naïve café"));
+        assert_eq!(d.token(3), Some("日本"));
+        assert_eq!(d.token(7), Some(" x "));
+        assert_eq!(d.doc_freq(7), Some(0));
+        assert_eq!(d.token(5), None);
+        let ids: Vec<u32> = d.entries().map(|e| e.0).collect();
+        assert_eq!(ids, [3, 7, 10]);
+        // A byte-order mark before the document count is ignored.
+        let d = parse("\u{feff}5\n0\ta\t1\n".as_bytes()).unwrap();
+        assert_eq!(d.num_docs(), Some(5));
+    }
+
+    #[test]
+    fn compressed_files_load_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("w.txt");
+        let gz = dir.path().join("w.txt.gz");
+        let bz = dir.path().join("w.txt.bz2");
+        std::fs::write(&plain, SMALL).unwrap();
+        std::fs::write(&gz, gzip(SMALL.as_bytes())).unwrap();
+        std::fs::write(&bz, bzip2(SMALL.as_bytes())).unwrap();
+        let a = Dictionary::load(&plain).unwrap();
+        assert_eq!(a, Dictionary::load(&gz).unwrap());
+        assert_eq!(a, Dictionary::load(&bz).unwrap());
+        let e = Dictionary::load(&dir.path().join("missing.txt")).unwrap_err();
+        assert!(e.message.starts_with("cannot open"), "{e}");
+    }
+
+    #[test]
+    fn invalid_utf8() {
+        let e = parse(b"3\n0\tok\t1\n1\tbad\xff\t1\n").unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert!(
+            e.message.contains("invalid UTF-8 (byte 6 of the line)"),
+            "{e}"
+        );
+        assert!(
+            e.to_string().starts_with("/data/wordids.txt: line 3: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn wrong_number_of_fields() {
+        let e = error("3\n0\tok\t1\n1 spaces 1\n", Some(3));
+        assert!(
+            e.ends_with("expected 3 tab-separated fields 'id<TAB>token<TAB>document_frequency', found 1: '1 spaces 1'"),
+            "{e}"
+        );
+        let e = error("0\ta\t1\t9\n", Some(1));
+        assert!(e.contains("found 4"), "{e}");
+        // A single integer is the document count only on the first line.
+        let e = error("3\n0\ta\t1\n7\n", Some(3));
+        assert!(e.contains("found 1: '7'"), "{e}");
+    }
+
+    #[test]
+    fn non_numeric_id_and_df() {
+        let e = error("3\nx\ta\t1\n", Some(2));
+        assert!(
+            e.ends_with("line 2: id 'x' is not a non-negative integer"),
+            "{e}"
+        );
+        let e = error("3\n-1\ta\t1\n", Some(2));
+        assert!(e.contains("id '-1' is not a non-negative integer"), "{e}");
+        let e = error("3\n0\ta\tmany\n", Some(2));
+        assert!(
+            e.ends_with(
+                "line 2: document frequency 'many' of token 'a' is not a non-negative integer"
+            ),
+            "{e}"
+        );
+        let e = error("3\n0\ta\t\n", Some(2));
+        assert!(e.contains("document frequency ''"), "{e}");
+        let e = error("99999999999999999999999\n", Some(1));
+        assert!(
+            e.contains("document count 99999999999999999999999 is too large"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn duplicate_token() {
+        let e = error("3\n0\ta\t1\n1\tb\t1\n2\ta\t1\n", Some(4));
+        assert!(
+            e.ends_with("line 4: duplicate token 'a': id 2 here and id 0 on line 2"),
+            "{e}"
+        );
+        // The earliest second occurrence is reported.
+        let e = error("0\tz\t1\n1\ta\t1\n2\tz\t1\n3\ta\t1\n", Some(3));
+        assert!(e.contains("duplicate token 'z'"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_id() {
+        let e = error("3\n0\ta\t1\n1\tb\t1\n0\tc\t1\n", Some(4));
+        assert!(
+            e.ends_with("line 4: duplicate id 0: token 'c' here and 'a' on line 2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn empty_token() {
+        let e = error("3\n0\t\t1\n", Some(2));
+        assert!(e.ends_with("line 2: empty token for id 0"), "{e}");
+    }
+
+    #[test]
+    fn absurd_ids() {
+        let e = error("0\ta\t1\n1\tb\t1\n4000000000\tc\t1\n", Some(3));
+        assert!(
+            e.ends_with("line 3: id 4000000000 is too large (gensim ids are below 2^31): not a gensim dictionary?"),
+            "{e}"
+        );
+        let e = error("0\ta\t1\n99999999999999999999999\tc\t1\n", Some(2));
+        assert!(e.contains("id 99999999999999999999999 is too large"), "{e}");
+        // Below 2^31 but far more id space than entries.
+        let e = error("0\ta\t1\n2000000000\tb\t1\n1\tc\t1\n", Some(2));
+        assert!(
+            e.ends_with("line 2: id 2000000000 but only 3 entries: not a gensim dictionary?"),
+            "{e}"
+        );
+        // Gaps within the bound are fine.
+        // With 2 entries, ids up to 4 * 2 + 1024 - 1 = 1031 are accepted.
+        assert_eq!(parse(b"1031\ta\t1\n1\tb\t1\n").unwrap().num_terms(), 1032);
+        assert!(parse(b"1032\ta\t1\n1\tb\t1\n").is_err());
+    }
+
+    #[test]
+    fn empty_files() {
+        for text in ["", "\n\n", "120147\n"] {
+            let e = error(text, None);
+            assert!(e.starts_with("/data/wordids.txt: no entries"), "{e}");
+        }
+    }
+
+    #[test]
+    fn binary_file_is_an_error() {
+        let mut bytes = vec![0u8; 3 << 20];
+        bytes[0] = 0x7f;
+        let e = parse(&bytes).unwrap_err();
+        assert_eq!(e.line, Some(1));
+        assert!(e.message.contains("line is longer than"), "{e}");
+    }
+
+    #[test]
+    fn mutated_inputs_never_panic() {
+        use crate::corpus::mm::tests::{Lcg, mutate};
+        let text = "9\n2\tcomputer\t2\n0\thuman\t2\n1\tinterface\t2\n3\tsystem\t3\n\
+                    5\tnaïve\t1\n4\tx\t9\n";
+        let mut rng = Lcg(7);
+        for _ in 0..3000 {
+            let bytes = mutate(text.as_bytes(), &mut rng);
+            match parse(&bytes) {
+                Ok(d) => {
+                    // Whatever loaded is consistent.
+                    assert_eq!(d.entries().count(), d.len());
+                    for (id, token, df) in d.entries() {
+                        assert_eq!(d.token(id), Some(token));
+                        assert_eq!(d.doc_freq(id), Some(df));
+                    }
+                }
+                Err(e) => assert_eq!(e.file, Path::new(NAME)),
+            }
+        }
+    }
+
+    #[test]
+    fn gcide_dictionary() {
+        let Some(path) = shared("gcide_wordids.txt.gz") else {
+            return;
+        };
+        let d = Dictionary::load(&path).unwrap();
+        assert_eq!(d.num_terms(), 39305);
+        assert_eq!(d.len(), 39305);
+        assert_eq!(d.num_docs(), Some(126217));
+        assert_eq!(d.token(17756), Some("aard"));
+        assert_eq!(d.doc_freq(16975), Some(12));
+        let ids: Vec<u32> = d.entries().map(|e| e.0).collect();
+        assert!(ids.iter().enumerate().all(|(i, &id)| i as u32 == id));
+    }
+
+    #[test]
+    fn lee_dictionary() {
+        let Some(path) = shared("lee_wordids.txt.gz") else {
+            return;
+        };
+        let d = Dictionary::load(&path).unwrap();
+        assert_eq!(
+            (d.num_terms(), d.len(), d.num_docs()),
+            (3259, 3259, Some(300))
+        );
+        assert_eq!(d.token(150), Some("abandoned"));
+    }
+}

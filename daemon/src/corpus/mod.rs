@@ -3,7 +3,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`source`] | opening plain, gzip and bzip2 files (detected by magic bytes), bounded line reading |
-//! | [`fingerprint`] | size + XXH3-64 of a file as stored, to notice a corpus that changed under a job |
+//! | [`mod@fingerprint`] | size + XXH3-64 of a file as stored, to notice a corpus that changed under a job |
 //! | [`chunk`] | [`SparseChunk`]: a run of consecutive documents in CSR form, the unit of work |
 //! | [`mm`] | the streaming Matrix Market reader (gensim `MmCorpus` convention) with full validation |
 //! | [`dictionary`] | gensim `Dictionary.save_as_text` files, stored compactly |

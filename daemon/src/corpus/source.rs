@@ -3,7 +3,7 @@
 //! This module owns the byte level of every text reader: [`open`] detects gzip and bzip2 by their
 //! magic bytes (never by the file name) and hands back one large-buffered [`BufRead`];
 //! decompression errors come out of it already phrased for a user ("corrupt or truncated gzip
-//! data (...)"). [`LineReader`] (crate-internal) reads bounded lines into one reused buffer and
+//! data (...)"). `LineReader` (crate-internal) reads bounded lines into one reused buffer and
 //! counts them, so the format readers can name the line a problem is on.
 
 use std::fs::File;
