@@ -92,6 +92,8 @@ pub struct MmReader<R> {
     eof: bool,
     /// The first error, returned again by every later call.
     failed: Option<CorpusError>,
+    /// The number of entries of the last chunk built, to size the next one.
+    nnz_hint: usize,
     /// Scratch space for the document being read (line numbers, sort permutation).
     doc_lines: Vec<u64>,
     perm: Vec<usize>,
@@ -128,6 +130,7 @@ impl<R: BufRead> MmReader<R> {
             pending: None,
             eof: false,
             failed: None,
+            nnz_hint: 0,
             doc_lines: Vec::new(),
             perm: Vec::new(),
             sorted_terms: Vec::new(),
@@ -217,6 +220,9 @@ impl<R: BufRead> MmReader<R> {
         if keep {
             indptr.reserve(ndocs.min(1 << 16) + 1);
             indptr.push(0);
+            // Sized like the previous chunk: data actually read, not a declared size.
+            terms.reserve(self.nnz_hint);
+            values.reserve(self.nnz_hint);
         }
         // Rows closed so far, and the open row (if any) with where its entries start.
         let mut closed: u64 = 0;
@@ -289,6 +295,9 @@ impl<R: BufRead> MmReader<R> {
                 closed += 1;
                 indptr.push(terms.len());
             }
+        }
+        if keep {
+            self.nnz_hint = terms.len();
         }
         let chunk = SparseChunk {
             index: self.next_index,
@@ -1470,6 +1479,7 @@ pub(crate) mod tests {
                     Err(e) => break e,
                 }
             };
+            eprintln!("{e}");
             assert_eq!(e.file, p);
             let line = e.line.expect("a line number");
             assert!(line > 2, "{e}");
