@@ -124,7 +124,7 @@ async fn write_u(
             let asked = page_rows.min(rows - row);
             let values = daemon.model_rows(job, row, asked).await?;
             let received = values.len() as u64;
-            if received % columns != 0 {
+            if !received.is_multiple_of(columns) {
                 bail!(
                     "topicd sent {received} values of U from row {row}: not a whole number of \
                      rows of {columns}"
