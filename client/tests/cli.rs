@@ -101,10 +101,10 @@ impl FakeDaemon {
         }
     }
 
-    /// Only job 1 has a model.
+    /// Only jobs 1 and 5 have a model; job 5's pages of U are broken.
     fn model_job(&self, id: JobId) -> Result<(), ApiError> {
         match id {
-            1 => Ok(()),
+            1 | 5 => Ok(()),
             2..=4 => Err(ApiError::WrongState {
                 job: id,
                 state: JobState::Failed,
@@ -205,6 +205,10 @@ impl Control for FakeDaemon {
         num_rows: u64,
     ) -> Result<Vec<f64>, ApiError> {
         self.model_job(job)?;
+        if job == 5 {
+            // One value short of two whole rows.
+            return Ok(vec![0.0; 2 * TOPICS as usize - 1]);
+        }
         let end = (first_row + num_rows.min(PAGE)).min(TERMS);
         Ok((first_row..end)
             .flat_map(|r| (0..u64::from(TOPICS)).map(move |c| u_value(r, c)))
@@ -508,6 +512,26 @@ fn export_of_a_job_without_a_model_fails_cleanly() {
         stderr(&output),
         "topicctl: job 2 is failed: it has no model\n"
     );
+}
+
+#[test]
+fn export_refuses_broken_pages_and_leaves_no_file() {
+    let server = FakeServer::start();
+    let out = tempfile::tempdir().unwrap();
+    let output = server.run(&[
+        "export",
+        "5",
+        "--format",
+        "npy",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert_exit(&output, 1);
+    assert_eq!(
+        stderr(&output),
+        "topicctl: topicd sent 3 values of U from row 0: not a whole number of rows of 2\n"
+    );
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
 }
 
 #[test]

@@ -159,7 +159,11 @@ impl Bar {
     /// Show `info`; finishes the bar when the job is final.
     fn update(&mut self, info: &JobInfo) {
         let p = &info.progress;
-        let rate = p.docs_per_sec.unwrap_or(f64::NAN);
+        // Throughput and time left only mean something while the job runs.
+        let rate = match (info.state, p.docs_per_sec) {
+            (JobState::Running, Some(rate)) => rate,
+            _ => f64::NAN,
+        };
         self.rate.store(rate.to_bits(), Ordering::Relaxed);
         let total = progress::work_total(p).filter(|&t| t > 0);
         let mut message = info.state.to_string();
@@ -169,7 +173,16 @@ impl Bar {
             message = format!("{message}, pass {pass}");
         }
         match (info.state, total) {
-            (JobState::Running | JobState::Succeeded, Some(total)) => {
+            (JobState::Queued, _) | (_, None) => {
+                if self.sized {
+                    self.bar.set_style(spinner_style());
+                    self.sized = false;
+                }
+                if info.state == JobState::Running {
+                    message.push_str(" (size of the corpus not known yet)");
+                }
+            }
+            (_, Some(total)) => {
                 if !self.sized {
                     self.bar.set_style(bar_style(&self.rate));
                     self.sized = true;
@@ -181,15 +194,6 @@ impl Bar {
                     progress::work_done(p).unwrap_or(0).min(total)
                 };
                 self.bar.set_position(done);
-            }
-            _ => {
-                if self.sized {
-                    self.bar.set_style(spinner_style());
-                    self.sized = false;
-                }
-                if info.state == JobState::Running {
-                    message.push_str(" (size of the corpus not known yet)");
-                }
             }
         }
         match info.state {
