@@ -1,0 +1,69 @@
+//! The small job commands: `list`, `status`, `cancel`, `resume`, and `info` about the
+//! daemon itself.
+
+use jiff::tz::TimeZone;
+use topicd::protocol::{JobId, JobInfo};
+
+use crate::daemon::Daemon;
+use crate::output;
+
+/// `list`: the job table, or every `JobInfo` as a JSON array.
+pub async fn list(daemon: &Daemon, json: bool) -> anyhow::Result<()> {
+    let jobs = daemon.list().await?;
+    if json {
+        output::print_json(&jobs)
+    } else {
+        Ok(output::print(&output::job_table(
+            &jobs,
+            &TimeZone::system(),
+        ))?)
+    }
+}
+
+/// `status`: the job's summary, or its `JobInfo` in JSON.
+pub async fn status(daemon: &Daemon, job: JobId, json: bool) -> anyhow::Result<()> {
+    let info = daemon.status(job).await?;
+    if json {
+        output::print_json(&info)
+    } else {
+        Ok(output::print(&output::job_summary(
+            &info,
+            &TimeZone::system(),
+        ))?)
+    }
+}
+
+/// `cancel`: print the job's new state.
+pub async fn cancel(daemon: &Daemon, job: JobId, json: bool) -> anyhow::Result<()> {
+    new_state(&daemon.cancel(job).await?, json)
+}
+
+/// `resume`: print the job's new state.
+pub async fn resume(daemon: &Daemon, job: JobId, json: bool) -> anyhow::Result<()> {
+    new_state(&daemon.resume(job).await?, json)
+}
+
+/// The state after `cancel` or `resume`: its name, or the whole `JobInfo` in JSON.
+fn new_state(info: &JobInfo, json: bool) -> anyhow::Result<()> {
+    if json {
+        output::print_json(info)
+    } else {
+        Ok(output::print(&format!("{}\n", info.state))?)
+    }
+}
+
+/// `info`: who the daemon is.
+pub async fn info(daemon: &Daemon, json: bool) -> anyhow::Result<()> {
+    let info = daemon.info().await?;
+    if json {
+        return output::print_json(&info);
+    }
+    let text = format!(
+        "version   {}\nblas      {}\nthreads   {}\ndata dir  {}\n",
+        output::printable(&info.version),
+        output::printable(&info.blas),
+        info.threads,
+        output::printable_path(&info.data_dir),
+    );
+    Ok(output::print(&text)?)
+}

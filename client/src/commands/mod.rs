@@ -1,0 +1,9 @@
+//! One module per command (or per family of small ones). Each takes a connected
+//! [`Daemon`](crate::daemon::Daemon), prints its result (text, or JSON with `--json`) and
+//! returns errors for `main` to report.
+
+pub mod export;
+pub mod jobs;
+pub mod submit;
+pub mod topics;
+pub mod watch;

@@ -1,0 +1,446 @@
+//! What topicctl prints: JSON documents and lines, the job table of `list`, the summary of
+//! `status`, the one-line progress reports of `watch`, and error lines on stderr.
+//!
+//! The formatting functions return strings (so that they can be tested) and take the time
+//! zone to show times in; [`print`] and [`print_json`] write them out. Text that comes from
+//! the daemon (paths, reasons) is passed through [`printable`] so that control characters
+//! cannot garble the terminal.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use indicatif::{HumanCount, HumanDuration};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde::Serialize;
+use topicd::protocol::{JobInfo, ModelSpec};
+
+use crate::progress;
+
+/// Write `text` to stdout as is, and flush.
+pub fn print(text: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+/// Write `value` to stdout as one (pretty-printed) JSON document.
+pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    Ok(print(&text)?)
+}
+
+/// Write `value` to stdout as one line of JSON.
+pub fn print_json_line<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string(value)?;
+    text.push('\n');
+    Ok(print(&text)?)
+}
+
+/// Write `topicctl: {message}` to stderr. Failing to do so is ignored: there is nowhere
+/// left to report it.
+pub fn error_line(message: &str) {
+    let _ = writeln!(io::stderr().lock(), "topicctl: {message}");
+}
+
+/// Whether `e` comes from writing to a closed pipe (`topicctl list | head`).
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// `text` with every control character replaced by `?`.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// A path for display, made printable.
+pub fn printable_path(path: &Path) -> String {
+    printable(&path.to_string_lossy())
+}
+
+/// A Unix time (seconds) as local time, `2026-11-26 14:03:59`; `@N` if it is out of range.
+pub fn local_time(unix_seconds: u64, tz: &TimeZone) -> String {
+    let timestamp = i64::try_from(unix_seconds)
+        .ok()
+        .and_then(|s| Timestamp::from_second(s).ok());
+    match timestamp {
+        Some(t) => t
+            .to_zoned_datetime(tz.clone())
+            .strftime("%Y-%m-%d %H:%M:%S")
+            .to_string(),
+        None => format!("@{unix_seconds}"),
+    }
+}
+
+/// The model's kind and number of topics, as submitted.
+fn kind_and_topics(spec: &ModelSpec) -> (&'static str, u32) {
+    match spec {
+        ModelSpec::Lsi(p) => (spec.kind(), p.num_topics),
+    }
+}
+
+/// The percentage of work done, `42.4%`, or `-`.
+fn percent_text(job: &JobInfo) -> String {
+    match progress::percent(job) {
+        Some(p) => format!("{p:.1}%"),
+        None => "-".to_owned(),
+    }
+}
+
+/// The table of `list`: one line per job under a header, columns aligned.
+pub fn job_table(jobs: &[JobInfo], tz: &TimeZone) -> String {
+    const HEADER: [&str; 7] = [
+        "ID",
+        "STATE",
+        "KIND",
+        "TOPICS",
+        "PROGRESS",
+        "CORPUS",
+        "SUBMITTED",
+    ];
+    // Numbers are right-aligned, text left-aligned.
+    const RIGHT: [bool; 7] = [true, false, false, true, true, false, false];
+    let mut rows = vec![HEADER.map(str::to_owned)];
+    for job in jobs {
+        let (kind, topics) = kind_and_topics(&job.spec.model);
+        let corpus = job
+            .spec
+            .corpus
+            .file_name()
+            .map(|name| printable(&name.to_string_lossy()))
+            .unwrap_or_else(|| printable_path(&job.spec.corpus));
+        rows.push([
+            job.id.to_string(),
+            job.state.to_string(),
+            kind.to_owned(),
+            topics.to_string(),
+            percent_text(job),
+            corpus,
+            local_time(job.submitted_at, tz),
+        ]);
+    }
+    let mut widths = [0; 7];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut table = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            let width = widths[i];
+            if RIGHT[i] {
+                let _ = write!(line, "{cell:>width$}");
+            } else {
+                let _ = write!(line, "{cell:<width$}");
+            }
+        }
+        table.push_str(line.trim_end());
+        table.push('\n');
+    }
+    table
+}
+
+/// Documents done, of the total when known: `212,000 of 500,000 docs (42.4%)`.
+fn docs_text(job: &JobInfo) -> String {
+    let p = &job.progress;
+    let done = match progress::work_done(p) {
+        Some(done) => HumanCount(done).to_string(),
+        None => "?".to_owned(),
+    };
+    match progress::work_total(p) {
+        Some(total) => format!(
+            "{done} of {} docs ({})",
+            HumanCount(total),
+            percent_text(job)
+        ),
+        None => format!("{done} docs (total not known yet)"),
+    }
+}
+
+/// A throughput, `1,234 docs/s`; `- docs/s` when unknown (NaN, negative, infinite).
+pub fn rate_text(docs_per_sec: f64) -> String {
+    if docs_per_sec.is_finite() && docs_per_sec >= 0.0 {
+        format!("{} docs/s", HumanCount(docs_per_sec.round() as u64))
+    } else {
+        "- docs/s".to_owned()
+    }
+}
+
+/// The time `docs_left` documents take at `docs_per_sec`, when it can be told.
+pub fn time_left(docs_left: u64, docs_per_sec: f64) -> Option<HumanDuration> {
+    let seconds = docs_left as f64 / docs_per_sec;
+    // Also refuses NaN, and what `Duration::from_secs_f64` would panic on.
+    if docs_per_sec > 0.0 && (0.0..1e9).contains(&seconds) {
+        Some(HumanDuration(Duration::from_secs_f64(seconds)))
+    } else {
+        None
+    }
+}
+
+/// The time left for a running job at the daemon's recent throughput, when it can be told.
+pub fn eta(job: &JobInfo) -> Option<HumanDuration> {
+    let p = &job.progress;
+    let left = progress::work_total(p)?.checked_sub(progress::work_done(p)?)?;
+    time_left(left, p.docs_per_sec?)
+}
+
+/// The summary of `status`: the state on the first line, then one `label  value` line per
+/// fact.
+pub fn job_summary(job: &JobInfo, tz: &TimeZone) -> String {
+    let mut lines: Vec<(&str, String)> = Vec::new();
+    if let Some(reason) = &job.reason {
+        lines.push(("reason", printable(reason)));
+    }
+    lines.push(("kind", job.spec.model.kind().to_owned()));
+    let p = &job.progress;
+    lines.push(("pass", progress::pass(p).unwrap_or_else(|| "-".to_owned())));
+    lines.push(("docs done", docs_text(job)));
+    if let Some(rate) = p.docs_per_sec {
+        lines.push(("speed", rate_text(rate)));
+    }
+    if let (false, Some(eta)) = (job.state.is_final(), eta(job)) {
+        lines.push(("time left", format!("about {eta}")));
+    }
+    lines.push(("submitted", local_time(job.submitted_at, tz)));
+    if let Some(t) = job.started_at {
+        lines.push(("started", local_time(t, tz)));
+    }
+    if let Some(t) = job.finished_at {
+        lines.push(("finished", local_time(t, tz)));
+    }
+    let spec = &job.spec;
+    lines.push((
+        "corpus",
+        format!(
+            "{} ({})",
+            printable_path(&spec.corpus),
+            job.corpus_fingerprint
+        ),
+    ));
+    lines.push((
+        "dictionary",
+        format!(
+            "{} ({})",
+            printable_path(&spec.dictionary),
+            job.dictionary_fingerprint
+        ),
+    ));
+    lines.push(("seed", spec.seed.to_string()));
+    match &spec.model {
+        ModelSpec::Lsi(params) => {
+            lines.push(("num_topics", params.num_topics.to_string()));
+            lines.push(("chunksize", params.chunksize.to_string()));
+            lines.push(("decay", params.decay.to_string()));
+            lines.push(("power_iters", params.power_iters.to_string()));
+            lines.push(("extra_samples", params.extra_samples.to_string()));
+            lines.push(("onepass", params.onepass.to_string()));
+        }
+    }
+    let width = lines
+        .iter()
+        .map(|(label, _)| label.len())
+        .max()
+        .unwrap_or(0);
+    let mut text = format!("job {}: {}\n", job.id, job.state);
+    for (label, value) in lines {
+        let _ = writeln!(text, "  {label:<width$}  {value}");
+    }
+    text
+}
+
+/// One line of `watch` when it is not drawing a bar:
+/// `job 3: running, pass 2/5, 212,000 of 500,000 docs (42.4%), 1,234 docs/s, about 3 minutes left`.
+pub fn progress_line(job: &JobInfo) -> String {
+    let mut line = format!("job {}: {}", job.id, job.state);
+    if job.state.is_final() {
+        if let Some(reason) = &job.reason {
+            let _ = write!(line, ": {}", printable(reason));
+        }
+        return line;
+    }
+    if let Some(pass) = progress::pass(&job.progress) {
+        let _ = write!(line, ", pass {pass}");
+    }
+    if job.state != topicd::protocol::JobState::Queued {
+        let _ = write!(line, ", {}", docs_text(job));
+        if let Some(rate) = job.progress.docs_per_sec {
+            let _ = write!(line, ", {}", rate_text(rate));
+        }
+        if let Some(eta) = eta(job) {
+            let _ = write!(line, ", about {eta} left");
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use topicd::protocol::{Fingerprint, JobSpec, JobState, LsiParams, Progress};
+
+    use super::*;
+
+    /// 2026-11-26 14:03:59 UTC.
+    const SUBMITTED: u64 = 1_795_701_839;
+
+    fn job(id: u64, state: JobState) -> JobInfo {
+        JobInfo {
+            id,
+            spec: JobSpec {
+                corpus: PathBuf::from("/data/wiki/corpus.mm.bz2"),
+                dictionary: PathBuf::from("/data/wiki/dict.txt"),
+                seed: 0,
+                model: ModelSpec::Lsi(LsiParams {
+                    num_topics: 200,
+                    ..LsiParams::default()
+                }),
+            },
+            state,
+            reason: None,
+            progress: Progress {
+                pass: 1,
+                passes: 4,
+                docs_done: 500,
+                docs_per_pass: Some(1000),
+                docs_per_sec: Some(99.6),
+            },
+            submitted_at: SUBMITTED,
+            started_at: Some(SUBMITTED + 1),
+            finished_at: None,
+            corpus_fingerprint: Fingerprint {
+                size: 1234,
+                checksum: 0xabc,
+            },
+            dictionary_fingerprint: Fingerprint {
+                size: 56,
+                checksum: 0xdef,
+            },
+        }
+    }
+
+    #[test]
+    fn times_are_shown_in_the_given_zone() {
+        assert_eq!(local_time(SUBMITTED, &TimeZone::UTC), "2026-11-26 14:03:59");
+        let paris = TimeZone::fixed(jiff::tz::offset(1));
+        assert_eq!(local_time(SUBMITTED, &paris), "2026-11-26 15:03:59");
+        assert_eq!(
+            local_time(u64::MAX, &TimeZone::UTC),
+            format!("@{}", u64::MAX)
+        );
+    }
+
+    #[test]
+    fn list_prints_an_aligned_table() {
+        let running = job(1, JobState::Running);
+        let mut queued = job(12, JobState::Queued);
+        queued.progress = Progress::default();
+        queued.spec.corpus = PathBuf::from("/c/short.mm");
+        let mut done = job(13, JobState::Succeeded);
+        done.finished_at = Some(SUBMITTED + 60);
+        let table = job_table(&[running, queued, done], &TimeZone::UTC);
+        assert_eq!(
+            table,
+            "\
+ID  STATE      KIND  TOPICS  PROGRESS  CORPUS         SUBMITTED
+ 1  running    lsi      200     37.5%  corpus.mm.bz2  2026-11-26 14:03:59
+12  queued     lsi      200         -  short.mm       2026-11-26 14:03:59
+13  succeeded  lsi      200    100.0%  corpus.mm.bz2  2026-11-26 14:03:59
+"
+        );
+    }
+
+    #[test]
+    fn list_of_no_jobs_is_a_header() {
+        assert_eq!(
+            job_table(&[], &TimeZone::UTC),
+            "ID  STATE  KIND  TOPICS  PROGRESS  CORPUS  SUBMITTED\n"
+        );
+    }
+
+    #[test]
+    fn status_summarizes_a_running_job() {
+        let summary = job_summary(&job(1, JobState::Running), &TimeZone::UTC);
+        assert_eq!(
+            summary,
+            "\
+job 1: running
+  kind           lsi
+  pass           2/4
+  docs done      1,500 of 4,000 docs (37.5%)
+  speed          100 docs/s
+  time left      about 25 seconds
+  submitted      2026-11-26 14:03:59
+  started        2026-11-26 14:04:00
+  corpus         /data/wiki/corpus.mm.bz2 (1234 bytes, xxh3 0000000000000abc)
+  dictionary     /data/wiki/dict.txt (56 bytes, xxh3 0000000000000def)
+  seed           0
+  num_topics     200
+  chunksize      20000
+  decay          1
+  power_iters    3
+  extra_samples  100
+  onepass        false
+"
+        );
+    }
+
+    #[test]
+    fn status_gives_the_reason_of_a_failure() {
+        let mut failed = job(2, JobState::Failed);
+        failed.reason = Some("corpus changed\nsince submit".to_owned());
+        failed.progress.docs_per_sec = None;
+        failed.progress.docs_per_pass = None;
+        failed.finished_at = Some(SUBMITTED + 3600);
+        let summary = job_summary(&failed, &TimeZone::UTC);
+        let head: Vec<&str> = summary.lines().take(6).collect();
+        assert_eq!(
+            head,
+            [
+                "job 2: failed",
+                "  reason         corpus changed?since submit",
+                "  kind           lsi",
+                "  pass           2/4",
+                "  docs done      500 docs (total not known yet)",
+                "  submitted      2026-11-26 14:03:59",
+            ]
+        );
+        assert!(summary.contains("  finished       2026-11-26 15:03:59\n"));
+    }
+
+    #[test]
+    fn watch_lines() {
+        assert_eq!(
+            progress_line(&job(1, JobState::Running)),
+            "job 1: running, pass 2/4, 1,500 of 4,000 docs (37.5%), 100 docs/s, \
+             about 25 seconds left"
+        );
+        let mut queued = job(1, JobState::Queued);
+        queued.progress = Progress::default();
+        assert_eq!(progress_line(&queued), "job 1: queued");
+        let mut cancelled = job(1, JobState::Cancelled);
+        cancelled.reason = Some("by request".to_owned());
+        assert_eq!(progress_line(&cancelled), "job 1: cancelled: by request");
+    }
+
+    #[test]
+    fn broken_pipes_are_recognized() {
+        let e = anyhow::Error::from(io::Error::from(io::ErrorKind::BrokenPipe));
+        assert!(is_broken_pipe(&e.context("writing")));
+        assert!(!is_broken_pipe(&anyhow::anyhow!("no job 3")));
+    }
+}
