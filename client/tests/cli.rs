@@ -510,7 +510,7 @@ fn export_of_a_job_without_a_model_fails_cleanly() {
     assert_exit(&output, 1);
     assert_eq!(
         stderr(&output),
-        "topicctl: job 2 is failed: it has no model\n"
+        "topicctl: job 2 (failed): it has no model\n"
     );
 }
 

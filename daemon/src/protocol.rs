@@ -62,7 +62,8 @@ pub trait Control {
     async fn model_rows(job: JobId, first_row: u64, num_rows: u64) -> Result<Vec<f64>, ApiError>;
     /// Dictionary entries with ids `first_id..first_id + count` (ids without a token are
     /// skipped). Like `model_rows`, a page may hold fewer entries than asked for.
-    async fn vocabulary(job: JobId, first_id: u64, count: u64) -> Result<Vec<VocabEntry>, ApiError>;
+    async fn vocabulary(job: JobId, first_id: u64, count: u64)
+    -> Result<Vec<VocabEntry>, ApiError>;
 }
 
 /// What a client asks the daemon to train.
@@ -147,6 +148,7 @@ impl fmt::Display for Fingerprint {
 
 /// Where a job is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum JobState {
     /// Waiting for its turn.
     Queued,
@@ -161,9 +163,13 @@ pub enum JobState {
 }
 
 impl JobState {
-    /// True for the states a job leaves only through `resume`.
+    /// True for the states a job stays in until someone acts: succeeded for good, failed and
+    /// cancelled until `resume`.
     pub fn is_final(self) -> bool {
-        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Cancelled)
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        )
     }
 
     /// Lower-case name, as printed by `topicctl`.
@@ -203,12 +209,16 @@ pub struct Progress {
 impl Progress {
     /// Documents processed over all passes so far.
     pub fn work_done(&self) -> u64 {
-        self.docs_per_pass.unwrap_or(0) * u64::from(self.pass) + self.docs_done
+        self.docs_per_pass
+            .unwrap_or(0)
+            .saturating_mul(u64::from(self.pass))
+            .saturating_add(self.docs_done)
     }
 
     /// Documents to process over all passes, once known.
     pub fn work_total(&self) -> Option<u64> {
-        self.docs_per_pass.map(|d| d * u64::from(self.passes))
+        self.docs_per_pass
+            .map(|d| d.saturating_mul(u64::from(self.passes)))
     }
 }
 
@@ -313,7 +323,7 @@ pub enum ApiError {
     #[error("invalid job: {0}")]
     InvalidSpec(String),
     /// The request does not fit the job's state (e.g. topics of a job still running).
-    #[error("job {job} is {state}: {message}")]
+    #[error("job {job} ({state}): {message}")]
     WrongState {
         /// The job.
         job: JobId,
@@ -359,7 +369,10 @@ mod tests {
             weight: 3.341,
             words: vec![("system".into(), 0.644), ("graph".into(), -0.1674)],
         };
-        assert_eq!(t.to_string(), r#"topic #0(3.341): 0.644*"system" + -0.167*"graph""#);
+        assert_eq!(
+            t.to_string(),
+            r#"topic #0(3.341): 0.644*"system" + -0.167*"graph""#
+        );
     }
 
     #[test]

@@ -1,0 +1,168 @@
+//! The daemon's settings: one TOML file (`/etc/topicd/topicd.toml` under systemd), every
+//! key optional with a documented default, overridden by command-line flags.
+//!
+//! ```toml
+//! data_dir = "/var/lib/topicd"            # sled store, checkpoints, models, chunk caches
+//! control_socket = "/run/topicd/control.sock"
+//! socket_mode = "0660"                    # who may use topicctl: owner and group
+//! threads = 0                             # training threads; 0 = one per core
+//! checkpoint_interval_secs = 10.0         # at most this much work lost in a crash
+//! log_level = "info"                      # or a filter like "info,topicd::jobs=debug"; RUST_LOG wins
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Where the packaged config lives; read when it exists and no `--config` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/topicd/topicd.toml";
+
+/// The daemon's settings.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory of the store, the checkpoints, the models and the chunk caches.
+    pub data_dir: PathBuf,
+    /// The Unix socket `topicctl` talks to.
+    pub control_socket: PathBuf,
+    /// Permissions of the control socket, in octal.
+    pub socket_mode: String,
+    /// Training threads; 0 means one per core.
+    pub threads: usize,
+    /// Longest stretch of training between two checkpoints, in seconds. A checkpoint is
+    /// also never written sooner than 20× its own write time after the previous one, which
+    /// keeps checkpointing under 5% of training time. 0 checkpoints after every chunk.
+    pub checkpoint_interval_secs: f64,
+    /// Log filter (`env_logger` syntax); the `RUST_LOG` environment variable overrides it.
+    pub log_level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("/var/lib/topicd"),
+            control_socket: PathBuf::from(crate::protocol::DEFAULT_SOCKET),
+            socket_mode: "0660".into(),
+            threads: 0,
+            checkpoint_interval_secs: 10.0,
+            log_level: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Read a config file; every problem is named with the file.
+    pub fn load(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let config: Config =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        config.check().map_err(|problems| {
+            let list: Vec<String> = problems
+                .iter()
+                .map(|p| format!("{}: {p}", path.display()))
+                .collect();
+            list.join("\n")
+        })?;
+        Ok(config)
+    }
+
+    /// Every problem of the settings, or nothing.
+    pub fn check(&self) -> Result<(), Vec<String>> {
+        let mut problems = vec![];
+        if self.data_dir.as_os_str().is_empty() {
+            problems.push("data_dir is empty".to_string());
+        }
+        if self.control_socket.as_os_str().is_empty() {
+            problems.push("control_socket is empty".to_string());
+        }
+        if self.socket_mode().is_none() {
+            problems.push(format!(
+                "socket_mode {:?} is not an octal mode like \"0660\"",
+                self.socket_mode
+            ));
+        }
+        if !(self.checkpoint_interval_secs >= 0.0 && self.checkpoint_interval_secs.is_finite()) {
+            problems.push(format!(
+                "checkpoint_interval_secs must be a number of seconds >= 0, not {}",
+                self.checkpoint_interval_secs
+            ));
+        }
+        if self.threads > 4096 {
+            problems.push(format!(
+                "threads = {} is more than any machine has",
+                self.threads
+            ));
+        }
+        if env_filter::Builder::new()
+            .try_parse(&self.log_level)
+            .is_err()
+        {
+            problems.push(format!(
+                "log_level {:?} is not a log filter like \"info\"",
+                self.log_level
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The socket mode as bits.
+    pub fn socket_mode(&self) -> Option<u32> {
+        u32::from_str_radix(self.socket_mode.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777)
+    }
+
+    /// Training threads, with 0 resolved to the number of cores.
+    pub fn threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            n => n,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_gives_the_defaults_and_keys_override_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(Config::load(&path).unwrap(), Config::default());
+        std::fs::write(&path, "data_dir = \"/tmp/x\"\nthreads = 3\n").unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!((c.data_dir.to_str(), c.threads), (Some("/tmp/x"), 3));
+    }
+
+    #[test]
+    fn problems_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, "datadir = \"/x\"\n").unwrap();
+        assert!(
+            Config::load(&path)
+                .unwrap_err()
+                .contains("unknown field `datadir`")
+        );
+        std::fs::write(
+            &path,
+            "socket_mode = \"rw\"\ncheckpoint_interval_secs = -1\nlog_level = \"topicd=loud\"\n",
+        )
+        .unwrap();
+        let err = Config::load(&path).unwrap_err();
+        assert_eq!(err.lines().count(), 3, "{err}");
+        assert!(
+            err.contains("socket_mode")
+                && err.contains("checkpoint_interval_secs")
+                && err.contains("log_level")
+        );
+    }
+}

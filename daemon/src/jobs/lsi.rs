@@ -1,0 +1,298 @@
+//! Running an LSI job: stream the corpus pass after pass through the numerics of
+//! [`crate::lsi`], checkpoint along the way, store the model at the end.
+
+use super::input::{PassInput, PassReader};
+use super::{JobContext, JobError, RunEnd, Stop};
+use crate::corpus::{Dictionary, MmOptions, MmReader};
+use crate::lsi::{MergeTree, Projection, StochasticSvd, stochastic_svd};
+use crate::protocol::{JobState, LsiParams, Progress};
+use crate::store::{BlobId, Checkpoint, CheckpointModel, ModelRecord, Vocabulary};
+
+/// Train an LSI model from the job's corpus, from its last checkpoint if it has one.
+pub fn run(ctx: &mut JobContext<'_>, params: &LsiParams) -> Result<RunEnd, JobError> {
+    let spec = &ctx.job.spec;
+    let dictionary = Dictionary::load(&spec.dictionary)?;
+    let num_terms = dictionary.num_terms();
+    if num_terms == 0 {
+        return Err(JobError::Input(format!(
+            "{}: the dictionary has no terms",
+            spec.dictionary.display()
+        )));
+    }
+    let options = MmOptions {
+        max_terms: num_terms as u64,
+        counts: false,
+    };
+    let num_docs = MmReader::open(&spec.corpus, options.clone())?
+        .header()
+        .num_docs;
+    let checkpoint = ctx.store.checkpoint(ctx.job.id)?;
+    let mut lsi = LsiRun {
+        ctx,
+        params,
+        options,
+        num_terms,
+        num_docs,
+    };
+    let end = if params.onepass {
+        lsi.one_pass(checkpoint)?
+    } else {
+        lsi.multi_pass(checkpoint)?
+    };
+    match end {
+        Finished::Model(projection) => {
+            lsi.save_model(&projection, &dictionary)?;
+            Ok(RunEnd::Succeeded)
+        }
+        Finished::Stopped(stop) => Ok(RunEnd::Stopped(stop)),
+    }
+}
+
+enum Finished {
+    Model(Projection),
+    Stopped(Stop),
+}
+
+struct LsiRun<'a, 'b> {
+    ctx: &'a mut JobContext<'b>,
+    params: &'a LsiParams,
+    options: MmOptions,
+    num_terms: usize,
+    num_docs: u64,
+}
+
+impl LsiRun<'_, '_> {
+    fn k(&self) -> usize {
+        self.params.num_topics as usize
+    }
+
+    fn chunksize(&self) -> usize {
+        self.params.chunksize as usize
+    }
+
+    fn progress(&self, pass: u32, passes: u32, next_chunk: u64) -> Progress {
+        Progress {
+            pass,
+            passes,
+            docs_done: (next_chunk * self.params.chunksize as u64).min(self.num_docs),
+            docs_per_pass: Some(self.num_docs),
+            docs_per_sec: None,
+        }
+    }
+
+    fn reader(&self, skip: u64, cached: bool) -> PassReader {
+        PassReader::start(PassInput {
+            corpus: self.ctx.job.spec.corpus.clone(),
+            options: self.options.clone(),
+            chunksize: self.chunksize(),
+            cache: cached.then(|| self.ctx.cache_path()),
+            skip,
+        })
+    }
+
+    /// The randomized SVD over the whole corpus, `power_iters + 2` passes.
+    fn multi_pass(&mut self, checkpoint: Option<Checkpoint>) -> Result<Finished, JobError> {
+        let p = self.params;
+        let fresh = StochasticSvd::new(
+            self.num_terms,
+            self.k(),
+            p.extra_samples as usize,
+            p.power_iters,
+            self.ctx.job.spec.seed,
+        );
+        let (mut svd, mut next_chunk) = match checkpoint {
+            None => (fresh, 0),
+            Some(Checkpoint {
+                next_chunk,
+                model: CheckpointModel::LsiMultiPass { pass, q, acc },
+            }) => {
+                let q = q
+                    .map(|b| self.ctx.store.blobs().get_matrix(&b))
+                    .transpose()?;
+                let acc = acc
+                    .map(|b| self.ctx.store.blobs().get_matrix(&b))
+                    .transpose()?;
+                (
+                    fresh.resume(pass, q, acc).map_err(JobError::Internal)?,
+                    next_chunk,
+                )
+            }
+            Some(_) => {
+                return Err(JobError::Internal(
+                    "the checkpoint is not of a multi-pass LSI".into(),
+                ));
+            }
+        };
+        let passes = svd.passes();
+        loop {
+            let pass = svd.pass();
+            self.ctx.publish(self.progress(pass, passes, next_chunk));
+            for chunk in self.reader(next_chunk, true) {
+                svd.absorb(&chunk?);
+                next_chunk += 1;
+                let progress = self.progress(pass, passes, next_chunk);
+                self.ctx.publish(progress.clone());
+                if let Some(stop) = self.ctx.stop_requested() {
+                    self.save_multi_pass(&svd, next_chunk, progress)?;
+                    return Ok(Finished::Stopped(stop));
+                }
+                if self.ctx.checkpoint_due() {
+                    self.save_multi_pass(&svd, next_chunk, progress)?;
+                }
+            }
+            if let Some(projection) = svd.end_pass() {
+                return Ok(Finished::Model(projection));
+            }
+            next_chunk = 0;
+            if self.ctx.checkpoint_due() || self.ctx.stop_requested().is_some() {
+                self.save_multi_pass(&svd, 0, self.progress(svd.pass(), passes, 0))?;
+            }
+            if let Some(stop) = self.ctx.stop_requested() {
+                return Ok(Finished::Stopped(stop));
+            }
+        }
+    }
+
+    fn save_multi_pass(
+        &mut self,
+        svd: &StochasticSvd,
+        next_chunk: u64,
+        progress: Progress,
+    ) -> Result<(), JobError> {
+        let state = svd.state();
+        self.ctx.save_checkpoint(progress, |blobs| {
+            let q = state.q.as_ref().map(|q| blobs.put_matrix(q)).transpose()?;
+            let acc = if next_chunk == 0 {
+                None
+            } else {
+                Some(blobs.put_matrix(&state.acc)?)
+            };
+            let model = CheckpointModel::LsiMultiPass {
+                pass: state.pass,
+                q,
+                acc,
+            };
+            Ok(Checkpoint { next_chunk, model })
+        })
+    }
+
+    /// gensim's one-pass algorithm: an SVD per chunk, merged along a fixed tree.
+    fn one_pass(&mut self, checkpoint: Option<Checkpoint>) -> Result<Finished, JobError> {
+        let p = self.params;
+        let (mut tree, mut next_chunk) = match checkpoint {
+            None => (MergeTree::new(self.k(), p.decay), 0),
+            Some(Checkpoint {
+                next_chunk,
+                model: CheckpointModel::LsiOnePass { stack },
+            }) => {
+                let mut loaded = vec![];
+                for (chunks, ut, s) in stack {
+                    loaded.push((
+                        chunks,
+                        Projection {
+                            ut: self.ctx.store.blobs().get_matrix(&ut)?,
+                            s,
+                        },
+                    ));
+                }
+                let tree = MergeTree::resume(self.k(), p.decay, loaded);
+                if tree.chunks() != next_chunk {
+                    return Err(JobError::Internal(
+                        "the one-pass checkpoint is inconsistent".into(),
+                    ));
+                }
+                (tree, next_chunk)
+            }
+            Some(_) => {
+                return Err(JobError::Internal(
+                    "the checkpoint is not of a one-pass LSI".into(),
+                ));
+            }
+        };
+        self.ctx.publish(self.progress(0, 1, next_chunk));
+        for chunk in self.reader(next_chunk, false) {
+            let chunk = chunk?;
+            let seed = self.ctx.job.spec.seed;
+            let k = self.k();
+            tree.push(stochastic_svd(
+                &chunk,
+                self.num_terms,
+                k,
+                p.extra_samples as usize,
+                p.power_iters,
+                seed,
+            ));
+            next_chunk += 1;
+            let progress = self.progress(0, 1, next_chunk);
+            self.ctx.publish(progress.clone());
+            if let Some(stop) = self.ctx.stop_requested() {
+                self.save_one_pass(&tree, next_chunk, progress)?;
+                return Ok(Finished::Stopped(stop));
+            }
+            if self.ctx.checkpoint_due() {
+                self.save_one_pass(&tree, next_chunk, progress)?;
+            }
+        }
+        Ok(Finished::Model(tree.finish(self.num_terms)))
+    }
+
+    fn save_one_pass(
+        &mut self,
+        tree: &MergeTree,
+        next_chunk: u64,
+        progress: Progress,
+    ) -> Result<(), JobError> {
+        self.ctx.save_checkpoint(progress, |blobs| {
+            let stack = tree
+                .stack()
+                .iter()
+                .map(|(n, p)| Ok((*n, blobs.put_matrix(&p.ut)?, p.s.clone())))
+                .collect::<Result<Vec<(u64, BlobId, Vec<f64>)>, JobError>>()?;
+            Ok(Checkpoint {
+                next_chunk,
+                model: CheckpointModel::LsiOnePass { stack },
+            })
+        })
+    }
+
+    fn save_model(
+        &mut self,
+        projection: &Projection,
+        dictionary: &Dictionary,
+    ) -> Result<(), JobError> {
+        let blobs = self.ctx.store.blobs();
+        let ut = blobs.put_matrix(&projection.ut)?;
+        let vocabulary = Vocabulary {
+            num_docs: dictionary.num_docs(),
+            entries: dictionary
+                .entries()
+                .map(|(id, token, df)| (id, token.to_string(), df))
+                .collect(),
+        };
+        let bytes =
+            bincode::serialize(&vocabulary).map_err(|e| JobError::Internal(e.to_string()))?;
+        let record = ModelRecord {
+            ut,
+            s: projection.s.clone(),
+            num_docs: self.num_docs,
+            vocabulary: blobs.put_bytes(&bytes)?,
+        };
+        let passes = if self.params.onepass {
+            1
+        } else {
+            self.params.power_iters + 2
+        };
+        let progress = Progress {
+            docs_done: self.num_docs,
+            ..self.progress(passes - 1, passes, 0)
+        };
+        self.ctx.publish(progress.clone());
+        self.ctx.store.save_model(self.ctx.job.id, &record, |job| {
+            job.state = JobState::Succeeded;
+            job.reason = None;
+            job.finished_at = Some(super::now());
+            job.progress = progress;
+        })?;
+        Ok(())
+    }
+}

@@ -1,0 +1,319 @@
+//! Jobs: the queue, the lifecycle of one job, and the training loops.
+//!
+//! The [`Scheduler`] runs one job at a time, oldest first (a job found `running` at start
+//! was interrupted by a crash or a shutdown and goes first). A job runs on a blocking
+//! thread with a [`JobContext`]: it checks its fingerprints, streams its corpus, publishes
+//! progress, stops at a chunk boundary when asked, and checkpoints — at most every
+//! `checkpoint_interval_secs`, never costing more than 5% of the time — through the store.
+//!
+//! - [`control`]: the stop request and live progress shared with the API.
+//! - [`input`]: the chunks of a pass, read ahead on a thread, with the chunk cache.
+//! - [`lsi`]: the LSI training loops (multi-pass and one-pass).
+
+pub mod control;
+pub mod input;
+pub mod lsi;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, watch};
+
+pub use control::{JobControl, Stop};
+
+use crate::corpus::{CorpusError, fingerprint};
+use crate::protocol::{Fingerprint, JobId, JobInfo, JobState, ModelSpec, Progress};
+use crate::store::{Blobs, Checkpoint, Store, StoreError};
+
+/// Why a job failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The input is bad or changed; the message names the file (and line).
+    #[error("{0}")]
+    Input(String),
+    /// The daemon could not do its part.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<CorpusError> for JobError {
+    fn from(e: CorpusError) -> JobError {
+        JobError::Input(e.to_string())
+    }
+}
+
+impl From<StoreError> for JobError {
+    fn from(e: StoreError) -> JobError {
+        JobError::Internal(e.0)
+    }
+}
+
+/// How a job's run ended, when it did not fail.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RunEnd {
+    /// The model is stored.
+    Succeeded,
+    /// Stopped at a checkpoint.
+    Stopped(Stop),
+}
+
+/// Settings of the job runner.
+#[derive(Clone, Debug)]
+pub struct RunnerSettings {
+    /// Directory of the chunk caches.
+    pub cache_dir: PathBuf,
+    /// Longest stretch between checkpoints (`ZERO`: after every chunk).
+    pub checkpoint_interval: Duration,
+}
+
+/// Everything a running job may use.
+pub struct JobContext<'a> {
+    /// The job as it was when it started.
+    pub job: JobInfo,
+    /// The store.
+    pub store: &'a Store,
+    control: &'a JobControl,
+    settings: &'a RunnerSettings,
+    last_checkpoint: Instant,
+    last_checkpoint_cost: Duration,
+}
+
+impl JobContext<'_> {
+    /// Where this job's chunk cache lives: named by the corpus fingerprint and chunk size,
+    /// so a cache never outlives the data it was made from.
+    pub fn cache_path(&self) -> PathBuf {
+        job_cache_path(self.settings, &self.job)
+    }
+
+    /// Publish progress for `status` and `watch`.
+    pub fn publish(&self, progress: Progress) {
+        self.control.set_progress(progress);
+    }
+
+    /// Whether the daemon asked the job to stop.
+    pub fn stop_requested(&self) -> Option<Stop> {
+        self.control.stop_requested()
+    }
+
+    /// Whether a checkpoint is due: the interval has passed, and so has 20× the time the
+    /// previous checkpoint took (which bounds checkpointing to 5% of the time).
+    pub fn checkpoint_due(&self) -> bool {
+        let interval = self.settings.checkpoint_interval;
+        if interval.is_zero() {
+            return true;
+        }
+        let elapsed = self.last_checkpoint.elapsed();
+        elapsed >= interval && elapsed >= self.last_checkpoint_cost * 20
+    }
+
+    /// Write a checkpoint: `build` stores the blobs and returns the record, which is then
+    /// committed with the progress it stands for. The whole is timed for the 5% rule.
+    pub fn save_checkpoint(
+        &mut self,
+        progress: Progress,
+        build: impl FnOnce(&Blobs) -> Result<Checkpoint, JobError>,
+    ) -> Result<(), JobError> {
+        let started = Instant::now();
+        let checkpoint = build(self.store.blobs())?;
+        self.store
+            .save_checkpoint(self.job.id, &checkpoint, |job| job.progress = progress)?;
+        self.last_checkpoint_cost = started.elapsed();
+        self.last_checkpoint = Instant::now();
+        log::debug!(job_id = self.job.id; "checkpoint at chunk {} took {:?}", checkpoint.next_chunk, self.last_checkpoint_cost);
+        Ok(())
+    }
+}
+
+/// Runs the queue: one job at a time, oldest first.
+pub struct Scheduler {
+    store: Arc<Store>,
+    settings: RunnerSettings,
+    wake: Notify,
+    running: Mutex<Option<(JobId, Arc<JobControl>)>>,
+}
+
+impl Scheduler {
+    /// A scheduler over the store's jobs.
+    pub fn new(store: Arc<Store>, settings: RunnerSettings) -> Arc<Scheduler> {
+        Arc::new(Scheduler {
+            store,
+            settings,
+            wake: Notify::new(),
+            running: Mutex::new(None),
+        })
+    }
+
+    /// Look at the queue again (after a submit or a resume).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The control of a job if it is the one running.
+    pub fn running(&self, id: JobId) -> Option<Arc<JobControl>> {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running
+            .as_ref()
+            .filter(|(r, _)| *r == id)
+            .map(|(_, c)| c.clone())
+    }
+
+    /// Run jobs until `shutdown` turns true; a job running then is checkpointed first.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let next = self.next_job();
+            match next {
+                Ok(Some(job)) => self.run_one(job, &mut shutdown).await,
+                Ok(None) => {
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = crate::shutdown::requested(&mut shutdown) => {}
+                    }
+                }
+                Err(e) => {
+                    log::error!("cannot read the job queue: {e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    /// The job to run next: an interrupted one first, else the oldest queued.
+    fn next_job(&self) -> Result<Option<JobInfo>, StoreError> {
+        let jobs = self.store.jobs()?;
+        let first = |state| jobs.iter().find(|j| j.state == state).cloned();
+        Ok(first(JobState::Running).or_else(|| first(JobState::Queued)))
+    }
+
+    async fn run_one(&self, job: JobInfo, shutdown: &mut watch::Receiver<bool>) {
+        let id = job.id;
+        // Registered before the job is marked running, so that a cancel that finds the job
+        // running also finds its control.
+        let control = Arc::new(JobControl::new(job.progress.clone()));
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = Some((id, control.clone()));
+        let started = self.store.update_job(id, |j| {
+            if !matches!(j.state, JobState::Queued | JobState::Running) {
+                return Err(StoreError(format!("job {id} is {} now", j.state)));
+            }
+            j.state = JobState::Running;
+            j.started_at = Some(now());
+            j.reason = None;
+            Ok(())
+        });
+        let job = match started {
+            Ok(Some(job)) => job,
+            Ok(None) | Err(_) => {
+                *self.running.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                if let Err(e) = started {
+                    log::debug!(job_id = id; "job {id} not started: {e}");
+                }
+                return;
+            }
+        };
+        log::info!(job_id = id; "job {id} {}: {} on {}", if job.progress.work_done() > 0 { "resumes" } else { "starts" },
+            job.spec.model.kind(), job.spec.corpus.display());
+        let (store, settings, task_control) =
+            (self.store.clone(), self.settings.clone(), control.clone());
+        let cache = job_cache_path(&settings, &job);
+        let mut task =
+            tokio::task::spawn_blocking(move || run_job(job, &store, &task_control, &settings));
+        let result = tokio::select! {
+            r = &mut task => r,
+            _ = crate::shutdown::requested(shutdown) => {
+                control.request_stop(Stop::Shutdown);
+                task.await
+            }
+        };
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let outcome = result
+            .unwrap_or_else(|panic| Err(JobError::Internal(format!("internal error: {panic}"))));
+        match outcome {
+            Ok(RunEnd::Succeeded) => log::info!(job_id = id; "job {id} succeeded"),
+            Ok(RunEnd::Stopped(Stop::Shutdown)) => {
+                log::info!(job_id = id; "job {id} checkpointed for shutdown; it resumes when topicd starts");
+                return; // keep the chunk cache for the resume
+            }
+            Ok(RunEnd::Stopped(Stop::Cancel)) => {
+                log::info!(job_id = id; "job {id} cancelled at a checkpoint")
+            }
+            Err(e) => {
+                log::error!(job_id = id; "job {id} failed: {e}");
+                let failed = self.store.update_job(id, |j| {
+                    j.state = JobState::Failed;
+                    j.reason = Some(e.to_string());
+                    j.finished_at = Some(now());
+                    Ok::<_, StoreError>(())
+                });
+                if let Err(e) = failed {
+                    log::error!(job_id = id; "cannot record the failure of job {id}: {e}");
+                }
+            }
+        }
+        let _ = std::fs::remove_file(cache);
+    }
+}
+
+fn job_cache_path(settings: &RunnerSettings, job: &JobInfo) -> PathBuf {
+    let chunksize = match &job.spec.model {
+        ModelSpec::Lsi(p) => p.chunksize,
+    };
+    settings.cache_dir.join(format!(
+        "job{}-{:016x}-{}.chunks",
+        job.id, job.corpus_fingerprint.checksum, chunksize
+    ))
+}
+
+/// One run of a job, on a blocking thread.
+fn run_job(
+    job: JobInfo,
+    store: &Store,
+    control: &JobControl,
+    settings: &RunnerSettings,
+) -> Result<RunEnd, JobError> {
+    verify_unchanged("corpus", &job.spec.corpus, job.corpus_fingerprint)?;
+    verify_unchanged(
+        "dictionary",
+        &job.spec.dictionary,
+        job.dictionary_fingerprint,
+    )?;
+    let model = job.spec.model.clone();
+    let mut ctx = JobContext {
+        job,
+        store,
+        control,
+        settings,
+        last_checkpoint: Instant::now(),
+        last_checkpoint_cost: Duration::ZERO,
+    };
+    match &model {
+        ModelSpec::Lsi(params) => lsi::run(&mut ctx, params),
+    }
+}
+
+/// Refuse to train on data that changed since the job was submitted.
+fn verify_unchanged(
+    what: &str,
+    path: &std::path::Path,
+    expected: Fingerprint,
+) -> Result<(), JobError> {
+    let now = fingerprint(path)
+        .map_err(|e| JobError::Input(format!("{}: cannot read the {what}: {e}", path.display())))?;
+    if now != expected {
+        return Err(JobError::Input(format!(
+            "{}: the {what} changed since the job was submitted (then {expected}, now {now}); submit a new job to train on the new data",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Unix time now, in seconds.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,18 @@
+//! Latent semantic indexing: the truncated SVD of a terms × documents matrix, computed by
+//! streaming chunks of documents. Pure numerics — no I/O, no async — so it can be tested
+//! alone and run anywhere a chunk can be sent.
+//!
+//! - [`stochastic_svd`]: the multi-pass randomized SVD (the default) and gensim's per-chunk
+//!   SVD of the one-pass algorithm.
+//! - [`merge_tree`]: the one-pass algorithm's merges with decay, along a fixed tree.
+//! - [`projection`]: the model `(U, S)`: merge, `clip_spectrum`, signs, topics.
+//! - [`products`]: the sparse products with one chunk.
+
+pub mod merge_tree;
+pub mod products;
+pub mod projection;
+pub mod stochastic_svd;
+
+pub use merge_tree::MergeTree;
+pub use projection::{Projection, clip_spectrum};
+pub use stochastic_svd::{StochasticSvd, SvdState, stochastic_svd};

@@ -1,0 +1,222 @@
+//! The products of the randomized SVD with one chunk `A` (`m` terms × `c` documents,
+//! documents as columns): the Gaussian test matrix `O`, `Z = AᵀQ`, `Y += A·Z` and
+//! `X += ZᵀZ`.
+//!
+//! Tall matrices are stored transposed (see [`crate::linalg`]): `Qt`, `Yt` are `l × m`,
+//! `Zt`, `Ot` are `l × c`, so every inner loop is an AXPY over `l` contiguous values.
+//!
+//! Determinism: `Z` is computed document by document; `Y += A·Z` term by term, each term
+//! summing its documents in order into a fresh accumulator that is then added to `Y`. So
+//! `Y` is exactly `Σ_c Y_c` summed in chunk order, whatever the threads — and a worker that
+//! computes `Y_c` alone and ships it gives the same bits.
+
+use nalgebra::DMatrix;
+use rand::{RngExt, SeedableRng};
+use rand_distr::StandardNormal;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use rayon::prelude::*;
+
+use crate::corpus::SparseChunk;
+
+/// A chunk transposed: for each term, the documents that contain it (CSC of `A`).
+pub struct TermMajor {
+    ptr: Vec<u32>,
+    docs: Vec<u32>,
+    values: Vec<f64>,
+}
+
+impl TermMajor {
+    /// Counting sort of the chunk by term; `num_terms` bounds the term ids.
+    pub fn new(chunk: &SparseChunk, num_terms: usize) -> TermMajor {
+        let mut ptr = vec![0u32; num_terms + 1];
+        for &t in &chunk.terms {
+            ptr[t as usize + 1] += 1;
+        }
+        for t in 0..num_terms {
+            ptr[t + 1] += ptr[t];
+        }
+        let mut next = ptr.clone();
+        let mut docs = vec![0u32; chunk.nnz()];
+        let mut values = vec![0.0; chunk.nnz()];
+        for j in 0..chunk.num_docs() {
+            let (terms, vals) = chunk.doc(j);
+            for (&t, &v) in terms.iter().zip(vals) {
+                let slot = &mut next[t as usize];
+                docs[*slot as usize] = j as u32;
+                values[*slot as usize] = v;
+                *slot += 1;
+            }
+        }
+        TermMajor { ptr, docs, values }
+    }
+
+    fn term(&self, t: usize) -> (&[u32], &[f64]) {
+        let (a, b) = (self.ptr[t] as usize, self.ptr[t + 1] as usize);
+        (&self.docs[a..b], &self.values[a..b])
+    }
+}
+
+/// `dst += v · src`
+#[inline]
+fn axpy(dst: &mut [f64], v: f64, src: &[f64]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d += v * s;
+    }
+}
+
+/// `Z = AᵀQ`: column `j` of `Zt` is `Σ_t a_tj · Qt[:, t]` (`l × c`).
+pub fn project(chunk: &SparseChunk, qt: &DMatrix<f64>) -> DMatrix<f64> {
+    let l = qt.nrows();
+    let mut zt = DMatrix::zeros(l, chunk.num_docs());
+    if l == 0 {
+        return zt;
+    }
+    let q = qt.as_slice();
+    zt.as_mut_slice()
+        .par_chunks_mut(l)
+        .enumerate()
+        .for_each(|(j, z)| {
+            let (terms, vals) = chunk.doc(j);
+            for (&t, &v) in terms.iter().zip(vals) {
+                let t = t as usize;
+                axpy(z, v, &q[t * l..(t + 1) * l]);
+            }
+        });
+    zt
+}
+
+/// `Y += A·Z`: for every term `t` of the chunk, `Yt[:, t] += Σ_j a_tj · Zt[:, j]`.
+pub fn accumulate(yt: &mut DMatrix<f64>, a: &TermMajor, zt: &DMatrix<f64>) {
+    let l = yt.nrows();
+    if l == 0 {
+        return;
+    }
+    let z = zt.as_slice();
+    yt.as_mut_slice()
+        .par_chunks_mut(l)
+        .enumerate()
+        .for_each_init(
+            || vec![0.0; l],
+            |acc, (t, y)| {
+                let (docs, vals) = a.term(t);
+                if docs.is_empty() {
+                    return;
+                }
+                acc.fill(0.0);
+                for (&j, &v) in docs.iter().zip(vals) {
+                    let j = j as usize;
+                    axpy(acc, v, &z[j * l..(j + 1) * l]);
+                }
+                for (y, s) in y.iter_mut().zip(acc.iter()) {
+                    *y += s;
+                }
+            },
+        );
+}
+
+/// The Gaussian test matrix of one chunk, `Ot` (`l × c`): the row of document `d` is drawn
+/// from its own stream, seeded by (job seed, `d`), so it does not depend on how the corpus
+/// is cut into chunks or on which thread draws it.
+pub fn gaussian(chunk: &SparseChunk, l: usize, seed: u64) -> DMatrix<f64> {
+    let mut ot = DMatrix::zeros(l, chunk.num_docs());
+    if l == 0 {
+        return ot;
+    }
+    ot.as_mut_slice()
+        .par_chunks_mut(l)
+        .enumerate()
+        .for_each(|(j, row)| {
+            if chunk.doc(j).0.is_empty() {
+                return; // an empty document contributes nothing to A·O
+            }
+            let mut rng =
+                Xoshiro256PlusPlus::seed_from_u64(stream_seed(seed, chunk.first_doc + j as u64));
+            for x in row.iter_mut() {
+                *x = rng.sample(StandardNormal);
+            }
+        });
+    ot
+}
+
+/// SplitMix64 finaliser over (seed, document): independent streams per document.
+fn stream_seed(seed: u64, doc: u64) -> u64 {
+    let mut z = seed ^ doc.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A chunk from a dense `terms × docs` matrix (zeros skipped).
+    pub(crate) fn chunk_from_dense(a: &DMatrix<f64>, index: u64, first_doc: u64) -> SparseChunk {
+        let mut indptr = vec![0];
+        let (mut terms, mut values) = (vec![], vec![]);
+        for j in 0..a.ncols() {
+            for t in 0..a.nrows() {
+                if a[(t, j)] != 0.0 {
+                    terms.push(t as u32);
+                    values.push(a[(t, j)]);
+                }
+            }
+            indptr.push(terms.len());
+        }
+        SparseChunk {
+            index,
+            first_doc,
+            indptr,
+            terms,
+            values,
+        }
+    }
+
+    /// A terms × docs matrix with a known, fast-decaying spectrum: `Σ σ_i u_i v_iᵀ`.
+    pub(crate) fn low_rank(m: usize, n: usize, sigmas: &[f64]) -> DMatrix<f64> {
+        let basis = |rows: usize, seed: usize| {
+            let raw = DMatrix::from_fn(rows, sigmas.len(), |r, c| {
+                (((r + 1) * (c + 3) * 7919 + seed) % 1009) as f64 / 1009.0 - 0.5
+            });
+            raw.qr().q()
+        };
+        let (u, v) = (basis(m, 11), basis(n, 29));
+        &u * DMatrix::from_diagonal(&sigmas.to_vec().into()) * v.transpose()
+    }
+
+    fn dense(m: usize, c: usize, seed: u64) -> DMatrix<f64> {
+        let mut x = seed;
+        DMatrix::from_fn(m, c, |_, _| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let u = (x >> 11) as f64 / (1u64 << 53) as f64;
+            if u < 0.6 { 0.0 } else { u }
+        })
+    }
+
+    #[test]
+    fn products_match_dense_algebra() {
+        let (m, c, l) = (50, 20, 7);
+        let a = dense(m, c, 1);
+        let chunk = chunk_from_dense(&a, 0, 0);
+        let qt = DMatrix::from_fn(l, m, |i, t| ((i * 31 + t * 7) % 13) as f64 - 6.0);
+        let zt = project(&chunk, &qt);
+        assert!((&zt - (a.transpose() * qt.transpose()).transpose()).amax() < 1e-12);
+
+        let mut yt = DMatrix::from_element(l, m, 1.0);
+        accumulate(&mut yt, &TermMajor::new(&chunk, m), &zt);
+        let expected = DMatrix::from_element(l, m, 1.0) + (&a * zt.transpose()).transpose();
+        assert!((yt - expected).amax() < 1e-9);
+    }
+
+    #[test]
+    fn gaussian_rows_depend_on_the_document_not_the_chunking() {
+        let a = dense(10, 6, 2);
+        let whole = gaussian(&chunk_from_dense(&a, 0, 0), 4, 9);
+        let second = gaussian(&chunk_from_dense(&a.columns(3, 3).into_owned(), 1, 3), 4, 9);
+        assert_eq!(whole.columns(3, 3), second);
+        let other_seed = gaussian(&chunk_from_dense(&a, 0, 0), 4, 10);
+        assert_ne!(whole, other_seed);
+    }
+}

@@ -1,0 +1,320 @@
+//! Test scaffolding: real `topicd` processes on temporary data directories, the real
+//! `topicctl` binary, and corpora generated on the fly.
+
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `topicd` binary under test.
+pub fn topicd_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_topicd"))
+}
+
+/// The `topicctl` binary, built beside `topicd` by `cargo test --workspace`.
+pub fn topicctl_bin() -> PathBuf {
+    let path = topicd_bin().with_file_name("topicctl");
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        path.display()
+    );
+    path
+}
+
+/// The corpus bundled in the repository.
+pub fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+/// A daemon on its own data directory and socket.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    child: Option<Child>,
+    extra: Vec<String>,
+}
+
+impl Daemon {
+    /// Start a daemon; `extra` are additional `topicd` flags.
+    pub fn start(extra: &[&str]) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("control.sock");
+        let mut d = Daemon {
+            dir,
+            socket,
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        d.restart();
+        d
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Start (again) on the same data directory.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "daemon already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("topicd.log"))
+            .unwrap();
+        let child = Command::new(topicd_bin())
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--control-socket")
+            .arg(&self.socket)
+            .args(&self.extra)
+            .env("RUST_LOG", "debug,sled=info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("topicd exited at start ({status}):\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("topicd did not listen within 30 s:\n{}", self.log());
+    }
+
+    /// SIGKILL, no chance to checkpoint.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        unsafe { libc_kill(child.id() as i32, 15) };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "topicd did not stop within 60 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("topicd.log")).unwrap_or_default()
+    }
+
+    /// Run topicctl against this daemon.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(topicctl_bin())
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Run topicctl and expect success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(
+            out.status.success(),
+            "topicctl {args:?} failed ({}): {}\n--- daemon log ---\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Submit an LSI job; returns its id.
+    pub fn submit_lsi(&self, corpus: &Path, dictionary: &Path, extra: &[&str]) -> u64 {
+        let mut args = vec![
+            "submit",
+            "lsi",
+            "--corpus",
+            corpus.to_str().unwrap(),
+            "--dictionary",
+            dictionary.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        self.ok(&args)
+            .trim()
+            .parse()
+            .expect("submit prints the job id")
+    }
+
+    /// `topicctl --json status JOB` as JSON.
+    pub fn status(&self, job: u64) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["--json", "status", &job.to_string()])).unwrap()
+    }
+
+    /// Wait until the job is in a final state; returns that state.
+    pub fn wait(&self, job: u64) -> String {
+        let out = self.ctl(&["wait", &job.to_string()]);
+        if out.status.signal().is_some() {
+            panic!("topicctl wait was killed");
+        }
+        self.status(job)["state"].as_str().unwrap().to_string()
+    }
+
+    /// Poll until `pred` holds for the job's status (or panic after `secs`).
+    pub fn wait_until(
+        &self,
+        job: u64,
+        secs: u64,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.status(job);
+            if pred(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "condition not reached in {secs} s: {s}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Export a job's model as .npy into a fresh directory; returns (u.npy bytes, s.npy bytes).
+    pub fn export_npy(&self, job: u64) -> (Vec<u8>, Vec<u8>) {
+        let out = self
+            .dir
+            .path()
+            .join(format!("export-{job}-{}", rand_suffix()));
+        self.ok(&[
+            "export",
+            &job.to_string(),
+            "--format",
+            "npy",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        (
+            std::fs::read(out.join("u.npy")).unwrap(),
+            std::fs::read(out.join("s.npy")).unwrap(),
+        )
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+/// Parse a float64 C-order .npy file: (shape, values).
+pub fn read_npy(bytes: &[u8]) -> (Vec<usize>, Vec<f64>) {
+    assert_eq!(&bytes[..6], b"\x93NUMPY");
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
+    assert!(
+        header.contains("'descr': '<f8'") && header.contains("'fortran_order': False"),
+        "{header}"
+    );
+    let shape_text = header
+        .split("'shape': (")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap();
+    let shape: Vec<usize> = shape_text
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().unwrap())
+        .collect();
+    let data = &bytes[10 + header_len..];
+    let values: Vec<f64> = data
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(values.len(), shape.iter().product::<usize>());
+    (shape, values)
+}
+
+/// A random sparse corpus in gensim's Matrix Market layout, with its dictionary:
+/// `docs` documents over `terms` terms, about `per_doc` entries each, values in (0, 1].
+pub fn write_corpus(
+    dir: &Path,
+    name: &str,
+    docs: usize,
+    terms: usize,
+    per_doc: usize,
+    seed: u64,
+) -> (PathBuf, PathBuf) {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut body = Vec::new();
+    let mut nnz = 0;
+    for d in 1..=docs {
+        let mut ids: Vec<usize> = (0..per_doc)
+            .map(|i| {
+                // a skewed draw, so that the spectrum decays like a real corpus's
+                let r = next() as usize;
+                let t = if i % 3 == 0 {
+                    r % terms
+                } else {
+                    (r % terms) * (r % terms) / terms
+                };
+                (t + d * 7 % 5) % terms + 1
+            })
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        for t in ids {
+            let v = (next() % 1000 + 1) as f64 / 1000.0;
+            writeln!(body, "{d} {t} {v}").unwrap();
+            nnz += 1;
+        }
+    }
+    let corpus = dir.join(format!("{name}.mm"));
+    let mut f = std::fs::File::create(&corpus).unwrap();
+    writeln!(f, "%%MatrixMarket matrix coordinate real general").unwrap();
+    writeln!(f, "{:<50}", format!("{docs} {terms} {nnz}")).unwrap();
+    f.write_all(&body).unwrap();
+    let dictionary = dir.join(format!("{name}_wordids.txt"));
+    let mut f = std::fs::File::create(&dictionary).unwrap();
+    writeln!(f, "{docs}").unwrap();
+    for t in 0..terms {
+        writeln!(f, "{t}\tword{t}\t1").unwrap();
+    }
+    (corpus, dictionary)
+}

@@ -1,0 +1,4 @@
+//! End-to-end tests: real `topicd` processes driven by the real `topicctl`.
+
+mod common;
+mod lsi;
