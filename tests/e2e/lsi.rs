@@ -180,6 +180,45 @@ fn kill_9_and_restart_resume_to_the_identical_model() {
 }
 
 #[test]
+fn one_pass_survives_kill_9_with_the_identical_model() {
+    let data = tempfile::tempdir().unwrap();
+    let (corpus, dictionary) = write_corpus(data.path(), "onepass", 30_000, 1_500, 20, 12);
+    let job_args = [
+        "--topics",
+        "10",
+        "--chunksize",
+        "1000",
+        "--extra-samples",
+        "10",
+        "--onepass",
+        "--decay",
+        "0.9",
+    ];
+    let reference = {
+        let d = Daemon::start(&[]);
+        let job = d.submit_lsi(&corpus, &dictionary, &job_args);
+        assert_eq!(d.wait(job), "succeeded", "{}", d.log());
+        d.export_npy(job)
+    };
+    let mut d = Daemon::start(&["--checkpoint-interval", "0"]);
+    let job = d.submit_lsi(&corpus, &dictionary, &job_args);
+    let before = d.wait_until(job, 120, |s| {
+        work_done(s) >= 12_000 || s["state"] != "running"
+    });
+    d.kill9();
+    assert_eq!(
+        before["state"], "running",
+        "the job was killed mid-run: {before}"
+    );
+    d.restart();
+    assert_eq!(d.wait(job), "succeeded", "{}", d.log());
+    assert!(
+        d.export_npy(job) == reference,
+        "the resumed one-pass model differs"
+    );
+}
+
+#[test]
 fn sigterm_checkpoints_and_the_job_resumes_at_start() {
     let data = tempfile::tempdir().unwrap();
     let (corpus, dictionary) = crash_corpus(data.path());

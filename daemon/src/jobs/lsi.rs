@@ -4,9 +4,9 @@
 use super::input::{PassInput, PassReader};
 use super::{JobContext, JobError, RunEnd, Stop};
 use crate::corpus::{Dictionary, MmOptions, MmReader};
-use crate::lsi::{MergeTree, Projection, StochasticSvd, stochastic_svd};
+use crate::lsi::{OnePass, Projection, StochasticSvd};
 use crate::protocol::{JobState, LsiParams, Progress};
-use crate::store::{BlobId, Checkpoint, CheckpointModel, ModelRecord, Vocabulary};
+use crate::store::{Checkpoint, CheckpointModel, ModelRecord, Vocabulary};
 
 /// Train an LSI model from the job's corpus, from its last checkpoint if it has one.
 pub fn run(ctx: &mut JobContext<'_>, params: &LsiParams) -> Result<RunEnd, JobError> {
@@ -132,22 +132,23 @@ impl LsiRun<'_, '_> {
                 next_chunk += 1;
                 let progress = self.progress(pass, passes, next_chunk);
                 self.ctx.publish(progress.clone());
-                if let Some(stop) = self.ctx.stop_requested() {
+                let stop = self.ctx.stop_requested();
+                if stop.is_some() || self.ctx.checkpoint_due() {
                     self.save_multi_pass(&svd, next_chunk, progress)?;
-                    return Ok(Finished::Stopped(stop));
                 }
-                if self.ctx.checkpoint_due() {
-                    self.save_multi_pass(&svd, next_chunk, progress)?;
+                if let Some(stop) = stop {
+                    return Ok(Finished::Stopped(stop));
                 }
             }
             if let Some(projection) = svd.end_pass() {
                 return Ok(Finished::Model(projection));
             }
             next_chunk = 0;
-            if self.ctx.checkpoint_due() || self.ctx.stop_requested().is_some() {
+            let stop = self.ctx.stop_requested();
+            if stop.is_some() || self.ctx.checkpoint_due() {
                 self.save_multi_pass(&svd, 0, self.progress(svd.pass(), passes, 0))?;
             }
-            if let Some(stop) = self.ctx.stop_requested() {
+            if let Some(stop) = stop {
                 return Ok(Finished::Stopped(stop));
             }
         }
@@ -176,32 +177,27 @@ impl LsiRun<'_, '_> {
         })
     }
 
-    /// gensim's one-pass algorithm: an SVD per chunk, merged along a fixed tree.
+    /// gensim's one-pass algorithm: an SVD per chunk, merged in chunk order.
     fn one_pass(&mut self, checkpoint: Option<Checkpoint>) -> Result<Finished, JobError> {
         let p = self.params;
-        let (mut tree, mut next_chunk) = match checkpoint {
-            None => (MergeTree::new(self.k(), p.decay), 0),
+        let fresh = OnePass::new(
+            self.num_terms,
+            self.k(),
+            p.extra_samples as usize,
+            p.power_iters,
+            p.decay,
+            self.ctx.job.spec.seed,
+        );
+        let mut one_pass = match checkpoint {
+            None => fresh,
             Some(Checkpoint {
                 next_chunk,
-                model: CheckpointModel::LsiOnePass { stack },
+                model: CheckpointModel::LsiOnePass { ut, s },
             }) => {
-                let mut loaded = vec![];
-                for (chunks, ut, s) in stack {
-                    loaded.push((
-                        chunks,
-                        Projection {
-                            ut: self.ctx.store.blobs().get_matrix(&ut)?,
-                            s,
-                        },
-                    ));
-                }
-                let tree = MergeTree::resume(self.k(), p.decay, loaded);
-                if tree.chunks() != next_chunk {
-                    return Err(JobError::Internal(
-                        "the one-pass checkpoint is inconsistent".into(),
-                    ));
-                }
-                (tree, next_chunk)
+                let ut = self.ctx.store.blobs().get_matrix(&ut)?;
+                fresh
+                    .resume(next_chunk, Projection { ut, s })
+                    .map_err(JobError::Internal)?
             }
             Some(_) => {
                 return Err(JobError::Internal(
@@ -209,50 +205,31 @@ impl LsiRun<'_, '_> {
                 ));
             }
         };
-        self.ctx.publish(self.progress(0, 1, next_chunk));
-        for chunk in self.reader(next_chunk, false) {
-            let chunk = chunk?;
-            let seed = self.ctx.job.spec.seed;
-            let k = self.k();
-            tree.push(stochastic_svd(
-                &chunk,
-                self.num_terms,
-                k,
-                p.extra_samples as usize,
-                p.power_iters,
-                seed,
-            ));
-            next_chunk += 1;
-            let progress = self.progress(0, 1, next_chunk);
+        self.ctx.publish(self.progress(0, 1, one_pass.chunks()));
+        for chunk in self.reader(one_pass.chunks(), false) {
+            one_pass.absorb(&chunk?);
+            let progress = self.progress(0, 1, one_pass.chunks());
             self.ctx.publish(progress.clone());
-            if let Some(stop) = self.ctx.stop_requested() {
-                self.save_one_pass(&tree, next_chunk, progress)?;
+            let stop = self.ctx.stop_requested();
+            if stop.is_some() || self.ctx.checkpoint_due() {
+                self.ctx.save_checkpoint(progress, |blobs| {
+                    let model = one_pass.model();
+                    let ut = blobs.put_matrix(&model.ut)?;
+                    let model = CheckpointModel::LsiOnePass {
+                        ut,
+                        s: model.s.clone(),
+                    };
+                    Ok(Checkpoint {
+                        next_chunk: one_pass.chunks(),
+                        model,
+                    })
+                })?;
+            }
+            if let Some(stop) = stop {
                 return Ok(Finished::Stopped(stop));
             }
-            if self.ctx.checkpoint_due() {
-                self.save_one_pass(&tree, next_chunk, progress)?;
-            }
         }
-        Ok(Finished::Model(tree.finish(self.num_terms)))
-    }
-
-    fn save_one_pass(
-        &mut self,
-        tree: &MergeTree,
-        next_chunk: u64,
-        progress: Progress,
-    ) -> Result<(), JobError> {
-        self.ctx.save_checkpoint(progress, |blobs| {
-            let stack = tree
-                .stack()
-                .iter()
-                .map(|(n, p)| Ok((*n, blobs.put_matrix(&p.ut)?, p.s.clone())))
-                .collect::<Result<Vec<(u64, BlobId, Vec<f64>)>, JobError>>()?;
-            Ok(Checkpoint {
-                next_chunk,
-                model: CheckpointModel::LsiOnePass { stack },
-            })
-        })
+        Ok(Finished::Model(one_pass.finish()))
     }
 
     fn save_model(

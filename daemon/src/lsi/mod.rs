@@ -4,15 +4,15 @@
 //!
 //! - [`stochastic_svd`]: the multi-pass randomized SVD (the default) and gensim's per-chunk
 //!   SVD of the one-pass algorithm.
-//! - [`merge_tree`]: the one-pass algorithm's merges with decay, along a fixed tree.
+//! - [`one_pass`]: gensim's one-pass algorithm: chunk SVDs merged with decay.
 //! - [`projection`]: the model `(U, S)`: merge, `clip_spectrum`, signs, topics.
 //! - [`products`]: the sparse products with one chunk.
 
-pub mod merge_tree;
+pub mod one_pass;
 pub mod products;
 pub mod projection;
 pub mod stochastic_svd;
 
-pub use merge_tree::MergeTree;
+pub use one_pass::OnePass;
 pub use projection::{Projection, clip_spectrum};
 pub use stochastic_svd::{StochasticSvd, SvdState, stochastic_svd};

@@ -56,10 +56,12 @@ pub enum CheckpointModel {
         /// The partial sum, or `None` at the start of a pass.
         acc: Option<BlobId>,
     },
-    /// One-pass LSI: the merge tree's stack of `(chunks, Uᵀ, S)`.
+    /// One-pass LSI: the model of the chunks so far.
     LsiOnePass {
-        /// Oldest first.
-        stack: Vec<(u64, BlobId, Vec<f64>)>,
+        /// Its `Uᵀ`.
+        ut: BlobId,
+        /// Its singular values.
+        s: Vec<f64>,
     },
 }
 
@@ -67,7 +69,7 @@ impl CheckpointModel {
     fn blobs(&self) -> Vec<&BlobId> {
         match self {
             CheckpointModel::LsiMultiPass { q, acc, .. } => q.iter().chain(acc).collect(),
-            CheckpointModel::LsiOnePass { stack } => stack.iter().map(|(_, b, _)| b).collect(),
+            CheckpointModel::LsiOnePass { ut, .. } => vec![ut],
         }
     }
 }
