@@ -6,7 +6,7 @@
 //! control_socket = "/run/topicd/control.sock"
 //! socket_mode = "0660"                    # who may use topicctl: owner and group
 //! threads = 0                             # training threads; 0 = one per core
-//! checkpoint_interval_secs = 10.0         # at most this much work lost in a crash
+//! checkpoint_interval_secs = 0.0          # least time between checkpoints (they never take >5% of the time)
 //! log_level = "info"                      # or a filter like "info,topicd::jobs=debug"; RUST_LOG wins
 //! ```
 
@@ -29,9 +29,10 @@ pub struct Config {
     pub socket_mode: String,
     /// Training threads; 0 means one per core.
     pub threads: usize,
-    /// Longest stretch of training between two checkpoints, in seconds. A checkpoint is
-    /// also never written sooner than 20× its own write time after the previous one, which
-    /// keeps checkpointing under 5% of training time. 0 checkpoints after every chunk.
+    /// Least time between two checkpoints, in seconds. Besides, a checkpoint is never
+    /// written sooner than 20× the previous one's write time after it, which keeps
+    /// checkpointing under 5% of the training time; with 0 (the default) checkpoints come as
+    /// often as that budget allows, so a crash loses the least work the budget permits.
     pub checkpoint_interval_secs: f64,
     /// Log filter (`env_logger` syntax); the `RUST_LOG` environment variable overrides it.
     pub log_level: String,
@@ -44,7 +45,7 @@ impl Default for Config {
             control_socket: PathBuf::from(crate::protocol::DEFAULT_SOCKET),
             socket_mode: "0660".into(),
             threads: 0,
-            checkpoint_interval_secs: 10.0,
+            checkpoint_interval_secs: 0.0,
             log_level: "info".into(),
         }
     }

@@ -7,8 +7,8 @@
 //! sparse products in [`crate::lsi::products`] gather from and scatter into.
 //!
 //! Determinism: every product over the long dimension `m` is cut into blocks of
-//! [`BLOCK`] columns, computed in parallel and summed in block order, so results are the
-//! same bits whatever the number of threads.
+//! [`BLOCK`] columns, computed in parallel (each block one single-threaded BLAS call) and
+//! summed in block order, so results are the same bits whatever the number of threads.
 
 use nalgebra::{DMatrix, SymmetricEigen};
 use rayon::prelude::*;
@@ -18,7 +18,20 @@ pub const BLOCK: usize = 2048;
 
 /// `G = Mt · Mtᵀ` (that is `MᵀM`, `l × l`), summed over column blocks in order.
 pub fn gram(mt: &DMatrix<f64>) -> DMatrix<f64> {
-    cross(mt, mt)
+    let l = mt.nrows();
+    let partials: Vec<DMatrix<f64>> = block_starts(mt.ncols())
+        .into_par_iter()
+        .map(|(start, len)| {
+            let mut g = DMatrix::zeros(l, l);
+            blas::syrk_upper(l, len, &mt.as_slice()[start * l..], g.as_mut_slice());
+            g
+        })
+        .collect();
+    let mut g = partials
+        .into_iter()
+        .fold(DMatrix::zeros(l, l), |acc, p| acc + p);
+    g.fill_lower_triangle_with_upper_triangle();
+    g
 }
 
 /// `At · Btᵀ` (that is `AᵀB` of two tall matrices), summed over column blocks in order.
@@ -28,31 +41,38 @@ pub fn cross(at: &DMatrix<f64>, bt: &DMatrix<f64>) -> DMatrix<f64> {
         bt.ncols(),
         "cross product of matrices over different terms"
     );
+    let (r1, r2) = (at.nrows(), bt.nrows());
     let partials: Vec<DMatrix<f64>> = block_starts(at.ncols())
         .into_par_iter()
-        .map(|(start, len)| at.columns(start, len) * bt.columns(start, len).transpose())
+        .map(|(start, len)| {
+            let mut c = DMatrix::zeros(r1, r2);
+            let a = &at.as_slice()[start * r1..];
+            let b = &bt.as_slice()[start * r2..];
+            blas::gemm(false, true, r1, r2, len, a, r1, b, r2, c.as_mut_slice(), r1);
+            c
+        })
         .collect();
     partials
         .into_iter()
-        .fold(DMatrix::zeros(at.nrows(), bt.nrows()), |acc, p| acc + p)
+        .fold(DMatrix::zeros(r1, r2), |acc, p| acc + p)
 }
 
 /// `Rt · Mt` for a small `r × l` matrix `Rt` and a wide `l × m` matrix `Mt`, computed in
 /// column blocks (each block is independent, so the result does not depend on threads).
 pub fn left_multiply(rt: &DMatrix<f64>, mt: &DMatrix<f64>) -> DMatrix<f64> {
-    let mut out = DMatrix::zeros(rt.nrows(), mt.ncols());
-    let r = rt.nrows();
-    if r == 0 {
+    let (r, l) = rt.shape();
+    assert_eq!(l, mt.nrows(), "left_multiply of mismatched shapes");
+    let mut out = DMatrix::zeros(r, mt.ncols());
+    if r == 0 || l == 0 {
         return out;
     }
     out.as_mut_slice()
         .par_chunks_mut(r * BLOCK)
         .enumerate()
         .for_each(|(b, dst)| {
-            let start = b * BLOCK;
             let len = dst.len() / r;
-            let prod = rt * mt.columns(start, len);
-            dst.copy_from_slice(prod.as_slice());
+            let src = &mt.as_slice()[b * BLOCK * l..];
+            blas::gemm(false, false, r, len, l, rt.as_slice(), r, src, l, dst, r);
         });
     out
 }
@@ -141,6 +161,116 @@ pub fn svd_desc(k: DMatrix<f64>) -> (DMatrix<f64>, Vec<f64>) {
     let s = order.iter().map(|&i| svd.singular_values[i]).collect();
     let u = DMatrix::from_fn(rows, n, |r, c| u[(r, order[c])]);
     (u, s)
+}
+
+/// Safe wrappers of the two BLAS level-3 calls topicd uses, on column-major slices.
+mod blas {
+    use std::ffi::c_int;
+
+    const COL_MAJOR: c_int = 102;
+    const NO_TRANS: c_int = 111;
+    const TRANS: c_int = 112;
+    const UPPER: c_int = 121;
+
+    unsafe extern "C" {
+        fn cblas_dgemm(
+            order: c_int,
+            ta: c_int,
+            tb: c_int,
+            m: c_int,
+            n: c_int,
+            k: c_int,
+            alpha: f64,
+            a: *const f64,
+            lda: c_int,
+            b: *const f64,
+            ldb: c_int,
+            beta: f64,
+            c: *mut f64,
+            ldc: c_int,
+        );
+        fn cblas_dsyrk(
+            order: c_int,
+            uplo: c_int,
+            trans: c_int,
+            n: c_int,
+            k: c_int,
+            alpha: f64,
+            a: *const f64,
+            lda: c_int,
+            beta: f64,
+            c: *mut f64,
+            ldc: c_int,
+        );
+    }
+
+    fn int(x: usize) -> c_int {
+        c_int::try_from(x).expect("matrix dimension beyond the BLAS integer range")
+    }
+
+    /// `C = op(A)·op(B)` with `op(A)` `m × k` and `op(B)` `k × n` (leading dimensions given).
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm(
+        trans_a: bool,
+        trans_b: bool,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f64],
+        lda: usize,
+        b: &[f64],
+        ldb: usize,
+        c: &mut [f64],
+        ldc: usize,
+    ) {
+        let (a_rows, a_cols) = if trans_a { (k, m) } else { (m, k) };
+        let (b_rows, b_cols) = if trans_b { (n, k) } else { (k, n) };
+        assert!(lda >= a_rows.max(1) && ldb >= b_rows.max(1) && ldc >= m.max(1));
+        assert!(a_cols == 0 || a.len() >= lda * (a_cols - 1) + a_rows);
+        assert!(b_cols == 0 || b.len() >= ldb * (b_cols - 1) + b_rows);
+        assert!(n == 0 || c.len() >= ldc * (n - 1) + m);
+        let t = |x: bool| if x { TRANS } else { NO_TRANS };
+        // SAFETY: the asserts above keep every access inside the slices.
+        unsafe {
+            cblas_dgemm(
+                COL_MAJOR,
+                t(trans_a),
+                t(trans_b),
+                int(m),
+                int(n),
+                int(k),
+                1.0,
+                a.as_ptr(),
+                int(lda),
+                b.as_ptr(),
+                int(ldb),
+                0.0,
+                c.as_mut_ptr(),
+                int(ldc),
+            )
+        }
+    }
+
+    /// Upper triangle of `C = A·Aᵀ` for `A` `n × k` (leading dimension `n`), `C` `n × n`.
+    pub fn syrk_upper(n: usize, k: usize, a: &[f64], c: &mut [f64]) {
+        assert!(a.len() >= n * k && c.len() >= n * n);
+        // SAFETY: as above.
+        unsafe {
+            cblas_dsyrk(
+                COL_MAJOR,
+                UPPER,
+                NO_TRANS,
+                int(n),
+                int(k),
+                1.0,
+                a.as_ptr(),
+                int(n.max(1)),
+                0.0,
+                c.as_mut_ptr(),
+                int(n.max(1)),
+            )
+        }
+    }
 }
 
 unsafe extern "C" {

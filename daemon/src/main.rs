@@ -24,7 +24,7 @@ struct Args {
     /// Training threads, 0 = one per core (overrides threads).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
-    /// Longest stretch of training between checkpoints, in seconds (overrides checkpoint_interval_secs).
+    /// Least time between checkpoints, in seconds (overrides checkpoint_interval_secs).
     #[arg(long, value_name = "SECS")]
     checkpoint_interval: Option<f64>,
     /// Check the settings, print them, and exit (status 1 when a problem is found).

@@ -317,6 +317,16 @@ fn a_bad_corpus_fails_its_job_with_file_and_line_and_the_next_job_runs() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 4"));
     assert_eq!(d.wait(fine), "succeeded");
 
+    // a job whose matrices cannot fit in memory fails before allocating them
+    let huge = d.submit_lsi(
+        &good,
+        &dictionary,
+        &["--topics", "100000", "--extra-samples", "100000"],
+    );
+    assert_eq!(d.wait(huge), "failed");
+    let reason = d.status(huge)["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains("GiB for its matrices"), "{reason}");
+
     // a file that does not exist is refused at submit
     let out = d.ctl(&[
         "submit",

@@ -19,6 +19,7 @@ pub fn run(ctx: &mut JobContext<'_>, params: &LsiParams) -> Result<RunEnd, JobEr
             spec.dictionary.display()
         )));
     }
+    check_memory(num_terms, params)?;
     let options = MmOptions {
         max_terms: num_terms as u64,
         counts: false,
@@ -272,4 +273,35 @@ impl LsiRun<'_, '_> {
         })?;
         Ok(())
     }
+}
+
+/// Refuse a job whose matrices cannot fit in this machine's memory, before allocating them
+/// (an allocation failure would abort the daemon): the randomized SVD holds about four
+/// `terms × samples` matrices and two `samples × chunksize` ones at a time.
+fn check_memory(num_terms: usize, params: &LsiParams) -> Result<(), JobError> {
+    let samples = (params.num_topics + params.extra_samples) as f64;
+    let needed = 8.0 * samples * (4.0 * num_terms as f64 + 2.0 * params.chunksize as f64);
+    let Some(total) = total_memory() else {
+        return Ok(());
+    };
+    if needed > 0.8 * total {
+        return Err(JobError::Input(format!(
+            "this job needs about {:.1} GiB for its matrices ({num_terms} terms × {samples} samples, chunks of {}) \
+             but the machine has {:.1} GiB: use fewer topics, fewer extra_samples or smaller chunks",
+            needed / GIB,
+            params.chunksize,
+            total / GIB
+        )));
+    }
+    Ok(())
+}
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// MemTotal from /proc/meminfo, in bytes.
+fn total_memory() -> Option<f64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024.0)
 }
