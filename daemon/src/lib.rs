@@ -14,6 +14,7 @@
 //! | `server` | the control socket's `Listener` |
 //! | `shutdown` | SIGTERM/SIGINT → checkpoint and stop |
 //! | `config` | the TOML settings file |
+//! | `cli` | the daemon's flags (`--config`, overrides, `--check-config`, `--version`) |
 //! | `logging` | journal or stderr, with structured fields |
 //! | `daemon` | startup: wires the pieces above together |
 //!
@@ -22,6 +23,8 @@
 
 #[cfg(feature = "engine")]
 pub mod api;
+#[cfg(feature = "engine")]
+pub mod cli;
 #[cfg(feature = "engine")]
 pub mod config;
 #[cfg(feature = "engine")]
