@@ -115,12 +115,15 @@ impl Daemon {
         job: JobId,
         first_row: u64,
         num_rows: u64,
+        row_len: u64,
     ) -> anyhow::Result<Vec<f64>> {
         let reply = self
             .client
-            .model_rows(deadline(LONG), job, first_row, num_rows)
+            .model_values(deadline(LONG), job, first_row * row_len, num_rows * row_len)
             .await;
-        self.flatten(LONG, reply)
+        let mut values = self.flatten(LONG, reply)?;
+        values.truncate(values.len() - values.len() % row_len.max(1) as usize);
+        Ok(values)
     }
 
     /// One page of the dictionary; possibly fewer entries than asked for.

@@ -83,9 +83,7 @@ pub fn local_time(unix_seconds: u64, tz: &TimeZone) -> String {
 
 /// The model's kind and number of topics, as submitted.
 fn kind_and_topics(spec: &ModelSpec) -> (&'static str, u32) {
-    match spec {
-        ModelSpec::Lsi(p) => (spec.kind(), p.num_topics),
-    }
+    (spec.kind(), spec.num_topics())
 }
 
 /// The percentage of work done, `42.4%`, or `-`.
@@ -249,6 +247,10 @@ pub fn job_summary(job: &JobInfo, tz: &TimeZone) -> String {
             lines.push(("extra_samples", params.extra_samples.to_string()));
             lines.push(("onepass", params.onepass.to_string()));
         }
+        ModelSpec::Lda(params) => {
+            lines.push(("num_topics", params.num_topics.to_string()));
+            lines.push(("chunksize", params.chunksize.to_string()));
+        }
     }
     let width = lines
         .iter()
@@ -318,6 +320,7 @@ mod tests {
                 docs_done: 500,
                 docs_per_pass: Some(1000),
                 docs_per_sec: Some(99.6),
+                per_word_bound: None,
             },
             submitted_at: SUBMITTED,
             started_at: Some(SUBMITTED + 1),

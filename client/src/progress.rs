@@ -57,6 +57,7 @@ mod tests {
             docs_done,
             docs_per_pass,
             docs_per_sec: None,
+            per_word_bound: None,
         }
     }
 

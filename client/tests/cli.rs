@@ -13,8 +13,8 @@ use tarpc::server::{BaseChannel, Channel};
 use tempfile::TempDir;
 use tokio::net::UnixListener;
 use topicd::protocol::{
-    ApiError, Control, DaemonInfo, Fingerprint, JobId, JobInfo, JobSpec, JobState, LsiParams,
-    ModelInfo, ModelSpec, Progress, Topic, VocabEntry, framed,
+    ApiError, Control, DaemonInfo, Document, Evaluation, Fingerprint, JobId, JobInfo, JobSpec,
+    JobState, LsiParams, ModelInfo, ModelSpec, Progress, Topic, VocabEntry, framed,
 };
 
 // ---- the fake daemon -------------------------------------------------------------------
@@ -64,6 +64,7 @@ fn job(id: JobId, state: JobState, reason: Option<&str>) -> JobInfo {
             docs_done: 3,
             docs_per_pass: Some(9),
             docs_per_sec: Some(12.5),
+            per_word_bound: None,
         },
         submitted_at: 1_795_701_839,
         started_at: Some(1_795_701_840),
@@ -193,26 +194,52 @@ impl Control for FakeDaemon {
             num_topics: TOPICS,
             num_docs: 9,
             singular_values: vec![3.0, 1.5],
+            alpha: vec![],
+            eta: vec![],
+            topic_totals: vec![],
             dictionary_num_docs: Some(9),
         })
     }
 
-    async fn model_rows(
+    async fn model_values(
         self,
         _: Context,
         job: JobId,
-        first_row: u64,
-        num_rows: u64,
+        first: u64,
+        count: u64,
     ) -> Result<Vec<f64>, ApiError> {
         self.model_job(job)?;
+        let row_len = u64::from(TOPICS);
         if job == 5 {
-            // One value short of two whole rows.
-            return Ok(vec![0.0; 2 * TOPICS as usize - 1]);
+            // No whole row at all.
+            return Ok(vec![0.0; TOPICS as usize - 1]);
         }
+        let (first_row, num_rows) = (first / row_len, count / row_len);
         let end = (first_row + num_rows.min(PAGE)).min(TERMS);
         Ok((first_row..end)
-            .flat_map(|r| (0..u64::from(TOPICS)).map(move |c| u_value(r, c)))
+            .flat_map(|r| (0..row_len).map(move |c| u_value(r, c)))
             .collect())
+    }
+
+    async fn infer(
+        self,
+        _: Context,
+        job: JobId,
+        _: Vec<Document>,
+    ) -> Result<Vec<Vec<f64>>, ApiError> {
+        self.model_job(job)?;
+        Err(ApiError::Internal("not in this fake".into()))
+    }
+
+    async fn evaluate(
+        self,
+        _: Context,
+        job: JobId,
+        _: std::path::PathBuf,
+        _: Option<u64>,
+    ) -> Result<Evaluation, ApiError> {
+        self.model_job(job)?;
+        Err(ApiError::Internal("not in this fake".into()))
     }
 
     async fn vocabulary(
@@ -529,7 +556,7 @@ fn export_refuses_broken_pages_and_leaves_no_file() {
     assert_exit(&output, 1);
     assert_eq!(
         stderr(&output),
-        "topicctl: topicd sent 3 values of U from row 0: not a whole number of rows of 2\n"
+        "topicctl: topicd sent 0 rows of U from row 0 when 5 were asked for\n"
     );
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
 }

@@ -2,16 +2,16 @@
 //! It validates what clients send, turns requests into store changes (each on disk before
 //! the reply), and reads finished models for topics and export.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use tarpc::context::Context;
 
 use crate::corpus::fingerprint;
 use crate::jobs::{Scheduler, Stop, now};
-use crate::lsi::Projection;
+use crate::model::LoadedModel;
 use crate::protocol::*;
-use crate::store::{ModelRecord, Store, StoreError, Vocabulary};
+use crate::store::{Store, StoreError};
 
 /// Largest `num_topics` a job may ask for.
 pub const MAX_TOPICS: u32 = 100_000;
@@ -27,23 +27,6 @@ struct Shared {
     scheduler: Arc<Scheduler>,
     info: DaemonInfo,
     model: Mutex<Option<(JobId, Arc<LoadedModel>)>>,
-}
-
-/// A finished model read from the store, kept for the next request.
-struct LoadedModel {
-    record: ModelRecord,
-    projection: Projection,
-    vocabulary: Vocabulary,
-}
-
-impl LoadedModel {
-    fn token(&self, id: u32) -> String {
-        self.vocabulary
-            .entries
-            .binary_search_by_key(&id, |e| e.0)
-            .map(|i| self.vocabulary.entries[i].1.clone())
-            .unwrap_or_else(|_| format!("#{id}"))
-    }
 }
 
 impl Handler {
@@ -90,24 +73,7 @@ impl Handler {
                 message: "the model exists once the job has succeeded".into(),
             });
         };
-        let loaded = blocking(|| -> Result<LoadedModel, StoreError> {
-            let blobs = self.store().blobs();
-            let ut = blobs.get_matrix(&record.ut)?;
-            let vocabulary: Vocabulary =
-                bincode::deserialize(&blobs.get_bytes(&record.vocabulary)?).map_err(|e| {
-                    StoreError(format!("the vocabulary of job {id} does not decode: {e}"))
-                })?;
-            let projection = Projection {
-                ut,
-                s: record.s.clone(),
-            };
-            Ok(LoadedModel {
-                record: record.clone(),
-                projection,
-                vocabulary,
-            })
-        })?;
-        let loaded = Arc::new(loaded);
+        let loaded = Arc::new(blocking(|| LoadedModel::load(self.store(), &job, record))?);
         *cached = Some((id, loaded.clone()));
         Ok(loaded)
     }
@@ -173,8 +139,83 @@ pub fn validate(spec: &JobSpec) -> Result<(), ApiError> {
                 ));
             }
         }
+        ModelSpec::Lda(p) => validate_lda(p)?,
     }
     Ok(())
+}
+
+/// LDA's parameters, checked as gensim checks them, and more strictly where gensim would
+/// fail late or silently.
+fn validate_lda(p: &LdaParams) -> Result<(), ApiError> {
+    let invalid = |m: String| Err(ApiError::InvalidSpec(m));
+    if p.num_topics == 0 || p.num_topics > MAX_TOPICS {
+        return invalid(format!(
+            "num_topics must be between 1 and {MAX_TOPICS}, not {}",
+            p.num_topics
+        ));
+    }
+    if p.chunksize == 0 || p.chunksize > 10_000_000 {
+        return invalid(format!(
+            "chunksize must be between 1 and 10000000, not {}",
+            p.chunksize
+        ));
+    }
+    // Hoffman et al. need κ ∈ (0.5, 1] for convergence; gensim documents that interval but
+    // defaults to 0.5 itself, so 0.5 is accepted too.
+    if !(p.decay >= 0.5 && p.decay <= 1.0) {
+        return invalid(format!("decay must be in [0.5, 1], not {}", p.decay));
+    }
+    if !(p.offset.is_finite() && p.offset >= 0.0) {
+        return invalid(format!("offset must be a number >= 0, not {}", p.offset));
+    }
+    if p.passes == 0 || p.passes > 10_000 {
+        return invalid(format!(
+            "passes must be between 1 and 10000, not {}",
+            p.passes
+        ));
+    }
+    if p.iterations == 0 || p.iterations > 100_000 {
+        return invalid(format!(
+            "iterations must be between 1 and 100000, not {}",
+            p.iterations
+        ));
+    }
+    if !(p.gamma_threshold.is_finite() && p.gamma_threshold >= 0.0) {
+        return invalid(format!(
+            "gamma_threshold must be a number >= 0, not {}",
+            p.gamma_threshold
+        ));
+    }
+    if !(0.0..=1.0).contains(&p.minimum_probability) {
+        return invalid(format!(
+            "minimum_probability must be in [0, 1], not {}",
+            p.minimum_probability
+        ));
+    }
+    let positive = |x: f64| x.is_finite() && x > 0.0;
+    match &p.alpha {
+        Prior::Scalar(x) if !positive(*x) => {
+            return invalid(format!("alpha must be positive, not {x}"));
+        }
+        Prior::List(v) if v.len() != p.num_topics as usize => {
+            return invalid(format!(
+                "alpha has {} values but there are {} topics",
+                v.len(),
+                p.num_topics
+            ));
+        }
+        Prior::List(v) if !v.iter().all(|&x| positive(x)) => {
+            return invalid("every alpha value must be positive".into());
+        }
+        _ => {}
+    }
+    match &p.eta {
+        Prior::Scalar(x) if !positive(*x) => invalid(format!("eta must be positive, not {x}")),
+        Prior::Asymmetric | Prior::List(_) => {
+            invalid("eta must be symmetric, auto or a number".into())
+        }
+        _ => Ok(()),
+    }
 }
 
 fn fingerprint_input(what: &str, path: &Path) -> Result<Fingerprint, ApiError> {
@@ -284,51 +325,21 @@ impl Control for Handler {
         num_words: u32,
     ) -> Result<Vec<Topic>, ApiError> {
         let model = self.model(job)?;
-        let p = &model.projection;
-        let n = (num_topics as usize).min(p.num_topics());
-        let words = (num_words as usize).min(10_000);
-        Ok((0..n)
-            .map(|i| Topic {
-                id: i as u32,
-                weight: p.s[i],
-                words: p
-                    .topic(i, words)
-                    .into_iter()
-                    .map(|(t, w)| (model.token(t), w))
-                    .collect(),
-            })
-            .collect())
+        Ok(model.topics(num_topics as usize, (num_words as usize).min(10_000)))
     }
 
     async fn model_info(self, _: Context, job: JobId) -> Result<ModelInfo, ApiError> {
-        let model = self.model(job)?;
-        Ok(ModelInfo {
-            kind: "lsi".into(),
-            num_terms: model.projection.num_terms() as u64,
-            num_topics: model.projection.num_topics() as u32,
-            num_docs: model.record.num_docs,
-            singular_values: model.projection.s.clone(),
-            dictionary_num_docs: model.vocabulary.num_docs,
-        })
+        Ok(self.model(job)?.info())
     }
 
-    async fn model_rows(
+    async fn model_values(
         self,
         _: Context,
         job: JobId,
-        first_row: u64,
-        num_rows: u64,
+        first: u64,
+        count: u64,
     ) -> Result<Vec<f64>, ApiError> {
-        let model = self.model(job)?;
-        let ut = &model.projection.ut;
-        let (k, m) = ut.shape();
-        let per_page = (MAX_PAGE_BYTES / 8 / k.max(1)) as u64;
-        let first = first_row.min(m as u64) as usize;
-        let last = first_row
-            .saturating_add(num_rows.min(per_page))
-            .min(m as u64) as usize;
-        // Row t of U is column t of Uᵀ: contiguous in nalgebra's column-major storage.
-        Ok(ut.as_slice()[first * k..last * k].to_vec())
+        Ok(self.model(job)?.values(first, count))
     }
 
     async fn vocabulary(
@@ -338,24 +349,46 @@ impl Control for Handler {
         first_id: u64,
         count: u64,
     ) -> Result<Vec<VocabEntry>, ApiError> {
-        let model = self.model(job)?;
-        let entries = &model.vocabulary.entries;
-        let start = entries.partition_point(|e| u64::from(e.0) < first_id);
-        let end_id = first_id.saturating_add(count);
-        let mut page = vec![];
-        let mut bytes = 0;
-        for (id, token, df) in &entries[start..] {
-            if u64::from(*id) >= end_id || bytes + token.len() + 16 > MAX_PAGE_BYTES {
-                break;
-            }
-            bytes += token.len() + 16;
-            page.push(VocabEntry {
-                id: *id,
-                token: token.clone(),
-                doc_freq: *df,
-            });
+        Ok(self.model(job)?.vocabulary(first_id, count))
+    }
+
+    async fn infer(
+        self,
+        _: Context,
+        job: JobId,
+        docs: Vec<Document>,
+    ) -> Result<Vec<Vec<f64>>, ApiError> {
+        if docs.len() > MAX_INFER_DOCS {
+            return Err(ApiError::InvalidSpec(format!(
+                "at most {MAX_INFER_DOCS} documents per infer call, not {}",
+                docs.len()
+            )));
         }
-        Ok(page)
+        let model = self.model(job)?;
+        tokio::task::spawn_blocking(move || model.infer(&docs))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(ApiError::InvalidSpec)
+    }
+
+    async fn evaluate(
+        self,
+        _: Context,
+        job: JobId,
+        corpus: PathBuf,
+        total_docs: Option<u64>,
+    ) -> Result<Evaluation, ApiError> {
+        if !corpus.is_absolute() {
+            return Err(ApiError::InvalidSpec(format!(
+                "the corpus path {} must be absolute",
+                corpus.display()
+            )));
+        }
+        let model = self.model(job)?;
+        tokio::task::spawn_blocking(move || model.evaluate(&corpus, total_docs))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(ApiError::InvalidSpec)
     }
 }
 
@@ -377,7 +410,9 @@ mod tests {
         assert!(validate(&spec()).is_ok());
         let with = |f: fn(&mut LsiParams)| {
             let mut s = spec();
-            let ModelSpec::Lsi(p) = &mut s.model;
+            let ModelSpec::Lsi(p) = &mut s.model else {
+                unreachable!()
+            };
             f(p);
             validate(&s).unwrap_err().to_string()
         };
@@ -394,5 +429,53 @@ mod tests {
                 .to_string()
                 .contains("absolute")
         );
+    }
+
+    #[test]
+    fn lda_validation_refuses_what_gensim_would_and_more() {
+        let lda = |f: fn(&mut LdaParams)| {
+            let mut p = LdaParams {
+                num_topics: 4,
+                ..LdaParams::default()
+            };
+            f(&mut p);
+            let s = JobSpec {
+                model: ModelSpec::Lda(p),
+                ..spec()
+            };
+            validate(&s).err().map(|e| e.to_string())
+        };
+        assert_eq!(lda(|_| {}), None);
+        assert_eq!(lda(|p| p.alpha = Prior::List(vec![0.1; 4])), None);
+        assert!(lda(|p| p.num_topics = 0).unwrap().contains("num_topics"));
+        assert_eq!(lda(|p| p.decay = 0.5), None, "gensim's own default");
+        assert!(lda(|p| p.decay = 0.49).unwrap().contains("decay"));
+        assert!(lda(|p| p.decay = 1.01).unwrap().contains("decay"));
+        assert!(
+            lda(|p| p.alpha = Prior::List(vec![0.1; 3]))
+                .unwrap()
+                .contains("3 values but there are 4 topics")
+        );
+        assert!(
+            lda(|p| p.alpha = Prior::Scalar(0.0))
+                .unwrap()
+                .contains("alpha must be positive")
+        );
+        assert!(
+            lda(|p| p.alpha = Prior::List(vec![0.1, 0.1, -1.0, 0.1]))
+                .unwrap()
+                .contains("positive")
+        );
+        assert!(
+            lda(|p| p.eta = Prior::Scalar(-0.1))
+                .unwrap()
+                .contains("eta must be positive")
+        );
+        assert!(
+            lda(|p| p.eta = Prior::Asymmetric)
+                .unwrap()
+                .contains("eta must be")
+        );
+        assert!(lda(|p| p.passes = 0).unwrap().contains("passes"));
     }
 }

@@ -55,15 +55,53 @@ pub trait Control {
     async fn resume(job: JobId) -> Result<JobInfo, ApiError>;
     /// The first `num_topics` topics of a finished job, `num_words` words each.
     async fn topics(job: JobId, num_topics: u32, num_words: u32) -> Result<Vec<Topic>, ApiError>;
-    /// Shape and spectrum of a finished job's model.
+    /// Shape, spectrum and priors of a finished job's model.
     async fn model_info(job: JobId) -> Result<ModelInfo, ApiError>;
-    /// Rows `first_row..first_row + num_rows` of U (terms × topics), row-major. The daemon
-    /// may return fewer rows than asked for, to keep a page under [`MAX_PAGE_BYTES`].
-    async fn model_rows(job: JobId, first_row: u64, num_rows: u64) -> Result<Vec<f64>, ApiError>;
+    /// Values `first..first + count` of the model's matrix in row-major order: LSI's U
+    /// (num_terms × num_topics), LDA's λ (num_topics × num_terms). The daemon may return
+    /// fewer values than asked for, to keep a page under [`MAX_PAGE_BYTES`].
+    async fn model_values(job: JobId, first: u64, count: u64) -> Result<Vec<f64>, ApiError>;
     /// Dictionary entries with ids `first_id..first_id + count` (ids without a token are
     /// skipped). Like `model_rows`, a page may hold fewer entries than asked for.
     async fn vocabulary(job: JobId, first_id: u64, count: u64)
     -> Result<Vec<VocabEntry>, ApiError>;
+    /// Topic weights of new documents (at most [`MAX_INFER_DOCS`] per call), one vector of
+    /// `num_topics` values per document: LDA's θ (gensim's `get_document_topics` before
+    /// the `minimum_probability` cut), LSI's `Uᵀx`.
+    async fn infer(job: JobId, docs: Vec<Document>) -> Result<Vec<Vec<f64>>, ApiError>;
+    /// The per-word bound of a held-out corpus under an LDA model, computed as gensim's
+    /// `LdaModel.log_perplexity(corpus, total_docs)`.
+    async fn evaluate(
+        job: JobId,
+        corpus: PathBuf,
+        total_docs: Option<u64>,
+    ) -> Result<Evaluation, ApiError>;
+}
+
+/// Most documents one `infer` call may carry.
+pub const MAX_INFER_DOCS: usize = 10_000;
+
+/// A bag of words: 0-based term ids (as in the dictionary) and their weights (counts for
+/// LDA, TF-IDF or counts for LSI).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Document {
+    /// Term ids.
+    pub terms: Vec<u32>,
+    /// One weight per term id.
+    pub weights: Vec<f64>,
+}
+
+/// What `evaluate` measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// gensim's per-word bound: `bound(corpus, r) / (r · words)` with `r = total_docs / documents`.
+    pub per_word_bound: f64,
+    /// gensim's perplexity estimate, `2^(−per_word_bound)`.
+    pub perplexity: f64,
+    /// Documents in the held-out corpus.
+    pub documents: u64,
+    /// Words (sum of counts) in the held-out corpus.
+    pub words: f64,
 }
 
 /// What a client asks the daemon to train.
@@ -84,6 +122,8 @@ pub struct JobSpec {
 pub enum ModelSpec {
     /// Latent semantic indexing: a truncated SVD of the terms × documents matrix.
     Lsi(LsiParams),
+    /// Latent Dirichlet allocation by online variational Bayes.
+    Lda(LdaParams),
 }
 
 impl ModelSpec {
@@ -91,6 +131,23 @@ impl ModelSpec {
     pub fn kind(&self) -> &'static str {
         match self {
             ModelSpec::Lsi(_) => "lsi",
+            ModelSpec::Lda(_) => "lda",
+        }
+    }
+
+    /// Topics asked for.
+    pub fn num_topics(&self) -> u32 {
+        match self {
+            ModelSpec::Lsi(p) => p.num_topics,
+            ModelSpec::Lda(p) => p.num_topics,
+        }
+    }
+
+    /// Documents per chunk.
+    pub fn chunksize(&self) -> u32 {
+        match self {
+            ModelSpec::Lsi(p) => p.chunksize,
+            ModelSpec::Lda(p) => p.chunksize,
         }
     }
 }
@@ -122,6 +179,84 @@ impl Default for LsiParams {
             power_iters: DEFAULT_POWER_ITERS,
             extra_samples: 100,
             onepass: false,
+        }
+    }
+}
+
+/// LDA parameters, with gensim's names and defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LdaParams {
+    /// Number of topics K.
+    pub num_topics: u32,
+    /// Documents per chunk (one E-step task).
+    pub chunksize: u32,
+    /// Passes over the corpus.
+    pub passes: u32,
+    /// Chunks per M-step; 0 = batch LDA (one M-step per pass).
+    pub update_every: u32,
+    /// Document-topic prior α.
+    pub alpha: Prior,
+    /// Topic-word prior η (`Symmetric`, `Auto` or `Scalar`).
+    pub eta: Prior,
+    /// κ: the learning rate is `ρ = (offset + pass + updates/chunksize)^−decay`, κ ∈ (0.5, 1].
+    pub decay: f64,
+    /// τ₀ in the learning rate.
+    pub offset: f64,
+    /// Most E-step iterations per document.
+    pub iterations: u32,
+    /// E-step stops when the mean change of γ falls under this.
+    pub gamma_threshold: f64,
+    /// Log the per-word bound every this many chunks (0 = never).
+    pub eval_every: u32,
+    /// Topics below this probability are left out of `infer`'s output.
+    pub minimum_probability: f64,
+}
+
+impl Default for LdaParams {
+    fn default() -> Self {
+        LdaParams {
+            num_topics: 100,
+            chunksize: 2000,
+            passes: 1,
+            update_every: 1,
+            alpha: Prior::Symmetric,
+            eta: Prior::Symmetric,
+            decay: 0.5,
+            offset: 1.0,
+            iterations: 50,
+            gamma_threshold: 0.001,
+            eval_every: 10,
+            minimum_probability: 0.01,
+        }
+    }
+}
+
+/// A Dirichlet prior as gensim accepts it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Prior {
+    /// `1/K` for every component.
+    Symmetric,
+    /// α only: `1/(k + √K)`, normalised to sum 1.
+    Asymmetric,
+    /// Start symmetric and learn it (Newton steps after each update).
+    Auto,
+    /// The same value for every component.
+    Scalar(f64),
+    /// α only: one value per topic.
+    List(Vec<f64>),
+}
+
+impl fmt::Display for Prior {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Prior::Symmetric => f.write_str("symmetric"),
+            Prior::Asymmetric => f.write_str("asymmetric"),
+            Prior::Auto => f.write_str("auto"),
+            Prior::Scalar(x) => write!(f, "{x}"),
+            Prior::List(v) => {
+                let items: Vec<String> = v.iter().map(|x| x.to_string()).collect();
+                f.write_str(&items.join(","))
+            }
         }
     }
 }
@@ -204,6 +339,8 @@ pub struct Progress {
     pub docs_per_pass: Option<u64>,
     /// Recent throughput in documents per second, while running.
     pub docs_per_sec: Option<f64>,
+    /// LDA: the latest per-word bound (gensim's `log_perplexity`), every `eval_every` chunks.
+    pub per_word_bound: Option<f64>,
 }
 
 impl Progress {
@@ -272,19 +409,25 @@ impl fmt::Display for Topic {
     }
 }
 
-/// Shape and spectrum of a finished model.
+/// Shape, spectrum and priors of a finished model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
     /// The algorithm, as in [`ModelSpec::kind`].
     pub kind: String,
-    /// Rows of U: the dictionary's `1 + max id`.
+    /// Terms: the dictionary's `1 + max id`.
     pub num_terms: u64,
-    /// Columns of U: the factors kept (at most the requested `num_topics`).
+    /// Topics: LSI's factors kept (at most the requested `num_topics`), LDA's K.
     pub num_topics: u32,
     /// Documents the model was trained on.
     pub num_docs: u64,
-    /// The singular values, largest first.
+    /// LSI: the singular values, largest first.
     pub singular_values: Vec<f64>,
+    /// LDA: α, one value per topic.
+    pub alpha: Vec<f64>,
+    /// LDA: η, one value per term.
+    pub eta: Vec<f64>,
+    /// LDA: `Σ_w λ_kw` per topic, to normalise λ into topic-word distributions.
+    pub topic_totals: Vec<f64>,
     /// `num_docs` line of the dictionary, when it has one.
     pub dictionary_num_docs: Option<u64>,
 }
@@ -383,6 +526,7 @@ mod tests {
             docs_done: 10,
             docs_per_pass: Some(100),
             docs_per_sec: None,
+            per_word_bound: None,
         };
         assert_eq!(p.work_done(), 210);
         assert_eq!(p.work_total(), Some(500));

@@ -122,7 +122,7 @@ async fn write_u(
         let mut row = 0;
         while row < rows {
             let asked = page_rows.min(rows - row);
-            let values = daemon.model_rows(job, row, asked).await?;
+            let values = daemon.model_rows(job, row, asked, columns).await?;
             let received = values.len() as u64;
             if !received.is_multiple_of(columns) {
                 bail!(

@@ -2,31 +2,25 @@
 //! [`crate::lsi`], checkpoint along the way, store the model at the end.
 
 use super::input::{PassInput, PassReader};
-use super::{JobContext, JobError, RunEnd, Stop};
-use crate::corpus::{Dictionary, MmOptions, MmReader};
+use super::{Inputs, JobContext, JobError, RunEnd, Stop, check_memory};
+use crate::corpus::{Dictionary, MmOptions};
 use crate::lsi::{OnePass, Projection, StochasticSvd};
-use crate::protocol::{JobState, LsiParams, Progress};
-use crate::store::{Checkpoint, CheckpointModel, ModelRecord, Vocabulary};
+use crate::protocol::{LsiParams, Progress};
+use crate::store::{Checkpoint, CheckpointModel, StoredModel};
 
 /// Train an LSI model from the job's corpus, from its last checkpoint if it has one.
 pub fn run(ctx: &mut JobContext<'_>, params: &LsiParams) -> Result<RunEnd, JobError> {
-    let spec = &ctx.job.spec;
-    let dictionary = Dictionary::load(&spec.dictionary)?;
-    let num_terms = dictionary.num_terms();
-    if num_terms == 0 {
-        return Err(JobError::Input(format!(
-            "{}: the dictionary has no terms",
-            spec.dictionary.display()
-        )));
-    }
-    check_memory(num_terms, params)?;
-    let options = MmOptions {
-        max_terms: num_terms as u64,
-        counts: false,
-    };
-    let num_docs = MmReader::open(&spec.corpus, options.clone())?
-        .header()
-        .num_docs;
+    let inputs = Inputs::open(&ctx.job.spec, false)?;
+    let samples = (params.num_topics + params.extra_samples) as f64;
+    // about four terms × samples matrices and two samples × chunksize ones at a time
+    let bytes =
+        8.0 * samples * (4.0 * inputs.num_terms() as f64 + 2.0 * f64::from(params.chunksize));
+    check_memory(
+        bytes,
+        "use fewer topics, fewer extra_samples or smaller chunks",
+    )?;
+    let (num_terms, num_docs, options) =
+        (inputs.num_terms(), inputs.num_docs, inputs.options.clone());
     let checkpoint = ctx.store.checkpoint(ctx.job.id)?;
     let mut lsi = LsiRun {
         ctx,
@@ -42,7 +36,7 @@ pub fn run(ctx: &mut JobContext<'_>, params: &LsiParams) -> Result<RunEnd, JobEr
     };
     match end {
         Finished::Model(projection) => {
-            lsi.save_model(&projection, &dictionary)?;
+            lsi.save_model(projection, &inputs.dictionary)?;
             Ok(RunEnd::Succeeded)
         }
         Finished::Stopped(stop) => Ok(RunEnd::Stopped(stop)),
@@ -78,6 +72,7 @@ impl LsiRun<'_, '_> {
             docs_done: (next_chunk * self.params.chunksize as u64).min(self.num_docs),
             docs_per_pass: Some(self.num_docs),
             docs_per_sec: None,
+            per_word_bound: None,
         }
     }
 
@@ -235,26 +230,10 @@ impl LsiRun<'_, '_> {
 
     fn save_model(
         &mut self,
-        projection: &Projection,
+        projection: Projection,
         dictionary: &Dictionary,
     ) -> Result<(), JobError> {
-        let blobs = self.ctx.store.blobs();
-        let ut = blobs.put_matrix(&projection.ut)?;
-        let vocabulary = Vocabulary {
-            num_docs: dictionary.num_docs(),
-            entries: dictionary
-                .entries()
-                .map(|(id, token, df)| (id, token.to_string(), df))
-                .collect(),
-        };
-        let bytes =
-            bincode::serialize(&vocabulary).map_err(|e| JobError::Internal(e.to_string()))?;
-        let record = ModelRecord {
-            ut,
-            s: projection.s.clone(),
-            num_docs: self.num_docs,
-            vocabulary: blobs.put_bytes(&bytes)?,
-        };
+        let ut = self.ctx.store.blobs().put_matrix(&projection.ut)?;
         let passes = if self.params.onepass {
             1
         } else {
@@ -264,44 +243,11 @@ impl LsiRun<'_, '_> {
             docs_done: self.num_docs,
             ..self.progress(passes - 1, passes, 0)
         };
-        self.ctx.publish(progress.clone());
-        self.ctx.store.save_model(self.ctx.job.id, &record, |job| {
-            job.state = JobState::Succeeded;
-            job.reason = None;
-            job.finished_at = Some(super::now());
-            job.progress = progress;
-        })?;
-        Ok(())
+        let model = StoredModel::Lsi {
+            ut,
+            s: projection.s,
+        };
+        self.ctx
+            .save_model(model, dictionary, self.num_docs, progress)
     }
-}
-
-/// Refuse a job whose matrices cannot fit in this machine's memory, before allocating them
-/// (an allocation failure would abort the daemon): the randomized SVD holds about four
-/// `terms × samples` matrices and two `samples × chunksize` ones at a time.
-fn check_memory(num_terms: usize, params: &LsiParams) -> Result<(), JobError> {
-    let samples = (params.num_topics + params.extra_samples) as f64;
-    let needed = 8.0 * samples * (4.0 * num_terms as f64 + 2.0 * params.chunksize as f64);
-    let Some(total) = total_memory() else {
-        return Ok(());
-    };
-    if needed > 0.8 * total {
-        return Err(JobError::Input(format!(
-            "this job needs about {:.1} GiB for its matrices ({num_terms} terms × {samples} samples, chunks of {}) \
-             but the machine has {:.1} GiB: use fewer topics, fewer extra_samples or smaller chunks",
-            needed / GIB,
-            params.chunksize,
-            total / GIB
-        )));
-    }
-    Ok(())
-}
-
-const GIB: f64 = (1u64 << 30) as f64;
-
-/// MemTotal from /proc/meminfo, in bytes.
-fn total_memory() -> Option<f64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024.0)
 }

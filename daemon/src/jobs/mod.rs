@@ -9,9 +9,11 @@
 //! - [`control`]: the stop request and live progress shared with the API.
 //! - [`input`]: the chunks of a pass, read ahead on a thread, with the chunk cache.
 //! - [`lsi`]: the LSI training loops (multi-pass and one-pass).
+//! - [`lda`]: the LDA training loop (online or batch variational Bayes).
 
 pub mod control;
 pub mod input;
+pub mod lda;
 pub mod lsi;
 
 use std::path::PathBuf;
@@ -22,9 +24,9 @@ use tokio::sync::{Notify, watch};
 
 pub use control::{JobControl, Stop};
 
-use crate::corpus::{CorpusError, fingerprint};
-use crate::protocol::{Fingerprint, JobId, JobInfo, JobState, ModelSpec, Progress};
-use crate::store::{Blobs, Checkpoint, Store, StoreError};
+use crate::corpus::{CorpusError, Dictionary, MmOptions, MmReader, fingerprint};
+use crate::protocol::{Fingerprint, JobId, JobInfo, JobSpec, JobState, ModelSpec, Progress};
+use crate::store::{Blobs, Checkpoint, ModelRecord, Store, StoreError, StoredModel, Vocabulary};
 
 /// Why a job failed.
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +123,104 @@ impl JobContext<'_> {
         log::debug!(job_id = self.job.id; "checkpoint at chunk {} took {:?}", checkpoint.next_chunk, self.last_checkpoint_cost);
         Ok(())
     }
+
+    /// Store the finished model with a copy of the dictionary and mark the job succeeded,
+    /// in one commit.
+    pub fn save_model(
+        &mut self,
+        model: StoredModel,
+        dictionary: &Dictionary,
+        num_docs: u64,
+        progress: Progress,
+    ) -> Result<(), JobError> {
+        let vocabulary = Vocabulary {
+            num_docs: dictionary.num_docs(),
+            entries: dictionary
+                .entries()
+                .map(|(id, token, df)| (id, token.to_string(), df))
+                .collect(),
+        };
+        let bytes =
+            bincode::serialize(&vocabulary).map_err(|e| JobError::Internal(e.to_string()))?;
+        let record = ModelRecord {
+            model,
+            num_docs,
+            vocabulary: self.store.blobs().put_bytes(&bytes)?,
+        };
+        self.publish(progress.clone());
+        self.store.save_model(self.job.id, &record, |job| {
+            job.state = JobState::Succeeded;
+            job.reason = None;
+            job.finished_at = Some(now());
+            job.progress = progress;
+        })?;
+        Ok(())
+    }
+}
+
+/// A job's inputs, opened and checked: the dictionary and the corpus header.
+pub struct Inputs {
+    /// The dictionary.
+    pub dictionary: Dictionary,
+    /// How to read the corpus.
+    pub options: MmOptions,
+    /// Documents in the corpus.
+    pub num_docs: u64,
+}
+
+impl Inputs {
+    /// Load the dictionary and read the corpus header; `counts`: LDA's corpus of counts.
+    pub fn open(spec: &JobSpec, counts: bool) -> Result<Inputs, JobError> {
+        let dictionary = Dictionary::load(&spec.dictionary)?;
+        if dictionary.num_terms() == 0 {
+            return Err(JobError::Input(format!(
+                "{}: the dictionary has no terms",
+                spec.dictionary.display()
+            )));
+        }
+        let options = MmOptions {
+            max_terms: dictionary.num_terms() as u64,
+            counts,
+        };
+        let num_docs = MmReader::open(&spec.corpus, options.clone())?
+            .header()
+            .num_docs;
+        Ok(Inputs {
+            dictionary,
+            options,
+            num_docs,
+        })
+    }
+
+    /// Terms of the model: the dictionary's `1 + max id`.
+    pub fn num_terms(&self) -> usize {
+        self.dictionary.num_terms()
+    }
+}
+
+/// Refuse a job whose matrices (`bytes` in all) cannot fit in this machine's memory,
+/// before allocating them: an allocation failure would abort the daemon.
+pub fn check_memory(bytes: f64, advice: &str) -> Result<(), JobError> {
+    const GIB: f64 = (1u64 << 30) as f64;
+    let Some(total) = total_memory() else {
+        return Ok(());
+    };
+    if bytes > 0.8 * total {
+        return Err(JobError::Input(format!(
+            "this job needs about {:.1} GiB for its matrices but the machine has {:.1} GiB: {advice}",
+            bytes / GIB,
+            total / GIB
+        )));
+    }
+    Ok(())
+}
+
+/// MemTotal from /proc/meminfo, in bytes.
+fn total_memory() -> Option<f64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024.0)
 }
 
 /// Runs the queue: one job at a time, oldest first.
@@ -255,9 +355,7 @@ impl Scheduler {
 }
 
 fn job_cache_path(settings: &RunnerSettings, job: &JobInfo) -> PathBuf {
-    let chunksize = match &job.spec.model {
-        ModelSpec::Lsi(p) => p.chunksize,
-    };
+    let chunksize = job.spec.model.chunksize();
     settings.cache_dir.join(format!(
         "job{}-{:016x}-{}.chunks",
         job.id, job.corpus_fingerprint.checksum, chunksize
@@ -288,6 +386,7 @@ fn run_job(
     };
     match &model {
         ModelSpec::Lsi(params) => lsi::run(&mut ctx, params),
+        ModelSpec::Lda(params) => lda::run(&mut ctx, params),
     }
 }
 

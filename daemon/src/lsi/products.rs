@@ -11,12 +11,12 @@
 //! computes `Y_c` alone and ships it gives the same bits.
 
 use nalgebra::DMatrix;
-use rand::{RngExt, SeedableRng};
+use rand::RngExt;
 use rand_distr::StandardNormal;
-use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 
 use crate::corpus::SparseChunk;
+use crate::rng::{self, Purpose};
 
 /// A chunk transposed: for each term, the documents that contain it (CSC of `A`).
 pub struct TermMajor {
@@ -129,21 +129,12 @@ pub fn gaussian(chunk: &SparseChunk, l: usize, seed: u64) -> DMatrix<f64> {
             if chunk.doc(j).0.is_empty() {
                 return; // an empty document contributes nothing to A·O
             }
-            let mut rng =
-                Xoshiro256PlusPlus::seed_from_u64(stream_seed(seed, chunk.first_doc + j as u64));
+            let mut rng = rng::stream(seed, Purpose::Sketch, chunk.first_doc + j as u64);
             for x in row.iter_mut() {
                 *x = rng.sample(StandardNormal);
             }
         });
     ot
-}
-
-/// SplitMix64 finaliser over (seed, document): independent streams per document.
-fn stream_seed(seed: u64, doc: u64) -> u64 {
-    let mut z = seed ^ doc.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]

@@ -63,6 +63,25 @@ pub enum CheckpointModel {
         /// Its singular values.
         s: Vec<f64>,
     },
+    /// LDA: the topics and priors after the chunks so far, and the batch in progress.
+    Lda {
+        /// The pass being read.
+        pass: u32,
+        /// `λ − η` (`K × V`, word-major).
+        sstats: BlobId,
+        /// α.
+        alpha: Vec<f64>,
+        /// η (`V × 1`).
+        eta: BlobId,
+        /// gensim's `num_updates`.
+        num_updates: u64,
+        /// Whether λ includes η yet (false before the first M-step).
+        eta_in_lambda: bool,
+        /// The expected counts of the batch in progress and its documents, if any.
+        batch: Option<(BlobId, u64)>,
+        /// The latest per-word bound.
+        per_word_bound: Option<f64>,
+    },
 }
 
 impl CheckpointModel {
@@ -70,6 +89,12 @@ impl CheckpointModel {
         match self {
             CheckpointModel::LsiMultiPass { q, acc, .. } => q.iter().chain(acc).collect(),
             CheckpointModel::LsiOnePass { ut, .. } => vec![ut],
+            CheckpointModel::Lda {
+                sstats, eta, batch, ..
+            } => [sstats, eta]
+                .into_iter()
+                .chain(batch.as_ref().map(|(b, _)| b))
+                .collect(),
         }
     }
 }
@@ -77,14 +102,44 @@ impl CheckpointModel {
 /// A finished model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelRecord {
-    /// `Uᵀ` (`k × m`).
-    pub ut: BlobId,
-    /// Singular values, largest first.
-    pub s: Vec<f64>,
+    /// The model's numbers.
+    pub model: StoredModel,
     /// Documents trained on.
     pub num_docs: u64,
     /// The dictionary as it was at training time (bincode of [`Vocabulary`]).
     pub vocabulary: BlobId,
+}
+
+/// The numbers of a finished model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum StoredModel {
+    /// LSI: `Uᵀ` (`k × m`) and the singular values.
+    Lsi {
+        /// `Uᵀ`.
+        ut: BlobId,
+        /// Singular values, largest first.
+        s: Vec<f64>,
+    },
+    /// LDA: `λ − η` (`K × V`, word-major), α and η (`V × 1`).
+    Lda {
+        /// `λ − η`.
+        sstats: BlobId,
+        /// α.
+        alpha: Vec<f64>,
+        /// η.
+        eta: BlobId,
+    },
+}
+
+impl ModelRecord {
+    fn blobs(&self) -> Vec<&BlobId> {
+        let mut blobs = vec![&self.vocabulary];
+        match &self.model {
+            StoredModel::Lsi { ut, .. } => blobs.push(ut),
+            StoredModel::Lda { sstats, eta, .. } => blobs.extend([sstats, eta]),
+        }
+        blobs
+    }
 }
 
 /// A copy of the dictionary kept with a model, so that topics outlive the input files.
@@ -287,8 +342,7 @@ impl Store {
         }
         for (_, v) in self.engine.scan(Tree::Models)? {
             let m: ModelRecord = decode(&v)?;
-            keep.insert(m.ut);
-            keep.insert(m.vocabulary);
+            keep.extend(m.blobs().into_iter().cloned());
         }
         self.blobs.retain(&keep)?;
         Ok(())

@@ -1,0 +1,407 @@
+//! The E-step: variational inference of each document's topic proportions against fixed
+//! topics, and the expected word counts per topic it yields (Hoffman et al. 2010, Alg. 2;
+//! gensim's `inference`).
+//!
+//! For document `d` with counts `c_n` of words `w_n`, with `e_k = exp(E[log θ_dk])` and
+//! `β_kn = exp(E[log β_{k,w_n}])`:
+//!
+//! ```text
+//! φnorm_n = Σ_k e_k β_kn + ε
+//! γ_k     = α_k + e_k Σ_n (c_n / φnorm_n) β_kn          until mean_k |Δγ_k| < threshold
+//! sstats_{k,w_n} += e_k c_n / φnorm_n,   and at the end  sstats ⊙= exp(E[log β])
+//! ```
+//!
+//! `e_k` is computed as `exp ψ(γ_k)`, without the common factor `exp(−ψ(Σγ))`: it cancels
+//! between `e_k` and `φnorm` in both the γ update and the counts, so one `exp ψ` per topic
+//! and iteration remains — mostly a short series, no logarithm. Documents run in parallel;
+//! the counts are summed word by word in document order, so the result does not depend on
+//! the threads.
+
+use rand::RngExt;
+use rand_distr::Gamma;
+use rayon::prelude::*;
+
+use super::special::exp_digamma;
+use super::state::LdaState;
+use crate::corpus::SparseChunk;
+use crate::rng::{self, Purpose};
+
+/// The E-step's stopping rule.
+#[derive(Clone, Copy, Debug)]
+pub struct EStepParams {
+    /// Most iterations per document.
+    pub iterations: u32,
+    /// Stop once the mean absolute change of γ is below this.
+    pub gamma_threshold: f64,
+}
+
+/// The words of a chunk, and the topics restricted to them.
+pub struct ChunkTopics {
+    /// Distinct words of the chunk, ascending.
+    pub words: Vec<u32>,
+    /// For each entry of the chunk (in CSR order), its word's index in `words`.
+    pub slots: Vec<u32>,
+    /// `E[log β]` for those words, `K × words`, word-major.
+    pub elog_beta: Vec<f64>,
+    /// `exp(E[log β])`, same layout.
+    pub exp_elog_beta: Vec<f64>,
+}
+
+impl ChunkTopics {
+    /// The topics of `state` over the words of `chunk` (`totals`: [`LdaState::topic_totals`]).
+    pub fn new(chunk: &SparseChunk, state: &LdaState, totals: &[f64]) -> ChunkTopics {
+        let mut slot_of = vec![u32::MAX; state.num_terms];
+        let mut words: Vec<u32> = chunk.terms.clone();
+        words.sort_unstable();
+        words.dedup();
+        for (i, &w) in words.iter().enumerate() {
+            slot_of[w as usize] = i as u32;
+        }
+        let slots = chunk.terms.iter().map(|&w| slot_of[w as usize]).collect();
+        let elog_beta = state.elog_beta(&words, totals);
+        let exp_elog_beta = elog_beta.par_iter().map(|x| x.exp()).collect();
+        ChunkTopics {
+            words,
+            slots,
+            elog_beta,
+            exp_elog_beta,
+        }
+    }
+}
+
+/// What inference found for the documents of a chunk.
+pub struct Inference {
+    /// γ, `D × K`, one row per document.
+    pub gamma: Vec<f64>,
+    /// The final `e_d` of each document, `D × K`.
+    pub exp_theta: Vec<f64>,
+    /// `c_n / φnorm_n` for each entry of the chunk (CSR order).
+    pub ratios: Vec<f64>,
+    /// Documents whose γ converged before `iterations`.
+    pub converged: usize,
+}
+
+/// Where the initial γ of each document comes from.
+#[derive(Clone, Copy, Debug)]
+pub enum GammaSeed {
+    /// Training: the stream of (seed, pass, document).
+    Training {
+        /// The job seed.
+        seed: u64,
+        /// The pass.
+        pass: u32,
+    },
+    /// Evaluation and inference: the stream of (seed, document).
+    Inference {
+        /// The job seed.
+        seed: u64,
+    },
+}
+
+impl GammaSeed {
+    fn stream(self, doc: u64) -> rand_xoshiro::Xoshiro256PlusPlus {
+        match self {
+            GammaSeed::Training { seed, pass } => {
+                rng::stream(seed, Purpose::Gamma, (u64::from(pass) << 40) | doc)
+            }
+            GammaSeed::Inference { seed } => rng::stream(seed, Purpose::Inference, doc),
+        }
+    }
+}
+
+/// Infer γ for every document of `chunk` (gensim's `inference`).
+pub fn infer(
+    chunk: &SparseChunk,
+    topics: &ChunkTopics,
+    alpha: &[f64],
+    params: EStepParams,
+    seeds: GammaSeed,
+) -> Inference {
+    let k = alpha.len();
+    let docs = chunk.num_docs();
+    let mut gamma = vec![0.0; docs * k];
+    let mut exp_theta = vec![0.0; docs * k];
+    let mut ratios = vec![0.0; chunk.nnz()];
+    let init = Gamma::new(100.0, 0.01).expect("valid Gamma parameters");
+    // Split the entries' ratios along documents, so that each document owns its slice.
+    let mut ratio_slices: Vec<&mut [f64]> = Vec::with_capacity(docs);
+    let mut rest = ratios.as_mut_slice();
+    for j in 0..docs {
+        let (mine, others) = rest.split_at_mut(chunk.indptr[j + 1] - chunk.indptr[j]);
+        ratio_slices.push(mine);
+        rest = others;
+    }
+    let converged = gamma
+        .par_chunks_mut(k)
+        .zip(exp_theta.par_chunks_mut(k))
+        .zip(ratio_slices.into_par_iter())
+        .enumerate()
+        .map_init(
+            || vec![0.0; k],
+            |scratch, (j, ((g, e), ratio))| {
+                let mut rng = seeds.stream(chunk.first_doc + j as u64);
+                for x in g.iter_mut() {
+                    *x = rng.sample(init);
+                }
+                let (start, end) = (chunk.indptr[j], chunk.indptr[j + 1]);
+                let doc = Doc {
+                    slots: &topics.slots[start..end],
+                    counts: &chunk.values[start..end],
+                };
+                doc.infer(&topics.exp_elog_beta, alpha, params, g, e, ratio, scratch) as usize
+            },
+        )
+        .sum();
+    Inference {
+        gamma,
+        exp_theta,
+        ratios,
+        converged,
+    }
+}
+
+struct Doc<'a> {
+    slots: &'a [u32],
+    counts: &'a [f64],
+}
+
+impl Doc<'_> {
+    /// Iterate γ (already holding its random start) to convergence; true if it converged.
+    #[allow(clippy::too_many_arguments)]
+    fn infer(
+        &self,
+        beta: &[f64],
+        alpha: &[f64],
+        params: EStepParams,
+        gamma: &mut [f64],
+        e: &mut [f64],
+        phinorm: &mut [f64],
+        t: &mut [f64],
+    ) -> bool {
+        let k = alpha.len();
+        let column = |n: usize| {
+            let s = self.slots[n] as usize;
+            &beta[s * k..(s + 1) * k]
+        };
+        for (e, &g) in e.iter_mut().zip(gamma.iter()) {
+            *e = exp_digamma(g);
+        }
+        self.phinorm(e, &column, phinorm);
+        let mut converged = false;
+        for _ in 0..params.iterations {
+            t.fill(0.0);
+            for (n, (&c, &p)) in self.counts.iter().zip(phinorm.iter()).enumerate() {
+                let r = c / p;
+                for (t, b) in t.iter_mut().zip(column(n)) {
+                    *t += r * b;
+                }
+            }
+            let mut change = 0.0;
+            for ((g, e), (&a, &t)) in gamma
+                .iter_mut()
+                .zip(e.iter_mut())
+                .zip(alpha.iter().zip(t.iter()))
+            {
+                let new = a + *e * t;
+                change += (new - *g).abs();
+                *g = new;
+                *e = exp_digamma(new);
+            }
+            self.phinorm(e, &column, phinorm);
+            if change / (k as f64) < params.gamma_threshold {
+                converged = true;
+                break;
+            }
+        }
+        // From here on the buffer holds c_n / φnorm_n.
+        for (p, &c) in phinorm.iter_mut().zip(self.counts) {
+            *p = c / *p;
+        }
+        converged
+    }
+
+    fn phinorm<'b>(&self, e: &[f64], column: &impl Fn(usize) -> &'b [f64], phinorm: &mut [f64]) {
+        for (n, p) in phinorm.iter_mut().enumerate() {
+            *p = e.iter().zip(column(n)).map(|(a, b)| a * b).sum::<f64>() + f64::EPSILON;
+        }
+    }
+}
+
+/// The chunk's expected word counts per topic, `K × words` (word-major, over
+/// `topics.words`): `Σ_{d, n: w_n = w} e_dk c_n / φnorm_n`, times `exp(E[log β_kw])`.
+/// Each word sums its entries in document order.
+pub fn sstats(chunk: &SparseChunk, topics: &ChunkTopics, inference: &Inference) -> Vec<f64> {
+    let k = inference.gamma.len() / chunk.num_docs().max(1);
+    let words = topics.words.len();
+    // entries grouped by word (a counting sort), each group in CSR = document order
+    let mut start = vec![0usize; words + 1];
+    for &s in &topics.slots {
+        start[s as usize + 1] += 1;
+    }
+    for i in 0..words {
+        start[i + 1] += start[i];
+    }
+    let mut next = start.clone();
+    let mut entries = vec![(0u32, 0u32); topics.slots.len()];
+    for j in 0..chunk.num_docs() {
+        for n in chunk.indptr[j]..chunk.indptr[j + 1] {
+            let s = topics.slots[n] as usize;
+            entries[next[s]] = (j as u32, n as u32);
+            next[s] += 1;
+        }
+    }
+    let mut out = vec![0.0; k * words];
+    if k == 0 {
+        return out;
+    }
+    out.par_chunks_mut(k).enumerate().for_each(|(s, acc)| {
+        for &(j, n) in &entries[start[s]..start[s + 1]] {
+            let r = inference.ratios[n as usize];
+            let e = &inference.exp_theta[j as usize * k..(j as usize + 1) * k];
+            for (a, e) in acc.iter_mut().zip(e) {
+                *a += r * e;
+            }
+        }
+        for (a, b) in acc
+            .iter_mut()
+            .zip(&topics.exp_elog_beta[s * k..(s + 1) * k])
+        {
+            *a *= b;
+        }
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lda::special::digamma;
+
+    fn chunk(docs: &[&[(u32, f64)]]) -> SparseChunk {
+        let mut c = SparseChunk {
+            indptr: vec![0],
+            ..Default::default()
+        };
+        for d in docs {
+            for &(t, v) in *d {
+                c.terms.push(t);
+                c.values.push(v);
+            }
+            c.indptr.push(c.terms.len());
+        }
+        c
+    }
+
+    /// gensim's E-step for one document, written the way gensim writes it (normalised
+    /// E[log θ], dense loops), as the reference.
+    fn reference(
+        ids: &[usize],
+        cts: &[f64],
+        beta: &[Vec<f64>],
+        alpha: &[f64],
+        gamma0: &[f64],
+        iters: u32,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let k = alpha.len();
+        let expect = |g: &[f64]| {
+            let total = digamma(g.iter().sum());
+            g.iter()
+                .map(|&x| (digamma(x) - total).exp())
+                .collect::<Vec<f64>>()
+        };
+        let mut gamma = gamma0.to_vec();
+        let mut e = expect(&gamma);
+        let phinorm = |e: &[f64]| -> Vec<f64> {
+            ids.iter()
+                .map(|&w| (0..k).map(|t| e[t] * beta[t][w]).sum::<f64>() + f64::EPSILON)
+                .collect()
+        };
+        let mut p = phinorm(&e);
+        for _ in 0..iters {
+            let last = gamma.clone();
+            gamma = (0..k)
+                .map(|t| {
+                    alpha[t]
+                        + e[t]
+                            * ids
+                                .iter()
+                                .zip(cts)
+                                .zip(&p)
+                                .map(|((&w, c), p)| c / p * beta[t][w])
+                                .sum::<f64>()
+                })
+                .collect();
+            e = expect(&gamma);
+            p = phinorm(&e);
+            let change: f64 = gamma
+                .iter()
+                .zip(&last)
+                .map(|(a, b)| (a - b).abs())
+                .sum::<f64>()
+                / k as f64;
+            if change < 0.001 {
+                break;
+            }
+        }
+        // sstats column for each id: e_k c/φnorm β_kw
+        let counts = ids
+            .iter()
+            .zip(cts)
+            .zip(&p)
+            .flat_map(|((&w, c), p)| (0..k).map(move |t| (t, w, c / p)))
+            .map(|(t, w, r)| e[t] * r * beta[t][w])
+            .collect();
+        (gamma, counts)
+    }
+
+    #[test]
+    fn matches_gensims_formulation_on_a_hand_sized_case() {
+        // K = 2 topics over V = 3 words
+        let mut state = LdaState::new(2, 3, vec![0.5, 0.5], vec![0.5; 3], 1);
+        state.sstats = vec![3.0, 0.5, 0.5, 3.0, 1.0, 1.0];
+        state.eta_in_lambda = true;
+        let c = chunk(&[&[(0, 2.0), (2, 1.0)], &[], &[(1, 3.0)]]);
+        let totals = state.topic_totals();
+        let topics = ChunkTopics::new(&c, &state, &totals);
+        assert_eq!(topics.words, vec![0, 1, 2]);
+        let params = EStepParams {
+            iterations: 50,
+            gamma_threshold: 0.001,
+        };
+        let seeds = GammaSeed::Training { seed: 3, pass: 0 };
+        let inference = infer(&c, &topics, &state.alpha, params, seeds);
+
+        let beta: Vec<Vec<f64>> = (0..2)
+            .map(|t| (0..3).map(|w| topics.exp_elog_beta[w * 2 + t]).collect())
+            .collect();
+        let mut rng = seeds.stream(0);
+        let init = Gamma::new(100.0, 0.01).unwrap();
+        let g0: Vec<f64> = (0..2).map(|_| rng.sample(init)).collect();
+        let (gamma, counts) = reference(&[0, 2], &[2.0, 1.0], &beta, &state.alpha, &g0, 50);
+        for (a, b) in inference.gamma[..2].iter().zip(&gamma) {
+            assert!(
+                (a - b).abs() < 1e-12,
+                "{:?} vs {gamma:?}",
+                &inference.gamma[..2]
+            );
+        }
+        // the empty document keeps γ = α
+        assert_eq!(&inference.gamma[2..4], &[0.5, 0.5]);
+        // the counts of word 0 and word 2 come from document 0 only
+        let s = sstats(&c, &topics, &inference);
+        for (t, w, expected) in [
+            (0, 0, counts[0]),
+            (1, 0, counts[1]),
+            (0, 2, counts[2]),
+            (1, 2, counts[3]),
+        ] {
+            assert!(
+                (s[w * 2 + t] - expected).abs() < 1e-12,
+                "word {w} topic {t}"
+            );
+        }
+        // each document's expected counts add up to its length
+        let total: f64 = s.iter().sum();
+        assert!((total - 6.0).abs() < 1e-9, "{total}");
+    }
+}
