@@ -2,6 +2,11 @@
 """topicd against gensim, in one run on one machine.
 
     bench/run.py lsi [--corpora gcide news] [--topics 100] [--skip-gensim] [--memory]
+    bench/run.py lda [--corpora gcide news] [--topics 100] [--skip-gensim]
+
+LDA: gensim's serial LdaModel and LdaMulticore(workers=2) against a topicd job with the same
+parameters (chunksize 2000, passes 1, gensim's defaults otherwise) on <name>_bow_train.mm;
+quality is the per-word bound on <name>_bow_heldout.mm (gensim's log_perplexity, topicctl eval).
 
 For each corpus it runs, in this order and on the same input files:
   gensim   LsiModel serial one-pass (chunksize 10000) and serial multi-pass, through the harness in
@@ -83,6 +88,75 @@ def topicd_lsi(corpus_file, dictionary, k, extra, ex):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def gensim_lda(corpus, k, chunksize, mode):
+    sh(PY, os.path.join(GENSIM, "benchdata.py"), "lda", corpus)
+    results = os.path.join(WORK, "results.jsonl")
+    before = os.path.getsize(results) if os.path.exists(results) else 0
+    extra = ["--workers", "2"] if mode == "ldamc" else []
+    subprocess.run([PY, os.path.join(GENSIM, "bench_harness.py"), "--timeout", "900", "--", "--mode", mode,
+                    "--corpus", corpus, "--topics", str(k), "--chunksize", str(chunksize), *extra],
+                   env=ENV, check=False, cwd=GENSIM)
+    with open(results) as f:
+        f.seek(before)
+        rec = json.loads(f.read().strip().splitlines()[-1])
+    q = rec.get("quality", {})
+    return dict(seconds=rec.get("train_seconds"), peak_mb=rec.get("client_peak_rss_mb"), status=rec["status"],
+                bound=q.get("heldout_per_word_bound"))
+
+
+def topicd_lda(train, heldout, dictionary, k, chunksize):
+    """One LDA job on a fresh daemon: wall time from submit to done, held-out bound, peak RSS."""
+    tmp = tempfile.mkdtemp(prefix="topicd-bench-", dir=WORK)
+    sock = os.path.join(tmp, "control.sock")
+    daemon = subprocess.Popen([TOPICD, "--data-dir", os.path.join(tmp, "data"), "--control-socket", sock],
+                              stderr=open(os.path.join(tmp, "topicd.log"), "w"), env=ENV)
+    try:
+        for _ in range(200):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        ctl = lambda *a: sh(TOPICCTL, "--socket", sock, *a)
+        t0 = time.time()
+        job = ctl("submit", "lda", "--corpus", train, "--dictionary", dictionary, "--topics", str(k),
+                  "--chunksize", str(chunksize), "--seed", "1").strip()
+        ctl("wait", job)
+        seconds = time.time() - t0
+        peak = int([l for l in open(f"/proc/{daemon.pid}/status") if l.startswith("VmHWM")][0].split()[1]) / 1024
+        bound = json.loads(ctl("--json", "eval", job, "--corpus", heldout))["per_word_bound"]
+        return dict(seconds=round(seconds, 2), peak_mb=round(peak, 1), status="ok", bound=bound)
+    finally:
+        daemon.terminate()
+        daemon.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def lda_report(a):
+    k, rows = a.topics, []
+    for corpus in a.corpora:
+        chunksize = 2000
+        if a.skip_gensim:
+            train, heldout = (os.path.join(DATA, f"{corpus}_bow_{p}.mm.gz") for p in ("train", "heldout"))
+        else:
+            sh(PY, os.path.join(GENSIM, "benchdata.py"), "lda", corpus)
+            train, heldout = (os.path.join(WORK, "corpora", f"{corpus}_bow_{p}.mm") for p in ("train", "heldout"))
+            rows.append(("gensim LdaModel (serial)", corpus, gensim_lda(corpus, k, chunksize, "lda")))
+            rows.append(("gensim LdaMulticore(workers=2)", corpus, gensim_lda(corpus, k, chunksize, "ldamc")))
+        dictionary = os.path.join(DATA, f"{corpus}_wordids.txt.gz")
+        rows.append(("topicd lda", corpus, topicd_lda(train, heldout, dictionary, k, chunksize)))
+    lines = [f"LDA, K={k}, chunksize 2000, passes 1; machine: {os.cpu_count()} cores, numpy GEMM {gemm_rate()} GFLOP/s "
+             f"on 1 thread; {time.strftime('%Y-%m-%d %H:%M')}", "",
+             "| run | corpus | seconds | vs gensim serial | vs LdaMulticore | peak MB | held-out per-word bound |",
+             "|---|---|---|---|---|---|---|"]
+    fmt = lambda v, f: f % v if isinstance(v, (int, float)) else "-"
+    serial = {c: r["seconds"] for n, c, r in rows if n.startswith("gensim LdaModel") and r.get("seconds")}
+    multi = {c: r["seconds"] for n, c, r in rows if n.startswith("gensim LdaMulticore") and r.get("seconds")}
+    for name, corpus, r in rows:
+        ratio = lambda base: f"{r['seconds'] / base[corpus]:.2f}×" if corpus in base and r.get("seconds") else "-"
+        lines.append(f"| {name} | {corpus} | {fmt(r.get('seconds'), '%.2f')} | {ratio(serial)} | {ratio(multi)} | "
+                     f"{fmt(r.get('peak_mb'), '%.0f')} | {fmt(r.get('bound'), '%.3f')} |")
+    return "\n".join(lines)
+
+
 def repeated_corpus(corpus, times):
     """<corpus>_tfidf.mm repeated `times` times (documents renumbered), written once into WORK."""
     src = os.path.join(WORK, "corpora", f"{corpus}_tfidf.mm")
@@ -114,7 +188,7 @@ def gemm_rate():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["lsi"])
+    ap.add_argument("what", choices=["lsi", "lda"])
     ap.add_argument("--corpora", nargs="+", default=["gcide", "news"])
     ap.add_argument("--topics", type=int, default=100)
     ap.add_argument("--skip-gensim", action="store_true")
@@ -123,6 +197,11 @@ def main():
     if not a.skip_gensim and not os.path.exists(PY):
         sys.exit(f"no gensim venv in {WORK}: run {GENSIM}/setup.sh first (or pass --skip-gensim)")
     subprocess.run(["cargo", "build", "--release", "--bins", "-q"], cwd=REPO, check=True)
+    if a.what == "lda":
+        report = lda_report(a)
+        print(report)
+        open(os.path.join(WORK, "topicd_lda.md"), "w").write(report + "\n")
+        return
     k = a.topics
     rows = []
     for corpus in a.corpora:

@@ -52,16 +52,14 @@ impl LoadedModel {
             }),
             (StoredModel::Lda { sstats, alpha, eta }, ModelSpec::Lda(params)) => {
                 let sstats = blobs.get_matrix(sstats)?;
-                let (k, v) = sstats.shape();
-                let state = LdaState {
-                    num_topics: k,
-                    num_terms: v,
-                    sstats: sstats.as_slice().to_vec(),
-                    alpha: alpha.clone(),
-                    eta: blobs.get_matrix(eta)?.as_slice().to_vec(),
-                    num_updates: 0,
-                    eta_in_lambda: true,
-                };
+                let eta = blobs.get_matrix(eta)?.as_slice().to_vec();
+                let mut state = LdaState::from_sstats(
+                    sstats.nrows(),
+                    sstats.as_slice().to_vec(),
+                    alpha.clone(),
+                    eta,
+                );
+                state.eta_in_lambda = true;
                 Numbers::Lda {
                     totals: state.topic_totals(),
                     state,
@@ -230,7 +228,7 @@ impl LoadedModel {
                 totals,
                 params,
             } => {
-                let topics = ChunkTopics::new(&chunk, state, totals);
+                let topics = ChunkTopics::new(&chunk, state, totals, false);
                 let e_step = EStepParams {
                     iterations: params.iterations,
                     gamma_threshold: params.gamma_threshold,
@@ -328,7 +326,7 @@ impl LoadedModel {
             .next_chunk(params.chunksize as usize)
             .map_err(|e| e.to_string())?
         {
-            let topics = ChunkTopics::new(&chunk, state, totals);
+            let topics = ChunkTopics::new(&chunk, state, totals, true);
             let inference = e_step::infer(
                 &chunk,
                 &topics,

@@ -26,6 +26,10 @@ pub fn documents(
     alpha: &[f64],
 ) -> f64 {
     let k = alpha.len();
+    let elog_beta = topics
+        .elog_beta
+        .as_deref()
+        .expect("the bound needs ChunkTopics with logs");
     let alpha_terms =
         ln_gamma(alpha.iter().sum()) - alpha.iter().map(|&a| ln_gamma(a)).sum::<f64>();
     let per_doc: Vec<f64> = (0..chunk.num_docs())
@@ -42,7 +46,7 @@ pub fn documents(
                 let mut score = 0.0;
                 for n in chunk.indptr[j]..chunk.indptr[j + 1] {
                     let s = topics.slots[n] as usize;
-                    let elog_beta = &topics.elog_beta[s * k..(s + 1) * k];
+                    let elog_beta = &elog_beta[s * k..(s + 1) * k];
                     score += chunk.values[n]
                         * log_sum_exp(elog_theta.iter().zip(elog_beta).map(|(a, b)| a + b));
                 }
@@ -114,8 +118,8 @@ mod tests {
     #[allow(clippy::needless_range_loop)] // indices mirror the formula
     fn the_bound_of_a_tiny_model_matches_a_direct_computation() {
         // K = 2, V = 2, one document "word 0 twice, word 1 once"
-        let mut state = LdaState::new(2, 2, vec![0.3, 0.7], vec![0.2, 0.4], 1);
-        state.sstats = vec![1.0, 2.0, 3.0, 0.5];
+        let mut state =
+            LdaState::from_sstats(2, vec![1.0, 2.0, 3.0, 0.5], vec![0.3, 0.7], vec![0.2, 0.4]);
         state.eta_in_lambda = true;
         let chunk = SparseChunk {
             index: 0,
@@ -125,7 +129,7 @@ mod tests {
             values: vec![2.0, 1.0],
         };
         let totals = state.topic_totals();
-        let topics_ = ChunkTopics::new(&chunk, &state, &totals);
+        let topics_ = ChunkTopics::new(&chunk, &state, &totals, true);
         let inference = infer(
             &chunk,
             &topics_,

@@ -41,15 +41,16 @@ pub struct ChunkTopics {
     pub words: Vec<u32>,
     /// For each entry of the chunk (in CSR order), its word's index in `words`.
     pub slots: Vec<u32>,
-    /// `E[log β]` for those words, `K × words`, word-major.
-    pub elog_beta: Vec<f64>,
-    /// `exp(E[log β])`, same layout.
+    /// `exp(E[log β])` for those words, `K × words`, word-major.
     pub exp_elog_beta: Vec<f64>,
+    /// `E[log β]`, same layout, when asked for (the bound needs it, training does not).
+    pub elog_beta: Option<Vec<f64>>,
 }
 
 impl ChunkTopics {
-    /// The topics of `state` over the words of `chunk` (`totals`: [`LdaState::topic_totals`]).
-    pub fn new(chunk: &SparseChunk, state: &LdaState, totals: &[f64]) -> ChunkTopics {
+    /// The topics of `state` over the words of `chunk` (`totals`: [`LdaState::topic_totals`]),
+    /// with `E[log β]` too when `logs`.
+    pub fn new(chunk: &SparseChunk, state: &LdaState, totals: &[f64], logs: bool) -> ChunkTopics {
         let mut slot_of = vec![u32::MAX; state.num_terms];
         let mut words: Vec<u32> = chunk.terms.clone();
         words.sort_unstable();
@@ -58,13 +59,13 @@ impl ChunkTopics {
             slot_of[w as usize] = i as u32;
         }
         let slots = chunk.terms.iter().map(|&w| slot_of[w as usize]).collect();
-        let elog_beta = state.elog_beta(&words, totals);
-        let exp_elog_beta = elog_beta.par_iter().map(|x| x.exp()).collect();
+        let exp_elog_beta = state.exp_elog_beta(&words, totals);
+        let elog_beta = logs.then(|| state.elog_beta(&words, totals));
         ChunkTopics {
             words,
             slots,
-            elog_beta,
             exp_elog_beta,
+            elog_beta,
         }
     }
 }
@@ -222,9 +223,29 @@ impl Doc<'_> {
 
     fn phinorm<'b>(&self, e: &[f64], column: &impl Fn(usize) -> &'b [f64], phinorm: &mut [f64]) {
         for (n, p) in phinorm.iter_mut().enumerate() {
-            *p = e.iter().zip(column(n)).map(|(a, b)| a * b).sum::<f64>() + f64::EPSILON;
+            *p = dot(e, column(n)) + f64::EPSILON;
         }
     }
+}
+
+/// `Σ a_i b_i` with eight running sums, so that the additions pipeline and vectorise
+/// (a single running sum waits on every addition); the order is fixed, so is the result.
+#[inline]
+pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut sums = [0.0; 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f64 = a8
+        .remainder()
+        .iter()
+        .zip(b8.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a8.zip(b8) {
+        for i in 0..8 {
+            sums[i] += x[i] * y[i];
+        }
+    }
+    ((sums[0] + sums[4]) + (sums[1] + sums[5])) + ((sums[2] + sums[6]) + (sums[3] + sums[7])) + tail
 }
 
 /// The chunk's expected word counts per topic, `K × words` (word-major, over
@@ -357,12 +378,16 @@ mod tests {
     #[test]
     fn matches_gensims_formulation_on_a_hand_sized_case() {
         // K = 2 topics over V = 3 words
-        let mut state = LdaState::new(2, 3, vec![0.5, 0.5], vec![0.5; 3], 1);
-        state.sstats = vec![3.0, 0.5, 0.5, 3.0, 1.0, 1.0];
+        let mut state = LdaState::from_sstats(
+            2,
+            vec![3.0, 0.5, 0.5, 3.0, 1.0, 1.0],
+            vec![0.5, 0.5],
+            vec![0.5; 3],
+        );
         state.eta_in_lambda = true;
         let c = chunk(&[&[(0, 2.0), (2, 1.0)], &[], &[(1, 3.0)]]);
         let totals = state.topic_totals();
-        let topics = ChunkTopics::new(&c, &state, &totals);
+        let topics = ChunkTopics::new(&c, &state, &totals, false);
         assert_eq!(topics.words, vec![0, 1, 2]);
         let params = EStepParams {
             iterations: 50,

@@ -1,17 +1,25 @@
 //! The topics of an LDA model in training — λ, α, η, the update counter — and the steps
 //! that change them between E-steps: the M-step, the learning rate, the prior updates.
 //!
-//! λ is kept as gensim keeps it, `sstats = λ − η` (so that a learned η moves λ with it),
-//! in a `K × V` layout with each word's `K` values contiguous: the E-step reads whole
-//! words at a time.
+//! λ is kept as gensim keeps it, `λ − η` (so that a learned η moves λ with it), in a
+//! `K × V` layout with each word's `K` values contiguous (the E-step reads whole words at
+//! a time), and with the M-step's decay factored out: `λ − η = scale · sstats`. An update
+//! `λ − η ← (1 − ρ)(λ − η) + ρ·D/|B|·batch` then multiplies `scale` by `1 − ρ` and touches
+//! only the words of its batch, instead of all `K × V` values.
 
 use rand::RngExt;
 use rand_distr::Gamma;
 use rayon::prelude::*;
 
-use super::special::{digamma, trigamma};
+use super::special::{digamma, exp_digamma, trigamma};
 use crate::protocol::Prior;
 use crate::rng::{self, Purpose};
+
+/// Words per block of the sums over the vocabulary.
+const WORD_BLOCK: usize = 1024;
+
+/// Below this `scale` the decay is folded back into `sstats` (long before it underflows).
+const SMALLEST_SCALE: f64 = 1e-100;
 
 /// The variational topic parameters and the priors.
 #[derive(Clone, Debug, PartialEq)]
@@ -20,8 +28,12 @@ pub struct LdaState {
     pub num_topics: usize,
     /// V.
     pub num_terms: usize,
-    /// `λ − η`, word-major: word `w` is `sstats[w·K .. (w+1)·K]`.
+    /// `(λ − η) / scale`, word-major: word `w` is `sstats[w·K .. (w+1)·K]`.
     pub sstats: Vec<f64>,
+    /// The factor of `sstats` (the product of the updates' `1 − ρ`).
+    pub scale: f64,
+    /// `Σ_w sstats_kw` per topic, kept up to date by the M-step.
+    pub sstats_totals: Vec<f64>,
     /// α, K values.
     pub alpha: Vec<f64>,
     /// η, V values.
@@ -31,6 +43,69 @@ pub struct LdaState {
     /// Whether λ includes η yet. gensim's first E-step uses `exp(E[log β])` of the random
     /// initial `sstats` alone; from the first M-step on, λ = η + sstats.
     pub eta_in_lambda: bool,
+}
+
+/// The expected counts of an update batch, and which words they touch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Batch {
+    /// `K × V`, word-major; zero outside `words`.
+    pub counts: Vec<f64>,
+    /// The words with counts, in the order they were first added.
+    pub words: Vec<u32>,
+    /// Documents in the batch.
+    pub docs: u64,
+    touched: Vec<bool>,
+}
+
+impl Batch {
+    /// An empty batch over K topics and V terms.
+    pub fn new(num_topics: usize, num_terms: usize) -> Batch {
+        Batch {
+            counts: vec![0.0; num_topics * num_terms],
+            words: vec![],
+            docs: 0,
+            touched: vec![false; num_terms],
+        }
+    }
+
+    /// Add a chunk's counts (`K × words`, over `words`) for `docs` documents.
+    pub fn add(&mut self, words: &[u32], counts: &[f64], docs: u64) {
+        let k = self.counts.len() / self.touched.len().max(1);
+        for (&w, column) in words.iter().zip(counts.chunks_exact(k.max(1))) {
+            let w = w as usize;
+            if !self.touched[w] {
+                self.touched[w] = true;
+                self.words.push(w as u32);
+            }
+            for (b, c) in self.counts[w * k..(w + 1) * k].iter_mut().zip(column) {
+                *b += c;
+            }
+        }
+        self.docs += docs;
+    }
+
+    /// A batch restored from a checkpoint: its counts, touched words and documents.
+    pub fn restore(counts: Vec<f64>, words: Vec<u32>, docs: u64, num_terms: usize) -> Batch {
+        let mut touched = vec![false; num_terms];
+        words.iter().for_each(|&w| touched[w as usize] = true);
+        Batch {
+            counts,
+            words,
+            docs,
+            touched,
+        }
+    }
+
+    fn clear(&mut self) {
+        let k = self.counts.len() / self.touched.len().max(1);
+        for &w in &self.words {
+            let w = w as usize;
+            self.counts[w * k..(w + 1) * k].fill(0.0);
+            self.touched[w] = false;
+        }
+        self.words.clear();
+        self.docs = 0;
+    }
 }
 
 impl LdaState {
@@ -55,10 +130,23 @@ impl LdaState {
                     *x = rng.sample(gamma);
                 }
             });
+        LdaState::from_sstats(num_topics, sstats, alpha, eta)
+    }
+
+    /// A state with `λ − η = sstats` and no update yet.
+    pub fn from_sstats(
+        num_topics: usize,
+        sstats: Vec<f64>,
+        alpha: Vec<f64>,
+        eta: Vec<f64>,
+    ) -> LdaState {
+        let sstats_totals = column_sums(&sstats, num_topics);
         LdaState {
             num_topics,
-            num_terms,
+            num_terms: eta.len(),
             sstats,
+            scale: 1.0,
+            sstats_totals,
             alpha,
             eta,
             num_updates: 0,
@@ -69,7 +157,7 @@ impl LdaState {
     /// λ_kw.
     #[inline]
     pub fn lambda(&self, k: usize, w: usize) -> f64 {
-        let s = self.sstats[w * self.num_topics + k];
+        let s = self.scale * self.sstats[w * self.num_topics + k];
         if self.eta_in_lambda {
             s + self.eta[w]
         } else {
@@ -77,17 +165,22 @@ impl LdaState {
         }
     }
 
+    /// `λ − η` as plain numbers, `K × V` word-major (what a finished model stores).
+    pub fn lambda_minus_eta(&self) -> Vec<f64> {
+        self.sstats.par_iter().map(|s| self.scale * s).collect()
+    }
+
     /// `Σ_w λ_kw` for every topic.
     pub fn topic_totals(&self) -> Vec<f64> {
-        let k = self.num_topics;
-        let mut totals = vec![0.0; k];
-        for (w, column) in self.sstats.chunks_exact(k.max(1)).enumerate() {
-            let eta = if self.eta_in_lambda { self.eta[w] } else { 0.0 };
-            for (t, s) in totals.iter_mut().zip(column) {
-                *t += s + eta;
-            }
-        }
-        totals
+        let eta_total = if self.eta_in_lambda {
+            block_sum(&self.eta)
+        } else {
+            0.0
+        };
+        self.sstats_totals
+            .iter()
+            .map(|t| self.scale * t + eta_total)
+            .collect()
     }
 
     /// `E[log β_kw] = ψ(λ_kw) − ψ(Σ_w λ_kw)` for the listed words (`K × words`,
@@ -106,6 +199,22 @@ impl LdaState {
         out
     }
 
+    /// `exp(E[log β_kw]) = exp ψ(λ_kw) / exp ψ(Σ_w λ_kw)` for the listed words, the same
+    /// layout as [`LdaState::elog_beta`] — without a logarithm for the large λ.
+    pub fn exp_elog_beta(&self, words: &[u32], totals: &[f64]) -> Vec<f64> {
+        let k = self.num_topics;
+        let scale: Vec<f64> = totals.iter().map(|&t| (-digamma(t)).exp()).collect();
+        let mut out = vec![0.0; k * words.len()];
+        out.par_chunks_mut(k.max(1))
+            .zip(words.par_iter())
+            .for_each(|(column, &w)| {
+                for (topic, x) in column.iter_mut().enumerate() {
+                    *x = exp_digamma(self.lambda(topic, w as usize)) * scale[topic];
+                }
+            });
+        out
+    }
+
     /// The learning rate of the next M-step, `ρ = (τ₀ + pass + updates/chunksize)^−κ`.
     pub fn rho(&self, offset: f64, decay: f64, pass: u32, chunksize: u32) -> f64 {
         (offset + f64::from(pass) + self.num_updates as f64 / f64::from(chunksize)).powf(-decay)
@@ -118,34 +227,62 @@ impl LdaState {
     /// λ − η ← (1 − ρ)(λ − η) + ρ · (D / |B|) · batch
     /// ```
     ///
-    /// In the first pass the batch's documents then count as updates.
-    pub fn m_step(
-        &mut self,
-        batch: &[f64],
-        batch_docs: u64,
-        total_docs: u64,
-        rho: f64,
-        first_pass: bool,
-    ) {
+    /// as `scale ← (1 − ρ)·scale` and `sstats += ρ·(D/|B|)/scale · batch` on the batch's
+    /// words. In the first pass the batch's documents then count as updates. The batch is
+    /// left empty, ready for the next one.
+    pub fn m_step(&mut self, batch: &mut Batch, total_docs: u64, rho: f64, first_pass: bool) {
+        let k = self.num_topics;
         assert_eq!(
-            batch.len(),
+            batch.counts.len(),
             self.sstats.len(),
             "a batch over other topics or terms"
         );
-        let scale = if batch_docs == 0 || batch_docs == total_docs {
-            1.0
+        let docs = batch.docs;
+        let weight = if docs == 0 || docs == total_docs {
+            rho
         } else {
-            total_docs as f64 / batch_docs as f64
+            rho * total_docs as f64 / docs as f64
         };
-        self.sstats
-            .par_iter_mut()
-            .zip(batch.par_iter())
-            .for_each(|(s, b)| {
-                *s = (1.0 - rho) * *s + rho * scale * b;
-            });
+        if self.scale * (1.0 - rho) < SMALLEST_SCALE {
+            // fold the decay (all of it when ρ = 1) back into the numbers
+            let factor = self.scale * (1.0 - rho);
+            self.sstats.par_iter_mut().for_each(|s| *s *= factor);
+            self.sstats_totals.iter_mut().for_each(|t| *t *= factor);
+            self.scale = 1.0;
+        } else {
+            self.scale *= 1.0 - rho;
+        }
+        let factor = weight / self.scale;
+        let mut words = batch.words.clone();
+        words.sort_unstable();
+        // add the batch word by word, and its sum per topic over fixed blocks of words
+        let sstats = SharedColumns::new(&mut self.sstats, k);
+        let partials: Vec<Vec<f64>> = words
+            .par_chunks(WORD_BLOCK)
+            .map(|block| {
+                let mut totals = vec![0.0; k];
+                for &w in block {
+                    // SAFETY: the words are distinct, so no two threads touch one column.
+                    let column = unsafe { sstats.column(w as usize) };
+                    let counts = &batch.counts[w as usize * k..(w as usize + 1) * k];
+                    for ((s, c), t) in column.iter_mut().zip(counts).zip(totals.iter_mut()) {
+                        *s += factor * c;
+                        *t += factor * c;
+                    }
+                }
+                totals
+            })
+            .collect();
+        for partial in partials {
+            self.sstats_totals
+                .iter_mut()
+                .zip(partial)
+                .for_each(|(t, p)| *t += p);
+        }
+        batch.clear();
         self.eta_in_lambda = true;
         if first_pass {
-            self.num_updates += batch_docs;
+            self.num_updates += docs;
         }
     }
 
@@ -246,30 +383,116 @@ pub fn initial_eta(prior: &Prior, num_topics: usize, num_terms: usize) -> Vec<f6
     }
 }
 
+/// Sum of the columns (per topic) of a word-major `K × V` array, over fixed blocks of words
+/// in order.
+fn column_sums(values: &[f64], k: usize) -> Vec<f64> {
+    let partials: Vec<Vec<f64>> = values
+        .par_chunks(k.max(1) * WORD_BLOCK)
+        .map(|block| {
+            let mut sums = vec![0.0; k];
+            for column in block.chunks_exact(k.max(1)) {
+                sums.iter_mut().zip(column).for_each(|(s, x)| *s += x);
+            }
+            sums
+        })
+        .collect();
+    partials.iter().fold(vec![0.0; k], |mut acc, p| {
+        acc.iter_mut().zip(p).for_each(|(a, p)| *a += p);
+        acc
+    })
+}
+
+/// Sum of a vector over fixed blocks, in order.
+fn block_sum(values: &[f64]) -> f64 {
+    values
+        .chunks(WORD_BLOCK)
+        .map(|b| b.iter().sum::<f64>())
+        .sum()
+}
+
+/// Mutable access to distinct word columns of `sstats` from several threads.
+struct SharedColumns {
+    ptr: *mut f64,
+    len: usize,
+    k: usize,
+}
+
+// SAFETY: used only for disjoint columns (see `m_step`).
+unsafe impl Sync for SharedColumns {}
+
+impl SharedColumns {
+    fn new(values: &mut [f64], k: usize) -> SharedColumns {
+        SharedColumns {
+            ptr: values.as_mut_ptr(),
+            len: values.len(),
+            k,
+        }
+    }
+
+    /// # Safety
+    /// No two callers may hold the same column at once.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn column(&self, w: usize) -> &mut [f64] {
+        assert!((w + 1) * self.k <= self.len);
+        // SAFETY: in bounds (asserted); exclusivity is the caller's promise.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(w * self.k), self.k) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn m_step_blends_like_gensim() {
-        let mut s = LdaState::new(2, 3, vec![0.5; 2], vec![0.1; 3], 1);
-        s.sstats = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
-        // D = 10 documents, a batch of 5: scale 2
-        s.m_step(&[1.0, 1.0, 0.0, 0.0, 2.0, 2.0], 5, 10, 0.25, true);
-        assert_eq!(s.sstats, vec![1.25, 2.0, 2.25, 3.0, 4.75, 5.5]);
+        let mut s = LdaState::from_sstats(
+            2,
+            vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            vec![0.5; 2],
+            vec![0.1; 3],
+        );
+        // D = 10 documents, a batch of 5 documents over words 0 and 2: counts doubled
+        let mut batch = Batch::new(2, 3);
+        batch.add(&[2, 0], &[2.0, 2.0, 1.0, 1.0], 5);
+        s.m_step(&mut batch, 10, 0.25, true);
+        assert!(
+            batch.counts.iter().all(|&c| c == 0.0) && batch.words.is_empty(),
+            "the batch is emptied"
+        );
+        let expected = [1.25, 2.0, 2.25, 3.0, 4.75, 5.5]; // (1 − ρ)s + ρ·2·b
+        for (w, k) in [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)] {
+            assert!((s.lambda(k, w) - 0.1 - expected[w * 2 + k]).abs() < 1e-12);
+        }
         assert_eq!(s.num_updates, 5);
         assert!(s.eta_in_lambda);
-        assert!((s.lambda(1, 2) - 5.6).abs() < 1e-12);
+        let totals = s.topic_totals();
+        assert!(
+            (totals[0] - (1.25 + 2.25 + 4.75 + 0.3)).abs() < 1e-12,
+            "{totals:?}"
+        );
+        assert!((s.lambda_minus_eta()[5] - 5.5).abs() < 1e-12);
         // ρ = (τ0 + pass + updates/chunksize)^−κ = (1 + 0 + 5/5)^−0.5
         assert!((s.rho(1.0, 0.5, 0, 5) - 0.5f64.sqrt()).abs() < 1e-15);
-        s.m_step(&[0.0; 6], 5, 10, 0.5, false);
+        let mut empty = Batch::new(2, 3);
+        empty.docs = 5;
+        s.m_step(&mut empty, 10, 0.5, false);
         assert_eq!(s.num_updates, 5, "later passes do not count as updates");
+        // ρ = 1 (batch mode's first pass) replaces λ − η by the batch
+        let mut batch = Batch::new(2, 3);
+        batch.add(&[1], &[4.0, 8.0], 10);
+        s.m_step(&mut batch, 10, 1.0, true);
+        assert_eq!(s.lambda_minus_eta(), vec![0.0, 0.0, 4.0, 8.0, 0.0, 0.0]);
+        assert_eq!(s.topic_totals(), vec![4.3, 8.3]);
     }
 
     #[test]
     fn elog_beta_is_a_dirichlet_expectation() {
-        let mut s = LdaState::new(2, 3, vec![0.5; 2], vec![0.5; 3], 7);
-        s.sstats = vec![0.5, 1.5, 1.5, 0.5, 1.0, 1.0];
+        let mut s = LdaState::from_sstats(
+            2,
+            vec![0.5, 1.5, 1.5, 0.5, 1.0, 1.0],
+            vec![0.5; 2],
+            vec![0.5; 3],
+        );
         s.eta_in_lambda = true;
         let totals = s.topic_totals();
         assert_eq!(totals, vec![4.5, 4.5]);

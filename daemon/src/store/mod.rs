@@ -67,8 +67,12 @@ pub enum CheckpointModel {
     Lda {
         /// The pass being read.
         pass: u32,
-        /// `λ − η` (`K × V`, word-major).
+        /// `(λ − η) / scale` (`K × V`, word-major).
         sstats: BlobId,
+        /// The decay factored out of `sstats`.
+        scale: f64,
+        /// `Σ_w sstats_kw` per topic, as the M-steps kept it.
+        sstats_totals: Vec<f64>,
         /// α.
         alpha: Vec<f64>,
         /// η (`V × 1`).
@@ -77,8 +81,9 @@ pub enum CheckpointModel {
         num_updates: u64,
         /// Whether λ includes η yet (false before the first M-step).
         eta_in_lambda: bool,
-        /// The expected counts of the batch in progress and its documents, if any.
-        batch: Option<(BlobId, u64)>,
+        /// The batch in progress, if any: its counts (`K × V`), its words in the order
+        /// they came, its documents.
+        batch: Option<(BlobId, Vec<u32>, u64)>,
         /// The latest per-word bound.
         per_word_bound: Option<f64>,
     },
@@ -93,7 +98,7 @@ impl CheckpointModel {
                 sstats, eta, batch, ..
             } => [sstats, eta]
                 .into_iter()
-                .chain(batch.as_ref().map(|(b, _)| b))
+                .chain(batch.as_ref().map(|(b, _, _)| b))
                 .collect(),
         }
     }
