@@ -16,15 +16,16 @@ use indicatif::HumanDuration;
 use tarpc::client::RpcError;
 use tarpc::context::{self, Context};
 use topicd::protocol::{
-    self, ApiError, ControlClient, DaemonInfo, JobId, JobInfo, JobSpec, ModelInfo, SOCKET_ENV,
-    Topic, VocabEntry,
+    self, ApiError, ControlClient, DaemonInfo, Document, Evaluation, JobId, JobInfo, JobSpec,
+    ModelInfo, SOCKET_ENV, Topic, VocabEntry,
 };
 
 /// Deadline of an ordinary request.
 pub const SHORT: Duration = Duration::from_secs(30);
 
 /// Deadline of `submit` (the daemon fingerprints the inputs, which may be large, before it
-/// answers) and of each page of an export.
+/// answers), of each page of an export, of each batch of `infer` and of `evaluate` (which
+/// reads a whole held-out corpus).
 pub const LONG: Duration = Duration::from_secs(600);
 
 /// How long connecting may take before we give up.
@@ -109,21 +110,20 @@ impl Daemon {
         self.flatten(SHORT, reply)
     }
 
-    /// One page of U's rows, row-major; possibly fewer rows than asked for.
-    pub async fn model_rows(
+    /// Values `first..first + count` of the model's matrix in row-major order (LSI's U,
+    /// LDA's λ), as the daemon sends them: possibly fewer than asked for, to fit a page.
+    /// Checking the page is the caller's business.
+    pub async fn model_values(
         &self,
         job: JobId,
-        first_row: u64,
-        num_rows: u64,
-        row_len: u64,
+        first: u64,
+        count: u64,
     ) -> anyhow::Result<Vec<f64>> {
         let reply = self
             .client
-            .model_values(deadline(LONG), job, first_row * row_len, num_rows * row_len)
+            .model_values(deadline(LONG), job, first, count)
             .await;
-        let mut values = self.flatten(LONG, reply)?;
-        values.truncate(values.len() - values.len() % row_len.max(1) as usize);
-        Ok(values)
+        self.flatten(LONG, reply)
     }
 
     /// One page of the dictionary; possibly fewer entries than asked for.
@@ -138,6 +138,30 @@ impl Daemon {
             .vocabulary(deadline(LONG), job, first_id, count)
             .await;
         self.flatten(LONG, reply)
+    }
+
+    /// Topic weights of documents (at most [`protocol::MAX_INFER_DOCS`] of them), one vector per
+    /// document. A refusal of the documents reads `topicd refused the documents: ...`.
+    pub async fn infer(&self, job: JobId, docs: Vec<Document>) -> anyhow::Result<Vec<Vec<f64>>> {
+        let reply = self.client.infer(deadline(LONG), job, docs).await;
+        self.flatten(LONG, reply)
+            .map_err(|e| refused_input(e, "topicd refused the documents"))
+    }
+
+    /// The per-word bound of a held-out corpus, which the daemon reads. A corpus it cannot
+    /// read reads `topicd cannot evaluate: FILE: line N: ...`.
+    pub async fn evaluate(
+        &self,
+        job: JobId,
+        corpus: PathBuf,
+        total_docs: Option<u64>,
+    ) -> anyhow::Result<Evaluation> {
+        let reply = self
+            .client
+            .evaluate(deadline(LONG), job, corpus, total_docs)
+            .await;
+        self.flatten(LONG, reply)
+            .map_err(|e| refused_input(e, "topicd cannot evaluate"))
     }
 
     /// One error type for the transport's failures and the daemon's refusals.
@@ -165,6 +189,15 @@ impl Daemon {
     }
 }
 
+/// `infer` and `evaluate` report bad input as [`ApiError::InvalidSpec`], whose display
+/// (`invalid job: ...`) would be misleading there: say `{doing}: ...` instead.
+fn refused_input(e: anyhow::Error, doing: &str) -> anyhow::Error {
+    match e.downcast_ref::<ApiError>() {
+        Some(ApiError::InvalidSpec(message)) => anyhow!("{doing}: {message}"),
+        _ => e,
+    }
+}
+
 /// A request context whose deadline is `timeout` from now.
 fn deadline(timeout: Duration) -> Context {
     let mut ctx = context::current();
@@ -189,6 +222,17 @@ fn connect_error(socket: &Path, e: &io::Error) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_input_is_not_an_invalid_job() {
+        let e = anyhow::Error::from(ApiError::InvalidSpec("/h.mm: line 3: bad".into()));
+        assert_eq!(
+            refused_input(e, "topicd cannot evaluate").to_string(),
+            "topicd cannot evaluate: /h.mm: line 3: bad"
+        );
+        let e = anyhow::Error::from(ApiError::NoSuchJob(4));
+        assert_eq!(refused_input(e, "x").to_string(), "no job 4");
+    }
 
     #[test]
     fn connection_errors_say_what_to_do() {

@@ -6,27 +6,34 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`args`] | the arguments of `submit`: inputs, LSI and LDA parameters |
+//! | [`prior`] | parsing `--alpha` and `--eta` into gensim's priors |
 //! | [`daemon`] | the connection to topicd: actionable connection errors, deadlines, error flattening |
-//! | [`commands`] | one module per command (submit, jobs, watch/wait, topics, export) |
+//! | [`commands`] | one module per command (submit, jobs, watch/wait, topics, eval, infer, export) |
+//! | [`batches`] | reading a Matrix Market corpus in batches of documents for `infer` |
 //! | [`output`] | what goes to stdout: JSON documents, the job table, the job summary, times |
 //! | [`progress`] | reading a job's progress safely: work done and total, percent, pass |
 //! | [`npy`] | NumPy's `.npy` format, written by hand |
 //! | [`atomic`] | files that appear whole or not at all |
 
+mod args;
 mod atomic;
+mod batches;
 mod commands;
 mod daemon;
 mod npy;
 mod output;
+mod prior;
 mod progress;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
-use topicd::protocol::{DEFAULT_SOCKET, JobId, LsiParams, ModelSpec, SOCKET_ENV};
+use clap::{Parser, Subcommand};
+use topicd::protocol::{DEFAULT_SOCKET, JobId, SOCKET_ENV};
 
+use crate::args::Submit;
 use crate::commands::export::Format;
 use crate::daemon::Daemon;
 
@@ -47,7 +54,7 @@ pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
 }
 
-/// The command line of topicd, the daemon that trains LSI topic models.
+/// The command line of topicd, the daemon that trains LSI and LDA topic models.
 #[derive(Debug, Parser)]
 #[command(
     name = "topicctl",
@@ -71,7 +78,8 @@ pub struct Cli {
     socket: Option<PathBuf>,
 
     /// Machine-readable output: one JSON document on stdout per command (for `watch`, one
-    /// JSON line per update). Errors still go to stderr as text.
+    /// JSON line per update; for `infer`, one per document). Errors still go to stderr as
+    /// text.
     #[arg(long, global = true, help_heading = "Global options")]
     json: bool,
 
@@ -147,14 +155,70 @@ enum Command {
         words: u32,
     },
 
+    /// Topic weights of new documents under a finished model, one line per document.
+    ///
+    /// topicctl reads the corpus itself and sends its documents to the daemon in batches.
+    /// Each line is `DOC<TAB>topic:weight topic:weight ...`, DOC being the document's
+    /// 0-based number in the corpus. LDA: the topic distribution θ, keeping the topics with
+    /// a probability of at least --minimum-probability (and at least 1e-8), as gensim's
+    /// `get_document_topics`. LSI: the projection Uᵀx, keeping the weights with an
+    /// absolute value above 1e-9, as gensim's `lsi[bow]`. With --json, one JSON object per
+    /// line instead: `{"doc": 0, "topics": [[1, 0.93], ...]}`.
+    Infer {
+        /// The job's id.
+        job: JobId,
+        /// The documents: a Matrix Market file (plain, .gz or .bz2) with the term ids of
+        /// the job's dictionary; word counts for an LDA model.
+        #[arg(long, value_name = "FILE")]
+        corpus: PathBuf,
+        /// Write the lines to FILE (atomically: it appears once complete) rather than to
+        /// stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// LDA only: minimum_probability, leave out topics with a lower probability.
+        /// [default: the job's own minimum_probability]
+        #[arg(long, value_name = "P")]
+        minimum_probability: Option<f64>,
+    },
+
+    /// Evaluate a finished LDA model on a held-out corpus: gensim's `log_perplexity`.
+    ///
+    /// Prints gensim's log line: `-8.123 per-word bound, 278.8 perplexity estimate based on
+    /// a held-out corpus of 382 documents with 104123 words`, where the perplexity is
+    /// 2^(−bound); with --json, the numbers as a JSON object. The daemon reads the corpus:
+    /// its path is made absolute and must exist here.
+    Eval {
+        /// The job's id.
+        job: JobId,
+        /// The held-out corpus: a Matrix Market file of word counts (plain, .gz or .bz2)
+        /// with the term ids of the job's dictionary.
+        #[arg(long, value_name = "FILE")]
+        corpus: PathBuf,
+        /// total_docs: the size of the whole corpus the held-out documents were sampled
+        /// from; the bound is scaled by total_docs / (documents in the held-out corpus).
+        /// [default: the held-out corpus's own number of documents]
+        #[arg(long, value_name = "N")]
+        total_docs: Option<u64>,
+    },
+
     /// Write a finished job's model to files.
     ///
-    /// npy: u.npy (num_terms × num_topics float64, C order: gensim's
+    /// LSI, npy: u.npy (num_terms × num_topics float64, C order: gensim's
     /// `model.projection.u`), s.npy (the singular values, `model.projection.s`) and
     /// dictionary.txt (gensim's `Dictionary.save_as_text` format, readable with
-    /// `Dictionary.load_from_text`). json: model.json with the shape, the singular values
-    /// and every topic. Each file is written to a temporary file in DIR and renamed into
-    /// place once complete, so a reader never sees half a file.
+    /// `Dictionary.load_from_text`). LSI, json: model.json with the shape, the singular
+    /// values and every topic.
+    ///
+    /// LDA, npy: lambda.npy (num_topics × num_terms float64: gensim's
+    /// `model.state.get_lambda()`; normalize the rows for `get_topics()`), alpha.npy,
+    /// eta.npy and dictionary.txt. LDA, json: model.json with the shape, alpha and every
+    /// topic. LDA, pyldavis: the arguments of `pyLDAvis.prepare` — topic_term_dists.npy
+    /// (K × V), doc_topic_dists.npy (θ of every training document, D × K, inferred from the
+    /// job's corpus, which topicctl reads), doc_lengths.npy (D), vocab.json (V tokens) and
+    /// term_frequency.npy (V).
+    ///
+    /// Each file is written to a temporary file in DIR and renamed into place once
+    /// complete, so a reader never sees half a file.
     Export {
         /// The job's id.
         job: JobId,
@@ -165,81 +229,13 @@ enum Command {
         /// replaced.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
-        /// json only: words per topic in model.json.
+        /// json only: words per topic in model.json (largest first).
         #[arg(long, default_value_t = 20, value_name = "N")]
         words: u32,
     },
 
     /// Show who the daemon is: version, BLAS library, threads, data directory.
     Info,
-}
-
-/// `submit`: one subcommand per kind of model.
-#[derive(Debug, Subcommand)]
-enum Submit {
-    /// Latent semantic indexing (gensim's LsiModel): a truncated SVD of the terms ×
-    /// documents matrix.
-    ///
-    /// Prints the new job's id. The corpus and dictionary paths are made absolute (relative
-    /// to the current directory) before they are sent, and must exist here; the daemon
-    /// opens and fingerprints them itself, so it must be able to read them too.
-    Lsi(LsiArgs),
-}
-
-/// The files every job reads, whatever its model.
-#[derive(Debug, Args)]
-struct Inputs {
-    /// The corpus: a Matrix Market file (as written by gensim's `MmCorpus.serialize`),
-    /// plain, .gz or .bz2.
-    #[arg(long, value_name = "FILE")]
-    corpus: PathBuf,
-
-    /// The dictionary: gensim's text format (`Dictionary.save_as_text`), plain, .gz or .bz2.
-    #[arg(long, value_name = "FILE")]
-    dictionary: PathBuf,
-}
-
-/// `submit lsi`: the LSI parameters, with gensim's names. Defaults are topicd's
-/// ([`LsiParams::default`]).
-#[derive(Debug, Args)]
-struct LsiArgs {
-    #[command(flatten)]
-    inputs: Inputs,
-
-    /// num_topics: number of latent dimensions (factors) to keep.
-    #[arg(long = "topics", visible_alias = "num-topics", value_name = "K")]
-    num_topics: u32,
-
-    /// chunksize: documents per chunk, the unit of streaming, of progress and of
-    /// checkpoints. Larger chunks are faster and need more memory.
-    #[arg(long, value_name = "N", default_value_t = LsiParams::default().chunksize)]
-    chunksize: u32,
-
-    /// decay: with --onepass, the weight of the model so far against each new chunk, in
-    /// (0, 1]; below 1, older documents are gradually forgotten.
-    #[arg(long, value_name = "X", default_value_t = LsiParams::default().decay)]
-    decay: f64,
-
-    /// power_iters: power iterations of the randomized SVD. More are more accurate; in
-    /// the default multi-pass mode each costs one more pass over the corpus (gensim's
-    /// default is 2).
-    #[arg(long, value_name = "N", default_value_t = LsiParams::default().power_iters)]
-    power_iters: u32,
-
-    /// extra_samples: oversampling of the randomized SVD (factors computed beyond
-    /// num_topics, then dropped), for accuracy.
-    #[arg(long, value_name = "N", default_value_t = LsiParams::default().extra_samples)]
-    extra_samples: u32,
-
-    /// onepass: gensim's one-pass streaming algorithm (chunk SVDs merged with decay)
-    /// instead of topicd's default multi-pass randomized SVD over the whole corpus. Note
-    /// that gensim's LsiModel defaults to onepass=True; topicd does not.
-    #[arg(long)]
-    onepass: bool,
-
-    /// random_seed: seed of every random draw of the job, so that a run can be repeated.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    seed: u64,
 }
 
 impl Cli {
@@ -256,20 +252,6 @@ fn resolve_socket(option: Option<&Path>, env: Option<OsString>) -> PathBuf {
         (Some(path), _) => path.to_owned(),
         (None, Some(env)) if !env.is_empty() => PathBuf::from(env),
         (None, _) => PathBuf::from(DEFAULT_SOCKET),
-    }
-}
-
-impl LsiArgs {
-    /// The parameters to send.
-    fn params(&self) -> LsiParams {
-        LsiParams {
-            num_topics: self.num_topics,
-            chunksize: self.chunksize,
-            decay: self.decay,
-            power_iters: self.power_iters,
-            extra_samples: self.extra_samples,
-            onepass: self.onepass,
-        }
     }
 }
 
@@ -298,12 +280,16 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // Background work a failed command leaves behind (hashing a corpus) is of no use now.
+    runtime.shutdown_background();
+    match result {
         Ok(code) => code,
         // The reader of our stdout went away (`topicctl list | head`): nothing to report.
         Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            output::error_line(&format!("{e:#}"));
+            // One line, whatever the daemon or a file put in the message.
+            output::error_line(&output::printable(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
@@ -315,14 +301,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let socket = cli.socket();
     let connect = || Daemon::connect(&socket);
     match cli.command {
-        Command::Submit(Submit::Lsi(args)) => {
-            // The inputs are checked before the daemon is contacted.
-            let spec = commands::submit::job_spec(
-                &args.inputs.corpus,
-                &args.inputs.dictionary,
-                args.seed,
-                ModelSpec::Lsi(args.params()),
-            )?;
+        Command::Submit(submit) => {
+            // The parameters and inputs are checked before the daemon is contacted.
+            let (inputs, seed, model) = submit.parts()?;
+            let spec = commands::submit::job_spec(&inputs.corpus, &inputs.dictionary, seed, model)?;
             commands::submit::run(&connect().await?, spec, json).await?
         }
         Command::List => commands::jobs::list(&connect().await?, json).await?,
@@ -345,6 +327,29 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             words,
         } => commands::export::run(&connect().await?, job, format, &out, words, json).await?,
+        Command::Infer {
+            job,
+            corpus,
+            out,
+            minimum_probability,
+        } => {
+            let options = commands::infer::Options {
+                corpus,
+                out,
+                minimum_probability,
+                json,
+            };
+            commands::infer::run(&connect().await?, job, options).await?
+        }
+        Command::Eval {
+            job,
+            corpus,
+            total_docs,
+        } => {
+            // The corpus is checked before the daemon is contacted.
+            let corpus = commands::submit::local_input("corpus", &corpus)?;
+            commands::eval::run(&connect().await?, job, corpus, total_docs, json).await?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -414,88 +419,6 @@ mod tests {
     }
 
     #[test]
-    fn submit_lsi_defaults_are_topicds() {
-        let cli = parse(&[
-            "submit",
-            "lsi",
-            "--corpus",
-            "c.mm",
-            "--dictionary",
-            "d.txt",
-            "--topics",
-            "7",
-        ]);
-        let Command::Submit(Submit::Lsi(args)) = cli.command else {
-            panic!("not submit lsi")
-        };
-        assert_eq!(
-            args.params(),
-            LsiParams {
-                num_topics: 7,
-                ..LsiParams::default()
-            }
-        );
-        assert_eq!(args.seed, 0);
-        assert_eq!(args.inputs.corpus, PathBuf::from("c.mm"));
-        assert_eq!(args.inputs.dictionary, PathBuf::from("d.txt"));
-    }
-
-    #[test]
-    fn submit_lsi_takes_every_parameter() {
-        let cli = parse(&[
-            "submit",
-            "lsi",
-            "--corpus",
-            "c.mm",
-            "--dictionary",
-            "d.txt",
-            "--num-topics",
-            "300",
-            "--chunksize",
-            "1000",
-            "--decay",
-            "0.5",
-            "--power-iters",
-            "2",
-            "--extra-samples",
-            "50",
-            "--onepass",
-            "--seed",
-            "9",
-        ]);
-        let Command::Submit(Submit::Lsi(args)) = cli.command else {
-            panic!("not submit lsi")
-        };
-        assert_eq!(
-            args.params(),
-            LsiParams {
-                num_topics: 300,
-                chunksize: 1000,
-                decay: 0.5,
-                power_iters: 2,
-                extra_samples: 50,
-                onepass: true,
-            }
-        );
-        assert_eq!(args.seed, 9);
-    }
-
-    #[test]
-    fn submit_lsi_needs_the_number_of_topics() {
-        let err = Cli::try_parse_from([
-            "topicctl",
-            "submit",
-            "lsi",
-            "--corpus",
-            "c",
-            "--dictionary",
-            "d",
-        ])
-        .unwrap_err();
-        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
-    }
-
-    #[test]
     fn topics_and_export_defaults() {
         let cli = parse(&["topics", "3"]);
         assert!(matches!(
@@ -514,5 +437,59 @@ mod tests {
             panic!("not export")
         };
         assert_eq!((job, format, words), (3, Format::Npy, 20));
+    }
+
+    #[test]
+    fn infer_and_eval_options() {
+        let cli = parse(&["infer", "2", "--corpus", "new.mm"]);
+        let Command::Infer {
+            job,
+            corpus,
+            out,
+            minimum_probability,
+        } = cli.command
+        else {
+            panic!("not infer")
+        };
+        assert_eq!((job, out, minimum_probability), (2, None, None));
+        assert_eq!(corpus, PathBuf::from("new.mm"));
+        let cli = parse(&[
+            "infer",
+            "2",
+            "--corpus",
+            "new.mm",
+            "--out",
+            "t.txt",
+            "--minimum-probability",
+            "0.3",
+        ]);
+        let Command::Infer {
+            out,
+            minimum_probability,
+            ..
+        } = cli.command
+        else {
+            panic!("not infer")
+        };
+        assert_eq!(out, Some(PathBuf::from("t.txt")));
+        assert_eq!(minimum_probability, Some(0.3));
+
+        let cli = parse(&["eval", "2", "--corpus", "h.mm", "--total-docs", "1000"]);
+        assert!(matches!(
+            cli.command,
+            Command::Eval {
+                job: 2,
+                total_docs: Some(1000),
+                ..
+            }
+        ));
+        let cli = parse(&["export", "2", "--format", "pyldavis", "--out", "o"]);
+        assert!(matches!(
+            cli.command,
+            Command::Export {
+                format: Format::Pyldavis,
+                ..
+            }
+        ));
     }
 }

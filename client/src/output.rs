@@ -178,6 +178,15 @@ pub fn rate_text(docs_per_sec: f64) -> String {
     }
 }
 
+/// A per-word bound with its perplexity estimate, as gensim logs them:
+/// `-8.123 per-word bound, 278.8 perplexity`.
+pub fn bound_text(per_word_bound: f64) -> String {
+    format!(
+        "{per_word_bound:.3} per-word bound, {:.1} perplexity",
+        (-per_word_bound).exp2()
+    )
+}
+
 /// The time `docs_left` documents take at `docs_per_sec`, when it can be told.
 pub fn time_left(docs_left: u64, docs_per_sec: f64) -> Option<HumanDuration> {
     let seconds = docs_left as f64 / docs_per_sec;
@@ -209,6 +218,9 @@ pub fn job_summary(job: &JobInfo, tz: &TimeZone) -> String {
     lines.push(("docs done", docs_text(job)));
     if let Some(rate) = p.docs_per_sec {
         lines.push(("speed", rate_text(rate)));
+    }
+    if let Some(bound) = p.per_word_bound {
+        lines.push(("latest bound", bound_text(bound)));
     }
     if let (false, Some(eta)) = (job.state.is_final(), eta(job)) {
         lines.push(("time left", format!("about {eta}")));
@@ -250,6 +262,27 @@ pub fn job_summary(job: &JobInfo, tz: &TimeZone) -> String {
         ModelSpec::Lda(params) => {
             lines.push(("num_topics", params.num_topics.to_string()));
             lines.push(("chunksize", params.chunksize.to_string()));
+            lines.push(("passes", params.passes.to_string()));
+            let update_every = match params.update_every {
+                0 => "0 (batch)".to_owned(),
+                n => n.to_string(),
+            };
+            lines.push(("update_every", update_every));
+            lines.push(("alpha", params.alpha.to_string()));
+            lines.push(("eta", params.eta.to_string()));
+            lines.push(("decay", params.decay.to_string()));
+            lines.push(("offset", params.offset.to_string()));
+            lines.push(("iterations", params.iterations.to_string()));
+            lines.push(("gamma_threshold", params.gamma_threshold.to_string()));
+            let eval_every = match params.eval_every {
+                0 => "0 (never)".to_owned(),
+                n => n.to_string(),
+            };
+            lines.push(("eval_every", eval_every));
+            lines.push((
+                "minimum_probability",
+                params.minimum_probability.to_string(),
+            ));
         }
     }
     let width = lines
@@ -265,7 +298,9 @@ pub fn job_summary(job: &JobInfo, tz: &TimeZone) -> String {
 }
 
 /// One line of `watch` when it is not drawing a bar:
-/// `job 3: running, pass 2/5, 212,000 of 500,000 docs (42.4%), 1,234 docs/s, about 3 minutes left`.
+/// `job 3: running, pass 2/5, 212,000 of 500,000 docs (42.4%), 1,234 docs/s, about 3 minutes left`,
+/// with `-8.123 per-word bound, 278.8 perplexity` before the time left once an LDA job
+/// has one.
 pub fn progress_line(job: &JobInfo) -> String {
     let mut line = format!("job {}: {}", job.id, job.state);
     if job.state.is_final() {
@@ -282,6 +317,9 @@ pub fn progress_line(job: &JobInfo) -> String {
         if let Some(rate) = job.progress.docs_per_sec {
             let _ = write!(line, ", {}", rate_text(rate));
         }
+        if let Some(bound) = job.progress.per_word_bound {
+            let _ = write!(line, ", {}", bound_text(bound));
+        }
         if let Some(eta) = eta(job) {
             let _ = write!(line, ", about {eta} left");
         }
@@ -293,7 +331,7 @@ pub fn progress_line(job: &JobInfo) -> String {
 mod tests {
     use std::path::PathBuf;
 
-    use topicd::protocol::{Fingerprint, JobSpec, JobState, LsiParams, Progress};
+    use topicd::protocol::{Fingerprint, JobSpec, JobState, LdaParams, LsiParams, Prior, Progress};
 
     use super::*;
 
@@ -438,6 +476,65 @@ job 1: running
         let mut cancelled = job(1, JobState::Cancelled);
         cancelled.reason = Some("by request".to_owned());
         assert_eq!(progress_line(&cancelled), "job 1: cancelled: by request");
+    }
+
+    fn lda_job(per_word_bound: Option<f64>) -> JobInfo {
+        let mut lda = job(5, JobState::Running);
+        lda.spec.model = ModelSpec::Lda(LdaParams {
+            num_topics: 50,
+            update_every: 0,
+            alpha: Prior::List(vec![0.5, 0.25]),
+            eta: Prior::Scalar(0.01),
+            ..LdaParams::default()
+        });
+        lda.progress.per_word_bound = per_word_bound;
+        lda
+    }
+
+    #[test]
+    fn status_shows_every_lda_parameter_and_the_bound() {
+        let summary = job_summary(&lda_job(Some(-8.123)), &TimeZone::UTC);
+        assert_eq!(
+            summary,
+            "\
+job 5: running
+  kind                 lda
+  pass                 2/4
+  docs done            1,500 of 4,000 docs (37.5%)
+  speed                100 docs/s
+  latest bound         -8.123 per-word bound, 278.8 perplexity
+  time left            about 25 seconds
+  submitted            2026-11-26 14:03:59
+  started              2026-11-26 14:04:00
+  corpus               /data/wiki/corpus.mm.bz2 (1234 bytes, xxh3 0000000000000abc)
+  dictionary           /data/wiki/dict.txt (56 bytes, xxh3 0000000000000def)
+  seed                 0
+  num_topics           50
+  chunksize            2000
+  passes               1
+  update_every         0 (batch)
+  alpha                0.5,0.25
+  eta                  0.01
+  decay                0.5
+  offset               1
+  iterations           50
+  gamma_threshold      0.001
+  eval_every           10
+  minimum_probability  0.01
+"
+        );
+        let summary = job_summary(&lda_job(None), &TimeZone::UTC);
+        assert!(!summary.contains("bound"), "{summary}");
+    }
+
+    #[test]
+    fn watch_lines_show_the_bound_when_known() {
+        assert_eq!(
+            progress_line(&lda_job(Some(-8.123))),
+            "job 5: running, pass 2/4, 1,500 of 4,000 docs (37.5%), 100 docs/s, \
+             -8.123 per-word bound, 278.8 perplexity, about 25 seconds left"
+        );
+        assert!(!progress_line(&lda_job(None)).contains("bound"));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! [`Daemon`](crate::daemon::Daemon), prints its result (text, or JSON with `--json`) and
 //! returns errors for `main` to report.
 
+pub mod eval;
 pub mod export;
+pub mod infer;
 pub mod jobs;
 pub mod submit;
 pub mod topics;

@@ -27,7 +27,7 @@ pub fn job_spec(
 }
 
 /// `path` made absolute, once it is known to name an existing file (not a directory).
-fn local_input(what: &str, path: &Path) -> anyhow::Result<PathBuf> {
+pub fn local_input(what: &str, path: &Path) -> anyhow::Result<PathBuf> {
     let absolute = std::path::absolute(path)
         .with_context(|| format!("{what} {}: cannot make the path absolute", path.display()))?;
     let shown = absolute.display();

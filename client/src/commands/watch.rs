@@ -3,9 +3,10 @@
 //! [`EXIT_FAILED`], [`EXIT_CANCELLED`]).
 //!
 //! `watch` draws an indicatif bar on a terminal: documents done of the job's total work
-//! (all passes), the daemon's throughput and the time left, with the state and pass as its
-//! message; a spinner while the job is queued or its size is unknown. Elsewhere (or with
-//! `--json`) it prints a line per update instead, at a lower rate.
+//! (all passes), the daemon's throughput and the time left, with the state, the pass and
+//! (LDA) the latest per-word bound as its message; a spinner while the job is queued or its
+//! size is unknown. Elsewhere (or with `--json`) it prints a line per update instead, at a
+//! lower rate.
 
 use std::fmt;
 use std::io::{self, IsTerminal};
@@ -171,6 +172,11 @@ impl Bar {
             && let Some(pass) = progress::pass(p)
         {
             message = format!("{message}, pass {pass}");
+        }
+        if info.state == JobState::Running
+            && let Some(bound) = p.per_word_bound
+        {
+            message = format!("{message}, {}", output::bound_text(bound));
         }
         match (info.state, total) {
             (JobState::Queued, _) | (_, None) => {

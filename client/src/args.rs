@@ -1,0 +1,387 @@
+//! The arguments of `submit`: the inputs every job reads and each model's parameters, with
+//! gensim's names (clap derive), and their conversion into the [`ModelSpec`] to send.
+//!
+//! Defaults are not repeated here: they are read from [`LsiParams::default`] and
+//! [`LdaParams::default`], the daemon's own.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use topicd::protocol::{LdaParams, LsiParams, ModelSpec};
+
+use crate::prior;
+
+/// `submit`: one subcommand per kind of model.
+#[derive(Debug, Subcommand)]
+pub enum Submit {
+    /// Latent semantic indexing (gensim's LsiModel): a truncated SVD of the terms ×
+    /// documents matrix.
+    ///
+    /// Prints the new job's id. The corpus and dictionary paths are made absolute (relative
+    /// to the current directory) before they are sent, and must exist here; the daemon
+    /// opens and fingerprints them itself, so it must be able to read them too.
+    Lsi(LsiArgs),
+
+    /// Latent Dirichlet allocation (gensim's LdaModel), trained by online variational Bayes
+    /// (Hoffman, Blei and Bach, 2010).
+    ///
+    /// The corpus must hold word counts (bag of words), not TF-IDF weights. Prints the new
+    /// job's id. The corpus and dictionary paths are made absolute (relative to the current
+    /// directory) before they are sent, and must exist here; the daemon opens and
+    /// fingerprints them itself, so it must be able to read them too. The daemon checks the
+    /// ranges of the parameters and refuses the job if one is out of range.
+    Lda(LdaArgs),
+}
+
+impl Submit {
+    /// The inputs, seed and model to send, once the model's parameters are known to parse.
+    pub fn parts(&self) -> anyhow::Result<(&Inputs, u64, ModelSpec)> {
+        Ok(match self {
+            Submit::Lsi(args) => (&args.inputs, args.seed, ModelSpec::Lsi(args.params())),
+            Submit::Lda(args) => (&args.inputs, args.seed, ModelSpec::Lda(args.params()?)),
+        })
+    }
+}
+
+/// The files every job reads, whatever its model.
+#[derive(Debug, Args)]
+pub struct Inputs {
+    /// The corpus: a Matrix Market file (as written by gensim's `MmCorpus.serialize`),
+    /// plain, .gz or .bz2.
+    #[arg(long, value_name = "FILE")]
+    pub corpus: PathBuf,
+
+    /// The dictionary: gensim's text format (`Dictionary.save_as_text`), plain, .gz or .bz2.
+    #[arg(long, value_name = "FILE")]
+    pub dictionary: PathBuf,
+}
+
+/// `submit lsi`: the LSI parameters, with gensim's names. Defaults are topicd's
+/// ([`LsiParams::default`]).
+#[derive(Debug, Args)]
+pub struct LsiArgs {
+    #[command(flatten)]
+    pub inputs: Inputs,
+
+    /// num_topics: number of latent dimensions (factors) to keep.
+    #[arg(long = "topics", visible_alias = "num-topics", value_name = "K")]
+    num_topics: u32,
+
+    /// chunksize: documents per chunk, the unit of streaming, of progress and of
+    /// checkpoints. Larger chunks are faster and need more memory.
+    #[arg(long, value_name = "N", default_value_t = LsiParams::default().chunksize)]
+    chunksize: u32,
+
+    /// decay: with --onepass, the weight of the model so far against each new chunk, in
+    /// (0, 1]; below 1, older documents are gradually forgotten.
+    #[arg(long, value_name = "X", default_value_t = LsiParams::default().decay)]
+    decay: f64,
+
+    /// power_iters: power iterations of the randomized SVD. More are more accurate; in
+    /// the default multi-pass mode each costs one more pass over the corpus (gensim's
+    /// default is 2).
+    #[arg(long, value_name = "N", default_value_t = LsiParams::default().power_iters)]
+    power_iters: u32,
+
+    /// extra_samples: oversampling of the randomized SVD (factors computed beyond
+    /// num_topics, then dropped), for accuracy.
+    #[arg(long, value_name = "N", default_value_t = LsiParams::default().extra_samples)]
+    extra_samples: u32,
+
+    /// onepass: gensim's one-pass streaming algorithm (chunk SVDs merged with decay)
+    /// instead of topicd's default multi-pass randomized SVD over the whole corpus. Note
+    /// that gensim's LsiModel defaults to onepass=True; topicd does not.
+    #[arg(long)]
+    onepass: bool,
+
+    /// random_seed: seed of every random draw of the job, so that a run can be repeated.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub seed: u64,
+}
+
+impl LsiArgs {
+    /// The parameters to send.
+    pub fn params(&self) -> LsiParams {
+        LsiParams {
+            num_topics: self.num_topics,
+            chunksize: self.chunksize,
+            decay: self.decay,
+            power_iters: self.power_iters,
+            extra_samples: self.extra_samples,
+            onepass: self.onepass,
+        }
+    }
+}
+
+/// `submit lda`: the LDA parameters, with gensim's names and defaults
+/// ([`LdaParams::default`]).
+#[derive(Debug, Args)]
+pub struct LdaArgs {
+    #[command(flatten)]
+    pub inputs: Inputs,
+
+    /// num_topics: the number of latent topics to extract from the corpus.
+    #[arg(long = "topics", visible_alias = "num-topics", value_name = "K")]
+    num_topics: u32,
+
+    /// chunksize: number of documents in each training chunk (one E-step), also the unit
+    /// of progress and of checkpoints.
+    #[arg(long, value_name = "N", default_value_t = LdaParams::default().chunksize)]
+    chunksize: u32,
+
+    /// passes: number of passes through the corpus during training.
+    #[arg(long, value_name = "N", default_value_t = LdaParams::default().passes)]
+    passes: u32,
+
+    /// update_every: number of chunks to process before each M-step (update of λ);
+    /// 0 = batch learning, one update per pass over the whole corpus.
+    #[arg(long, value_name = "N", default_value_t = LdaParams::default().update_every)]
+    update_every: u32,
+
+    /// alpha: a-priori belief on the document-topic distribution: `symmetric` (1/num_topics
+    /// for every topic), `asymmetric` (1/(topic index + √num_topics), normalized), `auto`
+    /// (learnt from the corpus), a number (the same for every topic), or a comma-separated
+    /// list of num_topics numbers.
+    #[arg(long, value_name = "PRIOR", default_value_t = LdaParams::default().alpha.to_string())]
+    alpha: String,
+
+    /// eta: a-priori belief on the topic-word distribution: `symmetric` (1/num_topics for
+    /// every word, as gensim), `auto` (learnt from the corpus), or a number.
+    #[arg(long, value_name = "PRIOR", default_value_t = LdaParams::default().eta.to_string())]
+    eta: String,
+
+    /// decay (κ): how quickly old chunks are forgotten; the weight given to each new chunk
+    /// (the learning rate) is ρ = (offset + pass + updates / chunksize)^−decay. Hoffman et
+    /// al. need κ in (0.5, 1] for convergence; topicd accepts [0.5, 1].
+    #[arg(long, value_name = "X", default_value_t = LdaParams::default().decay)]
+    decay: f64,
+
+    /// offset (τ₀): slows down the first updates (a larger offset weighs the first chunks
+    /// less) in the learning rate above.
+    #[arg(long, value_name = "X", default_value_t = LdaParams::default().offset)]
+    offset: f64,
+
+    /// iterations: maximum number of E-step iterations per document when inferring its
+    /// topic distribution.
+    #[arg(long, value_name = "N", default_value_t = LdaParams::default().iterations)]
+    iterations: u32,
+
+    /// gamma_threshold: the E-step of a document stops once the mean change of its γ
+    /// (variational topic weights) falls below this.
+    #[arg(long, value_name = "X", default_value_t = LdaParams::default().gamma_threshold)]
+    gamma_threshold: f64,
+
+    /// eval_every: estimate the log perplexity (per-word bound, shown by `status` and
+    /// `watch`) every this many chunks; 0 = never. Each estimate costs about one more
+    /// E-step on a chunk.
+    #[arg(long, value_name = "N", default_value_t = LdaParams::default().eval_every)]
+    eval_every: u32,
+
+    /// minimum_probability: topics with a lower probability are left out of a document's
+    /// topics (the default of `topicctl infer` for this job).
+    #[arg(long, value_name = "P", default_value_t = LdaParams::default().minimum_probability)]
+    minimum_probability: f64,
+
+    /// random_state: seed of every random draw of the job, so that a run can be repeated.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub seed: u64,
+}
+
+impl LdaArgs {
+    /// The parameters to send, or why --alpha or --eta does not parse.
+    pub fn params(&self) -> anyhow::Result<LdaParams> {
+        Ok(LdaParams {
+            num_topics: self.num_topics,
+            chunksize: self.chunksize,
+            passes: self.passes,
+            update_every: self.update_every,
+            alpha: prior::parse_alpha(&self.alpha)?,
+            eta: prior::parse_eta(&self.eta)?,
+            decay: self.decay,
+            offset: self.offset,
+            iterations: self.iterations,
+            gamma_threshold: self.gamma_threshold,
+            eval_every: self.eval_every,
+            minimum_probability: self.minimum_probability,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use topicd::protocol::Prior;
+
+    use super::*;
+    use crate::{Cli, Command};
+
+    fn submit(args: &[&str]) -> Submit {
+        let cli = Cli::try_parse_from(["topicctl", "submit"].into_iter().chain(args.to_vec()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        let Command::Submit(submit) = cli.command else {
+            panic!("not submit")
+        };
+        submit
+    }
+
+    fn lsi(args: &[&str]) -> LsiArgs {
+        match submit(&[&["lsi", "--corpus", "c.mm", "--dictionary", "d.txt"], args].concat()) {
+            Submit::Lsi(args) => args,
+            Submit::Lda(_) => panic!("not lsi"),
+        }
+    }
+
+    fn lda(args: &[&str]) -> LdaArgs {
+        match submit(&[&["lda", "--corpus", "c.mm", "--dictionary", "d.txt"], args].concat()) {
+            Submit::Lda(args) => args,
+            Submit::Lsi(_) => panic!("not lda"),
+        }
+    }
+
+    #[test]
+    fn submit_lsi_defaults_are_topicds() {
+        let args = lsi(&["--topics", "7"]);
+        assert_eq!(
+            args.params(),
+            LsiParams {
+                num_topics: 7,
+                ..LsiParams::default()
+            }
+        );
+        assert_eq!(args.seed, 0);
+        assert_eq!(args.inputs.corpus, PathBuf::from("c.mm"));
+        assert_eq!(args.inputs.dictionary, PathBuf::from("d.txt"));
+    }
+
+    #[test]
+    fn submit_lsi_takes_every_parameter() {
+        let args = lsi(&[
+            "--num-topics",
+            "300",
+            "--chunksize",
+            "1000",
+            "--decay",
+            "0.5",
+            "--power-iters",
+            "2",
+            "--extra-samples",
+            "50",
+            "--onepass",
+            "--seed",
+            "9",
+        ]);
+        assert_eq!(
+            args.params(),
+            LsiParams {
+                num_topics: 300,
+                chunksize: 1000,
+                decay: 0.5,
+                power_iters: 2,
+                extra_samples: 50,
+                onepass: true,
+            }
+        );
+        assert_eq!(args.seed, 9);
+    }
+
+    #[test]
+    fn submit_needs_the_number_of_topics() {
+        for kind in ["lsi", "lda"] {
+            let err = Cli::try_parse_from([
+                "topicctl",
+                "submit",
+                kind,
+                "--corpus",
+                "c",
+                "--dictionary",
+                "d",
+            ])
+            .unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        }
+    }
+
+    #[test]
+    fn submit_lda_defaults_are_gensims() {
+        let args = lda(&["--topics", "7"]);
+        assert_eq!(
+            args.params().unwrap(),
+            LdaParams {
+                num_topics: 7,
+                ..LdaParams::default()
+            }
+        );
+        assert_eq!(args.seed, 0);
+    }
+
+    #[test]
+    fn submit_lda_takes_every_parameter() {
+        let args = lda(&[
+            "--num-topics",
+            "3",
+            "--chunksize",
+            "100",
+            "--passes",
+            "20",
+            "--update-every",
+            "0",
+            "--alpha",
+            "0.1,0.2,0.3",
+            "--eta",
+            "auto",
+            "--decay",
+            "0.7",
+            "--offset",
+            "64",
+            "--iterations",
+            "400",
+            "--gamma-threshold",
+            "0.0001",
+            "--eval-every",
+            "0",
+            "--minimum-probability",
+            "0.05",
+            "--seed",
+            "42",
+        ]);
+        assert_eq!(
+            args.params().unwrap(),
+            LdaParams {
+                num_topics: 3,
+                chunksize: 100,
+                passes: 20,
+                update_every: 0,
+                alpha: Prior::List(vec![0.1, 0.2, 0.3]),
+                eta: Prior::Auto,
+                decay: 0.7,
+                offset: 64.0,
+                iterations: 400,
+                gamma_threshold: 0.0001,
+                eval_every: 0,
+                minimum_probability: 0.05,
+            }
+        );
+        assert_eq!(args.seed, 42);
+        let args = lda(&["--topics", "3", "--alpha", "asymmetric", "--eta", "0.5"]);
+        let params = args.params().unwrap();
+        assert_eq!(
+            (params.alpha, params.eta),
+            (Prior::Asymmetric, Prior::Scalar(0.5))
+        );
+    }
+
+    #[test]
+    fn submit_lda_reports_a_bad_prior() {
+        let args = lda(&["--topics", "3", "--alpha", "foo"]);
+        assert_eq!(
+            args.params().unwrap_err().to_string(),
+            "--alpha: expected symmetric, asymmetric, auto, a number or a comma-separated \
+             list of numbers, got 'foo'"
+        );
+        let args = lda(&["--topics", "3", "--eta", "asymmetric"]);
+        assert_eq!(
+            args.params().unwrap_err().to_string(),
+            "--eta: expected symmetric, auto or a number, got 'asymmetric'"
+        );
+    }
+}

@@ -1,0 +1,216 @@
+//! `topicctl infer`: the topic weights of new documents under a finished model.
+//!
+//! topicctl reads the corpus itself (see [`CorpusBatches`]: term ids must be below the
+//! model's num_terms, and an LDA model wants counts), sends it to the daemon in batches and
+//! writes one line per document, in the corpus's order:
+//!
+//! - text: `DOC<TAB>topic:weight topic:weight ...` (DOC is the 0-based document number;
+//!   a document without any topic kept ends at the tab);
+//! - `--json`: `{"doc": DOC, "topics": [[topic, weight], ...]}`.
+//!
+//! LDA keeps the topics with θ ≥ max(minimum_probability, 1e-8), gensim's
+//! `get_document_topics` (minimum_probability defaults to the job's own); LSI keeps the
+//! weights with |w| > 1e-9, gensim's `full2sparse`. The lines go to stdout or, with
+//! `--out`, to a file that appears once complete ([`AtomicFile`]).
+
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use serde::Serialize;
+use topicd::corpus::MmOptions;
+use topicd::protocol::{JobId, ModelSpec};
+
+use crate::atomic::AtomicFile;
+use crate::batches::{self, CorpusBatches, Limits, Meter};
+use crate::daemon::Daemon;
+
+/// What `infer` was asked for.
+pub struct Options {
+    /// The documents.
+    pub corpus: PathBuf,
+    /// Where the lines go; stdout if `None`.
+    pub out: Option<PathBuf>,
+    /// LDA's threshold; the job's own when `None`.
+    pub minimum_probability: Option<f64>,
+    /// JSON lines rather than text.
+    pub json: bool,
+}
+
+/// gensim's floor under `minimum_probability` in `get_document_topics`.
+const PROBABILITY_FLOOR: f64 = 1e-8;
+
+/// gensim's `full2sparse` threshold for LSI weights.
+const LSI_EPSILON: f64 = 1e-9;
+
+/// Which topics of a document's dense vector are written.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Keep {
+    /// LDA: θ_k at least this.
+    AtLeast(f64),
+    /// LSI: |w_k| above [`LSI_EPSILON`].
+    NonZero,
+}
+
+impl Keep {
+    /// The topics kept, as (topic, weight).
+    fn select(self, weights: &[f64]) -> Vec<(u32, f64)> {
+        let kept = |w: f64| match self {
+            Keep::AtLeast(p) => w >= p,
+            Keep::NonZero => w.abs() > LSI_EPSILON,
+        };
+        (0u32..)
+            .zip(weights.iter().copied())
+            .filter(|&(_, w)| kept(w))
+            .collect()
+    }
+}
+
+/// Infer the topics of every document of `options.corpus` and write them.
+pub async fn run(daemon: &Daemon, job: JobId, options: Options) -> anyhow::Result<()> {
+    let model = daemon.model_info(job).await?;
+    let lda = match model.kind.as_str() {
+        "lda" => true,
+        "lsi" => false,
+        other => bail!("job {job} has a model of a kind topicctl does not know: {other}"),
+    };
+    let keep = if lda {
+        let p = match options.minimum_probability {
+            Some(p) => p,
+            None => job_minimum_probability(daemon, job).await?,
+        };
+        Keep::AtLeast(p.max(PROBABILITY_FLOOR))
+    } else if options.minimum_probability.is_some() {
+        bail!("--minimum-probability applies to LDA models, and job {job} is an LSI model");
+    } else {
+        Keep::NonZero
+    };
+    let reader_options = MmOptions {
+        max_terms: model.num_terms,
+        counts: lda,
+    };
+    let limits = Limits::for_topics(model.num_topics);
+    let mut corpus = CorpusBatches::open(&options.corpus, reader_options, limits)?;
+    let mut out = Sink::open(options.out.as_deref())?;
+    let bar = options.out.is_some() || !io::stdout().is_terminal();
+    let mut meter = Meter::new(corpus.num_docs(), "inferred", bar);
+    while let Some(batch) = corpus.next().await? {
+        let first = batch.first_doc;
+        let count = batch.docs.len();
+        let weights = batches::infer(daemon, job, batch, model.num_topics).await?;
+        for (doc, w) in (first..).zip(&weights) {
+            write_line(&mut out, doc, &keep.select(w), options.json)?;
+        }
+        meter.add(count);
+    }
+    out.finish()?;
+    meter.finish();
+    Ok(())
+}
+
+/// The `minimum_probability` the job was trained with.
+async fn job_minimum_probability(daemon: &Daemon, job: JobId) -> anyhow::Result<f64> {
+    match daemon.status(job).await?.spec.model {
+        ModelSpec::Lda(params) => Ok(params.minimum_probability),
+        ModelSpec::Lsi(_) => bail!("job {job} has an LDA model but was submitted as LSI"),
+    }
+}
+
+/// One JSON line.
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    doc: u64,
+    topics: &'a [(u32, f64)],
+}
+
+/// The line of document `doc`.
+fn write_line(
+    out: &mut impl Write,
+    doc: u64,
+    topics: &[(u32, f64)],
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        serde_json::to_writer(&mut *out, &JsonLine { doc, topics })?;
+    } else {
+        write!(out, "{doc}\t")?;
+        for (i, (k, w)) in topics.iter().enumerate() {
+            let sep = if i == 0 { "" } else { " " };
+            write!(out, "{sep}{k}:{w}")?;
+        }
+    }
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+/// Where the lines go.
+enum Sink {
+    Stdout(BufWriter<io::Stdout>),
+    File(AtomicFile, PathBuf),
+}
+
+impl Sink {
+    fn open(path: Option<&Path>) -> anyhow::Result<Sink> {
+        Ok(match path {
+            None => Sink::Stdout(BufWriter::with_capacity(1 << 16, io::stdout())),
+            Some(path) => Sink::File(
+                AtomicFile::create(path)
+                    .with_context(|| format!("cannot create {}", path.display()))?,
+                path.to_owned(),
+            ),
+        })
+    }
+
+    /// Flush stdout, or put the file in place.
+    fn finish(self) -> anyhow::Result<()> {
+        match self {
+            Sink::Stdout(mut out) => Ok(out.flush()?),
+            Sink::File(file, path) => file
+                .commit()
+                .with_context(|| format!("cannot write {}", path.display())),
+        }
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::Stdout(out) => out.write(buf),
+            Sink::File(file, _) => file.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Stdout(out) => out.flush(),
+            Sink::File(file, _) => file.flush(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lda_keeps_probable_topics_and_lsi_non_zero_weights() {
+        let theta = [0.5, 0.2, 0.1999, 1e-9, 0.0];
+        assert_eq!(Keep::AtLeast(0.2).select(&theta), [(0, 0.5), (1, 0.2)]);
+        let floor = Keep::AtLeast(0.0f64.max(PROBABILITY_FLOOR));
+        assert_eq!(floor.select(&theta).len(), 3);
+        let u = [3.0, -2e-9, 1e-9, -1e-10, 0.0];
+        assert_eq!(Keep::NonZero.select(&u), [(0, 3.0), (1, -2e-9)]);
+    }
+
+    #[test]
+    fn lines_in_text_and_json() {
+        let mut out = Vec::new();
+        write_line(&mut out, 7, &[(0, 0.75), (3, 0.25)], false).unwrap();
+        write_line(&mut out, 8, &[], false).unwrap();
+        write_line(&mut out, 9, &[(1, -0.5)], true).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "7\t0:0.75 3:0.25\n8\t\n{\"doc\":9,\"topics\":[[1,-0.5]]}\n"
+        );
+    }
+}
