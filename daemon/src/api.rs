@@ -365,6 +365,13 @@ impl Control for Handler {
             )));
         }
         let model = self.model(job)?;
+        let most = MAX_PAGE_BYTES / 8 / model.num_topics().max(1);
+        if docs.len() > most {
+            return Err(ApiError::InvalidSpec(format!(
+                "at most {most} documents per infer call with this model's topics, not {}",
+                docs.len()
+            )));
+        }
         tokio::task::spawn_blocking(move || model.infer(&docs))
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?

@@ -88,7 +88,8 @@ impl LoadedModel {
         }
     }
 
-    fn num_topics(&self) -> usize {
+    /// Topics of the model.
+    pub fn num_topics(&self) -> usize {
         match &self.numbers {
             Numbers::Lsi(p) => p.num_topics(),
             Numbers::Lda { state, .. } => state.num_topics,
@@ -238,7 +239,7 @@ impl LoadedModel {
                     &topics,
                     &state.alpha,
                     e_step,
-                    GammaSeed::Inference { seed: self.seed },
+                    GammaSeed::Content { seed: self.seed },
                 );
                 inference
                     .gamma

@@ -28,7 +28,7 @@ pub const SOCKET_ENV: &str = "TOPICD_SOCKET";
 /// fetched in pages of at most [`MAX_PAGE_BYTES`], well under this bound.
 pub const MAX_FRAME_BYTES: usize = 32 << 20;
 
-/// Largest payload the daemon puts in one page of [`Control::model_rows`] or
+/// Largest payload the daemon puts in one page of [`Control::model_values`] or
 /// [`Control::vocabulary`].
 pub const MAX_PAGE_BYTES: usize = 8 << 20;
 
@@ -62,12 +62,14 @@ pub trait Control {
     /// fewer values than asked for, to keep a page under [`MAX_PAGE_BYTES`].
     async fn model_values(job: JobId, first: u64, count: u64) -> Result<Vec<f64>, ApiError>;
     /// Dictionary entries with ids `first_id..first_id + count` (ids without a token are
-    /// skipped). Like `model_rows`, a page may hold fewer entries than asked for.
+    /// skipped). Like `model_values`, a page may hold fewer entries than asked for.
     async fn vocabulary(job: JobId, first_id: u64, count: u64)
     -> Result<Vec<VocabEntry>, ApiError>;
-    /// Topic weights of new documents (at most [`MAX_INFER_DOCS`] per call), one vector of
-    /// `num_topics` values per document: LDA's θ (gensim's `get_document_topics` before
-    /// the `minimum_probability` cut), LSI's `Uᵀx`.
+    /// Topic weights of new documents (at most [`MAX_INFER_DOCS`] per call, and at most
+    /// [`MAX_PAGE_BYTES`] of reply), one vector of `num_topics` values per document: LDA's θ
+    /// (gensim's `get_document_topics` before the `minimum_probability` cut; a document's
+    /// random start is drawn from its content, so it gets the same θ in any batch), LSI's
+    /// `Uᵀx`.
     async fn infer(job: JobId, docs: Vec<Document>) -> Result<Vec<Vec<f64>>, ApiError>;
     /// The per-word bound of a held-out corpus under an LDA model, computed as gensim's
     /// `LdaModel.log_perplexity(corpus, total_docs)`.

@@ -19,7 +19,7 @@ fn generated_corpus(dir: &Path, topics: usize, docs: usize, seed: u64) -> (PathB
         (x >> 11) as f64 / (1u64 << 53) as f64
     };
     // Dirichlet(0.2) through Gamma(0.2) draws (Marsaglia–Tsang on Gamma(1.2), boosted)
-    let mut gamma02 = |u: &mut dyn FnMut() -> f64| {
+    let gamma02 = |u: &mut dyn FnMut() -> f64| {
         let (d, c) = (1.2 - 1.0 / 3.0, 1.0 / (9.0f64 * (1.2 - 1.0 / 3.0)).sqrt());
         loop {
             let (u1, u2) = (u().max(1e-300), u());
@@ -45,7 +45,11 @@ fn generated_corpus(dir: &Path, topics: usize, docs: usize, seed: u64) -> (PathB
                 t += 1;
             }
             // 95% inside the topic's own words, 5% anywhere
-            let w = if uniform() < 0.95 { 12 * t + (uniform() * 12.0) as usize } else { (uniform() * words as f64) as usize };
+            let w = if uniform() < 0.95 {
+                12 * t + (uniform() * 12.0) as usize
+            } else {
+                (uniform() * words as f64) as usize
+            };
             counts[w.min(words - 1)] += 1;
         }
         for (w, &c) in counts.iter().enumerate() {
@@ -57,7 +61,11 @@ fn generated_corpus(dir: &Path, topics: usize, docs: usize, seed: u64) -> (PathB
     }
     let corpus = dir.join("lda.mm");
     let mut f = std::fs::File::create(&corpus).unwrap();
-    writeln!(f, "%%MatrixMarket matrix coordinate real general\n{docs} {words} {nnz}").unwrap();
+    writeln!(
+        f,
+        "%%MatrixMarket matrix coordinate real general\n{docs} {words} {nnz}"
+    )
+    .unwrap();
     writeln!(f, "{}", lines.join("\n")).unwrap();
     let dictionary = dir.join("lda_wordids.txt");
     let mut f = std::fs::File::create(&dictionary).unwrap();
@@ -68,9 +76,19 @@ fn generated_corpus(dir: &Path, topics: usize, docs: usize, seed: u64) -> (PathB
 }
 
 fn submit_lda(d: &Daemon, corpus: &Path, dictionary: &Path, extra: &[&str]) -> u64 {
-    let mut args = vec!["submit", "lda", "--corpus", corpus.to_str().unwrap(), "--dictionary", dictionary.to_str().unwrap()];
+    let mut args = vec![
+        "submit",
+        "lda",
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--dictionary",
+        dictionary.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
-    d.ok(&args).trim().parse().expect("submit prints the job id")
+    d.ok(&args)
+        .trim()
+        .parse()
+        .expect("submit prints the job id")
 }
 
 #[test]
@@ -78,10 +96,32 @@ fn lda_recovers_the_topics_the_documents_were_drawn_from() {
     let dir = tempfile::tempdir().unwrap();
     let (corpus, dictionary) = generated_corpus(dir.path(), 6, 3000, 1);
     let d = Daemon::start(&[]);
-    let job = submit_lda(&d, &corpus, &dictionary, &["--topics", "6", "--passes", "8", "--chunksize", "500", "--seed", "2"]);
+    let job = submit_lda(
+        &d,
+        &corpus,
+        &dictionary,
+        &[
+            "--topics",
+            "6",
+            "--passes",
+            "8",
+            "--chunksize",
+            "500",
+            "--seed",
+            "2",
+        ],
+    );
     assert_eq!(d.wait(job), "succeeded", "{}", d.log());
-    let topics: serde_json::Value =
-        serde_json::from_str(&d.ok(&["--json", "topics", &job.to_string(), "--num-topics", "6", "--words", "12"])).unwrap();
+    let topics: serde_json::Value = serde_json::from_str(&d.ok(&[
+        "--json",
+        "topics",
+        &job.to_string(),
+        "--num-topics",
+        "6",
+        "--words",
+        "12",
+    ]))
+    .unwrap();
     // every learned topic's 12 words come (mostly) from one true topic, and every true topic is found
     let mut found = vec![false; 6];
     for topic in topics.as_array().unwrap() {
@@ -91,10 +131,17 @@ fn lda_recovers_the_topics_the_documents_were_drawn_from() {
             votes[name[1..name.find('w').unwrap()].parse::<usize>().unwrap()] += 1;
         }
         let (best, count) = votes.iter().enumerate().max_by_key(|(_, c)| **c).unwrap();
-        assert!(*count >= 10, "topic {} mixes true topics: {votes:?}\n{topics}", topic["id"]);
+        assert!(
+            *count >= 10,
+            "topic {} mixes true topics: {votes:?}\n{topics}",
+            topic["id"]
+        );
         found[best] = true;
     }
-    assert!(found.iter().all(|&f| f), "every true topic is recovered: {found:?}\n{topics}");
+    assert!(
+        found.iter().all(|&f| f),
+        "every true topic is recovered: {found:?}\n{topics}"
+    );
 }
 
 #[test]
@@ -104,8 +151,22 @@ fn lda_survives_kill_9_with_the_identical_model() {
     // two passes (the chunk cache), batches of 3 chunks (checkpoints inside a batch), and
     // both priors learned (their state is in the checkpoint too)
     let args = [
-        "--topics", "5", "--chunksize", "200", "--update-every", "3", "--passes", "2", "--alpha", "auto", "--eta", "auto",
-        "--eval-every", "4", "--seed", "9",
+        "--topics",
+        "5",
+        "--chunksize",
+        "200",
+        "--update-every",
+        "3",
+        "--passes",
+        "2",
+        "--alpha",
+        "auto",
+        "--eta",
+        "auto",
+        "--eval-every",
+        "4",
+        "--seed",
+        "9",
     ];
     let reference = {
         let d = Daemon::start(&[]);
@@ -116,25 +177,44 @@ fn lda_survives_kill_9_with_the_identical_model() {
     let mut d = Daemon::start(&["--checkpoint-interval", "0"]);
     let job = submit_lda(&d, &corpus, &dictionary, &args);
     for threshold in [1_700, 7_300] {
-        let before = d.wait_until(job, 120, |s| work_done(s) >= threshold || s["state"] != "running");
+        let before = d.wait_until(job, 120, |s| {
+            work_done(s) >= threshold || s["state"] != "running"
+        });
         d.kill9();
         assert_eq!(before["state"], "running", "killed mid-run: {before}");
         d.restart();
     }
     assert_eq!(d.wait(job), "succeeded", "{}", d.log());
-    assert!(lda_export(&d, job) == reference, "the resumed LDA model differs from the uninterrupted one");
+    assert!(
+        lda_export(&d, job) == reference,
+        "the resumed LDA model differs from the uninterrupted one"
+    );
 }
 
 fn work_done(status: &serde_json::Value) -> u64 {
     let p = &status["progress"];
-    p["docs_per_pass"].as_u64().unwrap_or(0) * p["pass"].as_u64().unwrap() + p["docs_done"].as_u64().unwrap()
+    p["docs_per_pass"].as_u64().unwrap_or(0) * p["pass"].as_u64().unwrap()
+        + p["docs_done"].as_u64().unwrap()
 }
 
 /// λ, α and η as exported.
 fn lda_export(d: &Daemon, job: u64) -> Vec<Vec<u8>> {
-    let out = d.dir.path().join(format!("lda-export-{job}-{}", std::process::id()));
-    d.ok(&["export", &job.to_string(), "--format", "npy", "--out", out.to_str().unwrap()]);
-    ["lambda.npy", "alpha.npy", "eta.npy"].iter().map(|f| std::fs::read(out.join(f)).unwrap()).collect()
+    let out = d
+        .dir
+        .path()
+        .join(format!("lda-export-{job}-{}", std::process::id()));
+    d.ok(&[
+        "export",
+        &job.to_string(),
+        "--format",
+        "npy",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    ["lambda.npy", "alpha.npy", "eta.npy"]
+        .iter()
+        .map(|f| std::fs::read(out.join(f)).unwrap())
+        .collect()
 }
 
 #[test]
@@ -142,12 +222,25 @@ fn eval_and_infer_serve_a_trained_model() {
     let dir = tempfile::tempdir().unwrap();
     let (corpus, dictionary) = generated_corpus(dir.path(), 4, 1000, 5);
     let d = Daemon::start(&[]);
-    let job = submit_lda(&d, &corpus, &dictionary, &["--topics", "4", "--passes", "4", "--chunksize", "250"]);
+    let job = submit_lda(
+        &d,
+        &corpus,
+        &dictionary,
+        &["--topics", "4", "--passes", "4", "--chunksize", "250"],
+    );
     assert_eq!(d.wait(job), "succeeded", "{}", d.log());
 
-    let line = d.ok(&["eval", &job.to_string(), "--corpus", corpus.to_str().unwrap()]);
+    let line = d.ok(&[
+        "eval",
+        &job.to_string(),
+        "--corpus",
+        corpus.to_str().unwrap(),
+    ]);
     assert!(
-        line.contains("per-word bound,") && line.contains("perplexity estimate based on a held-out corpus of 1000 documents with 60000 words"),
+        line.contains("per-word bound,")
+            && line.contains(
+                "perplexity estimate based on a held-out corpus of 1000 documents with 60000 words"
+            ),
         "{line}"
     );
     let bound: f64 = line.split_whitespace().next().unwrap().parse().unwrap();
@@ -155,11 +248,24 @@ fn eval_and_infer_serve_a_trained_model() {
     assert!(bound > -3.87 && bound < 0.0, "{line}");
 
     let out = dir.path().join("theta.tsv");
-    d.ok(&["infer", &job.to_string(), "--corpus", corpus.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    d.ok(&[
+        "infer",
+        &job.to_string(),
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text.lines().count(), 1000);
     for line in text.lines().take(50) {
-        let total: f64 = line.split('\t').nth(1).unwrap().split_whitespace().map(|p| p.split(':').nth(1).unwrap().parse::<f64>().unwrap()).sum();
+        let total: f64 = line
+            .split('\t')
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .map(|p| p.split(':').nth(1).unwrap().parse::<f64>().unwrap())
+            .sum();
         assert!(total <= 1.0 + 1e-9 && total > 0.5, "{line}");
     }
 }
@@ -168,26 +274,44 @@ fn eval_and_infer_serve_a_trained_model() {
 fn an_lda_corpus_with_fractional_counts_fails_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path().join("tfidf.mm");
-    std::fs::write(&corpus, "%%MatrixMarket matrix coordinate real general\n2 3 3\n1 1 2\n1 2 0.25\n2 3 1\n").unwrap();
+    std::fs::write(
+        &corpus,
+        "%%MatrixMarket matrix coordinate real general\n2 3 3\n1 1 2\n1 2 0.25\n2 3 1\n",
+    )
+    .unwrap();
     let dictionary = dir.path().join("d.txt");
     std::fs::write(&dictionary, "0\ta\t1\n1\tb\t1\n2\tc\t1\n").unwrap();
     let d = Daemon::start(&[]);
     let job = submit_lda(&d, &corpus, &dictionary, &["--topics", "2"]);
     assert_eq!(d.wait(job), "failed");
     let reason = d.status(job)["reason"].as_str().unwrap().to_string();
-    assert!(reason.contains("tfidf.mm") && reason.contains("line 4"), "{reason}");
+    assert!(
+        reason.contains("tfidf.mm") && reason.contains("line 4"),
+        "{reason}"
+    );
 
     // parameters gensim refuses are refused at submit
     for (args, message) in [
         (&["--topics", "0"][..], "num_topics"),
         (&["--topics", "3", "--alpha", "0.1,0.2"][..], "alpha"),
         (&["--topics", "3", "--decay", "1.5"][..], "decay"),
-        (&["--topics", "3", "--eta", "-1"][..], "eta"),
+        (&["--topics", "3", "--eta=-1"][..], "eta"),
     ] {
-        let mut all = vec!["submit", "lda", "--corpus", corpus.to_str().unwrap(), "--dictionary", dictionary.to_str().unwrap()];
+        let mut all = vec![
+            "submit",
+            "lda",
+            "--corpus",
+            corpus.to_str().unwrap(),
+            "--dictionary",
+            dictionary.to_str().unwrap(),
+        ];
         all.extend_from_slice(args);
         let out = d.ctl(&all);
         assert!(!out.status.success(), "{args:?} was accepted");
-        assert!(String::from_utf8_lossy(&out.stderr).contains(message), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(message),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

@@ -1,4 +1,5 @@
 //! End-to-end tests: real `topicd` processes driven by the real `topicctl`.
 
 mod common;
+mod lda;
 mod lsi;

@@ -92,20 +92,32 @@ pub enum GammaSeed {
         /// The pass.
         pass: u32,
     },
-    /// Evaluation and inference: the stream of (seed, document).
+    /// Evaluation of a corpus: the stream of (seed, document number).
     Inference {
+        /// The job seed.
+        seed: u64,
+    },
+    /// Serving: the stream of (seed, the document's content), so that a document gets the
+    /// same topics whatever request, position or batch it comes in.
+    Content {
         /// The job seed.
         seed: u64,
     },
 }
 
 impl GammaSeed {
-    fn stream(self, doc: u64) -> rand_xoshiro::Xoshiro256PlusPlus {
+    fn stream(self, doc: u64, terms: &[u32], counts: &[f64]) -> rand_xoshiro::Xoshiro256PlusPlus {
         match self {
             GammaSeed::Training { seed, pass } => {
                 rng::stream(seed, Purpose::Gamma, (u64::from(pass) << 40) | doc)
             }
             GammaSeed::Inference { seed } => rng::stream(seed, Purpose::Inference, doc),
+            GammaSeed::Content { seed } => {
+                let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
+                terms.iter().for_each(|t| hasher.update(&t.to_le_bytes()));
+                counts.iter().for_each(|c| hasher.update(&c.to_le_bytes()));
+                rng::stream(seed, Purpose::Inference, hasher.digest())
+            }
         }
     }
 }
@@ -140,11 +152,12 @@ pub fn infer(
         .map_init(
             || vec![0.0; k],
             |scratch, (j, ((g, e), ratio))| {
-                let mut rng = seeds.stream(chunk.first_doc + j as u64);
+                let (start, end) = (chunk.indptr[j], chunk.indptr[j + 1]);
+                let (terms, counts) = (&chunk.terms[start..end], &chunk.values[start..end]);
+                let mut rng = seeds.stream(chunk.first_doc + j as u64, terms, counts);
                 for x in g.iter_mut() {
                     *x = rng.sample(init);
                 }
-                let (start, end) = (chunk.indptr[j], chunk.indptr[j + 1]);
                 let doc = Doc {
                     slots: &topics.slots[start..end],
                     counts: &chunk.values[start..end],
@@ -399,7 +412,7 @@ mod tests {
         let beta: Vec<Vec<f64>> = (0..2)
             .map(|t| (0..3).map(|w| topics.exp_elog_beta[w * 2 + t]).collect())
             .collect();
-        let mut rng = seeds.stream(0);
+        let mut rng = seeds.stream(0, &[], &[]);
         let init = Gamma::new(100.0, 0.01).unwrap();
         let g0: Vec<f64> = (0..2).map(|_| rng.sample(init)).collect();
         let (gamma, counts) = reference(&[0, 2], &[2.0, 1.0], &beta, &state.alpha, &g0, 50);
