@@ -291,7 +291,7 @@ mod tests {
         );
         assert!(check.summary.contains("threads 3"), "{}", check.summary);
         assert_eq!(check.warnings.len(), 1, "{:#?}", check.warnings);
-        let check = check_config(&args(&path, &["--checkpoint-interval", "-1"]));
+        let check = check_config(&args(&path, &["--checkpoint-interval=-1"]));
         assert_eq!(check.problems.len(), 1, "{:#?}", check.problems);
         assert!(check.problems[0].starts_with("command line: checkpoint_interval_secs"));
     }

@@ -68,7 +68,11 @@ fn write_all(out: &Path) -> std::io::Result<()> {
     // topicd(8): a daemon, so section 8. NAME gets a short line; the paragraph of the clap
     // definition becomes the DESCRIPTION.
     let topicd = topicd::cli::command();
-    let long = topicd.get_long_about().or(topicd.get_about()).cloned();
+    let long = topicd
+        .get_long_about()
+        .or(topicd.get_about())
+        .cloned()
+        .unwrap_or_default();
     let topicd = topicd
         .about("train topic models (LSI) as a system service")
         .long_about(long);
