@@ -260,7 +260,7 @@ impl Control for Handler {
                 dictionary_fingerprint,
             })
         })?;
-        log::info!(job_id = job.id; "job {} submitted: {} on {}", job.id, job.spec.model.kind(), job.spec.corpus.display());
+        log::info!(job_id = job.id, event = "submitted"; "job {} submitted: {} on {}", job.id, job.spec.model.kind(), job.spec.corpus.display());
         self.shared.scheduler.wake();
         Ok(job.id)
     }
@@ -294,7 +294,7 @@ impl Control for Handler {
         if let Some(control) = self.shared.scheduler.running(id) {
             control.request_stop(Stop::Cancel);
         }
-        log::info!(job_id = id; "job {id} cancelled");
+        log::info!(job_id = id, event = "cancelled"; "job {id} cancelled");
         Ok(job)
     }
 
@@ -312,7 +312,7 @@ impl Control for Handler {
                 message: "only a cancelled or failed job can be resumed".into(),
             }),
         })?;
-        log::info!(job_id = id; "job {id} queued again");
+        log::info!(job_id = id, event = "requeued"; "job {id} queued again");
         self.shared.scheduler.wake();
         Ok(job)
     }

@@ -1,7 +1,7 @@
 //! The daemon's command line: flags that override the settings file, `--check-config` and
 //! `--version`. [`command`] gives the clap definition to the man page generator.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
@@ -28,7 +28,9 @@ pub struct Args {
     /// Least time between checkpoints, in seconds (overrides checkpoint_interval_secs).
     #[arg(long, value_name = "SECS")]
     pub checkpoint_interval: Option<f64>,
-    /// Check the settings, print them, and exit (status 1 when a problem is found).
+    /// Check the settings file and the flags, and exit: each problem is printed on its own
+    /// line naming the file, the line and the setting (exit status 1), or a one-line summary
+    /// of the settings in force (exit status 0).
     #[arg(long)]
     pub check_config: bool,
     /// Print the version, the BLAS/LAPACK library in use and its threading, and exit.
@@ -65,4 +67,232 @@ pub fn load_config(args: &Args) -> Result<Config, String> {
     }
     config.check().map_err(|problems| problems.join("\n"))?;
     Ok(config)
+}
+
+/// What `--check-config` found.
+#[derive(Debug, Default)]
+pub struct ConfigCheck {
+    /// Each problem on one line, naming where it is (`FILE:LINE:` or `command line:`) and
+    /// the setting. Any problem means that topicd would refuse to start.
+    pub problems: Vec<String>,
+    /// Settings that work but are probably not meant (e.g. a socket open to every user).
+    pub warnings: Vec<String>,
+    /// One line on the settings in force, when there is no problem.
+    pub summary: String,
+}
+
+/// `--check-config`: every problem of the settings file (all of them, not only the first)
+/// and of the flags, or a summary of the settings in force.
+pub fn check_config(args: &Args) -> ConfigCheck {
+    let mut check = ConfigCheck::default();
+    let path = args.config.clone().or_else(|| {
+        Path::new(DEFAULT_CONFIG_PATH)
+            .exists()
+            .then(|| PathBuf::from(DEFAULT_CONFIG_PATH))
+    });
+    let (mut config, source) = match &path {
+        Some(path) => (
+            check_file(path, &mut check.problems),
+            path.display().to_string(),
+        ),
+        None => (
+            Config::default(),
+            format!("no settings file ({DEFAULT_CONFIG_PATH} does not exist; defaults)"),
+        ),
+    };
+    let from_file: Vec<String> = config.check().err().unwrap_or_default();
+    if let Some(d) = &args.data_dir {
+        config.data_dir = d.clone();
+    }
+    if let Some(s) = &args.control_socket {
+        config.control_socket = s.clone();
+    }
+    if let Some(t) = args.threads {
+        config.threads = t;
+    }
+    if let Some(c) = args.checkpoint_interval {
+        config.checkpoint_interval_secs = c;
+    }
+    for problem in config.check().err().unwrap_or_default() {
+        if !from_file.contains(&problem) {
+            check.problems.push(format!("command line: {problem}"));
+        }
+    }
+    if let Some(mode) = config.socket_mode()
+        && mode & 0o007 != 0
+    {
+        check.warnings.push(format!(
+            "socket_mode {} lets every local user control topicd (submit, cancel, read models); \"0660\" limits it to the socket's owner and group",
+            config.socket_mode
+        ));
+    }
+    if check.problems.is_empty() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = match config.threads {
+            0 => format!("0 (one per core: {cores})"),
+            n => n.to_string(),
+        };
+        let checkpoints = match config.checkpoint_interval_secs {
+            0.0 => "0 (as often as the 5% budget allows)".to_string(),
+            s => format!("{s}"),
+        };
+        let log_level = match std::env::var("RUST_LOG") {
+            Ok(env) if !env.is_empty() => {
+                format!("{} (RUST_LOG={env} overrides it)", config.log_level)
+            }
+            _ => config.log_level.clone(),
+        };
+        check.summary = format!(
+            "{source}: ok: data_dir {}, control_socket {} (mode {}), threads {threads}, checkpoint_interval_secs {checkpoints}, log_level {log_level}",
+            config.data_dir.display(),
+            config.control_socket.display(),
+            config.socket_mode,
+        );
+    }
+    check
+}
+
+/// Read a settings file key by key, so that every bad key is named (serde stops at the first):
+/// the problems go to `problems` as `FILE:LINE: ...`; the good keys make the returned settings.
+fn check_file(path: &Path, problems: &mut Vec<String>) -> Config {
+    let file = path.display();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            problems.push(format!("{file}: cannot read: {e}"));
+            return Config::default();
+        }
+    };
+    let table: toml::Table = match text.parse() {
+        Ok(table) => table,
+        Err(e) => {
+            let line = e
+                .span()
+                .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+            let message = e.message().trim().to_string();
+            problems.push(match line {
+                Some(line) => format!("{file}:{line}: not valid TOML: {message}"),
+                None => format!("{file}: not valid TOML: {message}"),
+            });
+            return Config::default();
+        }
+    };
+    let at = |key: &str| match line_of(&text, key) {
+        Some(line) => format!("{file}:{line}"),
+        None => file.to_string(),
+    };
+    let mut good = toml::Table::new();
+    for (key, value) in table {
+        let one = toml::Table::from_iter([(key.clone(), value.clone())]);
+        match toml::Value::Table(one).try_into::<Config>() {
+            Ok(_) => {
+                good.insert(key, value);
+            }
+            Err(e) => {
+                let message = e.message().trim().replace('\n', " ");
+                problems.push(format!("{}: {key}: {message}", at(&key)));
+            }
+        }
+    }
+    let config = toml::Value::Table(good)
+        .try_into::<Config>()
+        .unwrap_or_default();
+    for problem in config.check().err().unwrap_or_default() {
+        let key = problem.split_whitespace().next().unwrap_or_default();
+        problems.push(format!("{}: {problem}", at(key)));
+    }
+    config
+}
+
+/// The line (from 1) where `key` is set in a TOML text, if it can be found.
+fn line_of(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|line| {
+            let line = line.trim_start();
+            let rest = line
+                .strip_prefix(key)
+                .or_else(|| line.strip_prefix(&format!("\"{key}\"")));
+            rest.is_some_and(|r| r.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(file: &Path, extra: &[&str]) -> Args {
+        let mut argv = vec![
+            "topicd",
+            "--check-config",
+            "--config",
+            file.to_str().unwrap(),
+        ];
+        argv.extend_from_slice(extra);
+        Args::parse_from(argv)
+    }
+
+    #[test]
+    fn every_problem_is_named_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(
+            &path,
+            "# comment\ndatadir = \"/x\"\nthreads = \"two\"\nsocket_mode = \"rw\"\n\
+             checkpoint_interval_secs = -1\nlog_level = \"info\"\n",
+        )
+        .unwrap();
+        let check = check_config(&args(&path, &[]));
+        let p = &check.problems;
+        assert_eq!(p.len(), 4, "{p:#?}");
+        let file = path.display().to_string();
+        assert!(
+            p[0].starts_with(&format!("{file}:2: datadir: unknown field")),
+            "{p:#?}"
+        );
+        assert!(
+            p[1].starts_with(&format!("{file}:3: threads: invalid type")),
+            "{p:#?}"
+        );
+        assert!(
+            p[2].starts_with(&format!("{file}:4: socket_mode \"rw\"")),
+            "{p:#?}"
+        );
+        assert!(
+            p[3].starts_with(&format!("{file}:5: checkpoint_interval_secs")),
+            "{p:#?}"
+        );
+        assert!(check.summary.is_empty());
+    }
+
+    #[test]
+    fn syntax_errors_and_missing_files_are_problems() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, "threads = 2\ndata_dir = /var\n").unwrap();
+        let p = check_config(&args(&path, &[])).problems;
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(p[0].contains(":2: not valid TOML"), "{p:#?}");
+        let p = check_config(&args(&dir.path().join("missing.toml"), &[])).problems;
+        assert!(p[0].contains("missing.toml: cannot read"), "{p:#?}");
+    }
+
+    #[test]
+    fn good_settings_give_a_summary_and_flags_are_checked_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, "threads = 3\nsocket_mode = \"0666\"\n").unwrap();
+        let check = check_config(&args(&path, &["--data-dir", "/srv/t"]));
+        assert!(check.problems.is_empty(), "{:#?}", check.problems);
+        assert!(
+            check.summary.contains(": ok: data_dir /srv/t"),
+            "{}",
+            check.summary
+        );
+        assert!(check.summary.contains("threads 3"), "{}", check.summary);
+        assert_eq!(check.warnings.len(), 1, "{:#?}", check.warnings);
+        let check = check_config(&args(&path, &["--checkpoint-interval=-1"]));
+        assert_eq!(check.problems.len(), 1, "{:#?}", check.problems);
+        assert!(check.problems[0].starts_with("command line: checkpoint_interval_secs"));
+    }
 }

@@ -55,10 +55,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         info.threads,
         info.blas
     );
+    // Readiness for systemd (Type=notify): the store is open and the socket listens. A no-op
+    // when NOTIFY_SOCKET is unset; a failure to notify is logged, never fatal.
+    let status = format!("control socket {}", config.control_socket.display());
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&status),
+    ]);
     listener.run(handler, shutdown).await;
+    notify(&[
+        sd_notify::NotifyState::Stopping,
+        sd_notify::NotifyState::Status("stopping: the running job writes a checkpoint"),
+    ]);
     jobs.await.context("the scheduler stopped abnormally")?;
     log::info!("topicd stopped");
     Ok(())
+}
+
+/// Tell the service manager about a state change (nothing without NOTIFY_SOCKET).
+fn notify(states: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        log::warn!("cannot notify systemd: {e}");
+    }
 }
 
 /// Chunk caches belong to queued or running jobs; anything else is left over from a crash.

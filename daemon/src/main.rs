@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use topicd::cli::{Args, load_config};
+use topicd::cli::{Args, check_config, load_config};
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -16,18 +16,39 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    if args.check_config {
+        let check = check_config(&args);
+        for warning in &check.warnings {
+            eprintln!("topicd: warning: {warning}");
+        }
+        if check.problems.is_empty() {
+            println!("{}", check.summary);
+            return ExitCode::SUCCESS;
+        }
+        for problem in &check.problems {
+            eprintln!("{problem}");
+        }
+        let n = check.problems.len();
+        eprintln!(
+            "topicd: {n} problem{} in the settings; topicd would not start",
+            if n == 1 { "" } else { "s" }
+        );
+        return ExitCode::FAILURE;
+    }
     let config = match load_config(&args) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("topicd: {e}");
+            // The per-problem report of --check-config names every problem, not only the first.
+            let problems = check_config(&args).problems;
+            if problems.is_empty() {
+                eprintln!("topicd: {e}");
+            }
+            for problem in problems {
+                eprintln!("topicd: {problem}");
+            }
             return ExitCode::FAILURE;
         }
     };
-    if args.check_config {
-        println!("{config:#?}");
-        println!("configuration OK");
-        return ExitCode::SUCCESS;
-    }
     let logs_to = topicd::logging::init(&config.log_level);
     log::debug!("logging to {logs_to}");
     topicd::linalg::set_blas_threads(1);

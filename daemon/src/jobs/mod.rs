@@ -120,7 +120,7 @@ impl JobContext<'_> {
             .save_checkpoint(self.job.id, &checkpoint, |job| job.progress = progress)?;
         self.last_checkpoint_cost = started.elapsed();
         self.last_checkpoint = Instant::now();
-        log::debug!(job_id = self.job.id; "checkpoint at chunk {} took {:?}", checkpoint.next_chunk, self.last_checkpoint_cost);
+        log::debug!(job_id = self.job.id, event = "checkpoint"; "checkpoint at chunk {} took {:?}", checkpoint.next_chunk, self.last_checkpoint_cost);
         Ok(())
     }
 
@@ -306,12 +306,12 @@ impl Scheduler {
             Ok(None) | Err(_) => {
                 *self.running.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 if let Err(e) = started {
-                    log::debug!(job_id = id; "job {id} not started: {e}");
+                    log::debug!(job_id = id, event = "not-started"; "job {id} not started: {e}");
                 }
                 return;
             }
         };
-        log::info!(job_id = id; "job {id} {}: {} on {}", if job.progress.work_done() > 0 { "resumes" } else { "starts" },
+        log::info!(job_id = id, event = if job.progress.work_done() > 0 { "resumed" } else { "started" }; "job {id} {}: {} on {}", if job.progress.work_done() > 0 { "resumes" } else { "starts" },
             job.spec.model.kind(), job.spec.corpus.display());
         let (store, settings, task_control) =
             (self.store.clone(), self.settings.clone(), control.clone());
@@ -329,16 +329,18 @@ impl Scheduler {
         let outcome = result
             .unwrap_or_else(|panic| Err(JobError::Internal(format!("internal error: {panic}"))));
         match outcome {
-            Ok(RunEnd::Succeeded) => log::info!(job_id = id; "job {id} succeeded"),
+            Ok(RunEnd::Succeeded) => {
+                log::info!(job_id = id, event = "succeeded"; "job {id} succeeded")
+            }
             Ok(RunEnd::Stopped(Stop::Shutdown)) => {
-                log::info!(job_id = id; "job {id} checkpointed for shutdown; it resumes when topicd starts");
+                log::info!(job_id = id, event = "suspended"; "job {id} checkpointed for shutdown; it resumes when topicd starts");
                 return; // keep the chunk cache for the resume
             }
             Ok(RunEnd::Stopped(Stop::Cancel)) => {
-                log::info!(job_id = id; "job {id} cancelled at a checkpoint")
+                log::info!(job_id = id, event = "stopped"; "job {id} cancelled at a checkpoint")
             }
             Err(e) => {
-                log::error!(job_id = id; "job {id} failed: {e}");
+                log::error!(job_id = id, event = "failed"; "job {id} failed: {e}");
                 let failed = self.store.update_job(id, |j| {
                     j.state = JobState::Failed;
                     j.reason = Some(e.to_string());
@@ -346,7 +348,7 @@ impl Scheduler {
                     Ok::<_, StoreError>(())
                 });
                 if let Err(e) = failed {
-                    log::error!(job_id = id; "cannot record the failure of job {id}: {e}");
+                    log::error!(job_id = id, event = "store-error"; "cannot record the failure of job {id}: {e}");
                 }
             }
         }
