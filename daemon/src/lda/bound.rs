@@ -13,7 +13,7 @@
 use rayon::prelude::*;
 
 use super::e_step::{ChunkTopics, Inference};
-use super::special::{digamma, ln_gamma};
+use super::special::{self, digamma, digamma_and_ln_gamma, ln_gamma};
 use super::state::LdaState;
 use crate::corpus::SparseChunk;
 
@@ -73,8 +73,8 @@ pub fn topics(state: &LdaState) -> f64 {
             (0..k)
                 .map(|t| {
                     let lambda = state.lambda(t, w);
-                    (eta - lambda) * (digamma(lambda) - psi_totals[t]) + ln_gamma(lambda)
-                        - ln_gamma_eta
+                    let (psi, ln_gamma_lambda) = digamma_and_ln_gamma(lambda);
+                    (eta - lambda) * (psi - psi_totals[t]) + ln_gamma_lambda - ln_gamma_eta
                 })
                 .sum::<f64>()
         })
@@ -106,7 +106,7 @@ fn log_sum_exp(values: impl Iterator<Item = f64> + Clone) -> f64 {
     if max == f64::NEG_INFINITY {
         return max;
     }
-    max + values.map(|v| (v - max).exp()).sum::<f64>().ln()
+    max + values.map(|v| special::exp(v - max)).sum::<f64>().ln()
 }
 
 #[cfg(test)]
