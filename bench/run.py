@@ -21,7 +21,7 @@ beside it. Results: a markdown table on stdout and in $TOPICD_BENCH_DIR/topicd_l
 Environment: GENSIM_BENCH (default ../shared/bench/gensim), TOPICD_BENCH_DATA, TOPICD_BENCH_DIR
 (default /tmp/topicd-bench).
 """
-import argparse, gzip, json, os, shutil, subprocess, sys, tempfile, time
+import argparse, contextlib, json, os, shutil, subprocess, sys, tempfile, time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GENSIM = os.path.abspath(os.environ.get("GENSIM_BENCH", os.path.join(REPO, "..", "shared", "bench", "gensim")))
@@ -62,8 +62,10 @@ def gensim_lsi(corpus, k, chunksize, onepass):
                 relerr_mean=q.get("relerr_mean"), relerr_max=q.get("relerr_max"), energy_ratio=q.get("energy_ratio"))
 
 
-def topicd_lsi(corpus_file, dictionary, k, extra, ex):
-    """One job on a fresh daemon: wall time from submit to done, errors, daemon peak RSS."""
+@contextlib.contextmanager
+def fresh_daemon():
+    """A topicd on a throwaway data directory; yields (ctl, peak_mb, tmp): ctl(*args) runs topicctl against
+    it, peak_mb() reads the daemon's peak RSS."""
     tmp = tempfile.mkdtemp(prefix="topicd-bench-", dir=WORK)
     sock = os.path.join(tmp, "control.sock")
     daemon = subprocess.Popen([TOPICD, "--data-dir", os.path.join(tmp, "data"), "--control-socket", sock],
@@ -74,18 +76,25 @@ def topicd_lsi(corpus_file, dictionary, k, extra, ex):
                 break
             time.sleep(0.05)
         ctl = lambda *a: sh(TOPICCTL, "--socket", sock, *a)
-        t0 = time.time()
-        job = ctl("submit", "lsi", "--corpus", corpus_file, "--dictionary", dictionary, "--topics", str(k), *extra).strip()
-        ctl("wait", job)
-        seconds = time.time() - t0
-        peak = int([l for l in open(f"/proc/{daemon.pid}/status") if l.startswith("VmHWM")][0].split()[1]) / 1024
-        ctl("export", job, "--format", "json", "--out", os.path.join(tmp, "export"))
-        s = json.load(open(os.path.join(tmp, "export", "model.json")))["singular_values"]
-        return dict(seconds=round(seconds, 2), peak_mb=round(peak, 1), status="ok", **(errors(s, ex) if ex else {}))
+        peak = lambda: round(int([l for l in open(f"/proc/{daemon.pid}/status") if l.startswith("VmHWM")][0].split()[1]) / 1024, 1)
+        yield ctl, peak, tmp
     finally:
         daemon.terminate()
         daemon.wait()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def topicd_lsi(corpus_file, dictionary, k, extra, ex):
+    """One job on a fresh daemon: wall time from submit to done, errors, daemon peak RSS."""
+    with fresh_daemon() as (ctl, peak, tmp):
+        t0 = time.time()
+        job = ctl("submit", "lsi", "--corpus", corpus_file, "--dictionary", dictionary, "--topics", str(k), *extra).strip()
+        ctl("wait", job)
+        seconds = time.time() - t0
+        peak_mb = peak()
+        ctl("export", job, "--format", "json", "--out", os.path.join(tmp, "export"))
+        s = json.load(open(os.path.join(tmp, "export", "model.json")))["singular_values"]
+        return dict(seconds=round(seconds, 2), peak_mb=peak_mb, status="ok", **(errors(s, ex) if ex else {}))
 
 
 def gensim_lda(corpus, k, chunksize, mode):
@@ -106,28 +115,15 @@ def gensim_lda(corpus, k, chunksize, mode):
 
 def topicd_lda(train, heldout, dictionary, k, chunksize):
     """One LDA job on a fresh daemon: wall time from submit to done, held-out bound, peak RSS."""
-    tmp = tempfile.mkdtemp(prefix="topicd-bench-", dir=WORK)
-    sock = os.path.join(tmp, "control.sock")
-    daemon = subprocess.Popen([TOPICD, "--data-dir", os.path.join(tmp, "data"), "--control-socket", sock],
-                              stderr=open(os.path.join(tmp, "topicd.log"), "w"), env=ENV)
-    try:
-        for _ in range(200):
-            if os.path.exists(sock):
-                break
-            time.sleep(0.05)
-        ctl = lambda *a: sh(TOPICCTL, "--socket", sock, *a)
+    with fresh_daemon() as (ctl, peak, _):
         t0 = time.time()
         job = ctl("submit", "lda", "--corpus", train, "--dictionary", dictionary, "--topics", str(k),
                   "--chunksize", str(chunksize), "--seed", "1").strip()
         ctl("wait", job)
         seconds = time.time() - t0
-        peak = int([l for l in open(f"/proc/{daemon.pid}/status") if l.startswith("VmHWM")][0].split()[1]) / 1024
+        peak_mb = peak()
         bound = json.loads(ctl("--json", "eval", job, "--corpus", heldout))["per_word_bound"]
-        return dict(seconds=round(seconds, 2), peak_mb=round(peak, 1), status="ok", bound=bound)
-    finally:
-        daemon.terminate()
-        daemon.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
+        return dict(seconds=round(seconds, 2), peak_mb=peak_mb, status="ok", bound=bound)
 
 
 def lda_report(a):

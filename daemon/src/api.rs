@@ -92,6 +92,17 @@ fn blocking<T, E: Into<ApiError>>(f: impl FnOnce() -> Result<T, E>) -> Result<T,
     tokio::task::block_in_place(f).map_err(Into::into)
 }
 
+/// Run heavy work on a finished model (inference, evaluation) off the runtime's threads;
+/// its refusals (bad documents, a bad corpus) become `InvalidSpec`.
+async fn on_model_thread<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::InvalidSpec)
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         ApiError::Internal(e.0)
@@ -372,10 +383,7 @@ impl Control for Handler {
                 docs.len()
             )));
         }
-        tokio::task::spawn_blocking(move || model.infer(&docs))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-            .map_err(ApiError::InvalidSpec)
+        on_model_thread(move || model.infer(&docs)).await
     }
 
     async fn evaluate(
@@ -392,10 +400,7 @@ impl Control for Handler {
             )));
         }
         let model = self.model(job)?;
-        tokio::task::spawn_blocking(move || model.evaluate(&corpus, total_docs))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-            .map_err(ApiError::InvalidSpec)
+        on_model_thread(move || model.evaluate(&corpus, total_docs)).await
     }
 }
 

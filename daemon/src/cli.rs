@@ -38,6 +38,24 @@ pub struct Args {
     pub version: bool,
 }
 
+impl Args {
+    /// The flags that override settings of the file.
+    fn apply_overrides(&self, config: &mut Config) {
+        if let Some(d) = &self.data_dir {
+            config.data_dir = d.clone();
+        }
+        if let Some(s) = &self.control_socket {
+            config.control_socket = s.clone();
+        }
+        if let Some(t) = self.threads {
+            config.threads = t;
+        }
+        if let Some(c) = self.checkpoint_interval {
+            config.checkpoint_interval_secs = c;
+        }
+    }
+}
+
 /// The clap definition of topicd.
 pub fn command() -> clap::Command {
     <Args as clap::CommandFactory>::command()
@@ -53,18 +71,7 @@ pub fn load_config(args: &Args) -> Result<Config, String> {
         }
         None => Config::default(),
     };
-    if let Some(d) = &args.data_dir {
-        config.data_dir = d.clone();
-    }
-    if let Some(s) = &args.control_socket {
-        config.control_socket = s.clone();
-    }
-    if let Some(t) = args.threads {
-        config.threads = t;
-    }
-    if let Some(c) = args.checkpoint_interval {
-        config.checkpoint_interval_secs = c;
-    }
+    args.apply_overrides(&mut config);
     config.check().map_err(|problems| problems.join("\n"))?;
     Ok(config)
 }
@@ -101,18 +108,7 @@ pub fn check_config(args: &Args) -> ConfigCheck {
         ),
     };
     let from_file: Vec<String> = config.check().err().unwrap_or_default();
-    if let Some(d) = &args.data_dir {
-        config.data_dir = d.clone();
-    }
-    if let Some(s) = &args.control_socket {
-        config.control_socket = s.clone();
-    }
-    if let Some(t) = args.threads {
-        config.threads = t;
-    }
-    if let Some(c) = args.checkpoint_interval {
-        config.checkpoint_interval_secs = c;
-    }
+    args.apply_overrides(&mut config);
     for problem in config.check().err().unwrap_or_default() {
         if !from_file.contains(&problem) {
             check.problems.push(format!("command line: {problem}"));

@@ -142,16 +142,35 @@ impl Daemon {
 
     /// Submit an LSI job; returns its id.
     pub fn submit_lsi(&self, corpus: &Path, dictionary: &Path, extra: &[&str]) -> u64 {
+        self.submit("lsi", corpus, dictionary, extra)
+    }
+
+    /// Submit an LDA job; returns its id.
+    pub fn submit_lda(&self, corpus: &Path, dictionary: &Path, extra: &[&str]) -> u64 {
+        self.submit("lda", corpus, dictionary, extra)
+    }
+
+    /// The arguments of a submit of `kind` (to run through `ctl` when it should fail).
+    pub fn submit_args<'a>(
+        kind: &'a str,
+        corpus: &'a Path,
+        dictionary: &'a Path,
+        extra: &[&'a str],
+    ) -> Vec<&'a str> {
         let mut args = vec![
             "submit",
-            "lsi",
+            kind,
             "--corpus",
             corpus.to_str().unwrap(),
             "--dictionary",
             dictionary.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        self.ok(&args)
+        args
+    }
+
+    fn submit(&self, kind: &str, corpus: &Path, dictionary: &Path, extra: &[&str]) -> u64 {
+        self.ok(&Daemon::submit_args(kind, corpus, dictionary, extra))
             .trim()
             .parse()
             .expect("submit prints the job id")

@@ -75,29 +75,12 @@ fn generated_corpus(dir: &Path, topics: usize, docs: usize, seed: u64) -> (PathB
     (corpus, dictionary)
 }
 
-fn submit_lda(d: &Daemon, corpus: &Path, dictionary: &Path, extra: &[&str]) -> u64 {
-    let mut args = vec![
-        "submit",
-        "lda",
-        "--corpus",
-        corpus.to_str().unwrap(),
-        "--dictionary",
-        dictionary.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    d.ok(&args)
-        .trim()
-        .parse()
-        .expect("submit prints the job id")
-}
-
 #[test]
 fn lda_recovers_the_topics_the_documents_were_drawn_from() {
     let dir = tempfile::tempdir().unwrap();
     let (corpus, dictionary) = generated_corpus(dir.path(), 6, 3000, 1);
     let d = Daemon::start(&[]);
-    let job = submit_lda(
-        &d,
+    let job = d.submit_lda(
         &corpus,
         &dictionary,
         &[
@@ -170,12 +153,12 @@ fn lda_survives_kill_9_with_the_identical_model() {
     ];
     let reference = {
         let d = Daemon::start(&[]);
-        let job = submit_lda(&d, &corpus, &dictionary, &args);
+        let job = d.submit_lda(&corpus, &dictionary, &args);
         assert_eq!(d.wait(job), "succeeded", "{}", d.log());
         lda_export(&d, job)
     };
     let mut d = Daemon::start(&["--checkpoint-interval", "0"]);
-    let job = submit_lda(&d, &corpus, &dictionary, &args);
+    let job = d.submit_lda(&corpus, &dictionary, &args);
     for threshold in [1_700, 7_300] {
         let before = d.wait_until(job, 120, |s| {
             work_done(s) >= threshold || s["state"] != "running"
@@ -222,8 +205,7 @@ fn eval_and_infer_serve_a_trained_model() {
     let dir = tempfile::tempdir().unwrap();
     let (corpus, dictionary) = generated_corpus(dir.path(), 4, 1000, 5);
     let d = Daemon::start(&[]);
-    let job = submit_lda(
-        &d,
+    let job = d.submit_lda(
         &corpus,
         &dictionary,
         &["--topics", "4", "--passes", "4", "--chunksize", "250"],
@@ -282,7 +264,7 @@ fn an_lda_corpus_with_fractional_counts_fails_with_file_and_line() {
     let dictionary = dir.path().join("d.txt");
     std::fs::write(&dictionary, "0\ta\t1\n1\tb\t1\n2\tc\t1\n").unwrap();
     let d = Daemon::start(&[]);
-    let job = submit_lda(&d, &corpus, &dictionary, &["--topics", "2"]);
+    let job = d.submit_lda(&corpus, &dictionary, &["--topics", "2"]);
     assert_eq!(d.wait(job), "failed");
     let reason = d.status(job)["reason"].as_str().unwrap().to_string();
     assert!(
@@ -297,16 +279,7 @@ fn an_lda_corpus_with_fractional_counts_fails_with_file_and_line() {
         (&["--topics", "3", "--decay", "1.5"][..], "decay"),
         (&["--topics", "3", "--eta=-1"][..], "eta"),
     ] {
-        let mut all = vec![
-            "submit",
-            "lda",
-            "--corpus",
-            corpus.to_str().unwrap(),
-            "--dictionary",
-            dictionary.to_str().unwrap(),
-        ];
-        all.extend_from_slice(args);
-        let out = d.ctl(&all);
+        let out = d.ctl(&Daemon::submit_args("lda", &corpus, &dictionary, args));
         assert!(!out.status.success(), "{args:?} was accepted");
         assert!(
             String::from_utf8_lossy(&out.stderr).contains(message),

@@ -328,16 +328,13 @@ fn a_bad_corpus_fails_its_job_with_file_and_line_and_the_next_job_runs() {
     assert!(reason.contains("GiB for its matrices"), "{reason}");
 
     // a file that does not exist is refused at submit
-    let out = d.ctl(&[
-        "submit",
+    let missing = std::path::Path::new("/nonexistent.mm");
+    let out = d.ctl(&Daemon::submit_args(
         "lsi",
-        "--corpus",
-        "/nonexistent.mm",
-        "--dictionary",
-        dictionary.to_str().unwrap(),
-        "--topics",
-        "2",
-    ]);
+        missing,
+        &dictionary,
+        &["--topics", "2"],
+    ));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.mm"));
 }

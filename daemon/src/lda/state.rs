@@ -186,30 +186,26 @@ impl LdaState {
     /// `E[log β_kw] = ψ(λ_kw) − ψ(Σ_w λ_kw)` for the listed words (`K × words`,
     /// word-major), given [`LdaState::topic_totals`].
     pub fn elog_beta(&self, words: &[u32], totals: &[f64]) -> Vec<f64> {
-        let k = self.num_topics;
         let psi_totals: Vec<f64> = totals.iter().map(|&t| digamma(t)).collect();
-        let mut out = vec![0.0; k * words.len()];
-        out.par_chunks_mut(k.max(1))
-            .zip(words.par_iter())
-            .for_each(|(column, &w)| {
-                for (topic, x) in column.iter_mut().enumerate() {
-                    *x = digamma(self.lambda(topic, w as usize)) - psi_totals[topic];
-                }
-            });
-        out
+        self.per_entry(words, |topic, lambda| digamma(lambda) - psi_totals[topic])
     }
 
     /// `exp(E[log β_kw]) = exp ψ(λ_kw) / exp ψ(Σ_w λ_kw)` for the listed words, the same
     /// layout as [`LdaState::elog_beta`] — without a logarithm for the large λ.
     pub fn exp_elog_beta(&self, words: &[u32], totals: &[f64]) -> Vec<f64> {
-        let k = self.num_topics;
         let scale: Vec<f64> = totals.iter().map(|&t| (-digamma(t)).exp()).collect();
+        self.per_entry(words, |topic, lambda| exp_digamma(lambda) * scale[topic])
+    }
+
+    /// `f(k, λ_kw)` for every topic of the listed words, `K × words`, word-major.
+    fn per_entry(&self, words: &[u32], f: impl Fn(usize, f64) -> f64 + Sync) -> Vec<f64> {
+        let k = self.num_topics;
         let mut out = vec![0.0; k * words.len()];
         out.par_chunks_mut(k.max(1))
             .zip(words.par_iter())
             .for_each(|(column, &w)| {
                 for (topic, x) in column.iter_mut().enumerate() {
-                    *x = exp_digamma(self.lambda(topic, w as usize)) * scale[topic];
+                    *x = f(topic, self.lambda(topic, w as usize));
                 }
             });
         out
