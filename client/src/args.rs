@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use topicd::protocol::{LdaParams, LsiParams, ModelSpec};
+use topicd_protocol::{LdaParams, LsiParams, ModelSpec};
 
 use crate::prior;
 
@@ -210,7 +210,7 @@ impl LdaArgs {
 #[cfg(test)]
 mod tests {
     use clap::Parser;
-    use topicd::protocol::Prior;
+    use topicd_protocol::Prior;
 
     use super::*;
     use crate::{Cli, Command};

@@ -17,7 +17,7 @@ use anyhow::{Context as _, bail};
 use indicatif::{HumanDuration, ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
 use topicd::corpus::{CorpusError, MmOptions, MmReader, SparseChunk};
-use topicd::protocol::{Document, JobId, MAX_FRAME_BYTES, MAX_INFER_DOCS, MAX_PAGE_BYTES};
+use topicd_protocol::{Document, JobId, MAX_FRAME_BYTES, MAX_INFER_DOCS, MAX_PAGE_BYTES};
 
 use crate::daemon::Daemon;
 use crate::output;

@@ -15,7 +15,7 @@ use anyhow::anyhow;
 use indicatif::HumanDuration;
 use tarpc::client::RpcError;
 use tarpc::context::{self, Context};
-use topicd::protocol::{
+use topicd_protocol::{
     self, ApiError, ControlClient, DaemonInfo, Document, Evaluation, JobId, JobInfo, JobSpec,
     ModelInfo, SOCKET_ENV, Topic, VocabEntry,
 };
@@ -40,7 +40,7 @@ pub struct Daemon {
 impl Daemon {
     /// Connect to the daemon listening on `socket`.
     pub async fn connect(socket: &Path) -> anyhow::Result<Daemon> {
-        match tokio::time::timeout(CONNECT_TIMEOUT, protocol::connect(socket)).await {
+        match tokio::time::timeout(CONNECT_TIMEOUT, topicd_protocol::connect(socket)).await {
             Ok(Ok(client)) => Ok(Daemon {
                 client,
                 socket: socket.to_owned(),
@@ -140,7 +140,7 @@ impl Daemon {
         self.flatten(LONG, reply)
     }
 
-    /// Topic weights of documents (at most [`protocol::MAX_INFER_DOCS`] of them), one vector per
+    /// Topic weights of documents (at most [`topicd_protocol::MAX_INFER_DOCS`] of them), one vector per
     /// document. A refusal of the documents reads `topicd refused the documents: ...`.
     pub async fn infer(&self, job: JobId, docs: Vec<Document>) -> anyhow::Result<Vec<Vec<f64>>> {
         let reply = self.client.infer(deadline(LONG), job, docs).await;

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use topicd::protocol::{DEFAULT_SOCKET, JobId, SOCKET_ENV};
+use topicd_protocol::{DEFAULT_SOCKET, JobId, SOCKET_ENV};
 
 use crate::args::Submit;
 use crate::commands::export::Format;

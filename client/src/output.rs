@@ -15,7 +15,7 @@ use indicatif::{HumanCount, HumanDuration};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
-use topicd::protocol::{JobInfo, ModelSpec};
+use topicd_protocol::{JobInfo, ModelSpec};
 
 use crate::progress;
 
@@ -312,7 +312,7 @@ pub fn progress_line(job: &JobInfo) -> String {
     if let Some(pass) = progress::pass(&job.progress) {
         let _ = write!(line, ", pass {pass}");
     }
-    if job.state != topicd::protocol::JobState::Queued {
+    if job.state != topicd_protocol::JobState::Queued {
         let _ = write!(line, ", {}", docs_text(job));
         if let Some(rate) = job.progress.docs_per_sec {
             let _ = write!(line, ", {}", rate_text(rate));
@@ -331,7 +331,7 @@ pub fn progress_line(job: &JobInfo) -> String {
 mod tests {
     use std::path::PathBuf;
 
-    use topicd::protocol::{Fingerprint, JobSpec, JobState, LdaParams, LsiParams, Prior, Progress};
+    use topicd_protocol::{Fingerprint, JobSpec, JobState, LdaParams, LsiParams, Prior, Progress};
 
     use super::*;
 

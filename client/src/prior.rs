@@ -13,7 +13,7 @@
 //! | `0.1,0.2,0.3` | [`Prior::List`] | refused |
 
 use anyhow::{anyhow, bail};
-use topicd::protocol::Prior;
+use topicd_protocol::Prior;
 
 /// What `--alpha` accepts, for messages.
 const ALPHA_FORMS: &str =

@@ -5,7 +5,7 @@
 //! [`Progress::work_total`] multiply without checking, so they are only called here once
 //! the products are known to fit in a `u64`.
 
-use topicd::protocol::{JobInfo, JobState, Progress};
+use topicd_protocol::{JobInfo, JobState, Progress};
 
 /// Documents processed over all passes so far, or `None` when the daemon's numbers do not
 /// fit in a `u64`.

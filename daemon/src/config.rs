@@ -42,7 +42,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: PathBuf::from("/var/lib/topicd"),
-            control_socket: PathBuf::from(crate::protocol::DEFAULT_SOCKET),
+            control_socket: PathBuf::from(topicd_protocol::DEFAULT_SOCKET),
             socket_mode: "0660".into(),
             threads: 0,
             checkpoint_interval_secs: 0.0,

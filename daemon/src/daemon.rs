@@ -10,10 +10,11 @@ use anyhow::Context as _;
 use crate::api::Handler;
 use crate::config::Config;
 use crate::jobs::{RunnerSettings, Scheduler};
-use crate::protocol::{DaemonInfo, JobState};
 use crate::server::Listener;
+use crate::shutdown;
 use crate::store::Store;
-use crate::{linalg, shutdown};
+use topicd_numerics::linalg;
+use topicd_protocol::{DaemonInfo, JobState};
 
 /// Run the daemon with these settings until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {

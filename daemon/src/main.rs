@@ -8,9 +8,12 @@ use topicd::cli::{Args, check_config, load_config};
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.version {
-        topicd::linalg::set_blas_threads(1);
+        topicd_numerics::linalg::set_blas_threads(1);
         println!("topicd {}", env!("CARGO_PKG_VERSION"));
-        println!("BLAS/LAPACK: {}", topicd::linalg::blas_description());
+        println!(
+            "BLAS/LAPACK: {}",
+            topicd_numerics::linalg::blas_description()
+        );
         println!(
             "threads: training uses one per core unless `threads` is set; BLAS calls are single-threaded (topicd parallelises above BLAS)"
         );
@@ -51,7 +54,7 @@ fn main() -> ExitCode {
     };
     let logs_to = topicd::logging::init(&config.log_level);
     log::debug!("logging to {logs_to}");
-    topicd::linalg::set_blas_threads(1);
+    topicd_numerics::linalg::set_blas_threads(1);
     if let Err(e) = rayon::ThreadPoolBuilder::new()
         .num_threads(config.threads())
         .thread_name(|i| format!("topicd-train-{i}"))

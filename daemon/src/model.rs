@@ -5,13 +5,13 @@
 use std::path::Path;
 
 use crate::corpus::{MmOptions, MmReader, SparseChunk};
-use crate::lda::{ChunkTopics, EStepParams, GammaSeed, LdaState, bound, e_step};
-use crate::lsi::Projection;
-use crate::protocol::{
+use crate::store::{ModelRecord, Store, StoreError, StoredModel, Vocabulary};
+use topicd_numerics::lda::{ChunkTopics, EStepParams, GammaSeed, LdaState, bound, e_step};
+use topicd_numerics::lsi::Projection;
+use topicd_protocol::{
     Document, Evaluation, JobInfo, LdaParams, MAX_PAGE_BYTES, ModelInfo, ModelSpec, Topic,
     VocabEntry,
 };
-use crate::store::{ModelRecord, Store, StoreError, StoredModel, Vocabulary};
 
 /// A finished model in memory.
 pub struct LoadedModel {

@@ -11,7 +11,7 @@ use tokio::net::UnixListener;
 use tokio::sync::watch;
 
 use crate::api::Handler;
-use crate::protocol::{Control, framed};
+use topicd_protocol::{Control, framed};
 
 /// The bound control socket; the file is removed when the listener is dropped.
 pub struct Listener {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::bail;
-use topicd::protocol::{Evaluation, JobId, ModelSpec};
+use topicd_protocol::{Evaluation, JobId, ModelSpec};
 
 use crate::daemon::Daemon;
 use crate::output;

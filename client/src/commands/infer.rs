@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use serde::Serialize;
 use topicd::corpus::MmOptions;
-use topicd::protocol::{JobId, ModelSpec};
+use topicd_protocol::{JobId, ModelSpec};
 
 use crate::atomic::AtomicFile;
 use crate::batches::{self, CorpusBatches, Limits, Meter};

@@ -2,7 +2,7 @@
 //! daemon itself.
 
 use jiff::tz::TimeZone;
-use topicd::protocol::{JobId, JobInfo};
+use topicd_protocol::{JobId, JobInfo};
 
 use crate::daemon::Daemon;
 use crate::output;

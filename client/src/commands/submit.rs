@@ -4,7 +4,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow};
-use topicd::protocol::{JobSpec, ModelSpec};
+use topicd_protocol::{JobSpec, ModelSpec};
 
 use crate::daemon::Daemon;
 use crate::output;
@@ -53,7 +53,7 @@ pub async fn run(daemon: &Daemon, spec: JobSpec, json: bool) -> anyhow::Result<(
 
 #[cfg(test)]
 mod tests {
-    use topicd::protocol::LsiParams;
+    use topicd_protocol::LsiParams;
 
     use super::*;
 

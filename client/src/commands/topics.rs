@@ -1,6 +1,6 @@
 //! `topicctl topics`: a finished job's topics, one line each in gensim's format.
 
-use topicd::protocol::JobId;
+use topicd_protocol::JobId;
 
 use crate::daemon::Daemon;
 use crate::output;

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
-use topicd::protocol::{JobId, JobInfo, JobState};
+use topicd_protocol::{JobId, JobInfo, JobState};
 
 use crate::daemon::Daemon;
 use crate::output;

@@ -12,7 +12,7 @@ use tarpc::context::Context;
 use tarpc::server::{BaseChannel, Channel};
 use tempfile::TempDir;
 use tokio::net::UnixListener;
-use topicd::protocol::{
+use topicd_protocol::{
     ApiError, Control, DaemonInfo, Document, Evaluation, Fingerprint, JobId, JobInfo, JobSpec,
     JobState, LdaParams, LsiParams, MAX_INFER_DOCS, ModelInfo, ModelSpec, Prior, Progress, Topic,
     VocabEntry, framed,

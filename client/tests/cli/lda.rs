@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use topicd::protocol::{Evaluation, LdaParams, MAX_INFER_DOCS, ModelSpec, Prior};
+use topicd_protocol::{Evaluation, LdaParams, MAX_INFER_DOCS, ModelSpec, Prior};
 
 use crate::fake::{CORPUS, FakeServer, LDA_TOPICS, TERMS, fake_theta, lambda_total, lambda_value};
 use crate::{assert_exit, read_npy, stderr, stdout, topicctl};

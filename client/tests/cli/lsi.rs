@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use topicd::protocol::{JobInfo, JobState, LsiParams, ModelSpec};
+use topicd_protocol::{JobInfo, JobState, LsiParams, ModelSpec};
 
 use crate::fake::{FakeServer, RUNNING_POLLS, TERMS, TOPICS, job, u_value};
 use crate::{assert_exit, read_npy, stderr, stdout, topicctl};

@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::CorpusError;
-use super::chunk::SparseChunk;
 use super::source::BUFFER_SIZE;
+use topicd_numerics::SparseChunk;
 
 /// The file magic.
 const MAGIC: &[u8; 8] = b"TOPICDCC";

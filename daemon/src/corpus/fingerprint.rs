@@ -10,7 +10,7 @@ use std::path::Path;
 
 use xxhash_rust::xxh3::Xxh3Default;
 
-use crate::protocol::Fingerprint;
+use topicd_protocol::Fingerprint;
 
 /// Size + XXH3-64 of the raw file bytes, streamed with a 1 MiB buffer.
 pub fn fingerprint(path: &Path) -> io::Result<Fingerprint> {

@@ -14,9 +14,9 @@
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-use super::chunk::SparseChunk;
 use super::source::{self, LineReader};
 use super::{CorpusError, show};
+use topicd_numerics::SparseChunk;
 
 /// The banner gensim writes, for messages.
 const BANNER: &str = "%%MatrixMarket matrix coordinate real general";

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | [`source`] | opening plain, gzip and bzip2 files (detected by magic bytes), bounded line reading |
 //! | [`mod@fingerprint`] | size + XXH3-64 of a file as stored, to notice a corpus that changed under a job |
-//! | [`chunk`] | [`SparseChunk`]: a run of consecutive documents in CSR form, the unit of work |
+//! | (`topicd_numerics::chunk`) | [`SparseChunk`]: a run of consecutive documents in CSR form, the unit of work, re-exported here |
 //! | [`mm`] | the streaming Matrix Market reader (gensim `MmCorpus` convention) with full validation |
 //! | [`dictionary`] | gensim `Dictionary.save_as_text` files, stored compactly |
 //! | [`cache`] | the binary chunk cache: parse the text once, replay the chunks bit for bit on later passes |
@@ -14,7 +14,6 @@
 //! allocation before it has been checked against what the file actually holds.
 
 pub mod cache;
-pub mod chunk;
 pub mod dictionary;
 pub mod fingerprint;
 pub mod mm;
@@ -24,10 +23,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use cache::{ChunkCacheReader, ChunkCacheWriter};
-pub use chunk::SparseChunk;
 pub use dictionary::Dictionary;
 pub use fingerprint::fingerprint;
 pub use mm::{MmHeader, MmOptions, MmReader};
+pub use topicd_numerics::SparseChunk;
 
 /// A problem with an input file, located as precisely as possible.
 ///

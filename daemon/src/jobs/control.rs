@@ -4,7 +4,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Instant;
 
-use crate::protocol::Progress;
+use topicd_protocol::Progress;
 
 /// Why a job is asked to stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,10 +11,10 @@ use nalgebra::DMatrix;
 use super::input::{PassInput, PassReader};
 use super::{Inputs, JobContext, JobError, RunEnd, check_memory};
 use crate::corpus::SparseChunk;
-use crate::lda::state::{Batch, initial_alpha, initial_eta};
-use crate::lda::{ChunkTopics, EStepParams, GammaSeed, LdaState, bound, e_step};
-use crate::protocol::{LdaParams, Prior, Progress};
 use crate::store::{Blobs, Checkpoint, CheckpointModel, StoredModel};
+use topicd_numerics::lda::state::{Batch, asymmetric_prior};
+use topicd_numerics::lda::{ChunkTopics, EStepParams, GammaSeed, LdaState, bound, e_step};
+use topicd_protocol::{LdaParams, Prior, Progress};
 
 /// Train an LDA model from the job's corpus, from its last checkpoint if it has one.
 pub fn run(ctx: &mut JobContext<'_>, params: &LdaParams) -> Result<RunEnd, JobError> {
@@ -50,6 +50,25 @@ pub fn run(ctx: &mut JobContext<'_>, params: &LdaParams) -> Result<RunEnd, JobEr
             .save_model(model, &inputs.dictionary, inputs.num_docs, progress)?;
     }
     Ok(end)
+}
+
+/// α from its specification (gensim's `init_dir_prior`): symmetric and auto start at `1/K`.
+fn initial_alpha(prior: &Prior, num_topics: usize) -> Vec<f64> {
+    match prior {
+        Prior::Symmetric | Prior::Auto => vec![1.0 / num_topics as f64; num_topics],
+        Prior::Asymmetric => asymmetric_prior(num_topics),
+        Prior::Scalar(x) => vec![*x; num_topics],
+        Prior::List(values) => values.clone(),
+    }
+}
+
+/// η from its specification: symmetric and auto start at `1/K` for every term (gensim's
+/// choice, not `1/V`).
+fn initial_eta(prior: &Prior, num_topics: usize, num_terms: usize) -> Vec<f64> {
+    match prior {
+        Prior::Scalar(x) => vec![*x; num_terms],
+        _ => vec![1.0 / num_topics as f64; num_terms],
+    }
 }
 
 /// A job's training in progress: the model, and where the current pass and batch are.
@@ -197,7 +216,9 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                     .add(&topics.words, &counts, chunk.num_docs() as u64);
                 if p.alpha == Prior::Auto {
                     let rho = self.rho();
-                    self.state.update_alpha(&inference.gamma, rho);
+                    if !self.state.update_alpha(&inference.gamma, rho) {
+                        log::warn!(job_id = self.ctx.job.id; "updated alpha is not positive; alpha kept");
+                    }
                 }
                 self.next_chunk += 1;
                 if p.update_every > 0 && self.next_chunk.is_multiple_of(u64::from(p.update_every)) {
@@ -229,8 +250,8 @@ impl<'a, 'b> LdaRun<'a, 'b> {
         let first_pass = self.pass == 0;
         self.state
             .m_step(&mut self.batch, self.inputs.num_docs, rho, first_pass);
-        if self.params.eta == Prior::Auto {
-            self.state.update_eta(rho);
+        if self.params.eta == Prior::Auto && !self.state.update_eta(rho) {
+            log::warn!(job_id = self.ctx.job.id; "updated eta is not positive; eta kept");
         }
     }
 
@@ -283,5 +304,21 @@ impl<'a, 'b> LdaRun<'a, 'b> {
             };
             Ok(Checkpoint { next_chunk, model })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn priors_start_as_gensim_starts_them() {
+        assert_eq!(initial_alpha(&Prior::Symmetric, 4), vec![0.25; 4]);
+        assert_eq!(initial_alpha(&Prior::Auto, 4), vec![0.25; 4]);
+        assert_eq!(initial_alpha(&Prior::Asymmetric, 4), asymmetric_prior(4));
+        assert_eq!(initial_alpha(&Prior::Scalar(0.3), 2), vec![0.3; 2]);
+        assert_eq!(initial_eta(&Prior::Symmetric, 4, 2), vec![0.25; 2]);
+        assert_eq!(initial_eta(&Prior::Auto, 4, 2), vec![0.25; 2]);
+        assert_eq!(initial_eta(&Prior::Scalar(0.01), 4, 2), vec![0.01; 2]);
     }
 }

@@ -1,12 +1,12 @@
 //! Running an LSI job: stream the corpus pass after pass through the numerics of
-//! [`crate::lsi`], checkpoint along the way, store the model at the end.
+//! [`topicd_numerics::lsi`], checkpoint along the way, store the model at the end.
 
 use super::input::{PassInput, PassReader};
 use super::{Inputs, JobContext, JobError, RunEnd, Stop, check_memory};
 use crate::corpus::{Dictionary, MmOptions};
-use crate::lsi::{OnePass, Projection, StochasticSvd};
-use crate::protocol::{LsiParams, Progress};
 use crate::store::{Checkpoint, CheckpointModel, StoredModel};
+use topicd_numerics::lsi::{OnePass, Projection, StochasticSvd};
+use topicd_protocol::{LsiParams, Progress};
 
 /// Train an LSI model from the job's corpus, from its last checkpoint if it has one.
 pub fn run(ctx: &mut JobContext<'_>, params: &LsiParams) -> Result<RunEnd, JobError> {

@@ -25,8 +25,8 @@ use tokio::sync::{Notify, watch};
 pub use control::{JobControl, Stop};
 
 use crate::corpus::{CorpusError, Dictionary, MmOptions, MmReader, fingerprint};
-use crate::protocol::{Fingerprint, JobId, JobInfo, JobSpec, JobState, ModelSpec, Progress};
 use crate::store::{Blobs, Checkpoint, ModelRecord, Store, StoreError, StoredModel, Vocabulary};
+use topicd_protocol::{Fingerprint, JobId, JobInfo, JobSpec, JobState, ModelSpec, Progress};
 
 /// Why a job failed.
 #[derive(Debug, thiserror::Error)]

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use blobs::{BlobId, Blobs, write_atomically};
 pub use engine::{Engine, SledEngine, Tree, Write};
 
-use crate::protocol::{JobId, JobInfo};
+use topicd_protocol::{JobId, JobInfo};
 
 /// Version of the records' layout. Bump it when a record type changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -386,7 +386,7 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::*;
+    use topicd_protocol::*;
 
     pub(crate) fn job(id: JobId) -> JobInfo {
         let fp = Fingerprint {

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use topicd::protocol::{JobId, ModelInfo};
+use topicd_protocol::{JobId, ModelInfo};
 
 use super::{commit, create, pages};
 use crate::daemon::Daemon;

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use topicd::protocol::{JobId, ModelInfo};
+use topicd_protocol::{JobId, ModelInfo};
 
 use super::{dictionary, write_matrix, write_vector};
 use crate::daemon::Daemon;

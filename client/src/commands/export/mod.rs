@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use clap::ValueEnum;
 use serde::Serialize;
-use topicd::protocol::{JobId, ModelInfo, Topic};
+use topicd_protocol::{JobId, ModelInfo, Topic};
 
 use crate::atomic::AtomicFile;
 use crate::daemon::Daemon;

@@ -7,7 +7,7 @@
 //! no more than asked for; dictionary ids must increase within the range asked for.
 
 use anyhow::bail;
-use topicd::protocol::{JobId, MAX_PAGE_BYTES, VocabEntry};
+use topicd_protocol::{JobId, MAX_PAGE_BYTES, VocabEntry};
 
 use crate::daemon::Daemon;
 

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use topicd::corpus::MmOptions;
-use topicd::protocol::{JobId, ModelInfo};
+use topicd_protocol::{JobId, ModelInfo};
 
 use super::{commit, create, dictionary, write_matrix, write_vector};
 use crate::batches::{self, CorpusBatches, Limits, Meter};

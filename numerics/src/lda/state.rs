@@ -12,7 +12,6 @@ use rand_distr::Gamma;
 use rayon::prelude::*;
 
 use super::special::{digamma, exp_digamma, trigamma};
-use crate::protocol::Prior;
 use crate::rng::{self, Purpose};
 
 /// Words per block of the sums over the vocabulary.
@@ -283,12 +282,13 @@ impl LdaState {
     }
 
     /// α ← the Newton step of [`update_dir_prior`] on the `γ` of a chunk (`D × K`, one row
-    /// per document): `N = D`, `log p̂ = mean_d E[log θ_d]`.
-    pub fn update_alpha(&mut self, gamma: &[f64], rho: f64) {
+    /// per document): `N = D`, `log p̂ = mean_d E[log θ_d]`. False when the step would
+    /// make a component non-positive; α is then kept.
+    pub fn update_alpha(&mut self, gamma: &[f64], rho: f64) -> bool {
         let k = self.num_topics;
         let docs = gamma.len() / k.max(1);
         if docs == 0 {
-            return;
+            return true;
         }
         let mut logphat = vec![0.0; k];
         for row in gamma.chunks_exact(k) {
@@ -298,15 +298,18 @@ impl LdaState {
             }
         }
         logphat.iter_mut().for_each(|l| *l /= docs as f64);
-        if let Some(alpha) = update_dir_prior(&self.alpha, docs as f64, &logphat, rho) {
-            self.alpha = alpha;
-        } else {
-            log::warn!("updated alpha is not positive; alpha kept");
+        match update_dir_prior(&self.alpha, docs as f64, &logphat, rho) {
+            Some(alpha) => {
+                self.alpha = alpha;
+                true
+            }
+            None => false,
         }
     }
 
     /// η ← the Newton step of [`update_dir_prior`] on λ: `N = K`, `log p̂ = mean_k E[log β_k]`.
-    pub fn update_eta(&mut self, rho: f64) {
+    /// False when the step would make a component non-positive; η is then kept.
+    pub fn update_eta(&mut self, rho: f64) -> bool {
         let k = self.num_topics as f64;
         let totals = self.topic_totals();
         let words: Vec<u32> = (0..self.num_terms as u32).collect();
@@ -315,10 +318,12 @@ impl LdaState {
             .chunks_exact(self.num_topics.max(1))
             .map(|column| column.iter().sum::<f64>() / k)
             .collect();
-        if let Some(eta) = update_dir_prior(&self.eta, k, &logphat, rho) {
-            self.eta = eta;
-        } else {
-            log::warn!("updated eta is not positive; eta kept");
+        match update_dir_prior(&self.eta, k, &logphat, rho) {
+            Some(eta) => {
+                self.eta = eta;
+                true
+            }
+            None => false,
         }
     }
 }
@@ -352,31 +357,15 @@ pub fn update_dir_prior(prior: &[f64], n: f64, logphat: &[f64], rho: f64) -> Opt
     updated.iter().all(|&a| a > 0.0).then_some(updated)
 }
 
-/// α from its specification (gensim's `init_dir_prior`): symmetric and auto start at
-/// `1/K`; asymmetric is `1/(k + √K)` normalised to sum 1.
-pub fn initial_alpha(prior: &Prior, num_topics: usize) -> Vec<f64> {
+/// gensim's `asymmetric` prior (`init_dir_prior`): `1/(k + √K)` for topic `k`, normalised
+/// to sum 1. (`symmetric` and `auto` start at `1/K` for every topic and every word.)
+pub fn asymmetric_prior(num_topics: usize) -> Vec<f64> {
     let k = num_topics as f64;
-    match prior {
-        Prior::Symmetric | Prior::Auto => vec![1.0 / k; num_topics],
-        Prior::Asymmetric => {
-            let raw: Vec<f64> = (0..num_topics)
-                .map(|i| 1.0 / (i as f64 + k.sqrt()))
-                .collect();
-            let total: f64 = raw.iter().sum();
-            raw.iter().map(|x| x / total).collect()
-        }
-        Prior::Scalar(x) => vec![*x; num_topics],
-        Prior::List(values) => values.clone(),
-    }
-}
-
-/// η from its specification: symmetric and auto start at `1/K` for every term (gensim's
-/// choice, not `1/V`).
-pub fn initial_eta(prior: &Prior, num_topics: usize, num_terms: usize) -> Vec<f64> {
-    match prior {
-        Prior::Scalar(x) => vec![*x; num_terms],
-        _ => vec![1.0 / num_topics as f64; num_terms],
-    }
+    let raw: Vec<f64> = (0..num_topics)
+        .map(|i| 1.0 / (i as f64 + k.sqrt()))
+        .collect();
+    let total: f64 = raw.iter().sum();
+    raw.iter().map(|x| x / total).collect()
 }
 
 /// Sum of the columns (per topic) of a word-major `K × V` array, over fixed blocks of words
@@ -500,9 +489,8 @@ mod tests {
     }
 
     #[test]
-    fn priors_start_as_gensim_starts_them() {
-        assert_eq!(initial_alpha(&Prior::Symmetric, 4), vec![0.25; 4]);
-        let asym = initial_alpha(&Prior::Asymmetric, 4);
+    fn the_asymmetric_prior_is_gensims() {
+        let asym = asymmetric_prior(4);
         // 1/(i + 2), normalised: 1/2, 1/3, 1/4, 1/5 over 77/60
         let expected = [30.0 / 77.0, 20.0 / 77.0, 15.0 / 77.0, 12.0 / 77.0];
         assert!(
@@ -510,8 +498,6 @@ mod tests {
                 .zip(expected)
                 .all(|(a, e)| (a - e).abs() < 1e-15)
         );
-        assert_eq!(initial_eta(&Prior::Symmetric, 4, 2), vec![0.25; 2]);
-        assert_eq!(initial_eta(&Prior::Scalar(0.01), 4, 2), vec![0.01; 2]);
     }
 
     #[test]

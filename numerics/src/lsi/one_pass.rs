@@ -13,7 +13,7 @@
 
 use super::projection::Projection;
 use super::stochastic_svd::stochastic_svd;
-use crate::corpus::SparseChunk;
+use crate::chunk::SparseChunk;
 
 /// A one-pass LSI in progress.
 #[derive(Clone, Debug, PartialEq)]

@@ -23,7 +23,7 @@ use rayon::prelude::*;
 
 use super::special::exp_digamma;
 use super::state::LdaState;
-use crate::corpus::SparseChunk;
+use crate::chunk::SparseChunk;
 use crate::rng::{self, Purpose};
 
 /// The E-step's stopping rule.

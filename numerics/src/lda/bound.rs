@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use super::e_step::{ChunkTopics, Inference};
 use super::special::{self, digamma, digamma_and_ln_gamma, ln_gamma};
 use super::state::LdaState;
-use crate::corpus::SparseChunk;
+use crate::chunk::SparseChunk;
 
 /// The document part of the bound for one chunk (before the factor `r`), given the
 /// chunk's inference. Documents are summed in order.

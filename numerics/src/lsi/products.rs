@@ -15,7 +15,7 @@ use rand::RngExt;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
-use crate::corpus::SparseChunk;
+use crate::chunk::SparseChunk;
 use crate::rng::{self, Purpose};
 
 /// A chunk transposed: for each term, the documents that contain it (CSC of `A`).

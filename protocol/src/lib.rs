@@ -7,16 +7,20 @@
 //! framing of the Unix control socket ([`connect`], [`framed`]).
 //!
 //! Everything here is plain data: the daemon validates every field it receives (see
-//! `api::validate`) and never trusts a size sent by a peer.
+//! [`JobSpec::validate`]) and never trusts a size sent by a peer.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+mod validate;
+
 use tarpc::serde_transport::Transport;
 use tarpc::tokio_serde::formats::Bincode;
 use tokio::net::UnixStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
+pub use validate::MAX_TOPICS;
 
 /// Where a daemon listens and a client connects when nothing else is configured.
 pub const DEFAULT_SOCKET: &str = "/run/topicd/control.sock";
@@ -117,6 +121,14 @@ pub struct JobSpec {
     pub seed: u64,
     /// The model and its parameters.
     pub model: ModelSpec,
+}
+
+impl JobSpec {
+    /// Check the job before it is queued: every parameter in range, the paths absolute.
+    /// The error says which parameter is wrong and why.
+    pub fn validate(&self) -> Result<(), ApiError> {
+        validate::validate(self)
+    }
 }
 
 /// The model a job trains.

@@ -19,7 +19,7 @@ use nalgebra::DMatrix;
 
 use super::products::{self, TermMajor};
 use super::projection::{Projection, clip_spectrum};
-use crate::corpus::SparseChunk;
+use crate::chunk::SparseChunk;
 use crate::linalg;
 
 /// Where the randomized SVD stands: the pass and what it has summed so far.
