@@ -8,7 +8,8 @@
 //! |---|---|
 //! | `corpus` | reading inputs: Matrix Market corpora, gensim dictionaries, compression, fingerprints, the binary chunk cache |
 //! | `store` | what survives restarts: jobs, checkpoints, models (sled + content-addressed blobs) |
-//! | `jobs` | the queue and the training loops: scheduling, checkpoints, stop requests |
+//! | `jobs` | the queue and the training loops: scheduling, reductions, checkpoints, stop requests |
+//! | `work` | the tasks a job hands out (pure functions of their inputs) and the executors that run them |
 //! | `model` | finished models served: topics, matrix pages, inference, held-out bound |
 //! | `api` | the control API's `Handler`: job state changes, topics, export pages |
 //! | `server` | the control socket's `Listener` |
@@ -43,3 +44,5 @@ pub mod server;
 pub mod shutdown;
 #[cfg(feature = "engine")]
 pub mod store;
+#[cfg(feature = "engine")]
+pub mod work;

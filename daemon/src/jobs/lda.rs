@@ -12,12 +12,17 @@ use super::input::{PassInput, PassReader};
 use super::{Inputs, JobContext, JobError, RunEnd, check_memory};
 use crate::corpus::SparseChunk;
 use crate::store::{Blobs, Checkpoint, CheckpointModel, StoredModel};
+use crate::work::{EStepInput, Executor, Task};
 use topicd_numerics::lda::state::{Batch, asymmetric_prior};
 use topicd_numerics::lda::{ChunkTopics, EStepParams, GammaSeed, LdaState, bound, e_step};
 use topicd_protocol::{LdaParams, Prior, Progress};
 
 /// Train an LDA model from the job's corpus, from its last checkpoint if it has one.
-pub fn run(ctx: &mut JobContext<'_>, params: &LdaParams) -> Result<RunEnd, JobError> {
+pub fn run(
+    ctx: &mut JobContext<'_>,
+    executor: &mut dyn Executor,
+    params: &LdaParams,
+) -> Result<RunEnd, JobError> {
     let inputs = Inputs::open(&ctx.job.spec, true)?;
     let (k, v) = (params.num_topics as usize, inputs.num_terms());
     // λ, the batch's counts, and transient copies in checkpoints
@@ -34,7 +39,7 @@ pub fn run(ctx: &mut JobContext<'_>, params: &LdaParams) -> Result<RunEnd, JobEr
         )));
     }
     let mut run = LdaRun::start(ctx, params, &inputs)?;
-    let end = run.train()?;
+    let end = run.train(executor)?;
     if end == RunEnd::Succeeded {
         let blobs = run.ctx.store.blobs();
         let model = StoredModel::Lda {
@@ -152,7 +157,10 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                     "the checkpoint's batch does not fit the job".into(),
                 ));
             }
-            run.batch = Batch::restore(counts.as_slice().to_vec(), words, docs, v);
+            run.batch =
+                Batch::restore(counts.as_slice().to_vec(), words, docs, v).map_err(|e| {
+                    JobError::Internal(format!("the checkpoint's batch does not fit the job: {e}"))
+                })?;
         }
         (run.pass, run.next_chunk, run.per_word_bound) =
             (pass, checkpoint.next_chunk, per_word_bound);
@@ -180,7 +188,7 @@ impl<'a, 'b> LdaRun<'a, 'b> {
         )
     }
 
-    fn train(&mut self) -> Result<RunEnd, JobError> {
+    fn train(&mut self, executor: &mut dyn Executor) -> Result<RunEnd, JobError> {
         let p = self.params;
         let chunks = self.inputs.num_docs.div_ceil(u64::from(p.chunksize));
         let e_step = EStepParams {
@@ -210,13 +218,21 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                     seed: self.ctx.job.spec.seed,
                     pass: self.pass,
                 };
-                let inference = e_step::infer(&chunk, &topics, &self.state.alpha, e_step, seeds);
-                let counts = e_step::sstats(&chunk, &topics, &inference);
-                self.batch
-                    .add(&topics.words, &counts, chunk.num_docs() as u64);
+                let (docs, words) = (chunk.num_docs() as u64, topics.words.clone());
+                let task = Task::LdaEStep {
+                    input: EStepInput {
+                        topics,
+                        alpha: self.state.alpha.clone(),
+                        params: e_step,
+                        seeds,
+                    },
+                    chunk,
+                };
+                let stats = executor.run_one(task)?.into_chunk_stats()?;
+                self.batch.add(&words, &stats.sstats, docs);
                 if p.alpha == Prior::Auto {
                     let rho = self.rho();
-                    if !self.state.update_alpha(&inference.gamma, rho) {
+                    if !self.state.update_alpha(&stats.gamma, rho) {
                         log::warn!(job_id = self.ctx.job.id; "updated alpha is not positive; alpha kept");
                     }
                 }

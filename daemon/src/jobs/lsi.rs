@@ -1,15 +1,23 @@
-//! Running an LSI job: stream the corpus pass after pass through the numerics of
+//! Running an LSI job: stream the corpus pass after pass, hand each chunk's task to the
+//! executor, reduce the results in chunk order through the numerics of
 //! [`topicd_numerics::lsi`], checkpoint along the way, store the model at the end.
+
+use std::sync::Arc;
 
 use super::input::{PassInput, PassReader};
 use super::{Inputs, JobContext, JobError, RunEnd, Stop, check_memory};
 use crate::corpus::{Dictionary, MmOptions};
 use crate::store::{Checkpoint, CheckpointModel, StoredModel};
+use crate::work::{Executor, Flow, Task};
 use topicd_numerics::lsi::{OnePass, Projection, StochasticSvd};
 use topicd_protocol::{LsiParams, Progress};
 
 /// Train an LSI model from the job's corpus, from its last checkpoint if it has one.
-pub fn run(ctx: &mut JobContext<'_>, params: &LsiParams) -> Result<RunEnd, JobError> {
+pub fn run(
+    ctx: &mut JobContext<'_>,
+    executor: &mut dyn Executor,
+    params: &LsiParams,
+) -> Result<RunEnd, JobError> {
     let inputs = Inputs::open(&ctx.job.spec, false)?;
     let samples = (params.num_topics + params.extra_samples) as f64;
     // about four terms × samples matrices and two samples × chunksize ones at a time
@@ -30,9 +38,9 @@ pub fn run(ctx: &mut JobContext<'_>, params: &LsiParams) -> Result<RunEnd, JobEr
         num_docs,
     };
     let end = if params.onepass {
-        lsi.one_pass(checkpoint)?
+        lsi.one_pass(executor, checkpoint)?
     } else {
-        lsi.multi_pass(checkpoint)?
+        lsi.multi_pass(executor, checkpoint)?
     };
     match end {
         Finished::Model(projection) => {
@@ -86,8 +94,36 @@ impl LsiRun<'_, '_> {
         })
     }
 
+    /// Checkpoint if one is due or a stop was asked for; `Flow::Stop` when asked to stop.
+    fn checkpoint_or_stop(
+        &mut self,
+        save: impl FnOnce(&mut JobContext<'_>) -> Result<(), JobError>,
+    ) -> Result<Flow, JobError> {
+        let stop = self.ctx.stop_requested();
+        if stop.is_some() || self.ctx.checkpoint_due() {
+            save(self.ctx)?;
+        }
+        Ok(if stop.is_some() {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        })
+    }
+
+    /// The stop that ended a run early.
+    fn stopped(&self) -> Result<Finished, JobError> {
+        self.ctx
+            .stop_requested()
+            .map(Finished::Stopped)
+            .ok_or_else(|| JobError::Internal("internal error: a run stopped unasked".into()))
+    }
+
     /// The randomized SVD over the whole corpus, `power_iters + 2` passes.
-    fn multi_pass(&mut self, checkpoint: Option<Checkpoint>) -> Result<Finished, JobError> {
+    fn multi_pass(
+        &mut self,
+        executor: &mut dyn Executor,
+        checkpoint: Option<Checkpoint>,
+    ) -> Result<Finished, JobError> {
         let p = self.params;
         let fresh = StochasticSvd::new(
             self.num_terms,
@@ -103,7 +139,7 @@ impl LsiRun<'_, '_> {
                 model: CheckpointModel::LsiMultiPass { pass, q, acc },
             }) => {
                 let q = q
-                    .map(|b| self.ctx.store.blobs().get_matrix(&b))
+                    .map(|b| self.ctx.store.blobs().get_matrix(&b).map(Arc::new))
                     .transpose()?;
                 let acc = acc
                     .map(|b| self.ctx.store.blobs().get_matrix(&b))
@@ -123,58 +159,41 @@ impl LsiRun<'_, '_> {
         loop {
             let pass = svd.pass();
             self.ctx.publish(self.progress(pass, passes, next_chunk));
-            for chunk in self.reader(next_chunk, true) {
-                svd.absorb(&chunk?);
+            let input = Arc::new(svd.pass_input());
+            let mut tasks = self.reader(next_chunk, true).map(|chunk| {
+                Ok(Task::LsiPass {
+                    input: input.clone(),
+                    chunk: chunk?,
+                })
+            });
+            let flow = executor.run(&mut tasks, &mut |output| {
+                svd.add(&output.into_pass_term()?);
                 next_chunk += 1;
                 let progress = self.progress(pass, passes, next_chunk);
                 self.ctx.publish(progress.clone());
-                let stop = self.ctx.stop_requested();
-                if stop.is_some() || self.ctx.checkpoint_due() {
-                    self.save_multi_pass(&svd, next_chunk, progress)?;
-                }
-                if let Some(stop) = stop {
-                    return Ok(Finished::Stopped(stop));
-                }
+                self.checkpoint_or_stop(|ctx| save_multi_pass(ctx, &svd, next_chunk, progress))
+            })?;
+            if flow == Flow::Stop {
+                return self.stopped();
             }
             if let Some(projection) = svd.end_pass() {
                 return Ok(Finished::Model(projection));
             }
             next_chunk = 0;
-            let stop = self.ctx.stop_requested();
-            if stop.is_some() || self.ctx.checkpoint_due() {
-                self.save_multi_pass(&svd, 0, self.progress(svd.pass(), passes, 0))?;
-            }
-            if let Some(stop) = stop {
-                return Ok(Finished::Stopped(stop));
+            let progress = self.progress(svd.pass(), passes, 0);
+            let flow = self.checkpoint_or_stop(|ctx| save_multi_pass(ctx, &svd, 0, progress))?;
+            if flow == Flow::Stop {
+                return self.stopped();
             }
         }
     }
 
-    fn save_multi_pass(
-        &mut self,
-        svd: &StochasticSvd,
-        next_chunk: u64,
-        progress: Progress,
-    ) -> Result<(), JobError> {
-        let state = svd.state();
-        self.ctx.save_checkpoint(progress, |blobs| {
-            let q = state.q.as_ref().map(|q| blobs.put_matrix(q)).transpose()?;
-            let acc = if next_chunk == 0 {
-                None
-            } else {
-                Some(blobs.put_matrix(&state.acc)?)
-            };
-            let model = CheckpointModel::LsiMultiPass {
-                pass: state.pass,
-                q,
-                acc,
-            };
-            Ok(Checkpoint { next_chunk, model })
-        })
-    }
-
     /// gensim's one-pass algorithm: an SVD per chunk, merged in chunk order.
-    fn one_pass(&mut self, checkpoint: Option<Checkpoint>) -> Result<Finished, JobError> {
+    fn one_pass(
+        &mut self,
+        executor: &mut dyn Executor,
+        checkpoint: Option<Checkpoint>,
+    ) -> Result<Finished, JobError> {
         let p = self.params;
         let fresh = OnePass::new(
             self.num_terms,
@@ -202,28 +221,21 @@ impl LsiRun<'_, '_> {
             }
         };
         self.ctx.publish(self.progress(0, 1, one_pass.chunks()));
-        for chunk in self.reader(one_pass.chunks(), false) {
-            one_pass.absorb(&chunk?);
+        let input = one_pass.chunk_svd_input();
+        let mut tasks = self.reader(one_pass.chunks(), false).map(|chunk| {
+            Ok(Task::LsiChunkSvd {
+                input,
+                chunk: chunk?,
+            })
+        });
+        let flow = executor.run(&mut tasks, &mut |output| {
+            one_pass.add(output.into_projection()?);
             let progress = self.progress(0, 1, one_pass.chunks());
             self.ctx.publish(progress.clone());
-            let stop = self.ctx.stop_requested();
-            if stop.is_some() || self.ctx.checkpoint_due() {
-                self.ctx.save_checkpoint(progress, |blobs| {
-                    let model = one_pass.model();
-                    let ut = blobs.put_matrix(&model.ut)?;
-                    let model = CheckpointModel::LsiOnePass {
-                        ut,
-                        s: model.s.clone(),
-                    };
-                    Ok(Checkpoint {
-                        next_chunk: one_pass.chunks(),
-                        model,
-                    })
-                })?;
-            }
-            if let Some(stop) = stop {
-                return Ok(Finished::Stopped(stop));
-            }
+            self.checkpoint_or_stop(|ctx| save_one_pass(ctx, &one_pass, progress))
+        })?;
+        if flow == Flow::Stop {
+            return self.stopped();
         }
         Ok(Finished::Model(one_pass.finish()))
     }
@@ -250,4 +262,51 @@ impl LsiRun<'_, '_> {
         self.ctx
             .save_model(model, dictionary, self.num_docs, progress)
     }
+}
+
+/// Checkpoint a multi-pass SVD after `next_chunk` chunks of its pass.
+fn save_multi_pass(
+    ctx: &mut JobContext<'_>,
+    svd: &StochasticSvd,
+    next_chunk: u64,
+    progress: Progress,
+) -> Result<(), JobError> {
+    let state = svd.state();
+    ctx.save_checkpoint(progress, |blobs| {
+        let q = state
+            .q
+            .as_deref()
+            .map(|q| blobs.put_matrix(q))
+            .transpose()?;
+        let acc = if next_chunk == 0 {
+            None
+        } else {
+            Some(blobs.put_matrix(&state.acc)?)
+        };
+        let model = CheckpointModel::LsiMultiPass {
+            pass: state.pass,
+            q,
+            acc,
+        };
+        Ok(Checkpoint { next_chunk, model })
+    })
+}
+
+/// Checkpoint a one-pass LSI after the chunks it has merged.
+fn save_one_pass(
+    ctx: &mut JobContext<'_>,
+    one_pass: &OnePass,
+    progress: Progress,
+) -> Result<(), JobError> {
+    ctx.save_checkpoint(progress, |blobs| {
+        let model = one_pass.model();
+        let model = CheckpointModel::LsiOnePass {
+            ut: blobs.put_matrix(&model.ut)?,
+            s: model.s.clone(),
+        };
+        Ok(Checkpoint {
+            next_chunk: one_pass.chunks(),
+            model,
+        })
+    })
 }

@@ -26,6 +26,7 @@ pub use control::{JobControl, Stop};
 
 use crate::corpus::{CorpusError, Dictionary, MmOptions, MmReader, fingerprint};
 use crate::store::{Blobs, Checkpoint, ModelRecord, Store, StoreError, StoredModel, Vocabulary};
+use crate::work::Local;
 use topicd_protocol::{Fingerprint, JobId, JobInfo, JobSpec, JobState, ModelSpec, Progress};
 
 /// Why a job failed.
@@ -386,9 +387,10 @@ fn run_job(
         last_checkpoint: Instant::now(),
         last_checkpoint_cost: Duration::ZERO,
     };
+    let mut executor = Local;
     match &model {
-        ModelSpec::Lsi(params) => lsi::run(&mut ctx, params),
-        ModelSpec::Lda(params) => lda::run(&mut ctx, params),
+        ModelSpec::Lsi(params) => lsi::run(&mut ctx, &mut executor, params),
+        ModelSpec::Lda(params) => lda::run(&mut ctx, &mut executor, params),
     }
 }
 

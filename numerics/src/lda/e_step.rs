@@ -122,6 +122,35 @@ impl GammaSeed {
     }
 }
 
+/// What the E-step of a chunk gives the M-step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChunkStats {
+    /// The expected counts, `K × words` over the chunk's words ([`ChunkTopics::words`]).
+    pub sstats: Vec<f64>,
+    /// γ, `D × K`, one row per document (α = auto learns from it).
+    pub gamma: Vec<f64>,
+    /// Documents whose γ converged before `iterations`.
+    pub converged: usize,
+}
+
+/// The task of a chunk in training: infer every document's γ against fixed topics, then
+/// sum the expected counts ([`infer`], then [`sstats`]).
+pub fn chunk_stats(
+    chunk: &SparseChunk,
+    topics: &ChunkTopics,
+    alpha: &[f64],
+    params: EStepParams,
+    seeds: GammaSeed,
+) -> ChunkStats {
+    let inference = infer(chunk, topics, alpha, params, seeds);
+    let sstats = sstats(chunk, topics, &inference);
+    ChunkStats {
+        sstats,
+        gamma: inference.gamma,
+        converged: inference.converged,
+    }
+}
+
 /// Infer γ for every document of `chunk` (gensim's `inference`).
 pub fn infer(
     chunk: &SparseChunk,

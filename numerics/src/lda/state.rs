@@ -83,16 +83,35 @@ impl Batch {
         self.docs += docs;
     }
 
-    /// A batch restored from a checkpoint: its counts, touched words and documents.
-    pub fn restore(counts: Vec<f64>, words: Vec<u32>, docs: u64, num_terms: usize) -> Batch {
+    /// A batch restored from a checkpoint: its counts (`K × V`), touched words and
+    /// documents. Refused unless every word is below `num_terms`, no word repeats and the
+    /// counts have the batch's shape, since [`LdaState::m_step`] relies on all three.
+    pub fn restore(
+        counts: Vec<f64>,
+        words: Vec<u32>,
+        docs: u64,
+        num_terms: usize,
+    ) -> Result<Batch, String> {
+        if num_terms == 0 || !counts.len().is_multiple_of(num_terms) {
+            return Err(format!(
+                "a batch of {} counts does not fit {num_terms} terms",
+                counts.len()
+            ));
+        }
         let mut touched = vec![false; num_terms];
-        words.iter().for_each(|&w| touched[w as usize] = true);
-        Batch {
+        for &w in &words {
+            match touched.get_mut(w as usize) {
+                None => return Err(format!("word {w} is beyond the {num_terms} terms")),
+                Some(true) => return Err(format!("word {w} appears twice in the batch")),
+                Some(seen) => *seen = true,
+            }
+        }
+        Ok(Batch {
             counts,
             words,
             docs,
             touched,
-        }
+        })
     }
 
     fn clear(&mut self) {
@@ -251,14 +270,13 @@ impl LdaState {
         let mut words = batch.words.clone();
         words.sort_unstable();
         // add the batch word by word, and its sum per topic over fixed blocks of words
-        let sstats = SharedColumns::new(&mut self.sstats, k);
-        let partials: Vec<Vec<f64>> = words
-            .par_chunks(WORD_BLOCK)
-            .map(|block| {
+        let mut columns = distinct_columns(&mut self.sstats, k, &words);
+        let partials: Vec<Vec<f64>> = columns
+            .par_chunks_mut(WORD_BLOCK)
+            .zip(words.par_chunks(WORD_BLOCK))
+            .map(|(block, block_words)| {
                 let mut totals = vec![0.0; k];
-                for &w in block {
-                    // SAFETY: the words are distinct, so no two threads touch one column.
-                    let column = unsafe { sstats.column(w as usize) };
+                for (column, &w) in block.iter_mut().zip(block_words) {
                     let counts = &batch.counts[w as usize * k..(w as usize + 1) * k];
                     for ((s, c), t) in column.iter_mut().zip(counts).zip(totals.iter_mut()) {
                         *s += factor * c;
@@ -395,38 +413,50 @@ fn block_sum(values: &[f64]) -> f64 {
         .sum()
 }
 
-/// Mutable access to distinct word columns of `sstats` from several threads.
-struct SharedColumns {
-    ptr: *mut f64,
-    len: usize,
-    k: usize,
-}
-
-// SAFETY: used only for disjoint columns (see `m_step`).
-unsafe impl Sync for SharedColumns {}
-
-impl SharedColumns {
-    fn new(values: &mut [f64], k: usize) -> SharedColumns {
-        SharedColumns {
-            ptr: values.as_mut_ptr(),
-            len: values.len(),
-            k,
-        }
+/// The columns (`k` values each) of the listed words, which must be ascending and
+/// distinct, as disjoint mutable slices: carved out of `values` one after another, so that
+/// they can be handed to different threads.
+///
+/// # Panics
+/// If the words are not strictly ascending or a column lies outside `values` (a caller's
+/// bug: the words of a [`Batch`] are distinct by construction and checked on restore).
+fn distinct_columns<'a>(values: &'a mut [f64], k: usize, words: &[u32]) -> Vec<&'a mut [f64]> {
+    let mut columns = Vec::with_capacity(words.len());
+    let mut rest = values;
+    let mut start_of_rest = 0;
+    for &w in words {
+        let start = w as usize * k;
+        assert!(start >= start_of_rest, "words must be strictly ascending");
+        let (_, tail) = std::mem::take(&mut rest).split_at_mut(start - start_of_rest);
+        let (column, tail) = tail.split_at_mut(k);
+        columns.push(column);
+        rest = tail;
+        start_of_rest = start + k;
     }
-
-    /// # Safety
-    /// No two callers may hold the same column at once.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn column(&self, w: usize) -> &mut [f64] {
-        assert!((w + 1) * self.k <= self.len);
-        // SAFETY: in bounds (asserted); exclusivity is the caller's promise.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(w * self.k), self.k) }
-    }
+    columns
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restored_batch_is_checked_before_the_m_step_relies_on_it() {
+        assert!(Batch::restore(vec![0.0; 6], vec![2, 0], 5, 3).is_ok());
+        let twice = Batch::restore(vec![0.0; 6], vec![1, 1], 5, 3).unwrap_err();
+        assert!(twice.contains("twice"), "{twice}");
+        let beyond = Batch::restore(vec![0.0; 6], vec![3], 5, 3).unwrap_err();
+        assert!(beyond.contains("beyond"), "{beyond}");
+        assert!(Batch::restore(vec![0.0; 5], vec![0], 5, 3).is_err());
+    }
+
+    #[test]
+    fn distinct_columns_are_the_words_columns() {
+        let mut values: Vec<f64> = (0..12).map(f64::from).collect();
+        let columns = distinct_columns(&mut values, 3, &[0, 2, 3]);
+        let seen: Vec<Vec<f64>> = columns.iter().map(|c| c.to_vec()).collect();
+        assert_eq!(seen, [[0.0, 1.0, 2.0], [6.0, 7.0, 8.0], [9.0, 10.0, 11.0]]);
+    }
 
     #[test]
     fn m_step_blends_like_gensim() {

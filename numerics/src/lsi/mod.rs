@@ -13,6 +13,8 @@ pub mod products;
 pub mod projection;
 pub mod stochastic_svd;
 
-pub use one_pass::OnePass;
+pub use one_pass::{ChunkSvdInput, OnePass, chunk_svd};
 pub use projection::{Projection, clip_spectrum};
-pub use stochastic_svd::{StochasticSvd, SvdState, stochastic_svd};
+pub use stochastic_svd::{
+    PassInput, PassTerm, Product, StochasticSvd, SvdState, pass_term, stochastic_svd,
+};

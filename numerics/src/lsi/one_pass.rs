@@ -15,6 +15,33 @@ use super::projection::Projection;
 use super::stochastic_svd::stochastic_svd;
 use crate::chunk::SparseChunk;
 
+/// The parameters of a chunk's SVD in the one-pass algorithm.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ChunkSvdInput {
+    /// Terms of the model.
+    pub num_terms: usize,
+    /// Factors kept of each chunk (`num_topics + extra_samples`).
+    pub rank: usize,
+    /// Oversampling of the chunk's randomized SVD.
+    pub extra_samples: usize,
+    /// Power iterations of the chunk's randomized SVD.
+    pub power_iters: u32,
+    /// The job's seed.
+    pub seed: u64,
+}
+
+/// The task of a chunk: its randomized SVD at the internal rank.
+pub fn chunk_svd(input: &ChunkSvdInput, chunk: &SparseChunk) -> Projection {
+    stochastic_svd(
+        chunk,
+        input.num_terms,
+        input.rank,
+        input.extra_samples,
+        input.power_iters,
+        input.seed,
+    )
+}
+
 /// A one-pass LSI in progress.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OnePass {
@@ -70,19 +97,28 @@ impl OnePass {
         &self.model
     }
 
-    /// Decompose the next chunk and merge it in.
-    pub fn absorb(&mut self, chunk: &SparseChunk) {
-        let update = stochastic_svd(
-            chunk,
-            self.model.num_terms(),
-            self.rank,
-            self.extra_samples,
-            self.power_iters,
-            self.seed,
-        );
+    /// What the task of a chunk needs: the parameters of its SVD.
+    pub fn chunk_svd_input(&self) -> ChunkSvdInput {
+        ChunkSvdInput {
+            num_terms: self.model.num_terms(),
+            rank: self.rank,
+            extra_samples: self.extra_samples,
+            power_iters: self.power_iters,
+            seed: self.seed,
+        }
+    }
+
+    /// Merge the decomposition of the next chunk in (the reduction: call it in chunk order).
+    pub fn add(&mut self, update: Projection) {
         let model = std::mem::replace(&mut self.model, Projection::empty(0));
         self.model = model.merge(update, self.decay, self.rank);
         self.chunks += 1;
+    }
+
+    /// Decompose the next chunk and merge it in.
+    pub fn absorb(&mut self, chunk: &SparseChunk) {
+        let update = chunk_svd(&self.chunk_svd_input(), chunk);
+        self.add(update);
     }
 
     /// The final model, cut to `num_topics` factors.

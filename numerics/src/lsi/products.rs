@@ -1,12 +1,12 @@
 //! The products of the randomized SVD with one chunk `A` (`m` terms × `c` documents,
-//! documents as columns): the Gaussian test matrix `O`, `Z = AᵀQ`, `Y += A·Z` and
-//! `X += ZᵀZ`.
+//! documents as columns): the Gaussian test matrix `O`, `Z = AᵀQ`, the chunk's term of
+//! `Y = Σ A·Z` ([`term_sums`], added by [`add_term_sums`]) and of `X = Σ ZᵀZ`.
 //!
 //! Tall matrices are stored transposed (see [`crate::linalg`]): `Qt`, `Yt` are `l × m`,
 //! `Zt`, `Ot` are `l × c`, so every inner loop is an AXPY over `l` contiguous values.
 //!
-//! Determinism: `Z` is computed document by document; `Y += A·Z` term by term, each term
-//! summing its documents in order into a fresh accumulator that is then added to `Y`. So
+//! Determinism: `Z` is computed document by document; `A·Z` term by term, each term
+//! summing its documents in order into a fresh accumulator, which is then added to `Y`. So
 //! `Y` is exactly `Σ_c Y_c` summed in chunk order, whatever the threads — and a worker that
 //! computes `Y_c` alone and ships it gives the same bits.
 
@@ -85,33 +85,63 @@ pub fn project(chunk: &SparseChunk, qt: &DMatrix<f64>) -> DMatrix<f64> {
     zt
 }
 
-/// `Y += A·Z`: for every term `t` of the chunk, `Yt[:, t] += Σ_j a_tj · Zt[:, j]`.
-pub fn accumulate(yt: &mut DMatrix<f64>, a: &TermMajor, zt: &DMatrix<f64>) {
-    let l = yt.nrows();
+/// One chunk's term of a pass's sum `Y = Σ_c A_c·Z_c`: for every term `t` present in the
+/// chunk (ascending), `Σ_j a_tj · Zt[:, j]` over the chunk's documents in order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TermSums {
+    /// The chunk's terms, ascending.
+    pub terms: Vec<u32>,
+    /// `l × terms.len()`: column `i` belongs to `terms[i]`.
+    pub sums: DMatrix<f64>,
+}
+
+/// `A·Z` restricted to the chunk's terms (the task of a pass).
+pub fn term_sums(a: &TermMajor, zt: &DMatrix<f64>) -> TermSums {
+    let l = zt.nrows();
+    let terms: Vec<u32> = (0..a.ptr.len().saturating_sub(1))
+        .filter(|&t| a.ptr[t + 1] > a.ptr[t])
+        .map(|t| t as u32)
+        .collect();
+    let mut sums = DMatrix::zeros(l, terms.len());
     if l == 0 {
-        return;
+        return TermSums { terms, sums };
     }
     let z = zt.as_slice();
+    sums.as_mut_slice()
+        .par_chunks_mut(l)
+        .zip(terms.par_iter())
+        .for_each(|(acc, &t)| {
+            let (docs, vals) = a.term(t as usize);
+            for (&j, &v) in docs.iter().zip(vals) {
+                let j = j as usize;
+                axpy(acc, v, &z[j * l..(j + 1) * l]);
+            }
+        });
+    TermSums { terms, sums }
+}
+
+/// `Yt[:, t] += sums[:, i]` for every term of `s` (the reduction of a pass).
+pub fn add_term_sums(yt: &mut DMatrix<f64>, s: &TermSums) {
+    let l = yt.nrows();
+    if l == 0 || s.terms.is_empty() {
+        return;
+    }
+    let mut slot = vec![u32::MAX; yt.ncols()];
+    for (i, &t) in s.terms.iter().enumerate() {
+        slot[t as usize] = i as u32;
+    }
+    let sums = s.sums.as_slice();
     yt.as_mut_slice()
         .par_chunks_mut(l)
-        .enumerate()
-        .for_each_init(
-            || vec![0.0; l],
-            |acc, (t, y)| {
-                let (docs, vals) = a.term(t);
-                if docs.is_empty() {
-                    return;
-                }
-                acc.fill(0.0);
-                for (&j, &v) in docs.iter().zip(vals) {
-                    let j = j as usize;
-                    axpy(acc, v, &z[j * l..(j + 1) * l]);
-                }
-                for (y, s) in y.iter_mut().zip(acc.iter()) {
+        .zip(slot.par_iter())
+        .for_each(|(y, &i)| {
+            if i != u32::MAX {
+                let i = i as usize;
+                for (y, s) in y.iter_mut().zip(&sums[i * l..(i + 1) * l]) {
                     *y += s;
                 }
-            },
-        );
+            }
+        });
 }
 
 /// The Gaussian test matrix of one chunk, `Ot` (`l × c`): the row of document `d` is drawn
@@ -196,7 +226,7 @@ pub(crate) mod tests {
         assert!((&zt - (a.transpose() * qt.transpose()).transpose()).amax() < 1e-12);
 
         let mut yt = DMatrix::from_element(l, m, 1.0);
-        accumulate(&mut yt, &TermMajor::new(&chunk, m), &zt);
+        add_term_sums(&mut yt, &term_sums(&TermMajor::new(&chunk, m), &zt));
         let expected = DMatrix::from_element(l, m, 1.0) + (&a * zt.transpose()).transpose();
         assert!((yt - expected).amax() < 1e-9);
     }

@@ -10,14 +10,18 @@
 //!               S = √S², U = Q·U_X, both clipped to k
 //! ```
 //!
-//! Every pass is an exact sum over chunks in chunk order, so a pass can be cut anywhere
-//! (a checkpoint is the pass number, the chunks done, `Q` and the partial sum) and shared
-//! among workers without changing a bit of the result. Applied to a single chunk held in
-//! memory, the same machine is gensim's per-chunk SVD of the one-pass algorithm.
+//! Every pass is a sum over chunks: [`pass_term`] is the task (one chunk's term, a pure
+//! function of the chunk and the pass's [`PassInput`]) and [`StochasticSvd::add`] the
+//! reduction, applied in chunk order. So a pass can be cut anywhere (a checkpoint is the
+//! pass number, the chunks done, `Q` and the partial sum) and its tasks computed anywhere
+//! without changing a bit of the result. Applied to a single chunk held in memory, the same
+//! machine is gensim's per-chunk SVD of the one-pass algorithm.
+
+use std::sync::Arc;
 
 use nalgebra::DMatrix;
 
-use super::products::{self, TermMajor};
+use super::products::{self, TermMajor, TermSums};
 use super::projection::{Projection, clip_spectrum};
 use crate::chunk::SparseChunk;
 use crate::linalg;
@@ -28,10 +32,66 @@ pub struct SvdState {
     /// The pass being summed, `0..=q+1`.
     pub pass: u32,
     /// `Qt` from the end of the previous pass (`None` during pass 0).
-    pub q: Option<DMatrix<f64>>,
+    pub q: Option<Arc<DMatrix<f64>>>,
     /// The partial sum of this pass: `Yt` (`l × m`) in passes `0..=q`, `X` (`l × l`) in
     /// the last.
     pub acc: DMatrix<f64>,
+}
+
+/// What every task of a pass needs besides its chunk: which product to form, and `Qt`.
+#[derive(Clone, Debug)]
+pub struct PassInput {
+    /// Terms of the model (`m`).
+    pub num_terms: usize,
+    /// Samples `l` (rows of `Qt`, or of the sketch in pass 0).
+    pub samples: usize,
+    /// The job's seed (pass 0 draws the sketch from it).
+    pub seed: u64,
+    /// What the pass sums.
+    pub product: Product,
+    /// `Qt` from the end of the previous pass (`None` in pass 0).
+    pub qt: Option<Arc<DMatrix<f64>>>,
+}
+
+/// The product a pass sums over chunks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Product {
+    /// Pass 0: `Y = Σ A_c·O_c` with a Gaussian `O_c`.
+    Sketch,
+    /// Passes `1..=q`: `Y = Σ A_c·(A_cᵀ·Q)`.
+    Power,
+    /// The last pass: `X = Σ (QᵀA_c)(QᵀA_c)ᵀ`.
+    Gram,
+}
+
+/// One chunk's term of a pass's sum (a task's result).
+#[derive(Clone, Debug, PartialEq)]
+pub enum PassTerm {
+    /// `A_c·Z_c` on the chunk's terms (sketch and power passes).
+    Terms(TermSums),
+    /// `Z_cᵀZ_c` (the last pass), `l × l`.
+    Gram(DMatrix<f64>),
+}
+
+/// The task of a pass: one chunk's term of its sum.
+pub fn pass_term(input: &PassInput, chunk: &SparseChunk) -> PassTerm {
+    match (&input.qt, input.product) {
+        (None, _) | (_, Product::Sketch) => {
+            let ot = products::gaussian(chunk, input.samples, input.seed);
+            PassTerm::Terms(products::term_sums(
+                &TermMajor::new(chunk, input.num_terms),
+                &ot,
+            ))
+        }
+        (Some(qt), Product::Power) => {
+            let zt = products::project(chunk, qt);
+            PassTerm::Terms(products::term_sums(
+                &TermMajor::new(chunk, input.num_terms),
+                &zt,
+            ))
+        }
+        (Some(qt), Product::Gram) => PassTerm::Gram(linalg::gram(&products::project(chunk, qt))),
+    }
 }
 
 /// A randomized SVD in progress.
@@ -73,7 +133,7 @@ impl StochasticSvd {
     pub fn resume(
         mut self,
         pass: u32,
-        q: Option<DMatrix<f64>>,
+        q: Option<Arc<DMatrix<f64>>>,
         acc: Option<DMatrix<f64>>,
     ) -> Result<StochasticSvd, String> {
         let (l, m) = (self.state.acc.nrows(), self.num_terms);
@@ -118,31 +178,35 @@ impl StochasticSvd {
         self.state.pass
     }
 
-    /// Add one chunk's term to the sum of the current pass.
-    pub fn absorb(&mut self, chunk: &SparseChunk) {
-        let l = self.state.acc.nrows();
-        match &self.state.q {
-            None => {
-                let ot = products::gaussian(chunk, l, self.seed);
-                products::accumulate(
-                    &mut self.state.acc,
-                    &TermMajor::new(chunk, self.num_terms),
-                    &ot,
-                );
-            }
-            Some(qt) => {
-                let zt = products::project(chunk, qt);
-                if self.state.pass <= self.power_iters {
-                    products::accumulate(
-                        &mut self.state.acc,
-                        &TermMajor::new(chunk, self.num_terms),
-                        &zt,
-                    );
-                } else {
-                    self.state.acc += linalg::gram(&zt);
-                }
-            }
+    /// What the tasks of the current pass need besides their chunks.
+    pub fn pass_input(&self) -> PassInput {
+        let product = match &self.state.q {
+            None => Product::Sketch,
+            Some(_) if self.state.pass <= self.power_iters => Product::Power,
+            Some(_) => Product::Gram,
+        };
+        PassInput {
+            num_terms: self.num_terms,
+            samples: self.state.acc.nrows(),
+            seed: self.seed,
+            product,
+            qt: self.state.q.clone(),
         }
+    }
+
+    /// Add one chunk's term to the sum of the current pass (the reduction: call it in
+    /// chunk order).
+    pub fn add(&mut self, term: &PassTerm) {
+        match term {
+            PassTerm::Terms(sums) => products::add_term_sums(&mut self.state.acc, sums),
+            PassTerm::Gram(x) => self.state.acc += x,
+        }
+    }
+
+    /// Compute one chunk's term and add it (a pass on this thread's pool).
+    pub fn absorb(&mut self, chunk: &SparseChunk) {
+        let term = pass_term(&self.pass_input(), chunk);
+        self.add(&term);
     }
 
     /// Close the current pass. Returns the projection after the last pass.
@@ -156,7 +220,7 @@ impl StochasticSvd {
             } else {
                 DMatrix::zeros(r, r)
             };
-            self.state.q = Some(qt);
+            self.state.q = Some(Arc::new(qt));
             None
         } else {
             Some(self.finish())
