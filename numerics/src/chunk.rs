@@ -70,6 +70,21 @@ impl SparseChunk {
         })
     }
 
+    /// Documents `start..end` of the chunk (clamped to it) as a chunk of their own, with the
+    /// same index and their own first document id.
+    pub fn docs_range(&self, start: usize, end: usize) -> SparseChunk {
+        let end = end.min(self.num_docs());
+        let start = start.min(end);
+        let (first, last) = (self.indptr[start], self.indptr[end]);
+        SparseChunk {
+            index: self.index,
+            first_doc: self.first_doc + start as u64,
+            indptr: self.indptr[start..=end].iter().map(|p| p - first).collect(),
+            terms: self.terms[first..last].to_vec(),
+            values: self.values[first..last].to_vec(),
+        }
+    }
+
     /// Checks the CSR invariants; the error says which one is broken.
     pub fn check(&self) -> Result<(), String> {
         if self.indptr.is_empty() {
@@ -156,6 +171,11 @@ mod tests {
         assert_eq!((e.num_docs(), e.nnz()), (4, 0));
         assert!(e.check().is_ok());
         assert_eq!(SparseChunk::default().num_docs(), 0);
+        let tail = c.docs_range(1, 3);
+        assert_eq!((tail.index, tail.first_doc, tail.num_docs()), (1, 11, 2));
+        assert_eq!(tail.doc(1), (&[1u32][..], &[3.0][..]));
+        assert!(tail.check().is_ok());
+        assert_eq!(c.docs_range(2, 99).num_docs(), 1);
     }
 
     #[test]

@@ -16,6 +16,32 @@ use rayon::prelude::*;
 /// Columns per block of the blocked products over the long dimension.
 pub const BLOCK: usize = 2048;
 
+/// The columns (`k` values each) `ids` of `values` (column `i` is `values[i·k..(i+1)·k]`),
+/// which must be strictly ascending, as disjoint mutable slices — carved out one after
+/// another, so that different threads may fill them.
+///
+/// # Panics
+/// If the ids are not strictly ascending or a column lies outside `values` (callers check
+/// ids that come from outside).
+pub fn columns_mut<'a, T>(values: &'a mut [T], k: usize, ids: &[u32]) -> Vec<&'a mut [T]> {
+    let mut columns = Vec::with_capacity(ids.len());
+    let mut rest = values;
+    let mut start_of_rest = 0;
+    for &id in ids {
+        let start = id as usize * k;
+        assert!(
+            start >= start_of_rest,
+            "column ids must be strictly ascending"
+        );
+        let (_, tail) = std::mem::take(&mut rest).split_at_mut(start - start_of_rest);
+        let (column, tail) = tail.split_at_mut(k);
+        columns.push(column);
+        rest = tail;
+        start_of_rest = start + k;
+    }
+    columns
+}
+
 /// `G = Mt · Mtᵀ` (that is `MᵀM`, `l × l`), summed over column blocks in order.
 pub fn gram(mt: &DMatrix<f64>) -> DMatrix<f64> {
     let l = mt.nrows();
@@ -314,6 +340,14 @@ pub fn blas_description() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn columns_mut_are_the_listed_columns() {
+        let mut values: Vec<f64> = (0..12).map(f64::from).collect();
+        let columns = columns_mut(&mut values, 3, &[0, 2, 3]);
+        let seen: Vec<Vec<f64>> = columns.iter().map(|c| c.to_vec()).collect();
+        assert_eq!(seen, [[0.0, 1.0, 2.0], [6.0, 7.0, 8.0], [9.0, 10.0, 11.0]]);
+    }
 
     fn tall(m: usize, l: usize, seed: u64) -> DMatrix<f64> {
         // a deterministic, well-spread matrix (transposed storage: l × m)

@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 
 use super::JobError;
 use crate::corpus::{ChunkCacheReader, ChunkCacheWriter, MmOptions, MmReader, SparseChunk};
+use crate::work::ChunkSet;
 
 /// Chunks parsed ahead of the one being trained on.
 pub const READ_AHEAD: usize = 2;
@@ -26,8 +27,8 @@ pub struct PassInput {
     pub chunksize: usize,
     /// The chunk cache, or `None` to parse every pass.
     pub cache: Option<PathBuf>,
-    /// Chunks at the start of the pass to leave out (already in the checkpoint).
-    pub skip: u64,
+    /// Chunks of the pass to leave out (already in the checkpoint).
+    pub skip: ChunkSet,
 }
 
 /// The chunks of one pass, in order.
@@ -78,7 +79,7 @@ fn read_pass(
     input: &PassInput,
     tx: &SyncSender<Result<SparseChunk, JobError>>,
 ) -> Result<(), JobError> {
-    let send = |chunk: SparseChunk| chunk.index < input.skip || tx.send(Ok(chunk)).is_ok();
+    let send = |chunk: SparseChunk| input.skip.contains(chunk.index) || tx.send(Ok(chunk)).is_ok();
     if let Some(cache) = input.cache.as_deref().filter(|c| c.exists()) {
         return read_cache(cache, &send);
     }

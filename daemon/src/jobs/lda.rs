@@ -12,10 +12,16 @@ use super::input::{PassInput, PassReader};
 use super::{Inputs, JobContext, JobError, RunEnd, check_memory};
 use crate::corpus::SparseChunk;
 use crate::store::{Blobs, Checkpoint, CheckpointModel, StoredModel};
-use crate::work::{EStepInput, Executor, Task};
+use crate::work::{ChunkSet, EStepInput, Executor, Flow, Task};
 use topicd_numerics::lda::state::{Batch, asymmetric_prior};
 use topicd_numerics::lda::{ChunkTopics, EStepParams, GammaSeed, LdaState, bound, e_step};
 use topicd_protocol::{LdaParams, Prior, Progress};
+
+/// Documents per E-step task. A chunk's documents are split in ranges of this many, each a
+/// task, so that even one chunk per update (`update_every = 1`) runs on several workers;
+/// their expected counts are summed in range order, so the size is part of what fixes the
+/// model's bits, whatever the number of workers.
+pub const TASK_DOCS: usize = 256;
 
 /// Train an LDA model from the job's corpus, from its last checkpoint if it has one.
 pub fn run(
@@ -202,7 +208,7 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                 options: self.inputs.options.clone(),
                 chunksize: p.chunksize as usize,
                 cache: (p.passes > 1).then(|| self.ctx.cache_path()),
-                skip: self.next_chunk,
+                skip: ChunkSet::prefix(self.next_chunk),
             });
             self.ctx.publish(self.progress(self.pass, self.next_chunk));
             for chunk in reader {
@@ -213,26 +219,10 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                 {
                     self.evaluate(&chunk, &totals, e_step);
                 }
-                let topics = ChunkTopics::new(&chunk, &self.state, &totals, false);
-                let seeds = GammaSeed::Training {
-                    seed: self.ctx.job.spec.seed,
-                    pass: self.pass,
-                };
-                let (docs, words) = (chunk.num_docs() as u64, topics.words.clone());
-                let task = Task::LdaEStep {
-                    input: EStepInput {
-                        topics,
-                        alpha: self.state.alpha.clone(),
-                        params: e_step,
-                        seeds,
-                    },
-                    chunk,
-                };
-                let stats = executor.run_one(task)?.into_chunk_stats()?;
-                self.batch.add(&words, &stats.sstats, docs);
+                let gamma = self.e_step(executor, &chunk, &totals, e_step)?;
                 if p.alpha == Prior::Auto {
                     let rho = self.rho();
-                    if !self.state.update_alpha(&stats.gamma, rho) {
+                    if !self.state.update_alpha(&gamma, rho) {
                         log::warn!(job_id = self.ctx.job.id; "updated alpha is not positive; alpha kept");
                     }
                 }
@@ -258,6 +248,50 @@ impl<'a, 'b> LdaRun<'a, 'b> {
             self.next_chunk = 0;
         }
         Ok(RunEnd::Succeeded)
+    }
+
+    /// The E-step of a chunk: its documents in ranges of [`TASK_DOCS`], one task each, the
+    /// expected counts added to the batch in range order. Returns the chunk's γ.
+    fn e_step(
+        &mut self,
+        executor: &mut dyn Executor,
+        chunk: &SparseChunk,
+        totals: &[f64],
+        params: EStepParams,
+    ) -> Result<Vec<f64>, JobError> {
+        let topics = ChunkTopics::new(chunk, &self.state, totals, false);
+        let seeds = GammaSeed::Training {
+            seed: self.ctx.job.spec.seed,
+            pass: self.pass,
+        };
+        let docs = chunk.num_docs();
+        let mut tasks = (0..docs).step_by(TASK_DOCS).map(|start| {
+            let part = chunk.docs_range(start, start + TASK_DOCS);
+            let topics = topics.restrict(&part).ok_or_else(|| {
+                JobError::Internal(
+                    "internal error: a range of a chunk has a word the chunk lacks".into(),
+                )
+            })?;
+            Ok(Task::LdaEStep {
+                input: EStepInput {
+                    topics,
+                    alpha: self.state.alpha.clone(),
+                    params,
+                    seeds,
+                },
+                chunk: part,
+            })
+        });
+        let mut gamma = Vec::with_capacity(docs * self.state.num_topics);
+        let batch = &mut self.batch;
+        executor.run(&mut tasks, &mut |result| {
+            let stats = result.output.into_chunk_stats()?;
+            let range_docs = stats.gamma.len() / self.state.num_topics.max(1);
+            batch.add(&stats.words, &stats.sstats, range_docs as u64);
+            gamma.extend_from_slice(&stats.gamma);
+            Ok(Flow::Continue)
+        })?;
+        Ok(gamma)
     }
 
     /// gensim's `do_mstep`: blend the batch in with ρ, then learn η if asked.

@@ -8,8 +8,8 @@ use super::input::{PassInput, PassReader};
 use super::{Inputs, JobContext, JobError, RunEnd, Stop, check_memory};
 use crate::corpus::{Dictionary, MmOptions};
 use crate::store::{Checkpoint, CheckpointModel, StoredModel};
-use crate::work::{Executor, Flow, Task};
-use topicd_numerics::lsi::{OnePass, Projection, StochasticSvd};
+use crate::work::{ChunkSet, Executor, Flow, Output, Task, encode};
+use topicd_numerics::lsi::{OnePass, Projection, StochasticSvd, SumError};
 use topicd_protocol::{LsiParams, Progress};
 
 /// Train an LSI model from the job's corpus, from its last checkpoint if it has one.
@@ -73,18 +73,18 @@ impl LsiRun<'_, '_> {
         self.params.chunksize as usize
     }
 
-    fn progress(&self, pass: u32, passes: u32, next_chunk: u64) -> Progress {
+    fn progress(&self, pass: u32, passes: u32, done: &ChunkSet) -> Progress {
         Progress {
             pass,
             passes,
-            docs_done: (next_chunk * self.params.chunksize as u64).min(self.num_docs),
+            docs_done: done.docs(u64::from(self.params.chunksize), self.num_docs),
             docs_per_pass: Some(self.num_docs),
             docs_per_sec: None,
             per_word_bound: None,
         }
     }
 
-    fn reader(&self, skip: u64, cached: bool) -> PassReader {
+    fn reader(&self, skip: ChunkSet, cached: bool) -> PassReader {
         PassReader::start(PassInput {
             corpus: self.ctx.job.spec.corpus.clone(),
             options: self.options.clone(),
@@ -132,46 +132,62 @@ impl LsiRun<'_, '_> {
             p.power_iters,
             self.ctx.job.spec.seed,
         );
-        let (mut svd, mut next_chunk) = match checkpoint {
-            None => (fresh, 0),
-            Some(Checkpoint {
-                next_chunk,
-                model: CheckpointModel::LsiMultiPass { pass, q, acc },
+        let (mut svd, mut done) = match checkpoint.map(|c| c.model) {
+            Some(CheckpointModel::LsiPasses {
+                pass,
+                q,
+                grids,
+                acc,
+                done,
             }) => {
-                let q = q
-                    .map(|b| self.ctx.store.blobs().get_matrix(&b).map(Arc::new))
+                let blobs = self.ctx.store.blobs();
+                let q = q.map(|b| blobs.get_matrix(&b).map(Arc::new)).transpose()?;
+                let grids = grids
+                    .map(|b| decode(&blobs.get_bytes(&b)?, encode::grids_from_bytes).map(Arc::new))
                     .transpose()?;
                 let acc = acc
-                    .map(|b| self.ctx.store.blobs().get_matrix(&b))
+                    .map(|b| decode(&blobs.get_bytes(&b)?, encode::pass_sum_from_bytes))
                     .transpose()?;
+                let svd = fresh
+                    .resume(pass, q, grids, acc)
+                    .map_err(JobError::Internal)?;
                 (
-                    fresh.resume(pass, q, acc).map_err(JobError::Internal)?,
-                    next_chunk,
+                    svd,
+                    ChunkSet::from_ranges(done).map_err(JobError::Internal)?,
                 )
             }
-            Some(_) => {
-                return Err(JobError::Internal(
-                    "the checkpoint is not of a multi-pass LSI".into(),
-                ));
+            None => (fresh, ChunkSet::new()),
+            Some(other) => {
+                self.start_over(&other)?;
+                (fresh, ChunkSet::new())
             }
         };
         let passes = svd.passes();
         loop {
             let pass = svd.pass();
-            self.ctx.publish(self.progress(pass, passes, next_chunk));
+            self.ctx.publish(self.progress(pass, passes, &done));
             let input = Arc::new(svd.pass_input());
-            let mut tasks = self.reader(next_chunk, true).map(|chunk| {
+            let mut tasks = self.reader(done.clone(), true).map(|chunk| {
                 Ok(Task::LsiPass {
                     input: input.clone(),
                     chunk: chunk?,
                 })
             });
-            let flow = executor.run(&mut tasks, &mut |output| {
-                svd.add(&output.into_pass_term()?);
-                next_chunk += 1;
-                let progress = self.progress(pass, passes, next_chunk);
+            let flow = executor.run(&mut tasks, &mut |result| {
+                match &result.output {
+                    Output::LsiPass(term) => svd.add(term),
+                    Output::LsiPartial(sum) => svd.merge(sum),
+                    _ => {
+                        return Err(JobError::Internal(
+                            "internal error: not an LSI pass's result".into(),
+                        ));
+                    }
+                }
+                .map_err(sum_error)?;
+                done.extend(&result.chunks);
+                let progress = self.progress(pass, passes, &done);
                 self.ctx.publish(progress.clone());
-                self.checkpoint_or_stop(|ctx| save_multi_pass(ctx, &svd, next_chunk, progress))
+                self.checkpoint_or_stop(|ctx| save_multi_pass(ctx, &svd, &done, progress))
             })?;
             if flow == Flow::Stop {
                 return self.stopped();
@@ -179,65 +195,97 @@ impl LsiRun<'_, '_> {
             if let Some(projection) = svd.end_pass() {
                 return Ok(Finished::Model(projection));
             }
-            next_chunk = 0;
-            let progress = self.progress(svd.pass(), passes, 0);
-            let flow = self.checkpoint_or_stop(|ctx| save_multi_pass(ctx, &svd, 0, progress))?;
+            done = ChunkSet::new();
+            let progress = self.progress(svd.pass(), passes, &done);
+            let flow =
+                self.checkpoint_or_stop(|ctx| save_multi_pass(ctx, &svd, &done, progress))?;
             if flow == Flow::Stop {
                 return self.stopped();
             }
         }
     }
 
-    /// gensim's one-pass algorithm: an SVD per chunk, merged in chunk order.
+    /// A checkpoint written by an older topicd, which summed in another order: its job
+    /// cannot continue bit for bit, so it starts over.
+    fn start_over(&self, found: &CheckpointModel) -> Result<(), JobError> {
+        match found {
+            CheckpointModel::LsiMultiPass { .. } | CheckpointModel::LsiOnePass { .. } => {
+                log::warn!(job_id = self.ctx.job.id, event = "restarted";
+                    "job {}: its checkpoint was written by an older topicd and cannot be continued exactly; training starts over",
+                    self.ctx.job.id);
+                Ok(())
+            }
+            _ => Err(JobError::Internal(
+                "the checkpoint is not of an LSI job of this kind".into(),
+            )),
+        }
+    }
+
+    /// gensim's one-pass algorithm: an SVD per chunk, merged along the fixed tree.
     fn one_pass(
         &mut self,
         executor: &mut dyn Executor,
         checkpoint: Option<Checkpoint>,
     ) -> Result<Finished, JobError> {
         let p = self.params;
-        let fresh = OnePass::new(
+        let chunks = self.num_docs.div_ceil(u64::from(p.chunksize));
+        let mut one_pass = OnePass::new(
             self.num_terms,
             self.k(),
             p.extra_samples as usize,
             p.power_iters,
             p.decay,
             self.ctx.job.spec.seed,
+            (0, chunks),
         );
-        let mut one_pass = match checkpoint {
-            None => fresh,
-            Some(Checkpoint {
-                next_chunk,
-                model: CheckpointModel::LsiOnePass { ut, s },
-            }) => {
-                let ut = self.ctx.store.blobs().get_matrix(&ut)?;
-                fresh
-                    .resume(next_chunk, Projection { ut, s })
-                    .map_err(JobError::Internal)?
+        match checkpoint.map(|c| c.model) {
+            Some(CheckpointModel::LsiTree { nodes }) => {
+                for (a, b, ut, s) in nodes {
+                    let ut = self.ctx.store.blobs().get_matrix(&ut)?;
+                    one_pass.add(a, b, Projection { ut, s }).map_err(|e| {
+                        JobError::Internal(format!("the checkpoint does not fit the job: {e}"))
+                    })?;
+                }
             }
-            Some(_) => {
-                return Err(JobError::Internal(
-                    "the checkpoint is not of a one-pass LSI".into(),
-                ));
-            }
+            None => {}
+            Some(other) => self.start_over(&other)?,
+        }
+        let covered = |one_pass: &OnePass| {
+            let mut set = ChunkSet::new();
+            one_pass
+                .nodes()
+                .for_each(|((a, b), _)| set.insert_range(a, b));
+            set
         };
-        self.ctx.publish(self.progress(0, 1, one_pass.chunks()));
+        let mut done = covered(&one_pass);
+        self.ctx.publish(self.progress(0, 1, &done));
         let input = one_pass.chunk_svd_input();
-        let mut tasks = self.reader(one_pass.chunks(), false).map(|chunk| {
+        let mut tasks = self.reader(done.clone(), false).map(|chunk| {
             Ok(Task::LsiChunkSvd {
                 input,
                 chunk: chunk?,
             })
         });
-        let flow = executor.run(&mut tasks, &mut |output| {
-            one_pass.add(output.into_projection()?);
-            let progress = self.progress(0, 1, one_pass.chunks());
+        let flow = executor.run(&mut tasks, &mut |result| {
+            let c = result.chunks.ranges().first().map_or(0, |r| r.0);
+            one_pass
+                .add(c, c + 1, result.output.into_projection()?)
+                .map_err(JobError::Internal)?;
+            done.insert(c);
+            let progress = self.progress(0, 1, &done);
             self.ctx.publish(progress.clone());
             self.checkpoint_or_stop(|ctx| save_one_pass(ctx, &one_pass, progress))
         })?;
         if flow == Flow::Stop {
             return self.stopped();
         }
-        Ok(Finished::Model(one_pass.finish()))
+        let model = one_pass.finish().ok_or_else(|| {
+            JobError::Input(format!(
+                "{}: the corpus ended before the {chunks} chunks its header announces",
+                self.ctx.job.spec.corpus.display()
+            ))
+        })?;
+        Ok(Finished::Model(model))
     }
 
     fn save_model(
@@ -253,7 +301,7 @@ impl LsiRun<'_, '_> {
         };
         let progress = Progress {
             docs_done: self.num_docs,
-            ..self.progress(passes - 1, passes, 0)
+            ..self.progress(passes - 1, passes, &ChunkSet::new())
         };
         let model = StoredModel::Lsi {
             ut,
@@ -264,11 +312,11 @@ impl LsiRun<'_, '_> {
     }
 }
 
-/// Checkpoint a multi-pass SVD after `next_chunk` chunks of its pass.
+/// Checkpoint a multi-pass SVD with the chunks its partial sum covers.
 fn save_multi_pass(
     ctx: &mut JobContext<'_>,
     svd: &StochasticSvd,
-    next_chunk: u64,
+    done: &ChunkSet,
     progress: Progress,
 ) -> Result<(), JobError> {
     let state = svd.state();
@@ -278,35 +326,61 @@ fn save_multi_pass(
             .as_deref()
             .map(|q| blobs.put_matrix(q))
             .transpose()?;
-        let acc = if next_chunk == 0 {
+        let grids = state
+            .grids
+            .as_deref()
+            .map(|g| blobs.put_bytes(&encode::grids_to_bytes(g)))
+            .transpose()?;
+        let acc = if done.is_empty() {
             None
         } else {
-            Some(blobs.put_matrix(&state.acc)?)
+            Some(blobs.put_bytes(&encode::pass_sum_to_bytes(&state.acc))?)
         };
-        let model = CheckpointModel::LsiMultiPass {
+        let model = CheckpointModel::LsiPasses {
             pass: state.pass,
             q,
+            grids,
             acc,
+            done: done.ranges().to_vec(),
         };
-        Ok(Checkpoint { next_chunk, model })
+        Ok(Checkpoint {
+            next_chunk: done
+                .ranges()
+                .first()
+                .map_or(0, |r| if r.0 == 0 { r.1 } else { 0 }),
+            model,
+        })
     })
 }
 
-/// Checkpoint a one-pass LSI after the chunks it has merged.
+/// Checkpoint a one-pass LSI: its finished nodes.
 fn save_one_pass(
     ctx: &mut JobContext<'_>,
     one_pass: &OnePass,
     progress: Progress,
 ) -> Result<(), JobError> {
     ctx.save_checkpoint(progress, |blobs| {
-        let model = one_pass.model();
-        let model = CheckpointModel::LsiOnePass {
-            ut: blobs.put_matrix(&model.ut)?,
-            s: model.s.clone(),
-        };
+        let mut nodes = vec![];
+        for ((a, b), model) in one_pass.nodes() {
+            nodes.push((a, b, blobs.put_matrix(&model.ut)?, model.s.clone()));
+        }
+        let next_chunk = nodes.last().map_or(0, |n| n.1);
         Ok(Checkpoint {
-            next_chunk: one_pass.chunks(),
-            model,
+            next_chunk,
+            model: CheckpointModel::LsiTree { nodes },
         })
     })
+}
+
+/// A stored sum or grid that does not decode: the checkpoint is damaged.
+fn decode<T>(bytes: &[u8], f: impl FnOnce(&[u8]) -> Result<T, String>) -> Result<T, JobError> {
+    f(bytes).map_err(|e| JobError::Internal(format!("the checkpoint is damaged: {e}")))
+}
+
+/// A sum that could not take a term: absurd values are the input's problem.
+fn sum_error(e: SumError) -> JobError {
+    match e {
+        SumError::TooLarge(m) => JobError::Input(m),
+        SumError::Internal(m) => JobError::Internal(m),
+    }
 }

@@ -87,6 +87,27 @@ pub enum CheckpointModel {
         /// The latest per-word bound.
         per_word_bound: Option<f64>,
     },
+    /// Multi-pass LSI with exact pass sums (the `LsiMultiPass` of older releases summed in
+    /// chunk order and cannot be continued: such a job starts over).
+    LsiPasses {
+        /// The pass being summed.
+        pass: u32,
+        /// `Qt` from the previous pass (`None` in pass 0).
+        q: Option<BlobId>,
+        /// The grids of the passes after the sketch (`None` in pass 0).
+        grids: Option<BlobId>,
+        /// The partial sum (`None`: nothing summed yet).
+        acc: Option<BlobId>,
+        /// The chunks the partial sum covers, as sorted disjoint ranges.
+        done: Vec<(u64, u64)>,
+    },
+    /// One-pass LSI along the merge tree: the finished nodes not merged yet, each as its
+    /// chunk range, `Uᵀ` and singular values (the `LsiOnePass` of older releases merged in
+    /// chunk order and cannot be continued: such a job starts over).
+    LsiTree {
+        /// `(first chunk, end chunk, Uᵀ, S)` of each node.
+        nodes: Vec<(u64, u64, BlobId, Vec<f64>)>,
+    },
 }
 
 impl CheckpointModel {
@@ -94,6 +115,10 @@ impl CheckpointModel {
         match self {
             CheckpointModel::LsiMultiPass { q, acc, .. } => q.iter().chain(acc).collect(),
             CheckpointModel::LsiOnePass { ut, .. } => vec![ut],
+            CheckpointModel::LsiPasses { q, grids, acc, .. } => {
+                q.iter().chain(grids).chain(acc).collect()
+            }
+            CheckpointModel::LsiTree { nodes } => nodes.iter().map(|(_, _, ut, _)| ut).collect(),
             CheckpointModel::Lda {
                 sstats, eta, batch, ..
             } => [sstats, eta]

@@ -1,7 +1,7 @@
 //! The local executor: tasks computed one after another on this machine, each using every
 //! core of the training thread pool inside its kernels.
 
-use super::{Executor, Flow, Output, Task, compute};
+use super::{ChunkSet, Done, Executor, Flow, Task, compute};
 use crate::jobs::JobError;
 
 /// Runs tasks on this machine's training threads.
@@ -12,10 +12,14 @@ impl Executor for Local {
     fn run(
         &mut self,
         tasks: &mut dyn Iterator<Item = Result<Task, JobError>>,
-        reduce: &mut dyn FnMut(Output) -> Result<Flow, JobError>,
+        reduce: &mut dyn FnMut(Done) -> Result<Flow, JobError>,
     ) -> Result<Flow, JobError> {
         for task in tasks {
-            if reduce(compute(&task?))? == Flow::Stop {
+            let task = task?;
+            let mut chunks = ChunkSet::new();
+            chunks.insert(task.chunk_index());
+            let output = compute(&task);
+            if reduce(Done { chunks, output })? == Flow::Stop {
                 return Ok(Flow::Stop);
             }
         }

@@ -4,17 +4,26 @@
 //! chunk's term of an LSI pass, one chunk's SVD in LSI's one-pass algorithm, the E-step of
 //! an LDA chunk. The job owns everything else — it builds the tasks, combines their results
 //! in an order fixed by the chunk index (the reduction), decides when to checkpoint and when
-//! to stop. An [`Executor`] only runs tasks and hands their results back in task order:
-//! this machine's threads ([`Local`]) are one executor, the cluster's workers another, and
-//! a model does not depend on which one computed it.
+//! to stop. An [`Executor`] only runs tasks and hands their results back: this machine's
+//! threads ([`Local`]) are one executor, the cluster's workers another, and a model does
+//! not depend on which one computed it.
+//!
+//! Results come back in task order, with one exception: the terms of an LSI pass are summed
+//! exactly (in any order, see `topicd_numerics::lsi::pass_sum`), so an executor may add up
+//! the terms of several chunks where it computed them and hand back one partial sum
+//! ([`Output::LsiPartial`]) for all of them, in any order. Each result says which chunks it
+//! covers ([`Done::chunks`]).
 
+mod chunk_set;
+pub mod encode;
 mod local;
 
+pub use chunk_set::ChunkSet;
 pub use local::Local;
 
 use topicd_numerics::SparseChunk;
 use topicd_numerics::lda::{self, ChunkStats, ChunkTopics, EStepParams, GammaSeed};
-use topicd_numerics::lsi::{self, ChunkSvdInput, PassInput, PassTerm, Projection};
+use topicd_numerics::lsi::{self, ChunkSvdInput, PassInput, PassSum, PassTerm, Projection};
 
 use crate::jobs::JobError;
 
@@ -59,6 +68,8 @@ pub struct EStepInput {
 pub enum Output {
     /// The chunk's term of an LSI pass.
     LsiPass(PassTerm),
+    /// The partial sum of an LSI pass over several chunks (see [`Done::chunks`]).
+    LsiPartial(PassSum),
     /// The chunk's SVD.
     LsiChunkSvd(Projection),
     /// The chunk's expected counts and γ.
@@ -80,15 +91,26 @@ pub fn compute(task: &Task) -> Output {
     }
 }
 
-impl Output {
-    /// The term of an LSI pass, or an internal error for any other result.
-    pub fn into_pass_term(self) -> Result<PassTerm, JobError> {
+impl Task {
+    /// The index of the task's chunk in its corpus.
+    pub fn chunk_index(&self) -> u64 {
         match self {
-            Output::LsiPass(term) => Ok(term),
-            _ => Err(mismatch("an LSI pass")),
+            Task::LsiPass { chunk, .. }
+            | Task::LsiChunkSvd { chunk, .. }
+            | Task::LdaEStep { chunk, .. } => chunk.index,
         }
     }
+}
 
+/// A result and the chunks it covers.
+pub struct Done {
+    /// The chunks whose tasks the result stands for: one, or several for a partial sum.
+    pub chunks: ChunkSet,
+    /// The result.
+    pub output: Output,
+}
+
+impl Output {
     /// The SVD of a chunk, or an internal error for any other result.
     pub fn into_projection(self) -> Result<Projection, JobError> {
         match self {
@@ -121,22 +143,13 @@ pub enum Flow {
 
 /// Runs tasks somewhere and hands their results back in task order.
 pub trait Executor: Send {
-    /// Run every task that `tasks` yields, in order, giving each result to `reduce` in the
-    /// same order. Stops at the first error (of `tasks`, of a computation or of `reduce`)
-    /// or when `reduce` says [`Flow::Stop`], and returns how it ended.
+    /// Run every task that `tasks` yields, giving each result to `reduce` in task order
+    /// (partial sums of an LSI pass: in any order). Stops at the first error (of `tasks`,
+    /// of a computation or of `reduce`) or when `reduce` says [`Flow::Stop`], and returns
+    /// how it ended.
     fn run(
         &mut self,
         tasks: &mut dyn Iterator<Item = Result<Task, JobError>>,
-        reduce: &mut dyn FnMut(Output) -> Result<Flow, JobError>,
+        reduce: &mut dyn FnMut(Done) -> Result<Flow, JobError>,
     ) -> Result<Flow, JobError>;
-
-    /// Run a single task and return its result.
-    fn run_one(&mut self, task: Task) -> Result<Output, JobError> {
-        let mut result = None;
-        self.run(&mut std::iter::once(Ok(task)), &mut |output| {
-            result = Some(output);
-            Ok(Flow::Continue)
-        })?;
-        result.ok_or_else(|| JobError::Internal("internal error: a task gave no result".into()))
-    }
 }

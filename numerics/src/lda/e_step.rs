@@ -68,6 +68,37 @@ impl ChunkTopics {
             elog_beta,
         }
     }
+
+    /// These topics restricted to the words of `part`, a chunk whose words are all among
+    /// [`ChunkTopics::words`] (a range of the documents these topics were made for): the
+    /// same columns, copied. `None` when `part` has a word these topics lack.
+    pub fn restrict(&self, part: &SparseChunk) -> Option<ChunkTopics> {
+        let k = self.exp_elog_beta.len() / self.words.len().max(1);
+        let mut words: Vec<u32> = part.terms.clone();
+        words.sort_unstable();
+        words.dedup();
+        let mut columns = Vec::with_capacity(words.len());
+        for &w in &words {
+            columns.push(self.words.binary_search(&w).ok()?);
+        }
+        let slots = part
+            .terms
+            .iter()
+            .map(|w| words.binary_search(w).map(|i| i as u32).ok())
+            .collect::<Option<Vec<u32>>>()?;
+        let pick = |values: &[f64]| -> Vec<f64> {
+            columns
+                .iter()
+                .flat_map(|&c| values[c * k..(c + 1) * k].iter().copied())
+                .collect()
+        };
+        Some(ChunkTopics {
+            slots,
+            exp_elog_beta: pick(&self.exp_elog_beta),
+            elog_beta: self.elog_beta.as_deref().map(pick),
+            words,
+        })
+    }
 }
 
 /// What inference found for the documents of a chunk.
@@ -125,7 +156,9 @@ impl GammaSeed {
 /// What the E-step of a chunk gives the M-step.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChunkStats {
-    /// The expected counts, `K × words` over the chunk's words ([`ChunkTopics::words`]).
+    /// The chunk's words, ascending ([`ChunkTopics::words`]).
+    pub words: Vec<u32>,
+    /// The expected counts, `K × words` over those words.
     pub sstats: Vec<f64>,
     /// γ, `D × K`, one row per document (α = auto learns from it).
     pub gamma: Vec<f64>,
@@ -145,6 +178,7 @@ pub fn chunk_stats(
     let inference = infer(chunk, topics, alpha, params, seeds);
     let sstats = sstats(chunk, topics, &inference);
     ChunkStats {
+        words: topics.words.clone(),
         sstats,
         gamma: inference.gamma,
         converged: inference.converged,
@@ -415,6 +449,39 @@ mod tests {
             .map(|(t, w, r)| e[t] * r * beta[t][w])
             .collect();
         (gamma, counts)
+    }
+
+    #[test]
+    fn a_range_of_documents_with_restricted_topics_infers_the_same_gamma() {
+        let state = LdaState::from_sstats(
+            2,
+            vec![3.0, 0.5, 0.5, 3.0, 1.0, 1.0, 2.0, 0.1],
+            vec![0.5, 0.5],
+            vec![0.5; 4],
+        );
+        let c = chunk(&[&[(0, 2.0), (2, 1.0)], &[(1, 3.0), (3, 1.0)], &[(2, 4.0)]]);
+        let totals = state.topic_totals();
+        let topics = ChunkTopics::new(&c, &state, &totals, true);
+        let params = EStepParams {
+            iterations: 50,
+            gamma_threshold: 0.001,
+        };
+        let seeds = GammaSeed::Training { seed: 9, pass: 1 };
+        let whole = chunk_stats(&c, &topics, &state.alpha, params, seeds);
+        let part = c.docs_range(1, 3);
+        let restricted = topics.restrict(&part).unwrap();
+        assert_eq!(restricted.words, vec![1, 2, 3]);
+        assert_eq!(
+            restricted.elog_beta.as_ref().unwrap()[..2],
+            topics.elog_beta.as_ref().unwrap()[2..4]
+        );
+        let tail = chunk_stats(&part, &restricted, &state.alpha, params, seeds);
+        assert_eq!(tail.gamma, whole.gamma[2..]);
+        assert_eq!(tail.words, vec![1, 2, 3]);
+        // a word the topics lack
+        let other = chunk(&[&[(0, 1.0)]]);
+        let narrow = ChunkTopics::new(&other, &state, &totals, false);
+        assert!(narrow.restrict(&part).is_none());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use rand_distr::Gamma;
 use rayon::prelude::*;
 
 use super::special::{digamma, exp_digamma, trigamma};
+use crate::linalg;
 use crate::rng::{self, Purpose};
 
 /// Words per block of the sums over the vocabulary.
@@ -270,7 +271,7 @@ impl LdaState {
         let mut words = batch.words.clone();
         words.sort_unstable();
         // add the batch word by word, and its sum per topic over fixed blocks of words
-        let mut columns = distinct_columns(&mut self.sstats, k, &words);
+        let mut columns = linalg::columns_mut(&mut self.sstats, k, &words);
         let partials: Vec<Vec<f64>> = columns
             .par_chunks_mut(WORD_BLOCK)
             .zip(words.par_chunks(WORD_BLOCK))
@@ -413,29 +414,6 @@ fn block_sum(values: &[f64]) -> f64 {
         .sum()
 }
 
-/// The columns (`k` values each) of the listed words, which must be ascending and
-/// distinct, as disjoint mutable slices: carved out of `values` one after another, so that
-/// they can be handed to different threads.
-///
-/// # Panics
-/// If the words are not strictly ascending or a column lies outside `values` (a caller's
-/// bug: the words of a [`Batch`] are distinct by construction and checked on restore).
-fn distinct_columns<'a>(values: &'a mut [f64], k: usize, words: &[u32]) -> Vec<&'a mut [f64]> {
-    let mut columns = Vec::with_capacity(words.len());
-    let mut rest = values;
-    let mut start_of_rest = 0;
-    for &w in words {
-        let start = w as usize * k;
-        assert!(start >= start_of_rest, "words must be strictly ascending");
-        let (_, tail) = std::mem::take(&mut rest).split_at_mut(start - start_of_rest);
-        let (column, tail) = tail.split_at_mut(k);
-        columns.push(column);
-        rest = tail;
-        start_of_rest = start + k;
-    }
-    columns
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,14 +426,6 @@ mod tests {
         let beyond = Batch::restore(vec![0.0; 6], vec![3], 5, 3).unwrap_err();
         assert!(beyond.contains("beyond"), "{beyond}");
         assert!(Batch::restore(vec![0.0; 5], vec![0], 5, 3).is_err());
-    }
-
-    #[test]
-    fn distinct_columns_are_the_words_columns() {
-        let mut values: Vec<f64> = (0..12).map(f64::from).collect();
-        let columns = distinct_columns(&mut values, 3, &[0, 2, 3]);
-        let seen: Vec<Vec<f64>> = columns.iter().map(|c| c.to_vec()).collect();
-        assert_eq!(seen, [[0.0, 1.0, 2.0], [6.0, 7.0, 8.0], [9.0, 10.0, 11.0]]);
     }
 
     #[test]

@@ -7,14 +7,18 @@
 //! - [`one_pass`]: gensim's one-pass algorithm: chunk SVDs merged with decay.
 //! - [`projection`]: the model `(U, S)`: merge, `clip_spectrum`, signs, topics.
 //! - [`products`]: the sparse products with one chunk.
+//! - [`pass_sum`]: the exact, order-free sums of the passes.
 
 pub mod one_pass;
+pub mod pass_sum;
 pub mod products;
 pub mod projection;
 pub mod stochastic_svd;
 
 pub use one_pass::{ChunkSvdInput, OnePass, chunk_svd};
+pub use pass_sum::{Grids, PassSum, SketchTerm, SumError};
 pub use projection::{Projection, clip_spectrum};
 pub use stochastic_svd::{
-    PassInput, PassTerm, Product, StochasticSvd, SvdState, pass_term, stochastic_svd,
+    PassInput, PassTerm, Product, StochasticSvd, SvdState, add_term, empty_sum, pass_term,
+    stochastic_svd,
 };

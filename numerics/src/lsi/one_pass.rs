@@ -1,15 +1,28 @@
-//! gensim's one-pass algorithm: a randomized SVD of each chunk, merged into the model in
-//! chunk order, the model's spectrum first scaled by the decay γ at each merge
-//! (`P ← merge(P, P_c, γ)`, so after `n` chunks chunk `i` weighs `γ^(n−1−i)`).
+//! gensim's one-pass algorithm: a randomized SVD of each chunk ([`chunk_svd`], the task),
+//! merged into one model (the reduction), older documents weighed down by the decay γ so
+//! that after `n` chunks chunk `i` weighs `γ^(n−1−i)`, as in gensim.
+//!
+//! gensim merges chunk after chunk. Here the merges follow a binary tree fixed by the
+//! number of chunks alone, so that they can run in parallel on different workers and still
+//! give the same bits: node `[a, b)` of the tree over `[0, n)` has the children `[a, m)` and
+//! `[m, b)`, `m = a + 2^⌊log₂(b − a − 1)⌋` (the left child is a complete tree of a power of
+//! two leaves), and its model is
+//!
+//! ```text
+//! P[a, b) = merge(P[a, m), P[m, b), γ^(b − m))
+//! ```
+//!
+//! — the older half's spectrum scaled by γ once per chunk of the newer half, which weighs
+//! every chunk exactly as gensim's sequential decay does. A [`OnePass`] collects finished
+//! nodes in any order and merges two siblings as soon as both are there; a worker given a
+//! subtree runs the same code over the subtree's range.
 //!
 //! One departure from gensim, for accuracy at the same parameters: the model carries
 //! `r = num_topics + extra_samples` factors through the merges instead of `num_topics`, and
 //! each chunk's SVD keeps `r` factors out of `r + extra_samples` samples; the model is cut
-//! to `num_topics` only at the end. Measured on gcide (K = 100, chunks of 10000, 2 power
-//! iterations), the mean error of the singular values is 8.6% against gensim's 17.4% (13.2%
-//! when the chunk SVD keeps all its `r` samples, which is not enough on a corpus that fits
-//! in one chunk). The merges stay sequential: along a balanced tree they were measured less
-//! accurate (18.8% against 17.4% at gensim's rank).
+//! to `num_topics` only at the end.
+
+use std::collections::BTreeMap;
 
 use super::projection::Projection;
 use super::stochastic_svd::stochastic_svd;
@@ -42,21 +55,51 @@ pub fn chunk_svd(input: &ChunkSvdInput, chunk: &SparseChunk) -> Projection {
     )
 }
 
-/// A one-pass LSI in progress.
+/// Where node `[a, b)` (with `b − a ≥ 2`) splits into its children.
+pub fn split(a: u64, b: u64) -> u64 {
+    a + (1u64 << (63 - (b - a - 1).leading_zeros()))
+}
+
+/// The parent of node `[a, b)` in the tree over `root`, or `None` for the root itself or a
+/// range that is not a node of that tree.
+pub fn parent(root: (u64, u64), a: u64, b: u64) -> Option<(u64, u64)> {
+    let (mut lo, mut hi) = root;
+    if a < lo || b > hi || a >= b || (a, b) == root {
+        return None;
+    }
+    loop {
+        let m = split(lo, hi);
+        let child = if b <= m {
+            (lo, m)
+        } else if a >= m {
+            (m, hi)
+        } else {
+            return None; // [a, b) straddles a split: not a node
+        };
+        if child == (a, b) {
+            return Some((lo, hi));
+        }
+        if child.1 - child.0 < 2 {
+            return None;
+        }
+        (lo, hi) = child;
+    }
+}
+
+/// A one-pass LSI in progress over the chunks of one node of the tree (the whole corpus, or
+/// a worker's subtree): the finished nodes not merged yet.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OnePass {
     num_topics: usize,
     rank: usize,
-    extra_samples: usize,
     decay: f64,
-    power_iters: u32,
-    seed: u64,
-    chunks: u64,
-    model: Projection,
+    input: ChunkSvdInput,
+    root: (u64, u64),
+    done: BTreeMap<u64, (u64, Projection)>,
 }
 
 impl OnePass {
-    /// Start over `num_terms` terms.
+    /// Start over `num_terms` terms, for the chunks `root.0..root.1`.
     pub fn new(
         num_terms: usize,
         num_topics: usize,
@@ -64,70 +107,105 @@ impl OnePass {
         power_iters: u32,
         decay: f64,
         seed: u64,
+        root: (u64, u64),
     ) -> OnePass {
+        let rank = num_topics + extra_samples;
         OnePass {
             num_topics,
-            rank: num_topics + extra_samples,
-            extra_samples,
+            rank,
             decay,
-            power_iters,
-            seed,
-            chunks: 0,
-            model: Projection::empty(num_terms),
+            input: ChunkSvdInput {
+                num_terms,
+                rank,
+                extra_samples,
+                power_iters,
+                seed,
+            },
+            root,
+            done: BTreeMap::new(),
         }
-    }
-
-    /// Continue from a checkpointed model of the first `chunks` chunks.
-    pub fn resume(mut self, chunks: u64, model: Projection) -> Result<OnePass, String> {
-        if model.num_terms() != self.model.num_terms() || model.num_topics() > self.rank {
-            return Err("the one-pass checkpoint does not fit the job".into());
-        }
-        self.chunks = chunks;
-        self.model = model;
-        Ok(self)
-    }
-
-    /// Chunks merged so far.
-    pub fn chunks(&self) -> u64 {
-        self.chunks
-    }
-
-    /// The model of the chunks so far, at the internal rank (what a checkpoint stores).
-    pub fn model(&self) -> &Projection {
-        &self.model
     }
 
     /// What the task of a chunk needs: the parameters of its SVD.
     pub fn chunk_svd_input(&self) -> ChunkSvdInput {
-        ChunkSvdInput {
-            num_terms: self.model.num_terms(),
-            rank: self.rank,
-            extra_samples: self.extra_samples,
-            power_iters: self.power_iters,
-            seed: self.seed,
+        self.input
+    }
+
+    /// The range of chunks this one-pass covers.
+    pub fn root(&self) -> (u64, u64) {
+        self.root
+    }
+
+    /// The finished nodes not merged yet, by range (what a checkpoint stores).
+    pub fn nodes(&self) -> impl Iterator<Item = ((u64, u64), &Projection)> {
+        self.done.iter().map(|(&a, (b, p))| ((a, *b), p))
+    }
+
+    /// Whether chunk `c` is covered by a finished node.
+    pub fn covers(&self, c: u64) -> bool {
+        self.done
+            .range(..=c)
+            .next_back()
+            .is_some_and(|(_, (b, _))| c < *b)
+    }
+
+    /// Add the model of a finished node `[a, b)` — a chunk's SVD for `[c, c + 1)` — and
+    /// merge it with its sibling, and so on up the tree, as far as the siblings are there
+    /// (the reduction: any order). Refused for a range that is not a node of the tree, or
+    /// overlaps a finished one, or a model over other terms.
+    pub fn add(&mut self, a: u64, b: u64, model: Projection) -> Result<(), String> {
+        let node_of_tree = (a, b) == self.root || parent(self.root, a, b).is_some();
+        if !node_of_tree || (a..b).any(|c| self.covers(c)) {
+            return Err(format!(
+                "chunks {a}..{b} are not an unfinished node of the merge tree over {}..{}",
+                self.root.0, self.root.1
+            ));
         }
-    }
-
-    /// Merge the decomposition of the next chunk in (the reduction: call it in chunk order).
-    pub fn add(&mut self, update: Projection) {
-        let model = std::mem::replace(&mut self.model, Projection::empty(0));
-        self.model = model.merge(update, self.decay, self.rank);
-        self.chunks += 1;
-    }
-
-    /// Decompose the next chunk and merge it in.
-    pub fn absorb(&mut self, chunk: &SparseChunk) {
-        let update = chunk_svd(&self.chunk_svd_input(), chunk);
-        self.add(update);
-    }
-
-    /// The final model, cut to `num_topics` factors.
-    pub fn finish(self) -> Projection {
-        let keep = self.num_topics.min(self.model.num_topics());
-        Projection {
-            ut: self.model.ut.rows(0, keep).into_owned(),
-            s: self.model.s[..keep].to_vec(),
+        if model.num_terms() != self.input.num_terms || model.num_topics() > self.rank {
+            return Err("a chunk model that does not fit the job".into());
         }
+        let (mut a, mut b, mut model) = (a, b, model);
+        while let Some((pa, pb)) = parent(self.root, a, b) {
+            let m = split(pa, pb);
+            let sibling = if a == pa { (m, pb) } else { (pa, m) };
+            if self.done.get(&sibling.0).map(|(end, _)| *end) != Some(sibling.1) {
+                break;
+            }
+            let (_, other) = self.done.remove(&sibling.0).expect("present");
+            let (left, right) = if a == pa {
+                (model, other)
+            } else {
+                (other, model)
+            };
+            let decay = self.decay.powi((pb - m).min(i32::MAX as u64) as i32);
+            model = left.merge(right, decay, self.rank);
+            (a, b) = (pa, pb);
+        }
+        self.done.insert(a, (b, model));
+        Ok(())
+    }
+
+    /// The model of the whole range once every chunk is in, at the internal rank (what a
+    /// worker's subtree task returns); `None` before.
+    pub fn root_model(&self) -> Option<&Projection> {
+        self.done
+            .get(&self.root.0)
+            .filter(|(end, _)| *end == self.root.1)
+            .map(|(_, p)| p)
+    }
+
+    /// The final model, cut to `num_topics` factors; `None` before every chunk is in.
+    /// An empty range gives a model with no factors.
+    pub fn finish(self) -> Option<Projection> {
+        if self.root.0 == self.root.1 {
+            return Some(Projection::empty(self.input.num_terms));
+        }
+        let model = self.root_model()?;
+        let keep = self.num_topics.min(model.num_topics());
+        Some(Projection {
+            ut: model.ut.rows(0, keep).into_owned(),
+            s: model.s[..keep].to_vec(),
+        })
     }
 }
 
@@ -146,17 +224,40 @@ mod tests {
         })
     }
 
+    fn chunks(a: &DMatrix<f64>, chunk_docs: usize) -> Vec<SparseChunk> {
+        (0..a.ncols())
+            .step_by(chunk_docs)
+            .enumerate()
+            .map(|(i, start)| {
+                let len = chunk_docs.min(a.ncols() - start);
+                chunk_from_dense(&a.columns(start, len).into_owned(), i as u64, start as u64)
+            })
+            .collect()
+    }
+
     fn one_pass(a: &DMatrix<f64>, chunk_docs: usize, k: usize, decay: f64) -> Projection {
-        let mut model = OnePass::new(a.nrows(), k, 10, 2, decay, 1);
-        for (i, start) in (0..a.ncols()).step_by(chunk_docs).enumerate() {
-            let len = chunk_docs.min(a.ncols() - start);
-            model.absorb(&chunk_from_dense(
-                &a.columns(start, len).into_owned(),
-                i as u64,
-                start as u64,
-            ));
+        let chunks = chunks(a, chunk_docs);
+        let n = chunks.len() as u64;
+        let mut model = OnePass::new(a.nrows(), k, 10, 2, decay, 1, (0, n));
+        for c in &chunks {
+            let svd = chunk_svd(&model.chunk_svd_input(), c);
+            model.add(c.index, c.index + 1, svd).unwrap();
         }
-        model.finish()
+        model.finish().unwrap()
+    }
+
+    #[test]
+    fn the_tree_splits_off_a_complete_left_subtree() {
+        assert_eq!(split(0, 2), 1);
+        assert_eq!(split(0, 6), 4);
+        assert_eq!(split(0, 8), 4);
+        assert_eq!(split(4, 6), 5);
+        assert_eq!(split(8, 11), 10);
+        assert_eq!(parent((0, 6), 4, 6), Some((0, 6)));
+        assert_eq!(parent((0, 6), 5, 6), Some((4, 6)));
+        assert_eq!(parent((0, 6), 2, 4), Some((0, 4)));
+        assert_eq!(parent((0, 6), 3, 5), None, "straddles a split");
+        assert_eq!(parent((0, 6), 0, 6), None, "the root");
     }
 
     #[test]
@@ -177,7 +278,7 @@ mod tests {
     #[test]
     fn decay_weighs_chunk_i_by_gamma_to_the_chunks_after_it() {
         // With no truncation, the model is the exact SVD of the matrix whose chunk i is
-        // scaled by γ^(n−1−i).
+        // scaled by γ^(n−1−i): 5 chunks make an unbalanced tree.
         let a = low_rank(24, 15, &[6.0, 4.0, 3.0, 2.0, 1.5, 1.0]);
         let gamma = 0.5_f64;
         let model = one_pass(&a, 3, 24, gamma);
@@ -193,22 +294,49 @@ mod tests {
     }
 
     #[test]
-    fn finish_cuts_to_num_topics_and_resume_continues_exactly() {
+    fn any_order_and_any_subtree_split_gives_the_same_bits() {
+        let a = matrix(14, 21);
+        let chunks = chunks(&a, 3); // 7 chunks
+        let straight = one_pass(&a, 3, 3, 0.9);
+        // chunks in reverse order
+        let mut reverse = OnePass::new(14, 3, 10, 2, 0.9, 1, (0, 7));
+        for c in chunks.iter().rev() {
+            let svd = chunk_svd(&reverse.chunk_svd_input(), c);
+            reverse.add(c.index, c.index + 1, svd).unwrap();
+        }
+        assert_eq!(reverse.finish().unwrap(), straight);
+        // two "workers" compute the subtrees [0, 4) and [4, 7), a third merges them
+        let subtree = |root: (u64, u64)| {
+            let mut part = OnePass::new(14, 3, 10, 2, 0.9, 1, root);
+            for c in &chunks[root.0 as usize..root.1 as usize] {
+                let svd = chunk_svd(&part.chunk_svd_input(), c);
+                part.add(c.index, c.index + 1, svd).unwrap();
+            }
+            part.root_model().unwrap().clone()
+        };
+        let mut whole = OnePass::new(14, 3, 10, 2, 0.9, 1, (0, 7));
+        whole.add(4, 7, subtree((4, 7))).unwrap();
+        whole.add(0, 4, subtree((0, 4))).unwrap();
+        assert_eq!(whole.finish().unwrap(), straight);
+    }
+
+    #[test]
+    fn nodes_that_are_not_in_the_tree_or_done_twice_are_refused() {
         let a = matrix(12, 9);
-        let chunks: Vec<_> = (0..3)
-            .map(|i| chunk_from_dense(&a.columns(3 * i, 3).into_owned(), i as u64, 3 * i as u64))
-            .collect();
-        let mut straight = OnePass::new(12, 2, 3, 1, 0.9, 4);
-        chunks.iter().for_each(|c| straight.absorb(c));
-        let mut first = OnePass::new(12, 2, 3, 1, 0.9, 4);
-        first.absorb(&chunks[0]);
-        let mut resumed = OnePass::new(12, 2, 3, 1, 0.9, 4)
-            .resume(first.chunks(), first.model().clone())
-            .unwrap();
-        chunks[1..].iter().for_each(|c| resumed.absorb(c));
-        assert_eq!(resumed, straight);
-        let p = straight.finish();
-        assert_eq!((p.num_topics(), p.ut.nrows()), (2, 2));
-        assert!(OnePass::new(11, 2, 3, 1, 0.9, 4).resume(1, p).is_err());
+        let chunks = chunks(&a, 3);
+        let mut model = OnePass::new(12, 2, 3, 1, 0.9, 4, (0, 3));
+        let svd = chunk_svd(&model.chunk_svd_input(), &chunks[0]);
+        model.add(0, 1, svd.clone()).unwrap();
+        assert!(model.covers(0) && !model.covers(1));
+        assert!(model.add(0, 1, svd.clone()).is_err(), "twice");
+        assert!(
+            model.add(1, 3, svd.clone()).is_err(),
+            "not a node: [0,3) splits at 2"
+        );
+        assert!(model.add(5, 6, svd).is_err(), "outside");
+        assert_eq!(model.nodes().count(), 1);
+        assert!(model.finish().is_none(), "not every chunk is in");
+        let empty = OnePass::new(12, 2, 3, 1, 0.9, 4, (0, 0));
+        assert_eq!(empty.finish().unwrap().num_topics(), 0);
     }
 }

@@ -144,6 +144,28 @@ pub fn add_term_sums(yt: &mut DMatrix<f64>, s: &TermSums) {
         });
 }
 
+/// `‖a_d‖₂` of every document of the chunk.
+pub fn doc_norms(chunk: &SparseChunk) -> Vec<f64> {
+    (0..chunk.num_docs())
+        .map(|j| chunk.doc(j).1.iter().map(|v| v * v).sum::<f64>().sqrt())
+        .collect()
+}
+
+/// `Σ_j |a_tj|·‖a_j‖` for each of `terms` (present in the chunk): the chunk's share of the
+/// bound on the sums of the power passes (see [`super::pass_sum`]).
+pub fn term_bounds(a: &TermMajor, terms: &[u32], norms: &[f64]) -> Vec<f64> {
+    terms
+        .iter()
+        .map(|&t| {
+            let (docs, vals) = a.term(t as usize);
+            docs.iter()
+                .zip(vals)
+                .map(|(&j, v)| v.abs() * norms[j as usize])
+                .sum()
+        })
+        .collect()
+}
+
 /// The Gaussian test matrix of one chunk, `Ot` (`l × c`): the row of document `d` is drawn
 /// from its own stream, seeded by (job seed, `d`), so it does not depend on how the corpus
 /// is cut into chunks or on which thread draws it.

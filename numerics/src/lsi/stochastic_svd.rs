@@ -12,15 +12,20 @@
 //!
 //! Every pass is a sum over chunks: [`pass_term`] is the task (one chunk's term, a pure
 //! function of the chunk and the pass's [`PassInput`]) and [`StochasticSvd::add`] the
-//! reduction, applied in chunk order. So a pass can be cut anywhere (a checkpoint is the
-//! pass number, the chunks done, `Q` and the partial sum) and its tasks computed anywhere
-//! without changing a bit of the result. Applied to a single chunk held in memory, the same
-//! machine is gensim's per-chunk SVD of the one-pass algorithm.
+//! reduction. The sums are exact ([`super::pass_sum`]), so chunks may be added in any
+//! order and grouped in any way — by a worker that sends one partial sum for all the
+//! chunks it was given ([`StochasticSvd::merge`]) — with the same bits as one machine
+//! adding them one by one. A pass can be cut anywhere: a checkpoint is the pass, `Q`, the
+//! grids and the partial sum, with the set of chunks it covers.
+//!
+//! [`stochastic_svd`] is the same algorithm on one chunk held in memory: gensim's per-chunk
+//! SVD of the one-pass algorithm, with nothing to sum across chunks.
 
 use std::sync::Arc;
 
 use nalgebra::DMatrix;
 
+use super::pass_sum::{Grids, PassSum, SketchTerm, SumError};
 use super::products::{self, TermMajor, TermSums};
 use super::projection::{Projection, clip_spectrum};
 use crate::chunk::SparseChunk;
@@ -33,12 +38,14 @@ pub struct SvdState {
     pub pass: u32,
     /// `Qt` from the end of the previous pass (`None` during pass 0).
     pub q: Option<Arc<DMatrix<f64>>>,
-    /// The partial sum of this pass: `Yt` (`l × m`) in passes `0..=q`, `X` (`l × l`) in
-    /// the last.
-    pub acc: DMatrix<f64>,
+    /// The grids of the passes after the sketch (`None` during pass 0).
+    pub grids: Option<Arc<Grids>>,
+    /// The partial sum of this pass.
+    pub acc: PassSum,
 }
 
-/// What every task of a pass needs besides its chunk: which product to form, and `Qt`.
+/// What every task of a pass needs besides its chunk: which product to form, `Qt`, and the
+/// grid its terms are rounded to.
 #[derive(Clone, Debug)]
 pub struct PassInput {
     /// Terms of the model (`m`).
@@ -51,6 +58,8 @@ pub struct PassInput {
     pub product: Product,
     /// `Qt` from the end of the previous pass (`None` in pass 0).
     pub qt: Option<Arc<DMatrix<f64>>>,
+    /// The grids (`None` in pass 0).
+    pub grids: Option<Arc<Grids>>,
 }
 
 /// The product a pass sums over chunks.
@@ -67,30 +76,33 @@ pub enum Product {
 /// One chunk's term of a pass's sum (a task's result).
 #[derive(Clone, Debug, PartialEq)]
 pub enum PassTerm {
-    /// `A_c·Z_c` on the chunk's terms (sketch and power passes).
-    Terms(TermSums),
-    /// `Z_cᵀZ_c` (the last pass), `l × l`.
+    /// Pass 0: `A_c·O_c` on the chunk's terms, with the chunk's share of the bounds.
+    Sketch(SketchTerm),
+    /// A power pass: `A_c·Z_c` on the chunk's terms.
+    Power(TermSums),
+    /// The last pass: `Z_cᵀZ_c`, `l × l`.
     Gram(DMatrix<f64>),
 }
 
 /// The task of a pass: one chunk's term of its sum.
 pub fn pass_term(input: &PassInput, chunk: &SparseChunk) -> PassTerm {
+    let a = || TermMajor::new(chunk, input.num_terms);
     match (&input.qt, input.product) {
-        (None, _) | (_, Product::Sketch) => {
-            let ot = products::gaussian(chunk, input.samples, input.seed);
-            PassTerm::Terms(products::term_sums(
-                &TermMajor::new(chunk, input.num_terms),
-                &ot,
-            ))
-        }
         (Some(qt), Product::Power) => {
-            let zt = products::project(chunk, qt);
-            PassTerm::Terms(products::term_sums(
-                &TermMajor::new(chunk, input.num_terms),
-                &zt,
-            ))
+            PassTerm::Power(products::term_sums(&a(), &products::project(chunk, qt)))
         }
         (Some(qt), Product::Gram) => PassTerm::Gram(linalg::gram(&products::project(chunk, qt))),
+        _ => {
+            let a = a();
+            let ot = products::gaussian(chunk, input.samples, input.seed);
+            let sums = products::term_sums(&a, &ot);
+            let norms = products::doc_norms(chunk);
+            PassTerm::Sketch(SketchTerm {
+                bounds: products::term_bounds(&a, &sums.terms, &norms),
+                frobenius: norms.iter().map(|n| n * n).sum(),
+                sums,
+            })
+        }
     }
 }
 
@@ -99,6 +111,7 @@ pub fn pass_term(input: &PassInput, chunk: &SparseChunk) -> PassTerm {
 pub struct StochasticSvd {
     num_terms: usize,
     num_topics: usize,
+    samples: usize,
     power_iters: u32,
     seed: u64,
     state: SvdState,
@@ -114,52 +127,66 @@ impl StochasticSvd {
         power_iters: u32,
         seed: u64,
     ) -> StochasticSvd {
-        let l = num_topics + extra_samples;
+        let samples = num_topics + extra_samples;
         StochasticSvd {
             num_terms,
             num_topics,
+            samples,
             power_iters,
             seed,
             state: SvdState {
                 pass: 0,
                 q: None,
-                acc: DMatrix::zeros(l, num_terms),
+                grids: None,
+                acc: PassSum::sketch(samples, num_terms),
             },
         }
     }
 
     /// Continue from a checkpointed state; `acc` may be `None` for a pass not yet begun
-    /// (all zeros). Fails when the state does not fit the shape of this SVD.
+    /// (an empty sum). Fails when the state does not fit the shape of this SVD.
     pub fn resume(
         mut self,
         pass: u32,
         q: Option<Arc<DMatrix<f64>>>,
-        acc: Option<DMatrix<f64>>,
+        grids: Option<Arc<Grids>>,
+        acc: Option<PassSum>,
     ) -> Result<StochasticSvd, String> {
-        let (l, m) = (self.state.acc.nrows(), self.num_terms);
-        let shape = match (&q, pass) {
-            (None, 0) => Some((l, m)),
-            (Some(q), p)
-                if p > 0 && p <= self.power_iters + 1 && q.ncols() == m && q.nrows() <= l =>
+        let (l, m) = (self.samples, self.num_terms);
+        let misfit = || {
+            format!(
+                "the checkpoint of pass {pass} does not fit an SVD of {m} terms and {l} samples"
+            )
+        };
+        let empty = match (&q, &grids, pass) {
+            (None, None, 0) => PassSum::sketch(l, m),
+            (Some(q), Some(g), p)
+                if p > 0
+                    && p <= self.power_iters + 1
+                    && q.ncols() == m
+                    && q.nrows() <= l
+                    && g.terms.len() == m =>
             {
-                Some(if p <= self.power_iters {
-                    (q.nrows(), m)
+                if p <= self.power_iters {
+                    PassSum::power(q.nrows(), m)
                 } else {
-                    (q.nrows(), q.nrows())
-                })
+                    PassSum::gram(q.nrows())
+                }
             }
-            _ => None,
+            _ => return Err(misfit()),
         };
-        let acc = match (shape, acc) {
-            (Some(shape), Some(acc)) if acc.shape() == shape => acc,
-            (Some((r, c)), None) => DMatrix::zeros(r, c),
-            _ => {
-                return Err(format!(
-                    "the checkpoint of pass {pass} does not fit an SVD of {m} terms and {l} samples"
-                ));
-            }
+        let mut checked = empty;
+        if let Some(acc) = acc {
+            // adding it to the empty sum of the pass checks its kind and shape
+            checked.merge(&acc).map_err(|_| misfit())?;
+        }
+        let acc = checked;
+        self.state = SvdState {
+            pass,
+            q,
+            grids,
+            acc,
         };
-        self.state = SvdState { pass, q, acc };
         Ok(self)
     }
 
@@ -187,61 +214,91 @@ impl StochasticSvd {
         };
         PassInput {
             num_terms: self.num_terms,
-            samples: self.state.acc.nrows(),
+            samples: self.state.q.as_ref().map_or(self.samples, |q| q.nrows()),
             seed: self.seed,
             product,
             qt: self.state.q.clone(),
+            grids: self.state.grids.clone(),
         }
     }
 
-    /// Add one chunk's term to the sum of the current pass (the reduction: call it in
-    /// chunk order).
-    pub fn add(&mut self, term: &PassTerm) {
-        match term {
-            PassTerm::Terms(sums) => products::add_term_sums(&mut self.state.acc, sums),
-            PassTerm::Gram(x) => self.state.acc += x,
-        }
+    /// An empty partial sum of the current pass, for a worker to add its chunks to.
+    pub fn empty_sum(&self) -> PassSum {
+        empty_sum(&self.pass_input())
     }
 
-    /// Compute one chunk's term and add it (a pass on this thread's pool).
-    pub fn absorb(&mut self, chunk: &SparseChunk) {
-        let term = pass_term(&self.pass_input(), chunk);
-        self.add(&term);
+    /// Add one chunk's term to the sum of the current pass (the reduction; any order).
+    pub fn add(&mut self, term: &PassTerm) -> Result<(), SumError> {
+        add_term(&mut self.state.acc, term, self.state.grids.as_deref())
+    }
+
+    /// Add a partial sum of the current pass (a worker's chunks).
+    pub fn merge(&mut self, partial: &PassSum) -> Result<(), SumError> {
+        self.state.acc.merge(partial)
     }
 
     /// Close the current pass. Returns the projection after the last pass.
     pub fn end_pass(&mut self) -> Option<Projection> {
-        if self.state.pass <= self.power_iters {
-            let (qt, _) = linalg::qr(&self.state.acc);
-            let r = qt.nrows();
-            self.state.pass += 1;
-            self.state.acc = if self.state.pass <= self.power_iters {
-                DMatrix::zeros(r, self.num_terms)
-            } else {
-                DMatrix::zeros(r, r)
-            };
-            self.state.q = Some(Arc::new(qt));
-            None
-        } else {
-            Some(self.finish())
+        if self.state.pass > self.power_iters {
+            let qt = self.state.q.as_ref().expect("the last pass has Q");
+            return Some(projection_from_gram(
+                self.state.acc.value(),
+                qt,
+                self.num_topics,
+            ));
         }
-    }
-
-    /// `U_X S² = eig(X)`, `S = √S²`, `U = Q·U_X`, clipped to the factors that carry
-    /// energy (gensim discards the last 1e-6 of the energy here).
-    fn finish(&self) -> Projection {
-        let qt = self.state.q.as_ref().expect("the last pass has Q");
-        let (eigenvalues, ux) = linalg::symmetric_eigen_desc(self.state.acc.clone());
-        let energy: Vec<f64> = eigenvalues.iter().map(|&e| e.max(0.0)).collect();
-        let keep = clip_spectrum(&energy, self.num_topics, 1e-6);
-        let uxt = ux.columns(0, keep).transpose();
-        let mut projection = Projection {
-            ut: linalg::left_multiply(&uxt, qt),
-            s: energy[..keep].iter().map(|e| e.sqrt()).collect(),
+        if let Some(grids) = self.state.acc.grids() {
+            self.state.grids = Some(Arc::new(grids));
+        }
+        let (qt, _) = linalg::qr(&self.state.acc.value());
+        let r = qt.nrows();
+        self.state.pass += 1;
+        self.state.acc = if self.state.pass <= self.power_iters {
+            PassSum::power(r, self.num_terms)
+        } else {
+            PassSum::gram(r)
         };
-        projection.fix_signs();
-        projection
+        self.state.q = Some(Arc::new(qt));
+        None
     }
+}
+
+/// An empty partial sum of the pass that `input` describes.
+pub fn empty_sum(input: &PassInput) -> PassSum {
+    match input.product {
+        Product::Sketch => PassSum::sketch(input.samples, input.num_terms),
+        Product::Power => PassSum::power(input.samples, input.num_terms),
+        Product::Gram => PassSum::gram(input.samples),
+    }
+}
+
+/// Add one chunk's term to a (partial) sum of its pass.
+pub fn add_term(acc: &mut PassSum, term: &PassTerm, grids: Option<&Grids>) -> Result<(), SumError> {
+    let grids = || {
+        grids.ok_or_else(|| {
+            SumError::Internal("internal error: a pass after the sketch without its grids".into())
+        })
+    };
+    match term {
+        PassTerm::Sketch(sketch) => acc.add_sketch(sketch),
+        PassTerm::Power(sums) => acc.add_power(sums, grids()?),
+        PassTerm::Gram(x) => acc.add_gram(x, grids()?),
+    }
+}
+
+/// `U_X S² = eig(X)`, `S = √S²`, `U = Q·U_X`, clipped to the factors that carry energy
+/// (gensim discards the last 1e-6 of the energy here).
+fn projection_from_gram(x: DMatrix<f64>, qt: &DMatrix<f64>, num_topics: usize) -> Projection {
+    let (eigenvalues, ux) = linalg::symmetric_eigen_desc(x);
+    let energy: Vec<f64> = eigenvalues.iter().map(|&e| e.max(0.0)).collect();
+    let keep = clip_spectrum(&energy, num_topics, 1e-6);
+    let uxt = ux.columns(0, keep).transpose();
+    let mut projection = Projection {
+        ut: linalg::left_multiply(&uxt, qt),
+        s: energy[..keep].iter().map(|e| e.sqrt()).collect(),
+    };
+    projection.fix_signs();
+    projection
 }
 
 /// gensim's per-chunk SVD: the randomized SVD of one chunk held in memory.
@@ -253,13 +310,18 @@ pub fn stochastic_svd(
     power_iters: u32,
     seed: u64,
 ) -> Projection {
-    let mut svd = StochasticSvd::new(num_terms, num_topics, extra_samples, power_iters, seed);
-    loop {
-        svd.absorb(chunk);
-        if let Some(projection) = svd.end_pass() {
-            return projection;
-        }
+    let a = TermMajor::new(chunk, num_terms);
+    let range = |zt: &DMatrix<f64>| {
+        let mut yt = DMatrix::zeros(zt.nrows(), num_terms);
+        products::add_term_sums(&mut yt, &products::term_sums(&a, zt));
+        linalg::qr(&yt).0
+    };
+    let mut qt = range(&products::gaussian(chunk, num_topics + extra_samples, seed));
+    for _ in 0..power_iters {
+        qt = range(&products::project(chunk, &qt));
     }
+    let x = linalg::gram(&products::project(chunk, &qt));
+    projection_from_gram(x, &qt, num_topics)
 }
 
 #[cfg(test)]
@@ -267,13 +329,23 @@ mod tests {
     use super::*;
     use crate::lsi::products::tests::{chunk_from_dense, low_rank};
 
+    fn chunks(a: &DMatrix<f64>, chunk_docs: usize) -> Vec<SparseChunk> {
+        (0..a.ncols())
+            .step_by(chunk_docs)
+            .enumerate()
+            .map(|(i, start)| {
+                let len = chunk_docs.min(a.ncols() - start);
+                chunk_from_dense(&a.columns(start, len).into_owned(), i as u64, start as u64)
+            })
+            .collect()
+    }
+
     fn run(a: &DMatrix<f64>, chunk_docs: usize, k: usize, q: u32) -> Projection {
+        let chunks = chunks(a, chunk_docs);
         let mut svd = StochasticSvd::new(a.nrows(), k, 10, q, 7);
         loop {
-            for (i, start) in (0..a.ncols()).step_by(chunk_docs).enumerate() {
-                let len = chunk_docs.min(a.ncols() - start);
-                let block = a.columns(start, len).into_owned();
-                svd.absorb(&chunk_from_dense(&block, i as u64, start as u64));
+            for chunk in &chunks {
+                svd.add(&pass_term(&svd.pass_input(), chunk)).unwrap();
             }
             if let Some(p) = svd.end_pass() {
                 return p;
@@ -293,6 +365,11 @@ mod tests {
         let u = p.ut.transpose();
         assert!((&u * (&p.ut * &a) - &a).amax() < 1e-9);
         assert!(p.ut.column(0).iter().all(|&x| x >= 0.0));
+        // the in-memory SVD of the whole matrix as one chunk agrees
+        let whole = stochastic_svd(&chunk_from_dense(&a, 0, 0), 60, 5, 10, 2, 7);
+        for (s, e) in whole.s.iter().zip(sigmas) {
+            assert!((s - e).abs() < 1e-9 * e, "{s} vs {e}");
+        }
     }
 
     #[test]
@@ -307,34 +384,63 @@ mod tests {
     }
 
     #[test]
-    fn the_result_does_not_depend_on_resuming_from_a_state() {
-        let a = low_rank(40, 30, &[4.0, 2.0, 1.0]);
-        let chunk = chunk_from_dense(&a, 0, 0);
-        let straight = stochastic_svd(&chunk, 40, 3, 5, 2, 3);
-        let mut svd = StochasticSvd::new(40, 3, 5, 2, 3);
-        svd.absorb(&chunk);
-        svd.end_pass();
-        let saved = svd.state().clone();
-        let mut resumed = StochasticSvd::new(40, 3, 5, 2, 3)
-            .resume(saved.pass, saved.q, Some(saved.acc))
-            .unwrap();
+    fn any_order_and_grouping_of_chunks_gives_the_same_bits() {
+        let a = low_rank(50, 45, &[7.0, 3.0, 2.0, 0.5]);
+        let chunks = chunks(&a, 4);
+        let straight = run(&a, 4, 3, 2);
+        // three "workers" take the chunks round-robin, in reverse, and send partial sums
+        let mut svd = StochasticSvd::new(50, 3, 10, 2, 7);
         let p = loop {
-            resumed.absorb(&chunk);
-            if let Some(p) = resumed.end_pass() {
+            let input = svd.pass_input();
+            let mut partials = vec![empty_sum(&input); 3];
+            for (c, chunk) in chunks.iter().enumerate().rev() {
+                let term = pass_term(&input, chunk);
+                add_term(&mut partials[c % 3], &term, input.grids.as_deref()).unwrap();
+            }
+            for partial in partials.iter().rev() {
+                svd.merge(partial).unwrap();
+            }
+            if let Some(p) = svd.end_pass() {
                 break p;
             }
         };
         assert_eq!(p, straight);
-        assert!(
-            StochasticSvd::new(40, 3, 5, 2, 3)
-                .resume(1, None, None)
-                .is_err()
-        );
-        let wrong = Some(DMatrix::zeros(2, 2));
-        assert!(
-            StochasticSvd::new(40, 3, 5, 2, 3)
-                .resume(0, None, wrong)
-                .is_err()
-        );
+    }
+
+    #[test]
+    fn the_result_does_not_depend_on_resuming_from_a_state() {
+        let a = low_rank(40, 30, &[4.0, 2.0, 1.0]);
+        let chunks = chunks(&a, 6);
+        let straight = run(&a, 6, 3, 2);
+        let mut svd = StochasticSvd::new(40, 3, 10, 2, 7);
+        for chunk in &chunks {
+            svd.add(&pass_term(&svd.pass_input(), chunk)).unwrap();
+        }
+        svd.end_pass();
+        svd.add(&pass_term(&svd.pass_input(), &chunks[0])).unwrap();
+        let saved = svd.state().clone();
+        let mut resumed = StochasticSvd::new(40, 3, 10, 2, 7)
+            .resume(saved.pass, saved.q, saved.grids, Some(saved.acc))
+            .unwrap();
+        for chunk in &chunks[1..] {
+            resumed
+                .add(&pass_term(&resumed.pass_input(), chunk))
+                .unwrap();
+        }
+        let p = loop {
+            if let Some(p) = resumed.end_pass() {
+                break p;
+            }
+            for chunk in &chunks {
+                resumed
+                    .add(&pass_term(&resumed.pass_input(), chunk))
+                    .unwrap();
+            }
+        };
+        assert_eq!(p, straight);
+        let fresh = || StochasticSvd::new(40, 3, 10, 2, 7);
+        assert!(fresh().resume(1, None, None, None).is_err());
+        let sketch = Some(PassSum::sketch(2, 2));
+        assert!(fresh().resume(0, None, None, sketch).is_err());
     }
 }
