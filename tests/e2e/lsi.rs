@@ -22,6 +22,7 @@ fn dense(corpus: &Path, dictionary: &Path) -> DMatrix<f64> {
         MmOptions {
             max_terms: terms as u64,
             counts: false,
+            dictionary: None,
         },
     )
     .unwrap();

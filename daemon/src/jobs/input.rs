@@ -11,15 +11,17 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 use super::JobError;
-use crate::corpus::{ChunkCacheReader, ChunkCacheWriter, MmOptions, MmReader, SparseChunk};
+use crate::corpus::{
+    ChunkCacheReader, ChunkCacheWriter, InputFile, MmOptions, MmReader, SparseChunk,
+};
 
 /// Chunks parsed ahead of the one being trained on.
 pub const READ_AHEAD: usize = 2;
 
 /// Where a pass reads from.
 pub struct PassInput {
-    /// The Matrix Market corpus.
-    pub corpus: PathBuf,
+    /// The Matrix Market corpus, open (the job's verified file).
+    pub corpus: InputFile,
     /// Validation of the corpus (dictionary size, counts).
     pub options: MmOptions,
     /// Documents per chunk.
@@ -82,7 +84,7 @@ fn read_pass(
     if let Some(cache) = input.cache.as_deref().filter(|c| c.exists()) {
         return read_cache(cache, &send);
     }
-    let mut reader = MmReader::open(&input.corpus, input.options.clone())?;
+    let mut reader = MmReader::open_file(&input.corpus, input.options.clone())?;
     let mut writer = match &input.cache {
         Some(path) => Some(ChunkCacheWriter::create(path).map_err(cache_error)?),
         None => None,

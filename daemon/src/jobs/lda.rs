@@ -18,7 +18,7 @@ use topicd_protocol::{LdaParams, Prior, Progress};
 
 /// Train an LDA model from the job's corpus, from its last checkpoint if it has one.
 pub fn run(ctx: &mut JobContext<'_>, params: &LdaParams) -> Result<RunEnd, JobError> {
-    let inputs = Inputs::open(&ctx.job.spec, true)?;
+    let inputs = Inputs::open(&ctx.files, true)?;
     let (k, v) = (params.num_topics as usize, inputs.num_terms());
     // λ, the batch's counts, and transient copies in checkpoints
     check_memory(
@@ -190,7 +190,7 @@ impl<'a, 'b> LdaRun<'a, 'b> {
         while self.pass < p.passes {
             let mut totals = self.state.topic_totals();
             let reader = PassReader::start(PassInput {
-                corpus: self.ctx.job.spec.corpus.clone(),
+                corpus: self.ctx.files.corpus.clone(),
                 options: self.inputs.options.clone(),
                 chunksize: p.chunksize as usize,
                 cache: (p.passes > 1).then(|| self.ctx.cache_path()),

@@ -10,7 +10,7 @@ use topicd_protocol::{LsiParams, Progress};
 
 /// Train an LSI model from the job's corpus, from its last checkpoint if it has one.
 pub fn run(ctx: &mut JobContext<'_>, params: &LsiParams) -> Result<RunEnd, JobError> {
-    let inputs = Inputs::open(&ctx.job.spec, false)?;
+    let inputs = Inputs::open(&ctx.files, false)?;
     let samples = (params.num_topics + params.extra_samples) as f64;
     // about four terms × samples matrices and two samples × chunksize ones at a time
     let bytes =
@@ -78,7 +78,7 @@ impl LsiRun<'_, '_> {
 
     fn reader(&self, skip: u64, cached: bool) -> PassReader {
         PassReader::start(PassInput {
-            corpus: self.ctx.job.spec.corpus.clone(),
+            corpus: self.ctx.files.corpus.clone(),
             options: self.options.clone(),
             chunksize: self.chunksize(),
             cache: cached.then(|| self.ctx.cache_path()),
