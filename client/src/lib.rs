@@ -185,8 +185,8 @@ enum Command {
     ///
     /// Prints gensim's log line: `-8.123 per-word bound, 278.8 perplexity estimate based on
     /// a held-out corpus of 382 documents with 104123 words`, where the perplexity is
-    /// 2^(−bound); with --json, the numbers as a JSON object. The daemon reads the corpus:
-    /// its path is made absolute and must exist here.
+    /// 2^(−bound); with --json, the numbers as a JSON object. The corpus (a regular file
+    /// that you can read) is opened here and passed to the daemon, which reads it.
     Eval {
         /// The job's id.
         job: JobId,
