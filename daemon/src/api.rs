@@ -27,6 +27,8 @@ pub struct Handler {
     shared: Arc<Shared>,
     /// The files this connection's client passed, by the path it named them.
     passed: Arc<HashMap<PathBuf, Result<InputFile, CorpusError>>>,
+    /// The user id of this connection's client (SO_PEERCRED), for the log.
+    client_uid: Option<u32>,
 }
 
 struct Shared {
@@ -47,12 +49,14 @@ impl Handler {
                 model: Mutex::new(None),
             }),
             passed: Arc::default(),
+            client_uid: None,
         }
     }
 
-    /// This handler for one connection, whose client passed `files` in the handshake. Each
-    /// must be a regular file; one that is not is refused when a request names it.
-    pub fn for_connection(&self, files: Vec<PassedFile>) -> Handler {
+    /// This handler for one connection, whose client (user `client_uid`, when known) passed
+    /// `files` in the handshake. Each must be a regular file; one that is not is refused
+    /// when a request names it.
+    pub fn for_connection(&self, files: Vec<PassedFile>, client_uid: Option<u32>) -> Handler {
         let passed = files
             .into_iter()
             .map(|f| {
@@ -63,6 +67,7 @@ impl Handler {
         Handler {
             shared: self.shared.clone(),
             passed: Arc::new(passed),
+            client_uid,
         }
     }
 
@@ -223,7 +228,8 @@ impl Control for Handler {
                 }
             })
         })?;
-        log::info!(job_id = job.id, event = "submitted"; "job {} submitted: {} on {}", job.id, job.spec.model.kind(), job.spec.corpus.display());
+        let uid = self.client_uid.map_or("?".into(), |u| u.to_string());
+        log::info!(job_id = job.id, event = "submitted"; "job {} submitted by uid {uid}: {} on {}", job.id, job.spec.model.kind(), job.spec.corpus.display());
         self.shared.scheduler.wake();
         Ok(job.id)
     }

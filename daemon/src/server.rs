@@ -87,7 +87,10 @@ impl Listener {
 /// handshake's rules.
 async fn accept_files(stream: &mut UnixStream, handler: &Handler) -> Option<Handler> {
     match tokio::time::timeout(handshake::TIMEOUT, handshake::accept(stream)).await {
-        Ok(Ok(files)) => Some(handler.for_connection(files)),
+        Ok(Ok(files)) => {
+            let uid = stream.peer_cred().ok().map(|c| c.uid());
+            Some(handler.for_connection(files, uid))
+        }
         Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
             log::debug!("control connection closed before its handshake: {e}");
             None

@@ -303,6 +303,7 @@ fn an_unprivileged_client_cannot_make_a_root_daemon_read_a_file_it_cannot_read()
         "only root's LDA job was created"
     );
     assert!(!d.log().contains(MARKER), "{}", d.log());
+    assert!(d.log().contains("submitted by uid 0: lda"), "{}", d.log());
 }
 
 #[test]

@@ -130,3 +130,129 @@ impl HeldFiles {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use topicd_protocol::{JobSpec, JobState, LsiParams, ModelSpec, Progress};
+
+    /// A job over `corpus` and `dictionary` with their fingerprints as they are now.
+    fn job(id: JobId, corpus: &Path, dictionary: &Path) -> JobInfo {
+        let print = |p: &Path| crate::corpus::fingerprint(p).unwrap();
+        JobInfo {
+            id,
+            spec: JobSpec {
+                corpus: corpus.to_path_buf(),
+                dictionary: dictionary.to_path_buf(),
+                seed: 0,
+                model: ModelSpec::Lsi(LsiParams::default()),
+            },
+            state: JobState::Queued,
+            reason: None,
+            progress: Progress::default(),
+            submitted_at: 0,
+            started_at: None,
+            finished_at: None,
+            corpus_fingerprint: print(corpus),
+            dictionary_fingerprint: print(dictionary),
+        }
+    }
+
+    fn files(corpus: &Path, dictionary: &Path) -> JobFiles {
+        JobFiles {
+            corpus: InputFile::open(corpus).unwrap(),
+            dictionary: InputFile::open(dictionary).unwrap(),
+        }
+    }
+
+    #[test]
+    fn held_files_are_read_whatever_the_paths_became_and_reopened_ones_are_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, d) = (dir.path().join("c.mm"), dir.path().join("d.txt"));
+        std::fs::write(&c, "corpus").unwrap();
+        std::fs::write(&d, "dictionary").unwrap();
+        let job = job(1, &c, &d);
+        let held = files(&c, &d);
+        let never = || false;
+
+        // Re-opened by path while the files are unchanged: verified, read.
+        assert!(JobFiles::verified(&job, None, &never).unwrap().is_some());
+
+        // The corpus path now leads to another file: the held one is still the job's ...
+        std::fs::remove_file(&c).unwrap();
+        std::fs::write(&c, "the content of another file").unwrap();
+        let verified = JobFiles::verified(&job, Some(held), &never)
+            .unwrap()
+            .unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut verified.corpus.reader(), &mut text).unwrap();
+        assert_eq!(text, "corpus");
+
+        // ... and re-opening refuses it, saying neither its size nor its checksum.
+        let e = JobFiles::verified(&job, None, &never)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}: the corpus changed since the job was submitted (it was 6 bytes, xxh3 {:016x}): \
+                 it is not read; submit a new job to train on the new data",
+                c.display(),
+                job.corpus_fingerprint.checksum
+            )
+        );
+        assert!(!e.contains("27 bytes"), "{e}");
+
+        // A path that cannot be opened says why, and what to do.
+        std::fs::remove_file(&c).unwrap();
+        let e = JobFiles::verified(&job, None, &never)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!("{}: cannot open: ", c.display())),
+            "{e}"
+        );
+        assert!(e.contains("readable to topicd's user"), "{e}");
+    }
+
+    #[test]
+    fn a_stop_ends_the_verification() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, d) = (dir.path().join("c.mm"), dir.path().join("d.txt"));
+        std::fs::write(&c, "corpus").unwrap();
+        std::fs::write(&d, "dictionary").unwrap();
+        let job = job(1, &c, &d);
+        assert!(JobFiles::verified(&job, None, &|| true).unwrap().is_none());
+    }
+
+    #[test]
+    fn room_is_made_by_letting_go_of_the_files_of_jobs_that_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data")).unwrap();
+        let (c, d) = (dir.path().join("c.mm"), dir.path().join("d.txt"));
+        std::fs::write(&c, "corpus").unwrap();
+        std::fs::write(&d, "dictionary").unwrap();
+        let held = HeldFiles::default();
+        for _ in 0..MAX_HELD_JOBS {
+            assert!(held.make_room(&store));
+            store
+                .create_job(|id| {
+                    held.hold(id, files(&c, &d));
+                    job(id, &c, &d)
+                })
+                .unwrap();
+        }
+        assert!(!held.make_room(&store), "full of queued jobs");
+        // Job 7 is cancelled before it ran; job 9 ran (its files were taken).
+        store
+            .update_job(7, |j| {
+                j.state = JobState::Cancelled;
+                Ok::<_, crate::store::StoreError>(())
+            })
+            .unwrap();
+        assert!(held.make_room(&store));
+        assert!(held.take(7).is_none(), "let go");
+        assert!(held.take(9).is_some());
+        assert!(held.take(9).is_none(), "taken once");
+    }
+}
