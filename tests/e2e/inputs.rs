@@ -343,12 +343,6 @@ fn eval_reads_only_the_corpus_the_client_passed_and_quotes_a_short_excerpt() {
     assert!(!message.contains(&tail[..100]), "{message}");
 }
 
-fn work_done(status: &serde_json::Value) -> u64 {
-    let p = &status["progress"];
-    p["docs_per_pass"].as_u64().unwrap_or(0) * p["pass"].as_u64().unwrap()
-        + p["docs_done"].as_u64().unwrap()
-}
-
 #[test]
 fn a_resumed_job_whose_corpus_became_a_symlink_fails_without_reading_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -357,14 +351,7 @@ fn a_resumed_job_whose_corpus_became_a_symlink_fails_without_reading_it() {
     let job = d.submit_lsi(
         &corpus,
         &dictionary,
-        &[
-            "--topics",
-            "20",
-            "--chunksize",
-            "1000",
-            "--extra-samples",
-            "30",
-        ],
+        &["--topics", "20", "--chunksize", "500"],
     );
     let status = d.wait_until(job, 120, |s| work_done(s) > 0 || s["state"] != "running");
     assert_eq!(status["state"], "running", "{status}");
@@ -444,12 +431,15 @@ fn a_dictionary_that_lacks_a_corpus_id_or_was_cut_short_fails_the_job_as_the_dic
         .position(|l| l.split(' ').nth(1) == Some("6") && !l.starts_with('%'))
         .unwrap()
         + 1;
-    let job = d.submit_lsi(&corpus, &gap, &["--topics", "2"]);
-    assert_eq!(d.wait(job), "failed");
-    let reason = d.status(job)["reason"].as_str().unwrap().to_string();
-    println!("{reason}");
+    let failure = |dictionary: &Path| {
+        let job = d.submit_lsi(&corpus, dictionary, &["--topics", "2"]);
+        assert_eq!(d.wait(job), "failed");
+        let reason = d.status(job)["reason"].as_str().unwrap().to_string();
+        println!("{reason}");
+        reason
+    };
     assert_eq!(
-        reason,
+        failure(&gap),
         format!(
             "{}: the dictionary has no entry for id 5, which the corpus {} uses on line {} (as \
              term 6: Matrix Market ids are 1-based); is the dictionary truncated, or the \
@@ -460,12 +450,8 @@ fn a_dictionary_that_lacks_a_corpus_id_or_was_cut_short_fails_the_job_as_the_dic
         )
     );
 
-    let job = d.submit_lsi(&corpus, &cut, &["--topics", "2"]);
-    assert_eq!(d.wait(job), "failed");
-    let reason = d.status(job)["reason"].as_str().unwrap().to_string();
-    println!("{reason}");
     assert_eq!(
-        reason,
+        failure(&cut),
         format!(
             "{}: the dictionary has 4 entries with ids up to 3, but the corpus {} declares 8 \
              terms (line 2); is the dictionary truncated, or the dictionary of another corpus?",

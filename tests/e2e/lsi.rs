@@ -141,12 +141,6 @@ fn reference_model(corpus: &Path, dictionary: &Path) -> (Vec<u8>, Vec<u8>) {
     d.export_npy(job)
 }
 
-fn work_done(status: &serde_json::Value) -> u64 {
-    let p = &status["progress"];
-    p["docs_per_pass"].as_u64().unwrap_or(0) * p["pass"].as_u64().unwrap()
-        + p["docs_done"].as_u64().unwrap()
-}
-
 #[test]
 fn kill_9_and_restart_resume_to_the_identical_model() {
     let data = tempfile::tempdir().unwrap();
