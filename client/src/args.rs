@@ -18,8 +18,10 @@ pub enum Submit {
     /// documents matrix.
     ///
     /// Prints the new job's id. The corpus and dictionary paths are made absolute (relative
-    /// to the current directory) before they are sent, and must exist here; the daemon
-    /// opens and fingerprints them itself, so it must be able to read them too.
+    /// to the current directory), the parameters are checked, and the files (regular files
+    /// that you can read) are opened here and passed to the daemon, which reads them through
+    /// these descriptors. A job that runs again after a restart of the daemon opens the paths
+    /// itself, so they must stay readable to the daemon's user.
     Lsi(LsiArgs),
 
     /// Latent Dirichlet allocation (gensim's LdaModel), trained by online variational Bayes
@@ -27,9 +29,10 @@ pub enum Submit {
     ///
     /// The corpus must hold word counts (bag of words), not TF-IDF weights. Prints the new
     /// job's id. The corpus and dictionary paths are made absolute (relative to the current
-    /// directory) before they are sent, and must exist here; the daemon opens and
-    /// fingerprints them itself, so it must be able to read them too. The daemon checks the
-    /// ranges of the parameters and refuses the job if one is out of range.
+    /// directory), the ranges of the parameters are checked, and the files (regular files
+    /// that you can read) are opened here and passed to the daemon, which reads them through
+    /// these descriptors. A job that runs again after a restart of the daemon opens the paths
+    /// itself, so they must stay readable to the daemon's user.
     Lda(LdaArgs),
 }
 

@@ -8,6 +8,7 @@
 //! downcastable).
 
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use anyhow::anyhow;
 use indicatif::HumanDuration;
 use tarpc::client::RpcError;
 use tarpc::context::{self, Context};
+use topicd::corpus::InputFile;
 use topicd_protocol::{
     self, ApiError, ControlClient, DaemonInfo, Document, Evaluation, JobId, JobInfo, JobSpec,
     ModelInfo, SOCKET_ENV, Topic, VocabEntry,
@@ -24,7 +26,7 @@ use topicd_protocol::{
 pub const SHORT: Duration = Duration::from_secs(30);
 
 /// Deadline of `submit` (the daemon fingerprints the inputs, which may be large, before it
-/// answers), of each page of an export, of each batch of `infer` and of `evaluate` (which
+/// answers; if we stop waiting, it stops reading), of each page of an export, of each batch of `infer` and of `evaluate` (which
 /// reads a whole held-out corpus).
 pub const LONG: Duration = Duration::from_secs(600);
 
@@ -38,9 +40,13 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Connect to the daemon listening on `socket`.
-    pub async fn connect(socket: &Path) -> anyhow::Result<Daemon> {
-        match tokio::time::timeout(CONNECT_TIMEOUT, topicd_protocol::connect(socket)).await {
+    /// Connect to the daemon listening on `socket`, passing it `files` (the inputs a request
+    /// names, opened by us with our rights: the daemon reads nothing else).
+    pub async fn connect(socket: &Path, files: &[&InputFile]) -> anyhow::Result<Daemon> {
+        let passed: Vec<(&Path, BorrowedFd<'_>)> =
+            files.iter().map(|f| (f.path(), f.as_fd())).collect();
+        let connecting = topicd_protocol::connect(socket, &passed);
+        match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
             Ok(Ok(client)) => Ok(Daemon {
                 client,
                 socket: socket.to_owned(),

@@ -185,8 +185,8 @@ enum Command {
     ///
     /// Prints gensim's log line: `-8.123 per-word bound, 278.8 perplexity estimate based on
     /// a held-out corpus of 382 documents with 104123 words`, where the perplexity is
-    /// 2^(−bound); with --json, the numbers as a JSON object. The daemon reads the corpus:
-    /// its path is made absolute and must exist here.
+    /// 2^(−bound); with --json, the numbers as a JSON object. The corpus (a regular file
+    /// that you can read) is opened here and passed to the daemon, which reads it.
     Eval {
         /// The job's id.
         job: JobId,
@@ -299,13 +299,13 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let json = cli.json;
     let socket = cli.socket();
-    let connect = || Daemon::connect(&socket);
+    let connect = || Daemon::connect(&socket, &[]);
     match cli.command {
         Command::Submit(submit) => {
             // The parameters and inputs are checked before the daemon is contacted.
             let (inputs, seed, model) = submit.parts()?;
-            let spec = commands::submit::job_spec(&inputs.corpus, &inputs.dictionary, seed, model)?;
-            commands::submit::run(&connect().await?, spec, json).await?
+            let job = commands::submit::prepare(&inputs.corpus, &inputs.dictionary, seed, model)?;
+            commands::submit::run(&socket, job, json).await?
         }
         Command::List => commands::jobs::list(&connect().await?, json).await?,
         Command::Status { job } => commands::jobs::status(&connect().await?, job, json).await?,
@@ -346,9 +346,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             corpus,
             total_docs,
         } => {
-            // The corpus is checked before the daemon is contacted.
+            // The corpus is checked and opened before the daemon is contacted.
             let corpus = commands::submit::local_input("corpus", &corpus)?;
-            commands::eval::run(&connect().await?, job, corpus, total_docs, json).await?
+            let corpus = commands::submit::open_input("corpus", &corpus)?;
+            commands::eval::run(&socket, job, corpus, total_docs, json).await?
         }
     }
     Ok(ExitCode::SUCCESS)

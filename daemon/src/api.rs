@@ -1,22 +1,34 @@
 //! The control API's implementation: one [`Handler`] per daemon, cloned per connection.
 //! It validates what clients send, turns requests into store changes (each on disk before
 //! the reply), and reads finished models for topics and export.
+//!
+//! Input files are read only through the descriptors the connection's client passed in the
+//! [`handshake`](topicd_protocol::handshake) ([`Handler::for_connection`]): `submit` and
+//! `evaluate` refuse a path for which none was passed, so a client makes the daemon read
+//! only what it could open itself.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tarpc::context::Context;
 
-use crate::corpus::fingerprint;
-use crate::jobs::{Scheduler, Stop, now};
+use crate::corpus::{CorpusError, InputFile};
+use crate::jobs::{JobFiles, Scheduler, Stop, now};
 use crate::model::LoadedModel;
 use crate::store::{Store, StoreError};
+use topicd_protocol::handshake::PassedFile;
 use topicd_protocol::*;
 
 /// Serves the [`Control`] service.
 #[derive(Clone)]
 pub struct Handler {
     shared: Arc<Shared>,
+    /// The files this connection's client passed, by the path it named them.
+    passed: Arc<HashMap<PathBuf, Result<InputFile, CorpusError>>>,
+    /// The user id of this connection's client (SO_PEERCRED), for the log.
+    client_uid: Option<u32>,
 }
 
 struct Shared {
@@ -36,6 +48,41 @@ impl Handler {
                 info,
                 model: Mutex::new(None),
             }),
+            passed: Arc::default(),
+            client_uid: None,
+        }
+    }
+
+    /// This handler for one connection, whose client (user `client_uid`, when known) passed
+    /// `files` in the handshake. Each must be a regular file; one that is not is refused
+    /// when a request names it.
+    pub fn for_connection(&self, files: Vec<PassedFile>, client_uid: Option<u32>) -> Handler {
+        let passed = files
+            .into_iter()
+            .map(|f| {
+                let file = InputFile::from_file(std::fs::File::from(f.fd), &f.path);
+                (f.path, file)
+            })
+            .collect();
+        Handler {
+            shared: self.shared.clone(),
+            passed: Arc::new(passed),
+            client_uid,
+        }
+    }
+
+    /// The file the client passed for `path` (its `what`: corpus, dictionary).
+    fn passed_file(&self, what: &str, path: &Path) -> Result<InputFile, ApiError> {
+        match self.passed.get(path) {
+            Some(Ok(file)) => Ok(file.clone()),
+            Some(Err(e)) => Err(ApiError::InvalidSpec(format!("the {what} {e}"))),
+            None => Err(ApiError::InvalidSpec(format!(
+                "the {what} {} was not passed with the request: topicd reads only files that \
+                 the client opened itself and passed over the control socket, as topicctl {} \
+                 does (is this client older than the daemon?)",
+                path.display(),
+                self.shared.info.version
+            ))),
         }
     }
 
@@ -106,16 +153,37 @@ impl From<StoreError> for ApiError {
     }
 }
 
-fn fingerprint_input(what: &str, path: &Path) -> Result<Fingerprint, ApiError> {
-    if path.is_dir() {
-        return Err(ApiError::InvalidSpec(format!(
-            "the {what} {} is a directory",
-            path.display()
-        )));
+/// Fingerprints of passed files, on a blocking thread that stops reading as soon as the
+/// request is dropped (the client went away, the deadline passed, the daemon is stopping).
+async fn fingerprint_passed<const N: usize>(
+    files: [(&'static str, InputFile); N],
+) -> Result<[Fingerprint; N], ApiError> {
+    struct Abandon(Arc<AtomicBool>);
+    impl Drop for Abandon {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
     }
-    fingerprint(path).map_err(|e| {
-        ApiError::InvalidSpec(format!("cannot read the {what} {}: {e}", path.display()))
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let _abandon = Abandon(abandoned.clone());
+    tokio::task::spawn_blocking(move || {
+        let stop = || abandoned.load(Ordering::Relaxed);
+        let mut prints = [Fingerprint {
+            size: 0,
+            checksum: 0,
+        }; N];
+        for (print, (what, file)) in prints.iter_mut().zip(&files) {
+            *print = file.fingerprint_unless(&stop).map_err(|e| {
+                ApiError::InvalidSpec(format!(
+                    "cannot read the {what} {}: {e}",
+                    file.path().display()
+                ))
+            })?;
+        }
+        Ok(prints)
     })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
 }
 
 impl Control for Handler {
@@ -125,30 +193,43 @@ impl Control for Handler {
 
     async fn submit(self, _: Context, spec: JobSpec) -> Result<JobId, ApiError> {
         spec.validate()?;
-        let (corpus, dictionary) = (spec.corpus.clone(), spec.dictionary.clone());
-        let (corpus_fingerprint, dictionary_fingerprint) = tokio::task::spawn_blocking(move || {
-            Ok::<_, ApiError>((
-                fingerprint_input("corpus", &corpus)?,
-                fingerprint_input("dictionary", &dictionary)?,
-            ))
-        })
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+        let files = JobFiles {
+            corpus: self.passed_file("corpus", &spec.corpus)?,
+            dictionary: self.passed_file("dictionary", &spec.dictionary)?,
+        };
+        let held = self.shared.scheduler.held();
+        if !blocking(|| Ok::<_, ApiError>(held.make_room(self.store())))? {
+            return Err(ApiError::Internal(format!(
+                "topicd already holds the input files of {} jobs that have not started: submit \
+                 again when some have run (or cancel some)",
+                crate::jobs::files::MAX_HELD_JOBS
+            )));
+        }
+        let [corpus_fingerprint, dictionary_fingerprint] = fingerprint_passed([
+            ("corpus", files.corpus.clone()),
+            ("dictionary", files.dictionary.clone()),
+        ])
+        .await?;
         let job = blocking(|| {
-            self.store().create_job(|id| JobInfo {
-                id,
-                spec,
-                state: JobState::Queued,
-                reason: None,
-                progress: Progress::default(),
-                submitted_at: now(),
-                started_at: None,
-                finished_at: None,
-                corpus_fingerprint,
-                dictionary_fingerprint,
+            self.store().create_job(|id| {
+                // Held before the job is stored, so that its first run finds them.
+                held.hold(id, files);
+                JobInfo {
+                    id,
+                    spec,
+                    state: JobState::Queued,
+                    reason: None,
+                    progress: Progress::default(),
+                    submitted_at: now(),
+                    started_at: None,
+                    finished_at: None,
+                    corpus_fingerprint,
+                    dictionary_fingerprint,
+                }
             })
         })?;
-        log::info!(job_id = job.id, event = "submitted"; "job {} submitted: {} on {}", job.id, job.spec.model.kind(), job.spec.corpus.display());
+        let uid = self.client_uid.map_or("?".into(), |u| u.to_string());
+        log::info!(job_id = job.id, event = "submitted"; "job {} submitted by uid {uid}: {} on {}", job.id, job.spec.model.kind(), job.spec.corpus.display());
         self.shared.scheduler.wake();
         Ok(job.id)
     }
@@ -277,6 +358,7 @@ impl Control for Handler {
             )));
         }
         let model = self.model(job)?;
-        on_model_thread(move || model.evaluate(&corpus, total_docs)).await
+        let file = self.passed_file("corpus", &corpus)?;
+        on_model_thread(move || model.evaluate(&file, total_docs)).await
     }
 }

@@ -2,9 +2,7 @@
 //! topics, pages of their matrix, topic weights of new documents, and the per-word bound
 //! of held-out corpora.
 
-use std::path::Path;
-
-use crate::corpus::{MmOptions, MmReader, SparseChunk};
+use crate::corpus::{InputFile, MmOptions, MmReader, SparseChunk};
 use crate::store::{ModelRecord, Store, StoreError, StoredModel, Vocabulary};
 use topicd_numerics::lda::{ChunkTopics, EStepParams, GammaSeed, LdaState, bound, e_step};
 use topicd_numerics::lsi::Projection;
@@ -303,8 +301,13 @@ impl LoadedModel {
         Ok(chunk)
     }
 
-    /// gensim's `log_perplexity(corpus, total_docs)` of a held-out corpus (LDA only).
-    pub fn evaluate(&self, corpus: &Path, total_docs: Option<u64>) -> Result<Evaluation, String> {
+    /// gensim's `log_perplexity(corpus, total_docs)` of a held-out corpus (LDA only), read
+    /// from the file the client opened.
+    pub fn evaluate(
+        &self,
+        corpus: &InputFile,
+        total_docs: Option<u64>,
+    ) -> Result<Evaluation, String> {
         let Numbers::Lda {
             state,
             totals,
@@ -316,8 +319,9 @@ impl LoadedModel {
         let options = MmOptions {
             max_terms: state.num_terms as u64,
             counts: true,
+            dictionary: None,
         };
-        let mut reader = MmReader::open(corpus, options).map_err(|e| e.to_string())?;
+        let mut reader = MmReader::open_file(corpus, options).map_err(|e| e.to_string())?;
         let e_step = EStepParams {
             iterations: params.iterations,
             gamma_threshold: params.gamma_threshold,

@@ -1,5 +1,6 @@
 //! The control socket: a [`Listener`] on a Unix socket whose file permissions are the
-//! access control, serving each connection with the API [`Handler`].
+//! access control, serving each connection with the API [`Handler`] once its client has
+//! passed its input files in the [`handshake`].
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -7,11 +8,11 @@ use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
 use tarpc::server::{BaseChannel, Channel};
-use tokio::net::UnixListener;
+use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
 use crate::api::Handler;
-use topicd_protocol::{Control, framed};
+use topicd_protocol::{Control, framed, handshake};
 
 /// The bound control socket; the file is removed when the listener is dropped.
 pub struct Listener {
@@ -65,13 +66,45 @@ impl Listener {
                 _ = crate::shutdown::requested(&mut shutdown) => return,
             };
             let handler = handler.clone();
-            tokio::spawn(
+            tokio::spawn(async move {
+                let mut stream = stream;
+                let Some(handler) = accept_files(&mut stream, &handler).await else {
+                    return;
+                };
                 BaseChannel::with_defaults(framed(stream))
                     .execute(handler.serve())
                     .for_each(|request| async {
                         tokio::spawn(request);
-                    }),
+                    })
+                    .await
+            });
+        }
+    }
+}
+
+/// A connection's first exchange: the files its client passed, within
+/// [`handshake::TIMEOUT`]. `None` (the connection is dropped) for a client that breaks the
+/// handshake's rules.
+async fn accept_files(stream: &mut UnixStream, handler: &Handler) -> Option<Handler> {
+    match tokio::time::timeout(handshake::TIMEOUT, handshake::accept(stream)).await {
+        Ok(Ok(files)) => {
+            let uid = stream.peer_cred().ok().map(|c| c.uid());
+            Some(handler.for_connection(files, uid))
+        }
+        Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            log::debug!("control connection closed before its handshake: {e}");
+            None
+        }
+        Ok(Err(e)) => {
+            log::warn!("control connection refused: {e}");
+            None
+        }
+        Err(_) => {
+            log::warn!(
+                "control connection refused: no handshake within {} s",
+                handshake::TIMEOUT.as_secs()
             );
+            None
         }
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! This module is compiled without the `engine` feature, so the CLI depends on it alone. It
 //! owns the tarpc service definition ([`Control`]), the job description a client submits
-//! ([`JobSpec`]), what a daemon reports back ([`JobInfo`], [`Topic`], [`ModelInfo`]), and the
-//! framing of the Unix control socket ([`connect`], [`framed`]).
+//! ([`JobSpec`]), what a daemon reports back ([`JobInfo`], [`Topic`], [`ModelInfo`]), the
+//! framing of the Unix control socket ([`connect`], [`framed`]), and the [`handshake`] that
+//! passes the client's open input files to the daemon before the first frame.
 //!
 //! Everything here is plain data: the daemon validates every field it receives (see
 //! [`JobSpec::validate`]) and never trusts a size sent by a peer.
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub mod handshake;
 mod validate;
 
 use tarpc::serde_transport::Transport;
@@ -45,8 +47,9 @@ pub type JobId = u64;
 pub trait Control {
     /// Who the daemon is: version, BLAS library, threads, data directory.
     async fn info() -> DaemonInfo;
-    /// Queue a job. The corpus and dictionary are opened and fingerprinted before this
-    /// returns, so a missing or unreadable file is refused here, not later.
+    /// Queue a job. The corpus and dictionary are read from the descriptors the client passed
+    /// in the [`handshake`] (a path without one is refused), checked to be regular files and
+    /// fingerprinted before this returns.
     async fn submit(spec: JobSpec) -> Result<JobId, ApiError>;
     /// Every job the daemon knows, oldest first.
     async fn list() -> Result<Vec<JobInfo>, ApiError>;
@@ -76,7 +79,8 @@ pub trait Control {
     /// `Uᵀx`.
     async fn infer(job: JobId, docs: Vec<Document>) -> Result<Vec<Vec<f64>>, ApiError>;
     /// The per-word bound of a held-out corpus under an LDA model, computed as gensim's
-    /// `LdaModel.log_perplexity(corpus, total_docs)`.
+    /// `LdaModel.log_perplexity(corpus, total_docs)`. The corpus is read from the descriptor
+    /// the client passed for it in the [`handshake`].
     async fn evaluate(
         job: JobId,
         corpus: PathBuf,
@@ -509,9 +513,14 @@ where
     tarpc::serde_transport::new(Framed::new(stream, codec), Bincode::default())
 }
 
-/// Connect to the daemon's control socket.
-pub async fn connect(path: &Path) -> std::io::Result<ControlClient> {
-    let stream = UnixStream::connect(path).await?;
+/// Connect to the daemon's control socket, passing `files` (each open input file with the
+/// absolute path the requests name it by; none for most commands) in the [`handshake`].
+pub async fn connect(
+    path: &Path,
+    files: &[(&Path, std::os::fd::BorrowedFd<'_>)],
+) -> std::io::Result<ControlClient> {
+    let mut stream = UnixStream::connect(path).await?;
+    handshake::offer(&mut stream, files).await?;
     Ok(ControlClient::new(tarpc::client::Config::default(), framed(stream)).spawn())
 }
 

@@ -254,6 +254,13 @@ unsafe extern "C" {
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
+/// Documents a job has processed over all its passes, from `topicctl --json status`.
+pub fn work_done(status: &serde_json::Value) -> u64 {
+    let p = &status["progress"];
+    p["docs_per_pass"].as_u64().unwrap_or(0) * p["pass"].as_u64().unwrap()
+        + p["docs_done"].as_u64().unwrap()
+}
+
 /// Parse a float64 C-order .npy file: (shape, values).
 pub fn read_npy(bytes: &[u8]) -> (Vec<usize>, Vec<f64>) {
     assert_eq!(&bytes[..6], b"\x93NUMPY");

@@ -174,12 +174,6 @@ fn lda_survives_kill_9_with_the_identical_model() {
     );
 }
 
-fn work_done(status: &serde_json::Value) -> u64 {
-    let p = &status["progress"];
-    p["docs_per_pass"].as_u64().unwrap_or(0) * p["pass"].as_u64().unwrap()
-        + p["docs_done"].as_u64().unwrap()
-}
-
 /// λ, α and η as exported.
 fn lda_export(d: &Daemon, job: u64) -> Vec<Vec<u8>> {
     let out = d

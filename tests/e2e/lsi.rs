@@ -22,6 +22,7 @@ fn dense(corpus: &Path, dictionary: &Path) -> DMatrix<f64> {
         MmOptions {
             max_terms: terms as u64,
             counts: false,
+            dictionary: None,
         },
     )
     .unwrap();
@@ -138,12 +139,6 @@ fn reference_model(corpus: &Path, dictionary: &Path) -> (Vec<u8>, Vec<u8>) {
     let job = d.submit_lsi(corpus, dictionary, CRASH_JOB);
     assert_eq!(d.wait(job), "succeeded", "{}", d.log());
     d.export_npy(job)
-}
-
-fn work_done(status: &serde_json::Value) -> u64 {
-    let p = &status["progress"];
-    p["docs_per_pass"].as_u64().unwrap_or(0) * p["pass"].as_u64().unwrap()
-        + p["docs_done"].as_u64().unwrap()
 }
 
 #[test]

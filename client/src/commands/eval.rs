@@ -1,29 +1,32 @@
 //! `topicctl eval`: the per-word bound of a held-out corpus under a finished LDA model,
 //! gensim's `LdaModel.log_perplexity(corpus, total_docs)`, computed by the daemon (which
-//! reads the corpus) and printed as gensim logs it.
+//! reads the corpus through the descriptor we pass it) and printed as gensim logs it.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use anyhow::bail;
+use topicd::corpus::InputFile;
 use topicd_protocol::{Evaluation, JobId, ModelSpec};
 
 use crate::daemon::Daemon;
 use crate::output;
 
-/// Evaluate `job` on `corpus` (an absolute path, known to exist) and print gensim's log
-/// line, or the [`Evaluation`] in JSON.
+/// Evaluate `job` on `corpus` (opened by [`super::submit::open_input`]) with the daemon at
+/// `socket`, and print gensim's log line, or the [`Evaluation`] in JSON.
 pub async fn run(
-    daemon: &Daemon,
+    socket: &Path,
     job: JobId,
-    corpus: PathBuf,
+    corpus: InputFile,
     total_docs: Option<u64>,
     json: bool,
 ) -> anyhow::Result<()> {
+    let daemon = Daemon::connect(socket, &[&corpus]).await?;
     let info = daemon.status(job).await?;
     if let ModelSpec::Lsi(_) = info.spec.model {
         bail!("job {job} trains an LSI model: eval computes the per-word bound of an LDA model");
     }
-    let evaluation = daemon.evaluate(job, corpus, total_docs).await?;
+    let path = corpus.path().to_path_buf();
+    let evaluation = daemon.evaluate(job, path, total_docs).await?;
     if json {
         output::print_json(&evaluation)
     } else {

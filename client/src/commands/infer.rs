@@ -88,6 +88,7 @@ pub async fn run(daemon: &Daemon, job: JobId, options: Options) -> anyhow::Resul
     let reader_options = MmOptions {
         max_terms: model.num_terms,
         counts: lda,
+        dictionary: None,
     };
     let limits = Limits::for_topics(model.num_topics);
     let mut corpus = CorpusBatches::open(&options.corpus, reader_options, limits)?;

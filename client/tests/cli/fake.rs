@@ -1,7 +1,11 @@
 //! The fake daemon: an in-process tarpc server implementing `Control` on a temporary Unix
 //! socket, with canned jobs (1 to 5 LSI, 6 LDA), a small model of each kind, and `infer`
-//! and `evaluate` answering canned numbers. What the client sent is kept in [`Shared`].
+//! and `evaluate` answering canned numbers. Like topicd, it reads the handshake of each
+//! connection and refuses a `submit` or `evaluate` that names a file the client did not pass
+//! (it reads the passed files to check they are the named ones). What the client sent is kept
+//! in [`Shared`].
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -15,7 +19,7 @@ use tokio::net::UnixListener;
 use topicd_protocol::{
     ApiError, Control, DaemonInfo, Document, Evaluation, Fingerprint, JobId, JobInfo, JobSpec,
     JobState, LdaParams, LsiParams, MAX_INFER_DOCS, ModelInfo, ModelSpec, Prior, Progress, Topic,
-    VocabEntry, framed,
+    VocabEntry, framed, handshake,
 };
 
 use crate::topicctl;
@@ -73,12 +77,32 @@ pub struct Shared {
     pub infer_calls: Mutex<Vec<usize>>,
     /// Corpus and total_docs of each `evaluate` call.
     pub evaluated: Mutex<Vec<(PathBuf, Option<u64>)>>,
+    /// The paths of the files passed in each connection's handshake.
+    pub passed: Mutex<Vec<Vec<PathBuf>>>,
     /// The LDA job's training corpus (CORPUS) and its fingerprint when the server started.
     pub training: (PathBuf, Fingerprint),
 }
 
+/// One connection's view: the shared state, and the files its client passed with their
+/// content.
 #[derive(Clone)]
-struct FakeDaemon(Arc<Shared>);
+struct FakeDaemon(Arc<Shared>, Arc<Vec<(PathBuf, Vec<u8>)>>);
+
+/// Refuse a path the client did not pass, or passed with other content than the file at
+/// that path has (a check the real daemon cannot make, but a test can).
+fn passed(files: &[(PathBuf, Vec<u8>)], path: &Path) -> Result<(), ApiError> {
+    match files.iter().find(|(p, _)| p == path) {
+        Some((_, content)) if std::fs::read(path).ok().as_ref() == Some(content) => Ok(()),
+        Some(_) => Err(ApiError::InvalidSpec(format!(
+            "the descriptor passed for {} is another file",
+            path.display()
+        ))),
+        None => Err(ApiError::InvalidSpec(format!(
+            "the file {} was not passed",
+            path.display()
+        ))),
+    }
+}
 
 pub fn job(id: JobId, state: JobState, reason: Option<&str>) -> JobInfo {
     JobInfo {
@@ -203,13 +227,12 @@ impl Control for FakeDaemon {
     }
 
     async fn submit(self, _: Context, spec: JobSpec) -> Result<JobId, ApiError> {
-        if let ModelSpec::Lda(p) = &spec.model
-            && !(0.5..=1.0).contains(&p.decay)
-        {
-            return Err(ApiError::InvalidSpec(format!(
-                "decay must be in [0.5, 1], not {}",
-                p.decay
-            )));
+        passed(&self.1, &spec.corpus)?;
+        passed(&self.1, &spec.dictionary)?;
+        if spec.model.num_topics() == 7777 {
+            return Err(ApiError::InvalidSpec(
+                "this job needs about 9.9 GiB for its matrices".into(),
+            ));
         }
         self.0.submitted.lock().unwrap().push(spec);
         Ok(7)
@@ -355,6 +378,7 @@ impl Control for FakeDaemon {
         total_docs: Option<u64>,
     ) -> Result<Evaluation, ApiError> {
         self.model_job(job)?;
+        passed(&self.1, &corpus)?;
         self.0.evaluated.lock().unwrap().push((corpus, total_docs));
         Ok(Evaluation {
             per_word_bound: -8.12345,
@@ -414,26 +438,40 @@ impl FakeServer {
             polls_of_job_4: AtomicU32::default(),
             infer_calls: Mutex::default(),
             evaluated: Mutex::default(),
+            passed: Mutex::default(),
             training: (training, fingerprint),
         });
         let listener = {
             let _guard = runtime.enter();
             UnixListener::bind(&socket).unwrap()
         };
-        let daemon = FakeDaemon(Arc::clone(&shared));
+        let state = Arc::clone(&shared);
         runtime.spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
+                let Ok((mut stream, _)) = listener.accept().await else {
                     return;
                 };
+                let Ok(files) = handshake::accept(&mut stream).await else {
+                    continue;
+                };
+                let files: Vec<(PathBuf, Vec<u8>)> = files
+                    .into_iter()
+                    .map(|f| {
+                        let mut content = Vec::new();
+                        std::fs::File::from(f.fd).read_to_end(&mut content).unwrap();
+                        (f.path, content)
+                    })
+                    .collect();
+                state
+                    .passed
+                    .lock()
+                    .unwrap()
+                    .push(files.iter().map(|(p, _)| p.clone()).collect());
+                let daemon = FakeDaemon(Arc::clone(&state), Arc::new(files));
                 let channel = BaseChannel::with_defaults(framed(stream));
-                tokio::spawn(
-                    channel
-                        .execute(daemon.clone().serve())
-                        .for_each(|response| async {
-                            tokio::spawn(response);
-                        }),
-                );
+                tokio::spawn(channel.execute(daemon.serve()).for_each(|response| async {
+                    tokio::spawn(response);
+                }));
             }
         });
         FakeServer {

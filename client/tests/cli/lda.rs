@@ -72,14 +72,17 @@ fn submit_lda_sends_gensims_defaults_and_every_parameter() {
         "--seed",
         "5",
     ];
-    let output = server.run_in(dir.path(), &[&SUBMIT[..], &more].concat());
+    // Three topics, for the three values of alpha (topicctl checks that before sending).
+    let mut args = SUBMIT.to_vec();
+    args[7] = "3";
+    let output = server.run_in(dir.path(), &[&args[..], &more].concat());
     assert_exit(&output, 0);
     let spec = server.shared.submitted.lock().unwrap()[1].clone();
     assert_eq!(spec.seed, 5);
     assert_eq!(
         spec.model,
         ModelSpec::Lda(LdaParams {
-            num_topics: 20,
+            num_topics: 3,
             alpha: Prior::List(vec![0.1, 0.2, 0.3]),
             eta: Prior::Auto,
             update_every: 0,
@@ -123,14 +126,33 @@ fn submit_lda_refuses_a_bad_prior_before_contacting_the_daemon() {
 }
 
 #[test]
-fn submit_lda_refused_by_the_daemon_says_why_in_one_line() {
-    let server = FakeServer::start();
+fn submit_lda_refuses_a_bad_parameter_without_a_daemon() {
+    // JobSpec::validate runs in topicctl: nothing listens on this socket.
     let dir = inputs();
-    let output = server.run_in(dir.path(), &[&SUBMIT[..], &["--decay", "0.3"]].concat());
+    let nothing = dir.path().join("nothing.sock");
+    let output = topicctl(
+        dir.path(),
+        &nothing,
+        &[&SUBMIT[..], &["--decay", "0.3"]].concat(),
+    );
     assert_exit(&output, 1);
     assert_eq!(
         stderr(&output),
         "topicctl: invalid job: decay must be in [0.5, 1], not 0.3\n"
+    );
+}
+
+#[test]
+fn submit_lda_refused_by_the_daemon_says_why_in_one_line() {
+    let server = FakeServer::start();
+    let dir = inputs();
+    let mut args = SUBMIT.to_vec();
+    args[7] = "7777";
+    let output = server.run_in(dir.path(), &args);
+    assert_exit(&output, 1);
+    assert_eq!(
+        stderr(&output),
+        "topicctl: invalid job: this job needs about 9.9 GiB for its matrices\n"
     );
     assert!(server.shared.submitted.lock().unwrap().is_empty());
 }
@@ -180,13 +202,17 @@ fn eval_prints_gensims_line() {
     assert_exit(&output, 0);
     let evaluation: Evaluation = serde_json::from_str(&stdout(&output)).unwrap();
     assert_eq!(evaluation.documents, 382);
-    // The path was sent absolute.
+    // The path was sent absolute, with the file opened.
     assert_eq!(
         *server.shared.evaluated.lock().unwrap(),
         [
             (dir.path().join("c.mm"), None),
             (dir.path().join("c.mm"), Some(1000))
         ]
+    );
+    assert_eq!(
+        server.shared.passed.lock().unwrap()[..2],
+        [vec![dir.path().join("c.mm")], vec![dir.path().join("c.mm")]]
     );
 
     let output = server.run_in(dir.path(), &["eval", "1", "--corpus", "c.mm"]);

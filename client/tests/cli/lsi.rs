@@ -1,6 +1,6 @@
 //! The job commands, `submit lsi`, `topics` and LSI exports against the fake daemon.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use topicd_protocol::{JobInfo, JobState, LsiParams, ModelSpec};
@@ -326,6 +326,12 @@ fn submit_sends_absolute_paths_and_prints_the_id() {
     let spec = server.shared.submitted.lock().unwrap()[0].clone();
     assert_eq!(spec.corpus, dir.path().join("c.mm"));
     assert_eq!(spec.dictionary, dir.path().join("d.txt"));
+    // Both files were opened and passed in the handshake (the fake daemon checked their
+    // content against the paths).
+    assert_eq!(
+        server.shared.passed.lock().unwrap()[0],
+        [dir.path().join("c.mm"), dir.path().join("d.txt")]
+    );
     assert_eq!(spec.seed, 0);
     assert_eq!(
         spec.model,
@@ -368,5 +374,60 @@ fn submit_refuses_a_missing_input_before_contacting_the_daemon() {
             "topicctl: corpus {} does not exist\n",
             dir.path().join("missing.mm").display()
         )
+    );
+}
+
+#[test]
+fn submit_refuses_a_fifo_or_a_device_at_once() {
+    let server = FakeServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("d.txt"), "0\ta\t1\n").unwrap();
+    let fifo = dir.path().join("c.mm");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.unwrap().success(), "mkfifo");
+    let submit = |corpus: &str, dictionary: &str| {
+        let started = std::time::Instant::now();
+        let output = server.run_in(
+            dir.path(),
+            &[
+                "submit",
+                "lsi",
+                "--corpus",
+                corpus,
+                "--dictionary",
+                dictionary,
+                "--topics",
+                "5",
+            ],
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        output
+    };
+    let output = submit("c.mm", "d.txt");
+    assert_exit(&output, 1);
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "topicctl: corpus {}: not a regular file: it is a FIFO (named pipe); inputs must be \
+             regular files\n",
+            fifo.display()
+        )
+    );
+    let output = submit("/dev/zero", "d.txt");
+    assert_exit(&output, 1);
+    assert!(stderr(&output).contains("it is a character device"));
+    let output = submit("c.mm", "/dev/zero");
+    assert_exit(&output, 1);
+    assert!(server.shared.submitted.lock().unwrap().is_empty());
+    assert!(server.shared.passed.lock().unwrap().is_empty());
+}
+
+#[test]
+fn commands_without_files_pass_an_empty_handshake() {
+    let server = FakeServer::start();
+    assert_exit(&server.run(&["list"]), 0);
+    assert_eq!(
+        *server.shared.passed.lock().unwrap(),
+        [Vec::<PathBuf>::new()]
     );
 }

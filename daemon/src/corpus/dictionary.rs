@@ -9,10 +9,11 @@
 //! that a dictionary of millions of terms costs little more than its text.
 
 use std::io::BufRead;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::source::{self, LineReader};
-use super::{CorpusError, show};
+use super::{CorpusError, InputFile, show};
 
 /// The longest line accepted (bounds memory on binary input).
 const MAX_LINE: usize = 1 << 20;
@@ -38,6 +39,12 @@ impl Dictionary {
     pub fn load(path: &Path) -> Result<Dictionary, CorpusError> {
         let reader = source::open(path)?;
         Dictionary::parse(reader, path)
+    }
+
+    /// Loads a dictionary from a file already open, from its first byte.
+    pub fn load_file(file: &InputFile) -> Result<Dictionary, CorpusError> {
+        let (reader, _) = source::open_file(file)?;
+        Dictionary::parse(reader, file.path())
     }
 
     /// Parses a dictionary from an (already decompressed) reader; `file` names it in errors.
@@ -281,6 +288,25 @@ impl Dictionary {
         self.ids.is_empty()
     }
 
+    /// The ids this dictionary has, for a corpus reader to check every term id against;
+    /// `file` names the dictionary in its messages.
+    pub fn ids(&self, file: &Path) -> DictionaryIds {
+        let num_terms = self.num_terms();
+        let present = (self.len() < num_terms).then(|| {
+            let mut bits = vec![0u64; num_terms.div_ceil(64)];
+            for &id in &self.ids {
+                bits[id as usize / 64] |= 1 << (id % 64);
+            }
+            Arc::from(bits)
+        });
+        DictionaryIds {
+            file: file.to_path_buf(),
+            num_terms: num_terms as u64,
+            entries: self.len() as u64,
+            present,
+        }
+    }
+
     /// All entries as `(id, token, document frequency)`, in ascending id order.
     pub fn entries(&self) -> impl Iterator<Item = (u32, &str, u64)> + '_ {
         self.ids.iter().enumerate().map(move |(i, &id)| {
@@ -290,6 +316,34 @@ impl Dictionary {
                 .unwrap_or("");
             (id, token, self.dfs[i])
         })
+    }
+}
+
+/// The ids of a dictionary, as a corpus reader checks them (see
+/// [`MmOptions::dictionary`](super::MmOptions::dictionary)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DictionaryIds {
+    /// The dictionary file, named in messages.
+    pub file: PathBuf,
+    /// 1 + the largest id.
+    pub num_terms: u64,
+    /// The number of entries (less than `num_terms` when ids have gaps).
+    pub entries: u64,
+    /// One bit per id below `num_terms`, set when the dictionary has it; `None` when it has
+    /// every one.
+    present: Option<Arc<[u64]>>,
+}
+
+impl DictionaryIds {
+    /// Whether the dictionary has an entry for the 0-based `id`.
+    #[inline]
+    pub fn contains(&self, id: u32) -> bool {
+        let id = u64::from(id);
+        id < self.num_terms
+            && self
+                .present
+                .as_ref()
+                .is_none_or(|bits| bits[(id / 64) as usize] & (1 << (id % 64)) != 0)
     }
 }
 
@@ -362,6 +416,21 @@ mod tests {
         // A byte-order mark before the document count is ignored.
         let d = parse("\u{feff}5\n0\ta\t1\n".as_bytes()).unwrap();
         assert_eq!(d.num_docs(), Some(5));
+    }
+
+    #[test]
+    fn ids_tell_which_terms_exist() {
+        let dense = parse(SMALL.as_bytes()).unwrap().ids(Path::new(NAME));
+        assert_eq!((dense.num_terms, dense.entries), (4, 4));
+        assert!((0..4).all(|id| dense.contains(id)));
+        assert!(!dense.contains(4) && !dense.contains(u32::MAX));
+        let gaps = parse(b"0\ta\t1\n2\tb\t1\n70\tc\t1\n")
+            .unwrap()
+            .ids(Path::new(NAME));
+        assert_eq!((gaps.num_terms, gaps.entries), (71, 3));
+        let present: Vec<u32> = (0..100).filter(|&id| gaps.contains(id)).collect();
+        assert_eq!(present, [0, 2, 70]);
+        assert_eq!(gaps.file, Path::new(NAME));
     }
 
     #[test]

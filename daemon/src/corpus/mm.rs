@@ -14,8 +14,9 @@
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
+use super::dictionary::DictionaryIds;
 use super::source::{self, LineReader};
-use super::{CorpusError, show};
+use super::{CorpusError, InputFile, show};
 use topicd_numerics::SparseChunk;
 
 /// The banner gensim writes, for messages.
@@ -41,11 +42,15 @@ pub struct MmHeader {
 /// What the reader checks beyond the format itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MmOptions {
-    /// The dictionary size: the header's `num_terms` (hence every 1-based term id) must be at most
-    /// this. `u64::MAX` when there is no dictionary to check against.
+    /// The model's size: the header's `num_terms` (hence every 1-based term id) must be at most
+    /// this. `u64::MAX` when there is nothing to check against.
     pub max_terms: u64,
     /// LDA input: every value must be a non-negative whole number (a count).
     pub counts: bool,
+    /// The dictionary of the corpus: the header's `num_terms` must fit it, and every term id
+    /// must be one it has (a miss is reported as the dictionary's problem, naming the corpus
+    /// line). Set by [`MmOptions::with_dictionary`].
+    pub dictionary: Option<DictionaryIds>,
 }
 
 impl Default for MmOptions {
@@ -54,6 +59,18 @@ impl Default for MmOptions {
         MmOptions {
             max_terms: u64::MAX,
             counts: false,
+            dictionary: None,
+        }
+    }
+}
+
+impl MmOptions {
+    /// Check the corpus against a dictionary; `counts` as the field.
+    pub fn with_dictionary(dictionary: DictionaryIds, counts: bool) -> MmOptions {
+        MmOptions {
+            max_terms: dictionary.num_terms,
+            counts,
+            dictionary: Some(dictionary),
         }
     }
 }
@@ -106,6 +123,12 @@ impl MmReader<Box<dyn BufRead + Send>> {
     pub fn open(path: &Path, opts: MmOptions) -> Result<Self, CorpusError> {
         let reader = source::open(path)?;
         MmReader::new(reader, path, opts)
+    }
+
+    /// Like [`MmReader::open`], for a file already open: reads it from its first byte.
+    pub fn open_file(file: &InputFile, opts: MmOptions) -> Result<Self, CorpusError> {
+        let (reader, _) = source::open_file(file)?;
+        MmReader::new(reader, file.path(), opts)
     }
 }
 
@@ -410,6 +433,13 @@ impl<R: BufRead> MmReader<R> {
             }
             // term <= num_terms <= 2^32, so term - 1 fits a u32.
             let (doc, term) = (doc - 1, (term - 1) as u32);
+            if let Some(dictionary) = &self.opts.dictionary
+                && !dictionary.contains(term)
+            {
+                return Err(missing_from_dictionary(
+                    dictionary, term, &self.file, line_no,
+                ));
+            }
             if let Some((last_doc, last_term, last_line)) = self.last {
                 if doc < last_doc {
                     return Err(self.err(
@@ -443,6 +473,26 @@ impl<R: BufRead> MmReader<R> {
             }));
         }
     }
+}
+
+/// A term id of the corpus that the dictionary lacks: the dictionary's problem.
+#[cold]
+fn missing_from_dictionary(
+    dictionary: &DictionaryIds,
+    term: u32,
+    corpus: &Path,
+    line: u64,
+) -> CorpusError {
+    CorpusError::in_file(
+        &dictionary.file,
+        format!(
+            "the dictionary has no entry for id {term}, which the corpus {} uses on line {line} \
+             (as term {}: Matrix Market ids are 1-based); is the dictionary truncated, or the \
+             dictionary of another corpus?",
+            corpus.display(),
+            u64::from(term) + 1
+        ),
+    )
 }
 
 fn out_of_range(what: &str, id: u64, max: u64) -> String {
@@ -571,9 +621,25 @@ fn read_header<R: BufRead>(
             "header declares {nnz} entries, more than the limit of 2^48: corrupt header?"
         ));
     }
+    if let Some(dictionary) = &opts.dictionary
+        && num_terms > dictionary.num_terms
+    {
+        return Err(CorpusError::in_file(
+            &dictionary.file,
+            format!(
+                "the dictionary has {} entries with ids up to {}, but the corpus {} declares {} \
+                 terms (line {line_no}); is the dictionary truncated, or the dictionary of \
+                 another corpus?",
+                dictionary.entries,
+                dictionary.num_terms.saturating_sub(1),
+                file.display(),
+                num_terms
+            ),
+        ));
+    }
     if num_terms > opts.max_terms {
         return err(format!(
-            "header declares {num_terms} terms but the dictionary has {}",
+            "header declares {num_terms} terms but the model has {}",
             opts.max_terms
         ));
     }

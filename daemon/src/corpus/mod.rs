@@ -2,8 +2,8 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`source`] | opening plain, gzip and bzip2 files (detected by magic bytes), bounded line reading |
-//! | [`mod@fingerprint`] | size + XXH3-64 of a file as stored, to notice a corpus that changed under a job |
+//! | [`file`] | opening inputs: regular files only (never a FIFO or a device), shared by position; size + XXH3-64 fingerprints, to notice a corpus that changed under a job |
+//! | [`source`] | reading plain, gzip and bzip2 files (detected by magic bytes), bounded line reading |
 //! | (`topicd_numerics::chunk`) | [`SparseChunk`]: a run of consecutive documents in CSR form, the unit of work, re-exported here |
 //! | [`mm`] | the streaming Matrix Market reader (gensim `MmCorpus` convention) with full validation |
 //! | [`dictionary`] | gensim `Dictionary.save_as_text` files, stored compactly |
@@ -15,7 +15,7 @@
 
 pub mod cache;
 pub mod dictionary;
-pub mod fingerprint;
+pub mod file;
 pub mod mm;
 pub mod source;
 
@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 pub use cache::{ChunkCacheReader, ChunkCacheWriter};
 pub use dictionary::Dictionary;
-pub use fingerprint::fingerprint;
+pub use file::{InputFile, fingerprint};
 pub use mm::{MmHeader, MmOptions, MmReader};
 pub use topicd_numerics::SparseChunk;
 

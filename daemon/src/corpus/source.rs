@@ -1,16 +1,15 @@
 //! Opening input files and reading them line by line.
 //!
-//! This module owns the byte level of every text reader: [`open`] detects gzip and bzip2 by their
-//! magic bytes (never by the file name) and hands back one large-buffered [`BufRead`];
+//! This module owns the byte level of every text reader: [`open`] (or [`open_file`] for a file
+//! already open) detects gzip and bzip2 by their magic bytes (never by the file name) and hands back one large-buffered [`BufRead`];
 //! decompression errors come out of it already phrased for a user ("corrupt or truncated gzip
 //! data (...)"). `LineReader` (crate-internal) reads bounded lines into one reused buffer and
 //! counts them, so the format readers can name the line a problem is on.
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
-use super::CorpusError;
+use super::{CorpusError, InputFile};
 
 /// The size of the read buffers (compressed and decompressed side): 1 MiB.
 pub const BUFFER_SIZE: usize = 1 << 20;
@@ -50,52 +49,47 @@ impl Compression {
 
 /// Opens a plain, gzip or bzip2 file for buffered reading, detecting the compression by its
 /// magic bytes. Errors while decompressing later surface from the reader as `io::Error`s whose
-/// message starts with "corrupt or truncated gzip data" (or bzip2).
+/// message starts with "corrupt or truncated gzip data" (or bzip2). Only regular files are
+/// opened (see [`InputFile::open`]).
 pub fn open(path: &Path) -> Result<Box<dyn BufRead + Send>, CorpusError> {
     open_detect(path).map(|(reader, _)| reader)
 }
 
 /// Like [`open`], also telling which compression was found.
 pub fn open_detect(path: &Path) -> Result<(Box<dyn BufRead + Send>, Compression), CorpusError> {
-    let cannot_open = |e: io::Error| CorpusError::in_file(path, format!("cannot open: {e}"));
-    let mut file = File::open(path).map_err(cannot_open)?;
-    if file.metadata().map_err(cannot_open)?.is_dir() {
-        return Err(CorpusError::in_file(
-            path,
-            "cannot open: it is a directory, not a file",
-        ));
-    }
+    open_file(&InputFile::open(path)?)
+}
+
+/// Like [`open_detect`], for a file already open: reads it from its first byte.
+pub fn open_file(file: &InputFile) -> Result<(Box<dyn BufRead + Send>, Compression), CorpusError> {
     let mut magic = [0u8; 3];
     let mut got = 0;
+    let mut head = file.reader();
     while got < magic.len() {
-        match file.read(&mut magic[got..]) {
+        match head.read(&mut magic[got..]) {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(CorpusError::in_file(path, format!("cannot read: {e}"))),
+            Err(e) => {
+                return Err(CorpusError::in_file(
+                    file.path(),
+                    format!("cannot read: {e}"),
+                ));
+            }
         }
     }
-    file.seek(SeekFrom::Start(0))
-        .map_err(|e| CorpusError::in_file(path, format!("cannot read: {e}")))?;
     let compression = Compression::detect(&magic[..got]);
+    let raw = BufReader::with_capacity(BUFFER_SIZE, file.reader());
     let reader: Box<dyn BufRead + Send> = match compression {
-        Compression::Plain => Box::new(BufReader::with_capacity(BUFFER_SIZE, file)),
-        Compression::Gzip => {
-            let raw = BufReader::with_capacity(BUFFER_SIZE, file);
-            let decoder = flate2::bufread::MultiGzDecoder::new(raw);
-            Box::new(BufReader::with_capacity(
-                BUFFER_SIZE,
-                Decoded::new(decoder, compression),
-            ))
-        }
-        Compression::Bzip2 => {
-            let raw = BufReader::with_capacity(BUFFER_SIZE, file);
-            let decoder = bzip2::bufread::MultiBzDecoder::new(raw);
-            Box::new(BufReader::with_capacity(
-                BUFFER_SIZE,
-                Decoded::new(decoder, compression),
-            ))
-        }
+        Compression::Plain => Box::new(raw),
+        Compression::Gzip => Box::new(BufReader::with_capacity(
+            BUFFER_SIZE,
+            Decoded::new(flate2::bufread::MultiGzDecoder::new(raw), compression),
+        )),
+        Compression::Bzip2 => Box::new(BufReader::with_capacity(
+            BUFFER_SIZE,
+            Decoded::new(bzip2::bufread::MultiBzDecoder::new(raw), compression),
+        )),
     };
     Ok((reader, compression))
 }

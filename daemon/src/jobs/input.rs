@@ -11,7 +11,9 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 use super::JobError;
-use crate::corpus::{ChunkCacheReader, ChunkCacheWriter, MmOptions, MmReader, SparseChunk};
+use crate::corpus::{
+    ChunkCacheReader, ChunkCacheWriter, InputFile, MmOptions, MmReader, SparseChunk,
+};
 use crate::work::ChunkSet;
 
 /// Chunks parsed ahead of the one being trained on.
@@ -19,8 +21,8 @@ pub const READ_AHEAD: usize = 2;
 
 /// Where a pass reads from.
 pub struct PassInput {
-    /// The Matrix Market corpus.
-    pub corpus: PathBuf,
+    /// The Matrix Market corpus, open (the job's verified file).
+    pub corpus: InputFile,
     /// Validation of the corpus (dictionary size, counts).
     pub options: MmOptions,
     /// Documents per chunk.
@@ -83,7 +85,7 @@ fn read_pass(
     if let Some(cache) = input.cache.as_deref().filter(|c| c.exists()) {
         return read_cache(cache, &send);
     }
-    let mut reader = MmReader::open(&input.corpus, input.options.clone())?;
+    let mut reader = MmReader::open_file(&input.corpus, input.options.clone())?;
     let mut writer = match &input.cache {
         Some(path) => Some(ChunkCacheWriter::create(path).map_err(cache_error)?),
         None => None,

@@ -29,7 +29,7 @@ pub fn run(
     executor: &mut dyn Executor,
     params: &LdaParams,
 ) -> Result<RunEnd, JobError> {
-    let inputs = Inputs::open(&ctx.job.spec, true)?;
+    let inputs = Inputs::open(&ctx.files, true)?;
     let (k, v) = (params.num_topics as usize, inputs.num_terms());
     // λ, the batch's counts, and transient copies in checkpoints
     check_memory(
@@ -204,7 +204,7 @@ impl<'a, 'b> LdaRun<'a, 'b> {
         while self.pass < p.passes {
             let mut totals = self.state.topic_totals();
             let reader = PassReader::start(PassInput {
-                corpus: self.ctx.job.spec.corpus.clone(),
+                corpus: self.ctx.files.corpus.clone(),
                 options: self.inputs.options.clone(),
                 chunksize: p.chunksize as usize,
                 cache: (p.passes > 1).then(|| self.ctx.cache_path()),

@@ -18,7 +18,7 @@ pub fn run(
     executor: &mut dyn Executor,
     params: &LsiParams,
 ) -> Result<RunEnd, JobError> {
-    let inputs = Inputs::open(&ctx.job.spec, false)?;
+    let inputs = Inputs::open(&ctx.files, false)?;
     let samples = (params.num_topics + params.extra_samples) as f64;
     // about four terms × samples matrices and two samples × chunksize ones at a time
     let bytes =
@@ -86,7 +86,7 @@ impl LsiRun<'_, '_> {
 
     fn reader(&self, skip: ChunkSet, cached: bool) -> PassReader {
         PassReader::start(PassInput {
-            corpus: self.ctx.job.spec.corpus.clone(),
+            corpus: self.ctx.files.corpus.clone(),
             options: self.options.clone(),
             chunksize: self.chunksize(),
             cache: cached.then(|| self.ctx.cache_path()),

@@ -7,11 +7,13 @@
 //! `checkpoint_interval_secs`, never costing more than 5% of the time — through the store.
 //!
 //! - [`control`]: the stop request and live progress shared with the API.
+//! - [`files`]: the job's open input files: passed by the client, or re-opened and verified.
 //! - [`input`]: the chunks of a pass, read ahead on a thread, with the chunk cache.
 //! - [`lsi`]: the LSI training loops (multi-pass and one-pass).
 //! - [`lda`]: the LDA training loop (online or batch variational Bayes).
 
 pub mod control;
+pub mod files;
 pub mod input;
 pub mod lda;
 pub mod lsi;
@@ -23,11 +25,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 
 pub use control::{JobControl, Stop};
+pub use files::{HeldFiles, JobFiles};
 
-use crate::corpus::{CorpusError, Dictionary, MmOptions, MmReader, fingerprint};
+use crate::corpus::{CorpusError, Dictionary, MmOptions, MmReader};
 use crate::store::{Blobs, Checkpoint, ModelRecord, Store, StoreError, StoredModel, Vocabulary};
 use crate::work::Local;
-use topicd_protocol::{Fingerprint, JobId, JobInfo, JobSpec, JobState, ModelSpec, Progress};
+use topicd_protocol::{JobId, JobInfo, JobState, ModelSpec, Progress};
 
 /// Why a job failed.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +77,8 @@ pub struct RunnerSettings {
 pub struct JobContext<'a> {
     /// The job as it was when it started.
     pub job: JobInfo,
+    /// Its corpus and dictionary, open and verified: every read of the run goes through these.
+    pub files: JobFiles,
     /// The store.
     pub store: &'a Store,
     control: &'a JobControl,
@@ -171,19 +176,17 @@ pub struct Inputs {
 
 impl Inputs {
     /// Load the dictionary and read the corpus header; `counts`: LDA's corpus of counts.
-    pub fn open(spec: &JobSpec, counts: bool) -> Result<Inputs, JobError> {
-        let dictionary = Dictionary::load(&spec.dictionary)?;
+    /// Every term id of the corpus will be checked against the dictionary.
+    pub fn open(files: &JobFiles, counts: bool) -> Result<Inputs, JobError> {
+        let dictionary = Dictionary::load_file(&files.dictionary)?;
         if dictionary.num_terms() == 0 {
             return Err(JobError::Input(format!(
                 "{}: the dictionary has no terms",
-                spec.dictionary.display()
+                files.dictionary.path().display()
             )));
         }
-        let options = MmOptions {
-            max_terms: dictionary.num_terms() as u64,
-            counts,
-        };
-        let num_docs = MmReader::open(&spec.corpus, options.clone())?
+        let options = MmOptions::with_dictionary(dictionary.ids(files.dictionary.path()), counts);
+        let num_docs = MmReader::open_file(&files.corpus, options.clone())?
             .header()
             .num_docs;
         Ok(Inputs {
@@ -230,6 +233,7 @@ pub struct Scheduler {
     settings: RunnerSettings,
     wake: Notify,
     running: Mutex<Option<(JobId, Arc<JobControl>)>>,
+    held: HeldFiles,
 }
 
 impl Scheduler {
@@ -240,7 +244,13 @@ impl Scheduler {
             settings,
             wake: Notify::new(),
             running: Mutex::new(None),
+            held: HeldFiles::default(),
         })
+    }
+
+    /// The files passed at submit for jobs that have not run yet.
+    pub fn held(&self) -> &HeldFiles {
+        &self.held
     }
 
     /// Look at the queue again (after a submit or a resume).
@@ -317,8 +327,10 @@ impl Scheduler {
         let (store, settings, task_control) =
             (self.store.clone(), self.settings.clone(), control.clone());
         let cache = job_cache_path(&settings, &job);
-        let mut task =
-            tokio::task::spawn_blocking(move || run_job(job, &store, &task_control, &settings));
+        let held = self.held.take(id);
+        let mut task = tokio::task::spawn_blocking(move || {
+            run_job(job, held, &store, &task_control, &settings)
+        });
         let result = tokio::select! {
             r = &mut task => r,
             _ = crate::shutdown::requested(shutdown) => {
@@ -365,22 +377,25 @@ fn job_cache_path(settings: &RunnerSettings, job: &JobInfo) -> PathBuf {
     ))
 }
 
-/// One run of a job, on a blocking thread.
+/// One run of a job, on a blocking thread; `held`: the files passed at submit, if this is
+/// the job's first run in this daemon.
 fn run_job(
     job: JobInfo,
+    held: Option<JobFiles>,
     store: &Store,
     control: &JobControl,
     settings: &RunnerSettings,
 ) -> Result<RunEnd, JobError> {
-    verify_unchanged("corpus", &job.spec.corpus, job.corpus_fingerprint)?;
-    verify_unchanged(
-        "dictionary",
-        &job.spec.dictionary,
-        job.dictionary_fingerprint,
-    )?;
+    let stop = || control.stop_requested().is_some();
+    let Some(files) = JobFiles::verified(&job, held, &stop)? else {
+        return Ok(RunEnd::Stopped(
+            control.stop_requested().unwrap_or(Stop::Shutdown),
+        ));
+    };
     let model = job.spec.model.clone();
     let mut ctx = JobContext {
         job,
+        files,
         store,
         control,
         settings,
@@ -392,23 +407,6 @@ fn run_job(
         ModelSpec::Lsi(params) => lsi::run(&mut ctx, &mut executor, params),
         ModelSpec::Lda(params) => lda::run(&mut ctx, &mut executor, params),
     }
-}
-
-/// Refuse to train on data that changed since the job was submitted.
-fn verify_unchanged(
-    what: &str,
-    path: &std::path::Path,
-    expected: Fingerprint,
-) -> Result<(), JobError> {
-    let now = fingerprint(path)
-        .map_err(|e| JobError::Input(format!("{}: cannot read the {what}: {e}", path.display())))?;
-    if now != expected {
-        return Err(JobError::Input(format!(
-            "{}: the {what} changed since the job was submitted (then {expected}, now {now}); submit a new job to train on the new data",
-            path.display()
-        )));
-    }
-    Ok(())
 }
 
 /// Unix time now, in seconds.

@@ -83,6 +83,7 @@ async fn write_documents(
     let options = MmOptions {
         max_terms: model.num_terms,
         counts: true,
+        dictionary: None,
     };
     let mut docs = CorpusBatches::open(corpus, options, Limits::for_topics(model.num_topics))?;
     let num_docs = docs.num_docs();

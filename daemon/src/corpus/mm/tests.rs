@@ -291,18 +291,64 @@ fn absurd_header_sizes() {
 }
 
 #[test]
-fn more_terms_than_the_dictionary() {
+fn more_terms_than_the_model() {
     let opts = MmOptions {
         max_terms: 39305,
-        counts: false,
+        ..MmOptions::default()
     };
     let e = error(&mm("10 50000 3", &[]), Some(2), opts.clone());
     assert!(
-        e.ends_with("line 2: header declares 50000 terms but the dictionary has 39305"),
+        e.ends_with("line 2: header declares 50000 terms but the model has 39305"),
         "{e}"
     );
-    // Fewer terms than the dictionary is normal (the header counts the terms used).
+    // Fewer terms than the model is normal (the header counts the terms used).
     assert!(reader(mm("10 39000 0", &[]).as_bytes(), opts).is_ok());
+}
+
+const DICTIONARY: &str = "/data/wordids.txt";
+
+/// Options checking against a dictionary parsed from `text`.
+fn with_dictionary(text: &str) -> MmOptions {
+    let d = crate::corpus::Dictionary::parse(Cursor::new(text.as_bytes()), Path::new(DICTIONARY))
+        .unwrap();
+    MmOptions::with_dictionary(d.ids(Path::new(DICTIONARY)), false)
+}
+
+#[test]
+fn a_truncated_dictionary_is_the_dictionarys_problem() {
+    // The corpus declares 5 terms; the dictionary lost its last lines.
+    let opts = with_dictionary("9\n0\ta\t1\n1\tb\t1\n2\tc\t1\n");
+    let e = chunks(mm("2 5 2", &["1 1 1", "2 5 1"]).as_bytes(), 2, opts).unwrap_err();
+    println!("{e}");
+    assert_eq!((e.file.as_path(), e.line), (Path::new(DICTIONARY), None));
+    assert_eq!(
+        e.to_string(),
+        "/data/wordids.txt: the dictionary has 3 entries with ids up to 2, but the corpus \
+         /data/c.mm declares 5 terms (line 2); is the dictionary truncated, or the dictionary \
+         of another corpus?"
+    );
+}
+
+#[test]
+fn a_term_the_dictionary_lacks_is_the_dictionarys_problem() {
+    // gensim sorts by token, so a dictionary cut short loses ids from the middle: id 2 here.
+    let opts = with_dictionary("0\ta\t1\n1\tb\t1\n3\td\t1\n");
+    let corpus = mm("4 4 5", &["1 1 1", "1 2 1", "2 4 1", "3 1 1", "4 3 1"]);
+    // The documents before the miss are read.
+    let mut r = reader(corpus.as_bytes(), opts).unwrap();
+    assert_eq!(r.next_chunk(2).unwrap().unwrap().nnz(), 3);
+    let e = r.next_chunk(2).unwrap_err();
+    println!("{e}");
+    assert_eq!((e.file.as_path(), e.line), (Path::new(DICTIONARY), None));
+    assert_eq!(
+        e.to_string(),
+        "/data/wordids.txt: the dictionary has no entry for id 2, which the corpus /data/c.mm \
+         uses on line 7 (as term 3: Matrix Market ids are 1-based); is the dictionary \
+         truncated, or the dictionary of another corpus?"
+    );
+    // A dictionary without gaps accepts every id up to its size.
+    let opts = with_dictionary("0\ta\t1\n1\tb\t1\n2\tc\t1\n3\td\t1\n");
+    assert_eq!(chunks(corpus.as_bytes(), 2, opts).unwrap().len(), 2);
 }
 
 #[test]
@@ -456,6 +502,7 @@ fn counts_must_be_non_negative_whole_numbers() {
     let lda = MmOptions {
         max_terms: 100,
         counts: true,
+        dictionary: None,
     };
     let e = error(&mm("2 2 2", &["1 1 1", "2 2 -3"]), Some(4), lda.clone());
     assert!(
@@ -664,6 +711,7 @@ fn mutated_inputs_never_panic() {
         let opts = MmOptions {
             max_terms: 12,
             counts: rng.below(2) == 0,
+            dictionary: None,
         };
         let size = 1 + rng.below(5);
         let skip = rng.below(4);
@@ -804,10 +852,7 @@ fn lee_tfidf_parses_entirely() {
     };
     let dictionary = crate::corpus::Dictionary::load(&dict).unwrap();
     assert_eq!(dictionary.num_terms(), 3259);
-    let opts = MmOptions {
-        max_terms: dictionary.num_terms() as u64,
-        counts: false,
-    };
+    let opts = MmOptions::with_dictionary(dictionary.ids(&dict), false);
     let mut r = MmReader::open(&corpus, opts).unwrap();
     assert_eq!(
         *r.header(),
@@ -843,6 +888,7 @@ fn lee_bow_parses_as_counts() {
     let opts = MmOptions {
         max_terms: 3259,
         counts: true,
+        dictionary: None,
     };
     let mut r = MmReader::open(&corpus, opts).unwrap();
     assert_eq!(r.header().num_docs, 270);
