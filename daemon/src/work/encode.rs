@@ -1,21 +1,291 @@
-//! Numbers as bytes: the layouts in which the work's sums and grids are checkpointed (and
-//! sent between hosts). Little-endian throughout; every length is checked against the bytes
-//! at hand before anything is allocated, so a damaged or hostile buffer is an error.
+//! Numbers as bytes: the layouts in which tasks, their results, sums and grids are
+//! checkpointed and sent between hosts. Little-endian throughout; every length is checked
+//! against the bytes at hand before anything is allocated, so a damaged or hostile buffer is
+//! an error, never a panic or a huge allocation.
 //!
 //! ```text
-//! sum     u8 kind (0 sketch, 1 power, 2 gram)
-//!   sketch  u64 samples  u64 terms  i128 × samples·terms (Yt)  i128 × terms (bounds)  i128 (F)
-//!   power   u64 rows  u64 cols  f64 × rows·cols (column-major)
-//!   gram    u64 rows  u64 cols  f64 × rows·cols
-//! grids   u64 terms  f64 × terms  f64 (the Gram grid)
+//! sum       u8 kind (0 sketch, 1 power, 2 gram)
+//!   sketch    u64 samples  u64 terms  i128 × samples·terms (Yt)  i128 × terms (bounds)  i128 (F)
+//!   power     matrix
+//!   gram      matrix
+//! matrix    u64 rows  u64 cols  f64 × rows·cols (column-major)
+//! grids     u64 terms  f64 × terms  f64 (the Gram grid)
+//! chunk     u64 index  u64 first_doc  u64 docs  u64 nnz  u64 × (docs + 1) indptr  u32 × nnz terms
+//!           f64 × nnz values
+//! task      u8 kind, then
+//!   0 LSI pass        u64 terms  u64 samples  u64 seed  u8 product  [matrix Qt]  [grids]
+//!   1 chunk SVD       u64 terms  u64 rank  u64 extra_samples  u32 power_iters  u64 seed
+//!   2 LDA E-step      u32 iterations  f64 threshold  u8 seeds  u64 seed  u32 pass
+//!                     u64 K  f64 × K alpha  u64 words  u32 × words  f64 × K·words exp E[log β]
+//!                   and the task's chunk
+//! output    u8 kind, then
+//!   0 LSI pass term   u8 (0 sketch: sums, bounds f64 × terms, F f64; 1 power: sums; 2 gram: matrix)
+//!                     where sums = u64 terms  u32 × terms  matrix
+//!   1 partial sum     sum
+//!   2 chunk SVD       matrix Uᵀ  u64 k  f64 × k
+//!   3 LDA E-step      u64 words  u32 × words  u64 n  f64 × n sstats  u64 g  f64 × g gamma  u64 converged
 //! ```
 
+use std::sync::Arc;
+
 use nalgebra::DMatrix;
-use topicd_numerics::lsi::{Grids, PassSum};
+use topicd_numerics::SparseChunk;
+use topicd_numerics::lda::{ChunkStats, ChunkTopics, EStepParams, GammaSeed};
+use topicd_numerics::lsi::products::TermSums;
+use topicd_numerics::lsi::{
+    ChunkSvdInput, Grids, PassInput, PassSum, PassTerm, Product, Projection, SketchTerm,
+};
+
+use super::{EStepInput, Output, Task};
+
+/// Largest count of values any one encoded item may declare: far above real sizes (a
+/// 400 × 1M sum), and a bound before every allocation.
+const MAX_VALUES: u64 = 1 << 32;
+
+/// Encode a task.
+pub fn task_to_bytes(task: &Task) -> Vec<u8> {
+    let mut w = Writer::default();
+    match task {
+        Task::LsiPass { input, chunk } => {
+            w.u8(0);
+            w.u64(input.num_terms as u64);
+            w.u64(input.samples as u64);
+            w.u64(input.seed);
+            w.u8(match input.product {
+                Product::Sketch => 0,
+                Product::Power => 1,
+                Product::Gram => 2,
+            });
+            w.option(input.qt.as_deref(), Writer::matrix);
+            w.option(input.grids.as_deref(), Writer::grids);
+            w.chunk(chunk);
+        }
+        Task::LsiChunkSvd { input, chunk } => {
+            w.u8(1);
+            w.u64(input.num_terms as u64);
+            w.u64(input.rank as u64);
+            w.u64(input.extra_samples as u64);
+            w.u32(input.power_iters);
+            w.u64(input.seed);
+            w.chunk(chunk);
+        }
+        Task::LdaEStep { input, chunk } => {
+            w.u8(2);
+            w.u32(input.params.iterations);
+            w.f64(input.params.gamma_threshold);
+            let (kind, seed, pass) = match input.seeds {
+                GammaSeed::Training { seed, pass } => (0, seed, pass),
+                GammaSeed::Inference { seed } => (1, seed, 0),
+                GammaSeed::Content { seed } => (2, seed, 0),
+            };
+            w.u8(kind);
+            w.u64(seed);
+            w.u32(pass);
+            w.f64s(&input.alpha);
+            w.u32s(&input.topics.words);
+            w.f64s(&input.topics.exp_elog_beta);
+            w.chunk(chunk);
+        }
+    }
+    w.0
+}
+
+/// Decode a task written by [`task_to_bytes`], checking that its parts fit together.
+pub fn task_from_bytes(bytes: &[u8]) -> Result<Task, String> {
+    let mut r = Reader(bytes);
+    let task = match r.u8()? {
+        0 => {
+            let (num_terms, samples, seed) = (r.usize()?, r.usize()?, r.u64()?);
+            let product = match r.u8()? {
+                0 => Product::Sketch,
+                1 => Product::Power,
+                2 => Product::Gram,
+                other => return Err(format!("an unknown product {other}")),
+            };
+            let qt = r.option(Reader::matrix)?.map(Arc::new);
+            let grids = r.option(Reader::grids)?.map(Arc::new);
+            let chunk = r.chunk()?;
+            let fits = match (&qt, &grids) {
+                (None, None) => product == Product::Sketch,
+                (Some(q), Some(g)) => {
+                    product != Product::Sketch
+                        && q.shape() == (samples, num_terms)
+                        && g.terms.len() == num_terms
+                }
+                _ => false,
+            };
+            if !fits || chunk.terms.iter().any(|&t| t as usize >= num_terms) {
+                return Err("an LSI pass task whose parts do not fit together".into());
+            }
+            Task::LsiPass {
+                input: Arc::new(PassInput {
+                    num_terms,
+                    samples,
+                    seed,
+                    product,
+                    qt,
+                    grids,
+                }),
+                chunk,
+            }
+        }
+        1 => {
+            let input = ChunkSvdInput {
+                num_terms: r.usize()?,
+                rank: r.usize()?,
+                extra_samples: r.usize()?,
+                power_iters: r.u32()?,
+                seed: r.u64()?,
+            };
+            let chunk = r.chunk()?;
+            if chunk.terms.iter().any(|&t| t as usize >= input.num_terms) {
+                return Err("a chunk SVD task with terms beyond the model".into());
+            }
+            Task::LsiChunkSvd { input, chunk }
+        }
+        2 => {
+            let params = EStepParams {
+                iterations: r.u32()?,
+                gamma_threshold: r.f64()?,
+            };
+            let (kind, seed, pass) = (r.u8()?, r.u64()?, r.u32()?);
+            let seeds = match kind {
+                0 => GammaSeed::Training { seed, pass },
+                1 => GammaSeed::Inference { seed },
+                2 => GammaSeed::Content { seed },
+                other => return Err(format!("an unknown kind of seeds {other}")),
+            };
+            let alpha = r.f64s()?;
+            let words = r.u32s()?;
+            let exp_elog_beta = r.f64s()?;
+            let chunk = r.chunk()?;
+            if alpha.is_empty()
+                || Some(exp_elog_beta.len()) != words.len().checked_mul(alpha.len())
+                || words.windows(2).any(|w| w[0] >= w[1])
+            {
+                return Err("an E-step task whose topics do not fit together".into());
+            }
+            let slots = chunk
+                .terms
+                .iter()
+                .map(|t| words.binary_search(t).map(|i| i as u32).ok())
+                .collect::<Option<Vec<u32>>>()
+                .ok_or("an E-step task whose chunk has a word its topics lack")?;
+            Task::LdaEStep {
+                input: EStepInput {
+                    topics: ChunkTopics {
+                        words,
+                        slots,
+                        exp_elog_beta,
+                        elog_beta: None,
+                    },
+                    alpha,
+                    params,
+                    seeds,
+                },
+                chunk,
+            }
+        }
+        other => return Err(format!("a task of unknown kind {other}")),
+    };
+    r.end()?;
+    Ok(task)
+}
+
+/// Encode a task's result.
+pub fn output_to_bytes(output: &Output) -> Vec<u8> {
+    let mut w = Writer::default();
+    match output {
+        Output::LsiPass(term) => {
+            w.u8(0);
+            match term {
+                PassTerm::Sketch(s) => {
+                    w.u8(0);
+                    w.term_sums(&s.sums);
+                    w.f64s(&s.bounds);
+                    w.f64(s.frobenius);
+                }
+                PassTerm::Power(sums) => {
+                    w.u8(1);
+                    w.term_sums(sums);
+                }
+                PassTerm::Gram(x) => {
+                    w.u8(2);
+                    w.matrix(x);
+                }
+            }
+        }
+        Output::LsiPartial(sum) => {
+            w.u8(1);
+            w.0.extend_from_slice(&pass_sum_to_bytes(sum));
+        }
+        Output::LsiChunkSvd(p) => {
+            w.u8(2);
+            w.matrix(&p.ut);
+            w.f64s(&p.s);
+        }
+        Output::LdaEStep(stats) => {
+            w.u8(3);
+            w.u32s(&stats.words);
+            w.f64s(&stats.sstats);
+            w.f64s(&stats.gamma);
+            w.u64(stats.converged as u64);
+        }
+    }
+    w.0
+}
+
+/// Decode a result written by [`output_to_bytes`]. Whether it fits its task (shapes against
+/// the job) is checked where it is reduced.
+pub fn output_from_bytes(bytes: &[u8]) -> Result<Output, String> {
+    let mut r = Reader(bytes);
+    let output = match r.u8()? {
+        0 => Output::LsiPass(match r.u8()? {
+            0 => {
+                let sums = r.term_sums()?;
+                let bounds = r.f64s()?;
+                let frobenius = r.f64()?;
+                if bounds.len() != sums.terms.len() {
+                    return Err("a sketch term with a bound per term missing".into());
+                }
+                PassTerm::Sketch(SketchTerm {
+                    sums,
+                    bounds,
+                    frobenius,
+                })
+            }
+            1 => PassTerm::Power(r.term_sums()?),
+            2 => PassTerm::Gram(r.matrix()?),
+            other => return Err(format!("a pass term of unknown kind {other}")),
+        }),
+        1 => {
+            let sum = pass_sum_from_bytes(r.0)?;
+            r.0 = &[];
+            Output::LsiPartial(sum)
+        }
+        2 => {
+            let ut = r.matrix()?;
+            let s = r.f64s()?;
+            if s.len() != ut.nrows() {
+                return Err("a chunk SVD whose spectrum does not fit its vectors".into());
+            }
+            Output::LsiChunkSvd(Projection { ut, s })
+        }
+        3 => Output::LdaEStep(ChunkStats {
+            words: r.u32s()?,
+            sstats: r.f64s()?,
+            gamma: r.f64s()?,
+            converged: r.usize()?,
+        }),
+        other => return Err(format!("a result of unknown kind {other}")),
+    };
+    r.end()?;
+    Ok(output)
+}
 
 /// Encode a pass's (partial) sum.
 pub fn pass_sum_to_bytes(sum: &PassSum) -> Vec<u8> {
-    let mut out = Vec::new();
+    let mut w = Writer::default();
     match sum {
         PassSum::Sketch {
             samples,
@@ -23,135 +293,330 @@ pub fn pass_sum_to_bytes(sum: &PassSum) -> Vec<u8> {
             bounds,
             frobenius,
         } => {
-            out.reserve(17 + 16 * (y.len() + bounds.len() + 1));
-            out.push(0);
-            out.extend_from_slice(&(*samples as u64).to_le_bytes());
-            out.extend_from_slice(&(bounds.len() as u64).to_le_bytes());
+            w.0.reserve(17 + 16 * (y.len() + bounds.len() + 1));
+            w.u8(0);
+            w.u64(*samples as u64);
+            w.u64(bounds.len() as u64);
             for v in y.iter().chain(bounds).chain([frobenius]) {
-                out.extend_from_slice(&v.to_le_bytes());
+                w.0.extend_from_slice(&v.to_le_bytes());
             }
         }
-        PassSum::Power { y: m } | PassSum::Gram { x: m } => {
-            out.push(if matches!(sum, PassSum::Power { .. }) {
-                1
-            } else {
-                2
-            });
-            put_matrix(&mut out, m);
+        PassSum::Power { y } => {
+            w.u8(1);
+            w.matrix(y);
+        }
+        PassSum::Gram { x } => {
+            w.u8(2);
+            w.matrix(x);
         }
     }
-    out
+    w.0
 }
 
 /// Decode a pass's sum written by [`pass_sum_to_bytes`].
 pub fn pass_sum_from_bytes(bytes: &[u8]) -> Result<PassSum, String> {
-    let (&kind, rest) = bytes.split_first().ok_or("an empty sum")?;
-    match kind {
+    let mut r = Reader(bytes);
+    let sum = match r.u8()? {
         0 => {
-            let mut r = Reader(rest);
-            let (samples, terms) = (r.u64()? as usize, r.u64()? as usize);
+            let (samples, terms) = (r.u64()?, r.u64()?);
             let count = samples
                 .checked_mul(terms)
                 .and_then(|n| n.checked_add(terms + 1))
-                .filter(|&n| n.checked_mul(16) == Some(r.0.len()))
+                .filter(|&n| n <= MAX_VALUES && n * 16 == r.0.len() as u64)
                 .ok_or("a sketch sum whose size does not match its shape")?;
-            let mut values: Vec<i128> =
-                r.0.chunks_exact(16)
-                    .map(|b| i128::from_le_bytes(b.try_into().expect("16 bytes")))
-                    .collect();
-            debug_assert_eq!(values.len(), count);
+            let mut values: Vec<i128> = r
+                .take(count as usize * 16)?
+                .chunks_exact(16)
+                .map(|b| i128::from_le_bytes(b.try_into().expect("16 bytes")))
+                .collect();
             let frobenius = values.pop().ok_or("a sketch sum without F")?;
-            let bounds = values.split_off(samples * terms);
-            Ok(PassSum::Sketch {
-                samples,
+            let bounds = values.split_off((samples * terms) as usize);
+            PassSum::Sketch {
+                samples: samples as usize,
                 y: values,
                 bounds,
                 frobenius,
-            })
+            }
         }
-        1 => Ok(PassSum::Power {
-            y: matrix_from(rest)?,
-        }),
-        2 => Ok(PassSum::Gram {
-            x: matrix_from(rest)?,
-        }),
-        other => Err(format!("a sum of unknown kind {other}")),
-    }
+        1 => PassSum::Power { y: r.matrix()? },
+        2 => PassSum::Gram { x: r.matrix()? },
+        other => return Err(format!("a sum of unknown kind {other}")),
+    };
+    r.end()?;
+    Ok(sum)
 }
 
 /// Encode the grids of a randomized SVD.
 pub fn grids_to_bytes(grids: &Grids) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 * (grids.terms.len() + 2));
-    out.extend_from_slice(&(grids.terms.len() as u64).to_le_bytes());
-    for v in grids.terms.iter().chain([&grids.gram]) {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out
+    let mut w = Writer::default();
+    w.grids(grids);
+    w.0
 }
 
 /// Decode grids written by [`grids_to_bytes`]; every grid must be a positive power of two.
 pub fn grids_from_bytes(bytes: &[u8]) -> Result<Grids, String> {
     let mut r = Reader(bytes);
-    let terms = r.u64()? as usize;
-    if terms.checked_add(1).and_then(|n| n.checked_mul(8)) != Some(r.0.len()) {
-        return Err("grids whose size does not match their count".into());
-    }
-    let mut values: Vec<f64> = r.0.chunks_exact(8).map(f64_of).collect();
-    if !values
-        .iter()
-        .all(|v| *v > 0.0 && v.is_finite() && v.to_bits() & ((1 << 52) - 1) == 0)
-    {
-        return Err("a grid that is not a power of two".into());
-    }
-    let gram = values.pop().ok_or("grids without the Gram grid")?;
-    Ok(Grids {
-        terms: values,
-        gram,
-    })
+    let grids = r.grids()?;
+    r.end()?;
+    Ok(grids)
 }
 
-fn put_matrix(out: &mut Vec<u8>, m: &DMatrix<f64>) {
-    out.reserve(16 + 8 * m.len());
-    out.extend_from_slice(&(m.nrows() as u64).to_le_bytes());
-    out.extend_from_slice(&(m.ncols() as u64).to_le_bytes());
-    for v in m.as_slice() {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
+/// Encode a chunk.
+pub fn chunk_to_bytes(chunk: &SparseChunk) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.chunk(chunk);
+    w.0
 }
 
-fn matrix_from(bytes: &[u8]) -> Result<DMatrix<f64>, String> {
+/// Decode a chunk written by [`chunk_to_bytes`], checking its invariants.
+pub fn chunk_from_bytes(bytes: &[u8]) -> Result<SparseChunk, String> {
     let mut r = Reader(bytes);
-    let (rows, cols) = (r.u64()? as usize, r.u64()? as usize);
-    if rows.checked_mul(cols).and_then(|n| n.checked_mul(8)) != Some(r.0.len()) {
-        return Err("a matrix whose size does not match its shape".into());
+    let chunk = r.chunk()?;
+    r.end()?;
+    Ok(chunk)
+}
+
+#[derive(Default)]
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
     }
-    Ok(DMatrix::from_iterator(
-        rows,
-        cols,
-        r.0.chunks_exact(8).map(f64_of),
-    ))
+
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+
+    fn f64(&mut self, v: f64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+
+    fn u32s(&mut self, values: &[u32]) {
+        self.u64(values.len() as u64);
+        self.0.reserve(4 * values.len());
+        values.iter().for_each(|&v| self.u32(v));
+    }
+
+    fn f64s(&mut self, values: &[f64]) {
+        self.u64(values.len() as u64);
+        self.0.reserve(8 * values.len());
+        values.iter().for_each(|&v| self.f64(v));
+    }
+
+    fn matrix(&mut self, m: &DMatrix<f64>) {
+        self.u64(m.nrows() as u64);
+        self.u64(m.ncols() as u64);
+        self.0.reserve(8 * m.len());
+        m.as_slice().iter().for_each(|&v| self.f64(v));
+    }
+
+    fn grids(&mut self, grids: &Grids) {
+        self.f64s(&grids.terms);
+        self.f64(grids.gram);
+    }
+
+    fn term_sums(&mut self, sums: &TermSums) {
+        self.u32s(&sums.terms);
+        self.matrix(&sums.sums);
+    }
+
+    fn chunk(&mut self, chunk: &SparseChunk) {
+        self.u64(chunk.index);
+        self.u64(chunk.first_doc);
+        self.u64(chunk.num_docs() as u64);
+        self.u64(chunk.nnz() as u64);
+        self.0.reserve(8 * chunk.indptr.len() + 12 * chunk.nnz());
+        chunk.indptr.iter().for_each(|&p| self.u64(p as u64));
+        chunk.terms.iter().for_each(|&t| self.u32(t));
+        chunk.values.iter().for_each(|&v| self.f64(v));
+    }
+
+    fn option<T: ?Sized>(&mut self, value: Option<&T>, put: impl FnOnce(&mut Self, &T)) {
+        match value {
+            None => self.u8(0),
+            Some(v) => {
+                self.u8(1);
+                put(self, v);
+            }
+        }
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if self.0.len() < n {
+            return Err("truncated".into());
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn end(&self) -> Result<(), String> {
+        match self.0.len() {
+            0 => Ok(()),
+            n => Err(format!("{n} bytes after the end")),
+        }
+    }
+
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+
+    fn usize(&mut self) -> Result<usize, String> {
+        usize::try_from(self.u64()?).map_err(|e| e.to_string())
+    }
+
+    fn f64(&mut self) -> Result<f64, String> {
+        Ok(f64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+
+    /// A count of `width`-byte values, checked against the bytes left before allocating.
+    fn count(&mut self, width: usize) -> Result<usize, String> {
+        let n = self.u64()?;
+        if n > MAX_VALUES || n as usize * width > self.0.len() {
+            return Err(format!("a count of {n} values beyond the bytes at hand"));
+        }
+        Ok(n as usize)
+    }
+
+    fn u32s(&mut self) -> Result<Vec<u32>, String> {
+        let n = self.count(4)?;
+        Ok(self
+            .take(4 * n)?
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .collect())
+    }
+
+    fn f64s(&mut self) -> Result<Vec<f64>, String> {
+        let n = self.count(8)?;
+        Ok(self.take(8 * n)?.chunks_exact(8).map(f64_of).collect())
+    }
+
+    fn matrix(&mut self) -> Result<DMatrix<f64>, String> {
+        let (rows, cols) = (self.u64()?, self.u64()?);
+        let n = rows
+            .checked_mul(cols)
+            .filter(|&n| n <= MAX_VALUES && n * 8 <= self.0.len() as u64)
+            .ok_or("a matrix whose shape does not fit the bytes at hand")?;
+        let values = self.take(8 * n as usize)?;
+        Ok(DMatrix::from_iterator(
+            rows as usize,
+            cols as usize,
+            values.chunks_exact(8).map(f64_of),
+        ))
+    }
+
+    fn grids(&mut self) -> Result<Grids, String> {
+        let terms = self.f64s()?;
+        let gram = self.f64()?;
+        let power_of_two =
+            |v: &f64| *v > 0.0 && v.is_finite() && v.to_bits() & ((1 << 52) - 1) == 0;
+        if !terms.iter().chain([&gram]).all(power_of_two) {
+            return Err("a grid that is not a power of two".into());
+        }
+        Ok(Grids { terms, gram })
+    }
+
+    fn term_sums(&mut self) -> Result<TermSums, String> {
+        let terms = self.u32s()?;
+        let sums = self.matrix()?;
+        if sums.ncols() != terms.len() {
+            return Err("term sums whose columns do not match their terms".into());
+        }
+        Ok(TermSums { terms, sums })
+    }
+
+    fn chunk(&mut self) -> Result<SparseChunk, String> {
+        let (index, first_doc) = (self.u64()?, self.u64()?);
+        let (docs, nnz) = (self.u64()?, self.u64()?);
+        let bytes = docs
+            .checked_add(1)
+            .and_then(|n| n.checked_mul(8))
+            .and_then(|n| n.checked_add(nnz.checked_mul(12)?))
+            .filter(|&n| n <= self.0.len() as u64)
+            .ok_or("a chunk whose sizes do not fit the bytes at hand")?;
+        let data = self.take(bytes as usize)?;
+        let (indptr, rest) = data.split_at(8 * (docs as usize + 1));
+        let (terms, values) = rest.split_at(4 * nnz as usize);
+        let chunk = SparseChunk {
+            index,
+            first_doc,
+            indptr: indptr
+                .chunks_exact(8)
+                .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+                .collect(),
+            terms: terms
+                .chunks_exact(4)
+                .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+                .collect(),
+            values: values.chunks_exact(8).map(f64_of).collect(),
+        };
+        chunk.check()?;
+        Ok(chunk)
+    }
+
+    fn option<T>(
+        &mut self,
+        get: impl FnOnce(&mut Self) -> Result<T, String>,
+    ) -> Result<Option<T>, String> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => get(self).map(Some),
+            other => Err(format!("an option tagged {other}")),
+        }
+    }
 }
 
 fn f64_of(b: &[u8]) -> f64 {
     f64::from_le_bytes(b.try_into().expect("8 bytes"))
 }
 
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn u64(&mut self) -> Result<u64, String> {
-        if self.0.len() < 8 {
-            return Err("truncated".into());
-        }
-        let (head, rest) = self.0.split_at(8);
-        self.0 = rest;
-        Ok(u64::from_le_bytes(head.try_into().expect("8 bytes")))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn chunk() -> SparseChunk {
+        SparseChunk {
+            index: 3,
+            first_doc: 30,
+            indptr: vec![0, 2, 2, 3],
+            terms: vec![0, 4, 2],
+            values: vec![1.0, -2.5, 3.0],
+        }
+    }
+
+    /// Every prefix of an encoding is refused, and so is a trailing byte.
+    fn refuses_damage<T>(bytes: &[u8], decode: impl Fn(&[u8]) -> Result<T, String>) {
+        for n in 0..bytes.len() {
+            assert!(decode(&bytes[..n]).is_err(), "a prefix of {n} bytes");
+        }
+        let mut longer = bytes.to_vec();
+        longer.push(0);
+        assert!(decode(&longer).is_err(), "a trailing byte");
+    }
 
     #[test]
     fn sums_and_grids_round_trip_and_damage_is_an_error() {
@@ -170,12 +635,11 @@ mod tests {
         for sum in [sketch, power, gram] {
             let bytes = pass_sum_to_bytes(&sum);
             assert_eq!(pass_sum_from_bytes(&bytes).unwrap(), sum);
-            assert!(pass_sum_from_bytes(&bytes[..bytes.len() - 1]).is_err());
+            refuses_damage(&bytes, pass_sum_from_bytes);
             let mut huge = bytes.clone();
             huge[1..9].copy_from_slice(&u64::MAX.to_le_bytes());
             assert!(pass_sum_from_bytes(&huge).is_err());
         }
-        assert!(pass_sum_from_bytes(&[]).is_err());
         assert!(pass_sum_from_bytes(&[7]).is_err());
 
         let grids = Grids {
@@ -187,6 +651,121 @@ mod tests {
         let mut bad = bytes.clone();
         bad[8..16].copy_from_slice(&3.0f64.to_le_bytes());
         assert!(grids_from_bytes(&bad).is_err(), "3 is not a power of two");
-        assert!(grids_from_bytes(&bytes[..20]).is_err());
+        refuses_damage(&bytes, grids_from_bytes);
+    }
+
+    #[test]
+    fn tasks_round_trip_and_do_not_trust_their_sizes() {
+        let chunk = chunk();
+        let bytes = chunk_to_bytes(&chunk);
+        assert!(chunk_from_bytes(&bytes).unwrap().bit_eq(&chunk));
+        refuses_damage(&bytes, chunk_from_bytes);
+        let mut broken = bytes.clone();
+        broken[40..48].copy_from_slice(&5u64.to_le_bytes()); // indptr[1] beyond nnz
+        assert!(chunk_from_bytes(&broken).is_err());
+
+        let pass = Task::LsiPass {
+            input: Arc::new(PassInput {
+                num_terms: 5,
+                samples: 2,
+                seed: 9,
+                product: Product::Power,
+                qt: Some(Arc::new(DMatrix::from_element(2, 5, 0.5))),
+                grids: Some(Arc::new(Grids {
+                    terms: vec![1.0; 5],
+                    gram: 2.0,
+                })),
+            }),
+            chunk: chunk.clone(),
+        };
+        let svd = Task::LsiChunkSvd {
+            input: ChunkSvdInput {
+                num_terms: 5,
+                rank: 3,
+                extra_samples: 2,
+                power_iters: 1,
+                seed: 4,
+            },
+            chunk: chunk.clone(),
+        };
+        let estep = Task::LdaEStep {
+            input: EStepInput {
+                topics: ChunkTopics {
+                    words: vec![0, 2, 4],
+                    slots: vec![0, 2, 1],
+                    exp_elog_beta: vec![0.5; 6],
+                    elog_beta: None,
+                },
+                alpha: vec![0.1, 0.2],
+                params: EStepParams {
+                    iterations: 50,
+                    gamma_threshold: 0.001,
+                },
+                seeds: GammaSeed::Training { seed: 1, pass: 2 },
+            },
+            chunk: chunk.clone(),
+        };
+        for task in [pass, svd, estep] {
+            let bytes = task_to_bytes(&task);
+            let back = task_from_bytes(&bytes).unwrap();
+            assert_eq!(task_to_bytes(&back), bytes);
+            refuses_damage(&bytes, |b| task_from_bytes(b).map(|_| ()));
+        }
+        // topics that lack a word of the chunk
+        let mut lacking = task_to_bytes(&Task::LdaEStep {
+            input: EStepInput {
+                topics: ChunkTopics {
+                    words: vec![0, 2, 5],
+                    slots: vec![],
+                    exp_elog_beta: vec![0.5; 6],
+                    elog_beta: None,
+                },
+                alpha: vec![0.1, 0.2],
+                params: EStepParams {
+                    iterations: 1,
+                    gamma_threshold: 0.1,
+                },
+                seeds: GammaSeed::Inference { seed: 1 },
+            },
+            chunk,
+        });
+        assert!(task_from_bytes(&lacking).is_err());
+        lacking[0] = 9;
+        assert!(task_from_bytes(&lacking).is_err());
+    }
+
+    #[test]
+    fn outputs_round_trip() {
+        let sums = TermSums {
+            terms: vec![1, 3],
+            sums: DMatrix::from_element(2, 2, 0.25),
+        };
+        let outputs = [
+            Output::LsiPass(PassTerm::Sketch(SketchTerm {
+                sums: sums.clone(),
+                bounds: vec![1.0, 2.0],
+                frobenius: 3.0,
+            })),
+            Output::LsiPass(PassTerm::Power(sums)),
+            Output::LsiPass(PassTerm::Gram(DMatrix::identity(2, 2))),
+            Output::LsiPartial(PassSum::Gram {
+                x: DMatrix::identity(2, 2),
+            }),
+            Output::LsiChunkSvd(Projection {
+                ut: DMatrix::from_element(2, 4, 0.5),
+                s: vec![2.0, 1.0],
+            }),
+            Output::LdaEStep(ChunkStats {
+                words: vec![2, 7],
+                sstats: vec![0.5; 4],
+                gamma: vec![1.0; 6],
+                converged: 3,
+            }),
+        ];
+        for output in outputs {
+            let bytes = output_to_bytes(&output);
+            assert_eq!(output_to_bytes(&output_from_bytes(&bytes).unwrap()), bytes);
+            refuses_damage(&bytes, |b| output_from_bytes(b).map(|_| ()));
+        }
     }
 }
