@@ -3,3 +3,4 @@
 mod common;
 mod lda;
 mod lsi;
+mod store;

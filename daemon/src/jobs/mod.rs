@@ -379,6 +379,14 @@ impl Scheduler {
                     Err(s) => {
                         log::error!(job_id = id, event = "failed"; "job {id} failed: {e}");
                         log::error!(job_id = id, event = "store-error"; "cannot record the failure of job {id}: {s}");
+                        if s.is_retryable() {
+                            // The job stays running and is tried again: not at once, the
+                            // store cannot write now (a full disk).
+                            tokio::select! {
+                                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                                _ = crate::shutdown::requested(shutdown) => {}
+                            }
+                        }
                     }
                 }
             }
