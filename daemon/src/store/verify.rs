@@ -107,11 +107,11 @@ pub struct Inspection {
 }
 
 impl Inspection {
-    /// Every problem: the damage, then the disagreements.
+    /// Every problem: the disagreements (which often explain the damage), then the damage.
     pub fn problems(&self) -> Vec<String> {
-        self.damage
+        self.mismatches
             .iter()
-            .chain(&self.mismatches)
+            .chain(&self.damage)
             .cloned()
             .collect()
     }
@@ -317,12 +317,15 @@ fn compare_with_manifest(
         return current(true);
     }
     if db < m.generation {
+        let lost = match m.generation - db {
+            1 => "its latest change".to_string(),
+            n => format!("its latest {n} changes"),
+        };
         problems.push(format!(
-            "the database is at generation {db} (jobs up to {}), behind the manifest's {} (jobs up to {}): the database lost its latest {} changes",
+            "the database is at generation {db} (jobs up to {}), behind the manifest's {} (jobs up to {}): the database lost {lost}",
             mirror.next_job.saturating_sub(1),
             m.generation,
             m.next_job.saturating_sub(1),
-            m.generation - db
         ));
     } else if db > m.generation {
         problems.push(format!(
