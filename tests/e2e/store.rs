@@ -59,11 +59,27 @@ enum Start {
 
 /// Start topicd on `data`; if it listens, list the jobs and stop it.
 fn start_on(data: &Path) -> Start {
+    match run_on(data, "0022", |ctl| ctl(&["--json", "list"])) {
+        Ok(list) => Start::Started(serde_json::from_slice(&list.stdout).unwrap_or_default()),
+        Err((status, stderr)) => Start::Refused(status, stderr),
+    }
+}
+
+/// Start topicd on `data` with `umask`; if it listens, run `work` with a way to run
+/// topicctl against it, then stop it; if it exits, its status and stderr.
+fn run_on<T>(
+    data: &Path,
+    umask: &str,
+    work: impl FnOnce(&dyn Fn(&[&str]) -> Output) -> T,
+) -> Result<T, (std::process::ExitStatus, String)> {
     let socket = data.with_extension("sock");
-    let mut child = Command::new(topicd_bin())
-        .arg("--data-dir")
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask {umask} && exec \"$0\" --data-dir \"$1\" --control-socket \"$2\""
+        ))
+        .arg(topicd_bin())
         .arg(data)
-        .arg("--control-socket")
         .arg(&socket)
         .env("RUST_LOG", "info,sled=warn")
         .stdin(Stdio::null())
@@ -75,19 +91,22 @@ fn start_on(data: &Path) -> Start {
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             let out = child.wait_with_output().unwrap();
-            return Start::Refused(status, String::from_utf8_lossy(&out.stderr).into_owned());
+            return Err((status, String::from_utf8_lossy(&out.stderr).into_owned()));
         }
         if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
-            let list = Command::new(topicctl_bin())
-                .arg("--socket")
-                .arg(&socket)
-                .args(["--json", "list"])
-                .output()
-                .unwrap();
+            let ctl = |args: &[&str]| {
+                Command::new(topicctl_bin())
+                    .arg("--socket")
+                    .arg(&socket)
+                    .args(args)
+                    .output()
+                    .unwrap()
+            };
+            let result = work(&ctl);
             let _ = child.kill();
             let _ = child.wait();
             let _ = std::fs::remove_file(&socket);
-            return Start::Started(serde_json::from_slice(&list.stdout).unwrap_or_default());
+            return Ok(result);
         }
         assert!(
             Instant::now() < deadline,
@@ -438,45 +457,18 @@ fn a_cancel_during_the_final_write_stands() {
 fn files_are_private_whatever_the_umask() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let socket = dir.path().join("s.sock");
     let (corpus, dictionary) = planted();
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg("umask 022 && exec \"$0\" --data-dir \"$1\" --control-socket \"$2\"")
-        .arg(topicd_bin())
-        .arg(&data)
-        .arg(&socket)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let ctl = |args: &[&str]| {
-        let out = Command::new(topicctl_bin())
-            .arg("--socket")
-            .arg(&socket)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    };
-    let job = ctl(&Daemon::submit_args(
-        "lsi",
-        &corpus,
-        &dictionary,
-        PLANTED_JOB,
-    ))
-    .trim()
-    .to_string();
-    ctl(&["wait", &job]);
-    let _ = child.kill();
-    let _ = child.wait();
+    run_on(&data, "022", |ctl| {
+        let submit = ctl(&Daemon::submit_args(
+            "lsi",
+            &corpus,
+            &dictionary,
+            PLANTED_JOB,
+        ));
+        let job = String::from_utf8(submit.stdout).unwrap();
+        assert!(ctl(&["wait", job.trim()]).status.success());
+    })
+    .unwrap();
     let mut seen = 0;
     for (path, mode) in modes(&data) {
         seen += 1;

@@ -464,7 +464,6 @@ pub fn now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use topicd_protocol::{LsiParams, ModelSpec};
 
     /// A cancel acknowledged while the job writes its model stands: the model is not
     /// stored, the job stays cancelled with its checkpoint, and the run ends as stopped.
@@ -474,27 +473,14 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let dictionary = dir.path().join("d.txt");
         std::fs::write(&dictionary, "2\n0\tw0\t1\n1\tw1\t1\n").unwrap();
-        let fp = Fingerprint {
-            size: 1,
-            checksum: 2,
-        };
         let job = store
             .create_job(|id| JobInfo {
-                id,
-                spec: JobSpec {
-                    corpus: dir.path().join("c.mm"),
-                    dictionary: dictionary.clone(),
-                    seed: 0,
-                    model: ModelSpec::Lsi(LsiParams::default()),
-                },
                 state: JobState::Running,
-                reason: None,
-                progress: Progress::default(),
-                submitted_at: 0,
-                started_at: None,
-                finished_at: None,
-                corpus_fingerprint: fp,
-                dictionary_fingerprint: fp,
+                spec: JobSpec {
+                    dictionary: dictionary.clone(),
+                    ..crate::store::tests::job(id).spec
+                },
+                ..crate::store::tests::job(id)
             })
             .unwrap();
         let control = JobControl::new(Progress::default());
