@@ -647,3 +647,75 @@ impl Drop for Unmount {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
+
+#[test]
+fn a_commit_is_fsynced_not_only_written_back() {
+    // sled 0.34 flushes with sync_file_range alone, which neither commits the file's growth
+    // nor flushes the disk's cache: each commit must end with an fdatasync of store/db.
+    let dir = tempfile::tempdir().unwrap();
+    let (data, trace) = (dir.path().join("data"), dir.path().join("trace"));
+    let socket = data.with_extension("sock");
+    let child = Command::new("strace")
+        .args(["-f", "-y", "-e", "trace=fdatasync", "-o"])
+        .arg(&trace)
+        .arg(topicd_bin())
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--control-socket")
+        .arg(&socket)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else {
+        println!("SKIPPED: strace is not installed");
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        if child.try_wait().unwrap().is_some() {
+            println!("SKIPPED: topicd does not start under strace (ptrace not allowed?)");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "topicd under strace did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let synced = || {
+        std::fs::read_to_string(&trace)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("fdatasync(") && l.contains("/store/db>"))
+            .count()
+    };
+    let before = synced();
+    let (corpus, dictionary) = planted();
+    let submit = Command::new(topicctl_bin())
+        .arg("--socket")
+        .arg(&socket)
+        .args(Daemon::submit_args(
+            "lsi",
+            &corpus,
+            &dictionary,
+            PLANTED_JOB,
+        ))
+        .output()
+        .unwrap();
+    assert!(submit.status.success(), "{submit:?}");
+    let after = synced();
+    // Stop topicd itself (killing strace would leave it running, detached).
+    let children = format!("/proc/{0}/task/{0}/children", child.id());
+    for pid in std::fs::read_to_string(children)
+        .unwrap_or_default()
+        .split_whitespace()
+    {
+        unsafe { libc::kill(pid.parse().unwrap(), libc::SIGTERM) };
+    }
+    let _ = child.wait();
+    assert!(
+        after > before,
+        "no fdatasync of store/db for the submit ({before} before, {after} after)"
+    );
+}
