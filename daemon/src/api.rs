@@ -149,7 +149,7 @@ async fn on_model_thread<T: Send + 'static>(
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
-        ApiError::Internal(e.0)
+        ApiError::Internal(e.to_string())
     }
 }
 

@@ -1,5 +1,6 @@
-//! The daemon's command line: flags that override the settings file, `--check-config` and
-//! `--version`. [`command`] gives the clap definition to the man page generator.
+//! The daemon's command line: flags that override the settings file, `--check-config`,
+//! `--check-store`, `--accept-store` and `--version`. [`command`] gives the clap
+//! definition to the man page generator.
 
 use std::path::{Path, PathBuf};
 
@@ -33,6 +34,20 @@ pub struct Args {
     /// of the settings in force (exit status 0).
     #[arg(long)]
     pub check_config: bool,
+    /// Verify the store in the data directory and exit, changing nothing: every record
+    /// decodes, the database is the one the manifest describes, every blob a record names
+    /// is there and matches its checksum. Prints a one-line summary (exit status 0), or
+    /// each problem (exit status 1); exit status 2 when it cannot check (a topicd is
+    /// running on the directory: stop it first).
+    #[arg(long, conflicts_with_all = ["check_config", "accept_store"])]
+    pub check_store: bool,
+    /// After topicd refused a store: accept it as its database has it and exit. The
+    /// manifest is written again from the database, job ids continue after the highest
+    /// ever given, and blob files no record names are moved to blobs/quarantine/. Jobs and
+    /// models the database lost stay lost: restoring a backup is the other way. Run it as
+    /// the service's user, with the service stopped.
+    #[arg(long, conflicts_with = "check_config")]
+    pub accept_store: bool,
     /// Print the version, the BLAS/LAPACK library in use and its threading, and exit.
     #[arg(short = 'V', long)]
     pub version: bool,
@@ -198,6 +213,87 @@ fn check_file(path: &Path, problems: &mut Vec<String>) -> Config {
         problems.push(format!("{}: {problem}", at(key)));
     }
     config
+}
+
+/// What a store command (`--check-store`, `--accept-store`) prints, and its exit status.
+#[derive(Debug, Default)]
+pub struct StoreCommand {
+    /// Lines for stdout.
+    pub stdout: Vec<String>,
+    /// Lines for stderr.
+    pub stderr: Vec<String>,
+    /// 0: done (the store verifies, or was accepted); 1: problems (or refused); 2: could
+    /// not look (bad settings, no such directory, the directory in use).
+    pub status: u8,
+}
+
+impl StoreCommand {
+    fn failed(status: u8, message: String) -> StoreCommand {
+        StoreCommand {
+            stderr: vec![format!("topicd: {message}")],
+            status,
+            ..StoreCommand::default()
+        }
+    }
+}
+
+/// `--check-store`: verify the store of the data directory in force, changing nothing.
+pub fn check_store(args: &Args) -> StoreCommand {
+    let config = match load_config(args) {
+        Ok(config) => config,
+        Err(e) => return StoreCommand::failed(2, e),
+    };
+    let dir = config.data_dir.display().to_string();
+    let check = match crate::store::offline::check(&config.data_dir) {
+        Ok(check) => check,
+        Err(e) => return StoreCommand::failed(2, e.to_string()),
+    };
+    let notes = check.notes.iter().map(|n| format!("topicd: note: {n}"));
+    if check.problems.is_empty() {
+        return StoreCommand {
+            stdout: vec![check.summary],
+            stderr: notes.collect(),
+            status: 0,
+        };
+    }
+    let mut stderr: Vec<String> = check
+        .problems
+        .iter()
+        .map(|p| format!("{dir}: {p}"))
+        .collect();
+    stderr.extend(check.found.iter().map(|f| format!("{dir}: found {f}")));
+    stderr.extend(notes);
+    let n = check.problems.len();
+    stderr.push(format!(
+        "topicd: {n} problem{} in the store in {dir}; topicd would refuse to start on it: restore a backup of the data directory, or accept the store as it is with topicd --accept-store (docs/operations.md, \"When topicd refuses its store\")",
+        if n == 1 { "" } else { "s" }
+    ));
+    StoreCommand {
+        stderr,
+        status: 1,
+        ..StoreCommand::default()
+    }
+}
+
+/// `--accept-store`: take the store of the data directory in force as its database has it.
+pub fn accept_store(args: &Args) -> StoreCommand {
+    let config = match load_config(args) {
+        Ok(config) => config,
+        Err(e) => return StoreCommand::failed(2, e),
+    };
+    match crate::store::offline::accept(&config.data_dir) {
+        Ok(report) => StoreCommand {
+            stdout: report.lines().map(str::to_string).collect(),
+            ..StoreCommand::default()
+        },
+        Err(e) => {
+            let status = match e.kind() {
+                crate::store::StoreErrorKind::Corrupt => 1,
+                _ => 2,
+            };
+            StoreCommand::failed(status, e.to_string())
+        }
+    }
 }
 
 /// The line (from 1) where `key` is set in a TOML text, if it can be found.

@@ -1,5 +1,7 @@
-//! Startup and lifetime of the daemon: open the store, start the scheduler and the control
-//! socket, run until a signal, then let the running job checkpoint before exiting.
+//! Startup and lifetime of the daemon: open the store (which refuses one that is not the
+//! store topicd wrote last), start the scheduler and the control socket, run until a
+//! signal, then let the running job checkpoint before exiting. Everything under the data
+//! directory is created private to topicd's user and group (0750/0640).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,23 +15,18 @@ use crate::jobs::{RunnerSettings, Scheduler};
 use crate::server::Listener;
 use crate::shutdown;
 use crate::store::Store;
+use crate::store::files::create_private_dir;
 use topicd_numerics::linalg;
 use topicd_protocol::{DaemonInfo, JobState};
 
 /// Run the daemon with these settings until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let data_dir = &config.data_dir;
-    std::fs::create_dir_all(data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory {} (set data_dir or --data-dir)",
-            data_dir.display()
-        )
-    })?;
+    create_private_dir(data_dir).context("the data directory (set data_dir or --data-dir)")?;
     let store = Arc::new(tokio::task::block_in_place(|| Store::open(data_dir))?);
-    store.collect_garbage()?;
+    log::info!("store in {}: {}", data_dir.display(), store.describe());
     let cache_dir = data_dir.join("cache");
-    std::fs::create_dir_all(&cache_dir)
-        .with_context(|| format!("cannot create {}", cache_dir.display()))?;
+    create_private_dir(&cache_dir)?;
     remove_stale_caches(&store, &cache_dir)?;
 
     let settings = RunnerSettings {

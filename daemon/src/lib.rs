@@ -7,7 +7,7 @@
 //! | module | owns |
 //! |---|---|
 //! | `corpus` | reading inputs: Matrix Market corpora, gensim dictionaries, compression, fingerprints, the binary chunk cache |
-//! | `store` | what survives restarts: jobs, checkpoints, models (sled + content-addressed blobs) |
+//! | `store` | what survives restarts: jobs, checkpoints, models (sled + content-addressed blobs), the manifest that proves it is the store topicd wrote last, `--check-store` |
 //! | `jobs` | the queue and the training loops: scheduling, reductions, checkpoints, stop requests |
 //! | `work` | the tasks a job hands out (pure functions of their inputs) and the executors that run them |
 //! | `model` | finished models served: topics, matrix pages, inference, held-out bound |
@@ -15,7 +15,7 @@
 //! | `server` | the control socket's `Listener` |
 //! | `shutdown` | SIGTERM/SIGINT → checkpoint and stop |
 //! | `config` | the TOML settings file |
-//! | `cli` | the daemon's flags (`--config`, overrides, `--check-config`, `--version`) |
+//! | `cli` | the daemon's flags (`--config`, overrides, `--check-config`, `--check-store`, `--accept-store`, `--version`) |
 //! | `logging` | journal or stderr, with structured fields |
 //! | `daemon` | startup: wires the pieces above together |
 //!

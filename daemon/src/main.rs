@@ -3,9 +3,16 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use topicd::cli::{Args, check_config, load_config};
+use topicd::cli::{Args, StoreCommand, accept_store, check_config, check_store, load_config};
 
 fn main() -> ExitCode {
+    // What topicd creates is private to its user and group (0750/0640) whatever the umask
+    // it was started with; a stricter umask stays.
+    // SAFETY: umask has no preconditions; no other thread runs yet.
+    unsafe {
+        let inherited = libc::umask(0o027);
+        libc::umask(inherited | 0o027);
+    }
     let args = Args::parse();
     if args.version {
         topicd_numerics::linalg::set_blas_threads(1);
@@ -37,6 +44,14 @@ fn main() -> ExitCode {
             if n == 1 { "" } else { "s" }
         );
         return ExitCode::FAILURE;
+    }
+    if args.check_store || args.accept_store {
+        let run = if args.check_store {
+            check_store(&args)
+        } else {
+            accept_store(&args)
+        };
+        return report(run);
     }
     let config = match load_config(&args) {
         Ok(config) => config,
@@ -80,4 +95,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Print what a store command found and exit with its status.
+fn report(run: StoreCommand) -> ExitCode {
+    for line in &run.stdout {
+        println!("{line}");
+    }
+    for line in &run.stderr {
+        eprintln!("{line}");
+    }
+    ExitCode::from(run.status)
 }

@@ -38,7 +38,7 @@ impl LoadedModel {
         let blobs = store.blobs();
         let vocabulary: Vocabulary = bincode::deserialize(&blobs.get_bytes(&record.vocabulary)?)
             .map_err(|e| {
-                StoreError(format!(
+                StoreError::corrupt(format!(
                     "the vocabulary of job {} does not decode: {e}",
                     job.id
                 ))
@@ -65,7 +65,7 @@ impl LoadedModel {
                 }
             }
             _ => {
-                return Err(StoreError(format!(
+                return Err(StoreError::corrupt(format!(
                     "the model of job {} does not match its spec",
                     job.id
                 )));

@@ -4,3 +4,4 @@ mod common;
 mod inputs;
 mod lda;
 mod lsi;
+mod store;

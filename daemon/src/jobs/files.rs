@@ -228,6 +228,7 @@ mod tests {
     #[test]
     fn room_is_made_by_letting_go_of_the_files_of_jobs_that_ended() {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
         let store = Store::open(&dir.path().join("data")).unwrap();
         let (c, d) = (dir.path().join("c.mm"), dir.path().join("d.txt"));
         std::fs::write(&c, "corpus").unwrap();

@@ -28,7 +28,9 @@ pub use control::{JobControl, Stop};
 pub use files::{HeldFiles, JobFiles};
 
 use crate::corpus::{CorpusError, Dictionary, MmOptions, MmReader};
-use crate::store::{Blobs, Checkpoint, ModelRecord, Store, StoreError, StoredModel, Vocabulary};
+use crate::store::{
+    Blobs, Checkpoint, ModelRecord, Store, StoreError, StoreErrorKind, StoredModel, Vocabulary,
+};
 use crate::work::Local;
 use topicd_protocol::{JobId, JobInfo, JobState, ModelSpec, Progress};
 
@@ -51,7 +53,7 @@ impl From<CorpusError> for JobError {
 
 impl From<StoreError> for JobError {
     fn from(e: StoreError) -> JobError {
-        JobError::Internal(e.0)
+        JobError::Internal(e.to_string())
     }
 }
 
@@ -85,6 +87,9 @@ pub struct JobContext<'a> {
     settings: &'a RunnerSettings,
     last_checkpoint: Instant,
     last_checkpoint_cost: Duration,
+    /// Whether the finished model was not stored because the job had left `running` (a
+    /// cancel acknowledged meanwhile): the run then ends as stopped, not succeeded.
+    superseded: bool,
 }
 
 impl JobContext<'_> {
@@ -131,7 +136,9 @@ impl JobContext<'_> {
     }
 
     /// Store the finished model with a copy of the dictionary and mark the job succeeded,
-    /// in one commit.
+    /// in one commit — if the job is still `running`. A job cancelled meanwhile stays
+    /// cancelled, with its checkpoint (so `resume` continues from it): the model is not
+    /// stored and the run ends as stopped.
     pub fn save_model(
         &mut self,
         model: StoredModel,
@@ -154,13 +161,27 @@ impl JobContext<'_> {
             vocabulary: self.store.blobs().put_bytes(&bytes)?,
         };
         self.publish(progress.clone());
-        self.store.save_model(self.job.id, &record, |job| {
+        let saved = self.store.save_model(self.job.id, &record, |job| {
+            if job.state != JobState::Running {
+                return Err(StoreError::conflict(format!(
+                    "job {} is {} now",
+                    job.id, job.state
+                )));
+            }
             job.state = JobState::Succeeded;
             job.reason = None;
             job.finished_at = Some(now());
             job.progress = progress;
-        })?;
-        Ok(())
+            Ok(())
+        });
+        match saved {
+            Err(e) if e.kind() == StoreErrorKind::Conflict => {
+                log::info!(job_id = self.job.id, event = "not-stored"; "job {} finished training but its model was not stored: {e}", self.job.id);
+                self.superseded = true;
+                Ok(())
+            }
+            other => Ok(other?),
+        }
     }
 }
 
@@ -305,7 +326,7 @@ impl Scheduler {
         *self.running.lock().unwrap_or_else(|e| e.into_inner()) = Some((id, control.clone()));
         let started = self.store.update_job(id, |j| {
             if !matches!(j.state, JobState::Queued | JobState::Running) {
-                return Err(StoreError(format!("job {id} is {} now", j.state)));
+                return Err(StoreError::conflict(format!("job {id} is {} now", j.state)));
             }
             j.state = JobState::Running;
             j.started_at = Some(now());
@@ -353,15 +374,33 @@ impl Scheduler {
                 log::info!(job_id = id, event = "stopped"; "job {id} cancelled at a checkpoint")
             }
             Err(e) => {
-                log::error!(job_id = id, event = "failed"; "job {id} failed: {e}");
+                // Only a job still running fails: a cancel acknowledged meanwhile stands.
                 let failed = self.store.update_job(id, |j| {
+                    if j.state != JobState::Running {
+                        return Err(StoreError::conflict(format!("job {id} is {} now", j.state)));
+                    }
                     j.state = JobState::Failed;
                     j.reason = Some(e.to_string());
                     j.finished_at = Some(now());
-                    Ok::<_, StoreError>(())
+                    Ok(())
                 });
-                if let Err(e) = failed {
-                    log::error!(job_id = id, event = "store-error"; "cannot record the failure of job {id}: {e}");
+                match failed {
+                    Ok(_) => log::error!(job_id = id, event = "failed"; "job {id} failed: {e}"),
+                    Err(c) if c.kind() == StoreErrorKind::Conflict => {
+                        log::info!(job_id = id, event = "stopped"; "job {id} stopped with an error after it left running ({c}): {e}")
+                    }
+                    Err(s) => {
+                        log::error!(job_id = id, event = "failed"; "job {id} failed: {e}");
+                        log::error!(job_id = id, event = "store-error"; "cannot record the failure of job {id}: {s}");
+                        if s.is_retryable() {
+                            // The job stays running and is tried again: not at once, the
+                            // store cannot write now (a full disk).
+                            tokio::select! {
+                                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                                _ = crate::shutdown::requested(shutdown) => {}
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -401,12 +440,17 @@ fn run_job(
         settings,
         last_checkpoint: Instant::now(),
         last_checkpoint_cost: Duration::ZERO,
+        superseded: false,
     };
     let mut executor = Local;
-    match &model {
+    let end = match &model {
         ModelSpec::Lsi(params) => lsi::run(&mut ctx, &mut executor, params),
         ModelSpec::Lda(params) => lda::run(&mut ctx, &mut executor, params),
-    }
+    }?;
+    Ok(match end {
+        RunEnd::Succeeded if ctx.superseded => RunEnd::Stopped(Stop::Cancel),
+        end => end,
+    })
 }
 
 /// Unix time now, in seconds.
@@ -415,4 +459,81 @@ pub fn now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cancel acknowledged while the job writes its model stands: the model is not
+    /// stored, the job stays cancelled with its checkpoint, and the run ends as stopped.
+    #[test]
+    fn a_cancel_during_the_final_write_is_not_overwritten_by_succeeded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let dictionary = dir.path().join("d.txt");
+        std::fs::write(&dictionary, "2\n0\tw0\t1\n1\tw1\t1\n").unwrap();
+        let job = store
+            .create_job(|id| JobInfo {
+                state: JobState::Running,
+                spec: topicd_protocol::JobSpec {
+                    dictionary: dictionary.clone(),
+                    ..crate::store::tests::job(id).spec
+                },
+                ..crate::store::tests::job(id)
+            })
+            .unwrap();
+        let control = JobControl::new(Progress::default());
+        let settings = RunnerSettings {
+            cache_dir: dir.path().join("cache"),
+            checkpoint_interval: Duration::ZERO,
+        };
+        let mut ctx = JobContext {
+            job: job.clone(),
+            files: JobFiles {
+                corpus: crate::corpus::InputFile::open(&dictionary).unwrap(),
+                dictionary: crate::corpus::InputFile::open(&dictionary).unwrap(),
+            },
+            store: &store,
+            control: &control,
+            settings: &settings,
+            last_checkpoint: Instant::now(),
+            last_checkpoint_cost: Duration::ZERO,
+            superseded: false,
+        };
+        let q = nalgebra::DMatrix::from_element(2, 2, 1.0);
+        ctx.save_checkpoint(Progress::default(), |blobs| {
+            Ok(Checkpoint {
+                next_chunk: 1,
+                model: crate::store::CheckpointModel::LsiPasses {
+                    pass: 1,
+                    q: Some(blobs.put_matrix(&q)?),
+                    grids: None,
+                    acc: None,
+                    done: vec![],
+                },
+            })
+        })
+        .unwrap();
+        // The API's cancel, between the job's last stop check and its model commit.
+        store
+            .update_job(job.id, |j| {
+                j.state = JobState::Cancelled;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        let ut = store
+            .blobs()
+            .put_matrix(&nalgebra::DMatrix::from_element(1, 2, 0.5))
+            .unwrap();
+        let model = StoredModel::Lsi { ut, s: vec![1.0] };
+        let dictionary = Dictionary::load(&dictionary).unwrap();
+        ctx.save_model(model, &dictionary, 2, Progress::default())
+            .unwrap();
+        assert!(ctx.superseded);
+        let after = store.job(job.id).unwrap().unwrap();
+        assert_eq!(after.state, JobState::Cancelled);
+        assert_eq!(store.model(job.id).unwrap(), None);
+        assert!(store.checkpoint(job.id).unwrap().is_some());
+    }
 }

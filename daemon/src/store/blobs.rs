@@ -1,56 +1,112 @@
 //! Large values beside the database: matrices (and other byte strings) in files named by
-//! the hash of their content, written with write → fsync → rename → fsync(dir), so a
-//! file under its final name is always complete. The store's records refer to them by
-//! [`BlobId`]; [`Blobs::retain`] deletes the files no record refers to.
+//! the hash of their content, written atomically ([`write_atomically`]), so a file under
+//! its final name is always complete. The store's records refer to them by [`BlobId`] and
+//! count the references; the store removes a file once nothing refers to it.
+//!
+//! Storing content that is already there checks the existing file first: a file damaged
+//! since it was written is replaced, never trusted because its name matches.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
 
 use super::StoreError;
+use super::files::{create_private_dir, sync_directory, write_atomically};
 
 const MATRIX_MAGIC: &[u8; 8] = b"TPCDMAT1";
+const EXTENSION: &str = "blob";
+/// Where blobs that no verified record names are moved when a store is accepted as found.
+pub const QUARANTINE_DIR: &str = "quarantine";
 
 /// Name of a blob: the XXH3-128 of its content, in hex.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct BlobId(pub String);
+
+impl BlobId {
+    /// Whether this is a well-formed id (32 lowercase hex digits).
+    pub fn is_valid(&self) -> bool {
+        self.0.len() == 32
+            && self
+                .0
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    }
+}
+
+/// What identifies one version of a file: if any of these changed, so may the content.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    ino: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Stamp {
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        Stamp {
+            len: meta.len(),
+            ino: meta.ino(),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
 
 /// The directory of blobs.
 pub struct Blobs {
     dir: PathBuf,
+    /// Files this process wrote or checked, as they were then: an existing file with the
+    /// same stamp need not be read again before it is reused.
+    checked: Mutex<HashMap<BlobId, Stamp>>,
 }
 
 impl Blobs {
     /// Open (or create) the blob directory, removing temporary files a crash left behind.
     pub fn open(dir: &Path) -> Result<Blobs, StoreError> {
-        fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e))?;
-        for entry in fs::read_dir(dir).map_err(|e| io_error("list", dir, e))? {
-            let path = entry.map_err(|e| io_error("list", dir, e))?.path();
+        create_private_dir(dir)?;
+        for entry in fs::read_dir(dir).map_err(|e| StoreError::io("list", dir, &e))? {
+            let path = entry.map_err(|e| StoreError::io("list", dir, &e))?.path();
             if path.extension().is_some_and(|x| x == "tmp") {
-                fs::remove_file(&path).map_err(|e| io_error("remove", &path, e))?;
+                fs::remove_file(&path).map_err(|e| StoreError::io("remove", &path, &e))?;
             }
         }
         Ok(Blobs {
             dir: dir.to_path_buf(),
+            checked: Mutex::new(HashMap::new()),
         })
     }
 
-    fn path(&self, id: &BlobId) -> PathBuf {
-        self.dir.join(format!("{}.blob", id.0))
+    /// The blob directory as it is, changing nothing (for `--check-store`).
+    pub fn at(dir: &Path) -> Blobs {
+        Blobs {
+            dir: dir.to_path_buf(),
+            checked: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file of a blob.
+    pub fn path(&self, id: &BlobId) -> PathBuf {
+        self.dir.join(format!("{}.{EXTENSION}", id.0))
     }
 
     /// Store a byte string; returns its id. Storing the same content twice is one file.
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<BlobId, StoreError> {
         let id = BlobId(format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes)));
-        let path = self.path(&id);
-        if !path.exists() {
-            write_atomically(&path, |w| w.write_all(bytes))?;
-        }
+        self.put(&id, |w| w.write_all(bytes))?;
         Ok(id)
     }
 
@@ -60,10 +116,10 @@ impl Blobs {
         let mut bytes = vec![];
         File::open(&path)
             .and_then(|mut f| f.read_to_end(&mut bytes))
-            .map_err(|e| io_error("read", &path, e))?;
-        if format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes)) != id.0 {
-            return Err(StoreError(format!(
-                "{} is corrupt (checksum mismatch)",
+            .map_err(|e| StoreError::io("read", &path, &e))?;
+        if content_id(&bytes) != *id {
+            return Err(StoreError::corrupt(format!(
+                "{} is corrupt: its content does not match its name (checksum mismatch)",
                 path.display()
             )));
         }
@@ -79,23 +135,21 @@ impl Blobs {
             hasher.update(&v.to_le_bytes());
         }
         let id = BlobId(format!("{:032x}", hasher.digest128()));
-        let path = self.path(&id);
-        if !path.exists() {
-            write_atomically(&path, |w| {
-                w.write_all(&header)?;
-                for v in m.as_slice() {
-                    w.write_all(&v.to_le_bytes())?;
-                }
-                Ok(())
-            })?;
-        }
+        self.put(&id, |w| {
+            w.write_all(&header)?;
+            for v in m.as_slice() {
+                w.write_all(&v.to_le_bytes())?;
+            }
+            Ok(())
+        })?;
         Ok(id)
     }
 
     /// Read a matrix back, checking shape and checksum.
     pub fn get_matrix(&self, id: &BlobId) -> Result<DMatrix<f64>, StoreError> {
         let bytes = self.get_bytes(id)?;
-        let corrupt = || StoreError(format!("{} is not a matrix blob", self.path(id).display()));
+        let corrupt =
+            || StoreError::corrupt(format!("{} is not a matrix blob", self.path(id).display()));
         if bytes.len() < 24 || &bytes[..8] != MATRIX_MAGIC {
             return Err(corrupt());
         }
@@ -112,23 +166,118 @@ impl Blobs {
         Ok(DMatrix::from_vec(rows, cols, values))
     }
 
-    /// Delete every blob whose id is not in `keep`.
-    pub fn retain(&self, keep: &HashSet<BlobId>) -> Result<usize, StoreError> {
-        let mut removed = 0;
-        for entry in fs::read_dir(&self.dir).map_err(|e| io_error("list", &self.dir, e))? {
-            let path = entry.map_err(|e| io_error("list", &self.dir, e))?.path();
+    /// Write the blob `id` unless a file with exactly that content is already there: an
+    /// existing file is read and checked (unless this process wrote or checked it and it
+    /// has not changed since), and replaced when it does not match.
+    fn put(
+        &self,
+        id: &BlobId,
+        fill: impl FnOnce(&mut std::io::BufWriter<File>) -> std::io::Result<()>,
+    ) -> Result<(), StoreError> {
+        let path = self.path(id);
+        if let Ok(meta) = fs::metadata(&path) {
+            let stamp = Stamp::of(&meta);
+            if self.checked_stamp(id) == Some(stamp) {
+                return Ok(());
+            }
+            match self.verify(id) {
+                Ok(()) => {
+                    self.remember(id, stamp);
+                    return Ok(());
+                }
+                Err(e) => log::warn!("{e}; writing it again"),
+            }
+        }
+        write_atomically(&path, fill)?;
+        let meta = fs::metadata(&path).map_err(|e| StoreError::io("read", &path, &e))?;
+        self.remember(id, Stamp::of(&meta));
+        Ok(())
+    }
+
+    fn checked_stamp(&self, id: &BlobId) -> Option<Stamp> {
+        let checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+        checked.get(id).copied()
+    }
+
+    fn remember(&self, id: &BlobId, stamp: Stamp) {
+        let mut checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+        checked.insert(id.clone(), stamp);
+    }
+
+    /// Read a blob and check its content against its name.
+    pub fn verify(&self, id: &BlobId) -> Result<(), StoreError> {
+        self.get_bytes(id).map(|_| ())
+    }
+
+    /// The size of a blob's file, or `None` when there is no such file.
+    pub fn size(&self, id: &BlobId) -> Result<Option<u64>, StoreError> {
+        let path = self.path(id);
+        match fs::metadata(&path) {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io("read", &path, &e)),
+        }
+    }
+
+    /// Every blob file in the directory, with its size (the quarantine is not listed; no
+    /// directory, no blobs).
+    pub fn list(&self) -> Result<BTreeMap<BlobId, u64>, StoreError> {
+        let mut found = BTreeMap::new();
+        let dir = &self.dir;
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+            Err(e) => return Err(StoreError::io("list", dir, &e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| StoreError::io("list", dir, &e))?;
+            let path = entry.path();
             let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
                 continue;
             };
-            if path.extension().is_some_and(|x| x == "blob")
-                && !keep.contains(&BlobId(stem.to_string()))
-            {
-                fs::remove_file(&path).map_err(|e| io_error("remove", &path, e))?;
-                removed += 1;
+            if path.extension().is_some_and(|x| x == EXTENSION) {
+                let meta = entry
+                    .metadata()
+                    .map_err(|e| StoreError::io("read", &path, &e))?;
+                found.insert(BlobId(stem.to_string()), meta.len());
             }
         }
-        Ok(removed)
+        Ok(found)
     }
+
+    /// Delete a blob's file (nothing refers to it any more).
+    pub fn remove(&self, id: &BlobId) -> Result<(), StoreError> {
+        let path = self.path(id);
+        self.checked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("remove", &path, &e)),
+        }
+    }
+
+    /// Move blobs into `quarantine/<name>/` rather than deleting them; returns that directory.
+    pub fn quarantine(&self, ids: &[BlobId], name: &str) -> Result<PathBuf, StoreError> {
+        let to = self.dir.join(QUARANTINE_DIR).join(name);
+        create_private_dir(&to)?;
+        for id in ids {
+            let from = self.path(id);
+            let dest = to.join(format!("{}.{EXTENSION}", id.0));
+            fs::rename(&from, &dest).map_err(|e| StoreError::io("move", &from, &e))?;
+        }
+        for dir in [&to, &self.dir] {
+            sync_directory(dir).map_err(|e| StoreError::io("sync", dir, &e))?;
+        }
+        Ok(to)
+    }
+}
+
+/// The id of a content: what [`Blobs::put_bytes`] and [`Blobs::put_matrix`] name it.
+pub fn content_id(bytes: &[u8]) -> BlobId {
+    BlobId(format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes)))
 }
 
 fn matrix_header(rows: usize, cols: usize) -> [u8; 24] {
@@ -139,38 +288,15 @@ fn matrix_header(rows: usize, cols: usize) -> [u8; 24] {
     h
 }
 
-fn io_error(what: &str, path: &Path, e: std::io::Error) -> StoreError {
-    StoreError(format!("cannot {what} {}: {e}", path.display()))
-}
-
-/// Write a file so that it is either absent or complete under `path`: a temporary file in
-/// the same directory, flushed and fsynced, renamed over `path`, then the directory
-/// fsynced so the rename itself survives a crash.
-pub fn write_atomically(
-    path: &Path,
-    fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
-) -> Result<(), StoreError> {
-    let tmp = path.with_extension("tmp");
-    let result = (|| {
-        let mut w = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
-        fill(&mut w)?;
-        let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent() {
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    result.map_err(|e: std::io::Error| {
-        let _ = fs::remove_file(&tmp);
-        io_error("write", path, e)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn flip(path: &Path, at: usize) {
+        let mut bytes = fs::read(path).unwrap();
+        bytes[at] ^= 1;
+        fs::write(path, bytes).unwrap();
+    }
 
     #[test]
     fn matrices_round_trip_and_corruption_is_detected() {
@@ -180,23 +306,50 @@ mod tests {
         let id = blobs.put_matrix(&m).unwrap();
         assert_eq!(blobs.put_matrix(&m).unwrap(), id);
         assert_eq!(blobs.get_matrix(&id).unwrap(), m);
+        assert_eq!(content_id(&fs::read(blobs.path(&id)).unwrap()), id);
 
-        let path = dir.path().join(format!("{}.blob", id.0));
-        let mut bytes = fs::read(&path).unwrap();
-        bytes[30] ^= 1;
-        fs::write(&path, bytes).unwrap();
-        assert!(blobs.get_matrix(&id).unwrap_err().0.contains("corrupt"));
+        flip(&blobs.path(&id), 30);
+        let err = blobs.get_matrix(&id).unwrap_err();
+        assert!(err.to_string().contains("corrupt"), "{err}");
+        assert_eq!(err.kind(), super::super::StoreErrorKind::Corrupt);
     }
 
     #[test]
-    fn retain_removes_unreferenced_blobs_and_open_removes_temporaries() {
+    fn a_damaged_blob_is_written_again_when_its_content_is_stored_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path()).unwrap();
+        let m = DMatrix::from_fn(5, 7, |r, c| (r * 7 + c) as f64);
+        let id = blobs.put_matrix(&m).unwrap();
+        let bytes = blobs.put_bytes(b"the vocabulary").unwrap();
+        flip(&blobs.path(&id), 40);
+        flip(&blobs.path(&bytes), 3);
+        // A store that trusted the names would skip both writes and keep the damage.
+        assert_eq!(blobs.put_matrix(&m).unwrap(), id);
+        assert_eq!(blobs.put_bytes(b"the vocabulary").unwrap(), bytes);
+        assert_eq!(blobs.get_matrix(&id).unwrap(), m);
+        assert_eq!(blobs.get_bytes(&bytes).unwrap(), b"the vocabulary");
+        // A new process (nothing remembered) checks the files it finds, too.
+        flip(&blobs.path(&id), 40);
+        let again = Blobs::open(dir.path()).unwrap();
+        again.put_matrix(&m).unwrap();
+        assert_eq!(again.get_matrix(&id).unwrap(), m);
+    }
+
+    #[test]
+    fn open_removes_temporaries_and_quarantine_moves_files_aside() {
         let dir = tempfile::tempdir().unwrap();
         let blobs = Blobs::open(dir.path()).unwrap();
         let a = blobs.put_bytes(b"a").unwrap();
-        let b = blobs.put_bytes(b"b").unwrap();
-        assert_eq!(blobs.retain(&HashSet::from([a.clone()])).unwrap(), 1);
-        assert!(blobs.get_bytes(&a).is_ok());
-        assert!(blobs.get_bytes(&b).is_err());
+        let b = blobs.put_bytes(b"bb").unwrap();
+        assert_eq!(
+            blobs.list().unwrap(),
+            BTreeMap::from([(a.clone(), 1), (b.clone(), 2)])
+        );
+        let to = blobs.quarantine(std::slice::from_ref(&b), "t1").unwrap();
+        assert!(to.join(format!("{}.blob", b.0)).exists());
+        assert_eq!(blobs.list().unwrap(), BTreeMap::from([(a.clone(), 1)]));
+        blobs.remove(&a).unwrap();
+        assert_eq!(blobs.size(&a).unwrap(), None);
         fs::write(dir.path().join("x.tmp"), b"half").unwrap();
         Blobs::open(dir.path()).unwrap();
         assert!(!dir.path().join("x.tmp").exists());
