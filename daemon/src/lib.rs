@@ -10,6 +10,7 @@
 //! | `store` | what survives restarts: jobs, checkpoints, models (sled + content-addressed blobs), the manifest that proves it is the store topicd wrote last, `--check-store` |
 //! | `jobs` | the queue and the training loops: scheduling, reductions, checkpoints, stop requests |
 //! | `work` | the tasks a job hands out (pure functions of their inputs) and the executors that run them |
+//! | `cluster` | the dispatcher's schedule of tasks and leases, its `Remote` executor, the workers' loop |
 //! | `model` | finished models served: topics, matrix pages, inference, held-out bound |
 //! | `api` | the control API's `Handler`: job state changes, topics, export pages |
 //! | `server` | the control socket's `Listener` |
@@ -26,6 +27,8 @@
 pub mod api;
 #[cfg(feature = "engine")]
 pub mod cli;
+#[cfg(feature = "engine")]
+pub mod cluster;
 #[cfg(feature = "engine")]
 pub mod config;
 #[cfg(feature = "formats")]

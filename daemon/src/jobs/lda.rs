@@ -12,7 +12,7 @@ use super::input::{PassInput, PassReader};
 use super::{Inputs, JobContext, JobError, RunEnd, check_memory};
 use crate::corpus::SparseChunk;
 use crate::store::{Blobs, Checkpoint, CheckpointModel, StoredModel};
-use crate::work::{ChunkSet, EStepInput, Executor, Flow, Task};
+use crate::work::{ChunkSet, Due, EStepInput, Executor, Flow, Task};
 use topicd_numerics::lda::state::{Batch, asymmetric_prior};
 use topicd_numerics::lda::{ChunkTopics, EStepParams, GammaSeed, LdaState, bound, e_step};
 use topicd_protocol::{LdaParams, Prior, Progress};
@@ -284,13 +284,18 @@ impl<'a, 'b> LdaRun<'a, 'b> {
         });
         let mut gamma = Vec::with_capacity(docs * self.state.num_topics);
         let batch = &mut self.batch;
-        executor.run(&mut tasks, &mut |result| {
-            let stats = result.output.into_chunk_stats()?;
-            let range_docs = stats.gamma.len() / self.state.num_topics.max(1);
-            batch.add(&stats.words, &stats.sstats, range_docs as u64);
-            gamma.extend_from_slice(&stats.gamma);
-            Ok(Flow::Continue)
-        })?;
+        let due = || Due::Nothing; // a chunk's ranges are few: the job checks between chunks
+        executor.run(
+            &mut tasks,
+            &mut |result| {
+                let stats = result.output.into_chunk_stats()?;
+                let range_docs = stats.gamma.len() / self.state.num_topics.max(1);
+                batch.add(&stats.words, &stats.sstats, range_docs as u64);
+                gamma.extend_from_slice(&stats.gamma);
+                Ok(Flow::Continue)
+            },
+            &due,
+        )?;
         Ok(gamma)
     }
 

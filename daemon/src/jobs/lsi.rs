@@ -163,6 +163,7 @@ impl LsiRun<'_, '_> {
             }
         };
         let passes = svd.passes();
+        let due = self.ctx.due_probe();
         loop {
             let pass = svd.pass();
             self.ctx.publish(self.progress(pass, passes, &done));
@@ -173,23 +174,35 @@ impl LsiRun<'_, '_> {
                     chunk: chunk?,
                 })
             });
-            let flow = executor.run(&mut tasks, &mut |result| {
-                match &result.output {
-                    Output::LsiPass(term) => svd.add(term),
-                    Output::LsiPartial(sum) => svd.merge(sum),
-                    _ => {
-                        return Err(JobError::Internal(
-                            "internal error: not an LSI pass's result".into(),
-                        ));
+            let mut saved = false;
+            let flow = executor.run(
+                &mut tasks,
+                &mut |result| {
+                    match &result.output {
+                        Output::LsiPass(term) => svd.add(term),
+                        Output::LsiPartial(sum) => svd.merge(sum),
+                        _ => {
+                            return Err(JobError::Internal(
+                                "internal error: not an LSI pass's result".into(),
+                            ));
+                        }
                     }
-                }
-                .map_err(sum_error)?;
-                done.extend(&result.chunks);
-                let progress = self.progress(pass, passes, &done);
-                self.ctx.publish(progress.clone());
-                self.checkpoint_or_stop(|ctx| save_multi_pass(ctx, &svd, &done, progress))
-            })?;
+                    .map_err(sum_error)?;
+                    done.extend(&result.chunks);
+                    let progress = self.progress(pass, passes, &done);
+                    self.ctx.publish(progress.clone());
+                    let flow =
+                        self.checkpoint_or_stop(|ctx| save_multi_pass(ctx, &svd, &done, progress))?;
+                    saved = flow == Flow::Stop;
+                    Ok(flow)
+                },
+                &due,
+            )?;
             if flow == Flow::Stop {
+                if !saved {
+                    let progress = self.progress(pass, passes, &done);
+                    save_multi_pass(self.ctx, &svd, &done, progress)?;
+                }
                 return self.stopped();
             }
             if let Some(projection) = svd.end_pass() {
@@ -260,23 +273,36 @@ impl LsiRun<'_, '_> {
         let mut done = covered(&one_pass);
         self.ctx.publish(self.progress(0, 1, &done));
         let input = one_pass.chunk_svd_input();
+        let due = self.ctx.due_probe();
         let mut tasks = self.reader(done.clone(), false).map(|chunk| {
             Ok(Task::LsiChunkSvd {
                 input,
                 chunk: chunk?,
             })
         });
-        let flow = executor.run(&mut tasks, &mut |result| {
-            let c = result.chunks.ranges().first().map_or(0, |r| r.0);
-            one_pass
-                .add(c, c + 1, result.output.into_projection()?)
-                .map_err(JobError::Internal)?;
-            done.insert(c);
-            let progress = self.progress(0, 1, &done);
-            self.ctx.publish(progress.clone());
-            self.checkpoint_or_stop(|ctx| save_one_pass(ctx, &one_pass, progress))
-        })?;
+        let mut saved = false;
+        let flow = executor.run(
+            &mut tasks,
+            &mut |result| {
+                let c = result.chunks.ranges().first().map_or(0, |r| r.0);
+                one_pass
+                    .add(c, c + 1, result.output.into_projection()?)
+                    .map_err(JobError::Internal)?;
+                done.insert(c);
+                let progress = self.progress(0, 1, &done);
+                self.ctx.publish(progress.clone());
+                let flow =
+                    self.checkpoint_or_stop(|ctx| save_one_pass(ctx, &one_pass, progress))?;
+                saved = flow == Flow::Stop;
+                Ok(flow)
+            },
+            &due,
+        )?;
         if flow == Flow::Stop {
+            if !saved {
+                let progress = self.progress(0, 1, &done);
+                save_one_pass(self.ctx, &one_pass, progress)?;
+            }
             return self.stopped();
         }
         let model = one_pass.finish().ok_or_else(|| {

@@ -18,7 +18,9 @@ pub mod input;
 pub mod lda;
 pub mod lsi;
 
+use std::cell::Cell;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,7 +33,7 @@ use crate::corpus::{CorpusError, Dictionary, MmOptions, MmReader};
 use crate::store::{
     Blobs, Checkpoint, ModelRecord, Store, StoreError, StoreErrorKind, StoredModel, Vocabulary,
 };
-use crate::work::Local;
+use crate::work::{Due, Local};
 use topicd_protocol::{JobId, JobInfo, JobState, ModelSpec, Progress};
 
 /// Why a job failed.
@@ -85,14 +87,13 @@ pub struct JobContext<'a> {
     pub store: &'a Store,
     control: &'a JobControl,
     settings: &'a RunnerSettings,
-    last_checkpoint: Instant,
-    last_checkpoint_cost: Duration,
+    clock: Rc<CheckpointClock>,
     /// Whether the finished model was not stored because the job had left `running` (a
     /// cancel acknowledged meanwhile): the run then ends as stopped, not succeeded.
     superseded: bool,
 }
 
-impl JobContext<'_> {
+impl<'a> JobContext<'a> {
     /// Where this job's chunk cache lives: named by the corpus fingerprint and chunk size,
     /// so a cache never outlives the data it was made from.
     pub fn cache_path(&self) -> PathBuf {
@@ -102,6 +103,21 @@ impl JobContext<'_> {
     /// Publish progress for `status` and `watch`.
     pub fn publish(&self, progress: Progress) {
         self.control.set_progress(progress);
+    }
+
+    /// What the job wants now, as seen from outside its reduction (an executor waiting for
+    /// results asks this): to stop, to checkpoint, or nothing.
+    pub fn due_probe(&self) -> impl Fn() -> Due + use<'a> {
+        let (control, clock) = (self.control, self.clock.clone());
+        move || {
+            if control.stop_requested().is_some() {
+                Due::Stop
+            } else if clock.due() {
+                Due::Checkpoint
+            } else {
+                Due::Nothing
+            }
+        }
     }
 
     /// Whether the daemon asked the job to stop.
@@ -114,8 +130,7 @@ impl JobContext<'_> {
     /// about 5% of the training time, and with the default interval of 0 they come as often
     /// as that budget allows.
     pub fn checkpoint_due(&self) -> bool {
-        let elapsed = self.last_checkpoint.elapsed();
-        elapsed >= self.settings.checkpoint_interval && elapsed >= self.last_checkpoint_cost * 20
+        self.clock.due()
     }
 
     /// Write a checkpoint: `build` stores the blobs and returns the record, which is then
@@ -129,9 +144,9 @@ impl JobContext<'_> {
         let checkpoint = build(self.store.blobs())?;
         self.store
             .save_checkpoint(self.job.id, &checkpoint, |job| job.progress = progress)?;
-        self.last_checkpoint_cost = started.elapsed();
-        self.last_checkpoint = Instant::now();
-        log::debug!(job_id = self.job.id, event = "checkpoint"; "checkpoint at chunk {} took {:?}", checkpoint.next_chunk, self.last_checkpoint_cost);
+        let cost = started.elapsed();
+        self.clock.record(cost);
+        log::debug!(job_id = self.job.id, event = "checkpoint"; "checkpoint at chunk {} took {cost:?}", checkpoint.next_chunk);
         Ok(())
     }
 
@@ -182,6 +197,34 @@ impl JobContext<'_> {
             }
             other => Ok(other?),
         }
+    }
+}
+
+/// When checkpoints are due: at most every `checkpoint_interval`, and never sooner than
+/// 20× the previous checkpoint's cost after it (so they take at most ~5% of the time).
+struct CheckpointClock {
+    interval: Duration,
+    last: Cell<Instant>,
+    cost: Cell<Duration>,
+}
+
+impl CheckpointClock {
+    fn new(interval: Duration) -> CheckpointClock {
+        CheckpointClock {
+            interval,
+            last: Cell::new(Instant::now()),
+            cost: Cell::new(Duration::ZERO),
+        }
+    }
+
+    fn due(&self) -> bool {
+        let elapsed = self.last.get().elapsed();
+        elapsed >= self.interval && elapsed >= self.cost.get() * 20
+    }
+
+    fn record(&self, cost: Duration) {
+        self.cost.set(cost);
+        self.last.set(Instant::now());
     }
 }
 
@@ -438,8 +481,7 @@ fn run_job(
         store,
         control,
         settings,
-        last_checkpoint: Instant::now(),
-        last_checkpoint_cost: Duration::ZERO,
+        clock: Rc::new(CheckpointClock::new(settings.checkpoint_interval)),
         superseded: false,
     };
     let mut executor = Local;
@@ -497,8 +539,7 @@ mod tests {
             store: &store,
             control: &control,
             settings: &settings,
-            last_checkpoint: Instant::now(),
-            last_checkpoint_cost: Duration::ZERO,
+            clock: Rc::new(CheckpointClock::new(settings.checkpoint_interval)),
             superseded: false,
         };
         let q = nalgebra::DMatrix::from_element(2, 2, 1.0);

@@ -12,12 +12,12 @@
 //! grids     u64 terms  f64 × terms  f64 (the Gram grid)
 //! chunk     u64 index  u64 first_doc  u64 docs  u64 nnz  u64 × (docs + 1) indptr  u32 × nnz terms
 //!           f64 × nnz values
-//! task      u8 kind, then
+//! phase     u8 kind, then (a task = its phase's input, its chunk, and its own extra part)
 //!   0 LSI pass        u64 terms  u64 samples  u64 seed  u8 product  [matrix Qt]  [grids]
 //!   1 chunk SVD       u64 terms  u64 rank  u64 extra_samples  u32 power_iters  u64 seed
 //!   2 LDA E-step      u32 iterations  f64 threshold  u8 seeds  u64 seed  u32 pass
-//!                     u64 K  f64 × K alpha  u64 words  u32 × words  f64 × K·words exp E[log β]
-//!                   and the task's chunk
+//! extra     (LDA E-step) u64 K  f64 × K alpha  u64 words  u32 × words  f64 × K·words exp E[log β]
+//! [x]       u8 0 (absent) or 1 then x
 //! output    u8 kind, then
 //!   0 LSI pass term   u8 (0 sketch: sums, bounds f64 × terms, F f64; 1 power: sums; 2 gram: matrix)
 //!                     where sums = u64 terms  u32 × terms  matrix
@@ -42,11 +42,35 @@ use super::{EStepInput, Output, Task};
 /// 400 × 1M sum), and a bound before every allocation.
 const MAX_VALUES: u64 = 1 << 32;
 
-/// Encode a task.
-pub fn task_to_bytes(task: &Task) -> Vec<u8> {
+/// The part of a task that every task of its phase shares: the pass's `Qt` and grids, the
+/// chunk SVD's parameters, the E-step's stopping rule and seeds. A worker fetches it once
+/// per phase.
+#[derive(Clone, Debug)]
+pub enum PhaseInput {
+    /// An LSI pass.
+    LsiPass(Arc<PassInput>),
+    /// LSI's one-pass chunk SVDs.
+    LsiChunkSvd(ChunkSvdInput),
+    /// LDA E-steps.
+    LdaEStep(EStepParams, GammaSeed),
+}
+
+impl PhaseInput {
+    /// The shared part of `task`.
+    pub fn of(task: &Task) -> PhaseInput {
+        match task {
+            Task::LsiPass { input, .. } => PhaseInput::LsiPass(input.clone()),
+            Task::LsiChunkSvd { input, .. } => PhaseInput::LsiChunkSvd(*input),
+            Task::LdaEStep { input, .. } => PhaseInput::LdaEStep(input.params, input.seeds),
+        }
+    }
+}
+
+/// Encode the part of a task its phase shares ([`PhaseInput`]).
+pub fn phase_to_bytes(phase: &PhaseInput) -> Vec<u8> {
     let mut w = Writer::default();
-    match task {
-        Task::LsiPass { input, chunk } => {
+    match phase {
+        PhaseInput::LsiPass(input) => {
             w.u8(0);
             w.u64(input.num_terms as u64);
             w.u64(input.samples as u64);
@@ -58,22 +82,20 @@ pub fn task_to_bytes(task: &Task) -> Vec<u8> {
             });
             w.option(input.qt.as_deref(), Writer::matrix);
             w.option(input.grids.as_deref(), Writer::grids);
-            w.chunk(chunk);
         }
-        Task::LsiChunkSvd { input, chunk } => {
+        PhaseInput::LsiChunkSvd(input) => {
             w.u8(1);
             w.u64(input.num_terms as u64);
             w.u64(input.rank as u64);
             w.u64(input.extra_samples as u64);
             w.u32(input.power_iters);
             w.u64(input.seed);
-            w.chunk(chunk);
         }
-        Task::LdaEStep { input, chunk } => {
+        PhaseInput::LdaEStep(params, seeds) => {
             w.u8(2);
-            w.u32(input.params.iterations);
-            w.f64(input.params.gamma_threshold);
-            let (kind, seed, pass) = match input.seeds {
+            w.u32(params.iterations);
+            w.f64(params.gamma_threshold);
+            let (kind, seed, pass) = match *seeds {
                 GammaSeed::Training { seed, pass } => (0, seed, pass),
                 GammaSeed::Inference { seed } => (1, seed, 0),
                 GammaSeed::Content { seed } => (2, seed, 0),
@@ -81,19 +103,15 @@ pub fn task_to_bytes(task: &Task) -> Vec<u8> {
             w.u8(kind);
             w.u64(seed);
             w.u32(pass);
-            w.f64s(&input.alpha);
-            w.u32s(&input.topics.words);
-            w.f64s(&input.topics.exp_elog_beta);
-            w.chunk(chunk);
         }
     }
     w.0
 }
 
-/// Decode a task written by [`task_to_bytes`], checking that its parts fit together.
-pub fn task_from_bytes(bytes: &[u8]) -> Result<Task, String> {
+/// Decode a phase's input written by [`phase_to_bytes`], checking that its parts fit.
+pub fn phase_from_bytes(bytes: &[u8]) -> Result<PhaseInput, String> {
     let mut r = Reader(bytes);
-    let task = match r.u8()? {
+    let phase = match r.u8()? {
         0 => {
             let (num_terms, samples, seed) = (r.usize()?, r.usize()?, r.u64()?);
             let product = match r.u8()? {
@@ -104,7 +122,6 @@ pub fn task_from_bytes(bytes: &[u8]) -> Result<Task, String> {
             };
             let qt = r.option(Reader::matrix)?.map(Arc::new);
             let grids = r.option(Reader::grids)?.map(Arc::new);
-            let chunk = r.chunk()?;
             let fits = match (&qt, &grids) {
                 (None, None) => product == Product::Sketch,
                 (Some(q), Some(g)) => {
@@ -114,35 +131,25 @@ pub fn task_from_bytes(bytes: &[u8]) -> Result<Task, String> {
                 }
                 _ => false,
             };
-            if !fits || chunk.terms.iter().any(|&t| t as usize >= num_terms) {
-                return Err("an LSI pass task whose parts do not fit together".into());
+            if !fits {
+                return Err("an LSI pass whose parts do not fit together".into());
             }
-            Task::LsiPass {
-                input: Arc::new(PassInput {
-                    num_terms,
-                    samples,
-                    seed,
-                    product,
-                    qt,
-                    grids,
-                }),
-                chunk,
-            }
+            PhaseInput::LsiPass(Arc::new(PassInput {
+                num_terms,
+                samples,
+                seed,
+                product,
+                qt,
+                grids,
+            }))
         }
-        1 => {
-            let input = ChunkSvdInput {
-                num_terms: r.usize()?,
-                rank: r.usize()?,
-                extra_samples: r.usize()?,
-                power_iters: r.u32()?,
-                seed: r.u64()?,
-            };
-            let chunk = r.chunk()?;
-            if chunk.terms.iter().any(|&t| t as usize >= input.num_terms) {
-                return Err("a chunk SVD task with terms beyond the model".into());
-            }
-            Task::LsiChunkSvd { input, chunk }
-        }
+        1 => PhaseInput::LsiChunkSvd(ChunkSvdInput {
+            num_terms: r.usize()?,
+            rank: r.usize()?,
+            extra_samples: r.usize()?,
+            power_iters: r.u32()?,
+            seed: r.u64()?,
+        }),
         2 => {
             let params = EStepParams {
                 iterations: r.u32()?,
@@ -155,10 +162,51 @@ pub fn task_from_bytes(bytes: &[u8]) -> Result<Task, String> {
                 2 => GammaSeed::Content { seed },
                 other => return Err(format!("an unknown kind of seeds {other}")),
             };
+            PhaseInput::LdaEStep(params, seeds)
+        }
+        other => return Err(format!("a phase of unknown kind {other}")),
+    };
+    r.end()?;
+    Ok(phase)
+}
+
+/// Encode what a task has of its own besides its chunk (an E-step's α and topics), if any.
+pub fn extra_to_bytes(task: &Task) -> Option<Vec<u8>> {
+    let Task::LdaEStep { input, .. } = task else {
+        return None;
+    };
+    let mut w = Writer::default();
+    w.f64s(&input.alpha);
+    w.u32s(&input.topics.words);
+    w.f64s(&input.topics.exp_elog_beta);
+    Some(w.0)
+}
+
+/// Rebuild a task from its phase's input, its chunk and its own part ([`extra_to_bytes`]),
+/// checking that they fit together.
+pub fn task_from_parts(
+    phase: &PhaseInput,
+    chunk: SparseChunk,
+    extra: Option<&[u8]>,
+) -> Result<Task, String> {
+    let beyond = |terms: usize| chunk.terms.iter().any(|&t| t as usize >= terms);
+    match (phase, extra) {
+        (PhaseInput::LsiPass(input), None) if !beyond(input.num_terms) => Ok(Task::LsiPass {
+            input: input.clone(),
+            chunk,
+        }),
+        (PhaseInput::LsiChunkSvd(input), None) if !beyond(input.num_terms) => {
+            Ok(Task::LsiChunkSvd {
+                input: *input,
+                chunk,
+            })
+        }
+        (PhaseInput::LdaEStep(params, seeds), Some(extra)) => {
+            let mut r = Reader(extra);
             let alpha = r.f64s()?;
             let words = r.u32s()?;
             let exp_elog_beta = r.f64s()?;
-            let chunk = r.chunk()?;
+            r.end()?;
             if alpha.is_empty()
                 || Some(exp_elog_beta.len()) != words.len().checked_mul(alpha.len())
                 || words.windows(2).any(|w| w[0] >= w[1])
@@ -171,7 +219,7 @@ pub fn task_from_bytes(bytes: &[u8]) -> Result<Task, String> {
                 .map(|t| words.binary_search(t).map(|i| i as u32).ok())
                 .collect::<Option<Vec<u32>>>()
                 .ok_or("an E-step task whose chunk has a word its topics lack")?;
-            Task::LdaEStep {
+            Ok(Task::LdaEStep {
                 input: EStepInput {
                     topics: ChunkTopics {
                         words,
@@ -180,16 +228,14 @@ pub fn task_from_bytes(bytes: &[u8]) -> Result<Task, String> {
                         elog_beta: None,
                     },
                     alpha,
-                    params,
-                    seeds,
+                    params: *params,
+                    seeds: *seeds,
                 },
                 chunk,
-            }
+            })
         }
-        other => return Err(format!("a task of unknown kind {other}")),
-    };
-    r.end()?;
-    Ok(task)
+        _ => Err("a task whose parts do not fit its phase".into()),
+    }
 }
 
 /// Encode a task's result.
@@ -654,6 +700,21 @@ mod tests {
         refuses_damage(&bytes, grids_from_bytes);
     }
 
+    /// A task through its three parts and back.
+    fn round_trip(task: &Task) -> Result<Task, String> {
+        let phase = phase_from_bytes(&phase_to_bytes(&PhaseInput::of(task)))?;
+        let chunk = chunk_from_bytes(&chunk_to_bytes(task_chunk(task)))?;
+        task_from_parts(&phase, chunk, extra_to_bytes(task).as_deref())
+    }
+
+    fn task_chunk(task: &Task) -> &SparseChunk {
+        match task {
+            Task::LsiPass { chunk, .. }
+            | Task::LsiChunkSvd { chunk, .. }
+            | Task::LdaEStep { chunk, .. } => chunk,
+        }
+    }
+
     #[test]
     fn tasks_round_trip_and_do_not_trust_their_sizes() {
         let chunk = chunk();
@@ -688,10 +749,10 @@ mod tests {
             },
             chunk: chunk.clone(),
         };
-        let estep = Task::LdaEStep {
+        let estep = |words: Vec<u32>| Task::LdaEStep {
             input: EStepInput {
                 topics: ChunkTopics {
-                    words: vec![0, 2, 4],
+                    words,
                     slots: vec![0, 2, 1],
                     exp_elog_beta: vec![0.5; 6],
                     elog_beta: None,
@@ -705,33 +766,31 @@ mod tests {
             },
             chunk: chunk.clone(),
         };
-        for task in [pass, svd, estep] {
-            let bytes = task_to_bytes(&task);
-            let back = task_from_bytes(&bytes).unwrap();
-            assert_eq!(task_to_bytes(&back), bytes);
-            refuses_damage(&bytes, |b| task_from_bytes(b).map(|_| ()));
+        for task in [pass, svd, estep(vec![0, 2, 4])] {
+            let back = round_trip(&task).unwrap();
+            let phase = phase_to_bytes(&PhaseInput::of(&task));
+            assert_eq!(phase_to_bytes(&PhaseInput::of(&back)), phase);
+            assert_eq!(extra_to_bytes(&back), extra_to_bytes(&task));
+            assert!(task_chunk(&back).bit_eq(&chunk));
+            refuses_damage(&phase, |b| phase_from_bytes(b).map(|_| ()));
+            if let Some(extra) = extra_to_bytes(&task) {
+                let phase = PhaseInput::of(&task);
+                refuses_damage(&extra, |b| {
+                    task_from_parts(&phase, chunk.clone(), Some(b)).map(|_| ())
+                });
+            }
         }
-        // topics that lack a word of the chunk
-        let mut lacking = task_to_bytes(&Task::LdaEStep {
-            input: EStepInput {
-                topics: ChunkTopics {
-                    words: vec![0, 2, 5],
-                    slots: vec![],
-                    exp_elog_beta: vec![0.5; 6],
-                    elog_beta: None,
-                },
-                alpha: vec![0.1, 0.2],
-                params: EStepParams {
-                    iterations: 1,
-                    gamma_threshold: 0.1,
-                },
-                seeds: GammaSeed::Inference { seed: 1 },
-            },
-            chunk,
+        // topics that lack a word of the chunk; a chunk beyond the model's terms
+        assert!(round_trip(&estep(vec![0, 2, 5])).is_err());
+        let narrow = PhaseInput::LsiChunkSvd(ChunkSvdInput {
+            num_terms: 4,
+            rank: 3,
+            extra_samples: 2,
+            power_iters: 1,
+            seed: 4,
         });
-        assert!(task_from_bytes(&lacking).is_err());
-        lacking[0] = 9;
-        assert!(task_from_bytes(&lacking).is_err());
+        assert!(task_from_parts(&narrow, chunk.clone(), None).is_err());
+        assert!(phase_from_bytes(&[9]).is_err());
     }
 
     #[test]

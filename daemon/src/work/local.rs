@@ -1,7 +1,8 @@
 //! The local executor: tasks computed one after another on this machine, each using every
-//! core of the training thread pool inside its kernels.
+//! core of the training thread pool inside its kernels. Each result goes to the job at once,
+//! so the job's own checks between results (checkpoints, stops) are all it needs.
 
-use super::{ChunkSet, Done, Executor, Flow, Task, compute};
+use super::{ChunkSet, Done, Due, Executor, Flow, Task, compute};
 use crate::jobs::JobError;
 
 /// Runs tasks on this machine's training threads.
@@ -13,6 +14,7 @@ impl Executor for Local {
         &mut self,
         tasks: &mut dyn Iterator<Item = Result<Task, JobError>>,
         reduce: &mut dyn FnMut(Done) -> Result<Flow, JobError>,
+        _due: &dyn Fn() -> Due,
     ) -> Result<Flow, JobError> {
         for task in tasks {
             let task = task?;

@@ -23,7 +23,10 @@ pub use local::Local;
 
 use topicd_numerics::SparseChunk;
 use topicd_numerics::lda::{self, ChunkStats, ChunkTopics, EStepParams, GammaSeed};
-use topicd_numerics::lsi::{self, ChunkSvdInput, PassInput, PassSum, PassTerm, Projection};
+use topicd_numerics::lsi::products::TermSums;
+use topicd_numerics::lsi::{
+    self, ChunkSvdInput, PassInput, PassSum, PassTerm, Product, Projection,
+};
 
 use crate::jobs::JobError;
 
@@ -91,14 +94,72 @@ pub fn compute(task: &Task) -> Output {
     }
 }
 
+/// Whether `output` has the shape of a result of `task`: what a remote worker sends is
+/// checked before the job reduces it, so that a broken worker cannot fail a job.
+pub fn fits(task: &Task, output: &Output) -> bool {
+    let sums_fit = |sums: &TermSums, input: &PassInput| {
+        sums.sums.nrows() == input.samples
+            && sums.sums.ncols() == sums.terms.len()
+            && sums.terms.windows(2).all(|w| w[0] < w[1])
+            && sums
+                .terms
+                .last()
+                .is_none_or(|&t| (t as usize) < input.num_terms)
+    };
+    match (task, output) {
+        (Task::LsiPass { input, .. }, Output::LsiPass(term)) => match (input.product, term) {
+            (Product::Sketch, PassTerm::Sketch(s)) => {
+                sums_fit(&s.sums, input) && s.bounds.len() == s.sums.terms.len()
+            }
+            (Product::Power, PassTerm::Power(sums)) => sums_fit(sums, input),
+            (Product::Gram, PassTerm::Gram(x)) => x.shape() == (input.samples, input.samples),
+            _ => false,
+        },
+        (Task::LsiPass { input, .. }, Output::LsiPartial(sum)) => partial_fits(input, sum),
+        (Task::LsiChunkSvd { input, .. }, Output::LsiChunkSvd(p)) => {
+            p.num_terms() == input.num_terms
+                && p.num_topics() <= input.rank
+                && p.s.len() == p.ut.nrows()
+        }
+        (Task::LdaEStep { input, chunk }, Output::LdaEStep(stats)) => {
+            let k = input.alpha.len();
+            stats.words == input.topics.words
+                && Some(stats.sstats.len()) == k.checked_mul(stats.words.len())
+                && Some(stats.gamma.len()) == k.checked_mul(chunk.num_docs())
+        }
+        _ => false,
+    }
+}
+
+/// Whether `sum` is a partial sum of the pass `input` describes (kind and shape).
+pub fn partial_fits(input: &PassInput, sum: &PassSum) -> bool {
+    let (l, m) = (input.samples, input.num_terms);
+    match (input.product, sum) {
+        (
+            Product::Sketch,
+            PassSum::Sketch {
+                samples, y, bounds, ..
+            },
+        ) => *samples == l && y.len() == l * m && bounds.len() == m,
+        (Product::Power, PassSum::Power { y }) => y.shape() == (l, m),
+        (Product::Gram, PassSum::Gram { x }) => x.shape() == (l, l),
+        _ => false,
+    }
+}
+
 impl Task {
-    /// The index of the task's chunk in its corpus.
-    pub fn chunk_index(&self) -> u64 {
+    /// The task's chunk.
+    pub fn chunk(&self) -> &SparseChunk {
         match self {
             Task::LsiPass { chunk, .. }
             | Task::LsiChunkSvd { chunk, .. }
-            | Task::LdaEStep { chunk, .. } => chunk.index,
+            | Task::LdaEStep { chunk, .. } => chunk,
         }
+    }
+
+    /// The index of the task's chunk in its corpus.
+    pub fn chunk_index(&self) -> u64 {
+        self.chunk().index
     }
 }
 
@@ -137,19 +198,33 @@ fn mismatch(expected: &str) -> JobError {
 pub enum Flow {
     /// Hand out the next task.
     Continue,
-    /// Stop now: the job was asked to stop (it has checkpointed).
+    /// Stop now: the job was asked to stop.
     Stop,
 }
 
-/// Runs tasks somewhere and hands their results back in task order.
+/// What a job wants while an executor waits for results: asked between results, so that
+/// an executor whose workers hold results back can deliver them for a checkpoint, or give
+/// up for a stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Due {
+    /// Nothing: go on.
+    Nothing,
+    /// A checkpoint is due: deliver the results held back.
+    Checkpoint,
+    /// The job must stop: return [`Flow::Stop`] soon (the job checkpoints what it has).
+    Stop,
+}
+
+/// Runs tasks somewhere and hands their results back.
 pub trait Executor: Send {
     /// Run every task that `tasks` yields, giving each result to `reduce` in task order
     /// (partial sums of an LSI pass: in any order). Stops at the first error (of `tasks`,
-    /// of a computation or of `reduce`) or when `reduce` says [`Flow::Stop`], and returns
-    /// how it ended.
+    /// of a computation or of `reduce`), when `reduce` says [`Flow::Stop`], or when `due`
+    /// says [`Due::Stop`], and returns how it ended.
     fn run(
         &mut self,
         tasks: &mut dyn Iterator<Item = Result<Task, JobError>>,
         reduce: &mut dyn FnMut(Done) -> Result<Flow, JobError>,
+        due: &dyn Fn() -> Due,
     ) -> Result<Flow, JobError>;
 }

@@ -1,0 +1,351 @@
+//! The dispatcher's shared state: the [`Schedule`] behind a lock, and the two ways of
+//! waking whoever waits on it — the job's thread and in-process workers block on a
+//! condition variable, workers on the network wait on an async notification.
+//!
+//! [`Remote`] is the executor a job runs with on a dispatcher: it feeds the job's tasks into
+//! the schedule (a bounded window of them at a time), hands the results back to the job in
+//! the order the schedule releases them, asks workers to deliver the partial sums they hold
+//! when a pass ends, a checkpoint is due or the job must stop, and declares dead the workers
+//! whose leases expire.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use xxhash_rust::xxh3::Xxh3;
+
+use super::schedule::{ChunkKey, Schedule};
+use crate::jobs::JobError;
+use crate::work::{Done, Due, Executor, Flow, Task};
+use topicd_numerics::SparseChunk;
+
+/// Timing of the cluster.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// How often workers renew their leases.
+    pub heartbeat: Duration,
+    /// How long a worker may stay silent before it is declared dead.
+    pub lease: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            heartbeat: Duration::from_millis(500),
+            lease: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The schedule, shared by the job's executor and the workers' requests.
+pub struct Dispatcher {
+    schedule: Mutex<Schedule>,
+    changed: Condvar,
+    orders: tokio::sync::Notify,
+    /// The timing every worker is told.
+    pub timing: Timing,
+}
+
+impl Dispatcher {
+    /// A dispatcher with no workers yet.
+    pub fn new(timing: Timing) -> Arc<Dispatcher> {
+        Arc::new(Dispatcher {
+            schedule: Mutex::new(Schedule::new(timing.lease)),
+            changed: Condvar::new(),
+            orders: tokio::sync::Notify::new(),
+            timing,
+        })
+    }
+
+    /// The schedule, locked (briefly: nothing blocks while it is held).
+    pub fn lock(&self) -> MutexGuard<'_, Schedule> {
+        self.schedule.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Something changed: wake the job and the workers waiting for orders.
+    pub fn notify(&self) {
+        self.changed.notify_all();
+        self.orders.notify_waiters();
+    }
+
+    /// Wait (blocking) until something changes or `timeout` passes.
+    pub fn wait<'a>(
+        &self,
+        guard: MutexGuard<'a, Schedule>,
+        timeout: Duration,
+    ) -> MutexGuard<'a, Schedule> {
+        self.changed
+            .wait_timeout(guard, timeout)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|e| e.into_inner().0)
+    }
+
+    /// Wait (async) until something changes or `timeout` passes.
+    pub async fn wait_for_orders(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.orders.notified()).await;
+    }
+}
+
+/// How many tasks may wait in the schedule per live worker (the window the job's tasks are
+/// fed through): enough to keep every worker busy and to find a worker the chunks it holds.
+const TASKS_PER_WORKER: usize = 4;
+
+/// Bytes of chunks the dispatcher keeps for tasks whose results workers hold in their
+/// partial sums (to give them to another worker if the holder dies) before it asks the
+/// holders to deliver.
+const HELD_BYTES_LIMIT: u64 = 1 << 30;
+
+/// The executor of a dispatcher: tasks go to the workers through the schedule.
+pub struct Remote {
+    dispatcher: Arc<Dispatcher>,
+    job: u64,
+}
+
+impl Remote {
+    /// An executor feeding `dispatcher` with the tasks of job `job`.
+    pub fn new(dispatcher: Arc<Dispatcher>, job: u64) -> Remote {
+        Remote { dispatcher, job }
+    }
+}
+
+impl Executor for Remote {
+    fn run(
+        &mut self,
+        tasks: &mut dyn Iterator<Item = Result<Task, JobError>>,
+        reduce: &mut dyn FnMut(Done) -> Result<Flow, JobError>,
+        due: &dyn Fn() -> Due,
+    ) -> Result<Flow, JobError> {
+        let d = &self.dispatcher;
+        let mut exhausted = false;
+        let mut combine = None;
+        let mut waiting_since: Option<Instant> = None;
+        let end = |flow| {
+            d.lock().end_phase();
+            d.notify();
+            flow
+        };
+        loop {
+            // feed the window (reading a task may take time: not under the lock)
+            loop {
+                let room = {
+                    let s = d.lock();
+                    !exhausted && s.waiting() + s.leased() < TASKS_PER_WORKER * s.alive().max(1)
+                };
+                if !room {
+                    break;
+                }
+                match tasks.next() {
+                    None => exhausted = true,
+                    Some(task) => {
+                        let task = match task {
+                            Ok(task) => task,
+                            Err(e) => return Err(end_with(d, e)),
+                        };
+                        let key = chunk_key(task.chunk());
+                        let mut s = d.lock();
+                        if combine.is_none() {
+                            combine = Some(matches!(task, Task::LsiPass { .. }));
+                            s.start_phase(combine == Some(true));
+                        }
+                        s.add(task, key);
+                        drop(s);
+                        d.notify();
+                    }
+                }
+            }
+            if combine.is_none() {
+                return Ok(Flow::Continue); // no task at all
+            }
+            // hand the results to the job, in the order the schedule releases them
+            let ready = d.lock().take_ready();
+            for done in ready {
+                match reduce(done) {
+                    Ok(Flow::Continue) => {}
+                    Ok(Flow::Stop) => return Ok(end(Flow::Stop)),
+                    Err(e) => return Err(end_with(d, e)),
+                }
+            }
+            let mut s = d.lock();
+            if exhausted && s.unfinished() == 0 {
+                drop(s);
+                return Ok(end(Flow::Continue));
+            }
+            match due() {
+                Due::Stop => {
+                    drop(s);
+                    return Ok(end(Flow::Stop));
+                }
+                Due::Checkpoint if combine == Some(true) && s.flush_all() > 0 => d.notify(),
+                _ => {}
+            }
+            // the pass has been handed out (what the workers hold is all that is left), or
+            // the chunks of held tasks take too much memory here: the holders deliver
+            let handed_out = exhausted && s.waiting() == 0 && s.leased() == 0;
+            if combine == Some(true)
+                && (handed_out || s.held_bytes() > HELD_BYTES_LIMIT)
+                && s.flush_all() > 0
+            {
+                d.notify();
+            }
+            let now = Instant::now();
+            for worker in s.expire(now) {
+                log::warn!(job_id = self.job, worker = worker, event = "worker-dead";
+                    "worker {worker} missed its heartbeats for {:?}: its tasks go to other workers",
+                    d.timing.lease);
+                d.notify();
+            }
+            if s.alive() == 0 && s.waiting() > 0 {
+                let since = *waiting_since.get_or_insert(now);
+                if now.duration_since(since) >= Duration::from_secs(10) {
+                    log::warn!(job_id = self.job, event = "no-workers";
+                        "job {} waits for a worker: none is connected", self.job);
+                    waiting_since = Some(now);
+                }
+            } else {
+                waiting_since = None;
+            }
+            drop(d.wait(s, Duration::from_millis(100)));
+        }
+    }
+}
+
+fn end_with(d: &Dispatcher, e: JobError) -> JobError {
+    d.lock().end_phase();
+    d.notify();
+    e
+}
+
+/// A chunk's name: the XXH3-128 of its encoding, computed without building the encoding.
+pub fn chunk_key(chunk: &SparseChunk) -> ChunkKey {
+    let mut h = Xxh3::new();
+    for v in [
+        chunk.index,
+        chunk.first_doc,
+        chunk.num_docs() as u64,
+        chunk.nnz() as u64,
+    ] {
+        h.update(&v.to_le_bytes());
+    }
+    chunk
+        .indptr
+        .iter()
+        .for_each(|&p| h.update(&(p as u64).to_le_bytes()));
+    chunk.terms.iter().for_each(|t| h.update(&t.to_le_bytes()));
+    chunk.values.iter().for_each(|v| h.update(&v.to_le_bytes()));
+    h.digest128()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::cluster::local;
+    use crate::work::encode::chunk_to_bytes;
+    use crate::work::{Local, Output};
+    use topicd_numerics::lsi::StochasticSvd;
+
+    /// `n` chunks of a pseudo-random sparse corpus over `m` terms.
+    fn corpus(n: u64, m: u32) -> Vec<SparseChunk> {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        (0..n)
+            .map(|c| {
+                let mut chunk = SparseChunk {
+                    index: c,
+                    first_doc: 10 * c,
+                    indptr: vec![0],
+                    ..Default::default()
+                };
+                for _ in 0..10 {
+                    for t in 0..m {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        if x.is_multiple_of(3) {
+                            chunk.terms.push(t);
+                            chunk.values.push((x % 1000) as f64 / 250.0);
+                        }
+                    }
+                    chunk.indptr.push(chunk.terms.len());
+                }
+                chunk
+            })
+            .collect()
+    }
+
+    /// The randomized SVD of the corpus through `executor`.
+    fn svd(
+        executor: &mut dyn Executor,
+        chunks: &[SparseChunk],
+    ) -> topicd_numerics::lsi::Projection {
+        let mut svd = StochasticSvd::new(40, 3, 4, 2, 11);
+        loop {
+            let input = Arc::new(svd.pass_input());
+            let mut tasks = chunks.iter().map(|c| {
+                Ok(Task::LsiPass {
+                    input: input.clone(),
+                    chunk: c.clone(),
+                })
+            });
+            executor
+                .run(
+                    &mut tasks,
+                    &mut |done| {
+                        match &done.output {
+                            Output::LsiPass(term) => svd.add(term).unwrap(),
+                            Output::LsiPartial(sum) => svd.merge(sum).unwrap(),
+                            _ => panic!("not an LSI pass"),
+                        }
+                        Ok(Flow::Continue)
+                    },
+                    &|| Due::Nothing,
+                )
+                .unwrap();
+            if let Some(p) = svd.end_pass() {
+                return p;
+            }
+        }
+    }
+
+    #[test]
+    fn workers_that_come_and_go_give_the_bits_of_one_machine() {
+        let chunks = corpus(30, 40);
+        let alone = svd(&mut Local, &chunks);
+        let dispatcher = Dispatcher::new(Timing {
+            heartbeat: Duration::from_millis(20),
+            lease: Duration::from_millis(300),
+        });
+        let stops: Vec<Arc<AtomicBool>> =
+            (0..3).map(|_| Arc::new(AtomicBool::new(false))).collect();
+        let workers: Vec<_> = stops
+            .iter()
+            .map(|stop| local::start(dispatcher.clone(), 1, stop.clone()).unwrap())
+            .collect();
+        // one worker leaves in the middle of the job
+        let leaving = stops[1].clone();
+        let quitter = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            leaving.store(true, Ordering::SeqCst);
+        });
+        let together = svd(&mut Remote::new(dispatcher.clone(), 1), &chunks);
+        quitter.join().unwrap();
+        assert_eq!(together, alone);
+        stops.iter().for_each(|s| s.store(true, Ordering::SeqCst));
+        dispatcher.notify();
+        workers.into_iter().for_each(|w| w.join().unwrap());
+    }
+
+    #[test]
+    fn a_chunks_key_is_the_hash_of_its_encoding() {
+        let chunk = SparseChunk {
+            index: 2,
+            first_doc: 7,
+            indptr: vec![0, 1, 3],
+            terms: vec![4, 1, 2],
+            values: vec![0.5, 1.0, -2.0],
+        };
+        assert_eq!(
+            chunk_key(&chunk),
+            xxhash_rust::xxh3::xxh3_128(&chunk_to_bytes(&chunk))
+        );
+    }
+}

@@ -1,0 +1,733 @@
+//! The dispatcher's bookkeeping of one running phase: which tasks wait, which are leased to
+//! which worker and until when, which results are held in a worker's partial sum, and which
+//! results are ready for the job — plus the workers themselves.
+//!
+//! A [`Schedule`] is a plain state machine, driven by the job's thread (adding tasks, taking
+//! results) and by the workers' requests (asking for work, renewing their lease, delivering
+//! results). It never blocks and never does I/O, so every rule below is unit-tested:
+//!
+//! - a task is leased to one worker at a time; a worker's heartbeats renew its leases; a
+//!   worker silent for longer than the lease is dead, and every task it had — leased, or
+//!   done but held in its partial sum — waits again for another worker;
+//! - a result is accepted only from the worker that holds the task's current lease; a late
+//!   result for an expired lease (a worker that was cut off, stopped, or declared dead) is
+//!   ignored, and such a worker must register again;
+//! - results are handed to the job in task order, except partial sums, which are exact and
+//!   go as they come, each with the set of chunks it covers;
+//! - a worker is preferably given a task whose chunk it already holds.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::work::{ChunkSet, Done, Output, Task, fits};
+
+/// A worker's number, unique for the dispatcher's life (a worker that registers again gets
+/// a new one).
+pub type WorkerId = u64;
+
+/// A lease's number, unique for the dispatcher's life.
+pub type LeaseId = u64;
+
+/// A chunk's name: the XXH3-128 of its encoding (see `work::encode::chunk_to_bytes`).
+pub type ChunkKey = u128;
+
+/// What a worker says about itself when it registers.
+#[derive(Clone, Debug)]
+pub struct WorkerIdentity {
+    /// Its host name.
+    pub host: String,
+    /// The address it connected from.
+    pub address: String,
+    /// Its cores.
+    pub cores: u32,
+    /// Its topicd version.
+    pub version: String,
+}
+
+/// A worker as the dispatcher knows it.
+#[derive(Clone, Debug)]
+pub struct WorkerState {
+    /// Who it is.
+    pub identity: WorkerIdentity,
+    /// Whether its lease is current (false once it has been silent too long).
+    pub alive: bool,
+    /// When it was last heard from.
+    pub last_seen: Instant,
+    /// Tasks it completed.
+    pub tasks_done: u64,
+    /// The chunk of the task it works on, if any.
+    pub current: Option<u64>,
+    /// Bytes received from it and sent to it.
+    pub bytes_in: u64,
+    /// Bytes sent to it.
+    pub bytes_out: u64,
+    /// The chunks it holds in its cache.
+    chunks: HashSet<ChunkKey>,
+    /// Tasks of the current phase it computed and holds in its partial sum.
+    holds: Vec<u64>,
+    /// A partial sum it was asked to deliver: the lease and the tasks it covers.
+    flushing: Option<(LeaseId, Vec<u64>)>,
+}
+
+/// What a worker should do next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// Nothing to do now: ask again.
+    Wait,
+    /// Compute task `task` of phase `phase` under lease `lease`.
+    Task {
+        /// The lease.
+        lease: LeaseId,
+        /// The phase (a worker keeps one phase's inputs).
+        phase: u64,
+        /// The task's position in its phase.
+        task: u64,
+        /// Whether the result goes into the worker's partial sum (reported with
+        /// [`Schedule::held`]) rather than being delivered.
+        combine: bool,
+    },
+    /// Deliver the partial sum of phase `phase` under lease `lease`, then start a new one.
+    Flush {
+        /// The lease of the delivery.
+        lease: LeaseId,
+        /// The phase.
+        phase: u64,
+    },
+}
+
+/// Why a worker's request was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The worker is not (or no longer) registered: it must register again.
+    #[error("unknown worker {0}: register again")]
+    UnknownWorker(WorkerId),
+    /// The lease expired or was never this worker's: the result is ignored.
+    #[error("lease {0} is not current")]
+    StaleLease(LeaseId),
+    /// The result does not have the shape of its task's: the worker is broken.
+    #[error("the result of lease {0} does not fit its task")]
+    BadResult(LeaseId),
+}
+
+/// One task of the phase.
+struct Entry {
+    task: Arc<Task>,
+    chunk: u64,
+    key: ChunkKey,
+    bytes: u64,
+    state: EntryState,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EntryState {
+    Waiting,
+    Leased {
+        worker: WorkerId,
+        lease: LeaseId,
+    },
+    /// Computed, in the worker's partial sum.
+    Held {
+        worker: WorkerId,
+    },
+}
+
+/// The tasks of one `Executor::run` call.
+struct Phase {
+    id: u64,
+    combine: bool,
+    entries: BTreeMap<u64, Entry>,
+    /// Results of single tasks, waiting for the ones before them.
+    results: BTreeMap<u64, (u64, Output)>,
+    /// The next task whose result the job takes (results go in task order).
+    next: u64,
+    /// The position of the next task added.
+    added: u64,
+    /// Results ready for the job.
+    ready: Vec<Done>,
+}
+
+/// The dispatcher's view of the workers and of the running phase.
+pub struct Schedule {
+    lease_timeout: Duration,
+    next_id: u64,
+    workers: BTreeMap<WorkerId, WorkerState>,
+    phase: Option<Phase>,
+}
+
+impl Schedule {
+    /// An empty schedule whose leases last `lease_timeout` after a worker's last request.
+    pub fn new(lease_timeout: Duration) -> Schedule {
+        Schedule {
+            lease_timeout,
+            next_id: 1,
+            workers: BTreeMap::new(),
+            phase: None,
+        }
+    }
+
+    fn id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Register a worker (a new one, or one that comes back: it gets a new id and starts
+    /// afresh, so that nothing it computed before counts). `chunks`: what its cache holds.
+    pub fn register(
+        &mut self,
+        identity: WorkerIdentity,
+        chunks: impl IntoIterator<Item = ChunkKey>,
+        now: Instant,
+    ) -> WorkerId {
+        let id = self.id();
+        self.workers.insert(
+            id,
+            WorkerState {
+                identity,
+                alive: true,
+                last_seen: now,
+                tasks_done: 0,
+                current: None,
+                bytes_in: 0,
+                bytes_out: 0,
+                chunks: chunks.into_iter().collect(),
+                holds: vec![],
+                flushing: None,
+            },
+        );
+        id
+    }
+
+    /// The workers, alive or dead, by id.
+    pub fn workers(&self) -> impl Iterator<Item = (WorkerId, &WorkerState)> {
+        self.workers.iter().map(|(&id, w)| (id, w))
+    }
+
+    /// Number of live workers.
+    pub fn alive(&self) -> usize {
+        self.workers.values().filter(|w| w.alive).count()
+    }
+
+    /// Number of live workers working on the phase now (leased or holding tasks).
+    pub fn busy(&self) -> usize {
+        self.workers
+            .values()
+            .filter(|w| w.alive && (w.current.is_some() || !w.holds.is_empty()))
+            .count()
+    }
+
+    /// A live worker's request: renews its leases. Refused for an unknown or dead worker.
+    pub fn seen(&mut self, worker: WorkerId, now: Instant) -> Result<&mut WorkerState, Refusal> {
+        match self.workers.get_mut(&worker) {
+            Some(w) if w.alive => {
+                w.last_seen = now;
+                Ok(w)
+            }
+            _ => Err(Refusal::UnknownWorker(worker)),
+        }
+    }
+
+    /// Declare dead every worker silent for longer than the lease, and put its tasks back
+    /// in the queue. Returns the workers that died.
+    pub fn expire(&mut self, now: Instant) -> Vec<WorkerId> {
+        let dead: Vec<WorkerId> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.alive && now.duration_since(w.last_seen) > self.lease_timeout)
+            .map(|(&id, _)| id)
+            .collect();
+        for &id in &dead {
+            self.forget(id);
+        }
+        dead
+    }
+
+    /// Mark a worker dead (it disconnected, or said goodbye) and requeue its tasks.
+    pub fn forget(&mut self, worker: WorkerId) {
+        if let Some(w) = self.workers.get_mut(&worker) {
+            w.alive = false;
+            w.current = None;
+            w.holds.clear();
+            w.flushing = None;
+        }
+        if let Some(phase) = &mut self.phase {
+            for entry in phase.entries.values_mut() {
+                match entry.state {
+                    EntryState::Leased { worker: w, .. } | EntryState::Held { worker: w }
+                        if w == worker =>
+                    {
+                        entry.state = EntryState::Waiting;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Start a phase (one `Executor::run` call): `combine` when its results are partial
+    /// sums held by the workers. Returns its id.
+    pub fn start_phase(&mut self, combine: bool) -> u64 {
+        let id = self.id();
+        self.phase = Some(Phase {
+            id,
+            combine,
+            entries: BTreeMap::new(),
+            results: BTreeMap::new(),
+            next: 0,
+            added: 0,
+            ready: vec![],
+        });
+        for w in self.workers.values_mut() {
+            w.holds.clear();
+            w.flushing = None;
+            w.current = None;
+        }
+        id
+    }
+
+    /// End the phase: whatever is left is dropped (a stop), and workers that held partial
+    /// sums of it start the next phase with none.
+    pub fn end_phase(&mut self) {
+        self.phase = None;
+        for w in self.workers.values_mut() {
+            w.holds.clear();
+            w.flushing = None;
+            w.current = None;
+        }
+    }
+
+    /// Task `task` of phase `phase`, while it is not finished, for the workers to fetch.
+    pub fn task(&self, phase: u64, task: u64) -> Option<Arc<Task>> {
+        let p = self.phase.as_ref().filter(|p| p.id == phase)?;
+        p.entries.get(&task).map(|e| e.task.clone())
+    }
+
+    /// Add a task to the running phase.
+    pub fn add(&mut self, task: Task, key: ChunkKey) {
+        let Some(phase) = &mut self.phase else { return };
+        let seq = phase.added;
+        phase.added += 1;
+        phase.entries.insert(
+            seq,
+            Entry {
+                chunk: task.chunk_index(),
+                bytes: {
+                    let c = task.chunk();
+                    8 * c.indptr.len() as u64 + 12 * c.nnz() as u64
+                },
+                task: Arc::new(task),
+                key,
+                state: EntryState::Waiting,
+            },
+        );
+    }
+
+    /// Tasks of the phase not yet finished (waiting, leased or held).
+    pub fn unfinished(&self) -> usize {
+        self.phase.as_ref().map_or(0, |p| p.entries.len())
+    }
+
+    /// Bytes of the chunks of tasks held in workers' partial sums.
+    pub fn held_bytes(&self) -> u64 {
+        self.phase.as_ref().map_or(0, |p| {
+            p.entries
+                .values()
+                .filter(|e| matches!(e.state, EntryState::Held { .. }))
+                .map(|e| e.bytes)
+                .sum()
+        })
+    }
+
+    /// Tasks of the phase leased to a worker now.
+    pub fn leased(&self) -> usize {
+        self.phase.as_ref().map_or(0, |p| {
+            p.entries
+                .values()
+                .filter(|e| matches!(e.state, EntryState::Leased { .. }))
+                .count()
+        })
+    }
+
+    /// Tasks of the phase waiting for a worker.
+    pub fn waiting(&self) -> usize {
+        self.phase.as_ref().map_or(0, |p| {
+            p.entries
+                .values()
+                .filter(|e| e.state == EntryState::Waiting)
+                .count()
+        })
+    }
+
+    /// What worker `worker` should do next.
+    pub fn next_order(&mut self, worker: WorkerId, now: Instant) -> Result<Order, Refusal> {
+        let lease = self.next_id;
+        let w = self.seen(worker, now)?;
+        if let Some((lease, _)) = &w.flushing {
+            let lease = *lease;
+            let phase = self.phase.as_ref().map_or(0, |p| p.id);
+            return Ok(Order::Flush { lease, phase });
+        }
+        let holds_chunk = w.chunks.clone();
+        let others: HashSet<ChunkKey> = self
+            .workers
+            .iter()
+            .filter(|(id, w)| **id != worker && w.alive)
+            .flat_map(|(_, w)| w.chunks.iter().copied())
+            .collect();
+        let Some(phase) = &mut self.phase else {
+            return Ok(Order::Wait);
+        };
+        let waiting = |e: &&Entry| e.state == EntryState::Waiting;
+        // a task whose chunk the worker holds; else one whose chunk no other live worker
+        // holds; else any (an idle worker takes over another's chunk rather than wait)
+        let pick = phase
+            .entries
+            .iter()
+            .filter(|(_, e)| waiting(e))
+            .find(|(_, e)| holds_chunk.contains(&e.key))
+            .or_else(|| {
+                phase
+                    .entries
+                    .iter()
+                    .filter(|(_, e)| waiting(e))
+                    .find(|(_, e)| !others.contains(&e.key))
+            })
+            .or_else(|| phase.entries.iter().find(|(_, e)| waiting(e)))
+            .map(|(&c, _)| c);
+        let Some(seq) = pick else {
+            return Ok(Order::Wait);
+        };
+        self.next_id += 1;
+        let (phase_id, combine) = (phase.id, phase.combine);
+        let entry = phase.entries.get_mut(&seq).expect("picked");
+        entry.state = EntryState::Leased { worker, lease };
+        let chunk = entry.chunk;
+        let w = self.workers.get_mut(&worker).expect("seen");
+        w.current = Some(chunk);
+        Ok(Order::Task {
+            lease,
+            phase: phase_id,
+            task: seq,
+            combine,
+        })
+    }
+
+    /// The worker now holds chunk `key` in its cache (it fetched it).
+    pub fn holds_chunk(&mut self, worker: WorkerId, key: ChunkKey) {
+        if let Some(w) = self.workers.get_mut(&worker) {
+            w.chunks.insert(key);
+        }
+    }
+
+    /// The worker dropped these chunks from its cache.
+    pub fn dropped_chunks(&mut self, worker: WorkerId, keys: &[ChunkKey]) {
+        if let Some(w) = self.workers.get_mut(&worker) {
+            keys.iter().for_each(|k| {
+                w.chunks.remove(k);
+            });
+        }
+    }
+
+    /// The lease's task, if `worker` holds it now.
+    fn lease_of(&self, worker: WorkerId, lease: LeaseId) -> Option<u64> {
+        let phase = self.phase.as_ref()?;
+        phase
+            .entries
+            .iter()
+            .find_map(|(&c, e)| (e.state == EntryState::Leased { worker, lease }).then_some(c))
+    }
+
+    /// The worker computed the task of `lease` and added it to its partial sum.
+    pub fn held(&mut self, worker: WorkerId, lease: LeaseId, now: Instant) -> Result<(), Refusal> {
+        self.seen(worker, now)?;
+        let seq = self
+            .lease_of(worker, lease)
+            .filter(|_| self.phase.as_ref().is_some_and(|p| p.combine))
+            .ok_or(Refusal::StaleLease(lease))?;
+        let phase = self.phase.as_mut().expect("leased");
+        phase.entries.get_mut(&seq).expect("leased").state = EntryState::Held { worker };
+        let w = self.workers.get_mut(&worker).expect("seen");
+        w.holds.push(seq);
+        w.current = None;
+        w.tasks_done += 1;
+        Ok(())
+    }
+
+    /// The worker delivered the result of `lease`: a single task's result, or the partial
+    /// sum it was asked to flush.
+    pub fn deliver(
+        &mut self,
+        worker: WorkerId,
+        lease: LeaseId,
+        output: Output,
+        now: Instant,
+    ) -> Result<(), Refusal> {
+        let w = self.seen(worker, now)?;
+        if w.flushing
+            .as_ref()
+            .is_some_and(|(flush, _)| *flush == lease)
+        {
+            let (_, tasks) = w.flushing.take().expect("flushing");
+            let phase = self.phase.as_mut().ok_or(Refusal::StaleLease(lease))?;
+            let first = tasks.first().and_then(|t| phase.entries.get(t));
+            if !first.is_some_and(|e| fits(&e.task, &output)) {
+                // the worker keeps its order to flush: a broken worker is disconnected
+                self.workers.get_mut(&worker).expect("seen").flushing = Some((lease, tasks));
+                return Err(Refusal::BadResult(lease));
+            }
+            let mut chunks = ChunkSet::new();
+            for t in tasks {
+                if let Some(entry) = phase.entries.remove(&t) {
+                    chunks.insert(entry.chunk);
+                }
+            }
+            phase.ready.push(Done { chunks, output });
+            return Ok(());
+        }
+        let seq = self
+            .lease_of(worker, lease)
+            .ok_or(Refusal::StaleLease(lease))?;
+        let phase = self.phase.as_mut().expect("leased");
+        if !fits(&phase.entries[&seq].task, &output) {
+            return Err(Refusal::BadResult(lease));
+        }
+        let entry = phase.entries.remove(&seq).expect("leased");
+        phase.results.insert(seq, (entry.chunk, output));
+        let w = self.workers.get_mut(&worker).expect("seen");
+        w.current = None;
+        w.tasks_done += 1;
+        // results go to the job in task order
+        while let Some((chunk, output)) = phase.results.remove(&phase.next) {
+            let mut chunks = ChunkSet::new();
+            chunks.insert(chunk);
+            phase.ready.push(Done { chunks, output });
+            phase.next += 1;
+        }
+        Ok(())
+    }
+
+    /// Ask every worker that holds tasks in its partial sum to deliver it (the end of a
+    /// pass, a checkpoint, a stop). Returns how many were asked.
+    pub fn flush_all(&mut self) -> usize {
+        let mut asked = 0;
+        let ids: Vec<WorkerId> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.alive && !w.holds.is_empty() && w.flushing.is_none())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            let lease = self.id();
+            let w = self.workers.get_mut(&id).expect("listed");
+            let holds = std::mem::take(&mut w.holds);
+            w.flushing = Some((lease, holds));
+            asked += 1;
+        }
+        asked
+    }
+
+    /// Whether some worker holds results of the phase not delivered yet.
+    pub fn holding(&self) -> bool {
+        self.workers
+            .values()
+            .any(|w| w.alive && (!w.holds.is_empty() || w.flushing.is_some()))
+    }
+
+    /// The results ready for the job, in the order they must be reduced.
+    pub fn take_ready(&mut self) -> Vec<Done> {
+        self.phase
+            .as_mut()
+            .map(|p| std::mem::take(&mut p.ready))
+            .unwrap_or_default()
+    }
+
+    /// Account bytes sent to and received from a worker.
+    pub fn count_bytes(&mut self, worker: WorkerId, sent: u64, received: u64) {
+        if let Some(w) = self.workers.get_mut(&worker) {
+            w.bytes_out += sent;
+            w.bytes_in += received;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::work::compute;
+    use topicd_numerics::SparseChunk;
+    use topicd_numerics::lsi::{ChunkSvdInput, Grids, PassInput, PassSum, Product};
+
+    fn identity(host: &str) -> WorkerIdentity {
+        WorkerIdentity {
+            host: host.into(),
+            address: "127.0.0.2:1".into(),
+            cores: 2,
+            version: "test".into(),
+        }
+    }
+
+    fn svd_task(c: u64) -> Task {
+        let chunk = SparseChunk {
+            index: c,
+            first_doc: 2 * c,
+            indptr: vec![0, 1, 2],
+            terms: vec![0, 1],
+            values: vec![1.0 + c as f64, 0.5],
+        };
+        Task::LsiChunkSvd {
+            input: ChunkSvdInput {
+                num_terms: 2,
+                rank: 1,
+                extra_samples: 1,
+                power_iters: 0,
+                seed: 1,
+            },
+            chunk,
+        }
+    }
+
+    fn gram_task(c: u64) -> Task {
+        let Task::LsiChunkSvd { chunk, .. } = svd_task(c) else {
+            unreachable!()
+        };
+        Task::LsiPass {
+            input: Arc::new(PassInput {
+                num_terms: 2,
+                samples: 1,
+                seed: 1,
+                product: Product::Gram,
+                qt: Some(Arc::new(nalgebra::DMatrix::from_element(1, 2, 0.5))),
+                grids: Some(Arc::new(Grids {
+                    terms: vec![1.0; 2],
+                    gram: 1.0,
+                })),
+            }),
+            chunk,
+        }
+    }
+
+    fn lease_of(order: Order) -> (LeaseId, u64) {
+        match order {
+            Order::Task { lease, task, .. } => (lease, task),
+            other => panic!("not a task: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn results_reach_the_job_in_task_order_whoever_computes_them() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(Duration::from_secs(5));
+        let (a, b) = (
+            s.register(identity("a"), [], t0),
+            s.register(identity("b"), [], t0),
+        );
+        s.start_phase(false);
+        for c in 0..3 {
+            s.add(svd_task(c), c as u128);
+        }
+        let (la, ca) = lease_of(s.next_order(a, t0).unwrap());
+        let (lb, cb) = lease_of(s.next_order(b, t0).unwrap());
+        assert_eq!((ca, cb), (0, 1));
+        let out = |c: u64| compute(&svd_task(c));
+        s.deliver(b, lb, out(1), t0).unwrap();
+        assert!(s.take_ready().is_empty(), "chunk 1 waits for chunk 0");
+        s.deliver(a, la, out(0), t0).unwrap();
+        let ready: Vec<u64> = s
+            .take_ready()
+            .iter()
+            .map(|d| d.chunks.ranges()[0].0)
+            .collect();
+        assert_eq!(ready, [0, 1]);
+        assert_eq!(s.workers.get(&a).unwrap().tasks_done, 1);
+    }
+
+    #[test]
+    fn a_silent_worker_loses_its_tasks_and_its_late_result_is_ignored() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(Duration::from_secs(5));
+        let (a, b) = (
+            s.register(identity("a"), [], t0),
+            s.register(identity("b"), [], t0),
+        );
+        s.start_phase(false);
+        s.add(svd_task(0), 0);
+        let (la, _) = lease_of(s.next_order(a, t0).unwrap());
+        assert_eq!(s.next_order(b, t0).unwrap(), Order::Wait);
+        let later = t0 + Duration::from_secs(6);
+        s.seen(b, later).unwrap();
+        assert_eq!(s.expire(later), vec![a]);
+        assert!(!s.workers.get(&a).unwrap().alive);
+        let (lb, _) = lease_of(s.next_order(b, later).unwrap());
+        // a comes back with its old result: refused, and it must register again
+        let late = s.deliver(a, la, compute(&svd_task(0)), later);
+        assert_eq!(late, Err(Refusal::UnknownWorker(a)));
+        s.deliver(b, lb, compute(&svd_task(0)), later).unwrap();
+        assert_eq!(s.take_ready().len(), 1);
+        // a stale lease of a live worker is refused too
+        assert_eq!(
+            s.deliver(b, lb, compute(&svd_task(0)), later),
+            Err(Refusal::StaleLease(lb))
+        );
+    }
+
+    #[test]
+    fn held_partial_sums_are_flushed_and_requeued_when_their_worker_dies() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(Duration::from_secs(5));
+        let (a, b) = (
+            s.register(identity("a"), [], t0),
+            s.register(identity("b"), [], t0),
+        );
+        let phase = s.start_phase(true);
+        for c in 0..4 {
+            s.add(gram_task(c), c as u128);
+        }
+        let take = |s: &mut Schedule, w| {
+            let (lease, chunk) = lease_of(s.next_order(w, t0).unwrap());
+            s.held(w, lease, t0).unwrap();
+            chunk
+        };
+        let (c0, c1, c2) = (take(&mut s, a), take(&mut s, b), take(&mut s, a));
+        assert_eq!((c0, c1, c2), (0, 1, 2));
+        take(&mut s, b);
+        assert_eq!(s.flush_all(), 2);
+        let Order::Flush { lease, phase: p } = s.next_order(a, t0).unwrap() else {
+            panic!("a must flush");
+        };
+        assert_eq!(p, phase);
+        // a partial sum that does not fit the phase is refused, a fitting one taken
+        let wrong = Output::LsiPartial(PassSum::gram(3));
+        assert_eq!(
+            s.deliver(a, lease, wrong, t0),
+            Err(Refusal::BadResult(lease))
+        );
+        let partial = Output::LsiPartial(PassSum::gram(1));
+        s.deliver(a, lease, partial, t0).unwrap();
+        let ready = s.take_ready();
+        assert_eq!(ready[0].chunks.ranges(), &[(0, 1), (2, 3)]);
+        // b dies before delivering: its chunks 1 and 3 wait again
+        let later = t0 + Duration::from_secs(6);
+        s.seen(a, later).unwrap();
+        assert_eq!(s.expire(later), vec![b]);
+        assert_eq!(s.waiting(), 2);
+        assert!(!s.holding());
+    }
+
+    #[test]
+    fn a_worker_is_given_the_tasks_of_the_chunks_it_holds() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(Duration::from_secs(5));
+        let a = s.register(identity("a"), [7u128], t0);
+        s.start_phase(false);
+        for c in 0..3 {
+            s.add(svd_task(c), 5 + c as u128);
+        }
+        let (_, chunk) = lease_of(s.next_order(a, t0).unwrap());
+        assert_eq!(chunk, 2, "the chunk named 7 is in its cache");
+        s.holds_chunk(a, 5);
+        s.dropped_chunks(a, &[7]);
+        let (_, chunk) = lease_of(s.next_order(a, t0).unwrap());
+        assert_eq!(chunk, 0);
+    }
+}

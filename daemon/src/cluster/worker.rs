@@ -1,0 +1,113 @@
+//! A worker's loop: ask the dispatcher for an order, compute, report — the same loop for a
+//! worker across the network and for the dispatcher's own local worker; only the [`Link`]
+//! to the dispatcher differs.
+//!
+//! A worker keeps no job state that a restart would lose: the inputs of the phase it works
+//! on (fetched once per phase), its partial sum of that phase (delivered when asked), and a
+//! cache of the chunks it was sent.
+
+use std::sync::Arc;
+
+use super::schedule::{LeaseId, Order};
+use crate::work::{Output, Task, compute};
+use topicd_numerics::lsi::{self, PassSum, PassTerm, SumError};
+
+/// Why a worker's loop stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The dispatcher is unreachable or closed the connection: reconnect and register
+    /// again.
+    #[error("lost the dispatcher: {0}")]
+    Lost(String),
+    /// The dispatcher no longer knows this worker (its lease expired): register again.
+    #[error("the dispatcher forgot this worker: {0}")]
+    Forgotten(String),
+    /// The worker is shutting down.
+    #[error("stopping")]
+    Stopping,
+}
+
+/// What a worker needs from its dispatcher.
+pub trait Link {
+    /// The next order (waiting a little for one if there is none).
+    fn order(&mut self) -> Result<Order, LinkError>;
+    /// Task `task` of phase `phase`, ready to compute (fetching its inputs if needed).
+    fn task(&mut self, phase: u64, task: u64) -> Result<Arc<Task>, LinkError>;
+    /// The task of `lease` was computed and added to the partial sum.
+    fn held(&mut self, lease: LeaseId) -> Result<(), LinkError>;
+    /// Deliver the result of `lease`.
+    fn deliver(&mut self, lease: LeaseId, output: Output) -> Result<(), LinkError>;
+}
+
+/// The partial sum of the phase a worker works on.
+struct Partial {
+    phase: u64,
+    sum: PassSum,
+}
+
+/// Serve `link` until it fails: compute every task ordered, hold LSI pass terms in a
+/// partial sum and deliver it when asked. Returns why it stopped.
+pub fn serve(link: &mut dyn Link) -> LinkError {
+    let mut partial: Option<Partial> = None;
+    loop {
+        let result = match link.order() {
+            Err(e) => return e,
+            Ok(Order::Wait) => Ok(()),
+            Ok(Order::Task {
+                lease,
+                phase,
+                task,
+                combine,
+            }) => link.task(phase, task).and_then(|task| {
+                let output = compute(&task);
+                if combine {
+                    match add_to_partial(&mut partial, phase, &task, output) {
+                        Ok(()) => link.held(lease),
+                        // a term that does not fit this pass: a bug on one side; deliver
+                        // nothing and let the lease expire, the task goes elsewhere
+                        Err(e) => {
+                            log::error!("cannot add a task's term to the partial sum: {e}");
+                            Ok(())
+                        }
+                    }
+                } else {
+                    link.deliver(lease, output)
+                }
+            }),
+            Ok(Order::Flush { lease, phase }) => {
+                let sum = match partial.take() {
+                    Some(p) if p.phase == phase => Ok(p.sum),
+                    _ => Err(LinkError::Forgotten(format!(
+                        "asked for the partial sum of phase {phase}, which this worker does not hold"
+                    ))),
+                };
+                sum.and_then(|sum| link.deliver(lease, Output::LsiPartial(sum)))
+            }
+        };
+        if let Err(e) = result {
+            return e;
+        }
+    }
+}
+
+fn add_to_partial(
+    partial: &mut Option<Partial>,
+    phase: u64,
+    task: &Task,
+    output: Output,
+) -> Result<(), SumError> {
+    let (Task::LsiPass { input, .. }, Output::LsiPass(term)) = (task, output) else {
+        return Err(SumError::Internal(
+            "a task to combine that is not an LSI pass".into(),
+        ));
+    };
+    if partial.as_ref().is_none_or(|p| p.phase != phase) {
+        *partial = Some(Partial {
+            phase,
+            sum: lsi::empty_sum(input),
+        });
+    }
+    let sum = &mut partial.as_mut().expect("just set").sum;
+    let term: &PassTerm = &term;
+    lsi::add_term(sum, term, input.grids.as_deref())
+}
