@@ -14,6 +14,7 @@
 //! | `model` | finished models served: topics, matrix pages, inference, held-out bound |
 //! | `api` | the control API's `Handler`: job state changes, topics, export pages |
 //! | `server` | the control socket's `Listener` |
+//! | `peer` | cluster connections: the secret, the handshake, sealed bounded frames, the tarpc transport, the peer port's accept loop |
 //! | `shutdown` | SIGTERM/SIGINT → checkpoint and stop |
 //! | `config` | the TOML settings file |
 //! | `cli` | the daemon's flags (`--config`, overrides, `--check-config`, `--check-store`, `--accept-store`, `--version`) |
@@ -41,6 +42,8 @@ pub mod jobs;
 pub mod logging;
 #[cfg(feature = "engine")]
 pub mod model;
+#[cfg(feature = "engine")]
+pub mod peer;
 #[cfg(feature = "engine")]
 pub mod server;
 #[cfg(feature = "engine")]

@@ -1,0 +1,181 @@
+//! An established connection as frames ([`Frames`]) or as a tarpc transport
+//! ([`PeerTransport`]): bincode messages, each in one frame, decoded within the frame's size.
+
+use std::io;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bincode::Options;
+use bytes::{Bytes, BytesMut};
+use futures::{Sink, Stream};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::codec::Framed;
+
+use super::{Connection, FrameCodec};
+
+/// The dialing side's transport for a tarpc service with requests `Req` and responses `Resp`:
+/// pass it to `tarpc::client::new`.
+pub type ClientTransport<Req, Resp> =
+    PeerTransport<tarpc::Response<Resp>, tarpc::ClientMessage<Req>>;
+/// The listening side's transport for a tarpc service with requests `Req` and responses
+/// `Resp`: pass it to `tarpc::server::BaseChannel::new`.
+pub type ServerTransport<Req, Resp> =
+    PeerTransport<tarpc::ClientMessage<Req>, tarpc::Response<Resp>>;
+
+/// A connection's frames: a `Stream` of the frames received and a `Sink` of frames to send.
+/// A frame that breaks the rules (too long, altered in transit, cut short) ends the stream
+/// with an error, which is logged with the peer's address; the connection closes when this
+/// is dropped.
+pub struct Frames {
+    framed: Framed<TcpStream, FrameCodec>,
+    peer: SocketAddr,
+    max_frame: u32,
+    _slot: Option<OwnedSemaphorePermit>,
+}
+
+impl Frames {
+    pub(super) fn new(connection: Connection) -> Frames {
+        let codec = FrameCodec::new(connection.max_frame, connection.noise);
+        Frames {
+            framed: Framed::new(connection.stream, codec),
+            peer: connection.peer,
+            max_frame: connection.max_frame,
+            _slot: connection.slot,
+        }
+    }
+
+    /// The other end's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+}
+
+impl Stream for Frames {
+    type Item = io::Result<BytesMut>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let next = ready!(Pin::new(&mut self.framed).poll_next(cx));
+        if let Some(Err(e)) = &next {
+            if e.kind() == io::ErrorKind::InvalidData {
+                log::warn!("cluster peer {}: {e}; disconnecting it", self.peer);
+            } else {
+                log::debug!("cluster peer {}: {e}", self.peer);
+            }
+        }
+        Poll::Ready(next)
+    }
+}
+
+impl Sink<Bytes> for Frames {
+    type Error = io::Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.framed).poll_ready(cx)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, frame: Bytes) -> io::Result<()> {
+        Pin::new(&mut self.framed).start_send(frame)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.framed).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.framed).poll_close(cx)
+    }
+}
+
+/// A tarpc transport over a peer connection: receives `Item`s, sends `SinkItem`s, each one
+/// bincode message (`DefaultOptions`) in one frame. Decoding is limited to the frame's size,
+/// so a message cannot claim more memory than the bytes it arrived in; a message that does not
+/// decode ends the stream with an error (logged), and tarpc then drops the connection.
+pub struct PeerTransport<Item, SinkItem> {
+    frames: Frames,
+    ghost: PhantomData<fn(SinkItem) -> Item>,
+}
+
+impl<Item, SinkItem> PeerTransport<Item, SinkItem> {
+    pub(super) fn new(frames: Frames) -> Self {
+        PeerTransport {
+            frames,
+            ghost: PhantomData,
+        }
+    }
+
+    /// The other end's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.frames.peer
+    }
+}
+
+impl<Item, SinkItem> Stream for PeerTransport<Item, SinkItem>
+where
+    Item: for<'de> Deserialize<'de>,
+{
+    type Item = io::Result<Item>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let Some(frame) = ready!(Pin::new(&mut self.frames).poll_next(cx)) else {
+            return Poll::Ready(None);
+        };
+        let item = frame.and_then(|frame| {
+            bincode::DefaultOptions::new()
+                .with_limit(frame.len() as u64)
+                .deserialize(&frame)
+                .map_err(|e| {
+                    let peer = self.frames.peer;
+                    log::warn!(
+                        "cluster peer {peer}: a frame of {} bytes that is not a message of \
+                         this protocol ({e}); disconnecting it",
+                        frame.len()
+                    );
+                    io::Error::new(io::ErrorKind::InvalidData, e)
+                })
+        });
+        Poll::Ready(Some(item))
+    }
+}
+
+impl<Item, SinkItem> Sink<SinkItem> for PeerTransport<Item, SinkItem>
+where
+    SinkItem: Serialize,
+{
+    type Error = io::Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.frames).poll_ready(cx)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, item: SinkItem) -> io::Result<()> {
+        let max = self.frames.max_frame;
+        // The size is computed before the buffer is allocated: a message over the limit is
+        // refused without building it.
+        let bytes = bincode::DefaultOptions::new()
+            .with_limit(u64::from(max))
+            .serialize(&item)
+            .map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "a message for {} cannot be sent: {e} (the limit is {max} bytes; send \
+                         large data in pieces)",
+                        self.frames.peer
+                    ),
+                )
+            })?;
+        Pin::new(&mut self.frames).start_send(Bytes::from(bytes))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.frames).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.frames).poll_close(cx)
+    }
+}
