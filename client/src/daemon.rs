@@ -19,7 +19,7 @@ use tarpc::context::{self, Context};
 use topicd::corpus::InputFile;
 use topicd_protocol::{
     self, ApiError, ControlClient, DaemonInfo, Document, Evaluation, JobId, JobInfo, JobSpec,
-    ModelInfo, SOCKET_ENV, Topic, VocabEntry,
+    ModelInfo, SOCKET_ENV, Topic, VocabEntry, WorkerInfo,
 };
 
 /// Deadline of an ordinary request.
@@ -70,6 +70,12 @@ impl Daemon {
     pub async fn submit(&self, spec: JobSpec) -> anyhow::Result<JobId> {
         let reply = self.client.submit(deadline(LONG), spec).await;
         self.flatten(LONG, reply)
+    }
+
+    /// The dispatcher's workers (none on a standalone daemon).
+    pub async fn workers(&self) -> anyhow::Result<Vec<WorkerInfo>> {
+        let reply = self.client.workers(deadline(SHORT)).await;
+        self.flatten(SHORT, reply)
     }
 
     /// Every job, oldest first.

@@ -236,6 +236,11 @@ enum Command {
 
     /// Show who the daemon is: version, BLAS library, threads, data directory.
     Info,
+
+    /// List a dispatcher's workers: address, cores, state (a worker whose lease expired
+    /// shows as dead until it returns), tasks done, current task, last heartbeat, bytes in
+    /// and out. A standalone daemon has none.
+    Workers,
 }
 
 impl Cli {
@@ -312,6 +317,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cancel { job } => commands::jobs::cancel(&connect().await?, job, json).await?,
         Command::Resume { job } => commands::jobs::resume(&connect().await?, job, json).await?,
         Command::Info => commands::jobs::info(&connect().await?, json).await?,
+        Command::Workers => commands::jobs::workers(&connect().await?, json).await?,
         Command::Watch { job } => {
             return commands::watch::watch(&connect().await?, job, json).await;
         }

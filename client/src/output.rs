@@ -11,11 +11,11 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use indicatif::{HumanCount, HumanDuration};
+use indicatif::{HumanBytes, HumanCount, HumanDuration};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
-use topicd_protocol::{JobInfo, ModelSpec};
+use topicd_protocol::{JobInfo, ModelSpec, WorkerInfo};
 
 use crate::progress;
 
@@ -126,21 +126,27 @@ pub fn job_table(jobs: &[JobInfo], tz: &TimeZone) -> String {
             local_time(job.submitted_at, tz),
         ]);
     }
-    let mut widths = [0; 7];
-    for row in &rows {
+    aligned(&rows, RIGHT)
+}
+
+/// Rows as columns two spaces apart, each as wide as its widest cell; `right`: the columns
+/// aligned to the right (numbers).
+fn aligned<const N: usize>(rows: &[[String; N]], right: [bool; N]) -> String {
+    let mut widths = [0; N];
+    for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
     let mut table = String::new();
-    for row in &rows {
+    for row in rows {
         let mut line = String::new();
         for (i, cell) in row.iter().enumerate() {
             if i > 0 {
                 line.push_str("  ");
             }
             let width = widths[i];
-            if RIGHT[i] {
+            if right[i] {
                 let _ = write!(line, "{cell:>width$}");
             } else {
                 let _ = write!(line, "{cell:<width$}");
@@ -150,6 +156,46 @@ pub fn job_table(jobs: &[JobInfo], tz: &TimeZone) -> String {
         table.push('\n');
     }
     table
+}
+
+/// The workers of a dispatcher: one line each.
+pub fn worker_table(workers: &[WorkerInfo]) -> String {
+    const HEADER: [&str; 10] = [
+        "ID",
+        "HOST",
+        "ADDRESS",
+        "CORES",
+        "STATE",
+        "TASKS",
+        "CURRENT",
+        "HEARTBEAT",
+        "IN",
+        "OUT",
+    ];
+    const RIGHT: [bool; 10] = [
+        true, false, false, true, false, true, false, true, true, true,
+    ];
+    let mut rows = vec![HEADER.map(str::to_owned)];
+    for w in workers {
+        let current = match (w.job, w.current_chunk) {
+            (Some(job), Some(chunk)) => format!("job {job} chunk {chunk}"),
+            (None, Some(chunk)) => format!("chunk {chunk}"),
+            _ => "-".into(),
+        };
+        rows.push([
+            w.id.to_string(),
+            printable(&w.host),
+            printable(&w.address),
+            w.cores.to_string(),
+            printable(&w.state),
+            w.tasks_done.to_string(),
+            current,
+            format!("{:.1} s ago", w.last_heartbeat_secs),
+            HumanBytes(w.bytes_in).to_string(),
+            HumanBytes(w.bytes_out).to_string(),
+        ]);
+    }
+    aligned(&rows, RIGHT)
 }
 
 /// Documents done, of the total when known: `212,000 of 500,000 docs (42.4%)`.

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use tarpc::context::Context;
 
+use crate::cluster::Dispatcher;
 use crate::corpus::{CorpusError, InputFile};
 use crate::jobs::{JobFiles, Scheduler, Stop, now};
 use crate::model::LoadedModel;
@@ -35,14 +36,22 @@ struct Shared {
     store: Arc<Store>,
     scheduler: Arc<Scheduler>,
     info: DaemonInfo,
+    dispatcher: Option<Arc<Dispatcher>>,
     model: Mutex<Option<(JobId, Arc<LoadedModel>)>>,
 }
 
 impl Handler {
-    /// A handler over the store and the scheduler.
-    pub fn new(store: Arc<Store>, scheduler: Arc<Scheduler>, info: DaemonInfo) -> Handler {
+    /// A handler over the store and the scheduler (and, on a dispatcher, the schedule of
+    /// the workers).
+    pub fn new(
+        store: Arc<Store>,
+        scheduler: Arc<Scheduler>,
+        info: DaemonInfo,
+        dispatcher: Option<Arc<Dispatcher>>,
+    ) -> Handler {
         Handler {
             shared: Arc::new(Shared {
+                dispatcher,
                 store,
                 scheduler,
                 info,
@@ -342,6 +351,31 @@ impl Control for Handler {
             )));
         }
         on_model_thread(move || model.infer(&docs)).await
+    }
+
+    async fn workers(self, _: Context) -> Result<Vec<WorkerInfo>, ApiError> {
+        let Some(dispatcher) = &self.shared.dispatcher else {
+            return Ok(vec![]);
+        };
+        let job = self.shared.scheduler.running_job();
+        let now = std::time::Instant::now();
+        let s = dispatcher.lock();
+        Ok(s.workers()
+            .map(|(id, w)| WorkerInfo {
+                id,
+                host: w.identity.host.clone(),
+                address: w.identity.address.clone(),
+                cores: w.identity.cores,
+                version: w.identity.version.clone(),
+                state: if w.alive { "alive" } else { "dead" }.into(),
+                tasks_done: w.tasks_done,
+                job: job.filter(|_| w.alive && w.current.is_some()),
+                current_chunk: w.current.filter(|_| w.alive),
+                last_heartbeat_secs: now.duration_since(w.last_seen).as_secs_f64(),
+                bytes_in: w.bytes_in,
+                bytes_out: w.bytes_out,
+            })
+            .collect())
     }
 
     async fn evaluate(

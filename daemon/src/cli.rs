@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
-use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::config::{Config, DEFAULT_CONFIG_PATH, Role};
 
 /// topicd trains LSI topic models as a service: jobs are submitted with topicctl, kept in a
 /// store under the data directory, checkpointed while they run, and resumed after a
@@ -29,6 +29,21 @@ pub struct Args {
     /// Least time between checkpoints, in seconds (overrides checkpoint_interval_secs).
     #[arg(long, value_name = "SECS")]
     pub checkpoint_interval: Option<f64>,
+    /// What this daemon is in a cluster: standalone (the default: one process is the whole
+    /// system), dispatcher (the queue, the store and the reductions; workers connect to
+    /// it) or worker (computes a dispatcher's tasks) (overrides role).
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<crate::config::Role>,
+    /// Dispatcher: the address and port workers connect to, e.g. 0.0.0.0:7787 (overrides
+    /// listen).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// Worker: the dispatcher's host:port (overrides dispatcher).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub dispatcher: Option<String>,
+    /// The cluster secret, the same file on every host (overrides cluster_secret_file).
+    #[arg(long, value_name = "PATH")]
+    pub cluster_secret_file: Option<PathBuf>,
     /// Check the settings file and the flags, and exit: each problem is printed on its own
     /// line naming the file, the line and the setting (exit status 1), or a one-line summary
     /// of the settings in force (exit status 0).
@@ -67,6 +82,18 @@ impl Args {
         }
         if let Some(c) = self.checkpoint_interval {
             config.checkpoint_interval_secs = c;
+        }
+        if let Some(role) = self.role {
+            config.role = role;
+        }
+        if let Some(listen) = &self.listen {
+            config.listen = Some(listen.clone());
+        }
+        if let Some(dispatcher) = &self.dispatcher {
+            config.dispatcher = Some(dispatcher.clone());
+        }
+        if let Some(secret) = &self.cluster_secret_file {
+            config.cluster_secret_file = Some(secret.clone());
         }
     }
 }
@@ -153,8 +180,30 @@ pub fn check_config(args: &Args) -> ConfigCheck {
             }
             _ => config.log_level.clone(),
         };
+        let cluster = match config.role {
+            Role::Standalone => "role standalone".to_string(),
+            Role::Dispatcher => format!(
+                "role dispatcher listening on {} ({}, local_worker {})",
+                config.listen.as_deref().unwrap_or_default(),
+                if config.cluster_encrypt {
+                    "encrypted"
+                } else {
+                    "not encrypted"
+                },
+                config.local_worker
+            ),
+            Role::Worker => format!(
+                "role worker of {} ({})",
+                config.dispatcher.as_deref().unwrap_or_default(),
+                if config.cluster_encrypt {
+                    "encrypted"
+                } else {
+                    "not encrypted"
+                }
+            ),
+        };
         check.summary = format!(
-            "{source}: ok: data_dir {}, control_socket {} (mode {}), threads {threads}, checkpoint_interval_secs {checkpoints}, log_level {log_level}",
+            "{source}: ok: data_dir {}, control_socket {} (mode {}), threads {threads}, checkpoint_interval_secs {checkpoints}, log_level {log_level}, {cluster}",
             config.data_dir.display(),
             config.control_socket.display(),
             config.socket_mode,

@@ -8,6 +8,15 @@
 //! threads = 0                             # training threads; 0 = one per core
 //! checkpoint_interval_secs = 0.0          # least time between checkpoints (they never take >5% of the time)
 //! log_level = "info"                      # or a filter like "info,topicd::jobs=debug"; RUST_LOG wins
+//!
+//! role = "standalone"                     # or "dispatcher", or "worker"
+//! listen = "0.0.0.0:7787"                 # dispatcher: where workers connect
+//! dispatcher = "dispatcher.example:7787"  # worker: the dispatcher to work for
+//! cluster_secret_file = "/etc/topicd/cluster.secret"
+//! cluster_encrypt = true                  # seal cluster traffic (false: trusted networks only)
+//! local_worker = true                     # dispatcher: train here too
+//! worker_cache_bytes = 10737418240        # worker: chunks kept on disk (10 GiB)
+//! lease_secs = 5.0                        # a worker silent this long is dead
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -36,6 +45,60 @@ pub struct Config {
     pub checkpoint_interval_secs: f64,
     /// Log filter (`env_logger` syntax); the `RUST_LOG` environment variable overrides it.
     pub log_level: String,
+    /// What this daemon is in a cluster.
+    pub role: Role,
+    /// Dispatcher: the address and port workers connect to.
+    pub listen: Option<String>,
+    /// Worker: the dispatcher's `host:port`.
+    pub dispatcher: Option<String>,
+    /// The file holding the cluster secret (at least 32 bytes, not world-readable).
+    pub cluster_secret_file: Option<PathBuf>,
+    /// Seal cluster traffic; both ends must agree. `false` only on a trusted network.
+    pub cluster_encrypt: bool,
+    /// Dispatcher: train on this host too, besides the workers.
+    pub local_worker: bool,
+    /// Worker: the most bytes of chunks kept in its cache.
+    pub worker_cache_bytes: u64,
+    /// Seconds a worker may stay silent before its tasks go to other workers.
+    pub lease_secs: f64,
+}
+
+/// What a daemon is in a cluster.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// One process is the whole system (the default).
+    #[default]
+    Standalone,
+    /// Keeps the queue, the store and the reductions; workers connect to it.
+    Dispatcher,
+    /// Computes a dispatcher's tasks.
+    Worker,
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Role, String> {
+        match s {
+            "standalone" => Ok(Role::Standalone),
+            "dispatcher" => Ok(Role::Dispatcher),
+            "worker" => Ok(Role::Worker),
+            other => Err(format!(
+                "role {other:?} is not one of \"standalone\", \"dispatcher\", \"worker\""
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Standalone => "standalone",
+            Role::Dispatcher => "dispatcher",
+            Role::Worker => "worker",
+        })
+    }
 }
 
 impl Default for Config {
@@ -47,6 +110,14 @@ impl Default for Config {
             threads: 0,
             checkpoint_interval_secs: 0.0,
             log_level: "info".into(),
+            role: Role::Standalone,
+            listen: None,
+            dispatcher: None,
+            cluster_secret_file: None,
+            cluster_encrypt: true,
+            local_worker: true,
+            worker_cache_bytes: 10 << 30,
+            lease_secs: 5.0,
         }
     }
 }
@@ -103,10 +174,69 @@ impl Config {
                 self.log_level
             ));
         }
+        self.check_cluster(&mut problems);
         if problems.is_empty() {
             Ok(())
         } else {
             Err(problems)
+        }
+    }
+
+    /// The cluster keys: each role has what it needs, the addresses parse, the secret file
+    /// is usable (present, a regular file, not world-readable, at least 32 bytes).
+    fn check_cluster(&self, problems: &mut Vec<String>) {
+        let needs =
+            |key: &str, what: &str| format!("role = \"{}\" needs {key} ({what})", self.role);
+        match self.role {
+            Role::Standalone => {}
+            Role::Dispatcher => {
+                match &self.listen {
+                    None => problems.push(needs(
+                        "listen",
+                        "the address and port workers connect to, e.g. \"0.0.0.0:7787\"",
+                    )),
+                    Some(addr) => {
+                        if let Err(e) = addr.parse::<std::net::SocketAddr>() {
+                            problems.push(format!("listen {addr:?} is not an address and port like \"0.0.0.0:7787\": {e}"));
+                        }
+                    }
+                }
+            }
+            Role::Worker => match &self.dispatcher {
+                None => problems.push(needs("dispatcher", "the dispatcher's host:port")),
+                Some(addr) => {
+                    if let Some(problem) = crate::peer::check_dial_address(addr) {
+                        problems.push(problem);
+                    }
+                }
+            },
+        }
+        if self.role != Role::Standalone {
+            match &self.cluster_secret_file {
+                Some(path) => {
+                    if let Some(problem) = crate::peer::check_secret_file(path) {
+                        problems.push(format!("cluster_secret_file: {problem}"));
+                    }
+                }
+                None => {
+                    let loopback = self.listen.as_deref().is_some_and(|a| {
+                        a.parse::<std::net::SocketAddr>()
+                            .is_ok_and(|a| a.ip().is_loopback())
+                    });
+                    if !loopback {
+                        problems.push(needs(
+                            "cluster_secret_file",
+                            "a file of at least 32 random bytes, the same on every host: head -c 48 /dev/urandom | base64 > /etc/topicd/cluster.secret",
+                        ));
+                    }
+                }
+            }
+        }
+        if !(self.lease_secs.is_finite() && (0.2..=3600.0).contains(&self.lease_secs)) {
+            problems.push(format!(
+                "lease_secs must be between 0.2 and 3600 seconds, not {}",
+                self.lease_secs
+            ));
         }
     }
 

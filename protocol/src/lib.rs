@@ -78,6 +78,8 @@ pub trait Control {
     /// random start is drawn from its content, so it gets the same θ in any batch), LSI's
     /// `Uᵀx`.
     async fn infer(job: JobId, docs: Vec<Document>) -> Result<Vec<Vec<f64>>, ApiError>;
+    /// The workers of a dispatcher, alive or dead, by id (none on a standalone daemon).
+    async fn workers() -> Result<Vec<WorkerInfo>, ApiError>;
     /// The per-word bound of a held-out corpus under an LDA model, computed as gensim's
     /// `LdaModel.log_perplexity(corpus, total_docs)`. The corpus is read from the descriptor
     /// the client passed for it in the [`handshake`].
@@ -461,6 +463,36 @@ pub struct VocabEntry {
     pub doc_freq: u64,
 }
 
+/// A worker as its dispatcher sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    /// The worker's number (a worker that registers again gets a new one).
+    pub id: u64,
+    /// Its host name.
+    pub host: String,
+    /// The address it connected from (`local` for the dispatcher's own worker).
+    pub address: String,
+    /// Its training threads.
+    pub cores: u32,
+    /// Its topicd version.
+    pub version: String,
+    /// `alive`, or `dead` once its lease expired or its connection ended (until it returns
+    /// as a new worker).
+    pub state: String,
+    /// Tasks it completed.
+    pub tasks_done: u64,
+    /// The job it works for now, if any.
+    pub job: Option<JobId>,
+    /// The chunk of the task it computes now, if any.
+    pub current_chunk: Option<u64>,
+    /// Seconds since it was last heard from.
+    pub last_heartbeat_secs: f64,
+    /// Bytes received from it.
+    pub bytes_in: u64,
+    /// Bytes sent to it.
+    pub bytes_out: u64,
+}
+
 /// Identity of a running daemon.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DaemonInfo {
@@ -472,6 +504,8 @@ pub struct DaemonInfo {
     pub threads: usize,
     /// The data directory (sled store, checkpoints, models).
     pub data_dir: PathBuf,
+    /// Its role: `standalone` or `dispatcher`.
+    pub role: String,
 }
 
 /// Why a request failed. The messages are meant for the user who typed the command.

@@ -1,5 +1,5 @@
-//! The small job commands: `list`, `status`, `cancel`, `resume`, and `info` about the
-//! daemon itself.
+//! The small job commands: `list`, `status`, `cancel`, `resume`, and `info` and `workers`
+//! about the daemon itself.
 
 use jiff::tz::TimeZone;
 use topicd_protocol::{JobId, JobInfo};
@@ -59,11 +59,32 @@ pub async fn info(daemon: &Daemon, json: bool) -> anyhow::Result<()> {
         return output::print_json(&info);
     }
     let text = format!(
-        "version   {}\nblas      {}\nthreads   {}\ndata dir  {}\n",
+        "version   {}\nrole      {}\nblas      {}\nthreads   {}\ndata dir  {}\n",
         output::printable(&info.version),
+        output::printable(&info.role),
         output::printable(&info.blas),
         info.threads,
         output::printable_path(&info.data_dir),
     );
     Ok(output::print(&text)?)
+}
+
+/// `workers`: the dispatcher's workers as a table, or a JSON array of them.
+pub async fn workers(daemon: &Daemon, json: bool) -> anyhow::Result<()> {
+    let workers = daemon.workers().await?;
+    if json {
+        return output::print_json(&workers);
+    }
+    if workers.is_empty() {
+        let info = daemon.info().await?;
+        let text = match info.role.as_str() {
+            "dispatcher" => "no worker has connected yet\n".to_string(),
+            role => format!(
+                "topicd runs as {}: it has no workers\n",
+                output::printable(role)
+            ),
+        };
+        return Ok(output::print(&text)?);
+    }
+    Ok(output::print(&output::worker_table(&workers))?)
 }

@@ -19,7 +19,7 @@ use tokio::net::UnixListener;
 use topicd_protocol::{
     ApiError, Control, DaemonInfo, Document, Evaluation, Fingerprint, JobId, JobInfo, JobSpec,
     JobState, LdaParams, LsiParams, MAX_INFER_DOCS, ModelInfo, ModelSpec, Prior, Progress, Topic,
-    VocabEntry, framed, handshake,
+    VocabEntry, WorkerInfo, framed, handshake,
 };
 
 use crate::topicctl;
@@ -223,7 +223,26 @@ impl Control for FakeDaemon {
             blas: "none".into(),
             threads: 1,
             data_dir: PathBuf::from("/var/lib/topicd"),
+            role: "dispatcher".into(),
         }
+    }
+
+    async fn workers(self, _: Context) -> Result<Vec<WorkerInfo>, ApiError> {
+        let worker = |id: u64, state: &str, current: Option<u64>| WorkerInfo {
+            id,
+            host: format!("node{id}"),
+            address: format!("10.0.0.{id}:40000"),
+            cores: 2,
+            version: "0.1.0".into(),
+            state: state.into(),
+            tasks_done: 10 * id,
+            job: current.map(|_| 3),
+            current_chunk: current,
+            last_heartbeat_secs: 0.25,
+            bytes_in: 1 << 20,
+            bytes_out: 3 << 30,
+        };
+        Ok(vec![worker(1, "alive", Some(7)), worker(2, "dead", None)])
     }
 
     async fn submit(self, _: Context, spec: JobSpec) -> Result<JobId, ApiError> {

@@ -431,3 +431,38 @@ fn commands_without_files_pass_an_empty_handshake() {
         [Vec::<PathBuf>::new()]
     );
 }
+
+#[test]
+fn workers_are_listed_as_a_table_and_as_json() {
+    let server = FakeServer::start();
+    let output = server.run(&["workers"]);
+    assert_exit(&output, 0);
+    let table = stdout(&output);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    for column in [
+        "ADDRESS",
+        "CORES",
+        "STATE",
+        "TASKS",
+        "CURRENT",
+        "HEARTBEAT",
+        "IN",
+        "OUT",
+    ] {
+        assert!(lines[0].contains(column), "{table}");
+    }
+    assert!(
+        lines[1].contains("alive") && lines[1].contains("job 3 chunk 7"),
+        "{table}"
+    );
+    assert!(
+        lines[2].contains("dead") && lines[2].contains("3.00 GiB"),
+        "{table}"
+    );
+    let output = server.run(&["--json", "workers"]);
+    let workers: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(workers.as_array().unwrap().len(), 2);
+    assert_eq!(workers[0]["address"], "10.0.0.1:40000");
+    assert_eq!(workers[1]["state"], "dead");
+}

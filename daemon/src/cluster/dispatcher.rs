@@ -41,8 +41,18 @@ pub struct Dispatcher {
     schedule: Mutex<Schedule>,
     changed: Condvar,
     orders: tokio::sync::Notify,
+    /// The encoding of the running phase's shared input, for the workers to fetch.
+    pub(super) phase_bytes: Mutex<Option<(u64, Arc<Vec<u8>>)>>,
     /// The timing every worker is told.
     pub timing: Timing,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("timing", &self.timing)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Dispatcher {
@@ -52,6 +62,7 @@ impl Dispatcher {
             schedule: Mutex::new(Schedule::new(timing.lease)),
             changed: Condvar::new(),
             orders: tokio::sync::Notify::new(),
+            phase_bytes: Mutex::new(None),
             timing,
         })
     }
@@ -272,10 +283,12 @@ mod tests {
             .collect()
     }
 
-    /// The randomized SVD of the corpus through `executor`.
+    /// The randomized SVD of the corpus through `executor`, with `due` asked between
+    /// results.
     fn svd(
         executor: &mut dyn Executor,
         chunks: &[SparseChunk],
+        due: Due,
     ) -> topicd_numerics::lsi::Projection {
         let mut svd = StochasticSvd::new(40, 3, 4, 2, 11);
         loop {
@@ -297,7 +310,7 @@ mod tests {
                         }
                         Ok(Flow::Continue)
                     },
-                    &|| Due::Nothing,
+                    &|| due,
                 )
                 .unwrap();
             if let Some(p) = svd.end_pass() {
@@ -309,7 +322,7 @@ mod tests {
     #[test]
     fn workers_that_come_and_go_give_the_bits_of_one_machine() {
         let chunks = corpus(30, 40);
-        let alone = svd(&mut Local, &chunks);
+        let alone = svd(&mut Local, &chunks, Due::Nothing);
         let dispatcher = Dispatcher::new(Timing {
             heartbeat: Duration::from_millis(20),
             lease: Duration::from_millis(300),
@@ -326,9 +339,20 @@ mod tests {
             std::thread::sleep(Duration::from_millis(30));
             leaving.store(true, Ordering::SeqCst);
         });
-        let together = svd(&mut Remote::new(dispatcher.clone(), 1), &chunks);
+        let together = svd(
+            &mut Remote::new(dispatcher.clone(), 1),
+            &chunks,
+            Due::Nothing,
+        );
         quitter.join().unwrap();
         assert_eq!(together, alone);
+        // checkpoints due all the time: the workers deliver what they hold again and again
+        let checkpointed = svd(
+            &mut Remote::new(dispatcher.clone(), 1),
+            &chunks,
+            Due::Checkpoint,
+        );
+        assert_eq!(checkpointed, alone);
         stops.iter().for_each(|s| s.store(true, Ordering::SeqCst));
         dispatcher.notify();
         workers.into_iter().for_each(|w| w.join().unwrap());

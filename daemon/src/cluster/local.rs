@@ -71,7 +71,10 @@ fn heartbeat(
 }
 
 fn refused(e: Refusal) -> LinkError {
-    LinkError::Forgotten(e.to_string())
+    match e {
+        Refusal::StaleLease(_) => LinkError::Stale,
+        e => LinkError::Forgotten(e.to_string()),
+    }
 }
 
 impl Link for LocalLink {
@@ -96,7 +99,7 @@ impl Link for LocalLink {
         self.dispatcher
             .lock()
             .task(phase, task)
-            .ok_or_else(|| LinkError::Forgotten(format!("task {task} of phase {phase} is gone")))
+            .ok_or(LinkError::Stale)
     }
 
     fn held(&mut self, lease: LeaseId) -> Result<(), LinkError> {

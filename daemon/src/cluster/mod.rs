@@ -12,6 +12,10 @@
 //! | [`dispatcher`] | the schedule shared between the job's thread and the workers; the `Remote` executor |
 //! | [`worker`] | a worker's loop, the same for a local and a remote worker |
 //! | [`local`] | the dispatcher's own worker |
+//! | [`wire`] | the tarpc service workers speak to the dispatcher, and its types |
+//! | [`service`] | the dispatcher's side of a worker's connection |
+//! | [`join`] | a worker daemon: dial, register, heartbeats, serve, dial again |
+//! | [`chunk_cache`] | a worker's bounded cache of the chunks it was sent |
 //!
 //! Faults: a worker that stops answering loses its leases after `lease` seconds and its
 //! tasks — leased, or held in its partial sum — go to other workers; its late results are
@@ -19,9 +23,13 @@
 //! on which worker computed what (see `crate::work`), so a job ends with the same bits
 //! whatever happens to its workers.
 
+pub mod chunk_cache;
 pub mod dispatcher;
+pub mod join;
 pub mod local;
 pub mod schedule;
+pub mod service;
+pub mod wire;
 pub mod worker;
 
 pub use dispatcher::{Dispatcher, Remote, Timing};

@@ -66,7 +66,11 @@ pub struct WorkerState {
     chunks: HashSet<ChunkKey>,
     /// Tasks of the current phase it computed and holds in its partial sum.
     holds: Vec<u64>,
-    /// A partial sum it was asked to deliver: the lease and the tasks it covers.
+    /// Whether it must deliver its partial sum at its next request for an order.
+    flush_wanted: bool,
+    /// A partial sum it was asked to deliver: the lease and the tasks it covers — the
+    /// tasks it had reported held when it asked for that order, which are exactly those in
+    /// its partial sum, since a worker asks for an order only after reporting its last task.
     flushing: Option<(LeaseId, Vec<u64>)>,
 }
 
@@ -136,6 +140,8 @@ enum EntryState {
 struct Phase {
     id: u64,
     combine: bool,
+    /// The first task added: its shared part is the phase's input.
+    first: Option<Arc<Task>>,
     entries: BTreeMap<u64, Entry>,
     /// Results of single tasks, waiting for the ones before them.
     results: BTreeMap<u64, (u64, Output)>,
@@ -193,6 +199,7 @@ impl Schedule {
                 bytes_out: 0,
                 chunks: chunks.into_iter().collect(),
                 holds: vec![],
+                flush_wanted: false,
                 flushing: None,
             },
         );
@@ -249,6 +256,7 @@ impl Schedule {
             w.alive = false;
             w.current = None;
             w.holds.clear();
+            w.flush_wanted = false;
             w.flushing = None;
         }
         if let Some(phase) = &mut self.phase {
@@ -272,6 +280,7 @@ impl Schedule {
         self.phase = Some(Phase {
             id,
             combine,
+            first: None,
             entries: BTreeMap::new(),
             results: BTreeMap::new(),
             next: 0,
@@ -280,6 +289,7 @@ impl Schedule {
         });
         for w in self.workers.values_mut() {
             w.holds.clear();
+            w.flush_wanted = false;
             w.flushing = None;
             w.current = None;
         }
@@ -292,6 +302,7 @@ impl Schedule {
         self.phase = None;
         for w in self.workers.values_mut() {
             w.holds.clear();
+            w.flush_wanted = false;
             w.flushing = None;
             w.current = None;
         }
@@ -303,11 +314,25 @@ impl Schedule {
         p.entries.get(&task).map(|e| e.task.clone())
     }
 
+    /// Task `task` of phase `phase` and its chunk's name, while it is not finished.
+    pub fn task_and_key(&self, phase: u64, task: u64) -> Option<(Arc<Task>, ChunkKey)> {
+        let p = self.phase.as_ref().filter(|p| p.id == phase)?;
+        p.entries.get(&task).map(|e| (e.task.clone(), e.key))
+    }
+
+    /// A task of phase `phase` (the first one added), for the input its tasks share.
+    pub fn any_task(&self, phase: u64) -> Option<Arc<Task>> {
+        let p = self.phase.as_ref().filter(|p| p.id == phase)?;
+        p.first.clone()
+    }
+
     /// Add a task to the running phase.
     pub fn add(&mut self, task: Task, key: ChunkKey) {
         let Some(phase) = &mut self.phase else { return };
         let seq = phase.added;
         phase.added += 1;
+        let task = Arc::new(task);
+        phase.first.get_or_insert_with(|| task.clone());
         phase.entries.insert(
             seq,
             Entry {
@@ -316,7 +341,7 @@ impl Schedule {
                     let c = task.chunk();
                     8 * c.indptr.len() as u64 + 12 * c.nnz() as u64
                 },
-                task: Arc::new(task),
+                task,
                 key,
                 state: EntryState::Waiting,
             },
@@ -362,11 +387,19 @@ impl Schedule {
     /// What worker `worker` should do next.
     pub fn next_order(&mut self, worker: WorkerId, now: Instant) -> Result<Order, Refusal> {
         let lease = self.next_id;
+        let phase_id = self.phase.as_ref().map_or(0, |p| p.id);
         let w = self.seen(worker, now)?;
-        if let Some((lease, _)) = &w.flushing {
-            let lease = *lease;
-            let phase = self.phase.as_ref().map_or(0, |p| p.id);
-            return Ok(Order::Flush { lease, phase });
+        let flush_now = w.flush_wanted && w.flushing.is_none() && !w.holds.is_empty();
+        if flush_now {
+            w.flushing = Some((lease, std::mem::take(&mut w.holds)));
+        }
+        w.flush_wanted = false;
+        if let Some((lease, _)) = w.flushing {
+            self.next_id += u64::from(flush_now);
+            return Ok(Order::Flush {
+                lease,
+                phase: phase_id,
+            });
         }
         let holds_chunk = w.chunks.clone();
         let others: HashSet<ChunkKey> = self
@@ -507,22 +540,16 @@ impl Schedule {
         Ok(())
     }
 
-    /// Ask every worker that holds tasks in its partial sum to deliver it (the end of a
-    /// pass, a checkpoint, a stop). Returns how many were asked.
+    /// Ask every worker that holds tasks in its partial sum to deliver it at its next
+    /// request for an order (the end of a pass, a checkpoint, a stop). Returns how many were
+    /// asked.
     pub fn flush_all(&mut self) -> usize {
         let mut asked = 0;
-        let ids: Vec<WorkerId> = self
-            .workers
-            .iter()
-            .filter(|(_, w)| w.alive && !w.holds.is_empty() && w.flushing.is_none())
-            .map(|(&id, _)| id)
-            .collect();
-        for id in ids {
-            let lease = self.id();
-            let w = self.workers.get_mut(&id).expect("listed");
-            let holds = std::mem::take(&mut w.holds);
-            w.flushing = Some((lease, holds));
-            asked += 1;
+        for w in self.workers.values_mut() {
+            if w.alive && !w.holds.is_empty() && w.flushing.is_none() && !w.flush_wanted {
+                w.flush_wanted = true;
+                asked += 1;
+            }
         }
         asked
     }
@@ -690,8 +717,11 @@ mod tests {
         };
         let (c0, c1, c2) = (take(&mut s, a), take(&mut s, b), take(&mut s, a));
         assert_eq!((c0, c1, c2), (0, 1, 2));
-        take(&mut s, b);
+        // asked to flush while computing task 3: its delivery covers task 3 too
+        let (lease3, c3) = lease_of(s.next_order(b, t0).unwrap());
         assert_eq!(s.flush_all(), 2);
+        s.held(b, lease3, t0).unwrap();
+        assert_eq!(c3, 3);
         let Order::Flush { lease, phase: p } = s.next_order(a, t0).unwrap() else {
             panic!("a must flush");
         };
@@ -706,7 +736,8 @@ mod tests {
         s.deliver(a, lease, partial, t0).unwrap();
         let ready = s.take_ready();
         assert_eq!(ready[0].chunks.ranges(), &[(0, 1), (2, 3)]);
-        // b dies before delivering: its chunks 1 and 3 wait again
+        // b is told to deliver (tasks 1 and 3) but dies first: they wait again
+        assert!(matches!(s.next_order(b, t0).unwrap(), Order::Flush { .. }));
         let later = t0 + Duration::from_secs(6);
         s.seen(a, later).unwrap();
         assert_eq!(s.expire(later), vec![b]);

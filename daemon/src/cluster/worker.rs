@@ -22,6 +22,9 @@ pub enum LinkError {
     /// The dispatcher no longer knows this worker (its lease expired): register again.
     #[error("the dispatcher forgot this worker: {0}")]
     Forgotten(String),
+    /// The result was for a lease that expired meanwhile: the dispatcher ignored it; go on.
+    #[error("the lease had expired")]
+    Stale,
     /// The worker is shutting down.
     #[error("stopping")]
     Stopping,
@@ -84,8 +87,9 @@ pub fn serve(link: &mut dyn Link) -> LinkError {
                 sum.and_then(|sum| link.deliver(lease, Output::LsiPartial(sum)))
             }
         };
-        if let Err(e) = result {
-            return e;
+        match result {
+            Ok(()) | Err(LinkError::Stale) => {}
+            Err(e) => return e,
         }
     }
 }

@@ -33,7 +33,7 @@ use crate::corpus::{CorpusError, Dictionary, MmOptions, MmReader};
 use crate::store::{
     Blobs, Checkpoint, ModelRecord, Store, StoreError, StoreErrorKind, StoredModel, Vocabulary,
 };
-use crate::work::{Due, Local};
+use crate::work::{Due, Executor, Local};
 use topicd_protocol::{JobId, JobInfo, JobState, ModelSpec, Progress};
 
 /// Why a job failed.
@@ -75,6 +75,8 @@ pub struct RunnerSettings {
     pub cache_dir: PathBuf,
     /// Shortest time between two checkpoints (see [`JobContext::checkpoint_due`]).
     pub checkpoint_interval: Duration,
+    /// On a dispatcher: the schedule the jobs' tasks go to (else they run here).
+    pub dispatcher: Option<Arc<crate::cluster::Dispatcher>>,
 }
 
 /// Everything a running job may use.
@@ -322,6 +324,12 @@ impl Scheduler {
         self.wake.notify_one();
     }
 
+    /// The job running now, if any.
+    pub fn running_job(&self) -> Option<JobId> {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.as_ref().map(|(id, _)| *id)
+    }
+
     /// The control of a job if it is the one running.
     pub fn running(&self, id: JobId) -> Option<Arc<JobControl>> {
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
@@ -484,10 +492,13 @@ fn run_job(
         clock: Rc::new(CheckpointClock::new(settings.checkpoint_interval)),
         superseded: false,
     };
-    let mut executor = Local;
+    let mut executor: Box<dyn Executor> = match &settings.dispatcher {
+        Some(d) => Box::new(crate::cluster::Remote::new(d.clone(), ctx.job.id)),
+        None => Box::new(Local),
+    };
     let end = match &model {
-        ModelSpec::Lsi(params) => lsi::run(&mut ctx, &mut executor, params),
-        ModelSpec::Lda(params) => lda::run(&mut ctx, &mut executor, params),
+        ModelSpec::Lsi(params) => lsi::run(&mut ctx, executor.as_mut(), params),
+        ModelSpec::Lda(params) => lda::run(&mut ctx, executor.as_mut(), params),
     }?;
     Ok(match end {
         RunEnd::Succeeded if ctx.superseded => RunEnd::Stopped(Stop::Cancel),
@@ -529,6 +540,7 @@ mod tests {
         let settings = RunnerSettings {
             cache_dir: dir.path().join("cache"),
             checkpoint_interval: Duration::ZERO,
+            dispatcher: None,
         };
         let mut ctx = JobContext {
             job: job.clone(),

@@ -1,0 +1,340 @@
+//! A worker daemon: dial the dispatcher, register, keep the leases alive with heartbeats,
+//! and serve orders through the worker loop — forever: when the dispatcher goes away (a
+//! restart, a crash, a cut network) or forgets this worker (a lease that expired while it
+//! was stopped or cut off), it dials again with backoff, registers afresh and carries on.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tarpc::client::RpcError;
+use tarpc::context::{self, Context};
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+use xxhash_rust::xxh3::xxh3_128;
+
+use super::chunk_cache::ChunkCache;
+use super::schedule::{ChunkKey, LeaseId, Order, WorkerId};
+use super::wire::*;
+use super::worker::{Link, LinkError, serve};
+use crate::peer::{self, PeerConfig, Secret};
+use crate::work::encode::{self, PhaseInput};
+use crate::work::{Output, Task};
+
+/// What a worker daemon needs to join its dispatcher.
+#[derive(Clone)]
+pub struct JoinSettings {
+    /// The dispatcher's `host:port`.
+    pub dispatcher: String,
+    /// The cluster secret.
+    pub secret: Option<Arc<Secret>>,
+    /// The connection's settings (encryption).
+    pub peer: PeerConfig,
+    /// Training threads (reported to the dispatcher).
+    pub cores: u32,
+    /// Where the chunk cache lives, and its size.
+    pub cache_dir: std::path::PathBuf,
+    /// The chunk cache's size in bytes.
+    pub cache_bytes: u64,
+}
+
+/// Longest wait between two attempts to reach the dispatcher.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Work for the dispatcher until `shutdown` turns true.
+pub async fn run(
+    settings: JoinSettings,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let cache = ChunkCache::open(&settings.cache_dir, settings.cache_bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the chunk cache in {}: {e}",
+            settings.cache_dir.display()
+        )
+    })?;
+    let cache = Arc::new(std::sync::Mutex::new(cache));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut backoff = Duration::from_millis(200);
+    let mut reported = false;
+    while !*shutdown.borrow() {
+        match session(&settings, cache.clone(), stop.clone(), &mut shutdown).await {
+            Ok(()) => return Ok(()),
+            Err(why) => {
+                if !reported {
+                    log::warn!(event = "dispatcher-lost"; "dispatcher {}: {why}; trying again (every {:?} at most)",
+                        settings.dispatcher, MAX_BACKOFF);
+                    reported = true;
+                } else {
+                    log::debug!("dispatcher {}: {why}", settings.dispatcher);
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = crate::shutdown::requested(&mut shutdown) => break,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        if reported && backoff == MAX_BACKOFF {
+            reported = false; // say it again now and then
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    Ok(())
+}
+
+/// One connection to the dispatcher: `Ok` on shutdown, `Err` with why it ended otherwise.
+async fn session(
+    settings: &JoinSettings,
+    cache: Arc<std::sync::Mutex<ChunkCache>>,
+    stop: Arc<AtomicBool>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), String> {
+    let connection = peer::dial(
+        &settings.dispatcher,
+        settings.secret.as_deref(),
+        &settings.peer,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let client = ClusterClient::new(
+        tarpc::client::Config::default(),
+        connection.into_transport(),
+    )
+    .spawn();
+    let hello = Hello {
+        host: host_name(),
+        cores: settings.cores,
+        version: env!("CARGO_PKG_VERSION").into(),
+        chunks: {
+            let mut keys = cache.lock().unwrap_or_else(|e| e.into_inner()).keys();
+            keys.truncate(MAX_CACHED_KEYS);
+            keys
+        },
+    };
+    let welcome = client
+        .register(deadline(Duration::from_secs(30)), hello)
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    log::info!(worker = welcome.worker, event = "registered";
+        "registered with the dispatcher {} as worker {}", settings.dispatcher, welcome.worker);
+    let beat = tokio::spawn(heartbeats(client.clone(), welcome));
+    let mut link = NetworkLink {
+        client,
+        handle: Handle::current(),
+        worker: welcome.worker,
+        cache,
+        phase: None,
+        order: None,
+        stop: stop.clone(),
+    };
+    let mut serving = tokio::task::spawn_blocking(move || serve(&mut link));
+    let result = tokio::select! {
+        ended = &mut serving => match ended {
+            Ok(LinkError::Stopping) => Ok(()),
+            Ok(why) => Err(why.to_string()),
+            Err(e) => Err(format!("the worker loop ended abnormally: {e}")),
+        },
+        _ = crate::shutdown::requested(shutdown) => {
+            stop.store(true, Ordering::SeqCst);
+            let _ = serving.await; // the task at hand finishes first
+            Ok(())
+        }
+    };
+    beat.abort();
+    result
+}
+
+/// Renew the leases every `heartbeat_ms` until the connection fails.
+async fn heartbeats(client: ClusterClient, welcome: Welcome) {
+    let period = Duration::from_millis(welcome.heartbeat_ms.max(50));
+    let lease = Duration::from_millis(welcome.lease_ms.max(100));
+    loop {
+        tokio::time::sleep(period).await;
+        match client.heartbeat(deadline(lease), welcome.worker).await {
+            Ok(Ok(())) => {}
+            _ => return,
+        }
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn deadline(timeout: Duration) -> Context {
+    let mut ctx = context::current();
+    ctx.deadline = std::time::Instant::now() + timeout;
+    ctx
+}
+
+/// Deadline of a request that moves a page.
+const PAGE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A worker's link to a dispatcher across the network.
+struct NetworkLink {
+    client: ClusterClient,
+    handle: Handle,
+    worker: WorkerId,
+    cache: Arc<std::sync::Mutex<ChunkCache>>,
+    /// The phase whose input this worker holds.
+    phase: Option<(u64, PhaseInput)>,
+    /// The last task ordered: its chunk's name and whether it has a part of its own.
+    order: Option<(ChunkKey, bool)>,
+    stop: Arc<AtomicBool>,
+}
+
+impl NetworkLink {
+    fn call<T>(
+        &self,
+        request: impl Future<Output = Result<Result<T, WireError>, RpcError>>,
+    ) -> Result<T, LinkError> {
+        match self.handle.block_on(request) {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(WireError::UnknownWorker)) => Err(LinkError::Forgotten(
+                "the dispatcher declared this worker dead".into(),
+            )),
+            Ok(Err(WireError::StaleLease(_) | WireError::Gone(_))) => Err(LinkError::Stale),
+            Ok(Err(e)) => Err(LinkError::Lost(e.to_string())),
+            Err(e) => Err(LinkError::Lost(e.to_string())),
+        }
+    }
+
+    /// An item fetched page by page.
+    fn fetch(&self, what: Fetch) -> Result<Vec<u8>, LinkError> {
+        let mut bytes = vec![];
+        loop {
+            let page = self.call(self.client.fetch(
+                deadline(PAGE_TIMEOUT),
+                self.worker,
+                what,
+                bytes.len() as u64,
+            ))?;
+            if page.total > (1 << 40) || page.bytes.0.len() > PAGE_BYTES {
+                return Err(LinkError::Lost(format!("a page of {what:?} beyond bounds")));
+            }
+            bytes.extend_from_slice(&page.bytes.0);
+            if bytes.len() as u64 >= page.total {
+                return Ok(bytes);
+            }
+            if page.bytes.0.is_empty() {
+                return Err(LinkError::Lost(format!("{what:?} ended early")));
+            }
+        }
+    }
+
+    fn bad(what: &str, e: String) -> LinkError {
+        LinkError::Lost(format!("the dispatcher sent a bad {what}: {e}"))
+    }
+}
+
+impl Link for NetworkLink {
+    fn order(&mut self) -> Result<Order, LinkError> {
+        if self.stop.load(Ordering::SeqCst) {
+            return Err(LinkError::Stopping);
+        }
+        let dropped = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take_dropped();
+        let order = self.call(self.client.order(
+            deadline(Duration::from_secs(30)),
+            self.worker,
+            dropped,
+        ))?;
+        Ok(match order {
+            WireOrder::Wait => Order::Wait,
+            WireOrder::Task {
+                lease,
+                phase,
+                task,
+                combine,
+                chunk,
+                extra,
+            } => {
+                self.order = Some((chunk, extra));
+                Order::Task {
+                    lease,
+                    phase,
+                    task,
+                    combine,
+                }
+            }
+            WireOrder::Flush { lease, phase } => Order::Flush { lease, phase },
+        })
+    }
+
+    fn task(&mut self, phase: u64, task: u64) -> Result<Arc<Task>, LinkError> {
+        if self.phase.as_ref().is_none_or(|(p, _)| *p != phase) {
+            let bytes = self.fetch(Fetch::Phase(phase))?;
+            let input =
+                encode::phase_from_bytes(&bytes).map_err(|e| Self::bad("phase input", e))?;
+            self.phase = Some((phase, input));
+        }
+        let (key, extra) = self
+            .order
+            .ok_or_else(|| LinkError::Lost("a task without an order".into()))?;
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key);
+        let chunk = match cached {
+            Some(chunk) => chunk,
+            None => {
+                let bytes = self.fetch(Fetch::Chunk { phase, task })?;
+                if xxh3_128(&bytes) != key {
+                    return Err(LinkError::Lost(
+                        "a chunk that does not match its name".into(),
+                    ));
+                }
+                let chunk = encode::chunk_from_bytes(&bytes).map_err(|e| Self::bad("chunk", e))?;
+                if let Err(e) = self
+                    .cache
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .put(key, &bytes)
+                {
+                    log::warn!("cannot keep a chunk in the cache: {e}");
+                }
+                chunk
+            }
+        };
+        let extra = if extra {
+            Some(self.fetch(Fetch::Extra { phase, task })?)
+        } else {
+            None
+        };
+        let input = &self.phase.as_ref().expect("fetched").1;
+        encode::task_from_parts(input, chunk, extra.as_deref())
+            .map(Arc::new)
+            .map_err(|e| Self::bad("task", e))
+    }
+
+    fn held(&mut self, lease: LeaseId) -> Result<(), LinkError> {
+        self.call(self.client.held(deadline(PAGE_TIMEOUT), self.worker, lease))
+    }
+
+    fn deliver(&mut self, lease: LeaseId, output: Output) -> Result<(), LinkError> {
+        let bytes = encode::output_to_bytes(&output);
+        drop(output);
+        for (i, page) in bytes.chunks(PAGE_BYTES).enumerate() {
+            self.call(self.client.upload(
+                deadline(PAGE_TIMEOUT),
+                self.worker,
+                lease,
+                (i * PAGE_BYTES) as u64,
+                Bytes(page.to_vec()),
+            ))?;
+        }
+        self.call(self.client.deliver(
+            deadline(PAGE_TIMEOUT),
+            self.worker,
+            lease,
+            bytes.len() as u64,
+        ))
+    }
+}

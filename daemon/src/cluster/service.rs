@@ -1,0 +1,359 @@
+//! The dispatcher's side of a worker's connection: the [`Cluster`] service on top of the
+//! schedule. One [`ClusterHandler`] per connection; it speaks only for the worker that
+//! registered on it, bounds what it buffers, and forgets that worker when the connection
+//! ends (its tasks go to other workers at once, without waiting for the lease).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tarpc::context::Context;
+use tarpc::server::{BaseChannel, Channel};
+
+use super::dispatcher::Dispatcher;
+use super::schedule::{ChunkKey, LeaseId, Order, Refusal, WorkerId, WorkerIdentity};
+use super::wire::*;
+use crate::peer::Connection;
+use crate::work::Task;
+use crate::work::encode::{self, PhaseInput};
+
+/// Requests a worker may have in flight on its connection (it makes two at most: its
+/// heartbeat and its current request).
+const MAX_IN_FLIGHT: usize = 8;
+
+/// Items a connection keeps encoded while its worker fetches them.
+const MAX_ITEMS: usize = 8;
+
+/// Most bytes a connection may have uploaded and not yet delivered: a partial sum of an
+/// LSI pass over 1M terms with 500 samples in 128-bit fixed point is 8 GB; a result beyond
+/// this bound is refused.
+const MAX_UPLOAD_BYTES: usize = 16 << 30;
+
+/// Serve one authenticated worker connection until it ends.
+pub async fn serve_connection(dispatcher: Arc<Dispatcher>, connection: Connection) {
+    let peer = connection.peer_addr();
+    let handler = ClusterHandler {
+        dispatcher: dispatcher.clone(),
+        conn: Arc::new(PerConnection {
+            peer,
+            worker: Mutex::new(None),
+            uploads: Mutex::new(HashMap::new()),
+            items: Mutex::new(HashMap::new()),
+        }),
+    };
+    let conn = handler.conn.clone();
+    let transport = connection.into_transport();
+    BaseChannel::with_defaults(transport)
+        .max_concurrent_requests(MAX_IN_FLIGHT)
+        .execute(handler.serve())
+        .for_each(|request| async {
+            tokio::spawn(request);
+        })
+        .await;
+    if let Some(worker) = *conn.worker.lock().unwrap_or_else(|e| e.into_inner()) {
+        log::info!(worker = worker, event = "worker-left";
+            "worker {worker} ({peer}) disconnected: its tasks go to other workers");
+        dispatcher.lock().forget(worker);
+        dispatcher.notify();
+    }
+}
+
+/// The service of one connection.
+#[derive(Clone)]
+pub struct ClusterHandler {
+    dispatcher: Arc<Dispatcher>,
+    conn: Arc<PerConnection>,
+}
+
+struct PerConnection {
+    peer: SocketAddr,
+    worker: Mutex<Option<WorkerId>>,
+    uploads: Mutex<HashMap<LeaseId, Vec<u8>>>,
+    /// Items being fetched, encoded once.
+    items: Mutex<HashMap<Fetch, Arc<Vec<u8>>>>,
+}
+
+fn refusal(e: Refusal) -> WireError {
+    match e {
+        Refusal::UnknownWorker(_) => WireError::UnknownWorker,
+        Refusal::StaleLease(lease) => WireError::StaleLease(lease),
+        Refusal::BadResult(lease) => {
+            WireError::BadRequest(format!("the result of lease {lease} does not fit its task"))
+        }
+    }
+}
+
+impl ClusterHandler {
+    /// The worker this connection registered, if `worker` is it.
+    fn own(&self, worker: WorkerId) -> Result<WorkerId, WireError> {
+        match *self.conn.worker.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(w) if w == worker => Ok(w),
+            _ => Err(WireError::UnknownWorker),
+        }
+    }
+
+    /// The encoding of an item a worker fetches, made once per connection and item.
+    fn item(&self, what: Fetch) -> Result<Arc<Vec<u8>>, WireError> {
+        if let Some(bytes) = self
+            .conn
+            .items
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&what)
+        {
+            return Ok(bytes.clone());
+        }
+        let gone = || WireError::Gone(format!("{what:?}"));
+        let bytes = match what {
+            Fetch::Phase(phase) => self.dispatcher.phase_bytes(phase).ok_or_else(gone)?,
+            Fetch::Chunk { phase, task } => {
+                let task = self.dispatcher.lock().task(phase, task).ok_or_else(gone)?;
+                Arc::new(encode::chunk_to_bytes(task.chunk()))
+            }
+            Fetch::Extra { phase, task } => {
+                let task = self.dispatcher.lock().task(phase, task).ok_or_else(gone)?;
+                Arc::new(encode::extra_to_bytes(&task).ok_or_else(gone)?)
+            }
+        };
+        let mut items = self.conn.items.lock().unwrap_or_else(|e| e.into_inner());
+        // a worker fetches one item at a time: keep its current phase's, a few at most
+        items.retain(|k, _| items_of_phase(k) == items_of_phase(&what));
+        if items.len() >= MAX_ITEMS {
+            items.clear();
+        }
+        items.insert(what, bytes.clone());
+        Ok(bytes)
+    }
+}
+
+/// The phase an item belongs to (items of older phases are dropped from a connection's
+/// cache).
+fn items_of_phase(what: &Fetch) -> u64 {
+    match *what {
+        Fetch::Phase(p) | Fetch::Chunk { phase: p, .. } | Fetch::Extra { phase: p, .. } => p,
+    }
+}
+
+impl Cluster for ClusterHandler {
+    async fn register(self, _: Context, hello: Hello) -> Result<Welcome, WireError> {
+        let ours = env!("CARGO_PKG_VERSION");
+        if hello.version != ours {
+            return Err(WireError::Version(format!(
+                "the dispatcher runs topicd {ours}, the worker {}: both must run the same release, so that every host computes the same bits",
+                hello.version
+            )));
+        }
+        if hello.chunks.len() > MAX_CACHED_KEYS || hello.host.len() > 256 {
+            return Err(WireError::BadRequest("a hello beyond its bounds".into()));
+        }
+        let identity = WorkerIdentity {
+            host: hello.host.clone(),
+            address: self.conn.peer.to_string(),
+            cores: hello.cores,
+            version: hello.version,
+        };
+        let d = &self.dispatcher;
+        let worker = d.lock().register(identity, hello.chunks, Instant::now());
+        let previous = self
+            .conn
+            .worker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(worker);
+        if let Some(previous) = previous {
+            d.lock().forget(previous);
+        }
+        d.notify();
+        log::info!(worker = worker, event = "worker-joined";
+            "worker {worker} joined from {} ({}, {} cores)", self.conn.peer, hello.host, hello.cores);
+        Ok(Welcome {
+            worker,
+            heartbeat_ms: d.timing.heartbeat.as_millis() as u64,
+            lease_ms: d.timing.lease.as_millis() as u64,
+        })
+    }
+
+    async fn heartbeat(self, _: Context, worker: WorkerId) -> Result<(), WireError> {
+        let worker = self.own(worker)?;
+        self.dispatcher
+            .lock()
+            .seen(worker, Instant::now())
+            .map(|_| ())
+            .map_err(refusal)
+    }
+
+    async fn order(
+        self,
+        _: Context,
+        worker: WorkerId,
+        dropped: Vec<ChunkKey>,
+    ) -> Result<WireOrder, WireError> {
+        let worker = self.own(worker)?;
+        let d = &self.dispatcher;
+        if dropped.len() > MAX_CACHED_KEYS {
+            return Err(WireError::BadRequest("too many dropped chunks".into()));
+        }
+        d.lock().dropped_chunks(worker, &dropped);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            let order = {
+                let mut s = d.lock();
+                match s.next_order(worker, Instant::now()).map_err(refusal)? {
+                    Order::Task {
+                        lease,
+                        phase,
+                        task,
+                        combine,
+                    } => {
+                        let (entry, chunk) = s
+                            .task_and_key(phase, task)
+                            .ok_or_else(|| WireError::Gone(format!("task {task}")))?;
+                        Some(WireOrder::Task {
+                            lease,
+                            phase,
+                            task,
+                            combine,
+                            chunk,
+                            extra: matches!(*entry, Task::LdaEStep { .. }),
+                        })
+                    }
+                    Order::Flush { lease, phase } => Some(WireOrder::Flush { lease, phase }),
+                    Order::Wait => None,
+                }
+            };
+            match order {
+                Some(order) => return Ok(order),
+                None if Instant::now() >= deadline => return Ok(WireOrder::Wait),
+                None => d.wait_for_orders(deadline - Instant::now()).await,
+            }
+        }
+    }
+
+    async fn fetch(
+        self,
+        _: Context,
+        worker: WorkerId,
+        what: Fetch,
+        offset: u64,
+    ) -> Result<Page, WireError> {
+        let worker = self.own(worker)?;
+        let bytes = self.item(what)?;
+        let total = bytes.len() as u64;
+        if offset > total {
+            return Err(WireError::BadRequest(format!(
+                "offset {offset} beyond the {total} bytes of {what:?}"
+            )));
+        }
+        let end = (offset as usize + PAGE_BYTES).min(bytes.len());
+        let page = bytes[offset as usize..end].to_vec();
+        let mut s = self.dispatcher.lock();
+        s.count_bytes(worker, page.len() as u64, 0);
+        if end == bytes.len() {
+            if let Fetch::Chunk { phase, task } = what
+                && let Some((_, key)) = s.task_and_key(phase, task)
+            {
+                s.holds_chunk(worker, key);
+            }
+            if !matches!(what, Fetch::Phase(_)) {
+                self.conn
+                    .items
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&what);
+            }
+        }
+        Ok(Page {
+            total,
+            bytes: Bytes(page),
+        })
+    }
+
+    async fn held(self, _: Context, worker: WorkerId, lease: LeaseId) -> Result<(), WireError> {
+        let worker = self.own(worker)?;
+        let result = self.dispatcher.lock().held(worker, lease, Instant::now());
+        self.dispatcher.notify();
+        result.map_err(refusal)
+    }
+
+    async fn upload(
+        self,
+        _: Context,
+        worker: WorkerId,
+        lease: LeaseId,
+        offset: u64,
+        bytes: Bytes,
+    ) -> Result<(), WireError> {
+        let worker = self.own(worker)?;
+        let mut uploads = self.conn.uploads.lock().unwrap_or_else(|e| e.into_inner());
+        let buffered: usize = uploads.values().map(Vec::len).sum();
+        let upload = uploads.entry(lease).or_default();
+        if offset != upload.len() as u64 || buffered + bytes.0.len() > MAX_UPLOAD_BYTES {
+            uploads.remove(&lease);
+            return Err(WireError::BadRequest(format!(
+                "an upload of lease {lease} out of order or beyond {MAX_UPLOAD_BYTES} bytes"
+            )));
+        }
+        upload.extend_from_slice(&bytes.0);
+        drop(uploads);
+        self.dispatcher
+            .lock()
+            .count_bytes(worker, 0, bytes.0.len() as u64);
+        Ok(())
+    }
+
+    async fn deliver(
+        self,
+        _: Context,
+        worker: WorkerId,
+        lease: LeaseId,
+        length: u64,
+    ) -> Result<(), WireError> {
+        let worker = self.own(worker)?;
+        let bytes = self
+            .conn
+            .uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&lease)
+            .unwrap_or_default();
+        if bytes.len() as u64 != length {
+            return Err(WireError::BadRequest(format!(
+                "lease {lease}: {} bytes uploaded, {length} announced",
+                bytes.len()
+            )));
+        }
+        // decoding a large partial sum takes a while: not on the runtime's threads
+        let output = tokio::task::spawn_blocking(move || encode::output_from_bytes(&bytes))
+            .await
+            .map_err(|e| WireError::BadRequest(e.to_string()))?
+            .map_err(|e| WireError::BadRequest(format!("lease {lease}: {e}")))?;
+        let d = &self.dispatcher;
+        let result = d.lock().deliver(worker, lease, output, Instant::now());
+        d.notify();
+        if let Err(Refusal::BadResult(_)) = result {
+            log::error!(worker = worker, event = "bad-result";
+                "worker {worker} ({}) sent a result that does not fit its task: it is disconnected", self.conn.peer);
+            d.lock().forget(worker);
+            d.notify();
+        }
+        result.map_err(refusal)
+    }
+}
+
+impl Dispatcher {
+    /// The encoding of phase `phase`'s shared input, made once per phase.
+    pub fn phase_bytes(&self, phase: u64) -> Option<Arc<Vec<u8>>> {
+        let mut cached = self.phase_bytes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((p, bytes)) = cached.as_ref()
+            && *p == phase
+        {
+            return Some(bytes.clone());
+        }
+        let task = self.lock().any_task(phase)?;
+        let bytes = Arc::new(encode::phase_to_bytes(&PhaseInput::of(&task)));
+        *cached = Some((phase, bytes.clone()));
+        Some(bytes)
+    }
+}

@@ -1,0 +1,157 @@
+//! What workers and the dispatcher say to each other: the tarpc service [`Cluster`] (a worker
+//! asks, the dispatcher answers) and its types. It runs over a [`crate::peer`] connection
+//! (authenticated, and sealed unless `cluster_encrypt = false`).
+//!
+//! Everything large travels in pages of at most [`PAGE_BYTES`]: a phase's input (`Qt` and
+//! the grids of an LSI pass, once per pass per worker), a task's chunk (only when the worker
+//! does not hold it), a task's own part (an E-step's α and topics), and results (uploaded
+//! page by page, then delivered). The pages carry the bytes of `crate::work::encode`.
+
+use serde::{Deserialize, Serialize};
+
+use super::schedule::{ChunkKey, LeaseId, WorkerId};
+
+/// The version of this service; the peer handshake refuses a peer of another version.
+pub const PROTOCOL: u32 = 1;
+
+/// Largest page of a fetch or an upload.
+pub const PAGE_BYTES: usize = 4 << 20;
+
+/// Largest frame on a cluster connection: a page and its envelope.
+pub const MAX_FRAME: u32 = (PAGE_BYTES as u32) + (1 << 20);
+
+/// Most chunk keys a worker may list when it registers (what its cache holds).
+pub const MAX_CACHED_KEYS: usize = 1 << 20;
+
+/// The dispatcher's service to its workers.
+#[tarpc::service]
+pub trait Cluster {
+    /// Join (or join again after a restart or a lost lease): a fresh worker id.
+    async fn register(hello: Hello) -> Result<Welcome, WireError>;
+    /// Renew the worker's leases.
+    async fn heartbeat(worker: WorkerId) -> Result<(), WireError>;
+    /// The next order, waiting up to about a second for one; `dropped`: chunks the worker
+    /// removed from its cache since it last asked.
+    async fn order(worker: WorkerId, dropped: Vec<ChunkKey>) -> Result<WireOrder, WireError>;
+    /// Bytes `offset..` (at most a page) of a phase's input, a task's chunk or a task's own
+    /// part; the page says the whole length.
+    async fn fetch(worker: WorkerId, what: Fetch, offset: u64) -> Result<Page, WireError>;
+    /// The task of `lease` was computed and added to the worker's partial sum.
+    async fn held(worker: WorkerId, lease: LeaseId) -> Result<(), WireError>;
+    /// A page of the result of `lease`, at `offset`.
+    async fn upload(
+        worker: WorkerId,
+        lease: LeaseId,
+        offset: u64,
+        bytes: Bytes,
+    ) -> Result<(), WireError>;
+    /// The result of `lease`, uploaded in `length` bytes, is complete.
+    async fn deliver(worker: WorkerId, lease: LeaseId, length: u64) -> Result<(), WireError>;
+}
+
+/// Bytes, sent as one run rather than element by element.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bytes(#[serde(with = "serde_bytes")] pub Vec<u8>);
+
+/// A worker introducing itself.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Hello {
+    /// Its host name.
+    pub host: String,
+    /// Its cores (training threads).
+    pub cores: u32,
+    /// Its topicd version.
+    pub version: String,
+    /// The chunks its cache holds (at most [`MAX_CACHED_KEYS`]).
+    pub chunks: Vec<ChunkKey>,
+}
+
+/// The dispatcher's answer to [`Hello`].
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The worker's id until it registers again.
+    pub worker: WorkerId,
+    /// How often to send a heartbeat, in milliseconds.
+    pub heartbeat_ms: u64,
+    /// How long the dispatcher waits for one before it gives the worker's tasks away.
+    pub lease_ms: u64,
+}
+
+/// An order, as sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireOrder {
+    /// Nothing now: ask again.
+    Wait,
+    /// Compute task `task` of phase `phase` under `lease`.
+    Task {
+        /// The lease.
+        lease: LeaseId,
+        /// The phase.
+        phase: u64,
+        /// The task's position in its phase.
+        task: u64,
+        /// Whether its term goes into the partial sum.
+        combine: bool,
+        /// The name of its chunk (fetch it unless the cache holds it).
+        chunk: ChunkKey,
+        /// Whether the task has a part of its own to fetch.
+        extra: bool,
+    },
+    /// Deliver the partial sum of phase `phase` under `lease`.
+    Flush {
+        /// The lease of the delivery.
+        lease: LeaseId,
+        /// The phase.
+        phase: u64,
+    },
+}
+
+/// What a worker fetches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Fetch {
+    /// A phase's shared input.
+    Phase(u64),
+    /// The chunk of task `task` of phase `phase`.
+    Chunk {
+        /// The phase.
+        phase: u64,
+        /// The task.
+        task: u64,
+    },
+    /// The part of task `task` of phase `phase` that is its own.
+    Extra {
+        /// The phase.
+        phase: u64,
+        /// The task.
+        task: u64,
+    },
+}
+
+/// A page of a fetched item.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Page {
+    /// The item's whole length.
+    pub total: u64,
+    /// The bytes from the requested offset (at most [`PAGE_BYTES`]).
+    pub bytes: Bytes,
+}
+
+/// Why the dispatcher refused a request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum WireError {
+    /// The worker must register again (unknown, or declared dead).
+    #[error("unknown worker: register again")]
+    UnknownWorker,
+    /// The lease is not current; the result is ignored.
+    #[error("stale lease {0}")]
+    StaleLease(LeaseId),
+    /// The task or phase asked for is gone (the phase ended).
+    #[error("{0} is gone")]
+    Gone(String),
+    /// The request is malformed or out of bounds; the connection will be closed.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The worker runs another version of topicd.
+    #[error("version mismatch: {0}")]
+    Version(String),
+}
