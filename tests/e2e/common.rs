@@ -233,6 +233,43 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// Every array of a job's `export --format npy`, by file name.
+    pub fn export_arrays(&self, job: u64) -> std::collections::BTreeMap<String, Vec<u8>> {
+        let out = self
+            .dir
+            .path()
+            .join(format!("arrays-{job}-{}", rand_suffix()));
+        self.ok(&[
+            "export",
+            &job.to_string(),
+            "--format",
+            "npy",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "npy"))
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read(&p).unwrap())
+            })
+            .collect()
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+}
+
+/// Send `signal` to process `pid`.
+pub fn signal(pid: u32, signal: i32) {
+    unsafe { libc_kill(pid as i32, signal) };
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -166,8 +166,14 @@ impl Executor for Remote {
             if combine.is_none() {
                 return Ok(Flow::Continue); // no task at all
             }
-            // hand the results to the job, in the order the schedule releases them
-            let ready = d.lock().take_ready();
+            // hand the results to the job, in the order the schedule releases them; the
+            // phase is over when nothing is left unfinished and every result was taken (both
+            // seen under one lock: a result delivered meanwhile is taken next round)
+            let (ready, finished) = {
+                let mut s = d.lock();
+                let ready = s.take_ready();
+                (ready, exhausted && s.unfinished() == 0)
+            };
             for done in ready {
                 match reduce(done) {
                     Ok(Flow::Continue) => {}
@@ -175,11 +181,10 @@ impl Executor for Remote {
                     Err(e) => return Err(end_with(d, e)),
                 }
             }
-            let mut s = d.lock();
-            if exhausted && s.unfinished() == 0 {
-                drop(s);
+            if finished {
                 return Ok(end(Flow::Continue));
             }
+            let mut s = d.lock();
             match due() {
                 Due::Stop => {
                     drop(s);

@@ -205,6 +205,13 @@ impl LsiRun<'_, '_> {
                 }
                 return self.stopped();
             }
+            let chunks = self.num_docs.div_ceil(u64::from(p.chunksize));
+            if done != ChunkSet::prefix(chunks) {
+                return Err(JobError::Internal(format!(
+                    "internal error: pass {pass} summed the chunks {:?}, not all {chunks}",
+                    done.ranges()
+                )));
+            }
             if let Some(projection) = svd.end_pass() {
                 return Ok(Finished::Model(projection));
             }
