@@ -65,8 +65,11 @@
 //! ChaCha20-Poly1305 344–619 MB/s, the pure-Rust `aes-gcm` and `chacha20poly1305` crates 250–400
 //! MB/s. ring's AES-GCM uses the AES and carry-less-multiply instructions that every x86-64
 //! server of the last decade has, so it is the default ([`Cipher::AesGcm`]); ChaCha20-Poly1305
-//! ([`Cipher::ChaChaPoly`]) is the better choice only on CPUs without them. `examples/
-//! peer_throughput.rs` measures whole connections (plain, both ciphers) over loopback.
+//! ([`Cipher::ChaChaPoly`]) is the better choice only on CPUs without them. Whole connections
+//! over loopback (`cargo run --release -p topicd --example peer_throughput`, 4 MiB frames,
+//! both ends and the kernel in one process), in MB of payload per CPU-second: plain 1127,
+//! AES-GCM 646, ChaCha20-Poly1305 403; through tarpc with a `Vec<f64>` payload, plain 505,
+//! AES-GCM 357.
 
 mod handshake;
 mod listen;

@@ -173,7 +173,7 @@ async fn a_worker_with_another_secret_is_refused_and_told_so() {
     let l = l.err().unwrap();
     assert!(matches!(l.kind, HandshakeErrorKind::WrongSecret), "{l}");
     assert!(l.to_string().contains("the worker did not prove"), "{l}");
-    assert!(l.is_intruder());
+    assert!(l.is_misconfiguration());
     let d = d.err().unwrap();
     assert!(matches!(d.kind, HandshakeErrorKind::RefusedOurProof), "{d}");
     assert!(d.to_string().contains("secret files differ"), "{d}");
@@ -421,6 +421,7 @@ async fn a_peer_that_says_nothing_times_out_on_either_side() {
         .err()
         .unwrap();
     assert!(matches!(e.kind, HandshakeErrorKind::TimedOut(_)), "{e}");
+    assert!(!e.is_misconfiguration(), "a timeout may pass");
     assert!(started.elapsed() < Duration::from_secs(2));
 
     // A silent dispatcher: the worker gives up.
