@@ -18,6 +18,8 @@ use super::*;
 trait Echo {
     /// The payload, back.
     async fn echo(payload: Vec<u8>) -> Vec<u8>;
+    /// `n` bytes.
+    async fn grow(n: u64) -> Vec<u8>;
 }
 
 #[derive(Clone)]
@@ -26,6 +28,10 @@ struct EchoServer;
 impl Echo for EchoServer {
     async fn echo(self, _: context::Context, payload: Vec<u8>) -> Vec<u8> {
         payload
+    }
+
+    async fn grow(self, _: context::Context, n: u64) -> Vec<u8> {
+        payload(n as usize)
     }
 }
 
@@ -661,4 +667,33 @@ async fn raw_frames_travel_both_ways_up_to_the_limit() {
         let e = d.send(over).await.unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
     }
+}
+
+#[tokio::test]
+async fn a_message_over_the_limit_costs_its_call_and_not_the_connection() {
+    let key = secret(1);
+    let config = PeerConfig {
+        max_frame: 1 << 20,
+        ..config(true)
+    };
+    let listener =
+        EchoListener::start(Some(key.clone()), config.clone(), ListenLimits::default()).await;
+    let client = echo_client(listener.addr, &key, &config).await;
+    // A request too large: refused before it is built or sent.
+    let e = client.echo(patient(), payload(2 << 20)).await.unwrap_err();
+    assert!(matches!(e, tarpc::client::RpcError::Send(_)), "{e:?}");
+    assert!(
+        format!("{e:?}").contains("send large data in pieces"),
+        "{e:?}"
+    );
+    // A response too large: an error response in its place.
+    let e = client.grow(patient(), 2 << 20).await.unwrap_err();
+    let tarpc::client::RpcError::Server(e) = e else {
+        panic!("{e:?}")
+    };
+    assert!(e.detail.contains("the limit is 1048576 bytes"), "{e:?}");
+    // The connection goes on, up to the limit.
+    assert_eq!(client.grow(patient(), 1000).await.unwrap(), payload(1000));
+    let most = payload((1 << 20) - 64);
+    assert_eq!(client.echo(patient(), most.clone()).await.unwrap(), most);
 }
