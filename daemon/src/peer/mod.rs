@@ -46,6 +46,9 @@
 //!   back (the labels differ) nor replayed (the other side's nonce is new each time); a peer
 //!   that echoes our own nonce is refused.
 //! - Timing: MACs are compared in constant time (`hmac`'s `verify_slice`).
+//! - The dialer proves itself first, so a fake dispatcher (a hijacked address) obtains one MAC
+//!   keyed by the secret. That is harmless for a random secret of 32 bytes or more, which is why
+//!   the secret is a file of random bytes and not a password someone could guess offline.
 //! - Every read is bounded before anything is allocated: the handshake's messages have fixed
 //!   sizes, a frame's claimed length is checked against `max_frame` before its bytes are read,
 //!   and buffers grow with the bytes that actually arrived, not with a claimed length.
