@@ -91,7 +91,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 pub use handshake::{HandshakeError, HandshakeErrorKind, handshake};
 pub use listen::{ListenLimits, PeerListener, check_dial_address, check_listen_address};
-pub use sealed::FrameCodec;
+use sealed::FrameCodec;
 pub use secret::{MAX_SECRET_BYTES, MIN_SECRET_BYTES, Secret, check_secret_file};
 pub use transport::{ClientTransport, Frames, Outgoing, PeerTransport, ServerTransport};
 
