@@ -103,13 +103,18 @@ impl HandshakeError {
         }
     }
 
-    /// Whether the peer is probably not part of the cluster at all (garbage, a scanner, a
-    /// wrong secret), rather than a cluster host with another version or setting.
-    pub fn is_intruder(&self) -> bool {
+    /// Whether the two sides disagree on their configuration (version, secret, encryption):
+    /// dialing again will not help until an operator fixes a host, so a worker should say so
+    /// loudly and retry slowly. Other failures (connection, timeout, garbage) may pass.
+    pub fn is_misconfiguration(&self) -> bool {
         use HandshakeErrorKind::*;
         matches!(
             self.kind,
-            NotAPeer | Reflected | WrongSecret | Tampered(_) | Malformed(_) | TimedOut(_)
+            VersionMismatch { .. }
+                | WrongSecret
+                | RefusedOurProof
+                | EncryptMismatch { .. }
+                | CipherMismatch { .. }
         )
     }
 }

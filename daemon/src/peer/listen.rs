@@ -175,7 +175,7 @@ async fn serve_handshake<F: Fn(Connection)>(
     admission: Admission,
     on_peer: Arc<F>,
 ) {
-    let shared = admission.shared.clone();
+    let shared = admission.slot.shared.clone();
     let secret = shared.secret.as_deref();
     let handshake = handshake(stream, Role::Listener, secret, &shared.config);
     let result = tokio::select! {
@@ -222,7 +222,6 @@ struct Pending {
 
 /// A handshake's admission: its slot, and the signal that it was evicted.
 struct Admission {
-    shared: Arc<Shared>,
     slot: Slot,
     evicted: oneshot::Receiver<()>,
 }
@@ -275,17 +274,12 @@ impl Admission {
         pending.next += 1;
         pending.started.insert(id, (now, evict));
         *pending.per_host.entry(host).or_insert(0) += 1;
-        let shared = shared.clone();
         let slot = Slot {
             shared: shared.clone(),
             id,
             host,
         };
-        Some(Admission {
-            shared,
-            slot,
-            evicted,
-        })
+        Some(Admission { slot, evicted })
     }
 }
 

@@ -46,6 +46,9 @@
 //!   back (the labels differ) nor replayed (the other side's nonce is new each time); a peer
 //!   that echoes our own nonce is refused.
 //! - Timing: MACs are compared in constant time (`hmac`'s `verify_slice`).
+//! - The dialer proves itself first, so a fake dispatcher (a hijacked address) obtains one MAC
+//!   keyed by the secret. That is harmless for a random secret of 32 bytes or more, which is why
+//!   the secret is a file of random bytes and not a password someone could guess offline.
 //! - Every read is bounded before anything is allocated: the handshake's messages have fixed
 //!   sizes, a frame's claimed length is checked against `max_frame` before its bytes are read,
 //!   and buffers grow with the bytes that actually arrived, not with a claimed length.
@@ -65,8 +68,11 @@
 //! ChaCha20-Poly1305 344–619 MB/s, the pure-Rust `aes-gcm` and `chacha20poly1305` crates 250–400
 //! MB/s. ring's AES-GCM uses the AES and carry-less-multiply instructions that every x86-64
 //! server of the last decade has, so it is the default ([`Cipher::AesGcm`]); ChaCha20-Poly1305
-//! ([`Cipher::ChaChaPoly`]) is the better choice only on CPUs without them. `examples/
-//! peer_throughput.rs` measures whole connections (plain, both ciphers) over loopback.
+//! ([`Cipher::ChaChaPoly`]) is the better choice only on CPUs without them. Whole connections
+//! over loopback (`cargo run --release -p topicd --example peer_throughput`, 4 MiB frames,
+//! both ends and the kernel in one process), in MB of payload per CPU-second: plain 1127,
+//! AES-GCM 646, ChaCha20-Poly1305 403; through tarpc with a `Vec<f64>` payload, plain 505,
+//! AES-GCM 357.
 
 mod handshake;
 mod listen;
@@ -85,9 +91,9 @@ use tokio::sync::OwnedSemaphorePermit;
 
 pub use handshake::{HandshakeError, HandshakeErrorKind, handshake};
 pub use listen::{ListenLimits, PeerListener, check_dial_address, check_listen_address};
-pub use sealed::FrameCodec;
+use sealed::FrameCodec;
 pub use secret::{MAX_SECRET_BYTES, MIN_SECRET_BYTES, Secret, check_secret_file};
-pub use transport::{ClientTransport, Frames, PeerTransport, ServerTransport};
+pub use transport::{ClientTransport, Frames, Outgoing, PeerTransport, ServerTransport};
 
 /// The cluster protocol's version: bump it whenever the cluster service's messages change, so
 /// that a dispatcher and a worker of different versions refuse each other with a clear message

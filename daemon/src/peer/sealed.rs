@@ -16,9 +16,19 @@ const PIECE: usize = NOISE_MAX - TAG;
 const HEADER: usize = 4;
 /// Most frame bytes in the first message of a frame (after the length header).
 const FIRST: usize = PIECE - HEADER;
-/// Most room reserved at once for a frame whose bytes have not arrived yet: memory follows the
-/// bytes received, not the length a peer claims.
+/// Room for a frame's bytes is reserved as they arrive up to this much; past it the rest of the
+/// frame is reserved at once (one copy of this much rather than a copy at each doubling). A
+/// peer's claim alone, before any bytes, never costs more than this.
 const RESERVE_STEP: usize = 1 << 20;
+
+/// How much more room to reserve for a frame of which `have` bytes arrived and `due` are due.
+fn room_for(have: usize, due: usize) -> usize {
+    if have < RESERVE_STEP {
+        due.min(RESERVE_STEP)
+    } else {
+        due
+    }
+}
 
 /// The codec of a connection's frames: plain (`u32` length, bytes) or sealed (Noise
 /// messages), both refusing a frame longer than `max_frame` before reading or allocating it.
@@ -63,7 +73,7 @@ impl FrameCodec {
         let length = u32::from_be_bytes(*header) as usize;
         self.check_length(length)?;
         if src.len() < HEADER + length {
-            src.reserve((HEADER + length - src.len()).min(RESERVE_STEP));
+            src.reserve(room_for(src.len(), HEADER + length - src.len()));
             return Ok(None);
         }
         src.advance(HEADER);
@@ -127,18 +137,17 @@ impl FrameCodec {
                         data.len()
                     )));
                 }
-                let mut frame = BytesMut::with_capacity(length.min(RESERVE_STEP));
+                let mut frame = BytesMut::with_capacity(room_for(0, length));
                 frame.extend_from_slice(data);
                 (frame, length - data.len())
             }
             Some((mut frame, remaining)) => {
                 let start = frame.len();
-                // Grow with the bytes received (doubling, but never past the frame's end), then
-                // decrypt in place: ring opens the ciphertext where it lies.
+                // Room for the ciphertext (ring opens it in place), then decrypt.
                 let needed = start + ciphertext.len();
                 if frame.capacity() < needed {
-                    let goal = needed.max((2 * start).min(start + remaining + TAG));
-                    frame.reserve(goal - start);
+                    // Past the first RESERVE_STEP bytes (the frame's first capacity).
+                    frame.reserve(remaining + TAG);
                 }
                 frame.resize(needed, 0);
                 let n = noise

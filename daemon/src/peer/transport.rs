@@ -94,6 +94,10 @@ impl Sink<Bytes> for Frames {
 /// bincode message (`DefaultOptions`) in one frame. Decoding is limited to the frame's size,
 /// so a message cannot claim more memory than the bytes it arrived in; a message that does not
 /// decode ends the stream with an error (logged), and tarpc then drops the connection.
+///
+/// A message that would not fit in a frame is never sent: a request fails its call with an
+/// error (the client goes on), a response is replaced by an error response to its call (see
+/// [`Outgoing`]), so one oversized message costs one call, not the connection.
 pub struct PeerTransport<Item, SinkItem> {
     frames: Frames,
     ghost: PhantomData<fn(SinkItem) -> Item>,
@@ -141,9 +145,35 @@ where
     }
 }
 
+/// A message a [`PeerTransport`] sends, and what to send instead of it when it is larger than
+/// a frame may be.
+pub trait Outgoing: Serialize + Sized {
+    /// The message to send in place of `self`, which does not fit (`why` says so), or `None` to
+    /// fail the send.
+    fn instead_of_oversized(&self, why: &str) -> Option<Self>;
+}
+
+impl<Req: Serialize> Outgoing for tarpc::ClientMessage<Req> {
+    /// None: the call fails on the client's side with the error.
+    fn instead_of_oversized(&self, _: &str) -> Option<Self> {
+        None
+    }
+}
+
+impl<Resp: Serialize> Outgoing for tarpc::Response<Resp> {
+    /// An error response to the same call: tarpc drops a connection whose send fails.
+    fn instead_of_oversized(&self, why: &str) -> Option<Self> {
+        let error = tarpc::ServerError::new(io::ErrorKind::InvalidData, why.to_string());
+        Some(tarpc::Response {
+            request_id: self.request_id,
+            message: Err(error),
+        })
+    }
+}
+
 impl<Item, SinkItem> Sink<SinkItem> for PeerTransport<Item, SinkItem>
 where
-    SinkItem: Serialize,
+    SinkItem: Outgoing,
 {
     type Error = io::Error;
 
@@ -153,21 +183,31 @@ where
 
     fn start_send(mut self: Pin<&mut Self>, item: SinkItem) -> io::Result<()> {
         let max = self.frames.max_frame;
-        // The size is computed before the buffer is allocated: a message over the limit is
-        // refused without building it.
-        let bytes = bincode::DefaultOptions::new()
-            .with_limit(u64::from(max))
-            .serialize(&item)
-            .map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!(
-                        "a message for {} cannot be sent: {e} (the limit is {max} bytes; send \
-                         large data in pieces)",
-                        self.frames.peer
-                    ),
-                )
-            })?;
+        // bincode computes the size before it allocates: a message over the limit is refused
+        // without being built.
+        let encode = |item: &SinkItem| {
+            bincode::DefaultOptions::new()
+                .with_limit(u64::from(max))
+                .serialize(item)
+        };
+        let bytes = match encode(&item) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let why = format!(
+                    "a message for {} cannot be sent: {e} (the limit is {max} bytes; send large \
+                     data in pieces)",
+                    self.frames.peer
+                );
+                let instead = item.instead_of_oversized(&why);
+                match instead.as_ref().map(encode) {
+                    Some(Ok(bytes)) => {
+                        log::warn!("{why}; an error goes in its place");
+                        bytes
+                    }
+                    _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, why)),
+                }
+            }
+        };
         Pin::new(&mut self.frames).start_send(Bytes::from(bytes))
     }
 
