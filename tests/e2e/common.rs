@@ -258,11 +258,6 @@ impl Daemon {
             })
             .collect()
     }
-
-    /// The daemon's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
-    }
 }
 
 /// Send `signal` to process `pid`.

@@ -59,7 +59,12 @@ pub async fn run(
     while !*shutdown.borrow() {
         match session(&settings, cache.clone(), stop.clone(), &mut shutdown).await {
             Ok(()) => return Ok(()),
-            Err(why) => {
+            Err(Ended::Misconfigured(why)) => {
+                // another secret, version or encryption setting: no use retrying soon
+                log::error!(event = "dispatcher-refused"; "dispatcher {}: {why}", settings.dispatcher);
+                backoff = MAX_BACKOFF;
+            }
+            Err(Ended::Lost(why)) => {
                 if !reported {
                     log::warn!(event = "dispatcher-lost"; "dispatcher {}: {why}; trying again (every {:?} at most)",
                         settings.dispatcher, MAX_BACKOFF);
@@ -82,20 +87,31 @@ pub async fn run(
     Ok(())
 }
 
-/// One connection to the dispatcher: `Ok` on shutdown, `Err` with why it ended otherwise.
+/// Why a connection to the dispatcher ended.
+enum Ended {
+    /// The dispatcher went away or forgot this worker: dial again soon.
+    Lost(String),
+    /// The dispatcher refused this worker's settings (secret, version, encryption).
+    Misconfigured(String),
+}
+
+/// One connection to the dispatcher: `Ok` on shutdown, why it ended otherwise.
 async fn session(
     settings: &JoinSettings,
     cache: Arc<std::sync::Mutex<ChunkCache>>,
     stop: Arc<AtomicBool>,
     shutdown: &mut watch::Receiver<bool>,
-) -> Result<(), String> {
-    let connection = peer::dial(
+) -> Result<(), Ended> {
+    let dialed = peer::dial(
         &settings.dispatcher,
         settings.secret.as_deref(),
         &settings.peer,
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await;
+    let connection = dialed.map_err(|e| match e.is_misconfiguration() {
+        true => Ended::Misconfigured(e.to_string()),
+        false => Ended::Lost(e.to_string()),
+    })?;
     let client = ClusterClient::new(
         tarpc::client::Config::default(),
         connection.into_transport(),
@@ -114,8 +130,11 @@ async fn session(
     let welcome = client
         .register(deadline(Duration::from_secs(30)), hello)
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Ended::Lost(e.to_string()))?
+        .map_err(|e| match e {
+            WireError::Version(_) => Ended::Misconfigured(e.to_string()),
+            e => Ended::Lost(e.to_string()),
+        })?;
     log::info!(worker = welcome.worker, event = "registered";
         "registered with the dispatcher {} as worker {}", settings.dispatcher, welcome.worker);
     let beat = tokio::spawn(heartbeats(client.clone(), welcome));
@@ -132,8 +151,8 @@ async fn session(
     let result = tokio::select! {
         ended = &mut serving => match ended {
             Ok(LinkError::Stopping) => Ok(()),
-            Ok(why) => Err(why.to_string()),
-            Err(e) => Err(format!("the worker loop ended abnormally: {e}")),
+            Ok(why) => Err(Ended::Lost(why.to_string())),
+            Err(e) => Err(Ended::Lost(format!("the worker loop ended abnormally: {e}"))),
         },
         _ = crate::shutdown::requested(shutdown) => {
             stop.store(true, Ordering::SeqCst);
