@@ -139,10 +139,12 @@ pub fn check_config(args: &Args) -> ConfigCheck {
             _ => config.log_level.clone(),
         };
         check.summary = format!(
-            "{source}: ok: data_dir {}, control_socket {} (mode {}), threads {threads}, checkpoint_interval_secs {checkpoints}, log_level {log_level}",
+            "{source}: ok: data_dir {}, control_socket {} (mode {}), threads {threads}, checkpoint_interval_secs {checkpoints}, log_level {log_level}, max_connections {}, idle_timeout_secs {}",
             config.data_dir.display(),
             config.control_socket.display(),
             config.socket_mode,
+            config.max_connections,
+            config.idle_timeout_secs,
         );
     }
     check

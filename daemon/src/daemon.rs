@@ -9,6 +9,7 @@ use anyhow::Context as _;
 
 use crate::api::Handler;
 use crate::config::Config;
+use crate::connections::Limits;
 use crate::jobs::{RunnerSettings, Scheduler};
 use crate::server::Listener;
 use crate::shutdown;
@@ -46,7 +47,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let handler = Handler::new(store, scheduler.clone(), info.clone());
     let shutdown = shutdown::on_signals()?;
     let mode = config.socket_mode().context("socket_mode")?;
-    let listener = Listener::bind(&config.control_socket, mode).await?;
+    let limits = Limits::new(
+        config.max_connections,
+        Duration::from_secs(config.idle_timeout_secs),
+    );
+    let listener = Listener::bind(&config.control_socket, mode, limits).await?;
     let jobs = tokio::spawn(scheduler.run(shutdown.clone()));
     log::info!(
         "topicd {} ready: control socket {}, data in {}, {} training threads, {}",

@@ -12,6 +12,7 @@
 //! | `model` | finished models served: topics, matrix pages, inference, held-out bound |
 //! | `api` | the control API's `Handler`: job state changes, topics, export pages |
 //! | `server` | the control socket's `Listener` |
+//! | `connections` | what a peer may cost: connection, request, reply and time bounds; rate-limited logs of bad peers |
 //! | `shutdown` | SIGTERM/SIGINT → checkpoint and stop |
 //! | `config` | the TOML settings file |
 //! | `cli` | the daemon's flags (`--config`, overrides, `--check-config`, `--version`) |
@@ -27,6 +28,8 @@ pub mod api;
 pub mod cli;
 #[cfg(feature = "engine")]
 pub mod config;
+#[cfg(feature = "engine")]
+pub mod connections;
 #[cfg(feature = "formats")]
 pub mod corpus;
 #[cfg(feature = "engine")]

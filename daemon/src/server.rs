@@ -1,28 +1,33 @@
 //! The control socket: a [`Listener`] on a Unix socket whose file permissions are the
-//! access control, serving each connection with the API [`Handler`].
+//! access control, serving each connection with the API [`Handler`] within the bounds of
+//! [`crate::connections`].
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use futures::StreamExt;
-use tarpc::server::{BaseChannel, Channel};
-use tokio::net::UnixListener;
+use tarpc::server::Serve;
+use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
 use crate::api::Handler;
-use topicd_protocol::{Control, framed};
+use crate::connections::fds::{FD_RESERVE, fit_connections};
+use crate::connections::{Admitted, Connections, Limits};
+use topicd_protocol::{Control, server_transport};
 
 /// The bound control socket; the file is removed when the listener is dropped.
 pub struct Listener {
     listener: UnixListener,
     path: PathBuf,
+    connections: Arc<Connections>,
 }
 
 impl Listener {
-    /// Bind `path` with permissions `mode`. A socket file left by a dead daemon is
-    /// replaced; a live daemon on it is an error.
-    pub async fn bind(path: &Path, mode: u32) -> io::Result<Listener> {
+    /// Bind `path` with permissions `mode`, to serve connections within `limits` (with
+    /// fewer connections if the open-file limit requires it). A socket file left by a dead
+    /// daemon is replaced; a live daemon on it is an error.
+    pub async fn bind(path: &Path, mode: u32, limits: Limits) -> io::Result<Listener> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
@@ -47,32 +52,81 @@ impl Listener {
         Ok(Listener {
             listener,
             path: path.to_path_buf(),
+            connections: Connections::new("control socket", fit_to_open_files(limits)),
         })
     }
 
     /// Serve connections until `shutdown` turns true.
     pub async fn run(&self, handler: Handler, mut shutdown: watch::Receiver<bool>) {
         loop {
+            let ticket = tokio::select! {
+                ticket = self.connections.ticket() => ticket,
+                _ = crate::shutdown::requested(&mut shutdown) => return,
+            };
             let stream = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, _)) => stream,
                     Err(e) => {
-                        log::warn!("control socket: accept failed: {e}");
+                        self.connections.warn(format_args!("accept failed: {e}"));
                         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                         continue;
                     }
                 },
                 _ = crate::shutdown::requested(&mut shutdown) => return,
             };
+            let peer = describe_peer(&stream);
             let handler = handler.clone();
-            tokio::spawn(
-                BaseChannel::with_defaults(framed(stream))
-                    .execute(handler.serve())
-                    .for_each(|request| async {
-                        tokio::spawn(request);
-                    }),
-            );
+            self.connections
+                .accept(ticket, stream, peer, move |stream, admitted| {
+                    serve_connection(stream, admitted, handler)
+                });
         }
+    }
+}
+
+/// One connection, from its admission to its end.
+async fn serve_connection(stream: UnixStream, admitted: Admitted, handler: Handler) {
+    // A per-connection handshake, before the control API, belongs here.
+    let serve = handler.serve();
+    let transport = server_transport(stream);
+    admitted
+        .serve(transport, move |ctx, request| {
+            serve.clone().serve(ctx, request)
+        })
+        .await;
+}
+
+/// `limits` with no more connections than the open-file limit leaves room for.
+fn fit_to_open_files(limits: Limits) -> Limits {
+    let wanted = limits.max_connections;
+    let budget = fit_connections(wanted);
+    if budget.lowered(wanted) {
+        log::warn!(
+            "control socket: {} connections at most, not max_connections = {wanted}: the \
+             open-file limit is {} (LimitNOFILE) and topicd keeps {FD_RESERVE} for itself",
+            budget.max_connections,
+            budget.open_files
+        );
+    }
+    log::debug!(
+        "control socket: {} connections at most (open-file limit {})",
+        budget.max_connections,
+        budget.open_files
+    );
+    Limits {
+        max_connections: budget.max_connections,
+        ..limits
+    }
+}
+
+/// Who is on the other end, for the logs: the peer's process and user.
+fn describe_peer(stream: &UnixStream) -> String {
+    match stream.peer_cred() {
+        Ok(cred) => match cred.pid() {
+            Some(pid) => format!("client pid {pid} (uid {})", cred.uid()),
+            None => format!("client uid {}", cred.uid()),
+        },
+        Err(_) => "client".to_string(),
     }
 }
 

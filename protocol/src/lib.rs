@@ -4,7 +4,8 @@
 //! This module is compiled without the `engine` feature, so the CLI depends on it alone. It
 //! owns the tarpc service definition ([`Control`]), the job description a client submits
 //! ([`JobSpec`]), what a daemon reports back ([`JobInfo`], [`Topic`], [`ModelInfo`]), and the
-//! framing of the Unix control socket ([`connect`], [`framed`]).
+//! framing of the control socket ([`framing`]: frame bounds by direction, deadline clamping;
+//! [`connect`] for clients).
 //!
 //! Everything here is plain data: the daemon validates every field it receives (see
 //! [`JobSpec::validate`]) and never trusts a size sent by a peer.
@@ -14,12 +15,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub mod framing;
 mod validate;
 
-use tarpc::serde_transport::Transport;
-use tarpc::tokio_serde::formats::Bincode;
+pub use framing::{
+    MAX_DEADLINE, MAX_INFER_PAYLOAD_BYTES, MAX_REPLY_BYTES, MAX_REQUEST_BYTES, client_transport,
+    document_bytes, refusing_transport, server_transport,
+};
 use tokio::net::UnixStream;
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
 pub use validate::MAX_TOPICS;
 
 /// Where a daemon listens and a client connects when nothing else is configured.
@@ -28,12 +31,8 @@ pub const DEFAULT_SOCKET: &str = "/run/topicd/control.sock";
 /// Environment variable that overrides [`DEFAULT_SOCKET`] for `topicctl`.
 pub const SOCKET_ENV: &str = "TOPICD_SOCKET";
 
-/// Largest frame either side accepts on the control socket. Bulk data (the model's U) is
-/// fetched in pages of at most [`MAX_PAGE_BYTES`], well under this bound.
-pub const MAX_FRAME_BYTES: usize = 32 << 20;
-
 /// Largest payload the daemon puts in one page of [`Control::model_values`] or
-/// [`Control::vocabulary`].
+/// [`Control::vocabulary`], well under [`MAX_REPLY_BYTES`].
 pub const MAX_PAGE_BYTES: usize = 8 << 20;
 
 /// A job's number, unique within one daemon's data directory, counting from 1.
@@ -84,7 +83,9 @@ pub trait Control {
     ) -> Result<Evaluation, ApiError>;
 }
 
-/// Most documents one `infer` call may carry.
+/// Most documents one `infer` call may carry. The request must also fit in
+/// [`MAX_REQUEST_BYTES`]: its documents take at most [`MAX_INFER_PAYLOAD_BYTES`], counted with
+/// [`document_bytes`].
 pub const MAX_INFER_DOCS: usize = 10_000;
 
 /// A bag of words: 0-based term ids (as in the dictionary) and their weights (counts for
@@ -494,25 +495,10 @@ pub enum ApiError {
     Internal(String),
 }
 
-/// The framed transport both ends of the control socket use: length-delimited frames of
-/// at most [`MAX_FRAME_BYTES`], bincode inside.
-pub fn framed<Item, SinkItem>(
-    stream: UnixStream,
-) -> Transport<UnixStream, Item, SinkItem, Bincode<Item, SinkItem>>
-where
-    Item: for<'de> Deserialize<'de>,
-    SinkItem: Serialize,
-{
-    let codec = LengthDelimitedCodec::builder()
-        .max_frame_length(MAX_FRAME_BYTES)
-        .new_codec();
-    tarpc::serde_transport::new(Framed::new(stream, codec), Bincode::default())
-}
-
 /// Connect to the daemon's control socket.
 pub async fn connect(path: &Path) -> std::io::Result<ControlClient> {
     let stream = UnixStream::connect(path).await?;
-    Ok(ControlClient::new(tarpc::client::Config::default(), framed(stream)).spawn())
+    Ok(ControlClient::new(tarpc::client::Config::default(), client_transport(stream)).spawn())
 }
 
 #[cfg(test)]

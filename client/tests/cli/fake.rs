@@ -15,7 +15,7 @@ use tokio::net::UnixListener;
 use topicd_protocol::{
     ApiError, Control, DaemonInfo, Document, Evaluation, Fingerprint, JobId, JobInfo, JobSpec,
     JobState, LdaParams, LsiParams, MAX_INFER_DOCS, ModelInfo, ModelSpec, Prior, Progress, Topic,
-    VocabEntry, framed,
+    VocabEntry, server_transport,
 };
 
 use crate::topicctl;
@@ -426,7 +426,7 @@ impl FakeServer {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let channel = BaseChannel::with_defaults(framed(stream));
+                let channel = BaseChannel::with_defaults(server_transport(stream));
                 tokio::spawn(
                     channel
                         .execute(daemon.clone().serve())
