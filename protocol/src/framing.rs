@@ -46,6 +46,27 @@ pub const MAX_REPLY_BYTES: usize = 32 << 20;
 /// every deadline far inside what the timers can represent.
 pub const MAX_DEADLINE: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// How the error reply to a connection refused for want of a place begins.
+const BUSY: &str = "topicd is busy with its maximum of";
+
+/// The error reply to the first request of a connection refused because the daemon's
+/// `max_connections` places are all busy.
+pub fn busy_refusal(max_connections: usize) -> ServerError {
+    ServerError::new(
+        io::ErrorKind::ConnectionRefused,
+        format!(
+            "{BUSY} {max_connections} connections; try again later (max_connections in \
+             topicd.toml sets the maximum)"
+        ),
+    )
+}
+
+/// Whether `e` is a [`busy_refusal`] (recognised by its text: tarpc does not carry every
+/// `io::ErrorKind` across).
+pub fn is_busy_refusal(e: &ServerError) -> bool {
+    e.detail.starts_with(BUSY)
+}
+
 /// Bytes of an `infer` request taken by its documents, at most: the rest of the request
 /// (ids, the deadline, the trace context) takes less than a kilobyte.
 pub const MAX_INFER_PAYLOAD_BYTES: usize = MAX_REQUEST_BYTES - 1024;

@@ -19,8 +19,8 @@ pub mod framing;
 mod validate;
 
 pub use framing::{
-    MAX_DEADLINE, MAX_INFER_PAYLOAD_BYTES, MAX_REPLY_BYTES, MAX_REQUEST_BYTES, client_transport,
-    document_bytes, refusing_transport, server_transport,
+    MAX_DEADLINE, MAX_INFER_PAYLOAD_BYTES, MAX_REPLY_BYTES, MAX_REQUEST_BYTES, busy_refusal,
+    client_transport, document_bytes, is_busy_refusal, refusing_transport, server_transport,
 };
 use tokio::net::UnixStream;
 pub use validate::MAX_TOPICS;

@@ -225,20 +225,13 @@ impl Connections {
             peer,
             format_args!("refused: all {max} connections are busy"),
         );
-        let detail = format!(
-            "topicd is busy with its maximum of {max} connections; try again later \
-             (max_connections in topicd.toml sets the maximum)"
-        );
         let mut transport = topicd_protocol::refusing_transport(stream);
         let answer = async {
             while let Some(Ok(message)) = transport.next().await {
                 if let ClientMessage::Request(request) = message {
                     let refusal = Response {
                         request_id: request.id,
-                        message: Err(ServerError::new(
-                            io::ErrorKind::ConnectionRefused,
-                            detail.clone(),
-                        )),
+                        message: Err(topicd_protocol::busy_refusal(max)),
                     };
                     let _ = transport.send(refusal).await;
                     return;

@@ -224,3 +224,27 @@ async fn frames_that_arrive_in_pieces_are_read_whole() {
     }
     sender.await.unwrap();
 }
+
+#[test]
+fn a_busy_refusal_is_recognised_by_its_text() {
+    // tarpc does not carry every io::ErrorKind across (ConnectionRefused arrives as
+    // ConnectionAborted), so the refusal is recognised by its text.
+    let refusal = busy_refusal(7);
+    assert!(is_busy_refusal(&refusal));
+    assert!(
+        refusal.detail.contains("maximum of 7 connections"),
+        "{}",
+        refusal.detail
+    );
+    let reply: Response<()> = Response {
+        request_id: 1,
+        message: Err(refusal),
+    };
+    let frame = RefusingSide::encode(&reply).unwrap();
+    let back = ClientSide::<(), ()>::decode(&frame).unwrap();
+    assert!(is_busy_refusal(&back.message.unwrap_err()));
+    assert!(!is_busy_refusal(&ServerError::new(
+        io::ErrorKind::Other,
+        "x".into()
+    )));
+}

@@ -8,7 +8,7 @@
 //! | [`waiting`] | `wait` across a kill -9 and restart, commands against a stopped (SIGSTOP) daemon, `--timeout` |
 
 mod bounds;
-
+mod waiting;
 mod wire;
 
 use std::path::{Path, PathBuf};
