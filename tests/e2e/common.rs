@@ -41,22 +41,16 @@ pub struct Daemon {
 impl Daemon {
     /// Start a daemon; `extra` are additional `topicd` flags.
     pub fn start(extra: &[&str]) -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("control.sock");
-        let mut d = Daemon {
-            dir,
-            socket,
-            child: None,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            open_files: None,
-        };
-        d.restart();
-        d
+        Daemon::launch(extra, None)
     }
 
     /// Start a daemon whose open-file limit is `open_files` (soft and hard), as under a
     /// systemd unit without `LimitNOFILE` (1024).
     pub fn start_with_open_files(extra: &[&str], open_files: u64) -> Daemon {
+        Daemon::launch(extra, Some(open_files))
+    }
+
+    fn launch(extra: &[&str], open_files: Option<u64>) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("control.sock");
         let mut d = Daemon {
@@ -64,7 +58,7 @@ impl Daemon {
             socket,
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
-            open_files: Some(open_files),
+            open_files,
         };
         d.restart();
         d

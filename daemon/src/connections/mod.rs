@@ -6,8 +6,8 @@
 //! - **Connections**: at most `max_connections` at once, each holding a permit for as long
 //!   as it lives, and well under the open-file limit ([`fds`]). When every permit is taken,
 //!   the connection idle for the longest is closed to make room ([`registry`]); when none is
-//!   idle, the newcomer's first request is answered with a refusal saying why, and it is
-//!   closed. At most [`WAITING_ROOM`] newcomers wait for a place or their refusal; more wait
+//!   idle and no place frees within a second, the newcomer's first request is answered with
+//!   a refusal saying why, and it is closed. At most [`WAITING_ROOM`] newcomers wait for a place or their refusal; more wait
 //!   in the kernel's backlog, not accepted yet.
 //! - **Requests**: a connection has at most [`REQUESTS_PER_CONNECTION`] requests in flight
 //!   (being handled, or with a reply not yet written to its socket); beyond that the daemon
@@ -70,8 +70,9 @@ pub const STALL_GRACE: Duration = Duration::from_secs(2);
 /// refusal to be delivered; more are left in the kernel's backlog until these are done.
 pub const WAITING_ROOM: usize = 32;
 
-/// How long a newcomer waits for an evicted connection's place.
-const ADMISSION_WAIT: Duration = Duration::from_secs(2);
+/// How long a newcomer waits for a place: an evicted connection's (it closes within
+/// milliseconds), or one that closes by itself meanwhile, before it is refused.
+const ADMISSION_WAIT: Duration = Duration::from_secs(1);
 
 /// How long a refused newcomer has to send its first request and read the refusal.
 const REFUSAL_WAIT: Duration = Duration::from_secs(2);
@@ -205,11 +206,10 @@ impl Connections {
         }
     }
 
-    /// Close the longest-idle connection and take its place, if there is one.
+    /// Close the longest-idle connection, if there is one, and take the first place that
+    /// frees within [`ADMISSION_WAIT`].
     async fn make_room(&self) -> Option<OwnedSemaphorePermit> {
-        if !self.registry.evict_longest_idle() {
-            return None;
-        }
+        self.registry.evict_longest_idle();
         let place = self.admission.clone().acquire_owned();
         tokio::time::timeout(ADMISSION_WAIT, place).await.ok()?.ok()
     }

@@ -34,32 +34,47 @@ where
     threads.into_iter().map(|t| t.join().unwrap()).collect()
 }
 
+/// The daemon's RSS before, during and after [`hogs`] (and how many requests they got in);
+/// others must be served while the hogs are connected.
+fn rss_around_hogs<M>(d: &Daemon, clients: usize, count: u64, message: M) -> ([u64; 3], usize)
+where
+    M: Fn() -> ControlRequest + Clone + Send + 'static,
+{
+    let before = rss(d.pid());
+    let hogs = hogs(d, clients, count, message);
+    let sent = hogs.iter().map(|(_, n)| n).sum();
+    // Time for the requests taken in to be handled.
+    std::thread::sleep(Duration::from_secs(1));
+    let during = rss(d.pid());
+    d.ok(&["list"]);
+    drop(hogs);
+    std::thread::sleep(Duration::from_secs(1));
+    ([before, during, rss(d.pid())], sent)
+}
+
+/// The daemon's RSS `[before, during, after]` the hogs described by `what` stayed within
+/// `bound` of where it was before.
+fn assert_grew_less_than(bound: u64, what: &str, [before, during, after]: [u64; 3]) {
+    let report = format!(
+        "RSS before {} MiB, with {what} {} MiB, after {} MiB",
+        before / MIB,
+        during / MIB,
+        after / MIB
+    );
+    eprintln!("{report}");
+    assert!(
+        during < before + bound && after < before + bound,
+        "{report}"
+    );
+}
+
 #[test]
 fn clients_that_pipeline_small_requests_and_never_read_cost_bounded_memory() {
     let d = Daemon::start(&[]);
     d.ok(&["list"]);
-    let before = rss(d.pid());
-    let hogs = hogs(&d, 5, 200_000, || ControlRequest::Info {});
-    let sent: usize = hogs.iter().map(|(_, n)| n).sum();
-    let during = rss(d.pid());
-    // Others are still served while the hogs are connected.
-    d.ok(&["list"]);
-    drop(hogs);
-    std::thread::sleep(Duration::from_secs(1));
-    let after = rss(d.pid());
-    eprintln!(
-        "RSS before {} MiB, with 5 hogs ({sent} requests taken) {} MiB, after {} MiB",
-        before / MIB,
-        during / MIB,
-        after / MIB
-    );
-    assert!(
-        during < before + 64 * MIB && after < before + 64 * MIB,
-        "RSS grew from {} MiB to {} MiB (after: {} MiB)",
-        before / MIB,
-        during / MIB,
-        after / MIB
-    );
+    let (rss, sent) = rss_around_hogs(&d, 5, 200_000, || ControlRequest::Info {});
+    let what = format!("5 hogs ({sent} requests taken)");
+    assert_grew_less_than(64 * MIB, &what, rss);
 }
 
 #[test]
@@ -79,28 +94,10 @@ fn clients_that_pipeline_page_requests_and_never_read_cost_bounded_memory() {
     let mut warm = Raw::connect(&d.socket);
     warm.0.write_all(&request(1, page(), LONG)).unwrap();
     assert!(warm.reply(Duration::from_secs(30)).is_some());
-    let before = rss(d.pid());
-    let hogs = hogs(&d, 3, 40, page);
-    let sent: usize = hogs.iter().map(|(_, n)| n).sum();
-    std::thread::sleep(Duration::from_secs(2));
-    let during = rss(d.pid());
-    drop(hogs);
-    std::thread::sleep(Duration::from_secs(1));
-    let after = rss(d.pid());
-    eprintln!(
-        "RSS before {} MiB, with 3 hogs ({sent} page requests taken) {} MiB, after {} MiB",
-        before / MIB,
-        during / MIB,
-        after / MIB
-    );
+    let (rss, sent) = rss_around_hogs(&d, 3, 40, page);
     // 32 replies of 8 MB held at most, and a frame being written per connection.
-    assert!(
-        during < before + 400 * MIB && after < before + 400 * MIB,
-        "RSS grew from {} MiB to {} MiB (after: {} MiB)",
-        before / MIB,
-        during / MIB,
-        after / MIB
-    );
+    let what = format!("3 hogs ({sent} page requests taken)");
+    assert_grew_less_than(400 * MIB, &what, rss);
 }
 
 #[test]
@@ -171,6 +168,16 @@ fn a_deadline_of_u64_max_seconds_is_clamped() {
     assert!(reply.message.is_ok());
 }
 
+/// The warnings and errors of the daemon's log after its first `lines` lines.
+fn problems_logged_after(d: &Daemon, lines: usize) -> Vec<String> {
+    d.log()
+        .lines()
+        .skip(lines)
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .map(str::to_owned)
+        .collect()
+}
+
 #[test]
 fn bad_peers_cost_a_few_log_lines() {
     let d = Daemon::start(&[]);
@@ -186,12 +193,7 @@ fn bad_peers_cost_a_few_log_lines() {
         assert!(raw.closed_within(Duration::from_secs(5)));
     }
     std::thread::sleep(Duration::from_millis(200));
-    let log = d.log();
-    let problems: Vec<&str> = log
-        .lines()
-        .skip(logged)
-        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
-        .collect();
+    let problems = problems_logged_after(&d, logged);
     assert!(
         (1..=8).contains(&problems.len()),
         "{} lines:\n{}",
@@ -221,13 +223,8 @@ fn requests_past_their_deadline_cost_no_log_lines() {
             break;
         }
     }
-    let log = d.log();
-    let problems: Vec<&str> = log
-        .lines()
-        .skip(logged)
-        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
-        .collect();
-    assert!(problems.len() <= 8, "{}", problems.join("\n"));
+    let problems = problems_logged_after(&d, logged);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 #[test]
