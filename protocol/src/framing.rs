@@ -289,6 +289,18 @@ where
     }
 }
 
+/// The size a connection's read and write buffers start at, and return to whenever they
+/// are empty: an idle connection keeps no buffer the size of the last large frame.
+const BUFFER_BYTES: usize = 8 << 10;
+
+/// Give `buffer`'s memory back once it is empty. (Its `capacity()` cannot tell: it counts
+/// from the last byte consumed, not from the start of the allocation it keeps.)
+fn shrink(buffer: &mut BytesMut) {
+    if buffer.is_empty() {
+        *buffer = BytesMut::with_capacity(BUFFER_BYTES);
+    }
+}
+
 /// Length-delimited frames: a 4-byte big-endian length, then that many bytes. A frame read
 /// longer than `read_limit` is refused as soon as its length arrives; the buffer grows to
 /// the frame's length only once it is known to be acceptable.
@@ -378,7 +390,10 @@ where
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         match Pin::new(&mut self.frames).poll_next(cx) {
-            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Role::decode(&frame))),
+            Poll::Ready(Some(Ok(frame))) => {
+                shrink(self.frames.read_buffer_mut());
+                Poll::Ready(Some(Role::decode(&frame)))
+            }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
@@ -403,7 +418,11 @@ where
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.frames).poll_flush(cx)
+        let flushed = Pin::new(&mut self.frames).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = flushed {
+            shrink(self.frames.write_buffer_mut());
+        }
+        flushed
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

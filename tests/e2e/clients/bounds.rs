@@ -77,11 +77,12 @@ fn clients_that_pipeline_small_requests_and_never_read_cost_bounded_memory() {
     assert_grew_less_than(64 * MIB, &what, rss);
 }
 
-#[test]
-fn clients_that_pipeline_page_requests_and_never_read_cost_bounded_memory() {
-    let data = tempfile::tempdir().unwrap();
-    // U is 20,000 × 50 float64: one page of 8 MB per request.
-    let (corpus, dictionary) = write_corpus(data.path(), "wide", 2_000, 20_000, 30, 3);
+/// A daemon with a finished LSI model whose U is 20,000 × 50 float64: a page of 8 MB per
+/// `model_values` request for all of it. Returns the daemon and the request.
+fn daemon_with_wide_model(
+    data: &std::path::Path,
+) -> (Daemon, impl Fn() -> ControlRequest + Clone + Send + 'static) {
+    let (corpus, dictionary) = write_corpus(data, "wide", 2_000, 20_000, 30, 3);
     let d = Daemon::start(&[]);
     let job = d.submit_lsi(&corpus, &dictionary, &["--topics", "50"]);
     assert_eq!(d.wait(job), "succeeded", "{}", d.log());
@@ -94,10 +95,40 @@ fn clients_that_pipeline_page_requests_and_never_read_cost_bounded_memory() {
     let mut warm = Raw::connect(&d.socket);
     warm.0.write_all(&request(1, page(), LONG)).unwrap();
     assert!(warm.reply(Duration::from_secs(30)).is_some());
+    (d, page)
+}
+
+#[test]
+fn clients_that_pipeline_page_requests_and_never_read_cost_bounded_memory() {
+    let data = tempfile::tempdir().unwrap();
+    let (d, page) = daemon_with_wide_model(data.path());
     let (rss, sent) = rss_around_hogs(&d, 3, 40, page);
     // 32 replies of 8 MB held at most, and a frame being written per connection.
     let what = format!("3 hogs ({sent} page requests taken)");
     assert_grew_less_than(400 * MIB, &what, rss);
+}
+
+#[test]
+fn idle_connections_that_read_a_page_keep_no_page_buffers() {
+    let data = tempfile::tempdir().unwrap();
+    let (d, page) = daemon_with_wide_model(data.path());
+    let before = rss(d.pid());
+    let mut readers: Vec<Raw> = (0..40).map(|_| Raw::connect(&d.socket)).collect();
+    for raw in &mut readers {
+        raw.0.write_all(&request(1, page(), LONG)).unwrap();
+        assert!(raw.reply(Duration::from_secs(30)).is_some());
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let idle = rss(d.pid());
+    drop(readers);
+    std::thread::sleep(Duration::from_millis(500));
+    let after = rss(d.pid());
+    // Without shrinking, each connection would keep the 8 MB buffer of its page.
+    assert_grew_less_than(
+        100 * MIB,
+        "40 idle readers of a page",
+        [before, idle, after],
+    );
 }
 
 #[test]

@@ -120,7 +120,7 @@ pub fn rss(pid: u32) -> u64 {
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/PID/status");
+        .unwrap_or_else(|| panic!("no VmRSS: has topicd (pid {pid}) exited?\n{status}"));
     kb * 1024
 }
 
