@@ -335,6 +335,9 @@ impl Daemon {
                 "topicd at {socket} could not handle the request: {}",
                 e.detail
             )),
+            Err(RpcError::Send(e)) if waiting::unsendable(e.as_ref()) => Err(anyhow!(
+                "topicctl cannot send this request to topicd at {socket}: {e}"
+            )),
             Err(e) => {
                 Err(anyhow::Error::new(e)
                     .context(format!("lost the connection to topicd at {socket}")))

@@ -120,11 +120,16 @@ pub fn connection_lost(e: &RpcError) -> bool {
     match e {
         RpcError::Shutdown | RpcError::Channel(_) => true,
         // A request too large for the daemon fails alone: not a lost connection.
-        RpcError::Send(e) => e
-            .downcast_ref::<io::Error>()
-            .is_none_or(|e| e.kind() != io::ErrorKind::InvalidInput),
+        RpcError::Send(e) => !unsendable(e.as_ref()),
         RpcError::DeadlineExceeded | RpcError::Server(_) => false,
     }
+}
+
+/// Whether a request could not be sent because of what it is (too large for the daemon),
+/// not because of the connection.
+pub fn unsendable(e: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    e.downcast_ref::<io::Error>()
+        .is_some_and(|e| e.kind() == io::ErrorKind::InvalidInput)
 }
 
 /// Whether the daemon refused the connection because all its places are busy.
