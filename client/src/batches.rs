@@ -17,17 +17,25 @@ use anyhow::{Context as _, bail};
 use indicatif::{HumanDuration, ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
 use topicd::corpus::{CorpusError, MmOptions, MmReader, SparseChunk};
-use topicd_protocol::{Document, JobId, MAX_FRAME_BYTES, MAX_INFER_DOCS, MAX_PAGE_BYTES};
+use topicd_protocol::{
+    Document, JobId, MAX_INFER_DOCS, MAX_INFER_PAYLOAD_BYTES, MAX_PAGE_BYTES, document_bytes,
+};
 
 use crate::daemon::Daemon;
 use crate::output;
 
-/// Most entries (term, weight) in one batch: about 12 MB once encoded, well under
-/// [`MAX_FRAME_BYTES`].
-pub const MAX_BATCH_ENTRIES: usize = 1 << 20;
+/// Most entries (term, weight) in one batch: with a length pair per document, at most
+/// [`MAX_INFER_PAYLOAD_BYTES`] once encoded, so that a request stays within what the daemon
+/// reads ([`topicd_protocol::MAX_REQUEST_BYTES`]).
+pub const MAX_BATCH_ENTRIES: usize = 64 << 10;
 
-// A full batch (12 bytes an entry, 16 a document) stays well under a frame.
-const _: () = assert!(MAX_BATCH_ENTRIES * 12 + MAX_INFER_DOCS * 16 < MAX_FRAME_BYTES / 2);
+/// Bytes an entry adds to a document in a request, at most.
+const ENTRY_BYTES: usize = document_bytes(1) - document_bytes(0);
+
+// A full batch fits a request, whatever its split between documents and entries.
+const _: () = assert!(
+    MAX_BATCH_ENTRIES * ENTRY_BYTES + MAX_INFER_DOCS * document_bytes(0) <= MAX_INFER_PAYLOAD_BYTES
+);
 
 /// Batches the reading thread may have ready while the daemon works.
 const AHEAD: usize = 2;
@@ -51,8 +59,8 @@ impl Limits {
         Limits {
             docs: MAX_INFER_DOCS.min(reply_docs).max(1),
             entries: MAX_BATCH_ENTRIES,
-            // 12 bytes an entry, and room to spare for the rest of the frame.
-            doc_entries: MAX_FRAME_BYTES / 16,
+            // A document alone in its request.
+            doc_entries: (MAX_INFER_PAYLOAD_BYTES - document_bytes(0)) / ENTRY_BYTES,
         }
     }
 }
@@ -374,5 +382,45 @@ mod tests {
         assert!(limits.docs * 2001 * 8 <= MAX_PAGE_BYTES);
         assert!(limits.docs > 500);
         assert_eq!(Limits::for_topics(u32::MAX).docs, 1);
+    }
+
+    /// The frame of an `infer` request for `docs`, as topicctl would send it.
+    fn infer_frame(docs: Vec<Document>) -> std::io::Result<Vec<u8>> {
+        use topicd_protocol::ControlRequest;
+        use topicd_protocol::framing::{ClientSide, Side};
+        let mut context = tarpc::context::current();
+        context.deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        let message = tarpc::ClientMessage::Request(tarpc::Request {
+            context,
+            id: u64::MAX,
+            message: ControlRequest::Infer {
+                job: u64::MAX,
+                docs,
+            },
+        });
+        ClientSide::<ControlRequest, topicd_protocol::ControlResponse>::encode(&message)
+    }
+
+    /// A document of `n` entries with the largest term ids (the longest encoding).
+    fn worst_document(n: usize) -> Document {
+        Document {
+            terms: vec![u32::MAX; n],
+            weights: vec![0.5; n],
+        }
+    }
+
+    #[test]
+    fn the_largest_batches_fit_in_a_request() {
+        let limits = Limits::for_topics(1);
+        // Every document there can be, sharing every entry there can be.
+        let per_doc = limits.entries / limits.docs;
+        let docs = (0..limits.docs).map(|_| worst_document(per_doc)).collect();
+        assert!(infer_frame(docs).is_ok());
+        // The largest document, alone.
+        assert!(limits.doc_entries > 75_000);
+        assert!(infer_frame(vec![worst_document(limits.doc_entries)]).is_ok());
+        // Beyond it, the request would not be sent.
+        let too_many = topicd_protocol::MAX_REQUEST_BYTES / ENTRY_BYTES + 1;
+        assert!(infer_frame(vec![worst_document(too_many)]).is_err());
     }
 }

@@ -29,13 +29,14 @@ mod progress;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use topicd_protocol::{DEFAULT_SOCKET, JobId, SOCKET_ENV};
 
 use crate::args::Submit;
 use crate::commands::export::Format;
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, Patience};
 
 /// Exit status of `wait` and `watch` when the job failed.
 pub const EXIT_FAILED: u8 = 2;
@@ -83,6 +84,19 @@ pub struct Cli {
     #[arg(long, global = true, help_heading = "Global options")]
     json: bool,
 
+    /// Give up when topicd does not answer a request within SECS seconds (or, for `wait`
+    /// and `watch`, stays unreachable that long). Without it, topicctl waits as long as it
+    /// takes (a daemon may be busy, or frozen for a backup), saying on stderr that it is
+    /// waiting; Ctrl-C stops it.
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        value_parser = daemon::parse_timeout,
+        help_heading = "Global options"
+    )]
+    timeout: Option<Duration>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -109,7 +123,8 @@ enum Command {
     /// passes), with the daemon's throughput and an estimate of the time left; a queued job
     /// shows a spinner until it starts. When stdout or stderr is not a terminal, or with
     /// --json, prints one line per update instead (a JSON line with --json), at a lower
-    /// rate.
+    /// rate. If topicd restarts meanwhile (the job resumes by itself), watch says so on
+    /// stderr and waits for it to come back.
     #[command(after_help = EXIT_STATUS_HELP)]
     Watch {
         /// The job's id.
@@ -119,7 +134,9 @@ enum Command {
     /// Block until a job ends; the exit status says how it ended.
     ///
     /// Exits 0 when the job succeeded, 2 when it failed and 3 when it was cancelled (with
-    /// the reason on stderr), 1 on any other error.
+    /// the reason on stderr), 1 on any other error. If topicd restarts meanwhile (the job
+    /// resumes by itself), wait says so on stderr and waits for it to come back (--timeout
+    /// bounds how long).
     #[command(after_help = EXIT_STATUS_HELP)]
     Wait {
         /// The job's id.
@@ -304,13 +321,16 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let json = cli.json;
     let socket = cli.socket();
-    let connect = || Daemon::connect(&socket, &[]);
+    let patience = Patience {
+        timeout: cli.timeout,
+    };
+    let connect = || Daemon::connect(&socket, patience, &[]);
     match cli.command {
         Command::Submit(submit) => {
             // The parameters and inputs are checked before the daemon is contacted.
             let (inputs, seed, model) = submit.parts()?;
             let job = commands::submit::prepare(&inputs.corpus, &inputs.dictionary, seed, model)?;
-            commands::submit::run(&socket, job, json).await?
+            commands::submit::run(&socket, patience, job, json).await?
         }
         Command::List => commands::jobs::list(&connect().await?, json).await?,
         Command::Status { job } => commands::jobs::status(&connect().await?, job, json).await?,
@@ -355,7 +375,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // The corpus is checked and opened before the daemon is contacted.
             let corpus = commands::submit::local_input("corpus", &corpus)?;
             let corpus = commands::submit::open_input("corpus", &corpus)?;
-            commands::eval::run(&socket, job, corpus, total_docs, json).await?
+            commands::eval::run(&socket, patience, job, corpus, total_docs, json).await?
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -203,10 +203,12 @@ pub fn check_config(args: &Args) -> ConfigCheck {
             ),
         };
         check.summary = format!(
-            "{source}: ok: data_dir {}, control_socket {} (mode {}), threads {threads}, checkpoint_interval_secs {checkpoints}, log_level {log_level}, {cluster}",
+            "{source}: ok: data_dir {}, control_socket {} (mode {}), threads {threads}, checkpoint_interval_secs {checkpoints}, log_level {log_level}, max_connections {}, idle_timeout_secs {}, {cluster}",
             config.data_dir.display(),
             config.control_socket.display(),
             config.socket_mode,
+            config.max_connections,
+            config.idle_timeout_secs,
         );
     }
     check

@@ -8,6 +8,8 @@
 //! threads = 0                             # training threads; 0 = one per core
 //! checkpoint_interval_secs = 0.0          # least time between checkpoints (they never take >5% of the time)
 //! log_level = "info"                      # or a filter like "info,topicd::jobs=debug"; RUST_LOG wins
+//! max_connections = 256                   # topicctl connections at once (idle ones make room)
+//! idle_timeout_secs = 120                 # a connection without a request this long is closed
 //!
 //! role = "standalone"                     # or "dispatcher", or "worker"
 //! listen = "0.0.0.0:7787"                 # dispatcher: where workers connect
@@ -45,6 +47,14 @@ pub struct Config {
     pub checkpoint_interval_secs: f64,
     /// Log filter (`env_logger` syntax); the `RUST_LOG` environment variable overrides it.
     pub log_level: String,
+    /// Connections to the control socket at once. When all are taken, the one idle for the
+    /// longest is closed to make room; a newcomer finding them all busy is refused. Each
+    /// costs a file descriptor (kept under the open-file limit) and at most a request's
+    /// frame (1 MiB) of memory.
+    pub max_connections: usize,
+    /// A connection with nothing in flight is closed after this many seconds without a
+    /// request. topicctl asks at least every second while it follows a job.
+    pub idle_timeout_secs: u64,
     /// What this daemon is in a cluster.
     pub role: Role,
     /// Dispatcher: the address and port workers connect to.
@@ -101,6 +111,12 @@ impl std::fmt::Display for Role {
     }
 }
 
+/// Most `max_connections` accepted: far beyond any open-file limit a service gets.
+pub const MAX_MAX_CONNECTIONS: usize = 1 << 20;
+
+/// Longest `idle_timeout_secs` accepted: a week.
+pub const MAX_IDLE_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -110,6 +126,8 @@ impl Default for Config {
             threads: 0,
             checkpoint_interval_secs: 0.0,
             log_level: "info".into(),
+            max_connections: 256,
+            idle_timeout_secs: 120,
             role: Role::Standalone,
             listen: None,
             dispatcher: None,
@@ -163,6 +181,18 @@ impl Config {
             problems.push(format!(
                 "threads = {} is more than any machine has",
                 self.threads
+            ));
+        }
+        if !(1..=MAX_MAX_CONNECTIONS).contains(&self.max_connections) {
+            problems.push(format!(
+                "max_connections must be between 1 and {MAX_MAX_CONNECTIONS}, not {}",
+                self.max_connections
+            ));
+        }
+        if !(1..=MAX_IDLE_TIMEOUT_SECS).contains(&self.idle_timeout_secs) {
+            problems.push(format!(
+                "idle_timeout_secs must be between 1 and {MAX_IDLE_TIMEOUT_SECS}, not {}",
+                self.idle_timeout_secs
             ));
         }
         if env_filter::Builder::new()
@@ -285,15 +315,18 @@ mod tests {
         );
         std::fs::write(
             &path,
-            "socket_mode = \"rw\"\ncheckpoint_interval_secs = -1\nlog_level = \"topicd=loud\"\n",
+            "socket_mode = \"rw\"\ncheckpoint_interval_secs = -1\nlog_level = \"topicd=loud\"\n\
+             max_connections = 0\nidle_timeout_secs = 0\n",
         )
         .unwrap();
         let err = Config::load(&path).unwrap_err();
-        assert_eq!(err.lines().count(), 3, "{err}");
+        assert_eq!(err.lines().count(), 5, "{err}");
         assert!(
             err.contains("socket_mode")
                 && err.contains("checkpoint_interval_secs")
                 && err.contains("log_level")
+                && err.contains("max_connections must be between 1 and 1048576, not 0")
+                && err.contains("idle_timeout_secs must be between 1 and 604800, not 0")
         );
     }
 }

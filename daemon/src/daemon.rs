@@ -18,6 +18,7 @@ use crate::cluster::join::{self, JoinSettings};
 use crate::cluster::service::serve_connection;
 use crate::cluster::{Dispatcher, Timing, local, wire};
 use crate::config::{Config, Role};
+use crate::connections::Limits;
 use crate::jobs::{RunnerSettings, Scheduler};
 use crate::peer::{ListenLimits, PeerConfig, PeerListener, Secret};
 use crate::server::Listener;
@@ -60,7 +61,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let handler = Handler::new(store, scheduler.clone(), info.clone(), dispatcher);
     let mode = config.socket_mode().context("socket_mode")?;
-    let listener = Listener::bind(&config.control_socket, mode).await?;
+    let limits = Limits::new(
+        config.max_connections,
+        Duration::from_secs(config.idle_timeout_secs),
+    );
+    let listener = Listener::bind(&config.control_socket, mode, limits).await?;
     let jobs = tokio::spawn(scheduler.run(shutdown.clone()));
     log::info!(
         "topicd {} ready: control socket {}, data in {}, {} training threads, {}",

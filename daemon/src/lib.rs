@@ -14,6 +14,7 @@
 //! | `model` | finished models served: topics, matrix pages, inference, held-out bound |
 //! | `api` | the control API's `Handler`: job state changes, topics, export pages |
 //! | `server` | the control socket's `Listener` |
+//! | `connections` | what a peer may cost: connection, request, reply and time bounds; rate-limited logs of bad peers |
 //! | `peer` | cluster connections: the secret, the handshake, sealed bounded frames, the tarpc transport, the peer port's accept loop |
 //! | `shutdown` | SIGTERM/SIGINT → checkpoint and stop |
 //! | `config` | the TOML settings file |
@@ -32,6 +33,8 @@ pub mod cli;
 pub mod cluster;
 #[cfg(feature = "engine")]
 pub mod config;
+#[cfg(feature = "engine")]
+pub mod connections;
 #[cfg(feature = "formats")]
 pub mod corpus;
 #[cfg(feature = "engine")]

@@ -2,7 +2,9 @@
 //! systemd), stderr otherwise. Records carry structured fields — `job_id` becomes the
 //! journal field `JOB_ID`, so `journalctl -u topicd JOB_ID=7` tells one job's story.
 //! The filter comes from `RUST_LOG` when set, else from the config's `log_level`; tarpc's
-//! per-call lines are kept at `warn` unless the filter names tarpc.
+//! own lines are off unless the filter names tarpc: it logs every call at info and every
+//! request past its deadline at error (a line per request a client chooses to let expire),
+//! and `crate::connections` logs what matters about peers, at a limited rate.
 
 use std::io::Write;
 
@@ -13,7 +15,7 @@ use log::{Log, Metadata, Record};
 pub fn init(config_filter: &str) -> &'static str {
     let mut spec = std::env::var("RUST_LOG").unwrap_or_else(|_| config_filter.to_string());
     if !spec.contains("tarpc") {
-        spec.push_str(",tarpc=warn"); // tarpc logs every call at info
+        spec.push_str(",tarpc=off");
     }
     let filter = env_filter::Builder::new().parse(&spec).build();
     let level = filter.filter();

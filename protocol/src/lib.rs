@@ -4,8 +4,9 @@
 //! This module is compiled without the `engine` feature, so the CLI depends on it alone. It
 //! owns the tarpc service definition ([`Control`]), the job description a client submits
 //! ([`JobSpec`]), what a daemon reports back ([`JobInfo`], [`Topic`], [`ModelInfo`]), the
-//! framing of the Unix control socket ([`connect`], [`framed`]), and the [`handshake`] that
-//! passes the client's open input files to the daemon before the first frame.
+//! framing of the control socket ([`framing`]: frame bounds by direction, deadline clamping;
+//! [`connect`] for clients), and the [`handshake`] that passes the client's open input files
+//! to the daemon before the first frame.
 //!
 //! Everything here is plain data: the daemon validates every field it receives (see
 //! [`JobSpec::validate`]) and never trusts a size sent by a peer.
@@ -15,13 +16,15 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub mod framing;
 pub mod handshake;
 mod validate;
 
-use tarpc::serde_transport::Transport;
-use tarpc::tokio_serde::formats::Bincode;
+pub use framing::{
+    MAX_DEADLINE, MAX_INFER_PAYLOAD_BYTES, MAX_REPLY_BYTES, MAX_REQUEST_BYTES, busy_refusal,
+    client_transport, document_bytes, is_busy_refusal, refusing_transport, server_transport,
+};
 use tokio::net::UnixStream;
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
 pub use validate::MAX_TOPICS;
 
 /// Where a daemon listens and a client connects when nothing else is configured.
@@ -30,12 +33,8 @@ pub const DEFAULT_SOCKET: &str = "/run/topicd/control.sock";
 /// Environment variable that overrides [`DEFAULT_SOCKET`] for `topicctl`.
 pub const SOCKET_ENV: &str = "TOPICD_SOCKET";
 
-/// Largest frame either side accepts on the control socket. Bulk data (the model's U) is
-/// fetched in pages of at most [`MAX_PAGE_BYTES`], well under this bound.
-pub const MAX_FRAME_BYTES: usize = 32 << 20;
-
 /// Largest payload the daemon puts in one page of [`Control::model_values`] or
-/// [`Control::vocabulary`].
+/// [`Control::vocabulary`], well under [`MAX_REPLY_BYTES`].
 pub const MAX_PAGE_BYTES: usize = 8 << 20;
 
 /// A job's number, unique within one daemon's data directory, counting from 1.
@@ -90,7 +89,9 @@ pub trait Control {
     ) -> Result<Evaluation, ApiError>;
 }
 
-/// Most documents one `infer` call may carry.
+/// Most documents one `infer` call may carry. The request must also fit in
+/// [`MAX_REQUEST_BYTES`]: its documents take at most [`MAX_INFER_PAYLOAD_BYTES`], counted with
+/// [`document_bytes`].
 pub const MAX_INFER_DOCS: usize = 10_000;
 
 /// A bag of words: 0-based term ids (as in the dictionary) and their weights (counts for
@@ -532,21 +533,6 @@ pub enum ApiError {
     Internal(String),
 }
 
-/// The framed transport both ends of the control socket use: length-delimited frames of
-/// at most [`MAX_FRAME_BYTES`], bincode inside.
-pub fn framed<Item, SinkItem>(
-    stream: UnixStream,
-) -> Transport<UnixStream, Item, SinkItem, Bincode<Item, SinkItem>>
-where
-    Item: for<'de> Deserialize<'de>,
-    SinkItem: Serialize,
-{
-    let codec = LengthDelimitedCodec::builder()
-        .max_frame_length(MAX_FRAME_BYTES)
-        .new_codec();
-    tarpc::serde_transport::new(Framed::new(stream, codec), Bincode::default())
-}
-
 /// Connect to the daemon's control socket, passing `files` (each open input file with the
 /// absolute path the requests name it by; none for most commands) in the [`handshake`].
 pub async fn connect(
@@ -555,7 +541,7 @@ pub async fn connect(
 ) -> std::io::Result<ControlClient> {
     let mut stream = UnixStream::connect(path).await?;
     handshake::offer(&mut stream, files).await?;
-    Ok(ControlClient::new(tarpc::client::Config::default(), framed(stream)).spawn())
+    Ok(ControlClient::new(tarpc::client::Config::default(), client_transport(stream)).spawn())
 }
 
 #[cfg(test)]

@@ -34,11 +34,23 @@ pub struct Daemon {
     pub socket: PathBuf,
     child: Option<Child>,
     extra: Vec<String>,
+    /// The open-file limit (soft and hard) to start the daemon with, if not the test's own.
+    open_files: Option<u64>,
 }
 
 impl Daemon {
     /// Start a daemon; `extra` are additional `topicd` flags.
     pub fn start(extra: &[&str]) -> Daemon {
+        Daemon::launch(extra, None)
+    }
+
+    /// Start a daemon whose open-file limit is `open_files` (soft and hard), as under a
+    /// systemd unit without `LimitNOFILE` (1024).
+    pub fn start_with_open_files(extra: &[&str], open_files: u64) -> Daemon {
+        Daemon::launch(extra, Some(open_files))
+    }
+
+    fn launch(extra: &[&str], open_files: Option<u64>) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("control.sock");
         let mut d = Daemon {
@@ -46,9 +58,15 @@ impl Daemon {
             socket,
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            open_files,
         };
         d.restart();
         d
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -63,7 +81,8 @@ impl Daemon {
             .append(true)
             .open(self.dir.path().join("topicd.log"))
             .unwrap();
-        let child = Command::new(topicd_bin())
+        let mut command = Command::new(topicd_bin());
+        command
             .arg("--data-dir")
             .arg(self.data_dir())
             .arg("--control-socket")
@@ -72,9 +91,22 @@ impl Daemon {
             .env("RUST_LOG", "debug,sled=info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+            .stderr(log);
+        if let Some(limit) = self.open_files {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: setrlimit is async-signal-safe; it only reads `limit`.
+            unsafe {
+                command.pre_exec(move || match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                });
+            }
+        }
+        let child = command.spawn().unwrap();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {

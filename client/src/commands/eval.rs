@@ -8,19 +8,20 @@ use anyhow::bail;
 use topicd::corpus::InputFile;
 use topicd_protocol::{Evaluation, JobId, ModelSpec};
 
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, Patience};
 use crate::output;
 
 /// Evaluate `job` on `corpus` (opened by [`super::submit::open_input`]) with the daemon at
 /// `socket`, and print gensim's log line, or the [`Evaluation`] in JSON.
 pub async fn run(
     socket: &Path,
+    patience: Patience,
     job: JobId,
     corpus: InputFile,
     total_docs: Option<u64>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let daemon = Daemon::connect(socket, &[&corpus]).await?;
+    let daemon = Daemon::connect(socket, patience, &[&corpus]).await?;
     let info = daemon.status(job).await?;
     if let ModelSpec::Lsi(_) = info.spec.model {
         bail!("job {job} trains an LSI model: eval computes the per-word bound of an LDA model");

@@ -12,7 +12,7 @@ use anyhow::{Context as _, anyhow};
 use topicd::corpus::InputFile;
 use topicd_protocol::{JobSpec, ModelSpec};
 
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, Patience};
 use crate::output;
 
 /// A job ready to send: its spec, and its input files open.
@@ -65,13 +65,18 @@ pub fn open_input(what: &str, absolute: &Path) -> anyhow::Result<InputFile> {
 }
 
 /// Send the job with its files and print its id (`{"id": N}` with `--json`).
-pub async fn run(socket: &Path, job: Submission, json: bool) -> anyhow::Result<()> {
+pub async fn run(
+    socket: &Path,
+    patience: Patience,
+    job: Submission,
+    json: bool,
+) -> anyhow::Result<()> {
     let files: &[&InputFile] = if job.spec.corpus == job.spec.dictionary {
         &[&job.corpus]
     } else {
         &[&job.corpus, &job.dictionary]
     };
-    let daemon = Daemon::connect(socket, files).await?;
+    let daemon = Daemon::connect(socket, patience, files).await?;
     let id = daemon.submit(job.spec).await?;
     if json {
         output::print_json(&serde_json::json!({ "id": id }))

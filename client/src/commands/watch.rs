@@ -7,6 +7,9 @@
 //! (LDA) the latest per-word bound as its message; a spinner while the job is queued or its
 //! size is unknown. Elsewhere (or with `--json`) it prints a line per update instead, at a
 //! lower rate.
+//!
+//! Both follow the job through a restart of the daemon ([`Daemon::follow`]): they say on
+//! stderr that topicd is unreachable, and go on once it is back.
 
 use std::fmt;
 use std::io::{self, IsTerminal};
@@ -36,7 +39,7 @@ const LINE_EVERY: Duration = Duration::from_secs(5);
 /// with `--json`); the reason of a failure or cancellation goes to stderr.
 pub async fn wait(daemon: &Daemon, job: JobId, json: bool) -> anyhow::Result<ExitCode> {
     let info = loop {
-        let info = daemon.status(job).await?;
+        let info = daemon.follow(job).await?;
         if info.state.is_final() {
             break info;
         }
@@ -87,7 +90,7 @@ fn outcome(info: &JobInfo) -> ExitCode {
 async fn watch_lines(daemon: &Daemon, job: JobId, json: bool) -> anyhow::Result<JobInfo> {
     let mut last: Option<(JobState, u32, Instant)> = None;
     loop {
-        let info = daemon.status(job).await?;
+        let info = daemon.follow(job).await?;
         let due = match last {
             None => true,
             Some((state, pass, at)) => {
@@ -115,16 +118,19 @@ async fn watch_lines(daemon: &Daemon, job: JobId, json: bool) -> anyhow::Result<
 /// Bar mode. Returns the final `JobInfo`.
 async fn watch_bar(daemon: &Daemon, job: JobId) -> anyhow::Result<JobInfo> {
     let mut bar = Bar::new(job);
+    daemon.notices_above(Some(bar.bar.clone()));
     loop {
-        let info = match daemon.status(job).await {
+        let info = match daemon.follow(job).await {
             Ok(info) => info,
             Err(e) => {
+                daemon.notices_above(None);
                 bar.bar.abandon();
                 return Err(e);
             }
         };
         bar.update(&info);
         if info.state.is_final() {
+            daemon.notices_above(None);
             return Ok(info);
         }
         tokio::time::sleep(BAR_POLL).await;

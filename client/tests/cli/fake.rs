@@ -19,7 +19,7 @@ use tokio::net::UnixListener;
 use topicd_protocol::{
     ApiError, Control, DaemonInfo, Document, Evaluation, Fingerprint, JobId, JobInfo, JobSpec,
     JobState, LdaParams, LsiParams, MAX_INFER_DOCS, ModelInfo, ModelSpec, Prior, Progress, Topic,
-    VocabEntry, WorkerInfo, framed, handshake,
+    VocabEntry, WorkerInfo, handshake, server_transport,
 };
 
 use crate::topicctl;
@@ -487,7 +487,7 @@ impl FakeServer {
                     .unwrap()
                     .push(files.iter().map(|(p, _)| p.clone()).collect());
                 let daemon = FakeDaemon(Arc::clone(&state), Arc::new(files));
-                let channel = BaseChannel::with_defaults(framed(stream));
+                let channel = BaseChannel::with_defaults(server_transport(stream));
                 tokio::spawn(channel.execute(daemon.serve()).for_each(|response| async {
                     tokio::spawn(response);
                 }));

@@ -5,10 +5,16 @@
 //! cache; once the cache is complete, later passes (and resumes) read it instead of
 //! parsing again. The cache is an optimisation only: its chunks are the parsed chunks bit
 //! for bit, and a missing cache just means parsing again.
+//!
+//! A file that cannot be opened for a passing reason (the process or the system out of
+//! descriptors or memory) is tried again for a few seconds before the job fails, and then
+//! with the real reason; only a cache whose content is bad is called damaged and removed.
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use super::JobError;
 use crate::corpus::{
@@ -105,6 +111,13 @@ fn read_pass(
 }
 
 fn read_cache(cache: &Path, send: &dyn Fn(SparseChunk) -> bool) -> Result<(), JobError> {
+    // Not being able to open the file says nothing about its content.
+    open_patiently(cache).map_err(|e| {
+        JobError::Internal(format!(
+            "cannot open the chunk cache {}: {e}",
+            cache.display()
+        ))
+    })?;
     let mut reader = ChunkCacheReader::open(cache).map_err(|e| corrupt_cache(cache, e))?;
     while let Some(chunk) = reader.next_chunk().map_err(|e| corrupt_cache(cache, e))? {
         if !send(chunk) {
@@ -118,10 +131,112 @@ fn cache_error(e: impl std::fmt::Display) -> JobError {
     JobError::Internal(format!("cannot write the chunk cache: {e}"))
 }
 
+/// Delays between the attempts to open a file that fails for a passing reason: about 6 s in
+/// all.
+const OPEN_RETRIES: [Duration; 8] = [
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(200),
+    Duration::from_millis(400),
+    Duration::from_millis(800),
+    Duration::from_millis(1500),
+    Duration::from_millis(1500),
+    Duration::from_millis(1500),
+];
+
+/// Open `path` for reading (and close it), trying again while it fails for a passing
+/// reason; the last error otherwise.
+fn open_patiently(path: &Path) -> io::Result<()> {
+    retry_transient(|| std::fs::File::open(path).map(drop))
+}
+
+/// `attempt` until it succeeds, fails for good, or has failed for a passing reason
+/// [`OPEN_RETRIES`] times.
+fn retry_transient<T>(mut attempt: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut delays = OPEN_RETRIES.iter();
+    loop {
+        match attempt() {
+            Err(e) if is_transient(&e) => match delays.next() {
+                Some(delay) => std::thread::sleep(*delay),
+                None => return Err(e),
+            },
+            result => return result,
+        }
+    }
+}
+
+/// Whether an error may go away by itself: descriptors or memory exhausted, a call
+/// interrupted.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN | libc::EINTR | libc::ENOBUFS
+        )
+    )
+}
+
 /// A damaged cache is removed, so that resuming parses the corpus again.
 fn corrupt_cache(cache: &Path, e: impl std::fmt::Display) -> JobError {
     let _ = std::fs::remove_file(cache);
     JobError::Internal(format!(
         "the chunk cache was damaged and has been removed ({e}); resume the job to read the corpus again"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    fn os_error(code: i32) -> io::Error {
+        io::Error::from_raw_os_error(code)
+    }
+
+    #[test]
+    fn out_of_descriptors_is_tried_again_and_other_errors_are_not() {
+        let calls = Cell::new(0);
+        let result = retry_transient(|| {
+            calls.set(calls.get() + 1);
+            match calls.get() {
+                1 => Err(os_error(libc::EMFILE)),
+                2 => Err(os_error(libc::ENFILE)),
+                _ => Ok(7),
+            }
+        });
+        assert_eq!((result.unwrap(), calls.get()), (7, 3));
+
+        calls.set(0);
+        let result: io::Result<()> = retry_transient(|| {
+            calls.set(calls.get() + 1);
+            Err(os_error(libc::EACCES))
+        });
+        assert_eq!(result.unwrap_err().raw_os_error(), Some(libc::EACCES));
+        assert_eq!(calls.get(), 1);
+    }
+
+    #[test]
+    fn a_cache_that_cannot_be_opened_is_not_called_damaged_nor_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        // Bad content: damaged, and removed.
+        let cache = dir.path().join("job1-cache");
+        std::fs::write(&cache, b"not a chunk cache, but whole").unwrap();
+        let damaged = read_cache(&cache, &|_| true).unwrap_err().to_string();
+        assert!(damaged.contains("the chunk cache was damaged"), "{damaged}");
+        assert!(!cache.exists());
+
+        // Not openable, for a reason that is not its content (here, a path under a file):
+        // the reason is told, and nothing is called damaged.
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        let e = read_cache(&file.join("job2-cache"), &|_| true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("cannot open the chunk cache"), "{e}");
+        assert!(
+            e.contains("Not a directory") && !e.contains("damaged"),
+            "{e}"
+        );
+    }
 }
