@@ -87,6 +87,9 @@ impl Store {
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         let lock = DirLock::acquire(data_dir)?;
         let manifest_path = data_dir.join(MANIFEST_FILE);
+        // A crash while the manifest was being replaced leaves its temporary file.
+        crate::atomic_file::remove_temporaries(&manifest_path)
+            .map_err(|e| StoreError::io("remove temporary files from", data_dir, &e))?;
         let manifest = Manifest::read(&manifest_path)?;
         let blobs = Blobs::open(&data_dir.join("blobs"))?;
         let store_dir = data_dir.join("store");
