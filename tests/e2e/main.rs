@@ -4,4 +4,5 @@ mod common;
 mod inputs;
 mod lda;
 mod lsi;
+mod retry;
 mod store;

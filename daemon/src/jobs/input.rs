@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 
 use super::JobError;
 use crate::corpus::{
-    ChunkCacheReader, ChunkCacheWriter, InputFile, MmOptions, MmReader, SparseChunk,
+    ChunkCacheReader, ChunkCacheWriter, CorpusError, InputFile, MmOptions, MmReader, SparseChunk,
 };
 use crate::work::ChunkSet;
 
@@ -114,8 +114,13 @@ fn read_cache(cache: &Path, send: &dyn Fn(SparseChunk) -> bool) -> Result<(), Jo
     Ok(())
 }
 
-fn cache_error(e: impl std::fmt::Display) -> JobError {
-    JobError::Internal(format!("cannot write the chunk cache: {e}"))
+/// A failed write of the cache may pass (a full disk): retryable; a refused chunk is a defect.
+fn cache_error(e: CorpusError) -> JobError {
+    let message = format!("cannot write the chunk cache: {e}");
+    match e.failed_write {
+        Some(_) => JobError::Io(message),
+        None => JobError::Internal(message),
+    }
 }
 
 /// A damaged cache is removed, so that resuming parses the corpus again.
