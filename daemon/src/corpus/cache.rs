@@ -371,6 +371,7 @@ fn le_u64(b: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::atomic_file::tests::entries;
     use crate::corpus::mm::tests::{DEERWESTER, shared};
     use crate::corpus::{MmOptions, MmReader};
     use std::io::Cursor;
@@ -428,16 +429,6 @@ mod tests {
         // And it stays at the end.
         assert!(r.next_chunk()?.is_none());
         Ok(out)
-    }
-
-    /// The names in `dir`.
-    fn entries(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
     }
 
     #[test]

@@ -236,8 +236,9 @@ impl Scheduler {
                 Err(s) => {
                     log::error!(job_id = id, event = "failed"; "job {id} failed: {e}");
                     log::error!(job_id = id, event = "store-error"; "cannot record the failure of job {id}: {s}");
-                    // The job stays running, and its run is tried again later.
-                    return later(e);
+                    // The job stays running, and is run again (to fail again) once the
+                    // store can record it.
+                    return later(JobError::Store(s));
                 }
             },
         }
@@ -278,7 +279,8 @@ impl Scheduler {
             .store
             .off_runtime(move |s| {
                 s.update_job(id, |j| {
-                    if j.state != JobState::Running {
+                    // Running, or still queued if it could not be started.
+                    if !matches!(j.state, JobState::Queued | JobState::Running) {
                         return Err(StoreError::conflict(format!("job {id} is {} now", j.state)));
                     }
                     j.state = JobState::Queued;

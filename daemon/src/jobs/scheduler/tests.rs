@@ -1,11 +1,10 @@
 //! The queue's order and backoff, and a store that waits for its disk while the scheduler
 //! runs on a runtime of one thread.
 
-use std::collections::BTreeMap;
 use std::sync::Condvar;
 
 use super::*;
-use crate::store::{Blobs, Engine, MANIFEST_FILE, Tree, Write, engine::Pairs};
+use crate::store::{Blobs, Engine, MANIFEST_FILE, SledEngine, Tree, Write, engine::Pairs};
 
 #[test]
 fn the_backoff_doubles_from_5_s_to_5_min() {
@@ -55,10 +54,10 @@ fn a_job_waiting_for_its_retry_is_passed_over_until_its_wait_ends() {
     assert_eq!(next(&jobs[..1], &waiting, t0), Next::Idle);
 }
 
-/// An in-memory engine whose scans wait while its gate is closed: a disk that takes its time.
-#[derive(Default)]
+/// The store's database whose scans wait while its gate is closed: a disk that takes its
+/// time.
 struct SlowDisk {
-    trees: Mutex<[BTreeMap<Vec<u8>, Vec<u8>>; 5]>,
+    db: SledEngine,
     gate: Arc<Gate>,
 }
 
@@ -89,28 +88,17 @@ impl Gate {
 
 impl Engine for SlowDisk {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.trees.lock().unwrap()[tree as usize].get(key).cloned())
+        self.db.get(tree, key)
     }
     fn scan(&self, tree: Tree) -> Result<Pairs, StoreError> {
         self.gate.pass();
-        let trees = self.trees.lock().unwrap();
-        Ok(trees[tree as usize]
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
+        self.db.scan(tree)
     }
     fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        let mut trees = self.trees.lock().unwrap();
-        for w in writes {
-            match w.value {
-                Some(v) => trees[w.tree as usize].insert(w.key, v),
-                None => trees[w.tree as usize].remove(&w.key),
-            };
-        }
-        Ok(())
+        self.db.commit(writes)
     }
     fn recover(&self) -> Result<(), StoreError> {
-        Ok(())
+        self.db.recover()
     }
 }
 
@@ -119,8 +107,11 @@ impl Engine for SlowDisk {
 #[test]
 fn a_store_that_waits_for_its_disk_leaves_the_runtime_free() {
     let dir = tempfile::tempdir().unwrap();
-    let disk = SlowDisk::default();
-    let gate = disk.gate.clone();
+    let gate = Arc::new(Gate::default());
+    let disk = SlowDisk {
+        db: SledEngine::open(&dir.path().join("store")).unwrap(),
+        gate: gate.clone(),
+    };
     let blobs = Blobs::open(&dir.path().join("blobs")).unwrap();
     let store = Store::with_engine(Box::new(disk), blobs, dir.path().join(MANIFEST_FILE)).unwrap();
     let settings = RunnerSettings {
