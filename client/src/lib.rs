@@ -14,10 +14,8 @@
 //! | [`output`] | what goes to stdout: JSON documents, the job table, the job summary, times |
 //! | [`progress`] | reading a job's progress safely: work done and total, percent, pass |
 //! | [`npy`] | NumPy's `.npy` format, written by hand |
-//! | [`atomic`] | files that appear whole or not at all |
 
 mod args;
-mod atomic;
 mod batches;
 mod commands;
 mod daemon;

@@ -6,11 +6,18 @@
 //! [`handshake`](topicd_protocol::handshake) ([`Handler::for_connection`]): `submit` and
 //! `evaluate` refuse a path for which none was passed, so a client makes the daemon read
 //! only what it could open itself.
+//!
+//! No request makes a runtime thread wait for the disk: store calls run on blocking threads
+//! ([`Store::off_runtime`]), and so do model loads ([`models`]), which no lock is held across.
+
+pub mod models;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use tarpc::context::Context;
 
@@ -19,6 +26,7 @@ use crate::corpus::{CorpusError, InputFile};
 use crate::jobs::{JobFiles, Scheduler, Stop, now};
 use crate::model::LoadedModel;
 use crate::store::{Store, StoreError};
+use models::Models;
 use topicd_protocol::handshake::PassedFile;
 use topicd_protocol::*;
 
@@ -37,7 +45,7 @@ struct Shared {
     scheduler: Arc<Scheduler>,
     info: DaemonInfo,
     dispatcher: Option<Arc<Dispatcher>>,
-    model: Mutex<Option<(JobId, Arc<LoadedModel>)>>,
+    models: Models,
 }
 
 impl Handler {
@@ -52,10 +60,10 @@ impl Handler {
         Handler {
             shared: Arc::new(Shared {
                 dispatcher,
+                models: Models::new(store.clone()),
                 store,
                 scheduler,
                 info,
-                model: Mutex::new(None),
             }),
             passed: Arc::default(),
             client_uid: None,
@@ -95,54 +103,44 @@ impl Handler {
         }
     }
 
-    fn store(&self) -> &Store {
-        &self.shared.store
+    /// Run `call` on the store on a blocking thread.
+    async fn on_store<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        self.shared.store.off_runtime(call).await
     }
 
-    fn job(&self, id: JobId) -> Result<JobInfo, ApiError> {
-        let mut job = blocking(|| self.store().job(id))?.ok_or(ApiError::NoSuchJob(id))?;
-        if let Some(control) = self.shared.scheduler.running(id)
+    /// A job as stored, with the live progress of a running one.
+    fn with_live_progress(&self, mut job: JobInfo) -> JobInfo {
+        if let Some(control) = self.shared.scheduler.running(job.id)
             && job.state == JobState::Running
         {
             job.progress = control.progress();
         }
-        Ok(job)
+        job
     }
 
-    /// The finished model of a job, from the cache or the store.
-    fn model(&self, id: JobId) -> Result<Arc<LoadedModel>, ApiError> {
-        let mut cached = self.shared.model.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((cached_id, model)) = cached.as_ref()
-            && *cached_id == id
-        {
-            return Ok(model.clone());
-        }
-        let job = self.job(id)?;
-        let record = blocking(|| self.store().model(id))?;
-        let Some(record) = record.filter(|_| job.state == JobState::Succeeded) else {
-            return Err(ApiError::WrongState {
-                job: id,
-                state: job.state,
-                message: "the model exists once the job has succeeded".into(),
-            });
-        };
-        let loaded = Arc::new(blocking(|| LoadedModel::load(self.store(), &job, record))?);
-        *cached = Some((id, loaded.clone()));
-        Ok(loaded)
+    async fn job(&self, id: JobId) -> Result<JobInfo, ApiError> {
+        let job = self
+            .on_store(move |s| s.job(id)?.ok_or(ApiError::NoSuchJob(id)))
+            .await?;
+        Ok(self.with_live_progress(job))
     }
 
-    fn set_state(
+    /// The finished model of a job.
+    async fn model(&self, id: JobId) -> Result<Arc<LoadedModel>, ApiError> {
+        self.shared.models.get(id).await
+    }
+
+    async fn set_state(
         &self,
         id: JobId,
-        change: impl FnOnce(&mut JobInfo) -> Result<(), ApiError>,
+        change: impl FnOnce(&mut JobInfo) -> Result<(), ApiError> + Send + 'static,
     ) -> Result<JobInfo, ApiError> {
-        blocking(|| self.store().update_job(id, change))?.ok_or(ApiError::NoSuchJob(id))
+        self.on_store(move |s| s.update_job(id, change)?.ok_or(ApiError::NoSuchJob(id)))
+            .await
     }
-}
-
-/// Run a blocking store call without stalling the runtime's other tasks.
-fn blocking<T, E: Into<ApiError>>(f: impl FnOnce() -> Result<T, E>) -> Result<T, ApiError> {
-    tokio::task::block_in_place(f).map_err(Into::into)
 }
 
 /// Run heavy work on a finished model (inference, evaluation) off the runtime's threads;
@@ -206,8 +204,11 @@ impl Control for Handler {
             corpus: self.passed_file("corpus", &spec.corpus)?,
             dictionary: self.passed_file("dictionary", &spec.dictionary)?,
         };
-        let held = self.shared.scheduler.held();
-        if !blocking(|| Ok::<_, ApiError>(held.make_room(self.store())))? {
+        let scheduler = self.shared.scheduler.clone();
+        let room = self
+            .on_store(move |s| Ok(scheduler.held().make_room(s)))
+            .await?;
+        if !room {
             return Err(ApiError::Internal(format!(
                 "topicd already holds the input files of {} jobs that have not started: submit \
                  again when some have run (or cancel some)",
@@ -219,24 +220,27 @@ impl Control for Handler {
             ("dictionary", files.dictionary.clone()),
         ])
         .await?;
-        let job = blocking(|| {
-            self.store().create_job(|id| {
-                // Held before the job is stored, so that its first run finds them.
-                held.hold(id, files);
-                JobInfo {
-                    id,
-                    spec,
-                    state: JobState::Queued,
-                    reason: None,
-                    progress: Progress::default(),
-                    submitted_at: now(),
-                    started_at: None,
-                    finished_at: None,
-                    corpus_fingerprint,
-                    dictionary_fingerprint,
-                }
+        let scheduler = self.shared.scheduler.clone();
+        let job = self
+            .on_store(move |s| {
+                Ok(s.create_job(|id| {
+                    // Held before the job is stored, so that its first run finds them.
+                    scheduler.held().hold(id, files);
+                    JobInfo {
+                        id,
+                        spec,
+                        state: JobState::Queued,
+                        reason: None,
+                        progress: Progress::default(),
+                        submitted_at: now(),
+                        started_at: None,
+                        finished_at: None,
+                        corpus_fingerprint,
+                        dictionary_fingerprint,
+                    }
+                })?)
             })
-        })?;
+            .await?;
         let uid = self.client_uid.map_or("?".into(), |u| u.to_string());
         log::info!(job_id = job.id, event = "submitted"; "job {} submitted by uid {uid}: {} on {}", job.id, job.spec.model.kind(), job.spec.corpus.display());
         self.shared.scheduler.wake();
@@ -244,31 +248,33 @@ impl Control for Handler {
     }
 
     async fn list(self, _: Context) -> Result<Vec<JobInfo>, ApiError> {
-        let ids: Vec<JobId> = blocking(|| self.store().jobs())?
-            .iter()
-            .map(|j| j.id)
-            .collect();
-        ids.into_iter().map(|id| self.job(id)).collect()
+        let jobs = self.on_store(|s| Ok(s.jobs()?)).await?;
+        Ok(jobs
+            .into_iter()
+            .map(|job| self.with_live_progress(job))
+            .collect())
     }
 
     async fn status(self, _: Context, job: JobId) -> Result<JobInfo, ApiError> {
-        self.job(job)
+        self.job(job).await
     }
 
     async fn cancel(self, _: Context, id: JobId) -> Result<JobInfo, ApiError> {
-        let job = self.set_state(id, |j| match j.state {
-            JobState::Queued | JobState::Running => {
-                j.state = JobState::Cancelled;
-                j.reason = Some("cancelled by the user".into());
-                j.finished_at = Some(now());
-                Ok(())
-            }
-            state => Err(ApiError::WrongState {
-                job: id,
-                state,
-                message: "only a queued or running job can be cancelled".into(),
-            }),
-        })?;
+        let job = self
+            .set_state(id, move |j| match j.state {
+                JobState::Queued | JobState::Running => {
+                    j.state = JobState::Cancelled;
+                    j.reason = Some("cancelled by the user".into());
+                    j.finished_at = Some(now());
+                    Ok(())
+                }
+                state => Err(ApiError::WrongState {
+                    job: id,
+                    state,
+                    message: "only a queued or running job can be cancelled".into(),
+                }),
+            })
+            .await?;
         if let Some(control) = self.shared.scheduler.running(id) {
             control.request_stop(Stop::Cancel);
         }
@@ -277,19 +283,21 @@ impl Control for Handler {
     }
 
     async fn resume(self, _: Context, id: JobId) -> Result<JobInfo, ApiError> {
-        let job = self.set_state(id, |j| match j.state {
-            JobState::Cancelled | JobState::Failed => {
-                j.state = JobState::Queued;
-                j.reason = None;
-                j.finished_at = None;
-                Ok(())
-            }
-            state => Err(ApiError::WrongState {
-                job: id,
-                state,
-                message: "only a cancelled or failed job can be resumed".into(),
-            }),
-        })?;
+        let job = self
+            .set_state(id, move |j| match j.state {
+                JobState::Cancelled | JobState::Failed => {
+                    j.state = JobState::Queued;
+                    j.reason = None;
+                    j.finished_at = None;
+                    Ok(())
+                }
+                state => Err(ApiError::WrongState {
+                    job: id,
+                    state,
+                    message: "only a cancelled or failed job can be resumed".into(),
+                }),
+            })
+            .await?;
         log::info!(job_id = id, event = "requeued"; "job {id} queued again");
         self.shared.scheduler.wake();
         Ok(job)
@@ -302,12 +310,12 @@ impl Control for Handler {
         num_topics: u32,
         num_words: u32,
     ) -> Result<Vec<Topic>, ApiError> {
-        let model = self.model(job)?;
+        let model = self.model(job).await?;
         Ok(model.topics(num_topics as usize, (num_words as usize).min(10_000)))
     }
 
     async fn model_info(self, _: Context, job: JobId) -> Result<ModelInfo, ApiError> {
-        Ok(self.model(job)?.info())
+        Ok(self.model(job).await?.info())
     }
 
     async fn model_values(
@@ -317,7 +325,7 @@ impl Control for Handler {
         first: u64,
         count: u64,
     ) -> Result<Vec<f64>, ApiError> {
-        Ok(self.model(job)?.values(first, count))
+        Ok(self.model(job).await?.values(first, count))
     }
 
     async fn vocabulary(
@@ -327,7 +335,7 @@ impl Control for Handler {
         first_id: u64,
         count: u64,
     ) -> Result<Vec<VocabEntry>, ApiError> {
-        Ok(self.model(job)?.vocabulary(first_id, count))
+        Ok(self.model(job).await?.vocabulary(first_id, count))
     }
 
     async fn infer(
@@ -342,7 +350,7 @@ impl Control for Handler {
                 docs.len()
             )));
         }
-        let model = self.model(job)?;
+        let model = self.model(job).await?;
         let most = MAX_PAGE_BYTES / 8 / model.num_topics().max(1);
         if docs.len() > most {
             return Err(ApiError::InvalidSpec(format!(
@@ -391,7 +399,7 @@ impl Control for Handler {
                 corpus.display()
             )));
         }
-        let model = self.model(job)?;
+        let model = self.model(job).await?;
         let file = self.passed_file("corpus", &corpus)?;
         on_model_thread(move || model.evaluate(&file, total_docs)).await
     }

@@ -6,6 +6,7 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | `atomic_file` | files that appear whole or not at all (write, fsync, rename, fsync dir), for the daemon and `topicctl` |
 //! | `corpus` | reading inputs: Matrix Market corpora, gensim dictionaries, compression, fingerprints, the binary chunk cache |
 //! | `store` | what survives restarts: jobs, checkpoints, models (sled + content-addressed blobs), the manifest that proves it is the store topicd wrote last, `--check-store` |
 //! | `jobs` | the queue and the training loops: scheduling, reductions, checkpoints, stop requests |
@@ -22,11 +23,14 @@
 //! | `logging` | journal or stderr, with structured fields |
 //! | `daemon` | startup: wires the pieces above together |
 //!
-//! Without the `engine` feature only `corpus` is built (feature `formats`), for `topicctl`.
+//! Without the `engine` feature only `corpus` and `atomic_file` are built (feature `formats`),
+//! for `topicctl`.
 #![warn(missing_docs)]
 
 #[cfg(feature = "engine")]
 pub mod api;
+#[cfg(feature = "formats")]
+pub mod atomic_file;
 #[cfg(feature = "engine")]
 pub mod cli;
 #[cfg(feature = "engine")]

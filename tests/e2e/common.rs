@@ -408,3 +408,41 @@ pub fn write_corpus(
     }
     (corpus, dictionary)
 }
+
+/// Mount a tmpfs of `size` (`4m`) on the directory `dir`, unmounted when the guard is
+/// dropped; `None`, with the reason printed, when this process may not mount (not root).
+pub fn mount_tmpfs(dir: &Path, size: &str) -> Option<Unmount> {
+    let mounted = Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={size},mode=0750"),
+            "tmpfs",
+        ])
+        .arg(dir)
+        .status();
+    if !matches!(mounted, Ok(s) if s.success()) {
+        println!("SKIPPED: cannot mount a tmpfs (needs root): {mounted:?}");
+        return None;
+    }
+    Some(Unmount(dir.to_path_buf()))
+}
+
+/// Unmounts a file system when dropped.
+pub struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fill a file system with one file.
+pub fn fill(path: &Path) {
+    let mut f = std::fs::File::create(path).unwrap();
+    for block in [64 << 10, 512, 1] {
+        let block = vec![0x5au8; block];
+        while f.write_all(&block).is_ok() {}
+    }
+}

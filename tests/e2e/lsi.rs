@@ -151,10 +151,11 @@ fn kill_9_and_restart_resume_to_the_identical_model() {
     let job = d.submit_lsi(&corpus, &dictionary, CRASH_JOB);
     // once in the first pass (parsing text, writing the cache), once in a later one
     for threshold in [12_000, 130_000] {
-        d.wait_until(job, 120, |s| {
+        let before = d.wait_until(job, 120, |s| {
             work_done(s) >= threshold || s["state"] != "running"
         });
         d.kill9();
+        assert_eq!(before["state"], "running", "killed mid-run: {before}");
         d.restart();
         let after = d.status(job);
         assert!(
@@ -163,9 +164,10 @@ fn kill_9_and_restart_resume_to_the_identical_model() {
         );
     }
     assert_eq!(d.wait(job), "succeeded", "{}", d.log());
-    assert!(
-        d.log().contains("resumes"),
-        "the job resumed from a checkpoint:\n{}",
+    assert_eq!(
+        d.log().matches(&format!("job {job} resumes")).count(),
+        2,
+        "the job resumed from a checkpoint after each kill:\n{}",
         d.log()
     );
     assert!(

@@ -6,4 +6,5 @@ mod common;
 mod inputs;
 mod lda;
 mod lsi;
+mod retry;
 mod store;

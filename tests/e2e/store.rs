@@ -565,15 +565,9 @@ fn after_the_disk_fills_submit_and_resume_work_again_without_a_restart() {
     std::fs::remove_dir_all(&data).unwrap();
     let store = data.join("store");
     std::fs::create_dir_all(&store).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4m,mode=0750", "tmpfs"])
-        .arg(&store)
-        .status();
-    if !matches!(mounted, Ok(s) if s.success()) {
-        println!("SKIPPED: cannot mount a tmpfs (needs root): {mounted:?}");
+    let Some(_unmount) = mount_tmpfs(&store, "4m") else {
         return;
-    }
-    let _unmount = Unmount(store.clone());
+    };
     d.restart();
     let (corpus, dictionary) = planted();
     let first = d.submit_lsi(&corpus, &dictionary, PLANTED_JOB);
@@ -627,25 +621,6 @@ fn after_the_disk_fills_submit_and_resume_work_again_without_a_restart() {
         assert_eq!(d.wait(job), "succeeded", "job {job}:\n{}", d.log());
     }
     assert!(d.terminate().success());
-}
-
-/// Fill a file system with one file.
-fn fill(path: &Path) {
-    use std::io::Write;
-    let mut f = std::fs::File::create(path).unwrap();
-    for block in [64 << 10, 512, 1] {
-        let block = vec![0x5au8; block];
-        while f.write_all(&block).is_ok() {}
-    }
-}
-
-/// Unmounts a file system when dropped.
-struct Unmount(PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
 }
 
 #[test]

@@ -21,9 +21,9 @@ use serde::Serialize;
 use topicd::corpus::MmOptions;
 use topicd_protocol::{JobId, ModelSpec};
 
-use crate::atomic::AtomicFile;
 use crate::batches::{self, CorpusBatches, Limits, Meter};
 use crate::daemon::Daemon;
+use topicd::atomic_file::AtomicFile;
 
 /// What `infer` was asked for.
 pub struct Options {
@@ -167,7 +167,7 @@ impl Sink {
         match self {
             Sink::Stdout(mut out) => Ok(out.flush()?),
             Sink::File(file, path) => file
-                .commit()
+                .finish()
                 .with_context(|| format!("cannot write {}", path.display())),
         }
     }

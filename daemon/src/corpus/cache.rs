@@ -11,21 +11,22 @@
 //! end      "END."  u64 chunks  u64 documents  u64 nnz  u64 XXH3-64 of the record
 //! ```
 //!
-//! [`ChunkCacheWriter`] writes `path.tmp` and renames it over `path` only in
-//! [`ChunkCacheWriter::finish`], after an fsync (and fsyncs the directory after the rename), so a
-//! cache file that exists is complete. [`ChunkCacheReader`] gives back the chunks bit for bit;
+//! [`ChunkCacheWriter`] writes a temporary file beside `path` ([`AtomicFile`]) and renames it
+//! over `path` only in [`ChunkCacheWriter::finish`], after an fsync (and fsyncs the directory
+//! after the rename), so a cache file that exists is complete. [`ChunkCacheReader`] gives back the chunks bit for bit;
 //! it checks every record's lengths against the bytes left in the file before allocating, every
 //! checksum, the CSR invariants and the end record, so a corrupt or truncated cache is an error,
 //! never a panic or a silently shorter corpus.
 
-use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::CorpusError;
 use super::source::BUFFER_SIZE;
+use crate::atomic_file::{AtomicFile, FinishStep, directory_of};
 use topicd_numerics::SparseChunk;
 
 /// The file magic.
@@ -42,34 +43,25 @@ const FIXED_LEN: usize = 4 + 32;
 ///
 /// Dropping a writer before [`ChunkCacheWriter::finish`] succeeded removes the temporary file.
 pub struct ChunkCacheWriter {
-    path: PathBuf,
-    tmp: PathBuf,
-    out: Option<BufWriter<File>>,
+    out: AtomicFile,
     record: Vec<u8>,
     chunks: u64,
     docs: u64,
     nnz: u64,
-    /// The temporary file has become the cache (so Drop must leave it alone).
-    renamed: bool,
 }
 
 impl ChunkCacheWriter {
-    /// Starts a cache that will become `path`; it is written to `path` + `.tmp` meanwhile.
+    /// Starts a cache that will become `path`; it is written to a temporary file beside it
+    /// meanwhile ([`AtomicFile`]).
     pub fn create(path: &Path) -> Result<Self, CorpusError> {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        let file = File::create(&tmp)
-            .map_err(|e| CorpusError::in_file(&tmp, format!("cannot create: {e}")))?;
+        let out = AtomicFile::create(path)
+            .map_err(|e| CorpusError::write_failed(path, format!("cannot create: {e}"), &e))?;
         let mut writer = ChunkCacheWriter {
-            path: path.to_path_buf(),
-            tmp,
-            out: Some(BufWriter::with_capacity(BUFFER_SIZE, file)),
+            out,
             record: Vec::new(),
             chunks: 0,
             docs: 0,
             nnz: 0,
-            renamed: false,
         };
         let mut header = Vec::with_capacity(HEADER_LEN as usize);
         header.extend_from_slice(MAGIC);
@@ -79,23 +71,22 @@ impl ChunkCacheWriter {
         Ok(writer)
     }
 
-    fn write_error(&self, e: io::Error) -> CorpusError {
-        CorpusError::in_file(&self.tmp, format!("cannot write: {e}"))
+    /// The file written until [`ChunkCacheWriter::finish`].
+    pub fn temporary_path(&self) -> &Path {
+        self.out.temporary_path()
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), CorpusError> {
-        let result = match self.out.as_mut() {
-            Some(out) => out.write_all(bytes),
-            None => Err(io::Error::other("the writer is already finished")),
-        };
-        result.map_err(|e| self.write_error(e))
+        self.out
+            .write_all(bytes)
+            .map_err(|e| write_error(self.out.temporary_path(), &e))
     }
 
     /// Appends one chunk (which must satisfy [`SparseChunk::check`]).
     pub fn append(&mut self, chunk: &SparseChunk) -> Result<(), CorpusError> {
         if let Err(problem) = chunk.check() {
             return Err(CorpusError::in_file(
-                &self.tmp,
+                self.temporary_path(),
                 format!("refusing to cache invalid chunk {}: {problem}", chunk.index),
             ));
         }
@@ -141,43 +132,29 @@ impl ChunkCacheWriter {
         let sum = xxh3_64(&end);
         end.extend_from_slice(&sum.to_le_bytes());
         self.write(&end)?;
-        let Some(out) = self.out.take() else {
-            return Err(self.write_error(io::Error::other("the writer is already finished")));
-        };
-        let file = out
-            .into_inner()
-            .map_err(|e| CorpusError::in_file(&self.tmp, format!("cannot write: {}", e.error())))?;
-        file.sync_all().map_err(|e| self.write_error(e))?;
-        drop(file);
-        fs::rename(&self.tmp, &self.path).map_err(|e| {
-            CorpusError::in_file(
-                &self.path,
-                format!("cannot rename {} to this name: {e}", self.tmp.display()),
-            )
-        })?;
-        self.renamed = true;
-        let dir = match self.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| {
-            CorpusError::in_file(
-                &dir,
-                format!("cannot sync the chunk cache's directory: {e}"),
-            )
-        })?;
-        Ok(())
+        let temporary = self.temporary_path().to_path_buf();
+        let path = self.out.target().to_path_buf();
+        self.out.finish().map_err(|e| match e.step {
+            FinishStep::Write => write_error(&temporary, &e.error),
+            FinishStep::Rename => CorpusError::write_failed(
+                &path,
+                format!("cannot rename {} to this name: {e}", temporary.display()),
+                &e.error,
+            ),
+            FinishStep::SyncDirectory => {
+                let dir = directory_of(&path);
+                CorpusError::write_failed(
+                    dir,
+                    format!("cannot sync the chunk cache's directory: {e}"),
+                    &e.error,
+                )
+            }
+        })
     }
 }
 
-impl Drop for ChunkCacheWriter {
-    fn drop(&mut self) {
-        if !self.renamed {
-            // Not finished (or finishing failed): the temporary file is useless.
-            drop(self.out.take());
-            let _ = fs::remove_file(&self.tmp);
-        }
-    }
+fn write_error(temporary: &Path, e: &io::Error) -> CorpusError {
+    CorpusError::write_failed(temporary, format!("cannot write: {e}"), e)
 }
 
 /// Reads a chunk cache back; see the [module documentation](self) for the format.
@@ -394,6 +371,7 @@ fn le_u64(b: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::atomic_file::tests::entries;
     use crate::corpus::mm::tests::{DEERWESTER, shared};
     use crate::corpus::{MmOptions, MmReader};
     use std::io::Cursor;
@@ -453,19 +431,17 @@ mod tests {
         Ok(out)
     }
 
-    fn tmp_of(path: &Path) -> PathBuf {
-        let mut s = path.as_os_str().to_owned();
-        s.push(".tmp");
-        PathBuf::from(s)
-    }
-
     #[test]
     fn round_trip_is_bit_for_bit() {
         let dir = tempfile::tempdir().unwrap();
         for chunks in [deerwester(2), deerwester(100), awkward(), Vec::new()] {
             let path = dir.path().join("c.cache");
             write(&path, &chunks);
-            assert!(!tmp_of(&path).exists());
+            assert_eq!(
+                entries(dir.path()),
+                ["c.cache"],
+                "no temporary file is left"
+            );
             let back = read_all(&path).unwrap();
             assert_eq!(back.len(), chunks.len());
             for (a, b) in chunks.iter().zip(&back) {
@@ -480,11 +456,12 @@ mod tests {
         let path = dir.path().join("c.cache");
         let mut w = ChunkCacheWriter::create(&path).unwrap();
         w.append(&deerwester(3)[0]).unwrap();
-        assert!(tmp_of(&path).exists());
+        let temporary = w.temporary_path().to_path_buf();
+        assert_eq!(temporary.parent(), Some(dir.path()));
+        assert!(temporary.exists());
         assert!(!path.exists());
         drop(w);
-        assert!(!tmp_of(&path).exists());
-        assert!(!path.exists());
+        assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
 
         // An existing cache is replaced only by finish.
         write(&path, &deerwester(3));
@@ -507,10 +484,12 @@ mod tests {
             e.message.contains("refusing to cache invalid chunk 0"),
             "{e}"
         );
+        assert_eq!(e.failed_write, None, "a defect, not a failed write");
         let e = ChunkCacheWriter::create(&dir.path().join("no/such/dir/c.cache"))
             .err()
             .unwrap();
         assert!(e.message.starts_with("cannot create"), "{e}");
+        assert_eq!(e.failed_write, Some(io::ErrorKind::NotFound));
     }
 
     #[test]

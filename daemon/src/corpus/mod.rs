@@ -20,6 +20,7 @@ pub mod mm;
 pub mod source;
 
 use std::fmt;
+use std::io;
 use std::path::{Path, PathBuf};
 
 pub use cache::{ChunkCacheReader, ChunkCacheWriter};
@@ -40,6 +41,9 @@ pub struct CorpusError {
     pub line: Option<u64>,
     /// What is wrong, phrased so that the user can act on it.
     pub message: String,
+    /// The kind of the I/O error, when the problem is a write that failed (the chunk cache's:
+    /// a full disk, a failing one) rather than what a file holds: such a failure may pass.
+    pub failed_write: Option<io::ErrorKind>,
 }
 
 impl CorpusError {
@@ -49,6 +53,7 @@ impl CorpusError {
             file: file.to_path_buf(),
             line: Some(line),
             message: message.into(),
+            failed_write: None,
         }
     }
 
@@ -58,6 +63,15 @@ impl CorpusError {
             file: file.to_path_buf(),
             line: None,
             message: message.into(),
+            failed_write: None,
+        }
+    }
+
+    /// A write to `file` that failed with `error`; `message` says what was being done.
+    pub fn write_failed(file: &Path, message: impl Into<String>, error: &io::Error) -> Self {
+        CorpusError {
+            failed_write: Some(error.kind()),
+            ..CorpusError::in_file(file, message)
         }
     }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use super::JobError;
 use crate::corpus::{
-    ChunkCacheReader, ChunkCacheWriter, InputFile, MmOptions, MmReader, SparseChunk,
+    ChunkCacheReader, ChunkCacheWriter, CorpusError, InputFile, MmOptions, MmReader, SparseChunk,
 };
 use crate::work::ChunkSet;
 
@@ -127,8 +127,13 @@ fn read_cache(cache: &Path, send: &dyn Fn(SparseChunk) -> bool) -> Result<(), Jo
     Ok(())
 }
 
-fn cache_error(e: impl std::fmt::Display) -> JobError {
-    JobError::Internal(format!("cannot write the chunk cache: {e}"))
+/// A failed write of the cache may pass (a full disk): retryable; a refused chunk is a defect.
+fn cache_error(e: CorpusError) -> JobError {
+    let message = format!("cannot write the chunk cache: {e}");
+    match e.failed_write {
+        Some(_) => JobError::Io(message),
+        None => JobError::Internal(message),
+    }
 }
 
 /// Delays between the attempts to open a file that fails for a passing reason: about 6 s in

@@ -1,11 +1,15 @@
 //! Jobs: the queue, the lifecycle of one job, and the training loops.
 //!
 //! The [`Scheduler`] runs one job at a time, oldest first (a job found `running` at start
-//! was interrupted by a crash or a shutdown and goes first). A job runs on a blocking
-//! thread with a [`JobContext`]: it checks its fingerprints, streams its corpus, publishes
-//! progress, stops at a chunk boundary when asked, and checkpoints — at most every
-//! `checkpoint_interval_secs`, never costing more than 5% of the time — through the store.
+//! was interrupted by a crash or a shutdown and goes first), and tries a job again after a
+//! backoff when its run failed in a way that may pass ([`JobError::is_retryable`]). A job
+//! runs on a blocking thread with a [`JobContext`]: it checks its fingerprints, streams its
+//! corpus, publishes progress, stops at a chunk boundary when asked, and checkpoints — at
+//! most every `checkpoint_interval_secs`, never costing more than 5% of the time — through
+//! the store.
 //!
+//! - [`scheduler`]: the queue, and what becomes of a job when its run ends.
+//! - [`error`]: why a run failed, retryable or fatal.
 //! - [`control`]: the stop request and live progress shared with the API.
 //! - [`files`]: the job's open input files: passed by the client, or re-opened and verified.
 //! - [`input`]: the chunks of a pass, read ahead on a thread, with the chunk cache.
@@ -13,51 +17,30 @@
 //! - [`lda`]: the LDA training loop (online or batch variational Bayes).
 
 pub mod control;
+pub mod error;
 pub mod files;
 pub mod input;
 pub mod lda;
 pub mod lsi;
+pub mod scheduler;
 
 use std::cell::Cell;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, watch};
-
 pub use control::{JobControl, Stop};
+pub use error::JobError;
 pub use files::{HeldFiles, JobFiles};
+pub use scheduler::Scheduler;
 
-use crate::corpus::{CorpusError, Dictionary, MmOptions, MmReader};
+use crate::corpus::{Dictionary, MmOptions, MmReader};
 use crate::store::{
     Blobs, Checkpoint, ModelRecord, Store, StoreError, StoreErrorKind, StoredModel, Vocabulary,
 };
 use crate::work::{Due, Executor, Local};
-use topicd_protocol::{JobId, JobInfo, JobState, ModelSpec, Progress};
-
-/// Why a job failed.
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    /// The input is bad or changed; the message names the file (and line).
-    #[error("{0}")]
-    Input(String),
-    /// The daemon could not do its part.
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl From<CorpusError> for JobError {
-    fn from(e: CorpusError) -> JobError {
-        JobError::Input(e.to_string())
-    }
-}
-
-impl From<StoreError> for JobError {
-    fn from(e: StoreError) -> JobError {
-        JobError::Internal(e.to_string())
-    }
-}
+use topicd_protocol::{JobInfo, JobState, ModelSpec, Progress};
 
 /// How a job's run ended, when it did not fail.
 #[derive(Debug, PartialEq, Eq)]
@@ -291,172 +274,6 @@ fn total_memory() -> Option<f64> {
     let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024.0)
-}
-
-/// Runs the queue: one job at a time, oldest first.
-pub struct Scheduler {
-    store: Arc<Store>,
-    settings: RunnerSettings,
-    wake: Notify,
-    running: Mutex<Option<(JobId, Arc<JobControl>)>>,
-    held: HeldFiles,
-}
-
-impl Scheduler {
-    /// A scheduler over the store's jobs.
-    pub fn new(store: Arc<Store>, settings: RunnerSettings) -> Arc<Scheduler> {
-        Arc::new(Scheduler {
-            store,
-            settings,
-            wake: Notify::new(),
-            running: Mutex::new(None),
-            held: HeldFiles::default(),
-        })
-    }
-
-    /// The files passed at submit for jobs that have not run yet.
-    pub fn held(&self) -> &HeldFiles {
-        &self.held
-    }
-
-    /// Look at the queue again (after a submit or a resume).
-    pub fn wake(&self) {
-        self.wake.notify_one();
-    }
-
-    /// The job running now, if any.
-    pub fn running_job(&self) -> Option<JobId> {
-        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        running.as_ref().map(|(id, _)| *id)
-    }
-
-    /// The control of a job if it is the one running.
-    pub fn running(&self, id: JobId) -> Option<Arc<JobControl>> {
-        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        running
-            .as_ref()
-            .filter(|(r, _)| *r == id)
-            .map(|(_, c)| c.clone())
-    }
-
-    /// Run jobs until `shutdown` turns true; a job running then is checkpointed first.
-    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            let next = self.next_job();
-            match next {
-                Ok(Some(job)) => self.run_one(job, &mut shutdown).await,
-                Ok(None) => {
-                    tokio::select! {
-                        _ = self.wake.notified() => {}
-                        _ = crate::shutdown::requested(&mut shutdown) => {}
-                    }
-                }
-                Err(e) => {
-                    log::error!("cannot read the job queue: {e}");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
-    }
-
-    /// The job to run next: an interrupted one first, else the oldest queued.
-    fn next_job(&self) -> Result<Option<JobInfo>, StoreError> {
-        let jobs = self.store.jobs()?;
-        let first = |state| jobs.iter().find(|j| j.state == state).cloned();
-        Ok(first(JobState::Running).or_else(|| first(JobState::Queued)))
-    }
-
-    async fn run_one(&self, job: JobInfo, shutdown: &mut watch::Receiver<bool>) {
-        let id = job.id;
-        // Registered before the job is marked running, so that a cancel that finds the job
-        // running also finds its control.
-        let control = Arc::new(JobControl::new(job.progress.clone()));
-        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = Some((id, control.clone()));
-        let started = self.store.update_job(id, |j| {
-            if !matches!(j.state, JobState::Queued | JobState::Running) {
-                return Err(StoreError::conflict(format!("job {id} is {} now", j.state)));
-            }
-            j.state = JobState::Running;
-            j.started_at = Some(now());
-            j.reason = None;
-            Ok(())
-        });
-        let job = match started {
-            Ok(Some(job)) => job,
-            Ok(None) | Err(_) => {
-                *self.running.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                if let Err(e) = started {
-                    log::debug!(job_id = id, event = "not-started"; "job {id} not started: {e}");
-                }
-                return;
-            }
-        };
-        log::info!(job_id = id, event = if job.progress.work_done() > 0 { "resumed" } else { "started" }; "job {id} {}: {} on {}", if job.progress.work_done() > 0 { "resumes" } else { "starts" },
-            job.spec.model.kind(), job.spec.corpus.display());
-        let (store, settings, task_control) =
-            (self.store.clone(), self.settings.clone(), control.clone());
-        let cache = job_cache_path(&settings, &job);
-        let held = self.held.take(id);
-        let mut task = tokio::task::spawn_blocking(move || {
-            run_job(job, held, &store, &task_control, &settings)
-        });
-        let result = tokio::select! {
-            r = &mut task => r,
-            _ = crate::shutdown::requested(shutdown) => {
-                control.request_stop(Stop::Shutdown);
-                task.await
-            }
-        };
-        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        let outcome = result
-            .unwrap_or_else(|panic| Err(JobError::Internal(format!("internal error: {panic}"))));
-        match outcome {
-            Ok(RunEnd::Succeeded) => {
-                log::info!(job_id = id, event = "succeeded"; "job {id} succeeded")
-            }
-            Ok(RunEnd::Stopped(Stop::Shutdown)) => {
-                log::info!(job_id = id, event = "suspended"; "job {id} checkpointed for shutdown; it resumes when topicd starts");
-                return; // keep the chunk cache for the resume
-            }
-            Ok(RunEnd::Stopped(Stop::Cancel)) => {
-                log::info!(job_id = id, event = "stopped"; "job {id} cancelled at a checkpoint")
-            }
-            Err(e) => {
-                // Only a job still running fails: a cancel acknowledged meanwhile stands.
-                let failed = self.store.update_job(id, |j| {
-                    if j.state != JobState::Running {
-                        return Err(StoreError::conflict(format!("job {id} is {} now", j.state)));
-                    }
-                    j.state = JobState::Failed;
-                    j.reason = Some(e.to_string());
-                    j.finished_at = Some(now());
-                    Ok(())
-                });
-                match failed {
-                    Ok(_) => log::error!(job_id = id, event = "failed"; "job {id} failed: {e}"),
-                    Err(c) if c.kind() == StoreErrorKind::Conflict => {
-                        log::info!(job_id = id, event = "stopped"; "job {id} stopped with an error after it left running ({c}): {e}")
-                    }
-                    Err(s) => {
-                        log::error!(job_id = id, event = "failed"; "job {id} failed: {e}");
-                        log::error!(job_id = id, event = "store-error"; "cannot record the failure of job {id}: {s}");
-                        if s.is_retryable() {
-                            // The job stays running and is tried again: not at once, the
-                            // store cannot write now (a full disk).
-                            tokio::select! {
-                                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-                                _ = crate::shutdown::requested(shutdown) => {}
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        let _ = std::fs::remove_file(cache);
-    }
 }
 
 fn job_cache_path(settings: &RunnerSettings, job: &JobInfo) -> PathBuf {

@@ -19,6 +19,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use super::StoreError;
 use super::files::{create_private_dir, sync_directory, write_atomically};
+use crate::atomic_file::AtomicFile;
 
 const MATRIX_MAGIC: &[u8; 8] = b"TPCDMAT1";
 const EXTENSION: &str = "blob";
@@ -172,7 +173,7 @@ impl Blobs {
     fn put(
         &self,
         id: &BlobId,
-        fill: impl FnOnce(&mut std::io::BufWriter<File>) -> std::io::Result<()>,
+        fill: impl FnOnce(&mut AtomicFile) -> std::io::Result<()>,
     ) -> Result<(), StoreError> {
         let path = self.path(id);
         if let Ok(meta) = fs::metadata(&path) {

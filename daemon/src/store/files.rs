@@ -1,12 +1,14 @@
 //! File-system primitives of the store: private directories and files (whatever the
-//! umask), and atomic replacement (write → fsync → rename → fsync(dir)).
+//! umask), and atomic replacement ([`crate::atomic_file`]: write → fsync → rename →
+//! fsync(dir)).
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::BufWriter;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, DirBuilder};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
 use super::StoreError;
+pub use crate::atomic_file::sync_directory;
+use crate::atomic_file::{self, AtomicFile};
 
 /// Mode of the directories topicd creates: owner and group may enter, no one else.
 pub const DIR_MODE: u32 = 0o750;
@@ -39,45 +41,15 @@ pub fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Write a file so that it is either absent or complete under `path`: a temporary file in
-/// the same directory (mode [`FILE_MODE`]), flushed and fsynced, renamed over `path`, then
-/// the directory fsynced so the rename itself survives a crash.
+/// Write a file so that it is either absent or complete under `path` (an [`AtomicFile`]
+/// of mode [`FILE_MODE`]: a temporary file in the same directory, flushed and fsynced,
+/// renamed over `path`, then the directory fsynced so the rename itself survives a crash).
 pub fn write_atomically(
     path: &Path,
-    fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+    fill: impl FnOnce(&mut AtomicFile) -> std::io::Result<()>,
 ) -> Result<(), StoreError> {
-    let tmp = path.with_extension("tmp");
-    let result = (|| {
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(FILE_MODE)
-            .open(&tmp)?;
-        let mut w = BufWriter::with_capacity(1 << 20, file);
-        fill(&mut w)?;
-        let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        sync_dir(path)
-    })();
-    result.map_err(|e: std::io::Error| {
-        let _ = fs::remove_file(&tmp);
-        StoreError::io("write", path, &e)
-    })
-}
-
-/// Fsync the directory holding `path`, so that a rename or removal in it is durable.
-pub fn sync_dir(path: &Path) -> std::io::Result<()> {
-    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        Some(dir) => sync_directory(dir),
-        None => Ok(()),
-    }
-}
-
-/// Fsync a directory itself.
-pub fn sync_directory(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
+    atomic_file::write_atomically(path, FILE_MODE, fill)
+        .map_err(|e| StoreError::io("write", path, &e))
 }
 
 #[cfg(test)]

@@ -35,8 +35,8 @@ pub mod sled_engine;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -87,6 +87,9 @@ impl Store {
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         let lock = DirLock::acquire(data_dir)?;
         let manifest_path = data_dir.join(MANIFEST_FILE);
+        // A crash while the manifest was being replaced leaves its temporary file.
+        crate::atomic_file::remove_temporaries(&manifest_path)
+            .map_err(|e| StoreError::io("remove temporary files from", data_dir, &e))?;
         let manifest = Manifest::read(&manifest_path)?;
         let blobs = Blobs::open(&data_dir.join("blobs"))?;
         let store_dir = data_dir.join("store");
@@ -236,6 +239,23 @@ impl Store {
     pub fn job(&self, id: JobId) -> Result<Option<JobInfo>, StoreError> {
         self.settled()?;
         self.read(Tree::Jobs, id)
+    }
+
+    /// Run `call` on this store on a blocking thread, for async code: a store call may wait
+    /// for the disk (every commit fsyncs), which a runtime thread must not do. A panic of
+    /// `call` is an [`StoreErrorKind::Internal`] error.
+    pub async fn off_runtime<T, E>(
+        self: &Arc<Self>,
+        call: impl FnOnce(&Store) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let store = Arc::clone(self);
+        tokio::task::spawn_blocking(move || call(&store))
+            .await
+            .map_err(|e| StoreError::internal(format!("a store call did not return: {e}")))?
     }
 
     /// All jobs, by id.

@@ -26,10 +26,10 @@ use clap::ValueEnum;
 use serde::Serialize;
 use topicd_protocol::{JobId, ModelInfo, Topic};
 
-use crate::atomic::AtomicFile;
 use crate::daemon::Daemon;
 use crate::npy::NpyWriter;
 use crate::output;
+use topicd::atomic_file::AtomicFile;
 
 /// What `export` writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -134,7 +134,7 @@ fn create(path: &Path) -> anyhow::Result<AtomicFile> {
 }
 
 fn commit(file: AtomicFile, path: &Path) -> anyhow::Result<()> {
-    file.commit()
+    file.finish()
         .with_context(|| format!("cannot write {}", path.display()))
 }
 

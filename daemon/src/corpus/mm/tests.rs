@@ -833,15 +833,32 @@ fn truncated_gzip_is_a_clean_error() {
     assert!(e.message.contains("corrupt or truncated gzip data"), "{e}");
 }
 
-/// A corpus from the shared data directory, or None (with the reason printed).
+/// A file of the shared data: `shared/data` beside the repository (`../shared/data` from
+/// the workspace root), or the directory `TOPICD_SHARED_DATA` names. A missing file fails
+/// the test; with `TOPICD_SKIP_SHARED_DATA` set, it is skipped instead, with the reason
+/// printed (`None`).
 pub(crate) fn shared(name: &str) -> Option<std::path::PathBuf> {
-    let p = Path::new("/work/shared/data").join(name);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("skipped: {} is not present", p.display());
-        None
+    let dir = match std::env::var_os("TOPICD_SHARED_DATA") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => {
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+            workspace.parent().unwrap().join("shared/data")
+        }
+    };
+    let path = dir.join(name);
+    if path.is_file() {
+        return Some(path);
     }
+    let missing = format!(
+        "{} is missing: the shared data is read from ../shared/data beside the repository, \
+         or from the directory TOPICD_SHARED_DATA names",
+        path.display()
+    );
+    if std::env::var_os("TOPICD_SKIP_SHARED_DATA").is_some() {
+        println!("SKIPPED: {missing}");
+        return None;
+    }
+    panic!("{missing}; set TOPICD_SKIP_SHARED_DATA=1 to skip the tests that read it");
 }
 
 #[test]
