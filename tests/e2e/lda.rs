@@ -282,3 +282,34 @@ fn an_lda_corpus_with_fractional_counts_fails_with_file_and_line() {
         );
     }
 }
+
+#[test]
+fn billions_of_empty_documents_cost_nothing_each_in_lda() {
+    let data = tempfile::tempdir().unwrap();
+    let (corpus, dictionary) = generated_corpus(data.path(), 3, 60, 8);
+    let text = std::fs::read_to_string(&corpus).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let header_at = lines.iter().position(|l| !l.starts_with('%')).unwrap();
+    let fields: Vec<String> = lines[header_at]
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    // 2³² documents in chunks of 2,000: 2,147,484 chunks, all but one without a word
+    lines[header_at] = format!("4294967296 {} {}", fields[1], fields[2]);
+    let huge = data.path().join("huge.mm");
+    std::fs::write(&huge, lines.join("\n") + "\n").unwrap();
+    let d = Daemon::start(&[]);
+    let started = std::time::Instant::now();
+    let job = d.submit_lda(
+        &huge,
+        &dictionary,
+        &["--topics", "3", "--chunksize", "2000", "--alpha", "auto"],
+    );
+    assert_eq!(d.wait(job), "succeeded", "{}", d.log());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(d.status(job)["progress"]["docs_done"], 4_294_967_296u64);
+}

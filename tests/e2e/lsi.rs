@@ -356,3 +356,45 @@ fn a_corpus_changed_before_resume_fails_the_job_clearly() {
         "{reason}"
     );
 }
+
+/// The corpus `corpus` with its header's document count replaced by `docs`.
+fn with_declared_docs(corpus: &Path, docs: u64, out: &Path) {
+    let text = std::fs::read_to_string(corpus).unwrap();
+    let mut lines = text.lines();
+    let banner = lines.next().unwrap();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    let body: Vec<&str> = lines.collect();
+    let mut new = format!("{banner}\n{docs} {} {}\n", header[1], header[2]);
+    body.iter().for_each(|l| {
+        new.push_str(l);
+        new.push('\n');
+    });
+    std::fs::write(out, new).unwrap();
+}
+
+#[test]
+fn billions_of_empty_documents_cost_nothing_each() {
+    let data = tempfile::tempdir().unwrap();
+    let (corpus, dictionary) = write_corpus(data.path(), "small", 50, 40, 6, 3);
+    let huge = data.path().join("huge.mm");
+    with_declared_docs(&corpus, 4_294_967_296, &huge);
+    let d = Daemon::start(&[]);
+    let job = ["--topics", "3", "--chunksize", "20", "--extra-samples", "5"];
+    let small = d.submit_lsi(&corpus, &dictionary, &job);
+    assert_eq!(d.wait(small), "succeeded", "{}", d.log());
+    let started = std::time::Instant::now();
+    let big = d.submit_lsi(&huge, &dictionary, &job);
+    assert_eq!(d.wait(big), "succeeded", "{}", d.log());
+    // empty documents add nothing to the truncated SVD
+    assert!(d.export_npy(big) == d.export_npy(small));
+    let one_pass = [&job[..], &["--onepass"]].concat();
+    let tree = d.submit_lsi(&huge, &dictionary, &one_pass);
+    assert_eq!(d.wait(tree), "succeeded", "{}", d.log());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    let status = d.status(big);
+    assert_eq!(status["progress"]["docs_done"], 4_294_967_296u64);
+}

@@ -7,6 +7,8 @@
 //! chunk    "CHNK"  u64 index  u64 first_doc  u64 num_docs  u64 nnz
 //!          u64 × (num_docs + 1) indptr   u32 × nnz terms   u64 × nnz value bits
 //!          u64 XXH3-64 of the record from "CHNK" to here
+//! empty    "EMPT"  u64 first index  u64 first_doc  u64 num_docs  u64 chunks
+//!          u64 XXH3-64 of the record (a run of chunks without entries, see `Piece`)
 //! ...
 //! end      "END."  u64 chunks  u64 documents  u64 nnz  u64 XXH3-64 of the record
 //! ```
@@ -24,18 +26,19 @@ use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::CorpusError;
 use super::source::BUFFER_SIZE;
+use super::{CorpusError, EmptyRun, Piece};
 use crate::atomic_file::{AtomicFile, FinishStep, directory_of};
 use topicd_numerics::SparseChunk;
 
 /// The file magic.
 const MAGIC: &[u8; 8] = b"TOPICDCC";
-/// The format version this code writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this code writes and reads (2: runs of empty chunks).
+pub const FORMAT_VERSION: u32 = 2;
 const HEADER_LEN: u64 = 16;
 const CHUNK_TAG: &[u8; 4] = b"CHNK";
 const END_TAG: &[u8; 4] = b"END.";
+const EMPTY_TAG: &[u8; 4] = b"EMPT";
 /// Tag + four u64 fields.
 const FIXED_LEN: usize = 4 + 32;
 
@@ -119,6 +122,29 @@ impl ChunkCacheWriter {
         self.docs += chunk.num_docs() as u64;
         self.nnz += chunk.nnz() as u64;
         Ok(())
+    }
+
+    /// Appends a run of chunks without entries.
+    pub fn append_empty(&mut self, run: &EmptyRun) -> Result<(), CorpusError> {
+        let mut record = Vec::with_capacity(FIXED_LEN + 8);
+        record.extend_from_slice(EMPTY_TAG);
+        for v in [run.first, run.first_doc, run.docs, run.chunks] {
+            record.extend_from_slice(&v.to_le_bytes());
+        }
+        let sum = xxh3_64(&record);
+        record.extend_from_slice(&sum.to_le_bytes());
+        self.write(&record)?;
+        self.chunks += run.chunks;
+        self.docs += run.docs;
+        Ok(())
+    }
+
+    /// Appends a piece: a chunk or a run of empty chunks.
+    pub fn append_piece(&mut self, piece: &Piece) -> Result<(), CorpusError> {
+        match piece {
+            Piece::Chunk(chunk) => self.append(chunk),
+            Piece::Empty(run) => self.append_empty(run),
+        }
     }
 
     /// Writes the end record, flushes, fsyncs, renames the file to its final name and fsyncs the
@@ -243,8 +269,8 @@ impl ChunkCacheReader {
         }
     }
 
-    /// The next chunk, exactly as it was appended; None after the last one.
-    pub fn next_chunk(&mut self) -> Result<Option<SparseChunk>, CorpusError> {
+    /// The next piece, exactly as it was appended; None after the last one.
+    pub fn next_piece(&mut self) -> Result<Option<Piece>, CorpusError> {
         if self.done {
             return Ok(None);
         }
@@ -254,7 +280,7 @@ impl ChunkCacheReader {
         result
     }
 
-    fn read_record(&mut self, record: &mut Vec<u8>) -> Result<Option<SparseChunk>, CorpusError> {
+    fn read_record(&mut self, record: &mut Vec<u8>) -> Result<Option<Piece>, CorpusError> {
         let start = self.pos;
         record.clear();
         record.resize(FIXED_LEN, 0);
@@ -292,6 +318,30 @@ impl ChunkCacheReader {
             }
             self.done = true;
             return Ok(None);
+        }
+        if &record[..4] == EMPTY_TAG {
+            let mut sum = [0u8; 8];
+            self.read_exact(&mut sum, "an empty-run record")?;
+            if xxh3_64(&record[..FIXED_LEN]) != u64::from_le_bytes(sum) {
+                self.pos = start;
+                return Err(self.corrupt("an empty-run record's checksum does not match"));
+            }
+            let run = EmptyRun {
+                first: a,
+                first_doc: b,
+                docs: c,
+                chunks: d,
+            };
+            if a != self.chunks || b != self.docs || d == 0 || c == 0 {
+                self.pos = start;
+                return Err(self.corrupt(format!(
+                    "an empty run of chunks {a}.. and documents {b}.. after {} chunks and {} documents",
+                    self.chunks, self.docs
+                )));
+            }
+            self.chunks += d;
+            self.docs += c;
+            return Ok(Some(Piece::Empty(run)));
         }
         if &record[..4] != CHUNK_TAG {
             self.pos = start;
@@ -356,7 +406,7 @@ impl ChunkCacheReader {
         self.chunks += 1;
         self.docs += num_docs;
         self.nnz += nnz;
-        Ok(Some(chunk))
+        Ok(Some(Piece::Chunk(chunk)))
     }
 }
 
@@ -423,11 +473,11 @@ mod tests {
     fn read_all(path: &Path) -> Result<Vec<SparseChunk>, CorpusError> {
         let mut r = ChunkCacheReader::open(path)?;
         let mut out = Vec::new();
-        while let Some(c) = r.next_chunk()? {
+        while let Some(Piece::Chunk(c)) = r.next_piece()? {
             out.push(c);
         }
         // And it stays at the end.
-        assert!(r.next_chunk()?.is_none());
+        assert!(r.next_piece()?.is_none());
         Ok(out)
     }
 
@@ -543,6 +593,51 @@ mod tests {
     }
 
     #[test]
+    fn runs_of_empty_chunks_round_trip_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.cache");
+        let chunk = |index: u64, first_doc: u64| SparseChunk {
+            index,
+            first_doc,
+            indptr: vec![0, 1, 1],
+            terms: vec![2],
+            values: vec![0.5],
+        };
+        let pieces = vec![
+            Piece::Chunk(chunk(0, 0)),
+            Piece::Empty(EmptyRun {
+                first: 1,
+                chunks: 1_000_000_000,
+                first_doc: 2,
+                docs: 2_000_000_000,
+            }),
+            Piece::Chunk(chunk(1_000_000_001, 2_000_000_002)),
+        ];
+        let mut w = ChunkCacheWriter::create(&path).unwrap();
+        pieces.iter().for_each(|p| w.append_piece(p).unwrap());
+        w.finish().unwrap();
+        let mut r = ChunkCacheReader::open(&path).unwrap();
+        let mut back = vec![];
+        while let Some(p) = r.next_piece().unwrap() {
+            back.push(p);
+        }
+        assert_eq!(back, pieces);
+        // a run that does not follow the chunks before it is corruption
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes.windows(4).position(|w| w == EMPTY_TAG).unwrap();
+        bytes[at + 4] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let mut r = ChunkCacheReader::open(&path).unwrap();
+        r.next_piece().unwrap();
+        assert!(
+            r.next_piece()
+                .unwrap_err()
+                .message
+                .contains("corrupt chunk cache")
+        );
+    }
+
+    #[test]
     fn header_problems() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.cache");
@@ -556,12 +651,12 @@ mod tests {
         assert!(e.message.contains("not a topicd chunk cache"), "{e}");
 
         let mut b = bytes.clone();
-        b[8..12].copy_from_slice(&2u32.to_le_bytes());
+        b[8..12].copy_from_slice(&3u32.to_le_bytes());
         std::fs::write(&path, &b).unwrap();
         let e = read_all(&path).unwrap_err();
         assert!(
             e.message
-                .contains("format version 2, but this topicd reads version 1"),
+                .contains("format version 3, but this topicd reads version 2"),
             "{e}"
         );
 

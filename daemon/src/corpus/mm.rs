@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use super::dictionary::DictionaryIds;
 use super::source::{self, LineReader};
-use super::{CorpusError, InputFile, show};
+use super::{CorpusError, EmptyRun, InputFile, Piece, show};
 use topicd_numerics::SparseChunk;
 
 /// The banner gensim writes, for messages.
@@ -184,6 +184,59 @@ impl<R: BufRead> MmReader<R> {
     /// The next `chunksize` documents (fewer at the end), None after the last document.
     pub fn next_chunk(&mut self, chunksize: usize) -> Result<Option<SparseChunk>, CorpusError> {
         self.guarded(chunksize, true)
+    }
+
+    /// The next piece: a chunk, or the run of whole chunks ahead that hold no entry (found
+    /// by looking at the next entry alone, so a run costs the same however many documents
+    /// it spans). None after the last document.
+    pub fn next_piece(&mut self, chunksize: usize) -> Result<Option<Piece>, CorpusError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let run = self.empty_run(chunksize);
+        if let Err(e) = &run {
+            self.failed = Some(e.clone());
+        }
+        match run? {
+            Some(run) => Ok(Some(Piece::Empty(run))),
+            None => Ok(self.next_chunk(chunksize)?.map(Piece::Chunk)),
+        }
+    }
+
+    /// The whole chunks from the next one on that end before the next entry's document
+    /// (or the last document, when there is no entry left), skipped; None when the next
+    /// chunk has an entry, or there is no chunk left.
+    fn empty_run(&mut self, chunksize: usize) -> Result<Option<EmptyRun>, CorpusError> {
+        let (first, num_docs, cs) = (self.next_first_doc, self.header.num_docs, chunksize as u64);
+        if chunksize == 0 || first >= num_docs {
+            return Ok(None);
+        }
+        if self.pending.is_none() && !self.eof {
+            self.pending = self.read_entry()?;
+        }
+        let next_entry = self.pending.map_or(num_docs, |e| e.doc.min(num_docs));
+        // chunks [first + i·cs, min(first + (i+1)·cs, num_docs)) that end at or before it
+        let whole = (next_entry - first) / cs;
+        let chunks = if next_entry == num_docs && !(next_entry - first).is_multiple_of(cs) {
+            whole + 1 // the short last chunk of the corpus is empty too
+        } else {
+            whole
+        };
+        if chunks == 0 {
+            return Ok(None);
+        }
+        let end = first
+            .saturating_add(chunks.saturating_mul(cs))
+            .min(num_docs);
+        let run = EmptyRun {
+            first: self.next_index,
+            chunks,
+            first_doc: first,
+            docs: end - first,
+        };
+        self.next_index += chunks;
+        self.next_first_doc = end;
+        Ok(Some(run))
     }
 
     /// Skip whole chunks without building them (used when resuming): same validation.

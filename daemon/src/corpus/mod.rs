@@ -29,6 +29,69 @@ pub use file::{InputFile, fingerprint};
 pub use mm::{MmHeader, MmOptions, MmReader};
 pub use topicd_numerics::SparseChunk;
 
+/// What a pass over a corpus yields: a chunk, or a run of whole chunks in which no
+/// document has an entry. Runs are told apart so that empty documents cost nothing each: a
+/// header may declare billions of documents over a handful of entries.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Piece {
+    /// A chunk with at least one entry (or a chunk the reader could not prove empty).
+    Chunk(SparseChunk),
+    /// Consecutive chunks without entries.
+    Empty(EmptyRun),
+}
+
+/// Consecutive chunks whose documents have no entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EmptyRun {
+    /// The index of the first chunk.
+    pub first: u64,
+    /// How many chunks.
+    pub chunks: u64,
+    /// The 0-based id of the first document.
+    pub first_doc: u64,
+    /// How many documents (the last chunk of a corpus may be short).
+    pub docs: u64,
+}
+
+impl EmptyRun {
+    /// The index after the last chunk of the run.
+    pub fn end(&self) -> u64 {
+        self.first + self.chunks
+    }
+
+    /// The chunks `a..b` of the run (within it), as a run of their own, for chunks of
+    /// `chunksize` documents (the run's last may be shorter).
+    pub fn part(&self, a: u64, b: u64, chunksize: u64) -> EmptyRun {
+        let (a, b) = (
+            a.clamp(self.first, self.end()),
+            b.clamp(self.first, self.end()),
+        );
+        let end_doc = self.first_doc + self.docs;
+        let doc_at = |c: u64| {
+            (self
+                .first_doc
+                .saturating_add((c - self.first).saturating_mul(chunksize)))
+            .min(end_doc)
+        };
+        EmptyRun {
+            first: a,
+            chunks: b - a,
+            first_doc: doc_at(a),
+            docs: doc_at(b) - doc_at(a),
+        }
+    }
+}
+
+impl Piece {
+    /// The chunks the piece covers, `first..end`.
+    pub fn chunks(&self) -> std::ops::Range<u64> {
+        match self {
+            Piece::Chunk(c) => c.index..c.index + 1,
+            Piece::Empty(run) => run.first..run.end(),
+        }
+    }
+}
+
 /// A problem with an input file, located as precisely as possible.
 ///
 /// Displayed as `"{file}: line {line}: {message}"`, or `"{file}: {message}"` when the problem

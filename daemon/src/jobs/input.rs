@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use super::JobError;
 use crate::corpus::{
-    ChunkCacheReader, ChunkCacheWriter, CorpusError, InputFile, MmOptions, MmReader, SparseChunk,
+    ChunkCacheReader, ChunkCacheWriter, CorpusError, EmptyRun, InputFile, MmOptions, MmReader,
+    Piece,
 };
 use crate::work::ChunkSet;
 
@@ -41,7 +42,7 @@ pub struct PassInput {
 
 /// The chunks of one pass, in order.
 pub struct PassReader {
-    chunks: Receiver<Result<SparseChunk, JobError>>,
+    chunks: Receiver<Result<Piece, JobError>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -65,7 +66,7 @@ impl PassReader {
 }
 
 impl Iterator for PassReader {
-    type Item = Result<SparseChunk, JobError>;
+    type Item = Result<Piece, JobError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         self.chunks.recv().ok()
@@ -83,11 +84,16 @@ impl Drop for PassReader {
     }
 }
 
-fn read_pass(
-    input: &PassInput,
-    tx: &SyncSender<Result<SparseChunk, JobError>>,
-) -> Result<(), JobError> {
-    let send = |chunk: SparseChunk| input.skip.contains(chunk.index) || tx.send(Ok(chunk)).is_ok();
+fn read_pass(input: &PassInput, tx: &SyncSender<Result<Piece, JobError>>) -> Result<(), JobError> {
+    let send = |piece: Piece| match piece {
+        Piece::Chunk(chunk) => {
+            input.skip.contains(chunk.index) || tx.send(Ok(Piece::Chunk(chunk))).is_ok()
+        }
+        // the parts of the run not skipped
+        Piece::Empty(run) => unskipped(&input.skip, &run, input.chunksize as u64)
+            .into_iter()
+            .all(|part| tx.send(Ok(Piece::Empty(part))).is_ok()),
+    };
     if let Some(cache) = input.cache.as_deref().filter(|c| c.exists()) {
         return read_cache(cache, &send);
     }
@@ -96,11 +102,11 @@ fn read_pass(
         Some(path) => Some(ChunkCacheWriter::create(path).map_err(cache_error)?),
         None => None,
     };
-    while let Some(chunk) = reader.next_chunk(input.chunksize)? {
+    while let Some(piece) = reader.next_piece(input.chunksize)? {
         if let Some(w) = writer.as_mut() {
-            w.append(&chunk).map_err(cache_error)?;
+            w.append_piece(&piece).map_err(cache_error)?;
         }
-        if !send(chunk) {
+        if !send(piece) {
             return Ok(()); // the trainer stopped listening
         }
     }
@@ -110,7 +116,7 @@ fn read_pass(
     Ok(())
 }
 
-fn read_cache(cache: &Path, send: &dyn Fn(SparseChunk) -> bool) -> Result<(), JobError> {
+fn read_cache(cache: &Path, send: &dyn Fn(Piece) -> bool) -> Result<(), JobError> {
     // Not being able to open the file says nothing about its content.
     open_patiently(cache).map_err(|e| {
         JobError::Internal(format!(
@@ -119,12 +125,32 @@ fn read_cache(cache: &Path, send: &dyn Fn(SparseChunk) -> bool) -> Result<(), Jo
         ))
     })?;
     let mut reader = ChunkCacheReader::open(cache).map_err(|e| corrupt_cache(cache, e))?;
-    while let Some(chunk) = reader.next_chunk().map_err(|e| corrupt_cache(cache, e))? {
-        if !send(chunk) {
+    while let Some(piece) = reader.next_piece().map_err(|e| corrupt_cache(cache, e))? {
+        if !send(piece) {
             break;
         }
     }
     Ok(())
+}
+
+/// The parts of an empty run outside `skip` (a checkpoint may cover part of it), in order.
+fn unskipped(skip: &ChunkSet, run: &EmptyRun, chunksize: u64) -> Vec<EmptyRun> {
+    let mut parts = vec![];
+    let mut start = run.first;
+    let part = |a: u64, b: u64, parts: &mut Vec<EmptyRun>| {
+        if a < b {
+            parts.push(run.part(a, b, chunksize));
+        }
+    };
+    for &(a, b) in skip.ranges() {
+        if b <= start || a >= run.end() {
+            continue;
+        }
+        part(start, a.max(start), &mut parts);
+        start = b.min(run.end());
+    }
+    part(start, run.end(), &mut parts);
+    parts
 }
 
 /// A failed write of the cache may pass (a full disk): retryable; a refused chunk is a defect.

@@ -9,8 +9,8 @@
 use nalgebra::DMatrix;
 
 use super::input::{PassInput, PassReader};
-use super::{Inputs, JobContext, JobError, RunEnd, check_memory};
-use crate::corpus::SparseChunk;
+use super::{Inputs, JobContext, JobError, RunEnd, Stop, check_memory};
+use crate::corpus::{Piece, SparseChunk};
 use crate::store::{Blobs, Checkpoint, CheckpointModel, StoredModel};
 use crate::work::{ChunkSet, Due, EStepInput, Executor, Flow, Task};
 use topicd_numerics::lda::state::{Batch, asymmetric_prior};
@@ -211,34 +211,43 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                 skip: ChunkSet::prefix(self.next_chunk),
             });
             self.ctx.publish(self.progress(self.pass, self.next_chunk));
-            for chunk in reader {
-                let chunk = chunk?;
-                let index = chunk.index + 1;
-                if p.eval_every > 0
-                    && (index.is_multiple_of(u64::from(p.eval_every)) || index == chunks)
-                {
-                    self.evaluate(&chunk, &totals, e_step);
-                }
-                let gamma = self.e_step(executor, &chunk, &totals, e_step)?;
-                if p.alpha == Prior::Auto {
-                    let rho = self.rho();
-                    if !self.state.update_alpha(&gamma, rho) {
-                        log::warn!(job_id = self.ctx.job.id; "updated alpha is not positive; alpha kept");
+            for piece in reader {
+                match piece? {
+                    Piece::Chunk(chunk) => {
+                        let index = chunk.index + 1;
+                        if p.eval_every > 0
+                            && (index.is_multiple_of(u64::from(p.eval_every)) || index == chunks)
+                        {
+                            self.evaluate(&chunk, &totals, e_step);
+                        }
+                        let gamma = self.e_step(executor, &chunk, &totals, e_step)?;
+                        if p.alpha == Prior::Auto {
+                            let rho = self.rho();
+                            let updated = self.state.update_alpha(&gamma, rho);
+                            self.warn_unless(updated, "alpha");
+                        }
+                        if let Some(stop) = self.after_chunk(Some(&mut totals))? {
+                            return Ok(RunEnd::Stopped(stop));
+                        }
                     }
-                }
-                self.next_chunk += 1;
-                if p.update_every > 0 && self.next_chunk.is_multiple_of(u64::from(p.update_every)) {
-                    self.m_step();
-                    totals = self.state.topic_totals();
-                }
-                let progress = self.progress(self.pass, self.next_chunk);
-                self.ctx.publish(progress.clone());
-                let stop = self.ctx.stop_requested();
-                if stop.is_some() || self.ctx.checkpoint_due() {
-                    self.save_checkpoint(progress)?;
-                }
-                if let Some(stop) = stop {
-                    return Ok(RunEnd::Stopped(stop));
+                    Piece::Empty(run) => {
+                        // what the E-step of a chunk of empty documents gives (γ = α, no
+                        // expected counts), chunk by chunk, with no step per document
+                        for c in run.first..run.end() {
+                            let docs = run.part(c, c + 1, u64::from(p.chunksize)).docs;
+                            self.batch.add(&[], &[], docs);
+                            if p.alpha == Prior::Auto {
+                                let rho = self.rho();
+                                let updated = self.state.update_alpha_from_prior(docs, rho);
+                                self.warn_unless(updated, "alpha");
+                            }
+                            if let Some(stop) = self.after_chunk(None)? {
+                                return Ok(RunEnd::Stopped(stop));
+                            }
+                        }
+                        // the topics' totals are for the next chunk with words: once
+                        totals = self.state.topic_totals();
+                    }
                 }
             }
             if self.batch.docs > 0 {
@@ -248,6 +257,33 @@ impl<'a, 'b> LdaRun<'a, 'b> {
             self.next_chunk = 0;
         }
         Ok(RunEnd::Succeeded)
+    }
+
+    /// After a chunk's E-step: the M-step at the end of a batch (then the topics' totals
+    /// for the next E-step, if `totals` is given), progress, a checkpoint when one is due;
+    /// the stop asked for, if any.
+    fn after_chunk(&mut self, totals: Option<&mut Vec<f64>>) -> Result<Option<Stop>, JobError> {
+        let p = self.params;
+        self.next_chunk += 1;
+        if p.update_every > 0 && self.next_chunk.is_multiple_of(u64::from(p.update_every)) {
+            self.m_step();
+            if let Some(totals) = totals {
+                *totals = self.state.topic_totals();
+            }
+        }
+        let progress = self.progress(self.pass, self.next_chunk);
+        self.ctx.publish(progress.clone());
+        let stop = self.ctx.stop_requested();
+        if stop.is_some() || self.ctx.checkpoint_due() {
+            self.save_checkpoint(progress)?;
+        }
+        Ok(stop)
+    }
+
+    fn warn_unless(&self, updated: bool, prior: &str) {
+        if !updated {
+            log::warn!(job_id = self.ctx.job.id; "updated {prior} is not positive; {prior} kept");
+        }
     }
 
     /// The E-step of a chunk: its documents in ranges of [`TASK_DOCS`], one task each, the
@@ -305,8 +341,9 @@ impl<'a, 'b> LdaRun<'a, 'b> {
         let first_pass = self.pass == 0;
         self.state
             .m_step(&mut self.batch, self.inputs.num_docs, rho, first_pass);
-        if self.params.eta == Prior::Auto && !self.state.update_eta(rho) {
-            log::warn!(job_id = self.ctx.job.id; "updated eta is not positive; eta kept");
+        if self.params.eta == Prior::Auto {
+            let updated = self.state.update_eta(rho);
+            self.warn_unless(updated, "eta");
         }
     }
 

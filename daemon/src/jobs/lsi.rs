@@ -2,14 +2,15 @@
 //! executor, reduce the results in chunk order through the numerics of
 //! [`topicd_numerics::lsi`], checkpoint along the way, store the model at the end.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use super::input::{PassInput, PassReader};
 use super::{Inputs, JobContext, JobError, RunEnd, Stop, check_memory};
-use crate::corpus::{Dictionary, MmOptions};
+use crate::corpus::{Dictionary, MmOptions, Piece};
 use crate::store::{Checkpoint, CheckpointModel, StoredModel};
 use crate::work::{ChunkSet, Executor, Flow, Output, Task, encode};
-use topicd_numerics::lsi::{OnePass, Projection, StochasticSvd, SumError};
+use topicd_numerics::lsi::{OnePass, Projection, StochasticSvd, SumError, one_pass};
 use topicd_protocol::{LsiParams, Progress};
 
 /// Train an LSI model from the job's corpus, from its last checkpoint if it has one.
@@ -168,12 +169,21 @@ impl LsiRun<'_, '_> {
             let pass = svd.pass();
             self.ctx.publish(self.progress(pass, passes, &done));
             let input = Arc::new(svd.pass_input());
-            let mut tasks = self.reader(done.clone(), true).map(|chunk| {
-                Ok(Task::LsiPass {
-                    input: input.clone(),
-                    chunk: chunk?,
-                })
-            });
+            // chunks without an entry add nothing to a pass: they are done as they are read
+            let empties = RefCell::new(ChunkSet::new());
+            let mut tasks = self
+                .reader(done.clone(), true)
+                .filter_map(|piece| match piece {
+                    Ok(Piece::Chunk(chunk)) => Some(Ok(Task::LsiPass {
+                        input: input.clone(),
+                        chunk,
+                    })),
+                    Ok(Piece::Empty(run)) => {
+                        empties.borrow_mut().insert_range(run.first, run.end());
+                        None
+                    }
+                    Err(e) => Some(Err(e)),
+                });
             let mut saved = false;
             let flow = executor.run(
                 &mut tasks,
@@ -198,6 +208,8 @@ impl LsiRun<'_, '_> {
                 },
                 &due,
             )?;
+            drop(tasks);
+            done.extend(&empties.into_inner());
             if flow == Flow::Stop {
                 if !saved {
                     let progress = self.progress(pass, passes, &done);
@@ -281,12 +293,18 @@ impl LsiRun<'_, '_> {
         self.ctx.publish(self.progress(0, 1, &done));
         let input = one_pass.chunk_svd_input();
         let due = self.ctx.due_probe();
-        let mut tasks = self.reader(done.clone(), false).map(|chunk| {
-            Ok(Task::LsiChunkSvd {
-                input,
-                chunk: chunk?,
-            })
-        });
+        // chunks without an entry have no factors: empty nodes of the merge tree
+        let empties = RefCell::new(ChunkSet::new());
+        let mut tasks = self
+            .reader(done.clone(), false)
+            .filter_map(|piece| match piece {
+                Ok(Piece::Chunk(chunk)) => Some(Ok(Task::LsiChunkSvd { input, chunk })),
+                Ok(Piece::Empty(run)) => {
+                    empties.borrow_mut().insert_range(run.first, run.end());
+                    None
+                }
+                Err(e) => Some(Err(e)),
+            });
         let mut saved = false;
         let flow = executor.run(
             &mut tasks,
@@ -305,6 +323,15 @@ impl LsiRun<'_, '_> {
             },
             &due,
         )?;
+        drop(tasks);
+        for &(a, b) in empties.into_inner().ranges() {
+            for (lo, hi) in one_pass::nodes_covering(one_pass.root(), a, b) {
+                one_pass
+                    .add(lo, hi, Projection::empty(self.num_terms))
+                    .map_err(JobError::Internal)?;
+                done.insert_range(lo, hi);
+            }
+        }
         if flow == Flow::Stop {
             if !saved {
                 let progress = self.progress(0, 1, &done);

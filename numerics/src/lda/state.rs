@@ -326,6 +326,24 @@ impl LdaState {
         }
     }
 
+    /// α ← the Newton step on `docs` documents whose γ is α itself (documents without a
+    /// word: their E-step ends at γ = α), `log p̂ = E[log θ]` under Dir(α) — without a row
+    /// per document. False when the step would make a component non-positive.
+    pub fn update_alpha_from_prior(&mut self, docs: u64, rho: f64) -> bool {
+        if docs == 0 {
+            return true;
+        }
+        let psi_total = digamma(self.alpha.iter().sum());
+        let logphat: Vec<f64> = self.alpha.iter().map(|&a| digamma(a) - psi_total).collect();
+        match update_dir_prior(&self.alpha, docs as f64, &logphat, rho) {
+            Some(alpha) => {
+                self.alpha = alpha;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// η ← the Newton step of [`update_dir_prior`] on λ: `N = K`, `log p̂ = mean_k E[log β_k]`.
     /// False when the step would make a component non-positive; η is then kept.
     pub fn update_eta(&mut self, rho: f64) -> bool {

@@ -86,6 +86,26 @@ pub fn parent(root: (u64, u64), a: u64, b: u64) -> Option<(u64, u64)> {
     }
 }
 
+/// The nodes of the tree over `root` that cover the chunks `a..b` exactly, fewest first
+/// (`O(log n)` of them): how a run of chunks is put into the tree at once.
+pub fn nodes_covering(root: (u64, u64), a: u64, b: u64) -> Vec<(u64, u64)> {
+    let mut nodes = vec![];
+    let mut stack = vec![root];
+    while let Some((lo, hi)) = stack.pop() {
+        if hi <= a || lo >= b || lo >= hi {
+            continue;
+        }
+        if a <= lo && hi <= b {
+            nodes.push((lo, hi));
+        } else if hi - lo >= 2 {
+            let m = split(lo, hi);
+            stack.push((m, hi));
+            stack.push((lo, m));
+        }
+    }
+    nodes
+}
+
 /// A one-pass LSI in progress over the chunks of one node of the tree (the whole corpus, or
 /// a worker's subtree): the finished nodes not merged yet.
 #[derive(Clone, Debug, PartialEq)]
@@ -244,6 +264,18 @@ mod tests {
             model.add(c.index, c.index + 1, svd).unwrap();
         }
         model.finish().unwrap()
+    }
+
+    #[test]
+    fn a_range_is_covered_by_few_nodes_of_the_tree() {
+        assert_eq!(nodes_covering((0, 6), 0, 6), [(0, 6)]);
+        assert_eq!(nodes_covering((0, 6), 1, 6), [(1, 2), (2, 4), (4, 6)]);
+        assert_eq!(nodes_covering((0, 8), 3, 5), [(3, 4), (4, 5)]);
+        assert!(nodes_covering((0, 8), 5, 5).is_empty());
+        let many = nodes_covering((0, 1 << 40), 17, (1 << 40) - 3);
+        assert!(many.len() < 100, "{}", many.len());
+        let total: u64 = many.iter().map(|(a, b)| b - a).sum();
+        assert_eq!(total, (1 << 40) - 3 - 17);
     }
 
     #[test]

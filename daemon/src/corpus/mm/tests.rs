@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::corpus::source::tests::{bzip2, gzip};
+use crate::corpus::{EmptyRun, Piece};
 use std::io::Cursor;
 
 /// The 9-document Deerwester corpus as gensim writes it (`testcorpus.mm`).
@@ -103,6 +104,80 @@ fn deerwester_in_chunks_of_2_4_100() {
     let cs = chunks(DEERWESTER.as_bytes(), 4, MmOptions::default()).unwrap();
     assert_eq!(cs[0].doc(3), (&[1u32, 5, 8][..], &[1.0, 2.0, 1.0][..]));
     assert_eq!(cs[2].doc(0), (&[4u32, 10, 11][..], &[1.0; 3][..]));
+}
+
+/// Every piece of an in-memory corpus.
+fn pieces(text: &[u8], chunksize: usize) -> Vec<Piece> {
+    let mut r = reader(text, MmOptions::default()).unwrap();
+    let mut out = Vec::new();
+    while let Some(p) = r.next_piece(chunksize).unwrap() {
+        out.push(p);
+    }
+    out
+}
+
+#[test]
+fn runs_of_empty_chunks_are_told_apart_however_many_documents_they_span() {
+    // 4,294,967,296 documents declared, entries in documents 3, 4 and 31 (1-based)
+    let text = mm("4294967296 5 3", &["3 1 0.5", "4 2 1.5", "31 5 2.5"]);
+    let started = std::time::Instant::now();
+    let ps = pieces(text.as_bytes(), 10);
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    let kinds: Vec<String> = ps
+        .iter()
+        .map(|p| match p {
+            Piece::Chunk(c) => format!("chunk {} ({} docs)", c.index, c.num_docs()),
+            Piece::Empty(r) => format!(
+                "empty {}..{} ({} docs from {})",
+                r.first,
+                r.end(),
+                r.docs,
+                r.first_doc
+            ),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "chunk 0 (10 docs)",
+            "empty 1..3 (20 docs from 10)",
+            "chunk 3 (10 docs)",
+            "empty 4..429496730 (4294967256 docs from 40)",
+        ]
+    );
+    // the documents of the chunks are where the plain chunk reader puts them
+    let Piece::Chunk(c) = &ps[2] else {
+        unreachable!()
+    };
+    assert_eq!((c.first_doc, c.doc(0)), (30, (&[4u32][..], &[2.5][..])));
+    // a part of a run
+    let Piece::Empty(run) = ps[3] else {
+        unreachable!()
+    };
+    let tail = run.part(429496729, 429496730, 10);
+    assert_eq!((tail.first_doc, tail.docs), (4294967290, 6));
+    // the pieces tile the corpus: every chunk once, every document once
+    let (mut next, mut doc) = (0, 0);
+    for p in &ps {
+        assert_eq!(p.chunks().start, next);
+        next = p.chunks().end;
+        doc += match p {
+            Piece::Chunk(c) => c.num_docs() as u64,
+            Piece::Empty(r) => r.docs,
+        };
+    }
+    assert_eq!(doc, 4_294_967_296);
+    // a corpus with no entry at all is one run, its short last chunk included
+    let none = mm("25 5 0", &[]);
+    assert_eq!(
+        pieces(none.as_bytes(), 10),
+        [Piece::Empty(EmptyRun {
+            first: 0,
+            chunks: 3,
+            first_doc: 0,
+            docs: 25
+        })]
+    );
 }
 
 #[test]
@@ -915,26 +990,4 @@ fn lee_bow_parses_as_counts() {
         nnz += c.nnz();
     }
     assert_eq!((docs, nnz), (270, 17718));
-}
-
-/// Timing of the whole gcide TF-IDF corpus (60 MB of text, gzip-compressed). Run with
-/// `cargo test --release -p topicd gcide_parse_speed -- --ignored --nocapture`.
-#[test]
-#[ignore = "a measurement, not a test: run in release mode"]
-fn gcide_parse_speed() {
-    let Some(corpus) = shared("gcide_tfidf.mm.gz") else {
-        return;
-    };
-    for _ in 0..3 {
-        let start = std::time::Instant::now();
-        let mut r = MmReader::open(&corpus, MmOptions::default()).unwrap();
-        let (mut docs, mut nnz) = (0, 0);
-        while let Some(c) = r.next_chunk(2000).unwrap() {
-            docs += c.num_docs();
-            nnz += c.nnz();
-        }
-        let t = start.elapsed();
-        assert_eq!((docs, nnz), (120147, 1936222));
-        eprintln!("gcide_tfidf.mm.gz: {docs} documents, {nnz} entries in {t:.3?}");
-    }
 }
