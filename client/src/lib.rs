@@ -6,14 +6,14 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`args`] | the arguments of `submit`: inputs, LSI and LDA parameters |
-//! | [`prior`] | parsing `--alpha` and `--eta` into gensim's priors |
-//! | [`daemon`] | the connection to topicd: actionable connection errors, deadlines, error flattening |
-//! | [`commands`] | one module per command (submit, jobs, watch/wait, topics, eval, infer, export) |
-//! | [`batches`] | reading a Matrix Market corpus in batches of documents for `infer` |
-//! | [`output`] | what goes to stdout: JSON documents, the job table, the job summary, times |
-//! | [`progress`] | reading a job's progress safely: work done and total, percent, pass |
-//! | [`npy`] | NumPy's `.npy` format, written by hand |
+//! | `args` | the arguments of `submit`: inputs, LSI and LDA parameters |
+//! | `prior` | parsing `--alpha` and `--eta` into gensim's priors |
+//! | `daemon` | the connection to topicd: actionable connection errors, deadlines, error flattening |
+//! | `commands` | one module per command (submit, jobs, watch/wait, topics, eval, infer, export) |
+//! | `batches` | reading a Matrix Market corpus in batches of documents for `infer` |
+//! | `output` | what goes to stdout: JSON documents, the job table, the job summary, times |
+//! | `progress` | reading a job's progress safely: work done and total, percent, pass |
+//! | `npy` | NumPy's `.npy` format, written by hand |
 
 mod args;
 mod batches;

@@ -3,7 +3,7 @@
 //! the reply), and reads finished models for topics and export.
 //!
 //! Input files are read only through the descriptors the connection's client passed in the
-//! [`handshake`](topicd_protocol::handshake) ([`Handler::for_connection`]): `submit` and
+//! handshake ([`topicd_protocol::handshake`], [`Handler::for_connection`]): `submit` and
 //! `evaluate` refuse a path for which none was passed, so a client makes the daemon read
 //! only what it could open itself.
 //!

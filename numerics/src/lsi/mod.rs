@@ -2,7 +2,7 @@
 //! streaming chunks of documents. Pure numerics — no I/O, no async — so it can be tested
 //! alone and run anywhere a chunk can be sent.
 //!
-//! - [`stochastic_svd`]: the multi-pass randomized SVD (the default) and gensim's per-chunk
+//! - [`stochastic_svd`](mod@stochastic_svd): the multi-pass randomized SVD (the default) and gensim's per-chunk
 //!   SVD of the one-pass algorithm.
 //! - [`one_pass`]: gensim's one-pass algorithm: chunk SVDs merged with decay.
 //! - [`projection`]: the model `(U, S)`: merge, `clip_spectrum`, signs, topics.
