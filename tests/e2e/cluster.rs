@@ -321,12 +321,19 @@ fn two_workers_train_the_standalone_models_bit_for_bit() {
     let (counts, vocabulary) = lda_corpus(data.path());
     let lsi = standalone("lsi", &corpus, &dictionary, LSI_JOB);
     let lda = standalone("lda", &counts, &vocabulary, LDA_JOB);
+    // one-pass: 40 chunks in tasks of 8, merged on the workers, then on the dispatcher
+    let one_pass_job = [LSI_JOB, &["--onepass"]].concat();
+    let one_pass = standalone("lsi", &corpus, &dictionary, &one_pass_job);
 
     let cluster = Cluster::start("127.0.0.11", 2);
     let info = cluster.dispatcher.ok(&["info"]);
     assert!(info.contains("dispatcher"), "{info}");
     let job = cluster.dispatcher.submit_lsi(&corpus, &dictionary, LSI_JOB);
     assert_same_model(&cluster, job, &lsi);
+    let job = cluster
+        .dispatcher
+        .submit_lsi(&corpus, &dictionary, &one_pass_job);
+    assert_same_model(&cluster, job, &one_pass);
     let job = cluster.dispatcher.submit_lda(&counts, &vocabulary, LDA_JOB);
     assert_same_model(&cluster, job, &lda);
 

@@ -105,6 +105,10 @@ const TASKS_PER_WORKER: usize = 4;
 /// holders to deliver.
 const HELD_BYTES_LIMIT: u64 = 1 << 30;
 
+/// Chunks per task of LSI's one-pass algorithm on a cluster: a worker sends one model (as
+/// large as a chunk's SVD) for this many chunks, and merges the rest where it computed them.
+const ONE_PASS_CHUNKS_PER_TASK: u64 = 8;
+
 /// The executor of a dispatcher: tasks go to the workers through the schedule.
 pub struct Remote {
     dispatcher: Arc<Dispatcher>,
@@ -119,6 +123,10 @@ impl Remote {
 }
 
 impl Executor for Remote {
+    fn chunks_per_task(&self) -> u64 {
+        ONE_PASS_CHUNKS_PER_TASK
+    }
+
     fn run(
         &mut self,
         tasks: &mut dyn Iterator<Item = Result<Task, JobError>>,

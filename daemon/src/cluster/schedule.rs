@@ -56,7 +56,7 @@ pub struct WorkerState {
     pub last_seen: Instant,
     /// Tasks it completed.
     pub tasks_done: u64,
-    /// The chunk of the task it works on, if any.
+    /// The (first) chunk of the task it works on, if any.
     pub current: Option<u64>,
     /// Bytes received from it and sent to it.
     pub bytes_in: u64,
@@ -117,7 +117,8 @@ pub enum Refusal {
 /// One task of the phase.
 struct Entry {
     task: Arc<Task>,
-    chunk: u64,
+    /// The chunks it covers, `a..b`.
+    chunks: (u64, u64),
     key: ChunkKey,
     bytes: u64,
     state: EntryState,
@@ -144,7 +145,7 @@ struct Phase {
     first: Option<Arc<Task>>,
     entries: BTreeMap<u64, Entry>,
     /// Results of single tasks, waiting for the ones before them.
-    results: BTreeMap<u64, (u64, Output)>,
+    results: BTreeMap<u64, ((u64, u64), Output)>,
     /// The next task whose result the job takes (results go in task order).
     next: u64,
     /// The position of the next task added.
@@ -336,7 +337,7 @@ impl Schedule {
         phase.entries.insert(
             seq,
             Entry {
-                chunk: task.chunk_index(),
+                chunks: task.chunk_range(),
                 bytes: {
                     let c = task.chunk();
                     8 * c.indptr.len() as u64 + 12 * c.nnz() as u64
@@ -435,7 +436,7 @@ impl Schedule {
         let (phase_id, combine) = (phase.id, phase.combine);
         let entry = phase.entries.get_mut(&seq).expect("picked");
         entry.state = EntryState::Leased { worker, lease };
-        let chunk = entry.chunk;
+        let chunk = entry.chunks.0;
         let w = self.workers.get_mut(&worker).expect("seen");
         w.current = Some(chunk);
         Ok(Order::Task {
@@ -512,7 +513,7 @@ impl Schedule {
             let mut chunks = ChunkSet::new();
             for t in tasks {
                 if let Some(entry) = phase.entries.remove(&t) {
-                    chunks.insert(entry.chunk);
+                    chunks.insert_range(entry.chunks.0, entry.chunks.1);
                 }
             }
             phase.ready.push(Done { chunks, output });
@@ -526,14 +527,14 @@ impl Schedule {
             return Err(Refusal::BadResult(lease));
         }
         let entry = phase.entries.remove(&seq).expect("leased");
-        phase.results.insert(seq, (entry.chunk, output));
+        phase.results.insert(seq, (entry.chunks, output));
         let w = self.workers.get_mut(&worker).expect("seen");
         w.current = None;
         w.tasks_done += 1;
         // results go to the job in task order
-        while let Some((chunk, output)) = phase.results.remove(&phase.next) {
+        while let Some(((a, b), output)) = phase.results.remove(&phase.next) {
             let mut chunks = ChunkSet::new();
-            chunks.insert(chunk);
+            chunks.insert_range(a, b);
             phase.ready.push(Done { chunks, output });
             phase.next += 1;
         }
@@ -583,7 +584,7 @@ mod tests {
     use super::*;
     use crate::work::compute;
     use topicd_numerics::SparseChunk;
-    use topicd_numerics::lsi::{ChunkSvdInput, Grids, PassInput, PassSum, Product};
+    use topicd_numerics::lsi::{Grids, OnePassInput, PassInput, PassSum, Product, pack};
 
     fn identity(host: &str) -> WorkerIdentity {
         WorkerIdentity {
@@ -594,30 +595,35 @@ mod tests {
         }
     }
 
-    fn svd_task(c: u64) -> Task {
-        let chunk = SparseChunk {
+    fn chunk(c: u64) -> SparseChunk {
+        SparseChunk {
             index: c,
             first_doc: 2 * c,
             indptr: vec![0, 1, 2],
             terms: vec![0, 1],
             values: vec![1.0 + c as f64, 0.5],
-        };
-        Task::LsiChunkSvd {
-            input: ChunkSvdInput {
+        }
+    }
+
+    fn svd_task(c: u64) -> Task {
+        let (block, spans) = pack(&[chunk(c)]);
+        Task::LsiSubtree {
+            input: OnePassInput {
                 num_terms: 2,
                 rank: 1,
                 extra_samples: 1,
                 power_iters: 0,
                 seed: 1,
+                decay: 1.0,
             },
-            chunk,
+            node: (c, c + 1),
+            block,
+            spans,
         }
     }
 
     fn gram_task(c: u64) -> Task {
-        let Task::LsiChunkSvd { chunk, .. } = svd_task(c) else {
-            unreachable!()
-        };
+        let chunk = chunk(c);
         Task::LsiPass {
             input: Arc::new(PassInput {
                 num_terms: 2,

@@ -216,7 +216,7 @@ impl Cluster for ClusterHandler {
                             task,
                             combine,
                             chunk,
-                            extra: matches!(*entry, Task::LdaEStep { .. }),
+                            extra: !matches!(*entry, Task::LsiPass { .. }),
                         })
                     }
                     Order::Flush { lease, phase } => Some(WireOrder::Flush { lease, phase }),

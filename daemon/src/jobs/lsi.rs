@@ -10,8 +10,11 @@ use super::{Inputs, JobContext, JobError, RunEnd, Stop, check_memory};
 use crate::corpus::{Dictionary, MmOptions, Piece};
 use crate::store::{Checkpoint, CheckpointModel, StoredModel};
 use crate::work::{ChunkSet, Executor, Flow, Output, Task, encode};
+use subtrees::Subtrees;
 use topicd_numerics::lsi::{OnePass, Projection, StochasticSvd, SumError, one_pass};
 use topicd_protocol::{LsiParams, Progress};
+
+mod subtrees;
 
 /// Train an LSI model from the job's corpus, from its last checkpoint if it has one.
 pub fn run(
@@ -291,29 +294,26 @@ impl LsiRun<'_, '_> {
         };
         let mut done = covered(&one_pass);
         self.ctx.publish(self.progress(0, 1, &done));
-        let input = one_pass.chunk_svd_input();
         let due = self.ctx.due_probe();
-        // chunks without an entry have no factors: empty nodes of the merge tree
-        let empties = RefCell::new(ChunkSet::new());
-        let mut tasks = self
-            .reader(done.clone(), false)
-            .filter_map(|piece| match piece {
-                Ok(Piece::Chunk(chunk)) => Some(Ok(Task::LsiChunkSvd { input, chunk })),
-                Ok(Piece::Empty(run)) => {
-                    empties.borrow_mut().insert_range(run.first, run.end());
-                    None
-                }
-                Err(e) => Some(Err(e)),
-            });
+        let mut tasks = Subtrees::new(
+            self.reader(done.clone(), false),
+            one_pass.input(),
+            one_pass.root(),
+            executor.chunks_per_task(),
+            done.clone(),
+        );
         let mut saved = false;
         let flow = executor.run(
             &mut tasks,
             &mut |result| {
-                let c = result.chunks.ranges().first().map_or(0, |r| r.0);
+                let (a, b) = match result.chunks.ranges() {
+                    [node] => *node,
+                    _ => return Err(JobError::Internal("a node that is not a range".into())),
+                };
                 one_pass
-                    .add(c, c + 1, result.output.into_projection()?)
+                    .add(a, b, result.output.into_projection()?)
                     .map_err(JobError::Internal)?;
-                done.insert(c);
+                done.insert_range(a, b);
                 let progress = self.progress(0, 1, &done);
                 self.ctx.publish(progress.clone());
                 let flow =
@@ -323,8 +323,7 @@ impl LsiRun<'_, '_> {
             },
             &due,
         )?;
-        drop(tasks);
-        for &(a, b) in empties.into_inner().ranges() {
+        for &(a, b) in tasks.empties.ranges() {
             for (lo, hi) in one_pass::nodes_covering(one_pass.root(), a, b) {
                 one_pass
                     .add(lo, hi, Projection::empty(self.num_terms))

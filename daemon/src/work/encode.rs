@@ -33,7 +33,8 @@ use topicd_numerics::SparseChunk;
 use topicd_numerics::lda::{ChunkStats, ChunkTopics, EStepParams, GammaSeed};
 use topicd_numerics::lsi::products::TermSums;
 use topicd_numerics::lsi::{
-    ChunkSvdInput, Grids, PassInput, PassSum, PassTerm, Product, Projection, SketchTerm,
+    self, ChunkSpan, Grids, OnePassInput, PassInput, PassSum, PassTerm, Product, Projection,
+    SketchTerm,
 };
 
 use super::{EStepInput, Output, Task};
@@ -49,8 +50,8 @@ const MAX_VALUES: u64 = 1 << 32;
 pub enum PhaseInput {
     /// An LSI pass.
     LsiPass(Arc<PassInput>),
-    /// LSI's one-pass chunk SVDs.
-    LsiChunkSvd(ChunkSvdInput),
+    /// LSI's one-pass subtrees.
+    LsiSubtree(OnePassInput),
     /// LDA E-steps.
     LdaEStep(EStepParams, GammaSeed),
 }
@@ -60,7 +61,7 @@ impl PhaseInput {
     pub fn of(task: &Task) -> PhaseInput {
         match task {
             Task::LsiPass { input, .. } => PhaseInput::LsiPass(input.clone()),
-            Task::LsiChunkSvd { input, .. } => PhaseInput::LsiChunkSvd(*input),
+            Task::LsiSubtree { input, .. } => PhaseInput::LsiSubtree(*input),
             Task::LdaEStep { input, .. } => PhaseInput::LdaEStep(input.params, input.seeds),
         }
     }
@@ -83,13 +84,14 @@ pub fn phase_to_bytes(phase: &PhaseInput) -> Vec<u8> {
             w.option(input.qt.as_deref(), Writer::matrix);
             w.option(input.grids.as_deref(), Writer::grids);
         }
-        PhaseInput::LsiChunkSvd(input) => {
+        PhaseInput::LsiSubtree(input) => {
             w.u8(1);
             w.u64(input.num_terms as u64);
             w.u64(input.rank as u64);
             w.u64(input.extra_samples as u64);
             w.u32(input.power_iters);
             w.u64(input.seed);
+            w.f64(input.decay);
         }
         PhaseInput::LdaEStep(params, seeds) => {
             w.u8(2);
@@ -143,12 +145,13 @@ pub fn phase_from_bytes(bytes: &[u8]) -> Result<PhaseInput, String> {
                 grids,
             }))
         }
-        1 => PhaseInput::LsiChunkSvd(ChunkSvdInput {
+        1 => PhaseInput::LsiSubtree(OnePassInput {
             num_terms: r.usize()?,
             rank: r.usize()?,
             extra_samples: r.usize()?,
             power_iters: r.u32()?,
             seed: r.u64()?,
+            decay: r.f64()?,
         }),
         2 => {
             let params = EStepParams {
@@ -170,16 +173,62 @@ pub fn phase_from_bytes(bytes: &[u8]) -> Result<PhaseInput, String> {
     Ok(phase)
 }
 
-/// Encode what a task has of its own besides its chunk (an E-step's α and topics), if any.
+/// Encode what a task has of its own besides its chunk (an E-step's α and topics, a
+/// subtree's node and the spans of its chunks), if any.
 pub fn extra_to_bytes(task: &Task) -> Option<Vec<u8>> {
-    let Task::LdaEStep { input, .. } = task else {
-        return None;
-    };
     let mut w = Writer::default();
-    w.f64s(&input.alpha);
-    w.u32s(&input.topics.words);
-    w.f64s(&input.topics.exp_elog_beta);
+    match task {
+        Task::LdaEStep { input, .. } => {
+            w.f64s(&input.alpha);
+            w.u32s(&input.topics.words);
+            w.f64s(&input.topics.exp_elog_beta);
+        }
+        Task::LsiSubtree { node, spans, .. } => {
+            w.u64(node.0);
+            w.u64(node.1);
+            let flat: Vec<u64> = spans
+                .iter()
+                .flat_map(|s| [s.index, s.first_doc, s.docs])
+                .collect();
+            w.u64s(&flat);
+        }
+        Task::LsiPass { .. } => return None,
+    }
     Some(w.0)
+}
+
+/// A subtree task from its parts: a node of at most 2³² chunks, spans within it that
+/// cover the block in order.
+fn subtree_from_parts(
+    input: OnePassInput,
+    block: SparseChunk,
+    extra: &[u8],
+) -> Result<Task, String> {
+    let mut r = Reader(extra);
+    let node = (r.u64()?, r.u64()?);
+    let flat = r.u64s()?;
+    r.end()?;
+    if node.0 >= node.1 || node.1 - node.0 > 1 << 32 || flat.len() % 3 != 0 {
+        return Err("a subtree task with a bad node".into());
+    }
+    let spans: Vec<ChunkSpan> = flat
+        .chunks(3)
+        .map(|s| ChunkSpan {
+            index: s[0],
+            first_doc: s[1],
+            docs: s[2],
+        })
+        .collect();
+    let within = spans.iter().all(|s| (node.0..node.1).contains(&s.index));
+    if !within || lsi::unpack(&block, &spans).is_err() {
+        return Err("a subtree task whose chunks do not fit its node".into());
+    }
+    Ok(Task::LsiSubtree {
+        input,
+        node,
+        block,
+        spans,
+    })
 }
 
 /// Rebuild a task from its phase's input, its chunk and its own part ([`extra_to_bytes`]),
@@ -195,11 +244,8 @@ pub fn task_from_parts(
             input: input.clone(),
             chunk,
         }),
-        (PhaseInput::LsiChunkSvd(input), None) if !beyond(input.num_terms) => {
-            Ok(Task::LsiChunkSvd {
-                input: *input,
-                chunk,
-            })
+        (PhaseInput::LsiSubtree(input), Some(extra)) if !beyond(input.num_terms) => {
+            subtree_from_parts(*input, chunk, extra)
         }
         (PhaseInput::LdaEStep(params, seeds), Some(extra)) => {
             let mut r = Reader(extra);
@@ -265,7 +311,7 @@ pub fn output_to_bytes(output: &Output) -> Vec<u8> {
             w.u8(1);
             w.0.extend_from_slice(&pass_sum_to_bytes(sum));
         }
-        Output::LsiChunkSvd(p) => {
+        Output::LsiNode(p) => {
             w.u8(2);
             w.matrix(&p.ut);
             w.f64s(&p.s);
@@ -315,7 +361,7 @@ pub fn output_from_bytes(bytes: &[u8]) -> Result<Output, String> {
             if s.len() != ut.nrows() {
                 return Err("a chunk SVD whose spectrum does not fit its vectors".into());
             }
-            Output::LsiChunkSvd(Projection { ut, s })
+            Output::LsiNode(Projection { ut, s })
         }
         3 => Output::LdaEStep(ChunkStats {
             words: r.u32s()?,
@@ -448,6 +494,12 @@ impl Writer {
         values.iter().for_each(|&v| self.u32(v));
     }
 
+    fn u64s(&mut self, values: &[u64]) {
+        self.u64(values.len() as u64);
+        self.0.reserve(8 * values.len());
+        values.iter().for_each(|&v| self.u64(v));
+    }
+
     fn f64s(&mut self, values: &[f64]) {
         self.u64(values.len() as u64);
         self.0.reserve(8 * values.len());
@@ -553,6 +605,15 @@ impl<'a> Reader<'a> {
             .take(4 * n)?
             .chunks_exact(4)
             .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .collect())
+    }
+
+    fn u64s(&mut self) -> Result<Vec<u64>, String> {
+        let n = self.count(8)?;
+        Ok(self
+            .take(8 * n)?
+            .chunks_exact(8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
             .collect())
     }
 
@@ -708,11 +769,7 @@ mod tests {
     }
 
     fn task_chunk(task: &Task) -> &SparseChunk {
-        match task {
-            Task::LsiPass { chunk, .. }
-            | Task::LsiChunkSvd { chunk, .. }
-            | Task::LdaEStep { chunk, .. } => chunk,
-        }
+        task.chunk()
     }
 
     #[test]
@@ -739,16 +796,25 @@ mod tests {
             }),
             chunk: chunk.clone(),
         };
-        let svd = Task::LsiChunkSvd {
-            input: ChunkSvdInput {
-                num_terms: 5,
-                rank: 3,
-                extra_samples: 2,
-                power_iters: 1,
-                seed: 4,
-            },
-            chunk: chunk.clone(),
+        let one_pass = OnePassInput {
+            num_terms: 5,
+            rank: 3,
+            extra_samples: 2,
+            power_iters: 1,
+            seed: 4,
+            decay: 0.5,
         };
+        let subtree = |node, docs| Task::LsiSubtree {
+            input: one_pass,
+            node,
+            block: chunk.clone(),
+            spans: vec![ChunkSpan {
+                index: 6,
+                first_doc: chunk.first_doc,
+                docs,
+            }],
+        };
+        let svd = subtree((4, 8), chunk.num_docs() as u64);
         let estep = |words: Vec<u32>| Task::LdaEStep {
             input: EStepInput {
                 topics: ChunkTopics {
@@ -766,6 +832,7 @@ mod tests {
             },
             chunk: chunk.clone(),
         };
+        let extra = extra_to_bytes(&svd);
         for task in [pass, svd, estep(vec![0, 2, 4])] {
             let back = round_trip(&task).unwrap();
             let phase = phase_to_bytes(&PhaseInput::of(&task));
@@ -782,14 +849,14 @@ mod tests {
         }
         // topics that lack a word of the chunk; a chunk beyond the model's terms
         assert!(round_trip(&estep(vec![0, 2, 5])).is_err());
-        let narrow = PhaseInput::LsiChunkSvd(ChunkSvdInput {
+        let narrow = PhaseInput::LsiSubtree(OnePassInput {
             num_terms: 4,
-            rank: 3,
-            extra_samples: 2,
-            power_iters: 1,
-            seed: 4,
+            ..one_pass
         });
-        assert!(task_from_parts(&narrow, chunk.clone(), None).is_err());
+        assert!(task_from_parts(&narrow, chunk.clone(), extra.as_deref()).is_err());
+        // spans that do not cover the block, a chunk outside the node
+        assert!(round_trip(&subtree((4, 8), 1)).is_err());
+        assert!(round_trip(&subtree((7, 9), chunk.num_docs() as u64)).is_err());
         assert!(phase_from_bytes(&[9]).is_err());
     }
 
@@ -810,7 +877,7 @@ mod tests {
             Output::LsiPartial(PassSum::Gram {
                 x: DMatrix::identity(2, 2),
             }),
-            Output::LsiChunkSvd(Projection {
+            Output::LsiNode(Projection {
                 ut: DMatrix::from_element(2, 4, 0.5),
                 s: vec![2.0, 1.0],
             }),

@@ -19,7 +19,8 @@ impl Executor for Local {
         for task in tasks {
             let task = task?;
             let mut chunks = ChunkSet::new();
-            chunks.insert(task.chunk_index());
+            let (a, b) = task.chunk_range();
+            chunks.insert_range(a, b);
             let output = compute(&task);
             if reduce(Done { chunks, output })? == Flow::Stop {
                 return Ok(Flow::Stop);

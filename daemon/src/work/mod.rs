@@ -1,8 +1,8 @@
 //! Work: what a training job hands out, and who computes it.
 //!
 //! A job is a sequence of [`Task`]s, each a pure function of its inputs ([`compute`]): one
-//! chunk's term of an LSI pass, one chunk's SVD in LSI's one-pass algorithm, the E-step of
-//! an LDA chunk. The job owns everything else — it builds the tasks, combines their results
+//! chunk's term of an LSI pass, the SVDs of the chunks of a node of LSI's one-pass merge
+//! tree merged along it, the E-step of an LDA chunk. The job owns everything else — it builds the tasks, combines their results
 //! in an order fixed by the chunk index (the reduction), decides when to checkpoint and when
 //! to stop. An [`Executor`] only runs tasks and hands their results back: this machine's
 //! threads ([`Local`]) are one executor, the cluster's workers another, and a model does
@@ -25,7 +25,7 @@ use topicd_numerics::SparseChunk;
 use topicd_numerics::lda::{self, ChunkStats, ChunkTopics, EStepParams, GammaSeed};
 use topicd_numerics::lsi::products::TermSums;
 use topicd_numerics::lsi::{
-    self, ChunkSvdInput, PassInput, PassSum, PassTerm, Product, Projection,
+    self, ChunkSpan, OnePassInput, PassInput, PassSum, PassTerm, Product, Projection,
 };
 
 use crate::jobs::JobError;
@@ -39,12 +39,17 @@ pub enum Task {
         /// The chunk.
         chunk: SparseChunk,
     },
-    /// LSI one-pass: the chunk's randomized SVD.
-    LsiChunkSvd {
-        /// The parameters of the SVD.
-        input: ChunkSvdInput,
-        /// The chunk.
-        chunk: SparseChunk,
+    /// LSI one-pass: the randomized SVDs of the chunks of a node of the merge tree, merged
+    /// along it.
+    LsiSubtree {
+        /// The parameters of the SVDs and the merges.
+        input: OnePassInput,
+        /// The node: chunks `node.0..node.1`.
+        node: (u64, u64),
+        /// Its chunks with an entry, as one ([`lsi::pack`]).
+        block: SparseChunk,
+        /// Where each chunk lies in the block.
+        spans: Vec<ChunkSpan>,
     },
     /// LDA: the E-step of the chunk against fixed topics.
     LdaEStep {
@@ -73,8 +78,8 @@ pub enum Output {
     LsiPass(PassTerm),
     /// The partial sum of an LSI pass over several chunks (see [`Done::chunks`]).
     LsiPartial(PassSum),
-    /// The chunk's SVD.
-    LsiChunkSvd(Projection),
+    /// The model of a node of the one-pass merge tree.
+    LsiNode(Projection),
     /// The chunk's expected counts and γ.
     LdaEStep(ChunkStats),
 }
@@ -83,7 +88,16 @@ pub enum Output {
 pub fn compute(task: &Task) -> Output {
     match task {
         Task::LsiPass { input, chunk } => Output::LsiPass(lsi::pass_term(input, chunk)),
-        Task::LsiChunkSvd { input, chunk } => Output::LsiChunkSvd(lsi::chunk_svd(input, chunk)),
+        Task::LsiSubtree {
+            input,
+            node,
+            block,
+            spans,
+        } => {
+            // a task is checked when it is built (`encode::task_from_parts` for a remote one)
+            let chunks = lsi::unpack(block, spans).expect("a checked block");
+            Output::LsiNode(lsi::subtree_svd(input, *node, &chunks).expect("a checked node"))
+        }
         Task::LdaEStep { input, chunk } => Output::LdaEStep(lda::chunk_stats(
             chunk,
             &input.topics,
@@ -116,7 +130,7 @@ pub fn fits(task: &Task, output: &Output) -> bool {
             _ => false,
         },
         (Task::LsiPass { input, .. }, Output::LsiPartial(sum)) => partial_fits(input, sum),
-        (Task::LsiChunkSvd { input, .. }, Output::LsiChunkSvd(p)) => {
+        (Task::LsiSubtree { input, .. }, Output::LsiNode(p)) => {
             p.num_terms() == input.num_terms
                 && p.num_topics() <= input.rank
                 && p.s.len() == p.ut.nrows()
@@ -148,18 +162,20 @@ pub fn partial_fits(input: &PassInput, sum: &PassSum) -> bool {
 }
 
 impl Task {
-    /// The task's chunk.
+    /// The task's chunk (for a subtree: its chunks as one block).
     pub fn chunk(&self) -> &SparseChunk {
         match self {
-            Task::LsiPass { chunk, .. }
-            | Task::LsiChunkSvd { chunk, .. }
-            | Task::LdaEStep { chunk, .. } => chunk,
+            Task::LsiPass { chunk, .. } | Task::LdaEStep { chunk, .. } => chunk,
+            Task::LsiSubtree { block, .. } => block,
         }
     }
 
-    /// The index of the task's chunk in its corpus.
-    pub fn chunk_index(&self) -> u64 {
-        self.chunk().index
+    /// The chunks of its corpus the task covers, `a..b`.
+    pub fn chunk_range(&self) -> (u64, u64) {
+        match self {
+            Task::LsiSubtree { node, .. } => *node,
+            _ => (self.chunk().index, self.chunk().index + 1),
+        }
     }
 }
 
@@ -172,11 +188,11 @@ pub struct Done {
 }
 
 impl Output {
-    /// The SVD of a chunk, or an internal error for any other result.
+    /// The model of a node of the one-pass tree, or an internal error for any other result.
     pub fn into_projection(self) -> Result<Projection, JobError> {
         match self {
-            Output::LsiChunkSvd(p) => Ok(p),
-            _ => Err(mismatch("a chunk's SVD")),
+            Output::LsiNode(p) => Ok(p),
+            _ => Err(mismatch("a one-pass node's model")),
         }
     }
 
@@ -227,4 +243,11 @@ pub trait Executor: Send {
         reduce: &mut dyn FnMut(Done) -> Result<Flow, JobError>,
         due: &dyn Fn() -> Due,
     ) -> Result<Flow, JobError>;
+
+    /// How many chunks a task of LSI's one-pass algorithm may cover: one where results do
+    /// not travel (progress and checkpoints stay fine-grained), more where they do, so that
+    /// a worker merges the SVDs of its chunks and sends one model for all of them.
+    fn chunks_per_task(&self) -> u64 {
+        1
+    }
 }

@@ -15,7 +15,7 @@ pub mod products;
 pub mod projection;
 pub mod stochastic_svd;
 
-pub use one_pass::{ChunkSvdInput, OnePass, chunk_svd};
+pub use one_pass::{ChunkSpan, OnePass, OnePassInput, chunk_svd, pack, subtree_svd, unpack};
 pub use pass_sum::{Grids, PassSum, SketchTerm, SumError};
 pub use projection::{Projection, clip_spectrum};
 pub use stochastic_svd::{

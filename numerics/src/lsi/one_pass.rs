@@ -14,8 +14,9 @@
 //!
 //! — the older half's spectrum scaled by γ once per chunk of the newer half, which weighs
 //! every chunk exactly as gensim's sequential decay does. A [`OnePass`] collects finished
-//! nodes in any order and merges two siblings as soon as both are there; a worker given a
-//! subtree runs the same code over the subtree's range.
+//! nodes in any order and merges two siblings as soon as both are there. A task is a node
+//! of the tree ([`subtree_svd`]): the SVDs of its chunks and the merges below it, so that
+//! the merges run where the chunks are, in parallel, and only the node's model travels.
 //!
 //! One departure from gensim, for accuracy at the same parameters: the model carries
 //! `r = num_topics + extra_samples` factors through the merges instead of `num_topics`, and
@@ -28,9 +29,10 @@ use super::projection::Projection;
 use super::stochastic_svd::stochastic_svd;
 use crate::chunk::SparseChunk;
 
-/// The parameters of a chunk's SVD in the one-pass algorithm.
+/// The parameters of the one-pass algorithm's tasks: a chunk's SVD, and the merges of a
+/// subtree.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ChunkSvdInput {
+pub struct OnePassInput {
     /// Terms of the model.
     pub num_terms: usize,
     /// Factors kept of each chunk (`num_topics + extra_samples`).
@@ -41,10 +43,12 @@ pub struct ChunkSvdInput {
     pub power_iters: u32,
     /// The job's seed.
     pub seed: u64,
+    /// The decay γ of the merges.
+    pub decay: f64,
 }
 
 /// The task of a chunk: its randomized SVD at the internal rank.
-pub fn chunk_svd(input: &ChunkSvdInput, chunk: &SparseChunk) -> Projection {
+pub fn chunk_svd(input: &OnePassInput, chunk: &SparseChunk) -> Projection {
     stochastic_svd(
         chunk,
         input.num_terms,
@@ -53,6 +57,94 @@ pub fn chunk_svd(input: &ChunkSvdInput, chunk: &SparseChunk) -> Projection {
         input.power_iters,
         input.seed,
     )
+}
+
+/// Where one chunk lies in a block: the chunks with entries of a node of the tree, one after
+/// the other, sent as one chunk (the chunks without an entry are left out).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkSpan {
+    /// The chunk's index in the corpus.
+    pub index: u64,
+    /// The corpus id of its first document.
+    pub first_doc: u64,
+    /// Its documents.
+    pub docs: u64,
+}
+
+/// The chunks of a node as one block, and where each lies in it. The block has the index
+/// and first document of the first chunk.
+pub fn pack(chunks: &[SparseChunk]) -> (SparseChunk, Vec<ChunkSpan>) {
+    let mut block = SparseChunk {
+        index: chunks.first().map_or(0, |c| c.index),
+        first_doc: chunks.first().map_or(0, |c| c.first_doc),
+        indptr: vec![0],
+        ..Default::default()
+    };
+    let spans = chunks
+        .iter()
+        .map(|c| {
+            let base = block.terms.len();
+            block.indptr.extend(c.indptr[1..].iter().map(|p| p + base));
+            block.terms.extend_from_slice(&c.terms);
+            block.values.extend_from_slice(&c.values);
+            ChunkSpan {
+                index: c.index,
+                first_doc: c.first_doc,
+                docs: c.num_docs() as u64,
+            }
+        })
+        .collect();
+    (block, spans)
+}
+
+/// The chunks of a block ([`pack`]); an error if the spans do not cover the block's
+/// documents exactly, or are not in increasing order of index and document.
+pub fn unpack(block: &SparseChunk, spans: &[ChunkSpan]) -> Result<Vec<SparseChunk>, String> {
+    let ordered = spans
+        .windows(2)
+        .all(|w| w[0].index < w[1].index && w[0].first_doc + w[0].docs <= w[1].first_doc);
+    let docs = spans.iter().try_fold(0u64, |n, s| n.checked_add(s.docs));
+    if !ordered || docs != Some(block.num_docs() as u64) {
+        return Err("a block whose chunks do not cover its documents in order".into());
+    }
+    let mut start = 0;
+    Ok(spans
+        .iter()
+        .map(|s| {
+            let end = start + s.docs as usize;
+            let mut chunk = block.docs_range(start, end);
+            (chunk.index, chunk.first_doc) = (s.index, s.first_doc);
+            start = end;
+            chunk
+        })
+        .collect())
+}
+
+/// The task of node `[a, b)` of the tree: the SVDs of its chunks (`chunks`: those with an
+/// entry, in order; the others have no factors) merged along the tree, at the internal
+/// rank. The same bits as the same merges anywhere else.
+pub fn subtree_svd(
+    input: &OnePassInput,
+    node: (u64, u64),
+    chunks: &[SparseChunk],
+) -> Result<Projection, String> {
+    let mut subtree = OnePass::over(*input, input.rank, node);
+    let mut next = node.0;
+    for chunk in chunks {
+        let c = chunk.index;
+        for (lo, hi) in nodes_covering(node, next, c) {
+            subtree.add(lo, hi, Projection::empty(input.num_terms))?;
+        }
+        subtree.add(c, c + 1, chunk_svd(input, chunk))?;
+        next = c + 1;
+    }
+    for (lo, hi) in nodes_covering(node, next, node.1) {
+        subtree.add(lo, hi, Projection::empty(input.num_terms))?;
+    }
+    subtree
+        .root_model()
+        .cloned()
+        .ok_or_else(|| "a subtree whose chunks are not in order".into())
 }
 
 /// Where node `[a, b)` (with `b − a ≥ 2`) splits into its children.
@@ -111,9 +203,7 @@ pub fn nodes_covering(root: (u64, u64), a: u64, b: u64) -> Vec<(u64, u64)> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct OnePass {
     num_topics: usize,
-    rank: usize,
-    decay: f64,
-    input: ChunkSvdInput,
+    input: OnePassInput,
     root: (u64, u64),
     done: BTreeMap<u64, (u64, Projection)>,
 }
@@ -129,25 +219,30 @@ impl OnePass {
         seed: u64,
         root: (u64, u64),
     ) -> OnePass {
-        let rank = num_topics + extra_samples;
+        let input = OnePassInput {
+            num_terms,
+            rank: num_topics + extra_samples,
+            extra_samples,
+            power_iters,
+            seed,
+            decay,
+        };
+        OnePass::over(input, num_topics, root)
+    }
+
+    /// Start with the parameters of `input`, for a model of `num_topics` factors over the
+    /// chunks `root.0..root.1`.
+    pub fn over(input: OnePassInput, num_topics: usize, root: (u64, u64)) -> OnePass {
         OnePass {
             num_topics,
-            rank,
-            decay,
-            input: ChunkSvdInput {
-                num_terms,
-                rank,
-                extra_samples,
-                power_iters,
-                seed,
-            },
+            input,
             root,
             done: BTreeMap::new(),
         }
     }
 
-    /// What the task of a chunk needs: the parameters of its SVD.
-    pub fn chunk_svd_input(&self) -> ChunkSvdInput {
+    /// What the tasks need: the parameters of the SVDs and the merges.
+    pub fn input(&self) -> OnePassInput {
         self.input
     }
 
@@ -181,7 +276,7 @@ impl OnePass {
                 self.root.0, self.root.1
             ));
         }
-        if model.num_terms() != self.input.num_terms || model.num_topics() > self.rank {
+        if model.num_terms() != self.input.num_terms || model.num_topics() > self.input.rank {
             return Err("a chunk model that does not fit the job".into());
         }
         let (mut a, mut b, mut model) = (a, b, model);
@@ -197,8 +292,8 @@ impl OnePass {
             } else {
                 (other, model)
             };
-            let decay = self.decay.powi((pb - m).min(i32::MAX as u64) as i32);
-            model = left.merge(right, decay, self.rank);
+            let decay = self.input.decay.powi((pb - m).min(i32::MAX as u64) as i32);
+            model = left.merge(right, decay, self.input.rank);
             (a, b) = (pa, pb);
         }
         self.done.insert(a, (b, model));
@@ -260,7 +355,7 @@ mod tests {
         let n = chunks.len() as u64;
         let mut model = OnePass::new(a.nrows(), k, 10, 2, decay, 1, (0, n));
         for c in &chunks {
-            let svd = chunk_svd(&model.chunk_svd_input(), c);
+            let svd = chunk_svd(&model.input(), c);
             model.add(c.index, c.index + 1, svd).unwrap();
         }
         model.finish().unwrap()
@@ -333,7 +428,7 @@ mod tests {
         // chunks in reverse order
         let mut reverse = OnePass::new(14, 3, 10, 2, 0.9, 1, (0, 7));
         for c in chunks.iter().rev() {
-            let svd = chunk_svd(&reverse.chunk_svd_input(), c);
+            let svd = chunk_svd(&reverse.input(), c);
             reverse.add(c.index, c.index + 1, svd).unwrap();
         }
         assert_eq!(reverse.finish().unwrap(), straight);
@@ -341,7 +436,7 @@ mod tests {
         let subtree = |root: (u64, u64)| {
             let mut part = OnePass::new(14, 3, 10, 2, 0.9, 1, root);
             for c in &chunks[root.0 as usize..root.1 as usize] {
-                let svd = chunk_svd(&part.chunk_svd_input(), c);
+                let svd = chunk_svd(&part.input(), c);
                 part.add(c.index, c.index + 1, svd).unwrap();
             }
             part.root_model().unwrap().clone()
@@ -353,11 +448,45 @@ mod tests {
     }
 
     #[test]
+    fn subtree_tasks_give_the_bits_of_chunk_tasks() {
+        let a = matrix(14, 21);
+        let mut chunks = chunks(&a, 3); // 7 chunks; chunk 2 without an entry
+        chunks[2] = SparseChunk::empty(2, 6, 3);
+        let mut by_chunk = OnePass::new(14, 3, 10, 2, 0.9, 1, (0, 7));
+        for c in &chunks {
+            let svd = chunk_svd(&by_chunk.input(), c);
+            by_chunk.add(c.index, c.index + 1, svd).unwrap();
+        }
+        let mut by_node = OnePass::new(14, 3, 10, 2, 0.9, 1, (0, 7));
+        let input = by_node.input();
+        for (lo, hi) in [(4, 6), (0, 4), (6, 7)] {
+            let with_entries: Vec<SparseChunk> = chunks[lo as usize..hi as usize]
+                .iter()
+                .filter(|c| c.nnz() > 0)
+                .cloned()
+                .collect();
+            let (block, spans) = pack(&with_entries);
+            let unpacked = unpack(&block, &spans).unwrap();
+            assert!(unpacked.iter().zip(&with_entries).all(|(u, c)| u.bit_eq(c)));
+            let node = subtree_svd(&input, (lo, hi), &unpacked).unwrap();
+            by_node.add(lo, hi, node).unwrap();
+        }
+        assert_eq!(by_node.finish(), by_chunk.finish());
+        let (block, mut spans) = pack(&chunks[..2]);
+        spans[1].docs += 1;
+        assert!(unpack(&block, &spans).is_err(), "spans beyond the block");
+        assert!(
+            subtree_svd(&input, (0, 2), &chunks[3..4]).is_err(),
+            "outside"
+        );
+    }
+
+    #[test]
     fn nodes_that_are_not_in_the_tree_or_done_twice_are_refused() {
         let a = matrix(12, 9);
         let chunks = chunks(&a, 3);
         let mut model = OnePass::new(12, 2, 3, 1, 0.9, 4, (0, 3));
-        let svd = chunk_svd(&model.chunk_svd_input(), &chunks[0]);
+        let svd = chunk_svd(&model.input(), &chunks[0]);
         model.add(0, 1, svd.clone()).unwrap();
         assert!(model.covers(0) && !model.covers(1));
         assert!(model.add(0, 1, svd.clone()).is_err(), "twice");
