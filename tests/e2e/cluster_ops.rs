@@ -4,7 +4,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::common::*;
 
@@ -217,4 +218,162 @@ fn a_dispatcher_open_to_the_network_without_a_secret_does_not_start() {
     // on loopback it may go without one
     let out = check_config(&config, &["--listen", "127.0.0.1:7787"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// A worker daemon of the dispatcher at `addr`, logging to `dir/worker.log`.
+struct Worker {
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Worker {
+    fn start(addr: &str, secret: &Path) -> Worker {
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("worker.log")).unwrap();
+        let child = Command::new(topicd_bin())
+            .args(["--role", "worker", "--dispatcher", addr])
+            .arg("--cluster-secret-file")
+            .arg(secret)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Worker { dir, child }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("worker.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Poll `check` every 20 ms until it gives a value, or panic after `secs` with `context()`.
+fn poll<T>(secs: u64, mut check: impl FnMut() -> Option<T>, context: impl Fn() -> String) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not within {secs} s:\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn status_counts_the_workers_of_a_job_and_the_journal_names_them() {
+    let keys = tempfile::tempdir().unwrap();
+    let secret = good_secret(keys.path());
+    let config = write(
+        keys.path(),
+        "dispatcher.toml",
+        "local_worker = false\nlease_secs = 2.0\n",
+        0o644,
+    );
+    let addr = {
+        let probe = std::net::TcpListener::bind("127.0.0.21:0").unwrap();
+        probe.local_addr().unwrap().to_string()
+    };
+    let dispatcher = Daemon::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--role",
+        "dispatcher",
+        "--listen",
+        &addr,
+        "--cluster-secret-file",
+        secret.to_str().unwrap(),
+    ]);
+    let mut workers = vec![Worker::start(&addr, &secret), Worker::start(&addr, &secret)];
+    let alive = || {
+        let out = dispatcher.ok(&["--json", "workers"]);
+        let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["state"] == "alive")
+            .count()
+    };
+    poll(30, || (alive() == 2).then_some(()), || dispatcher.log());
+
+    // a job long enough to be seen running: 60 chunks a pass, 6 passes
+    let data = tempfile::tempdir().unwrap();
+    let (corpus, dictionary) = write_corpus(data.path(), "ops", 60_000, 2_000, 25, 17);
+    let job = dispatcher.submit_lsi(
+        &corpus,
+        &dictionary,
+        &[
+            "--topics",
+            "20",
+            "--chunksize",
+            "1000",
+            "--power-iters",
+            "4",
+        ],
+    );
+    let id = job.to_string();
+    // both workers take its tasks: status says 2, in JSON and in text
+    let status = dispatcher.wait_until(job, 120, |s| s["workers"] == 2 || s["state"] != "running");
+    assert_eq!(
+        (&status["state"], &status["workers"]),
+        (&"running".into(), &2.into()),
+        "{status}\n{}",
+        dispatcher.log()
+    );
+    let text = dispatcher.ok(&["status", &id]);
+    assert!(
+        text.contains("\n  workers        2\n") || !text.starts_with(&format!("job {id}: running")),
+        "{text}"
+    );
+    // the dispatcher's records of the workers carry their number and the job's
+    let log = dispatcher.log();
+    let joined = log
+        .lines()
+        .filter(|l| l.contains("event=worker-joined worker="))
+        .count();
+    assert_eq!(joined, 2, "{log}");
+    for w in &workers {
+        assert!(w.log().contains("event=registered worker="), "{}", w.log());
+    }
+
+    // one worker dies: the dispatcher says which, for which job; status counts one
+    let mut gone = workers.remove(0);
+    gone.child.kill().unwrap();
+    gone.child.wait().unwrap();
+    let left = poll(
+        30,
+        || {
+            dispatcher
+                .log()
+                .lines()
+                .find(|l| l.contains("event=worker-left"))
+                .map(str::to_string)
+        },
+        || dispatcher.log(),
+    );
+    assert!(
+        left.contains(&format!(" job_id={job}")) && left.contains(" worker="),
+        "{left}"
+    );
+    let status = dispatcher.wait_until(job, 120, |s| s["workers"] == 1 || s["state"] != "running");
+    assert!(
+        status["workers"] == 1 || status["state"] == "succeeded",
+        "{status}"
+    );
+    assert_eq!(dispatcher.wait(job), "succeeded", "{}", dispatcher.log());
+    assert!(dispatcher.status(job)["workers"].is_null());
+    drop(gone);
 }
