@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI for the Debian package, as root on a Debian machine (systemd need not run):
 #  1. build the .deb (packaging/build-deb.sh) and check its contents and metadata (dpkg-deb);
-#  2. check the unit with systemd-analyze (verify, security) where systemd-analyze exists;
+#  2. check the unit with systemd-analyze (verify, security) where systemd-analyze exists:
+#     exposure at most 2.0 alone, at most 2.5 with the cluster drop-in (packaging/check-unit.sh);
 #  3. install the package with apt, check the user, the config and --check-config;
 #  4. run /usr/bin/topicd as the user topicd with the packaged config, its directories moved
 #     to a throwaway one (--data-dir, --control-socket), train the bundled example through
@@ -27,6 +28,7 @@ dpkg-deb -c "$deb" | awk '{print $1, $3, $6}'
 contents=$(dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|')
 for f in /usr/bin/topicd /usr/bin/topicctl /etc/topicd/topicd.toml \
     /lib/systemd/system/topicd.service /usr/lib/sysusers.d/topicd.conf \
+    /usr/share/topicd/systemd/cluster.conf \
     /usr/lib/tmpfiles.d/topicd.conf /usr/share/man/man8/topicd.8.gz \
     /usr/share/man/man1/topicctl.1.gz /usr/share/man/man1/topicctl-submit-lsi.1.gz \
     /usr/share/bash-completion/completions/topicctl /usr/share/zsh/vendor-completions/_topicctl \
@@ -51,10 +53,9 @@ done
 ok "maintainer scripts use deb-systemd-helper and deb-systemd-invoke"
 
 step "systemd-analyze"
-unit=systemd/topicd.service
 if command -v systemd-analyze >/dev/null 2>&1; then
-    systemd-analyze security --offline=true --threshold=20 "$unit" | tail -1
-    ok "systemd-analyze security: exposure at most 2.0"
+    packaging/check-unit.sh systemd/topicd.service systemd/drop-in/cluster.conf
+    ok "systemd-analyze security: exposure at most 2.0, at most 2.5 with the cluster drop-in"
 else
     echo "SKIPPED: systemd-analyze is not installed (apt-get install systemd): unit not checked"
 fi
@@ -102,6 +103,21 @@ if command -v systemd-analyze >/dev/null 2>&1; then
     installed_unit=$(ls /lib/systemd/system/topicd.service /usr/lib/systemd/system/topicd.service 2>/dev/null | head -1)
     systemd-analyze verify "$installed_unit"
     ok "systemd-analyze verify $installed_unit"
+    packaging/check-unit.sh "$installed_unit" /usr/share/topicd/systemd/cluster.conf
+    # enabled as operations.md says (a link), the drop-in applies and systemd takes every line
+    dropins=/etc/systemd/system/topicd.service.d
+    dropins_existed=no
+    [ -d "$dropins" ] && dropins_existed=yes
+    mkdir -p "$dropins"
+    ln -s /usr/share/topicd/systemd/cluster.conf "$dropins/50-cluster.conf"
+    verified=$(systemd-analyze verify "$installed_unit" 2>&1 || true)
+    merged=$(systemd-analyze security --offline=true --threshold=25 topicd.service 2>&1) || merged_failed=yes
+    rm "$dropins/50-cluster.conf"
+    [ "$dropins_existed" = yes ] || rmdir "$dropins"
+    if grep '50-cluster.conf' <<<"$verified"; then fail "systemd rejects lines of the enabled drop-in"; fi
+    [ -z "${merged_failed:-}" ] || { echo "$merged"; fail "exposure above 2.5 with the drop-in enabled"; }
+    grep -q '✗ PrivateNetwork=' <<<"$merged" || fail "the linked drop-in is not in effect"
+    ok "the cluster drop-in, linked into $dropins: in effect, $(tail -1 <<<"$merged" | sed 's/.*: //')"
 else
     echo "SKIPPED: systemd-analyze is not installed: systemd-analyze verify not run"
 fi

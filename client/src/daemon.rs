@@ -154,6 +154,14 @@ impl Daemon {
         .await
     }
 
+    /// How many workers work on a running job of a dispatcher (`None`: not running on one).
+    pub async fn job_workers(&self, job: JobId) -> anyhow::Result<Option<u32>> {
+        self.ask(Pace::Quick, Retry::Once, |c, ctx| async move {
+            c.job_workers(ctx, job).await
+        })
+        .await
+    }
+
     /// One job, for `wait` and `watch`: while the daemon is away (a restart), reconnect
     /// with a growing delay, saying once that it is unreachable and then that it is back.
     pub async fn follow(&self, job: JobId) -> anyhow::Result<JobInfo> {

@@ -252,8 +252,8 @@ pub fn eta(job: &JobInfo) -> Option<HumanDuration> {
 }
 
 /// The summary of `status`: the state on the first line, then one `label  value` line per
-/// fact.
-pub fn job_summary(job: &JobInfo, tz: &TimeZone) -> String {
+/// fact; `workers`: how many work on the job, when it runs on a dispatcher.
+pub fn job_summary(job: &JobInfo, workers: Option<u32>, tz: &TimeZone) -> String {
     let mut lines: Vec<(&str, String)> = Vec::new();
     if let Some(reason) = &job.reason {
         lines.push(("reason", printable(reason)));
@@ -264,6 +264,9 @@ pub fn job_summary(job: &JobInfo, tz: &TimeZone) -> String {
     lines.push(("docs done", docs_text(job)));
     if let Some(rate) = p.docs_per_sec {
         lines.push(("speed", rate_text(rate)));
+    }
+    if let Some(n) = workers {
+        lines.push(("workers", n.to_string()));
     }
     if let Some(bound) = p.per_word_bound {
         lines.push(("latest bound", bound_text(bound)));
@@ -461,7 +464,7 @@ ID  STATE      KIND  TOPICS  PROGRESS  CORPUS         SUBMITTED
 
     #[test]
     fn status_summarizes_a_running_job() {
-        let summary = job_summary(&job(1, JobState::Running), &TimeZone::UTC);
+        let summary = job_summary(&job(1, JobState::Running), None, &TimeZone::UTC);
         assert_eq!(
             summary,
             "\
@@ -487,13 +490,23 @@ job 1: running
     }
 
     #[test]
+    fn status_says_how_many_workers_train_a_job_on_a_dispatcher() {
+        let summary = job_summary(&job(1, JobState::Running), Some(3), &TimeZone::UTC);
+        let lines: Vec<&str> = summary.lines().take(6).collect();
+        assert_eq!(
+            lines[4..],
+            ["  speed          100 docs/s", "  workers        3"]
+        );
+    }
+
+    #[test]
     fn status_gives_the_reason_of_a_failure() {
         let mut failed = job(2, JobState::Failed);
         failed.reason = Some("corpus changed\nsince submit".to_owned());
         failed.progress.docs_per_sec = None;
         failed.progress.docs_per_pass = None;
         failed.finished_at = Some(SUBMITTED + 3600);
-        let summary = job_summary(&failed, &TimeZone::UTC);
+        let summary = job_summary(&failed, None, &TimeZone::UTC);
         let head: Vec<&str> = summary.lines().take(6).collect();
         assert_eq!(
             head,
@@ -539,7 +552,7 @@ job 1: running
 
     #[test]
     fn status_shows_every_lda_parameter_and_the_bound() {
-        let summary = job_summary(&lda_job(Some(-8.123)), &TimeZone::UTC);
+        let summary = job_summary(&lda_job(Some(-8.123)), None, &TimeZone::UTC);
         assert_eq!(
             summary,
             "\
@@ -569,7 +582,7 @@ job 5: running
   minimum_probability  0.01
 "
         );
-        let summary = job_summary(&lda_job(None), &TimeZone::UTC);
+        let summary = job_summary(&lda_job(None), None, &TimeZone::UTC);
         assert!(!summary.contains("bound"), "{summary}");
     }
 

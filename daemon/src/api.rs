@@ -386,6 +386,17 @@ impl Control for Handler {
             .collect())
     }
 
+    async fn job_workers(self, _: Context, id: JobId) -> Result<Option<u32>, ApiError> {
+        let job = self.job(id).await?;
+        let Some(dispatcher) = &self.shared.dispatcher else {
+            return Ok(None);
+        };
+        if job.state != JobState::Running {
+            return Ok(None);
+        }
+        Ok(Some(dispatcher.lock().working_on(id) as u32))
+    }
+
     async fn evaluate(
         self,
         _: Context,

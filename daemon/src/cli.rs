@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH, Role};
+use crate::service_account::{Account, SERVICE_USER};
 
 /// topicd trains LSI topic models as a service: jobs are submitted with topicctl, kept in a
 /// store under the data directory, checkpointed while they run, and resumed after a
@@ -139,22 +140,26 @@ pub fn check_config(args: &Args) -> ConfigCheck {
             .exists()
             .then(|| PathBuf::from(DEFAULT_CONFIG_PATH))
     });
-    let (mut config, source) = match &path {
-        Some(path) => (
-            check_file(path, &mut check.problems),
-            path.display().to_string(),
-        ),
+    let (mut config, text, source) = match &path {
+        Some(path) => {
+            let (config, text) = check_file(path, &mut check.problems);
+            (config, text, path.display().to_string())
+        }
         None => (
             Config::default(),
+            String::new(),
             format!("no settings file ({DEFAULT_CONFIG_PATH} does not exist; defaults)"),
         ),
     };
+    // the settings in force are the file's with the flags applied: a problem of the file
+    // that a flag mends is none, one the flags bring is the command line's
     let from_file: Vec<String> = config.check().err().unwrap_or_default();
     args.apply_overrides(&mut config);
     for problem in config.check().err().unwrap_or_default() {
-        if !from_file.contains(&problem) {
-            check.problems.push(format!("command line: {problem}"));
-        }
+        check.problems.push(match &path {
+            Some(path) if from_file.contains(&problem) => located(path, &text, &problem),
+            _ => format!("command line: {problem}"),
+        });
     }
     if let Some(mode) = config.socket_mode()
         && mode & 0o007 != 0
@@ -164,6 +169,10 @@ pub fn check_config(args: &Args) -> ConfigCheck {
             config.socket_mode
         ));
     }
+    let service = Account::lookup(SERVICE_USER);
+    check
+        .warnings
+        .extend(cluster_warnings(&config, service.as_ref()));
     if check.problems.is_empty() {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads = match config.threads {
@@ -214,15 +223,55 @@ pub fn check_config(args: &Args) -> ConfigCheck {
     check
 }
 
+/// Cluster settings that work but are probably not meant: a key the role does not use (a
+/// `dispatcher` without `role = "worker"` starts a standalone daemon), a secret file the
+/// service's user (`service`, when it exists) cannot read: `--check-config` run as root reads
+/// it anyway, the unit's `User=topicd` would not.
+fn cluster_warnings(config: &Config, service: Option<&Account>) -> Vec<String> {
+    let mut warnings = vec![];
+    let unused = [
+        ("listen", config.listen.is_some(), Role::Dispatcher),
+        ("dispatcher", config.dispatcher.is_some(), Role::Worker),
+    ];
+    for (key, set, role) in unused {
+        if set && config.role != role {
+            warnings.push(format!(
+                "{key} is set but role = \"{}\": only a {role} uses it (set role = \"{role}\")",
+                config.role
+            ));
+        }
+    }
+    if config.role == Role::Standalone && config.cluster_secret_file.is_some() {
+        warnings.push(
+            "cluster_secret_file is set but role = \"standalone\": only a dispatcher or a worker uses it"
+                .to_string(),
+        );
+    }
+    if config.role != Role::Standalone
+        && let Some(secret) = &config.cluster_secret_file
+        && let Some(account) = service
+        && let Some(why) = account.cannot_read(secret)
+    {
+        warnings.push(format!(
+            "cluster_secret_file: {why}, so topicd.service (User={0}) would not start: \
+             chown root:{0} {1}; chmod 0640 {1}",
+            account.name,
+            secret.display()
+        ));
+    }
+    warnings
+}
+
 /// Read a settings file key by key, so that every bad key is named (serde stops at the first):
-/// the problems go to `problems` as `FILE:LINE: ...`; the good keys make the returned settings.
-fn check_file(path: &Path, problems: &mut Vec<String>) -> Config {
+/// the keys that do not parse go to `problems` as `FILE:LINE: ...`; the good keys make the
+/// returned settings, returned with the file's text.
+fn check_file(path: &Path, problems: &mut Vec<String>) -> (Config, String) {
     let file = path.display();
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) => {
             problems.push(format!("{file}: cannot read: {e}"));
-            return Config::default();
+            return (Config::default(), String::new());
         }
     };
     let table: toml::Table = match text.parse() {
@@ -236,12 +285,8 @@ fn check_file(path: &Path, problems: &mut Vec<String>) -> Config {
                 Some(line) => format!("{file}:{line}: not valid TOML: {message}"),
                 None => format!("{file}: not valid TOML: {message}"),
             });
-            return Config::default();
+            return (Config::default(), text);
         }
-    };
-    let at = |key: &str| match line_of(&text, key) {
-        Some(line) => format!("{file}:{line}"),
-        None => file.to_string(),
     };
     let mut good = toml::Table::new();
     for (key, value) in table {
@@ -252,18 +297,29 @@ fn check_file(path: &Path, problems: &mut Vec<String>) -> Config {
             }
             Err(e) => {
                 let message = e.message().trim().replace('\n', " ");
-                problems.push(format!("{}: {key}: {message}", at(&key)));
+                problems.push(located(path, &text, &format!("{key}: {message}")));
             }
         }
     }
     let config = toml::Value::Table(good)
         .try_into::<Config>()
         .unwrap_or_default();
-    for problem in config.check().err().unwrap_or_default() {
-        let key = problem.split_whitespace().next().unwrap_or_default();
-        problems.push(format!("{}: {problem}", at(key)));
+    (config, text)
+}
+
+/// A problem of the settings file at `path` (whose text is `text`) as `FILE:LINE: problem`,
+/// the line being that of the key the problem starts with ("lease_secs must be ...",
+/// "cluster_secret_file: ...", "role = ... needs ...").
+fn located(path: &Path, text: &str, problem: &str) -> String {
+    let key = problem
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches(':');
+    match line_of(text, key) {
+        Some(line) => format!("{}:{line}: {problem}", path.display()),
+        None => format!("{}: {problem}", path.display()),
     }
-    config
 }
 
 /// What a store command (`--check-store`, `--accept-store`) prints, and its exit status.
@@ -437,5 +493,184 @@ mod tests {
         let check = check_config(&args(&path, &["--checkpoint-interval=-1"]));
         assert_eq!(check.problems.len(), 1, "{:#?}", check.problems);
         assert!(check.problems[0].starts_with("command line: checkpoint_interval_secs"));
+    }
+
+    /// A secret of 44 bytes, mode 0640, in `dir`.
+    fn secret(dir: &Path) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("cluster.secret");
+        std::fs::write(&path, [b'k'; 44]).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        path
+    }
+
+    #[test]
+    fn cluster_problems_are_named_with_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        let short = dir.path().join("short.secret");
+        std::fs::write(&short, "too short\n").unwrap();
+        std::fs::set_permissions(&short, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        std::fs::write(
+            &path,
+            format!(
+                "role = \"dispatcher\"\nlisten = \"0.0.0.0:0\"\ncluster_secret_file = {:?}\n",
+                short.display().to_string()
+            ),
+        )
+        .unwrap();
+        let file = path.display().to_string();
+        let p = check_config(&args(&path, &[])).problems;
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(
+            p[0].starts_with(&format!("{file}:2: listen \"0.0.0.0:0\": port 0")),
+            "{p:#?}"
+        );
+        assert!(
+            p[1].starts_with(&format!(
+                "{file}:3: cluster_secret_file: cluster secret {}",
+                short.display()
+            )) && p[1].contains("has 9 bytes"),
+            "{p:#?}"
+        );
+        // a role without its address: the role's line; the same through the flags
+        std::fs::write(&path, "role = \"worker\"\n").unwrap();
+        let p = check_config(&args(&path, &[])).problems;
+        assert!(
+            p.len() == 2
+                && p[0].starts_with(&format!("{file}:1: role = \"worker\" needs dispatcher"))
+                && p[1].starts_with(&format!(
+                    "{file}:1: role = \"worker\" needs cluster_secret_file"
+                )),
+            "{p:#?}"
+        );
+        std::fs::write(&path, "").unwrap();
+        let p = check_config(&args(
+            &path,
+            &["--role", "dispatcher", "--listen", "192.0.2.1:7787"],
+        ))
+        .problems;
+        assert!(
+            p.len() == 1
+                && p[0]
+                    .starts_with("command line: role = \"dispatcher\" needs cluster_secret_file"),
+            "{p:#?}"
+        );
+    }
+
+    #[test]
+    fn a_problem_of_the_file_that_a_flag_mends_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(
+            &path,
+            "threads = 5000\nrole = \"dispatcher\"\nlisten = \"0.0.0.0:7787\"\n",
+        )
+        .unwrap();
+        assert_eq!(check_config(&args(&path, &[])).problems.len(), 2);
+        let check = check_config(&args(
+            &path,
+            &["--threads", "2", "--listen", "127.0.0.1:7787"],
+        ));
+        assert!(check.problems.is_empty(), "{:#?}", check.problems);
+        assert!(
+            check
+                .summary
+                .contains("role dispatcher listening on 127.0.0.1:7787")
+        );
+    }
+
+    #[test]
+    fn good_cluster_settings_give_a_summary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        let key = secret(dir.path());
+        std::fs::write(
+            &path,
+            format!("role = \"worker\"\ndispatcher = \"192.0.2.10:7787\"\ncluster_secret_file = {:?}\ncluster_encrypt = false\n", key.display().to_string()),
+        )
+        .unwrap();
+        let check = check_config(&args(&path, &[]));
+        assert!(check.problems.is_empty(), "{:#?}", check.problems);
+        assert!(
+            check
+                .summary
+                .ends_with("role worker of 192.0.2.10:7787 (not encrypted)"),
+            "{}",
+            check.summary
+        );
+    }
+
+    #[test]
+    fn keys_the_role_does_not_use_are_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = secret(dir.path());
+        let config = Config {
+            listen: Some("0.0.0.0:7787".into()),
+            cluster_secret_file: Some(key.clone()),
+            ..Config::default()
+        };
+        let w = cluster_warnings(&config, None);
+        assert_eq!(w.len(), 2, "{w:#?}");
+        assert!(
+            w[0].starts_with("listen is set but role = \"standalone\""),
+            "{w:#?}"
+        );
+        assert!(
+            w[1].starts_with("cluster_secret_file is set but role = \"standalone\""),
+            "{w:#?}"
+        );
+        let config = Config {
+            role: Role::Dispatcher,
+            dispatcher: Some("192.0.2.10:7787".into()),
+            ..config
+        };
+        let w = cluster_warnings(&config, None);
+        assert!(
+            w.len() == 1
+                && w[0].starts_with(
+                    "dispatcher is set but role = \"dispatcher\": only a worker uses it"
+                ),
+            "{w:#?}"
+        );
+    }
+
+    #[test]
+    fn a_secret_the_service_cannot_read_is_warned_about() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = secret(dir.path());
+        let meta = std::fs::metadata(&key).unwrap();
+        let config = Config {
+            role: Role::Worker,
+            dispatcher: Some("192.0.2.10:7787".into()),
+            cluster_secret_file: Some(key.clone()),
+            ..Config::default()
+        };
+        // the file's group may read it (0640): a service user outside that group may not
+        let outsider = Account {
+            name: "topicd".into(),
+            uid: meta.uid() + 1,
+            gid: meta.gid() + 1,
+            groups: vec![meta.gid() + 1],
+        };
+        let w = cluster_warnings(&config, Some(&outsider));
+        assert_eq!(w.len(), 1, "{w:#?}");
+        assert!(
+            w[0].starts_with("cluster_secret_file: the user topicd cannot read")
+                && w[0].contains("mode 0640")
+                && w[0].contains(&format!("chown root:topicd {}", key.display())),
+            "{w:#?}"
+        );
+        let member = Account {
+            groups: vec![meta.gid() + 1, meta.gid()],
+            ..outsider
+        };
+        assert!(cluster_warnings(&config, Some(&member)).is_empty());
+        assert!(
+            cluster_warnings(&config, None).is_empty(),
+            "no such user: nothing to say"
+        );
     }
 }

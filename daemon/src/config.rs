@@ -213,32 +213,35 @@ impl Config {
     }
 
     /// The cluster keys: each role has what it needs, the addresses parse, the secret file
-    /// is usable (present, a regular file, not world-readable, at least 32 bytes).
+    /// is usable (present, a regular file, not world-readable, at least 32 bytes). Every
+    /// problem starts with the key it is about, so that `--check-config` can name its line.
     fn check_cluster(&self, problems: &mut Vec<String>) {
         let needs =
             |key: &str, what: &str| format!("role = \"{}\" needs {key} ({what})", self.role);
+        // whether this daemon talks to its peers over loopback only: then it may go without
+        // a secret (the dispatcher refuses that on any other address, see `peer`)
+        let mut loopback_only = false;
         match self.role {
             Role::Standalone => {}
-            Role::Dispatcher => {
-                match &self.listen {
-                    None => problems.push(needs(
-                        "listen",
-                        "the address and port workers connect to, e.g. \"0.0.0.0:7787\"",
-                    )),
-                    Some(addr) => {
-                        if let Err(e) = addr.parse::<std::net::SocketAddr>() {
-                            problems.push(format!("listen {addr:?} is not an address and port like \"0.0.0.0:7787\": {e}"));
-                        }
-                    }
-                }
-            }
+            Role::Dispatcher => match &self.listen {
+                None => problems.push(needs(
+                    "listen",
+                    "the address and port workers connect to, e.g. \"0.0.0.0:7787\"",
+                )),
+                Some(addr) => match check_listen(addr) {
+                    Ok(ip) => loopback_only = ip.to_canonical().is_loopback(),
+                    Err(problem) => problems.push(problem),
+                },
+            },
             Role::Worker => match &self.dispatcher {
-                None => problems.push(needs("dispatcher", "the dispatcher's host:port")),
-                Some(addr) => {
-                    if let Some(problem) = crate::peer::check_dial_address(addr) {
-                        problems.push(problem);
-                    }
-                }
+                None => problems.push(needs(
+                    "dispatcher",
+                    "the dispatcher's host:port, e.g. \"192.0.2.10:7787\"",
+                )),
+                Some(addr) => match crate::peer::check_dial_address(addr) {
+                    Some(problem) => problems.push(problem),
+                    None => loopback_only = dials_loopback(addr),
+                },
             },
         }
         if self.role != Role::Standalone {
@@ -248,18 +251,13 @@ impl Config {
                         problems.push(format!("cluster_secret_file: {problem}"));
                     }
                 }
-                None => {
-                    let loopback = self.listen.as_deref().is_some_and(|a| {
-                        a.parse::<std::net::SocketAddr>()
-                            .is_ok_and(|a| a.ip().is_loopback())
-                    });
-                    if !loopback {
-                        problems.push(needs(
-                            "cluster_secret_file",
-                            "a file of at least 32 random bytes, the same on every host: head -c 48 /dev/urandom | base64 > /etc/topicd/cluster.secret",
-                        ));
-                    }
-                }
+                None if loopback_only => {}
+                None => problems.push(needs(
+                    "cluster_secret_file",
+                    "a file of at least 32 random bytes, the same on every host, readable by the user topicd and not by others: \
+                     head -c 48 /dev/urandom | base64 > /etc/topicd/cluster.secret; \
+                     chown root:topicd /etc/topicd/cluster.secret; chmod 0640 /etc/topicd/cluster.secret",
+                )),
             }
         }
         if !(self.lease_secs.is_finite() && (0.2..=3600.0).contains(&self.lease_secs)) {
@@ -286,6 +284,36 @@ impl Config {
             n => n,
         }
     }
+}
+
+/// A dispatcher's `listen`: an IP address and a port other than 0 (port 0 would pick a
+/// random port, which workers cannot be told). Host names are refused: the dispatcher
+/// binds one address, and a name could resolve to several.
+fn check_listen(addr: &str) -> Result<std::net::IpAddr, String> {
+    let parsed = addr.parse::<std::net::SocketAddr>().map_err(|_| {
+        format!(
+            "listen {addr:?} is not an IP address and port like \"0.0.0.0:7787\" or \"[::]:7787\""
+        )
+    })?;
+    if parsed.port() == 0 {
+        return Err(format!(
+            "listen {addr:?}: port 0 would be a random port, which workers cannot be told; \
+             choose one, e.g. \"{}\"",
+            std::net::SocketAddr::new(parsed.ip(), 7787)
+        ));
+    }
+    Ok(parsed.ip())
+}
+
+/// Whether a worker's `dispatcher` (already checked) is a loopback address: `localhost`,
+/// `127.x.x.x` or `[::1]`.
+fn dials_loopback(addr: &str) -> bool {
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 #[cfg(test)]
@@ -328,5 +356,146 @@ mod tests {
                 && err.contains("max_connections must be between 1 and 1048576, not 0")
                 && err.contains("idle_timeout_secs must be between 1 and 604800, not 0")
         );
+    }
+
+    /// A secret file of `bytes` with permissions `mode` in `dir`.
+    fn secret(dir: &Path, bytes: &[u8], mode: u32) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(format!("secret-{mode:o}-{}", bytes.len()));
+        std::fs::write(&path, bytes).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+
+    fn cluster(role: Role, listen: Option<&str>, dispatcher: Option<&str>) -> Config {
+        Config {
+            role,
+            listen: listen.map(str::to_string),
+            dispatcher: dispatcher.map(str::to_string),
+            ..Config::default()
+        }
+    }
+
+    /// The problems of `config`, none being `Ok(vec![])`.
+    fn problems(config: &Config) -> Vec<String> {
+        config.check().err().unwrap_or_default()
+    }
+
+    #[test]
+    fn each_role_needs_its_address_and_the_addresses_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = secret(dir.path(), &[b'k'; 44], 0o640);
+        let with_secret = |role, listen, dispatcher| Config {
+            cluster_secret_file: Some(key.clone()),
+            ..cluster(role, listen, dispatcher)
+        };
+        let p = problems(&with_secret(Role::Dispatcher, None, None));
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(
+            p[0].starts_with("role = \"dispatcher\" needs listen"),
+            "{p:#?}"
+        );
+        let p = problems(&with_secret(Role::Worker, None, None));
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(
+            p[0].starts_with("role = \"worker\" needs dispatcher"),
+            "{p:#?}"
+        );
+
+        for bad in [
+            "dispatcher.example:7787",
+            "0.0.0.0",
+            "[::]:http",
+            "300.0.0.1:7787",
+        ] {
+            let p = problems(&with_secret(Role::Dispatcher, Some(bad), None));
+            assert!(
+                p.len() == 1 && p[0].starts_with(&format!("listen {bad:?} is not an IP address")),
+                "{bad}: {p:#?}"
+            );
+        }
+        let p = problems(&with_secret(Role::Dispatcher, Some("0.0.0.0:0"), None));
+        assert!(p.len() == 1 && p[0].contains("port 0"), "{p:#?}");
+        for bad in [
+            "dispatcher.example",
+            "host:",
+            "::1:7787",
+            ":7787",
+            "host:70000",
+        ] {
+            let p = problems(&with_secret(Role::Worker, None, Some(bad)));
+            assert!(
+                p.len() == 1 && p[0].starts_with(&format!("dispatcher address {bad:?}")),
+                "{bad}: {p:#?}"
+            );
+        }
+        // a standalone daemon does not look at the cluster keys
+        assert!(problems(&cluster(Role::Standalone, Some("x"), Some("y"))).is_empty());
+    }
+
+    #[test]
+    fn only_loopback_goes_without_a_secret() {
+        for ok in ["127.0.0.1:7787", "127.0.0.9:7787", "[::1]:7787"] {
+            let p = problems(&cluster(Role::Dispatcher, Some(ok), None));
+            assert!(p.is_empty(), "{ok}: {p:#?}");
+        }
+        for ok in ["127.0.0.1:7787", "localhost:7787", "[::1]:7787"] {
+            let p = problems(&cluster(Role::Worker, None, Some(ok)));
+            assert!(p.is_empty(), "{ok}: {p:#?}");
+        }
+        for open in ["0.0.0.0:7787", "192.0.2.10:7787", "[::]:7787"] {
+            let p = problems(&cluster(Role::Dispatcher, Some(open), None));
+            assert!(
+                p.len() == 1 && p[0].starts_with("role = \"dispatcher\" needs cluster_secret_file"),
+                "{open}: {p:#?}"
+            );
+        }
+        for remote in [
+            "192.0.2.10:7787",
+            "dispatcher.example:7787",
+            "[2001:db8::1]:7787",
+        ] {
+            let p = problems(&cluster(Role::Worker, None, Some(remote)));
+            assert!(
+                p.len() == 1 && p[0].starts_with("role = \"worker\" needs cluster_secret_file"),
+                "{remote}: {p:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_secret_file_must_be_present_private_and_long_enough() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = secret(dir.path(), &[b'k'; 44], 0o640);
+        let with = |path: &Path| Config {
+            cluster_secret_file: Some(path.to_path_buf()),
+            ..cluster(Role::Dispatcher, Some("0.0.0.0:7787"), None)
+        };
+        assert!(problems(&with(&good)).is_empty());
+        let cases = [
+            (dir.path().join("missing"), "No such file"),
+            (
+                secret(dir.path(), &[b'k'; 44], 0o644),
+                "may be read or written by any user",
+            ),
+            (
+                secret(dir.path(), &[b'k'; 31], 0o600),
+                "has 31 bytes, fewer than the 32",
+            ),
+            (dir.path().to_path_buf(), "not a regular file"),
+        ];
+        for (path, why) in cases {
+            let p = problems(&with(&path));
+            assert!(
+                p.len() == 1 && p[0].starts_with("cluster_secret_file: ") && p[0].contains(why),
+                "{why}: {p:#?}"
+            );
+        }
+        // a worker checks its secret file the same way
+        let worker = Config {
+            cluster_secret_file: Some(secret(dir.path(), &[b'k'; 10], 0o600)),
+            ..cluster(Role::Worker, None, Some("192.0.2.10:7787"))
+        };
+        assert!(problems(&worker)[0].contains("has 10 bytes"));
     }
 }

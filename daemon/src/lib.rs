@@ -20,6 +20,7 @@
 //! | `shutdown` | SIGTERM/SIGINT → checkpoint and stop |
 //! | `config` | the TOML settings file |
 //! | `cli` | the daemon's flags (`--config`, overrides, `--check-config`, `--check-store`, `--accept-store`, `--version`) |
+//! | `service_account` | the unit's user `topicd`, and whether it may read a file (for `--check-config`) |
 //! | `logging` | journal or stderr, with structured fields |
 //! | `daemon` | startup: wires the pieces above together |
 //!
@@ -53,6 +54,8 @@ pub mod model;
 pub mod peer;
 #[cfg(feature = "engine")]
 pub mod server;
+#[cfg(feature = "engine")]
+pub mod service_account;
 #[cfg(feature = "engine")]
 pub mod shutdown;
 #[cfg(feature = "engine")]

@@ -66,3 +66,37 @@ impl<'kvs> VisitSource<'kvs> for Fields<'_> {
         Ok(())
     }
 }
+
+/// The journal field a record's key becomes, by systemd-journal-logger's rule (2.x):
+/// uppercase, every character other than `A-Z`, `0-9` and `_` made `_`, `ESCAPED_` before a
+/// leading `_` or digit, at most 64 bytes. `job_id` becomes `JOB_ID`, `worker` `WORKER`.
+#[cfg(test)]
+pub(crate) fn journal_field(key: &str) -> String {
+    let mut name: String = key
+        .chars()
+        .map(|c| match c.to_ascii_uppercase() {
+            c @ ('A'..='Z' | '0'..='9' | '_') => c,
+            _ => '_',
+        })
+        .collect();
+    if name.is_empty() {
+        name = "EMPTY".into();
+    } else if name.starts_with(|c: char| c == '_' || c.is_ascii_digit()) {
+        name.insert_str(0, "ESCAPED_");
+    }
+    name.truncate(64);
+    name
+}
+
+/// The journal priority of a level, by systemd-journal-logger's rule (error 3, warn 4,
+/// info 5, debug 6, trace 7).
+#[cfg(test)]
+pub(crate) fn priority(level: log::Level) -> &'static str {
+    match level {
+        log::Level::Error => "3",
+        log::Level::Warn => "4",
+        log::Level::Info => "5",
+        log::Level::Debug => "6",
+        log::Level::Trace => "7",
+    }
+}

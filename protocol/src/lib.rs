@@ -87,6 +87,10 @@ pub trait Control {
         corpus: PathBuf,
         total_docs: Option<u64>,
     ) -> Result<Evaluation, ApiError>;
+    /// How many workers work on a job now: on a dispatcher, while the job runs, the live
+    /// workers that have taken a task of it (its own local worker included); `None` when the
+    /// job is not running on a dispatcher (a standalone daemon trains on its own threads).
+    async fn job_workers(job: JobId) -> Result<Option<u32>, ApiError>;
 }
 
 /// Most documents one `infer` call may carry. The request must also fit in

@@ -2,7 +2,7 @@
 //! about the daemon itself.
 
 use jiff::tz::TimeZone;
-use topicd_protocol::{JobId, JobInfo};
+use topicd_protocol::{JobId, JobInfo, JobState};
 
 use crate::daemon::Daemon;
 use crate::output;
@@ -20,14 +20,24 @@ pub async fn list(daemon: &Daemon, json: bool) -> anyhow::Result<()> {
     }
 }
 
-/// `status`: the job's summary, or its `JobInfo` in JSON.
+/// `status`: the job's summary, or its `JobInfo` in JSON with the key `workers` added (the
+/// number of workers on it while it runs on a dispatcher, else `null`).
 pub async fn status(daemon: &Daemon, job: JobId, json: bool) -> anyhow::Result<()> {
     let info = daemon.status(job).await?;
+    let workers = match info.state {
+        JobState::Running => daemon.job_workers(job).await?,
+        _ => None,
+    };
     if json {
-        output::print_json(&info)
+        let mut value = serde_json::to_value(&info)?;
+        if let Some(object) = value.as_object_mut() {
+            object.insert("workers".into(), workers.into());
+        }
+        output::print_json(&value)
     } else {
         Ok(output::print(&output::job_summary(
             &info,
+            workers,
             &TimeZone::system(),
         ))?)
     }

@@ -245,6 +245,14 @@ impl Control for FakeDaemon {
         Ok(vec![worker(1, "alive", Some(7)), worker(2, "dead", None)])
     }
 
+    async fn job_workers(self, _: Context, job: JobId) -> Result<Option<u32>, ApiError> {
+        // job 4 runs on two workers (asked without counting a poll of job 4)
+        match job {
+            4 => Ok(Some(2)),
+            _ => self.job(job).map(|_| None),
+        }
+    }
+
     async fn submit(self, _: Context, spec: JobSpec) -> Result<JobId, ApiError> {
         passed(&self.1, &spec.corpus)?;
         passed(&self.1, &spec.dictionary)?;

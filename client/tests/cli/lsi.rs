@@ -466,3 +466,25 @@ fn workers_are_listed_as_a_table_and_as_json() {
     assert_eq!(workers[0]["address"], "10.0.0.1:40000");
     assert_eq!(workers[1]["state"], "dead");
 }
+
+#[test]
+fn status_of_a_running_job_says_how_many_workers_train_it() {
+    let server = FakeServer::start();
+    let output = server.run(&["status", "4"]);
+    assert_exit(&output, 0);
+    let text = stdout(&output);
+    assert!(text.starts_with("job 4: running\n"), "{text}");
+    assert!(text.contains("\n  workers        2\n"), "{text}");
+    let output = server.run(&["--json", "status", "4"]);
+    assert_exit(&output, 0);
+    let status: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(
+        (&status["state"], &status["workers"]),
+        (&"running".into(), &2.into())
+    );
+    // a job that does not run has no workers: null in JSON, no line in text
+    let output = server.run(&["--json", "status", "1"]);
+    let status: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert!(status["workers"].is_null() && status["id"] == 1, "{status}");
+    assert!(!stdout(&server.run(&["status", "1"])).contains("workers"));
+}

@@ -116,9 +116,17 @@ pub struct Remote {
 }
 
 impl Remote {
-    /// An executor feeding `dispatcher` with the tasks of job `job`.
+    /// An executor feeding `dispatcher` with the tasks of job `job`, which runs on the
+    /// cluster until the executor is dropped.
     pub fn new(dispatcher: Arc<Dispatcher>, job: u64) -> Remote {
+        dispatcher.lock().start_job(job);
         Remote { dispatcher, job }
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        self.dispatcher.lock().end_job(self.job);
     }
 }
 
@@ -211,10 +219,8 @@ impl Executor for Remote {
                 d.notify();
             }
             let now = Instant::now();
-            for worker in s.expire(now) {
-                log::warn!(job_id = self.job, worker = worker, event = "worker-dead";
-                    "worker {worker} missed its heartbeats for {:?}: its tasks go to other workers",
-                    d.timing.lease);
+            for (worker, requeued) in s.expire(now) {
+                super::events::worker_dead(worker, self.job, d.timing.lease, requeued).log();
                 d.notify();
             }
             if s.alive() == 0 && s.waiting() > 0 {

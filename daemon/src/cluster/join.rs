@@ -135,8 +135,7 @@ async fn session(
             WireError::Version(_) => Ended::Misconfigured(e.to_string()),
             e => Ended::Lost(e.to_string()),
         })?;
-    log::info!(worker = welcome.worker, event = "registered";
-        "registered with the dispatcher {} as worker {}", settings.dispatcher, welcome.worker);
+    super::events::registered(welcome.worker, &settings.dispatcher).log();
     let beat = tokio::spawn(heartbeats(client.clone(), welcome));
     let mut link = NetworkLink {
         client,

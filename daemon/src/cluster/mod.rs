@@ -16,6 +16,7 @@
 //! | [`service`] | the dispatcher's side of a worker's connection |
 //! | [`join`] | a worker daemon: dial, register, heartbeats, serve, dial again |
 //! | [`chunk_cache`] | a worker's bounded cache of the chunks it was sent |
+//! | [`events`] | the cluster's log records, with the journal fields `WORKER` and `JOB_ID` |
 //!
 //! Faults: a worker that stops answering loses its leases after `lease` seconds and its
 //! tasks — leased, or held in its partial sum — go to other workers; its late results are
@@ -25,6 +26,7 @@
 
 pub mod chunk_cache;
 pub mod dispatcher;
+pub mod events;
 pub mod join;
 pub mod local;
 pub mod schedule;

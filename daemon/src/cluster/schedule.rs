@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::work::{ChunkSet, Done, Output, Task, fits};
+use topicd_protocol::JobId;
 
 /// A worker's number, unique for the dispatcher's life (a worker that registers again gets
 /// a new one).
@@ -58,6 +59,8 @@ pub struct WorkerState {
     pub tasks_done: u64,
     /// The (first) chunk of the task it works on, if any.
     pub current: Option<u64>,
+    /// The job of the last task it was given.
+    pub job: Option<JobId>,
     /// Bytes received from it and sent to it.
     pub bytes_in: u64,
     /// Bytes sent to it.
@@ -158,6 +161,9 @@ struct Phase {
 pub struct Schedule {
     lease_timeout: Duration,
     next_id: u64,
+    /// The job running on the cluster, from its start to its end (its phases and the
+    /// reductions between them).
+    job: Option<JobId>,
     workers: BTreeMap<WorkerId, WorkerState>,
     phase: Option<Phase>,
 }
@@ -168,6 +174,7 @@ impl Schedule {
         Schedule {
             lease_timeout,
             next_id: 1,
+            job: None,
             workers: BTreeMap::new(),
             phase: None,
         }
@@ -196,6 +203,7 @@ impl Schedule {
                 last_seen: now,
                 tasks_done: 0,
                 current: None,
+                job: None,
                 bytes_in: 0,
                 bytes_out: 0,
                 chunks: chunks.into_iter().collect(),
@@ -215,6 +223,33 @@ impl Schedule {
     /// Number of live workers.
     pub fn alive(&self) -> usize {
         self.workers.values().filter(|w| w.alive).count()
+    }
+
+    /// Number of live workers that took a task of job `job` (the running one) and have not
+    /// died since: the workers `topicctl status` says work on it. A worker that comes back
+    /// counts again once it takes a task.
+    pub fn working_on(&self, job: JobId) -> usize {
+        self.workers
+            .values()
+            .filter(|w| w.alive && w.job == Some(job))
+            .count()
+    }
+
+    /// The job running on the cluster, if any.
+    pub fn job(&self) -> Option<JobId> {
+        self.job
+    }
+
+    /// Job `job` starts running on the cluster: the phases that follow are its.
+    pub fn start_job(&mut self, job: JobId) {
+        self.job = Some(job);
+    }
+
+    /// Job `job` stopped running on the cluster (finished, stopped or failed).
+    pub fn end_job(&mut self, job: JobId) {
+        if self.job == Some(job) {
+            self.job = None;
+        }
     }
 
     /// Number of live workers working on the phase now (leased or holding tasks).
@@ -237,22 +272,21 @@ impl Schedule {
     }
 
     /// Declare dead every worker silent for longer than the lease, and put its tasks back
-    /// in the queue. Returns the workers that died.
-    pub fn expire(&mut self, now: Instant) -> Vec<WorkerId> {
+    /// in the queue. Returns the workers that died, each with the number of its tasks that
+    /// wait again for another worker.
+    pub fn expire(&mut self, now: Instant) -> Vec<(WorkerId, usize)> {
         let dead: Vec<WorkerId> = self
             .workers
             .iter()
             .filter(|(_, w)| w.alive && now.duration_since(w.last_seen) > self.lease_timeout)
             .map(|(&id, _)| id)
             .collect();
-        for &id in &dead {
-            self.forget(id);
-        }
-        dead
+        dead.into_iter().map(|id| (id, self.forget(id))).collect()
     }
 
-    /// Mark a worker dead (it disconnected, or said goodbye) and requeue its tasks.
-    pub fn forget(&mut self, worker: WorkerId) {
+    /// Mark a worker dead (it disconnected, or said goodbye) and requeue its tasks — leased,
+    /// or held in its partial sum. Returns how many tasks wait again.
+    pub fn forget(&mut self, worker: WorkerId) -> usize {
         if let Some(w) = self.workers.get_mut(&worker) {
             w.alive = false;
             w.current = None;
@@ -260,6 +294,7 @@ impl Schedule {
             w.flush_wanted = false;
             w.flushing = None;
         }
+        let mut requeued = 0;
         if let Some(phase) = &mut self.phase {
             for entry in phase.entries.values_mut() {
                 match entry.state {
@@ -267,11 +302,13 @@ impl Schedule {
                         if w == worker =>
                     {
                         entry.state = EntryState::Waiting;
+                        requeued += 1;
                     }
                     _ => {}
                 }
             }
         }
+        requeued
     }
 
     /// Start a phase (one `Executor::run` call): `combine` when its results are partial
@@ -433,12 +470,13 @@ impl Schedule {
             return Ok(Order::Wait);
         };
         self.next_id += 1;
-        let (phase_id, combine) = (phase.id, phase.combine);
+        let (phase_id, combine, job) = (phase.id, phase.combine, self.job);
         let entry = phase.entries.get_mut(&seq).expect("picked");
         entry.state = EntryState::Leased { worker, lease };
         let chunk = entry.chunks.0;
         let w = self.workers.get_mut(&worker).expect("seen");
         w.current = Some(chunk);
+        w.job = job;
         Ok(Order::Task {
             lease,
             phase: phase_id,
@@ -689,7 +727,7 @@ mod tests {
         assert_eq!(s.next_order(b, t0).unwrap(), Order::Wait);
         let later = t0 + Duration::from_secs(6);
         s.seen(b, later).unwrap();
-        assert_eq!(s.expire(later), vec![a]);
+        assert_eq!(s.expire(later), vec![(a, 1)]);
         assert!(!s.workers.get(&a).unwrap().alive);
         let (lb, _) = lease_of(s.next_order(b, later).unwrap());
         // a comes back with its old result: refused, and it must register again
@@ -746,9 +784,45 @@ mod tests {
         assert!(matches!(s.next_order(b, t0).unwrap(), Order::Flush { .. }));
         let later = t0 + Duration::from_secs(6);
         s.seen(a, later).unwrap();
-        assert_eq!(s.expire(later), vec![b]);
+        assert_eq!(s.expire(later), vec![(b, 2)]);
         assert_eq!(s.waiting(), 2);
         assert!(!s.holding());
+    }
+
+    #[test]
+    fn the_workers_of_a_job_are_the_live_ones_that_took_its_tasks() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(Duration::from_secs(5));
+        let (a, b, c) = (
+            s.register(identity("a"), [], t0),
+            s.register(identity("b"), [], t0),
+            s.register(identity("c"), [], t0),
+        );
+        assert_eq!((s.job(), s.working_on(7)), (None, 0));
+        s.start_job(7);
+        s.start_phase(false);
+        for c in 0..2 {
+            s.add(svd_task(c), c as u128);
+        }
+        assert_eq!(s.job(), Some(7));
+        let (la, _) = lease_of(s.next_order(a, t0).unwrap());
+        lease_of(s.next_order(b, t0).unwrap());
+        assert_eq!(s.next_order(c, t0).unwrap(), Order::Wait);
+        assert_eq!(s.working_on(7), 2, "c has taken nothing");
+        // between tasks and phases a worker still works on its job
+        s.deliver(a, la, compute(&svd_task(0)), t0).unwrap();
+        s.end_phase();
+        assert_eq!((s.job(), s.working_on(7)), (Some(7), 2));
+        // a dead worker does not count; the next job starts with none
+        assert_eq!(s.forget(b), 0, "its phase ended: nothing to requeue");
+        assert_eq!(s.working_on(7), 1);
+        s.end_job(7);
+        assert_eq!(s.job(), None);
+        s.start_job(8);
+        s.start_phase(false);
+        assert_eq!((s.working_on(7), s.working_on(8)), (1, 0));
+        s.end_job(7);
+        assert_eq!(s.job(), Some(8), "only the job that ends is forgotten");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use tarpc::context::Context;
 use tarpc::server::{BaseChannel, Channel};
 
 use super::dispatcher::Dispatcher;
+use super::events;
 use super::schedule::{ChunkKey, LeaseId, Order, Refusal, WorkerId, WorkerIdentity};
 use super::wire::*;
 use crate::peer::Connection;
@@ -53,10 +54,12 @@ pub async fn serve_connection(dispatcher: Arc<Dispatcher>, connection: Connectio
         })
         .await;
     if let Some(worker) = *conn.worker.lock().unwrap_or_else(|e| e.into_inner()) {
-        log::info!(worker = worker, event = "worker-left";
-            "worker {worker} ({peer}) disconnected: its tasks go to other workers");
-        dispatcher.lock().forget(worker);
+        let (job, requeued) = {
+            let mut s = dispatcher.lock();
+            (s.job(), s.forget(worker))
+        };
         dispatcher.notify();
+        events::worker_left(worker, job, peer, requeued).log();
     }
 }
 
@@ -73,6 +76,15 @@ struct PerConnection {
     uploads: Mutex<HashMap<LeaseId, Vec<u8>>>,
     /// Items being fetched, encoded once.
     items: Mutex<HashMap<Fetch, Arc<Vec<u8>>>>,
+}
+
+/// Log a refusal worth the journal (a stale result); a worker's result the dispatcher
+/// refuses for its shape is logged where the worker is disconnected.
+fn log_refusal(d: &Dispatcher, worker: WorkerId, result: &Result<(), Refusal>) {
+    if let Err(Refusal::StaleLease(lease)) = result {
+        let job = d.lock().job();
+        events::stale_result(worker, job, *lease).log();
+    }
 }
 
 fn refusal(e: Refusal) -> WireError {
@@ -155,7 +167,10 @@ impl Cluster for ClusterHandler {
             version: hello.version,
         };
         let d = &self.dispatcher;
-        let worker = d.lock().register(identity, hello.chunks, Instant::now());
+        let (worker, job) = {
+            let mut s = d.lock();
+            (s.register(identity, hello.chunks, Instant::now()), s.job())
+        };
         let previous = self
             .conn
             .worker
@@ -166,8 +181,7 @@ impl Cluster for ClusterHandler {
             d.lock().forget(previous);
         }
         d.notify();
-        log::info!(worker = worker, event = "worker-joined";
-            "worker {worker} joined from {} ({}, {} cores)", self.conn.peer, hello.host, hello.cores);
+        events::worker_joined(worker, job, self.conn.peer, &hello.host, hello.cores).log();
         Ok(Welcome {
             worker,
             heartbeat_ms: d.timing.heartbeat.as_millis() as u64,
@@ -274,6 +288,7 @@ impl Cluster for ClusterHandler {
         let worker = self.own(worker)?;
         let result = self.dispatcher.lock().held(worker, lease, Instant::now());
         self.dispatcher.notify();
+        log_refusal(&self.dispatcher, worker, &result);
         result.map_err(refusal)
     }
 
@@ -332,11 +347,16 @@ impl Cluster for ClusterHandler {
         let d = &self.dispatcher;
         let result = d.lock().deliver(worker, lease, output, Instant::now());
         d.notify();
+        log_refusal(d, worker, &result);
         if let Err(Refusal::BadResult(_)) = result {
-            log::error!(worker = worker, event = "bad-result";
-                "worker {worker} ({}) sent a result that does not fit its task: it is disconnected", self.conn.peer);
-            d.lock().forget(worker);
+            let job = {
+                let mut s = d.lock();
+                let job = s.job();
+                s.forget(worker);
+                job
+            };
             d.notify();
+            events::bad_result(worker, job, self.conn.peer).log();
         }
         result.map_err(refusal)
     }

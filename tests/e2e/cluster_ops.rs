@@ -1,0 +1,379 @@
+//! The operator's side of the cluster, through the real binaries: `topicd --check-config` on
+//! cluster settings (and a daemon that refuses to start on them), and `topicctl status` of a
+//! job that workers train.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+/// A file of `text` with permissions `mode`.
+fn write(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path
+}
+
+/// A secret as the operations guide makes one: 32 random bytes in base64 (44 characters and
+/// a newline), mode 0640.
+fn good_secret(dir: &Path) -> PathBuf {
+    write(
+        dir,
+        "cluster.secret",
+        "q2T9d1oVb6mXo8xJc3HkR0sN4uYw7ZpL5eGf1aBtCvI=\n",
+        0o640,
+    )
+}
+
+/// `topicd --check-config --config FILE` and any further flags.
+fn check_config(config: &Path, extra: &[&str]) -> Output {
+    Command::new(topicd_bin())
+        .arg("--check-config")
+        .arg("--config")
+        .arg(config)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn check_config_accepts_good_cluster_settings_for_each_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = good_secret(dir.path());
+    let dispatcher = write(
+        dir.path(),
+        "dispatcher.toml",
+        &format!(
+            "role = \"dispatcher\"\nlisten = \"0.0.0.0:7787\"\ncluster_secret_file = {:?}\n",
+            secret.display().to_string()
+        ),
+        0o644,
+    );
+    let out = check_config(&dispatcher, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout)
+            .trim_end()
+            .ends_with("role dispatcher listening on 0.0.0.0:7787 (encrypted, local_worker true)"),
+        "{}",
+        text(&out.stdout)
+    );
+    let worker = write(
+        dir.path(),
+        "worker.toml",
+        &format!(
+            "role = \"worker\"\ndispatcher = \"192.0.2.10:7787\"\ncluster_secret_file = {:?}\n",
+            secret.display().to_string()
+        ),
+        0o644,
+    );
+    let out = check_config(&worker, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout)
+            .trim_end()
+            .ends_with("role worker of 192.0.2.10:7787 (encrypted)"),
+        "{}",
+        text(&out.stdout)
+    );
+    // the flags make the same roles from a file without cluster keys
+    let empty = write(dir.path(), "empty.toml", "", 0o644);
+    let secret = secret.to_str().unwrap();
+    let out = check_config(
+        &empty,
+        &["--role", "worker", "--dispatcher", "[2001:db8::1]:7787"],
+    );
+    assert!(!out.status.success(), "a remote dispatcher needs a secret");
+    let out = check_config(
+        &empty,
+        &[
+            "--role",
+            "worker",
+            "--dispatcher",
+            "[2001:db8::1]:7787",
+            "--cluster-secret-file",
+            secret,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn check_config_names_every_cluster_problem_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = write(
+        dir.path(),
+        "open.secret",
+        "q2T9d1oVb6mXo8xJc3HkR0sN4uYw7ZpL5eGf1aBtCvI=\n",
+        0o644,
+    );
+    let config = write(
+        dir.path(),
+        "topicd.toml",
+        &format!(
+            "# a dispatcher\nrole = \"dispatcher\"\nlisten = \"dispatcher.example:7787\"\n\
+             cluster_secret_file = {:?}\nlease_secs = 0\n",
+            open.display().to_string()
+        ),
+        0o644,
+    );
+    let out = check_config(&config, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    let file = config.display().to_string();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 4, "{stderr}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "{file}:3: listen \"dispatcher.example:7787\" is not an IP address and port"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("{file}:4: cluster_secret_file: cluster secret "))
+            && lines[1].contains("may be read or written by any user (mode 0644)"),
+        "{stderr}"
+    );
+    assert!(
+        lines[2].starts_with(&format!("{file}:5: lease_secs must be between")),
+        "{stderr}"
+    );
+    assert_eq!(
+        lines[3],
+        "topicd: 3 problems in the settings; topicd would not start"
+    );
+
+    // a short secret, and a missing one
+    let short = write(dir.path(), "short.secret", "0123456789abcdef\n", 0o600);
+    let config = write(
+        dir.path(),
+        "worker.toml",
+        "role = \"worker\"\ndispatcher = \"192.0.2.10\"\n",
+        0o644,
+    );
+    for (secret, why) in [
+        (short, "has 16 bytes, fewer than the 32 required"),
+        (dir.path().join("none.secret"), "No such file or directory"),
+    ] {
+        let out = check_config(
+            &config,
+            &["--cluster-secret-file", secret.to_str().unwrap()],
+        );
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "{}:2: dispatcher address \"192.0.2.10\": it has no port",
+                config.display()
+            )) && stderr.contains(&format!(
+                "command line: cluster_secret_file: cluster secret {}",
+                secret.display()
+            )) && stderr.contains(why),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_dispatcher_open_to_the_network_without_a_secret_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "topicd.toml",
+        "role = \"dispatcher\"\nlisten = \"0.0.0.0:7787\"\n",
+        0o644,
+    );
+    let out = check_config(&config, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(":1: role = \"dispatcher\" needs cluster_secret_file"),
+        "{}",
+        text(&out.stderr)
+    );
+    // the daemon itself refuses, before it touches the data directory
+    let data = dir.path().join("data");
+    let out = Command::new(topicd_bin())
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--control-socket")
+        .arg(dir.path().join("control.sock"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("needs cluster_secret_file"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!data.exists());
+    // on loopback it may go without one
+    let out = check_config(&config, &["--listen", "127.0.0.1:7787"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// A worker daemon of the dispatcher at `addr`, logging to `dir/worker.log`.
+struct Worker {
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Worker {
+    fn start(addr: &str, secret: &Path) -> Worker {
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("worker.log")).unwrap();
+        let child = Command::new(topicd_bin())
+            .args(["--role", "worker", "--dispatcher", addr])
+            .arg("--cluster-secret-file")
+            .arg(secret)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Worker { dir, child }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("worker.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Poll `check` every 20 ms until it gives a value, or panic after `secs` with `context()`.
+fn poll<T>(secs: u64, mut check: impl FnMut() -> Option<T>, context: impl Fn() -> String) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not within {secs} s:\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn status_counts_the_workers_of_a_job_and_the_journal_names_them() {
+    let keys = tempfile::tempdir().unwrap();
+    let secret = good_secret(keys.path());
+    let config = write(
+        keys.path(),
+        "dispatcher.toml",
+        "local_worker = false\nlease_secs = 2.0\n",
+        0o644,
+    );
+    let addr = {
+        let probe = std::net::TcpListener::bind("127.0.0.21:0").unwrap();
+        probe.local_addr().unwrap().to_string()
+    };
+    let dispatcher = Daemon::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--role",
+        "dispatcher",
+        "--listen",
+        &addr,
+        "--cluster-secret-file",
+        secret.to_str().unwrap(),
+    ]);
+    let mut workers = vec![Worker::start(&addr, &secret), Worker::start(&addr, &secret)];
+    let alive = || {
+        let out = dispatcher.ok(&["--json", "workers"]);
+        let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["state"] == "alive")
+            .count()
+    };
+    poll(30, || (alive() == 2).then_some(()), || dispatcher.log());
+
+    // a job long enough to be seen running: 60 chunks a pass, 6 passes
+    let data = tempfile::tempdir().unwrap();
+    let (corpus, dictionary) = write_corpus(data.path(), "ops", 60_000, 2_000, 25, 17);
+    let job = dispatcher.submit_lsi(
+        &corpus,
+        &dictionary,
+        &[
+            "--topics",
+            "20",
+            "--chunksize",
+            "1000",
+            "--power-iters",
+            "4",
+        ],
+    );
+    let id = job.to_string();
+    // both workers take its tasks: status says 2, in JSON and in text
+    let status = dispatcher.wait_until(job, 120, |s| s["workers"] == 2 || s["state"] != "running");
+    assert_eq!(
+        (&status["state"], &status["workers"]),
+        (&"running".into(), &2.into()),
+        "{status}\n{}",
+        dispatcher.log()
+    );
+    let text = dispatcher.ok(&["status", &id]);
+    assert!(
+        text.contains("\n  workers        2\n") || !text.starts_with(&format!("job {id}: running")),
+        "{text}"
+    );
+    // the dispatcher's records of the workers carry their number and the job's
+    let log = dispatcher.log();
+    let joined = log
+        .lines()
+        .filter(|l| l.contains("event=worker-joined worker="))
+        .count();
+    assert_eq!(joined, 2, "{log}");
+    for w in &workers {
+        assert!(w.log().contains("event=registered worker="), "{}", w.log());
+    }
+
+    // one worker dies: the dispatcher says which, for which job; status counts one
+    let mut gone = workers.remove(0);
+    gone.child.kill().unwrap();
+    gone.child.wait().unwrap();
+    let left = poll(
+        30,
+        || {
+            dispatcher
+                .log()
+                .lines()
+                .find(|l| l.contains("event=worker-left"))
+                .map(str::to_string)
+        },
+        || dispatcher.log(),
+    );
+    assert!(
+        left.contains(&format!(" job_id={job}")) && left.contains(" worker="),
+        "{left}"
+    );
+    let status = dispatcher.wait_until(job, 120, |s| s["workers"] == 1 || s["state"] != "running");
+    assert!(
+        status["workers"] == 1 || status["state"] == "succeeded",
+        "{status}"
+    );
+    assert_eq!(dispatcher.wait(job), "succeeded", "{}", dispatcher.log());
+    assert!(dispatcher.status(job)["workers"].is_null());
+    drop(gone);
+}
