@@ -94,6 +94,22 @@ impl ClusterHandler {
         }
     }
 
+    /// Refuse `worker`'s `request`, saying why in the log: a worker declared dead (cut off,
+    /// stopped, or silent for too long) learns that it must register again, and nothing it
+    /// sends under its old registration counts; a result for a lease that is no longer the
+    /// worker's is ignored.
+    fn refuse(&self, worker: WorkerId, request: &str, e: Refusal) -> WireError {
+        let peer = self.conn.peer;
+        match e {
+            Refusal::UnknownWorker(_) => log::info!(worker = worker, event = "stale-worker";
+                "worker {worker} ({peer}) was declared dead: its {request} is refused, it must register again"),
+            Refusal::StaleLease(lease) => log::info!(worker = worker, event = "stale-result";
+                "worker {worker} ({peer}): its {request} of lease {lease} is ignored, the lease is no longer its"),
+            Refusal::BadResult(_) => {}
+        }
+        refusal(e)
+    }
+
     /// The encoding of an item a worker fetches, made once per connection and item.
     fn item(&self, what: Fetch) -> Result<Arc<Vec<u8>>, WireError> {
         if let Some(bytes) = self
@@ -181,7 +197,7 @@ impl Cluster for ClusterHandler {
             .lock()
             .seen(worker, Instant::now())
             .map(|_| ())
-            .map_err(refusal)
+            .map_err(|e| self.refuse(worker, "heartbeat", e))
     }
 
     async fn order(
@@ -200,7 +216,8 @@ impl Cluster for ClusterHandler {
         loop {
             let order = {
                 let mut s = d.lock();
-                match s.next_order(worker, Instant::now()).map_err(refusal)? {
+                let order = s.next_order(worker, Instant::now());
+                match order.map_err(|e| self.refuse(worker, "request for work", e))? {
                     Order::Task {
                         lease,
                         phase,
@@ -274,7 +291,7 @@ impl Cluster for ClusterHandler {
         let worker = self.own(worker)?;
         let result = self.dispatcher.lock().held(worker, lease, Instant::now());
         self.dispatcher.notify();
-        result.map_err(refusal)
+        result.map_err(|e| self.refuse(worker, "result", e))
     }
 
     async fn upload(
@@ -338,7 +355,7 @@ impl Cluster for ClusterHandler {
             d.lock().forget(worker);
             d.notify();
         }
-        result.map_err(refusal)
+        result.map_err(|e| self.refuse(worker, "result", e))
     }
 }
 
