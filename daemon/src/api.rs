@@ -367,21 +367,28 @@ impl Control for Handler {
         };
         let job = self.shared.scheduler.running_job();
         let now = std::time::Instant::now();
+        let lease = dispatcher.timing.lease;
         let s = dispatcher.lock();
         Ok(s.workers()
-            .map(|(id, w)| WorkerInfo {
-                id,
-                host: w.identity.host.clone(),
-                address: w.identity.address.clone(),
-                cores: w.identity.cores,
-                version: w.identity.version.clone(),
-                state: if w.alive { "alive" } else { "dead" }.into(),
-                tasks_done: w.tasks_done,
-                job: job.filter(|_| w.alive && w.current.is_some()),
-                current_chunk: w.current.filter(|_| w.alive),
-                last_heartbeat_secs: now.duration_since(w.last_seen).as_secs_f64(),
-                bytes_in: w.bytes_in,
-                bytes_out: w.bytes_out,
+            .map(|(id, w)| {
+                // leases expire in the schedule only while a job runs: a worker silent for
+                // longer than its lease between jobs is dead too (until it speaks again)
+                let silent = now.duration_since(w.last_seen);
+                let alive = w.alive && silent <= lease;
+                WorkerInfo {
+                    id,
+                    host: w.identity.host.clone(),
+                    address: w.identity.address.clone(),
+                    cores: w.identity.cores,
+                    version: w.identity.version.clone(),
+                    state: if alive { "alive" } else { "dead" }.into(),
+                    tasks_done: w.tasks_done,
+                    job: job.filter(|_| alive && w.current.is_some()),
+                    current_chunk: w.current.filter(|_| alive),
+                    last_heartbeat_secs: silent.as_secs_f64(),
+                    bytes_in: w.bytes_in,
+                    bytes_out: w.bytes_out,
+                }
             })
             .collect())
     }

@@ -117,6 +117,26 @@ pub fn stale_result(worker: WorkerId, job: Option<JobId>, lease: LeaseId) -> Eve
     }
 }
 
+/// A worker declared dead (cut off, stopped, silent too long) asked something under its
+/// old registration: refused, it must register again (on the dispatcher).
+pub fn stale_worker(
+    worker: WorkerId,
+    job: Option<JobId>,
+    peer: SocketAddr,
+    request: &str,
+) -> Event {
+    Event {
+        name: "stale-worker",
+        level: Level::Info,
+        worker,
+        job,
+        message: format!(
+            "worker {worker} ({peer}) was declared dead: its {request} is refused, it must \
+             register again"
+        ),
+    }
+}
+
 /// A worker sent a result that does not fit its task and is disconnected (on the
 /// dispatcher).
 pub fn bad_result(worker: WorkerId, job: Option<JobId>, peer: SocketAddr) -> Event {

@@ -163,7 +163,8 @@ async fn session(
     result
 }
 
-/// Renew the leases every `heartbeat_ms` until the connection fails.
+/// Renew the leases every `heartbeat_ms` until the connection fails or the dispatcher
+/// forgets this worker.
 async fn heartbeats(client: ClusterClient, welcome: Welcome) {
     let period = Duration::from_millis(welcome.heartbeat_ms.max(50));
     let lease = Duration::from_millis(welcome.lease_ms.max(100));
@@ -171,6 +172,10 @@ async fn heartbeats(client: ClusterClient, welcome: Welcome) {
         tokio::time::sleep(period).await;
         match client.heartbeat(deadline(lease), welcome.worker).await {
             Ok(Ok(())) => {}
+            // answered late (a dispatcher busy for a moment, a network that dropped packets
+            // for a while): the connection may carry on, and then it needs its heartbeats;
+            // whether the lease expired meanwhile is the dispatcher's to say
+            Err(RpcError::DeadlineExceeded) => {}
             _ => return,
         }
     }
@@ -354,5 +359,99 @@ impl Link for NetworkLink {
             lease,
             bytes.len() as u64,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+    use std::time::Instant;
+
+    use futures::StreamExt;
+    use tarpc::server::{BaseChannel, Channel};
+
+    use super::*;
+
+    /// A dispatcher that counts heartbeats and answers the first one too late.
+    #[derive(Clone)]
+    struct SlowOnce(Arc<AtomicU64>);
+
+    impl Cluster for SlowOnce {
+        async fn register(self, _: Context, _: Hello) -> Result<Welcome, WireError> {
+            Err(WireError::BadRequest("not in this test".into()))
+        }
+        async fn heartbeat(self, _: Context, _: WorkerId) -> Result<(), WireError> {
+            if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Ok(())
+        }
+        async fn order(
+            self,
+            _: Context,
+            _: WorkerId,
+            _: Vec<ChunkKey>,
+        ) -> Result<WireOrder, WireError> {
+            Ok(WireOrder::Wait)
+        }
+        async fn fetch(self, _: Context, _: WorkerId, _: Fetch, _: u64) -> Result<Page, WireError> {
+            Err(WireError::BadRequest("not in this test".into()))
+        }
+        async fn held(self, _: Context, _: WorkerId, _: LeaseId) -> Result<(), WireError> {
+            Ok(())
+        }
+        async fn upload(
+            self,
+            _: Context,
+            _: WorkerId,
+            _: LeaseId,
+            _: u64,
+            _: Bytes,
+        ) -> Result<(), WireError> {
+            Ok(())
+        }
+        async fn deliver(
+            self,
+            _: Context,
+            _: WorkerId,
+            _: LeaseId,
+            _: u64,
+        ) -> Result<(), WireError> {
+            Ok(())
+        }
+    }
+
+    /// A heartbeat answered after its deadline (a dispatcher busy for a moment, a network
+    /// that dropped packets for a while) does not end the heartbeats: without them, the
+    /// worker's next task longer than a lease would cost it its registration.
+    #[tokio::test]
+    async fn heartbeats_go_on_after_a_late_answer() {
+        let (client_side, server_side) = tarpc::transport::channel::unbounded();
+        let beats = Arc::new(AtomicU64::new(0));
+        let server = SlowOnce(beats.clone());
+        tokio::spawn(
+            BaseChannel::with_defaults(server_side)
+                .execute(server.serve())
+                .for_each(|request| async {
+                    tokio::spawn(request);
+                }),
+        );
+        let client = ClusterClient::new(tarpc::client::Config::default(), client_side).spawn();
+        let welcome = Welcome {
+            worker: 1,
+            heartbeat_ms: 50,
+            lease_ms: 100,
+        };
+        let beating = tokio::spawn(heartbeats(client, welcome));
+        let start = Instant::now();
+        while beats.load(Ordering::SeqCst) < 4 && start.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            beats.load(Ordering::SeqCst) >= 4,
+            "the heartbeats stopped after the late one: {} sent",
+            beats.load(Ordering::SeqCst)
+        );
+        beating.abort();
     }
 }

@@ -106,6 +106,18 @@ impl ClusterHandler {
         }
     }
 
+    /// Refuse `worker`'s `request`: a worker declared dead (cut off, stopped, or silent for
+    /// too long) learns that it must register again, and nothing it sends under its old
+    /// registration counts — said in the log (results under a lease no longer the worker's
+    /// are logged where they arrive, [`log_refusal`]).
+    fn refuse(&self, worker: WorkerId, request: &str, e: Refusal) -> WireError {
+        if let Refusal::UnknownWorker(_) = e {
+            let job = self.dispatcher.lock().job();
+            events::stale_worker(worker, job, self.conn.peer, request).log();
+        }
+        refusal(e)
+    }
+
     /// The encoding of an item a worker fetches, made once per connection and item.
     fn item(&self, what: Fetch) -> Result<Arc<Vec<u8>>, WireError> {
         if let Some(bytes) = self
@@ -195,7 +207,7 @@ impl Cluster for ClusterHandler {
             .lock()
             .seen(worker, Instant::now())
             .map(|_| ())
-            .map_err(refusal)
+            .map_err(|e| self.refuse(worker, "heartbeat", e))
     }
 
     async fn order(
@@ -214,7 +226,8 @@ impl Cluster for ClusterHandler {
         loop {
             let order = {
                 let mut s = d.lock();
-                match s.next_order(worker, Instant::now()).map_err(refusal)? {
+                let order = s.next_order(worker, Instant::now());
+                match order.map_err(|e| self.refuse(worker, "request for work", e))? {
                     Order::Task {
                         lease,
                         phase,
@@ -289,7 +302,7 @@ impl Cluster for ClusterHandler {
         let result = self.dispatcher.lock().held(worker, lease, Instant::now());
         self.dispatcher.notify();
         log_refusal(&self.dispatcher, worker, &result);
-        result.map_err(refusal)
+        result.map_err(|e| self.refuse(worker, "report of a held result", e))
     }
 
     async fn upload(
@@ -358,7 +371,7 @@ impl Cluster for ClusterHandler {
             d.notify();
             events::bad_result(worker, job, self.conn.peer).log();
         }
-        result.map_err(refusal)
+        result.map_err(|e| self.refuse(worker, "result", e))
     }
 }
 
