@@ -141,6 +141,10 @@ async fn start_dispatcher(
             "not encrypted"
         }
     );
+    let mut watching = shutdown.clone();
+    tokio::spawn(dispatcher.clone().watch_leases(async move {
+        crate::shutdown::requested(&mut watching).await;
+    }));
     let serving = dispatcher.clone();
     let mut stopping = shutdown.clone();
     tokio::spawn(async move {

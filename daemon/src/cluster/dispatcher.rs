@@ -90,6 +90,32 @@ impl Dispatcher {
             .unwrap_or_else(|e| e.into_inner().0)
     }
 
+    /// Declare dead the workers silent for longer than a lease (their tasks wait for other
+    /// workers), saying so in the log.
+    pub fn expire_leases(&self, s: &mut Schedule) {
+        let job = s.job();
+        let dead = s.expire(Instant::now());
+        for &(worker, requeued) in &dead {
+            super::events::worker_dead(worker, job, self.timing.lease, requeued).log();
+        }
+        if !dead.is_empty() {
+            self.notify();
+        }
+    }
+
+    /// Expire leases every heartbeat period, with a job running or not (a job's executor
+    /// does it too, between its results), until `stop` completes.
+    pub async fn watch_leases(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) {
+        let mut tick = tokio::time::interval(self.timing.heartbeat);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tick.tick() => self.expire_leases(&mut self.lock()),
+            }
+        }
+    }
+
     /// Wait (async) until something changes or `timeout` passes.
     pub async fn wait_for_orders(&self, timeout: Duration) {
         let _ = tokio::time::timeout(timeout, self.orders.notified()).await;
@@ -218,11 +244,8 @@ impl Executor for Remote {
             {
                 d.notify();
             }
+            d.expire_leases(&mut s);
             let now = Instant::now();
-            for (worker, requeued) in s.expire(now) {
-                super::events::worker_dead(worker, self.job, d.timing.lease, requeued).log();
-                d.notify();
-            }
             if s.alive() == 0 && s.waiting() > 0 {
                 let since = *waiting_since.get_or_insert(now);
                 if now.duration_since(since) >= Duration::from_secs(10) {

@@ -88,12 +88,17 @@ pub fn worker_left(
 
 /// A worker's lease expired (no heartbeat for `lease`); `requeued` of its tasks wait again
 /// (on the dispatcher).
-pub fn worker_dead(worker: WorkerId, job: JobId, lease: Duration, requeued: usize) -> Event {
+pub fn worker_dead(
+    worker: WorkerId,
+    job: Option<JobId>,
+    lease: Duration,
+    requeued: usize,
+) -> Event {
     Event {
         name: "worker-dead",
         level: Level::Warn,
         worker,
-        job: Some(job),
+        job,
         message: format!(
             "worker {worker} missed its heartbeats for {lease:?}: its lease expired, it is dead \
              until it registers again; {}",
@@ -231,7 +236,7 @@ mod tests {
         let events = [
             worker_joined(3, Some(7), peer, "node7", 2),
             worker_left(3, Some(7), peer, 2),
-            worker_dead(3, 7, Duration::from_secs(5), 1),
+            worker_dead(3, Some(7), Duration::from_secs(5), 1),
             stale_result(3, Some(7), 12),
             bad_result(3, Some(7), peer),
         ];

@@ -19,6 +19,7 @@ use super::wire::*;
 use crate::peer::Connection;
 use crate::work::Task;
 use crate::work::encode::{self, PhaseInput};
+use topicd_protocol::JobId;
 
 /// Requests a worker may have in flight on its connection (it makes two at most: its
 /// heartbeat and its current request).
@@ -110,9 +111,9 @@ impl ClusterHandler {
     /// too long) learns that it must register again, and nothing it sends under its old
     /// registration counts — said in the log (results under a lease no longer the worker's
     /// are logged where they arrive, [`log_refusal`]).
-    fn refuse(&self, worker: WorkerId, request: &str, e: Refusal) -> WireError {
+    /// `job`: the job running on the cluster (the caller may hold the schedule's lock).
+    fn refuse(&self, worker: WorkerId, request: &str, e: Refusal, job: Option<JobId>) -> WireError {
         if let Refusal::UnknownWorker(_) = e {
-            let job = self.dispatcher.lock().job();
             events::stale_worker(worker, job, self.conn.peer, request).log();
         }
         refusal(e)
@@ -203,11 +204,9 @@ impl Cluster for ClusterHandler {
 
     async fn heartbeat(self, _: Context, worker: WorkerId) -> Result<(), WireError> {
         let worker = self.own(worker)?;
-        self.dispatcher
-            .lock()
-            .seen(worker, Instant::now())
-            .map(|_| ())
-            .map_err(|e| self.refuse(worker, "heartbeat", e))
+        let mut s = self.dispatcher.lock();
+        let seen = s.seen(worker, Instant::now()).map(|_| ());
+        seen.map_err(|e| self.refuse(worker, "heartbeat", e, s.job()))
     }
 
     async fn order(
@@ -227,7 +226,7 @@ impl Cluster for ClusterHandler {
             let order = {
                 let mut s = d.lock();
                 let order = s.next_order(worker, Instant::now());
-                match order.map_err(|e| self.refuse(worker, "request for work", e))? {
+                match order.map_err(|e| self.refuse(worker, "request for work", e, s.job()))? {
                     Order::Task {
                         lease,
                         phase,
@@ -302,7 +301,8 @@ impl Cluster for ClusterHandler {
         let result = self.dispatcher.lock().held(worker, lease, Instant::now());
         self.dispatcher.notify();
         log_refusal(&self.dispatcher, worker, &result);
-        result.map_err(|e| self.refuse(worker, "report of a held result", e))
+        let job = self.dispatcher.lock().job();
+        result.map_err(|e| self.refuse(worker, "report of a held result", e, job))
     }
 
     async fn upload(
@@ -371,7 +371,8 @@ impl Cluster for ClusterHandler {
             d.notify();
             events::bad_result(worker, job, self.conn.peer).log();
         }
-        result.map_err(|e| self.refuse(worker, "result", e))
+        let job = d.lock().job();
+        result.map_err(|e| self.refuse(worker, "result", e, job))
     }
 }
 
