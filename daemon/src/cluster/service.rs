@@ -78,13 +78,16 @@ struct PerConnection {
     items: Mutex<HashMap<Fetch, Arc<Vec<u8>>>>,
 }
 
-/// Log a refusal worth the journal (a stale result); a worker's result the dispatcher
-/// refuses for its shape is logged where the worker is disconnected.
-fn log_refusal(d: &Dispatcher, worker: WorkerId, result: &Result<(), Refusal>) {
-    if let Err(Refusal::StaleLease(lease)) = result {
-        let job = d.lock().job();
-        events::stale_result(worker, job, *lease).log();
-    }
+/// Log a result refused because its lease is gone: expired, or its worker declared dead. A
+/// result refused for its shape is logged where the worker is disconnected.
+fn log_refusal(d: &Dispatcher, worker: WorkerId, lease: LeaseId, result: &Result<(), Refusal>) {
+    let dead = match result {
+        Err(Refusal::StaleLease(_)) => false,
+        Err(Refusal::UnknownWorker(_)) => true,
+        _ => return,
+    };
+    let job = d.lock().job();
+    events::stale_result(worker, job, lease, dead).log();
 }
 
 fn refusal(e: Refusal) -> WireError {
@@ -288,7 +291,7 @@ impl Cluster for ClusterHandler {
         let worker = self.own(worker)?;
         let result = self.dispatcher.lock().held(worker, lease, Instant::now());
         self.dispatcher.notify();
-        log_refusal(&self.dispatcher, worker, &result);
+        log_refusal(&self.dispatcher, worker, lease, &result);
         result.map_err(refusal)
     }
 
@@ -347,7 +350,7 @@ impl Cluster for ClusterHandler {
         let d = &self.dispatcher;
         let result = d.lock().deliver(worker, lease, output, Instant::now());
         d.notify();
-        log_refusal(d, worker, &result);
+        log_refusal(d, worker, lease, &result);
         if let Err(Refusal::BadResult(_)) = result {
             let job = {
                 let mut s = d.lock();
