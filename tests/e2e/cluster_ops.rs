@@ -476,8 +476,7 @@ fn cluster_events_reach_the_journal_with_worker_and_job_id_fields() {
         assert!(out.status.success(), "{}", text(&out.stderr));
         text(&out.stdout)
     };
-    // a job that waits for a worker (the dispatcher trains too, so make it long enough to
-    // see a worker join while it runs)
+    // a job long enough to see a worker join while it runs (the dispatcher trains too)
     let data = tempfile::tempdir().unwrap();
     let (corpus, dictionary) = write_corpus(data.path(), "journal", 60_000, 2_000, 25, 19);
     let job: u64 = ctl(&[
@@ -497,12 +496,15 @@ fn cluster_events_reach_the_journal_with_worker_and_job_id_fields() {
     .trim()
     .parse()
     .unwrap();
+    // its tasks are being handed out (the dispatcher's own worker took some): the job runs
+    // on the cluster, and a worker joins it
     poll(
-        60,
+        120,
         || {
-            ctl(&["status", &job.to_string()])
-                .contains(": running")
-                .then_some(())
+            let status: serde_json::Value =
+                serde_json::from_str(&ctl(&["--json", "status", &job.to_string()])).unwrap();
+            assert_eq!(status["state"], "running", "{status}");
+            (status["workers"].as_u64() >= Some(1)).then_some(())
         },
         log,
     );
