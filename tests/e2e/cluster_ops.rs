@@ -377,3 +377,182 @@ fn status_counts_the_workers_of_a_job_and_the_journal_names_them() {
     assert!(dispatcher.status(job)["workers"].is_null());
     drop(gone);
 }
+
+/// The fields of a journal entry in the native protocol: `KEY=value\n`, or `KEY\n`, a
+/// 64-bit little-endian length, the value and `\n` for a value with a newline.
+fn journal_fields(mut payload: &[u8]) -> Vec<(String, String)> {
+    let mut fields = vec![];
+    while let Some(end) = payload.iter().position(|&b| b == b'\n') {
+        let line = &payload[..end];
+        if let Some(eq) = line.iter().position(|&b| b == b'=') {
+            let (key, value) = (&line[..eq], &line[eq + 1..]);
+            fields.push((text(key), text(value)));
+            payload = &payload[end + 1..];
+        } else {
+            let rest = &payload[end + 1..];
+            let len = u64::from_le_bytes(rest[..8].try_into().unwrap()) as usize;
+            fields.push((text(line), text(&rest[8..8 + len])));
+            payload = &rest[8 + len + 1..];
+        }
+    }
+    fields
+}
+
+#[test]
+fn cluster_events_reach_the_journal_with_worker_and_job_id_fields() {
+    // A journal of our own: a datagram socket bound in a directory that a private mount
+    // namespace puts at /run/systemd/journal for the dispatcher only, which logs to it as
+    // under systemd (JOURNAL_STREAM names its stderr).
+    let dir = tempfile::tempdir().unwrap();
+    let journal_dir = dir.path().join("journal");
+    std::fs::create_dir(&journal_dir).unwrap();
+    let journal = std::os::unix::net::UnixDatagram::bind(journal_dir.join("socket")).unwrap();
+    journal
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let probe = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "true"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!(
+            "SKIPPED: cannot make a mount namespace (unshare --mount; needs root): the journal fields were not checked"
+        );
+        return;
+    }
+    let secret = good_secret(dir.path());
+    let addr = {
+        let probe = std::net::TcpListener::bind("127.0.0.22:0").unwrap();
+        probe.local_addr().unwrap().to_string()
+    };
+    let socket = dir.path().join("control.sock");
+    let stderr_path = dir.path().join("dispatcher.stderr");
+    let stderr = std::fs::File::create(&stderr_path).unwrap();
+    let stream = {
+        use std::os::unix::fs::MetadataExt;
+        let meta = stderr.metadata().unwrap();
+        format!("{}:{}", meta.dev(), meta.ino())
+    };
+    let mut dispatcher = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(
+            "mount -t tmpfs tmpfs /run/systemd && mkdir /run/systemd/journal && \
+             mount --bind \"$0\" /run/systemd/journal && exec \"$@\"",
+        )
+        .arg(&journal_dir)
+        .arg(topicd_bin())
+        .args(["--role", "dispatcher", "--listen", &addr])
+        .arg("--cluster-secret-file")
+        .arg(&secret)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--control-socket")
+        .arg(&socket)
+        .env("JOURNAL_STREAM", &stream)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    poll(30, || socket.exists().then_some(()), log);
+    // received so far, as the fields of each entry
+    let mut entries: Vec<Vec<(String, String)>> = vec![];
+    let receive = |entries: &mut Vec<Vec<(String, String)>>| {
+        let mut buf = vec![0u8; 1 << 16];
+        while let Ok(n) = journal.recv(&mut buf) {
+            if n > 0 {
+                entries.push(journal_fields(&buf[..n]));
+            }
+        }
+    };
+    let ctl = |args: &[&str]| {
+        let out = Command::new(topicctl_bin())
+            .arg("--socket")
+            .arg(&socket)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    // a job long enough to see a worker join while it runs (the dispatcher trains too)
+    let data = tempfile::tempdir().unwrap();
+    let (corpus, dictionary) = write_corpus(data.path(), "journal", 60_000, 2_000, 25, 19);
+    let job: u64 = ctl(&[
+        "submit",
+        "lsi",
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--dictionary",
+        dictionary.to_str().unwrap(),
+        "--topics",
+        "20",
+        "--chunksize",
+        "1000",
+        "--power-iters",
+        "4",
+    ])
+    .trim()
+    .parse()
+    .unwrap();
+    // its tasks are being handed out (the dispatcher's own worker took some): the job runs
+    // on the cluster, and a worker joins it
+    poll(
+        120,
+        || {
+            let status: serde_json::Value =
+                serde_json::from_str(&ctl(&["--json", "status", &job.to_string()])).unwrap();
+            assert_eq!(status["state"], "running", "{status}");
+            (status["workers"].as_u64() >= Some(1)).then_some(())
+        },
+        log,
+    );
+    let worker = Worker::start(&addr, &secret);
+    let field =
+        |e: &[(String, String)], k: &str| e.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let joined = poll(
+        30,
+        || {
+            receive(&mut entries);
+            entries
+                .iter()
+                .find(|e| field(e, "EVENT").as_deref() == Some("worker-joined"))
+                .cloned()
+        },
+        || format!("{}\n{}", log(), worker.log()),
+    );
+    let number = worker
+        .log()
+        .split("event=registered worker=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next().map(str::to_string))
+        .expect("the worker logs its number");
+    assert_eq!(field(&joined, "WORKER"), Some(number), "{joined:?}");
+    assert_eq!(
+        field(&joined, "JOB_ID"),
+        Some(job.to_string()),
+        "{joined:?}"
+    );
+    assert_eq!(
+        field(&joined, "PRIORITY").as_deref(),
+        Some("5"),
+        "{joined:?}"
+    );
+    assert!(
+        field(&joined, "MESSAGE").is_some_and(|m| m.contains("joined from 127.0.0.1:")),
+        "{joined:?}"
+    );
+    // the job's own records carry JOB_ID too, and the dispatcher wrote nothing to stderr
+    assert!(
+        entries
+            .iter()
+            .any(|e| field(e, "EVENT").as_deref() == Some("submitted")
+                && field(e, "JOB_ID") == Some(job.to_string())),
+        "{entries:?}"
+    );
+    assert_eq!(log(), "", "a daemon under the journal logs to the journal");
+    let _ = dispatcher.kill();
+    let _ = dispatcher.wait();
+    drop(worker);
+}

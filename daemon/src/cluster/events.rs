@@ -108,16 +108,21 @@ pub fn worker_dead(
 }
 
 /// A result (or a report of a held one) came under a lease that is no longer the worker's:
-/// its task went to another worker, the result is ignored (on the dispatcher).
-pub fn stale_result(worker: WorkerId, job: Option<JobId>, lease: LeaseId) -> Event {
+/// its task went to another worker, the result is ignored (on the dispatcher). `dead`: the
+/// worker had been declared dead meanwhile (it must register again).
+pub fn stale_result(worker: WorkerId, job: Option<JobId>, lease: LeaseId, dead: bool) -> Event {
+    let why = match dead {
+        true => "after it was declared dead: ignored, and it must register again",
+        false => "which is no longer its own: ignored",
+    };
     Event {
         name: "stale-result",
         level: Level::Info,
         worker,
         job,
         message: format!(
-            "worker {worker} sent a result under lease {lease}, which is no longer its own: \
-             ignored (the task went to another worker)"
+            "worker {worker} sent a result under lease {lease} {why} (the task went to another \
+             worker)"
         ),
     }
 }
@@ -237,7 +242,8 @@ mod tests {
             worker_joined(3, Some(7), peer, "node7", 2),
             worker_left(3, Some(7), peer, 2),
             worker_dead(3, Some(7), Duration::from_secs(5), 1),
-            stale_result(3, Some(7), 12),
+            stale_result(3, Some(7), 12, false),
+            stale_result(3, Some(7), 12, true),
             bad_result(3, Some(7), peer),
         ];
         let journal = Journal::default();

@@ -79,13 +79,16 @@ struct PerConnection {
     items: Mutex<HashMap<Fetch, Arc<Vec<u8>>>>,
 }
 
-/// Log a refusal worth the journal (a stale result); a worker's result the dispatcher
-/// refuses for its shape is logged where the worker is disconnected.
-fn log_refusal(d: &Dispatcher, worker: WorkerId, result: &Result<(), Refusal>) {
-    if let Err(Refusal::StaleLease(lease)) = result {
-        let job = d.lock().job();
-        events::stale_result(worker, job, *lease).log();
-    }
+/// Log a result refused because its lease is gone: expired, or its worker declared dead. A
+/// result refused for its shape is logged where the worker is disconnected.
+fn log_refusal(d: &Dispatcher, worker: WorkerId, lease: LeaseId, result: &Result<(), Refusal>) {
+    let dead = match result {
+        Err(Refusal::StaleLease(_)) => false,
+        Err(Refusal::UnknownWorker(_)) => true,
+        _ => return,
+    };
+    let job = d.lock().job();
+    events::stale_result(worker, job, lease, dead).log();
 }
 
 fn refusal(e: Refusal) -> WireError {
@@ -107,11 +110,10 @@ impl ClusterHandler {
         }
     }
 
-    /// Refuse `worker`'s `request`: a worker declared dead (cut off, stopped, or silent for
-    /// too long) learns that it must register again, and nothing it sends under its old
-    /// registration counts — said in the log (results under a lease no longer the worker's
-    /// are logged where they arrive, [`log_refusal`]).
-    /// `job`: the job running on the cluster (the caller may hold the schedule's lock).
+    /// Refuse `worker`'s heartbeat or request for work: a worker declared dead (cut off,
+    /// stopped, or silent for too long) learns that it must register again — said in the
+    /// log (refused results: [`log_refusal`]). `job`: the job running on the cluster, given
+    /// by the caller, who may hold the schedule's lock.
     fn refuse(&self, worker: WorkerId, request: &str, e: Refusal, job: Option<JobId>) -> WireError {
         if let Refusal::UnknownWorker(_) = e {
             events::stale_worker(worker, job, self.conn.peer, request).log();
@@ -300,9 +302,8 @@ impl Cluster for ClusterHandler {
         let worker = self.own(worker)?;
         let result = self.dispatcher.lock().held(worker, lease, Instant::now());
         self.dispatcher.notify();
-        log_refusal(&self.dispatcher, worker, &result);
-        let job = self.dispatcher.lock().job();
-        result.map_err(|e| self.refuse(worker, "report of a held result", e, job))
+        log_refusal(&self.dispatcher, worker, lease, &result);
+        result.map_err(refusal)
     }
 
     async fn upload(
@@ -360,7 +361,7 @@ impl Cluster for ClusterHandler {
         let d = &self.dispatcher;
         let result = d.lock().deliver(worker, lease, output, Instant::now());
         d.notify();
-        log_refusal(d, worker, &result);
+        log_refusal(d, worker, lease, &result);
         if let Err(Refusal::BadResult(_)) = result {
             let job = {
                 let mut s = d.lock();
@@ -371,8 +372,7 @@ impl Cluster for ClusterHandler {
             d.notify();
             events::bad_result(worker, job, self.conn.peer).log();
         }
-        let job = d.lock().job();
-        result.map_err(|e| self.refuse(worker, "result", e, job))
+        result.map_err(refusal)
     }
 }
 
