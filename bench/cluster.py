@@ -75,6 +75,11 @@ class Netns:
         NAMESPACES.append(self.name)
         ip("netns", "exec", self.name, "ip", "link", "set", "lo", "up")
         self.anchor = subprocess.Popen(self.prefix() + ["sleep", "infinity"])
+        # until `ip netns exec` has entered the namespace, the anchor's counters are the host's
+        own = os.readlink("/proc/self/ns/net")
+        while os.readlink(f"/proc/{self.anchor.pid}/ns/net") == own or \
+                os.readlink(f"/proc/{self.anchor.pid}/exe").endswith("/ip"):
+            time.sleep(0.01)
 
     def prefix(self):
         return ["ip", "netns", "exec", self.name]
@@ -341,9 +346,13 @@ def benchmark(a):
     netns = not a.no_netns
     gensim_hung = set()
     for r in range(a.repeats):
+        machine = dict(kind="machine", repeat=r, load1=loadavg(), gemm=bench.gemm_rate(),
+                       time=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        log.write(json.dumps(machine) + "\n")
+        records.append(machine)
         for config, kw in CONFIGS.items():
-            jobs = list(a.jobs)
-            if config.startswith("d"):
+            jobs = list(a.jobs) if config[0] in a.configs else []
+            if config.startswith("d") and jobs:
                 jobs += ["lsi-onepass10000", "lda10000"]
             for job in jobs:
                 with daemons(netns=netns, **kw) as d:
@@ -357,13 +366,14 @@ def benchmark(a):
                 records.append(rec)
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
-            if config.startswith("d") and not a.skip_gensim:
+            if config.startswith("d") and not a.skip_gensim and "g" in a.configs:
                 for mode, chunksize, job in (("lsi", 10000, "lsi-onepass10000"), ("lda", 2000, "lda"),
                                              ("lda", 10000, "lda10000")):
                     if (mode, chunksize) in gensim_hung:
                         continue
                     rec = gensim_dist(mode, chunksize, a.gensim_timeout, netns)
-                    rec.update(config="gensim distributed, 2 Pyro workers", job=job, repeat=r)
+                    rec.update(config="gensim distributed, 2 Pyro workers", job=job, repeat=r,
+                               time=time.strftime("%Y-%m-%dT%H:%M:%S"))
                     if str(rec.get("status", "")).startswith("TIMEOUT"):
                         gensim_hung.add((mode, chunksize))
                     print(f"[{r}] gensim-dist {mode} chunk {chunksize}: {rec.get('seconds')} s {rec.get('status')} "
@@ -380,11 +390,16 @@ def report(records, a):
                  "lsi-onepass10000": "LSI K=100 one-pass, chunksize 10000, power_iters 2",
                  "lda": "LDA K=100, chunksize 2000, passes 1",
                  "lda10000": "LDA K=100, chunksize 10000, passes 1"}
+    machines = [r for r in records if r.get("kind") == "machine"]
+    records = [r for r in records if r.get("kind") != "machine"]
     loads = [r["load1"] for r in records if "load1" in r]
-    lines = [f"gcide (120,147 documents, 39,305 terms); machine: {os.cpu_count()} cores, numpy GEMM "
-             f"{bench.gemm_rate()} GFLOP/s on 1 thread; {time.strftime('%Y-%m-%d %H:%M')}; {a.repeats} repeats, "
-             f"configurations alternated; 1-min load average at the start of the runs: median {med(loads)}, "
-             f"{spread(loads, '%.1f')}", ""]
+    gemm = [float(m["gemm"]) for m in machines if m.get("gemm") not in (None, "?")]
+    times = sorted(r["time"] for r in records if r.get("time"))
+    lines = [f"gcide (120,147 documents, 39,305 terms); machine: {os.cpu_count()} cores, numpy GEMM on 1 thread "
+             f"{spread(gemm, '%.1f') if gemm else 'not recorded'} GFLOP/s (measured before each round); "
+             f"{times[0] if times else '?'} to {times[-1] if times else '?'}; "
+             f"{a.repeats} repeats, configurations alternated; 1-min load average at the start of the runs: median "
+             f"{med(loads):.1f}, {spread(loads, '%.1f')}", ""]
     standalone = {}
     for job in jobs_desc:
         rows = [(c, [r for r in records if r.get("config") == c and r["job"] == job]) for c in
@@ -409,8 +424,9 @@ def report(records, a):
             dcpu = med([r.get("cpu", {}).get("dispatcher") for r in ok])
             cpu_txt = "-" if cpu is None else f"{cpu:.2f}" + (f" ({dcpu:.2f})" if dcpu is not None else "")
             cpu_ratio = f"{cpu / base_cpu:.2f}×" if cpu and base_cpu else "-"
-            wire, app, passes = med([r.get("wire_bytes") for r in ok]), med([r.get("app_bytes") for r in ok]), \
-                med([r.get("passes") for r in ok])
+            # a gensim record of a run before 2026-11-29 21:30 read its namespace's counters too early
+            wire = med([r.get("wire_bytes") for r in ok if (r.get("wire_bytes") or 0) >= 0])
+            app, passes = med([r.get("app_bytes") for r in ok]), med([r.get("passes") for r in ok])
             per_pass = mb(wire / passes) if wire and passes else "-"
             models = [r.get("model") for r in ok]
             if config.startswith("gensim"):
@@ -425,9 +441,9 @@ def report(records, a):
             else:
                 same = "= a" if ok and all(m == standalone[job] for m in models) else "DIFFERS" if ok else "-"
             statuses = sorted({r.get("status", "ok") for r in rs} - {"ok"})
-            lines.append(f"| {config} | {secs if secs is not None else '-'} | {spread([r['seconds'] for r in ok])} | "
-                         f"{ratio} | {cpu_txt} | {cpu_ratio} | {mb(wire)} | {mb(app)} | {passes if passes is not None else '-'} | {per_pass} | "
-                         f"{med([r.get('tasks') for r in ok]) or '-'} | {same} | {len(ok)}/{len(rs)}"
+            lines.append(f"| {config} | {'-' if secs is None else '%.2f' % secs} | {spread([r['seconds'] for r in ok])} | "
+                         f"{ratio} | {cpu_txt} | {cpu_ratio} | {mb(wire)} | {mb(app)} | {'-' if passes is None else '%g' % passes} | {per_pass} | "
+                         f"{'%g' % med([r.get('tasks') for r in ok]) if med([r.get('tasks') for r in ok]) else '-'} | {same} | {len(ok)}/{len(rs)}"
                          f"{' ' + '; '.join(statuses) if statuses else ''} |")
         lines.append("")
     return "\n".join(lines)
@@ -438,9 +454,11 @@ def main():
     ap.add_argument("--repeats", type=int, default=None, help="default 3 (1 with --netns-scaling)")
     ap.add_argument("--jobs", nargs="+", default=["lsi", "lsi2000", "lda"])
     ap.add_argument("--skip-gensim", action="store_true")
+    ap.add_argument("--configs", default="abcdg", help="which of a b c d and g (gensim, with d) to run")
     ap.add_argument("--gensim-timeout", type=int, default=150)
     ap.add_argument("--no-netns", action="store_true", help="run on the host's loopback (no wire byte counts)")
     ap.add_argument("--netns-scaling", action="store_true", help="workers behind rate-limited veth links")
+    ap.add_argument("--report", metavar="JSONL", help="only print the report of the records in JSONL (from a run)")
     ap.add_argument("--rate", default="1gbit")
     ap.add_argument("--workers", nargs="+", type=int, default=[1, 2, 4])
     ap.add_argument("--worker-threads", type=int, default=0, help="--netns-scaling: threads per worker (0: cores)")
@@ -448,6 +466,11 @@ def main():
     a.repeats = a.repeats or (1 if a.netns_scaling else 3)
     if a.netns_scaling and a.jobs == ap.get_default("jobs"):
         a.jobs = ["lsi", "lda"]
+    if a.report:
+        records = [json.loads(line) for line in open(a.report) if line.strip()]
+        a.repeats = len({(r.get("repeat"), r.get("time", "")[:10]) for r in records if r.get("config", "").startswith("a")})
+        print(report(records, a))
+        return
     if (not a.no_netns or a.netns_scaling) and os.geteuid() != 0:
         sys.exit("network namespaces need root: run as root, or pass --no-netns")
     if not a.skip_gensim and not os.path.exists(PY):

@@ -87,10 +87,11 @@ def measure(d, star, job, workers, files):
     def poll_bytes():
         while not stop.is_set():
             rx, tx = star.link_bytes(0)
-            samples.append((time.time(), state["pass"], rx + tx))
+            samples.append((time.time(), state["pass"], rx + tx, d.cpu()))
             stop.wait(0.05)
 
     rec = dict(job=job, workers=workers, load1=loadavg())
+    cpu0 = d.cpu()
     t0 = time.time()
     jid = d.ctl("submit", *job_args(job, files)).strip()
     sampler = threading.Thread(target=poll_bytes, daemon=True)
@@ -108,6 +109,7 @@ def measure(d, star, job, workers, files):
     rec["seconds"] = round(time.time() - t0, 3)
     stop.set()
     sampler.join()
+    rec["cpu"] = {role: round(c - cpu0.get(role, 0.0), 2) for role, c in d.cpu().items()}
     rec["state"] = st["state"]
     rec["passes"] = st["progress"]["passes"]
     ws = d.workers()
@@ -118,11 +120,14 @@ def measure(d, star, job, workers, files):
     # per pass: wall time and bytes on the dispatcher's link
     ends = [t for _, t in passes[1:]] + [t0 + rec["seconds"]]
     per_pass = []
+    zero = (0, {role: 0.0 for role, _ in d.procs})
     for (p, start), end in zip(passes, ends):
-        inside = [b for t, q, b in samples if q == p]
-        before = [b for t, q, b in samples if q < p]
-        first = before[-1] if before else 0
-        per_pass.append(dict(pass_=p, seconds=round(end - start, 3), link_bytes=(inside[-1] - first) if inside else 0))
+        inside = [(b, c) for t, q, b, c in samples if q == p]
+        before = [(b, c) for t, q, b, c in samples if q < p]
+        first = before[-1] if before else zero
+        last = inside[-1] if inside else first
+        per_pass.append(dict(pass_=p, seconds=round(end - start, 3), link_bytes=last[0] - first[0],
+                             cpu={role: round(last[1][role] - first[1].get(role, 0.0), 2) for role in last[1]}))
     rec["per_pass"] = per_pass
     # per task: the workers' own account
     tasks, partials = [], []
@@ -163,8 +168,9 @@ def report(records, a):
              f"{a.worker_threads or 'one per core'}; gcide; {time.strftime('%Y-%m-%d %H:%M')}; {a.repeats} repeat(s); "
              f"load average (1 min) at the starts: {', '.join(str(r['load1']) for r in records)}", "",
              "| job | workers | wall s | passes | tasks | dispatcher link MB | MB per pass (each) | s per pass (each) "
-             "| compute s (sum over tasks) | median compute per task s | inputs s (sum) | report s (sum) | partial sums s (sum) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| compute s (sum over tasks) | median compute per task s | inputs s (sum) | report s (sum) | partial sums s (sum) "
+             "| CPU s dispatcher / workers | dispatcher CPU s per pass (each) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         pp = r["per_pass"]
         lines.append(f"| {r['job']} | {r['workers']} | {r['seconds']:.2f} | {r['passes']} | {r['tasks']} | "
@@ -172,5 +178,7 @@ def report(records, a):
                      f"{' / '.join('%.0f' % (p['link_bytes'] / 1e6) for p in pp)} | "
                      f"{' / '.join('%.1f' % p['seconds'] for p in pp)} | {r['task_compute_sum']:.2f} | "
                      f"{r['task_compute_median']:.4f} | {r['task_inputs_sum']:.2f} | {r['task_report_sum']:.2f} | "
-                     f"{r['partial_seconds_sum']:.2f} |")
+                     f"{r['partial_seconds_sum']:.2f} | {r['cpu'].get('dispatcher', 0):.2f} / "
+                     f"{sum(v for k, v in r['cpu'].items() if k.startswith('worker')):.2f} | "
+                     f"{' / '.join('%.2f' % p['cpu'].get('dispatcher', 0) for p in pp)} |")
     return "\n".join(lines)
