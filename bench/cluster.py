@@ -3,6 +3,7 @@
 
     bench/cluster.py [--repeats 3] [--jobs lsi lsi2000 lda] [--skip-gensim] [--no-netns]
     bench/cluster.py --netns-scaling [--rate 1gbit] [--workers 1 2 4] [--jobs lsi lda]   (docs/scaling.md)
+    bench/cluster.py --profile lda | --report JSONL
 
 Configurations, each a fresh set of daemons per job (as bench/run.py does):
   a  standalone   one topicd (every core)
@@ -26,6 +27,9 @@ loopback counters are then the bytes on the wire, TCP/IP headers included, of th
 the application's own count (`topicctl --json workers`: bytes in + out of every worker). Bytes per pass =
 bytes of the job / passes (the first pass of a multi-pass LSI job also carries the chunks, which workers
 cache; `--netns-scaling` measures each pass on its own). Every model of b, c and d is compared with a's.
+
+`--profile JOB`: configuration b once, with `perf record -F 499` on the dispatcher and the worker, and
+the share of CPU samples by kind (numerics, copies and coding, kernel, reading, hashing).
 
 `--netns-scaling`: the dispatcher in one namespace, each worker in its own, joined to it by a veth pair
 whose both ends are limited by `tc qdisc add dev VETH root tbf rate RATE burst 256kb latency 50ms`;
@@ -317,6 +321,49 @@ def gensim_dist(mode, chunksize, timeout, netns):
     return rec
 
 
+PROFILE_GROUPS = (  # (group, pattern of a perf symbol line), first match wins
+    ("LDA numerics", ("digamma", "ln_gamma", "log_fma", "phinorm", "e_step", "lda::")),
+    ("LSI numerics (BLAS, sparse products)", ("dgemm", "dtrsm", "lsi::", "products")),
+    ("copies, (de)coding, allocation, page faults",
+     ("memmove", "memset", "memcpy", "from_iter", "encode", "decode", "to_bytes", "from_bytes", "extend",
+      "clear_page", "page_fault", "alloc", "folio", "madvise", "free_pages", "unmap", "mmap")),
+    ("reading the corpus", ("corpus::", "MmReader", "parse")),
+    ("hashing chunks", ("xxh3",)),
+    ("kernel, other (sockets, scheduling)", ("[k]",)),
+)
+
+
+def profile(job, files, encrypt=False):
+    """Config b with `perf record -F 499` on the dispatcher and the worker; the share of CPU samples by group
+    (closures that perf cannot name are "unnamed": mostly the numerics' parallel loops)."""
+    lines = []
+    with daemons(workers=1, encrypt=encrypt) as d:
+        perfs = [(role, os.path.join(WORK, f"perf-{job}-{role}.data")) for role, _ in d.procs]
+        procs = [subprocess.Popen(["perf", "record", "-F", "499", "-p", str(p.pid), "-o", out],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for (_, out), (_, p) in zip(perfs, d.procs)]
+        time.sleep(1)
+        rec = run_job(d, job, files)
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+            p.wait()
+    lines.append(f"{job}, dispatcher + 1 worker, {'encrypted' if encrypt else 'plain'}: {rec['seconds']} s, CPU "
+                 f"{rec['cpu']}, load {rec['load1']}; perf data in {WORK}/perf-{job}-*.data")
+    for role, out in perfs:
+        text = subprocess.run(["perf", "report", "-i", out, "--no-children", "--sort", "symbol", "--stdio", "-g",
+                               "none"], capture_output=True, text=True).stdout
+        shares = {}
+        for line in text.splitlines():
+            parts = line.split(None, 1)
+            if line.startswith("#") or len(parts) < 2 or not parts[0].endswith("%"):
+                continue
+            group = next((g for g, pats in PROFILE_GROUPS if any(x in parts[1] for x in pats)),
+                         "unnamed closures and other")
+            shares[group] = shares.get(group, 0.0) + float(parts[0][:-1])
+        lines.append(f"  {role}: " + "; ".join(f"{v:.0f}% {g}" for g, v in sorted(shares.items(), key=lambda x: -x[1])))
+    return "\n".join(lines)
+
+
 CONFIGS = {  # name -> Daemons keywords
     "a standalone": dict(workers=0),
     "b dispatcher + 1 worker, plain": dict(workers=1, encrypt=False),
@@ -458,6 +505,7 @@ def main():
     ap.add_argument("--gensim-timeout", type=int, default=150)
     ap.add_argument("--no-netns", action="store_true", help="run on the host's loopback (no wire byte counts)")
     ap.add_argument("--netns-scaling", action="store_true", help="workers behind rate-limited veth links")
+    ap.add_argument("--profile", metavar="JOB", help="perf profile of config b on JOB (lsi, lda, ...)")
     ap.add_argument("--report", metavar="JSONL", help="only print the report of the records in JSONL (from a run)")
     ap.add_argument("--rate", default="1gbit")
     ap.add_argument("--workers", nargs="+", type=int, default=[1, 2, 4])
@@ -477,7 +525,9 @@ def main():
         sys.exit(f"no gensim venv in {WORK}: run {GENSIM}/setup.sh first (or pass --skip-gensim)")
     os.makedirs(WORK, exist_ok=True)
     subprocess.run(["cargo", "build", "--release", "--bins", "-q"], cwd=REPO, check=True)
-    if a.netns_scaling:
+    if a.profile:
+        out, text = "topicd_profile.md", profile(a.profile, corpus_files())
+    elif a.netns_scaling:
         import scaling
         out, text = "topicd_scaling.md", scaling.run(a, corpus_files())
     else:
