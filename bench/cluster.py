@@ -455,9 +455,10 @@ def report(records, a):
         if not rows:
             continue
         lines += [f"### {jobs_desc[job]}", "",
-                  "| configuration | median s | spread s | vs a | CPU s (dispatcher) | CPU vs a | wire MB (lo) | app MB | passes | MB/pass (wire) "
+                  "| configuration | median s | spread s | vs a (paired by repeat: median, spread) | CPU s (dispatcher) | CPU vs a | wire MB (lo) | app MB | passes | MB/pass (wire) "
                   "| tasks | model | ok runs |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         base = base_cpu = None
+        base_by_repeat = {}
         for config, rs in rows:
             ok = [r for r in rs if isinstance(r.get("seconds"), (int, float)) and r.get("status", "ok") == "ok"]
             secs = med([r["seconds"] for r in ok])
@@ -465,6 +466,12 @@ def report(records, a):
                 base = secs
                 standalone[job] = ok[0].get("model") if ok else None
             ratio = f"{secs / base:.2f}×" if secs and base else "-"
+            # the same ratio repeat by repeat (a and this configuration ran minutes apart): median and spread
+            if config.startswith("a"):
+                base_by_repeat = {r["repeat"]: r["seconds"] for r in ok}
+            paired = [r["seconds"] / base_by_repeat[r["repeat"]] for r in ok if r.get("repeat") in base_by_repeat]
+            if paired and not config.startswith("a"):
+                ratio += f" ({med(paired):.2f}×, {spread(paired)})"
             cpu = med([r.get("cpu_seconds") for r in ok])
             if config.startswith("a"):
                 base_cpu = cpu
