@@ -123,7 +123,8 @@ class Daemons:
     """A standalone daemon (workers = 0) or a dispatcher with `workers` worker processes, in a fresh
     network namespace (or on the host's loopback)."""
 
-    def __init__(self, workers=0, encrypt=False, worker_threads=0, netns=True, log_debug=False, star=None):
+    def __init__(self, workers=0, encrypt=False, worker_threads=0, netns=True, log_debug=False, star=None,
+                 dispatcher_config=""):
         """`star`: a `scaling.Star` whose node 0 runs the dispatcher and node i worker i (then `netns` is
         ignored)."""
         self.tmp = tempfile.mkdtemp(prefix="topicd-cluster-", dir=WORK)
@@ -140,7 +141,7 @@ class Daemons:
             secret = os.path.join(self.tmp, "cluster.secret")
             write_secret(secret)
             enc = "true" if encrypt else "false"
-            dconf = self.write("dispatcher.toml", f"local_worker = false\ncluster_encrypt = {enc}\n")
+            dconf = self.write("dispatcher.toml", f"local_worker = false\ncluster_encrypt = {enc}\n{dispatcher_config}")
             wconf = self.write("worker.toml", f"cluster_encrypt = {enc}\nthreads = {worker_threads}\n")
             self.addr = star.address(0) if star else f"127.0.0.1:{7700 if netns else free_port()}"
             listen = f"0.0.0.0:{self.addr.rsplit(':', 1)[1]}" if star else self.addr
@@ -402,7 +403,7 @@ def benchmark(a):
             if config.startswith("d") and jobs:
                 jobs += ["lsi-onepass10000", "lda10000"]
             for job in jobs:
-                with daemons(netns=netns, **kw) as d:
+                with daemons(netns=netns, dispatcher_config=a.dispatcher_config, **kw) as d:
                     try:
                         rec = run_job(d, job, files)
                     except Exception as e:
@@ -509,6 +510,8 @@ def main():
     ap.add_argument("--jobs", nargs="+", default=["lsi", "lsi2000", "lda"])
     ap.add_argument("--skip-gensim", action="store_true")
     ap.add_argument("--configs", default="abcdg", help="which of a b c d and g (gensim, with d) to run")
+    ap.add_argument("--dispatcher-config", default="", metavar="TOML",
+                    help="lines added to the dispatcher's settings (b, c, d), e.g. 'checkpoint_interval_secs = 3600.0'")
     ap.add_argument("--gensim-timeout", type=int, default=150)
     ap.add_argument("--no-netns", action="store_true", help="run on the host's loopback (no wire byte counts)")
     ap.add_argument("--netns-scaling", action="store_true", help="workers behind rate-limited veth links")
