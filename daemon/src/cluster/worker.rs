@@ -7,6 +7,7 @@
 //! cache of the chunks it was sent.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::schedule::{LeaseId, Order};
 use crate::work::{Output, Task, compute};
@@ -61,30 +62,19 @@ pub fn serve(link: &mut dyn Link) -> LinkError {
                 phase,
                 task,
                 combine,
-            }) => link.task(phase, task).and_then(|task| {
-                let output = compute(&task);
-                if combine {
-                    match add_to_partial(&mut partial, phase, &task, output) {
-                        Ok(()) => link.held(lease),
-                        // a term that does not fit this pass: a bug on one side; deliver
-                        // nothing and let the lease expire, the task goes elsewhere
-                        Err(e) => {
-                            log::error!("cannot add a task's term to the partial sum: {e}");
-                            Ok(())
-                        }
-                    }
-                } else {
-                    link.deliver(lease, output)
-                }
-            }),
+            }) => run_task(link, &mut partial, lease, phase, task, combine),
             Ok(Order::Flush { lease, phase }) => {
+                let started = Instant::now();
                 let sum = match partial.take() {
                     Some(p) if p.phase == phase => Ok(p.sum),
                     _ => Err(LinkError::Forgotten(format!(
                         "asked for the partial sum of phase {phase}, which this worker does not hold"
                     ))),
                 };
-                sum.and_then(|sum| link.deliver(lease, Output::LsiPartial(sum)))
+                let delivered = sum.and_then(|sum| link.deliver(lease, Output::LsiPartial(sum)));
+                log::debug!(event = "partial-delivered";
+                    "partial sum of phase {phase} delivered in {:.4} s", started.elapsed().as_secs_f64());
+                delivered
             }
         };
         match result {
@@ -92,6 +82,41 @@ pub fn serve(link: &mut dyn Link) -> LinkError {
             Err(e) => return e,
         }
     }
+}
+
+/// Compute task `task` of phase `phase` under `lease`: hold its term in the partial sum
+/// (`combine`) or deliver its result. Logs (debug) where its time went.
+fn run_task(
+    link: &mut dyn Link,
+    partial: &mut Option<Partial>,
+    lease: LeaseId,
+    phase: u64,
+    task: u64,
+    combine: bool,
+) -> Result<(), LinkError> {
+    let started = Instant::now();
+    let task = link.task(phase, task)?;
+    let fetched = Instant::now();
+    let output = compute(&task);
+    let computed = Instant::now();
+    let reported = if combine {
+        match add_to_partial(partial, phase, &task, output) {
+            Ok(()) => link.held(lease),
+            // a term that does not fit this pass: a bug on one side; deliver nothing and
+            // let the lease expire, the task goes elsewhere
+            Err(e) => {
+                log::error!("cannot add a task's term to the partial sum: {e}");
+                Ok(())
+            }
+        }
+    } else {
+        link.deliver(lease, output)
+    };
+    log::debug!(event = "task-done";
+        "phase {phase} chunk {}: inputs {:.4} s, compute {:.4} s, report {:.4} s",
+        task.chunk_index(), (fetched - started).as_secs_f64(),
+        (computed - fetched).as_secs_f64(), computed.elapsed().as_secs_f64());
+    reported
 }
 
 fn add_to_partial(
