@@ -114,7 +114,7 @@ fn run_task(
     };
     log::debug!(event = "task-done";
         "phase {phase} chunk {}: inputs {:.4} s, compute {:.4} s, report {:.4} s",
-        task.chunk_index(), (fetched - started).as_secs_f64(),
+        task.chunk_range().0, (fetched - started).as_secs_f64(),
         (computed - fetched).as_secs_f64(), computed.elapsed().as_secs_f64());
     reported
 }
