@@ -309,7 +309,7 @@ fn status_counts_the_workers_of_a_job_and_the_journal_names_them() {
     };
     poll(30, || (alive() == 2).then_some(()), || dispatcher.log());
 
-    // a job long enough to be seen running: 60 chunks a pass, 6 passes
+    // a job long enough to be seen running: 60 chunks a pass, 14 passes
     let data = tempfile::tempdir().unwrap();
     let (corpus, dictionary) = write_corpus(data.path(), "ops", 60_000, 2_000, 25, 17);
     let job = dispatcher.submit_lsi(
@@ -321,7 +321,7 @@ fn status_counts_the_workers_of_a_job_and_the_journal_names_them() {
             "--chunksize",
             "1000",
             "--power-iters",
-            "4",
+            "12",
         ],
     );
     let id = job.to_string();
@@ -491,7 +491,7 @@ fn cluster_events_reach_the_journal_with_worker_and_job_id_fields() {
         "--chunksize",
         "1000",
         "--power-iters",
-        "4",
+        "12",
     ])
     .trim()
     .parse()
