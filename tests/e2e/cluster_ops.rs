@@ -4,9 +4,10 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
+use crate::cluster_harness::*;
 use crate::common::*;
 
 /// A file of `text` with permissions `mode`.
@@ -220,94 +221,10 @@ fn a_dispatcher_open_to_the_network_without_a_secret_does_not_start() {
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
-/// A worker daemon of the dispatcher at `addr`, logging to `dir/worker.log`.
-struct Worker {
-    dir: tempfile::TempDir,
-    child: Child,
-}
-
-impl Worker {
-    fn start(addr: &str, secret: &Path) -> Worker {
-        let dir = tempfile::tempdir().unwrap();
-        let log = std::fs::File::create(dir.path().join("worker.log")).unwrap();
-        let child = Command::new(topicd_bin())
-            .args(["--role", "worker", "--dispatcher", addr])
-            .arg("--cluster-secret-file")
-            .arg(secret)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        Worker { dir, child }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("worker.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Poll `check` every 20 ms until it gives a value, or panic after `secs` with `context()`.
-fn poll<T>(secs: u64, mut check: impl FnMut() -> Option<T>, context: impl Fn() -> String) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not within {secs} s:\n{}",
-            context()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn status_counts_the_workers_of_a_job_and_the_journal_names_them() {
-    let keys = tempfile::tempdir().unwrap();
-    let secret = good_secret(keys.path());
-    let config = write(
-        keys.path(),
-        "dispatcher.toml",
-        "local_worker = false\nlease_secs = 2.0\n",
-        0o644,
-    );
-    let addr = {
-        let probe = std::net::TcpListener::bind("127.0.0.21:0").unwrap();
-        probe.local_addr().unwrap().to_string()
-    };
-    let dispatcher = Daemon::start(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--role",
-        "dispatcher",
-        "--listen",
-        &addr,
-        "--cluster-secret-file",
-        secret.to_str().unwrap(),
-    ]);
-    let mut workers = vec![Worker::start(&addr, &secret), Worker::start(&addr, &secret)];
-    let alive = || {
-        let out = dispatcher.ok(&["--json", "workers"]);
-        let list: serde_json::Value = serde_json::from_str(&out).unwrap();
-        list.as_array()
-            .unwrap()
-            .iter()
-            .filter(|w| w["state"] == "alive")
-            .count()
-    };
-    poll(30, || (alive() == 2).then_some(()), || dispatcher.log());
+    let mut cluster = Cluster::start("127.0.0.21", 2);
+    let dispatcher = &cluster.dispatcher;
 
     // a job long enough to be seen running: 60 chunks a pass, 14 passes
     let data = tempfile::tempdir().unwrap();
@@ -345,16 +262,16 @@ fn status_counts_the_workers_of_a_job_and_the_journal_names_them() {
         .filter(|l| l.contains("event=worker-joined worker="))
         .count();
     assert_eq!(joined, 2, "{log}");
-    for w in &workers {
+    for w in &cluster.workers {
         assert!(w.log().contains("event=registered worker="), "{}", w.log());
     }
 
     // one worker dies: the dispatcher says which, for which job; status counts one
-    let mut gone = workers.remove(0);
-    gone.child.kill().unwrap();
-    gone.child.wait().unwrap();
+    cluster.workers[0].kill9();
+    let dispatcher = &cluster.dispatcher;
     let left = poll(
         30,
+        || dispatcher.log(),
         || {
             dispatcher
                 .log()
@@ -362,7 +279,6 @@ fn status_counts_the_workers_of_a_job_and_the_journal_names_them() {
                 .find(|l| l.contains("event=worker-left"))
                 .map(str::to_string)
         },
-        || dispatcher.log(),
     );
     assert!(
         left.contains(&format!(" job_id={job}")) && left.contains(" worker="),
@@ -375,7 +291,6 @@ fn status_counts_the_workers_of_a_job_and_the_journal_names_them() {
     );
     assert_eq!(dispatcher.wait(job), "succeeded", "{}", dispatcher.log());
     assert!(dispatcher.status(job)["workers"].is_null());
-    drop(gone);
 }
 
 /// The fields of a journal entry in the native protocol: `KEY=value\n`, or `KEY\n`, a
@@ -455,7 +370,7 @@ fn cluster_events_reach_the_journal_with_worker_and_job_id_fields() {
         .spawn()
         .unwrap();
     let log = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
-    poll(30, || socket.exists().then_some(()), log);
+    poll(30, log, || socket.exists().then_some(()));
     // received so far, as the fields of each entry
     let mut entries: Vec<Vec<(String, String)>> = vec![];
     let receive = |entries: &mut Vec<Vec<(String, String)>>| {
@@ -498,21 +413,18 @@ fn cluster_events_reach_the_journal_with_worker_and_job_id_fields() {
     .unwrap();
     // its tasks are being handed out (the dispatcher's own worker took some): the job runs
     // on the cluster, and a worker joins it
-    poll(
-        120,
-        || {
-            let status: serde_json::Value =
-                serde_json::from_str(&ctl(&["--json", "status", &job.to_string()])).unwrap();
-            assert_eq!(status["state"], "running", "{status}");
-            (status["workers"].as_u64() >= Some(1)).then_some(())
-        },
-        log,
-    );
-    let worker = Worker::start(&addr, &secret);
+    poll(120, log, || {
+        let status: serde_json::Value =
+            serde_json::from_str(&ctl(&["--json", "status", &job.to_string()])).unwrap();
+        assert_eq!(status["state"], "running", "{status}");
+        (status["workers"].as_u64() >= Some(1)).then_some(())
+    });
+    let worker = Worker::start(&addr, &secret, None);
     let field =
         |e: &[(String, String)], k: &str| e.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let joined = poll(
         30,
+        || format!("{}\n{}", log(), worker.log()),
         || {
             receive(&mut entries);
             entries
@@ -520,7 +432,6 @@ fn cluster_events_reach_the_journal_with_worker_and_job_id_fields() {
                 .find(|e| field(e, "EVENT").as_deref() == Some("worker-joined"))
                 .cloned()
         },
-        || format!("{}\n{}", log(), worker.log()),
     );
     let number = worker
         .log()

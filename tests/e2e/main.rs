@@ -2,6 +2,7 @@
 
 mod clients;
 mod cluster;
+mod cluster_harness;
 mod cluster_ops;
 mod common;
 mod inputs;
