@@ -244,7 +244,7 @@ impl Cluster for ClusterHandler {
                             task,
                             combine,
                             chunk,
-                            extra: !matches!(*entry, Task::LsiPass { .. }),
+                            extra: matches!(*entry, Task::LsiSubtree { .. }),
                         })
                     }
                     Order::Flush { lease, phase } => Some(WireOrder::Flush { lease, phase }),

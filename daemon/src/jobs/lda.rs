@@ -6,6 +6,8 @@
 //! expected counts are summed in chunk order, so the model does not depend on the
 //! cluster's size or on crashes along the way.
 
+use std::sync::Arc;
+
 use nalgebra::DMatrix;
 
 use super::input::{PassInput, PassReader};
@@ -295,27 +297,20 @@ impl<'a, 'b> LdaRun<'a, 'b> {
         totals: &[f64],
         params: EStepParams,
     ) -> Result<Vec<f64>, JobError> {
-        let topics = ChunkTopics::new(chunk, &self.state, totals, false);
-        let seeds = GammaSeed::Training {
-            seed: self.ctx.job.spec.seed,
-            pass: self.pass,
-        };
+        let input = Arc::new(EStepInput {
+            topics: ChunkTopics::new(chunk, &self.state, totals, false),
+            alpha: self.state.alpha.clone(),
+            params,
+            seeds: GammaSeed::Training {
+                seed: self.ctx.job.spec.seed,
+                pass: self.pass,
+            },
+        });
         let docs = chunk.num_docs();
         let mut tasks = (0..docs).step_by(TASK_DOCS).map(|start| {
-            let part = chunk.docs_range(start, start + TASK_DOCS);
-            let topics = topics.restrict(&part).ok_or_else(|| {
-                JobError::Internal(
-                    "internal error: a range of a chunk has a word the chunk lacks".into(),
-                )
-            })?;
             Ok(Task::LdaEStep {
-                input: EStepInput {
-                    topics,
-                    alpha: self.state.alpha.clone(),
-                    params,
-                    seeds,
-                },
-                chunk: part,
+                input: input.clone(),
+                chunk: chunk.docs_range(start, start + TASK_DOCS),
             })
         });
         let mut gamma = Vec::with_capacity(docs * self.state.num_topics);

@@ -52,8 +52,8 @@ pub enum PhaseInput {
     LsiPass(Arc<PassInput>),
     /// LSI's one-pass subtrees.
     LsiSubtree(OnePassInput),
-    /// LDA E-steps.
-    LdaEStep(EStepParams, GammaSeed),
+    /// LDA E-steps: the ranges of documents of one chunk.
+    LdaEStep(Arc<EStepInput>),
 }
 
 impl PhaseInput {
@@ -62,7 +62,7 @@ impl PhaseInput {
         match task {
             Task::LsiPass { input, .. } => PhaseInput::LsiPass(input.clone()),
             Task::LsiSubtree { input, .. } => PhaseInput::LsiSubtree(*input),
-            Task::LdaEStep { input, .. } => PhaseInput::LdaEStep(input.params, input.seeds),
+            Task::LdaEStep { input, .. } => PhaseInput::LdaEStep(input.clone()),
         }
     }
 }
@@ -93,11 +93,11 @@ pub fn phase_to_bytes(phase: &PhaseInput) -> Vec<u8> {
             w.u64(input.seed);
             w.f64(input.decay);
         }
-        PhaseInput::LdaEStep(params, seeds) => {
+        PhaseInput::LdaEStep(input) => {
             w.u8(2);
-            w.u32(params.iterations);
-            w.f64(params.gamma_threshold);
-            let (kind, seed, pass) = match *seeds {
+            w.u32(input.params.iterations);
+            w.f64(input.params.gamma_threshold);
+            let (kind, seed, pass) = match input.seeds {
                 GammaSeed::Training { seed, pass } => (0, seed, pass),
                 GammaSeed::Inference { seed } => (1, seed, 0),
                 GammaSeed::Content { seed } => (2, seed, 0),
@@ -105,6 +105,9 @@ pub fn phase_to_bytes(phase: &PhaseInput) -> Vec<u8> {
             w.u8(kind);
             w.u64(seed);
             w.u32(pass);
+            w.f64s(&input.alpha);
+            w.u32s(&input.topics.words);
+            w.f64s(&input.topics.exp_elog_beta);
         }
     }
     w.0
@@ -165,7 +168,26 @@ pub fn phase_from_bytes(bytes: &[u8]) -> Result<PhaseInput, String> {
                 2 => GammaSeed::Content { seed },
                 other => return Err(format!("an unknown kind of seeds {other}")),
             };
-            PhaseInput::LdaEStep(params, seeds)
+            let alpha = r.f64s()?;
+            let words = r.u32s()?;
+            let exp_elog_beta = r.f64s()?;
+            if alpha.is_empty()
+                || Some(exp_elog_beta.len()) != words.len().checked_mul(alpha.len())
+                || words.windows(2).any(|w| w[0] >= w[1])
+            {
+                return Err("E-step topics that do not fit together".into());
+            }
+            PhaseInput::LdaEStep(Arc::new(EStepInput {
+                topics: ChunkTopics {
+                    words,
+                    slots: vec![],
+                    exp_elog_beta,
+                    elog_beta: None,
+                },
+                alpha,
+                params,
+                seeds,
+            }))
         }
         other => return Err(format!("a phase of unknown kind {other}")),
     };
@@ -173,16 +195,11 @@ pub fn phase_from_bytes(bytes: &[u8]) -> Result<PhaseInput, String> {
     Ok(phase)
 }
 
-/// Encode what a task has of its own besides its chunk (an E-step's α and topics, a
-/// subtree's node and the spans of its chunks), if any.
+/// Encode what a task has of its own besides its chunk (a subtree's node and the spans of
+/// its chunks), if any.
 pub fn extra_to_bytes(task: &Task) -> Option<Vec<u8>> {
     let mut w = Writer::default();
     match task {
-        Task::LdaEStep { input, .. } => {
-            w.f64s(&input.alpha);
-            w.u32s(&input.topics.words);
-            w.f64s(&input.topics.exp_elog_beta);
-        }
         Task::LsiSubtree { node, spans, .. } => {
             w.u64(node.0);
             w.u64(node.1);
@@ -192,7 +209,7 @@ pub fn extra_to_bytes(task: &Task) -> Option<Vec<u8>> {
                 .collect();
             w.u64s(&flat);
         }
-        Task::LsiPass { .. } => return None,
+        Task::LsiPass { .. } | Task::LdaEStep { .. } => return None,
     }
     Some(w.0)
 }
@@ -247,36 +264,13 @@ pub fn task_from_parts(
         (PhaseInput::LsiSubtree(input), Some(extra)) if !beyond(input.num_terms) => {
             subtree_from_parts(*input, chunk, extra)
         }
-        (PhaseInput::LdaEStep(params, seeds), Some(extra)) => {
-            let mut r = Reader(extra);
-            let alpha = r.f64s()?;
-            let words = r.u32s()?;
-            let exp_elog_beta = r.f64s()?;
-            r.end()?;
-            if alpha.is_empty()
-                || Some(exp_elog_beta.len()) != words.len().checked_mul(alpha.len())
-                || words.windows(2).any(|w| w[0] >= w[1])
-            {
-                return Err("an E-step task whose topics do not fit together".into());
+        (PhaseInput::LdaEStep(input), None) => {
+            let words = &input.topics.words;
+            if chunk.terms.iter().any(|t| words.binary_search(t).is_err()) {
+                return Err("an E-step task whose chunk has a word its topics lack".into());
             }
-            let slots = chunk
-                .terms
-                .iter()
-                .map(|t| words.binary_search(t).map(|i| i as u32).ok())
-                .collect::<Option<Vec<u32>>>()
-                .ok_or("an E-step task whose chunk has a word its topics lack")?;
             Ok(Task::LdaEStep {
-                input: EStepInput {
-                    topics: ChunkTopics {
-                        words,
-                        slots,
-                        exp_elog_beta,
-                        elog_beta: None,
-                    },
-                    alpha,
-                    params: *params,
-                    seeds: *seeds,
-                },
+                input: input.clone(),
                 chunk,
             })
         }
@@ -816,7 +810,7 @@ mod tests {
         };
         let svd = subtree((4, 8), chunk.num_docs() as u64);
         let estep = |words: Vec<u32>| Task::LdaEStep {
-            input: EStepInput {
+            input: Arc::new(EStepInput {
                 topics: ChunkTopics {
                     words,
                     slots: vec![0, 2, 1],
@@ -829,7 +823,7 @@ mod tests {
                     gamma_threshold: 0.001,
                 },
                 seeds: GammaSeed::Training { seed: 1, pass: 2 },
-            },
+            }),
             chunk: chunk.clone(),
         };
         let extra = extra_to_bytes(&svd);

@@ -21,6 +21,8 @@ mod local;
 pub use chunk_set::ChunkSet;
 pub use local::Local;
 
+use std::sync::Arc;
+
 use topicd_numerics::SparseChunk;
 use topicd_numerics::lda::{self, ChunkStats, ChunkTopics, EStepParams, GammaSeed};
 use topicd_numerics::lsi::products::TermSums;
@@ -53,16 +55,20 @@ pub enum Task {
     },
     /// LDA: the E-step of the chunk against fixed topics.
     LdaEStep {
-        /// The topics restricted to the chunk's words, α, and the stopping rule.
-        input: EStepInput,
+        /// The topics over the words of the chunk the task's documents are a range of, α,
+        /// and the stopping rule (shared by the tasks of that chunk).
+        input: Arc<EStepInput>,
         /// The chunk.
         chunk: SparseChunk,
     },
 }
 
-/// What an LDA E-step task needs besides its chunk.
+/// What an LDA E-step task needs besides its chunk: the same for every range of documents of
+/// one chunk, so that a worker fetches it once per chunk.
+#[derive(Debug)]
 pub struct EStepInput {
-    /// `exp(E[log β])` for the chunk's words.
+    /// `exp(E[log β])` for the words of the whole chunk (its `slots` are not used: each
+    /// task takes the columns of its own words, [`ChunkTopics::restrict`]).
     pub topics: ChunkTopics,
     /// α.
     pub alpha: Vec<f64>,
@@ -98,13 +104,17 @@ pub fn compute(task: &Task) -> Output {
             let chunks = lsi::unpack(block, spans).expect("a checked block");
             Output::LsiNode(lsi::subtree_svd(input, *node, &chunks).expect("a checked node"))
         }
-        Task::LdaEStep { input, chunk } => Output::LdaEStep(lda::chunk_stats(
-            chunk,
-            &input.topics,
-            &input.alpha,
-            input.params,
-            input.seeds,
-        )),
+        Task::LdaEStep { input, chunk } => {
+            // a remote task's words were checked against its topics in `task_from_parts`
+            let topics = input.topics.restrict(chunk).expect("a checked task");
+            Output::LdaEStep(lda::chunk_stats(
+                chunk,
+                &topics,
+                &input.alpha,
+                input.params,
+                input.seeds,
+            ))
+        }
     }
 }
 
@@ -137,7 +147,10 @@ pub fn fits(task: &Task, output: &Output) -> bool {
         }
         (Task::LdaEStep { input, chunk }, Output::LdaEStep(stats)) => {
             let k = input.alpha.len();
-            stats.words == input.topics.words
+            let mut words = chunk.terms.clone();
+            words.sort_unstable();
+            words.dedup();
+            stats.words == words
                 && Some(stats.sstats.len()) == k.checked_mul(stats.words.len())
                 && Some(stats.gamma.len()) == k.checked_mul(chunk.num_docs())
         }

@@ -36,6 +36,7 @@ pub struct EStepParams {
 }
 
 /// The words of a chunk, and the topics restricted to them.
+#[derive(Clone, Debug)]
 pub struct ChunkTopics {
     /// Distinct words of the chunk, ascending.
     pub words: Vec<u32>,
