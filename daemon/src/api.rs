@@ -366,15 +366,15 @@ impl Control for Handler {
             return Ok(vec![]);
         };
         let job = self.shared.scheduler.running_job();
+        let mut s = dispatcher.lock();
+        // what is shown is what the schedule holds once the leases due have expired: a worker
+        // shown dead is dead, and must register again
+        dispatcher.expire_leases(&mut s);
         let now = std::time::Instant::now();
-        let lease = dispatcher.timing.lease;
-        let s = dispatcher.lock();
         Ok(s.workers()
             .map(|(id, w)| {
-                // leases expire in the schedule only while a job runs: a worker silent for
-                // longer than its lease between jobs is dead too (until it speaks again)
                 let silent = now.duration_since(w.last_seen);
-                let alive = w.alive && silent <= lease;
+                let alive = w.alive;
                 WorkerInfo {
                     id,
                     host: w.identity.host.clone(),
