@@ -593,27 +593,26 @@ impl<'a> Reader<'a> {
         Ok(n as usize)
     }
 
-    fn u32s(&mut self) -> Result<Vec<u32>, String> {
-        let n = self.count(4)?;
+    /// A count of values and the values, `W` little-endian bytes each.
+    fn values<T, const W: usize>(&mut self, from_le: fn([u8; W]) -> T) -> Result<Vec<T>, String> {
+        let n = self.count(W)?;
         Ok(self
-            .take(4 * n)?
-            .chunks_exact(4)
-            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .take(W * n)?
+            .chunks_exact(W)
+            .map(|b| from_le(b.try_into().expect("W bytes")))
             .collect())
+    }
+
+    fn u32s(&mut self) -> Result<Vec<u32>, String> {
+        self.values(u32::from_le_bytes)
     }
 
     fn u64s(&mut self) -> Result<Vec<u64>, String> {
-        let n = self.count(8)?;
-        Ok(self
-            .take(8 * n)?
-            .chunks_exact(8)
-            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
-            .collect())
+        self.values(u64::from_le_bytes)
     }
 
     fn f64s(&mut self) -> Result<Vec<f64>, String> {
-        let n = self.count(8)?;
-        Ok(self.take(8 * n)?.chunks_exact(8).map(f64_of).collect())
+        self.values(f64::from_le_bytes)
     }
 
     fn matrix(&mut self) -> Result<DMatrix<f64>, String> {
