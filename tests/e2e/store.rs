@@ -27,7 +27,15 @@ fn daemon_with_jobs() -> Daemon {
     let (corpus, dictionary) = planted();
     let first = d.submit_lsi(&corpus, &dictionary, PLANTED_JOB);
     assert_eq!(d.wait(first), "succeeded", "{}", d.log());
-    let second = d.submit_lsi(&corpus, &dictionary, &["--topics", "4"]);
+    let second = d.submit_lsi(
+        &corpus,
+        &dictionary,
+        &["--topics", "4", "--power-iters", "50", "--chunksize", "20"],
+    );
+    // long enough to be cancelled once it has trained a little, leaving a checkpoint (a blob)
+    d.wait_until(second, 60, |s| {
+        s["progress"]["docs_done"].as_u64() > Some(0) || s["state"] != "running"
+    });
     d.ok(&["cancel", &second.to_string()]);
     assert_eq!(d.wait(second), "cancelled");
     assert!(d.terminate().success());
