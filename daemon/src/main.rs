@@ -5,6 +5,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use topicd::cli::{Args, StoreCommand, accept_store, check_config, check_store, load_config};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // What topicd creates is private to its user and group (0750/0640) whatever the umask
     // it was started with; a stricter umask stays.

@@ -9,6 +9,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`chunk`] | [`SparseChunk`]: a run of consecutive documents in CSR form, the unit of work |
+//! | `grid` | grids on which sums are exact in any order (LSI passes, LDA counts) |
 //! | `linalg` | dense linear algebra: QR, Gram products, small eigen/SVD, BLAS threads |
 //! | `lsi` | LSI: the randomized SVD, gensim's one-pass merges, projections |
 //! | `lda` | LDA: E-step, M-step, priors, the variational bound, inference |
@@ -18,6 +19,8 @@
 #![warn(missing_docs)]
 
 pub mod chunk;
+#[cfg(feature = "kernels")]
+pub mod grid;
 #[cfg(feature = "kernels")]
 pub mod lda;
 #[cfg(feature = "kernels")]

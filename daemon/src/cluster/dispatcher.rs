@@ -15,8 +15,10 @@ use xxhash_rust::xxh3::Xxh3;
 
 use super::schedule::{ChunkKey, Schedule};
 use crate::jobs::JobError;
-use crate::work::{Done, Due, Executor, Flow, Task};
+use crate::work::encode::le_bytes;
+use crate::work::{Done, Due, Executor, Flow, Output, Task};
 use topicd_numerics::SparseChunk;
+use topicd_numerics::lsi::Product;
 
 /// Timing of the cluster.
 #[derive(Clone, Copy, Debug)]
@@ -135,10 +137,46 @@ const HELD_BYTES_LIMIT: u64 = 1 << 30;
 /// large as a chunk's SVD) for this many chunks, and merges the rest where it computed them.
 const ONE_PASS_CHUNKS_PER_TASK: u64 = 8;
 
+/// The rate at which a flush is assumed to move partial sums before one has been timed.
+const ASSUMED_FLUSH_BYTES_PER_SEC: f64 = 1e9;
+
 /// The executor of a dispatcher: tasks go to the workers through the schedule.
 pub struct Remote {
     dispatcher: Arc<Dispatcher>,
     job: u64,
+    /// How long the last flush for a checkpoint took, until every partial sum had arrived.
+    flush_cost: Option<Duration>,
+}
+
+/// When the partial sums of a pass are worth fetching for a checkpoint. A flush moves every
+/// worker's partial sum (each as large as the pass's whole sum), so, like the job's own
+/// checkpoints (at most ~5% of the time), it waits for 20× its cost since the pass began
+/// or the last flush: the last flush's time, or before one was timed, the sums' bytes at
+/// [`ASSUMED_FLUSH_BYTES_PER_SEC`]. A pass shorter than that is checkpointed at its end.
+struct FlushClock {
+    last: Instant,
+    estimate: Duration,
+    /// A flush under way: when it was asked for, and the partial sums still to come.
+    pending: Option<(Instant, usize)>,
+}
+
+impl FlushClock {
+    fn worth_it(&self, measured: Option<Duration>) -> bool {
+        self.pending.is_none() && self.last.elapsed() >= 20 * measured.unwrap_or(self.estimate)
+    }
+}
+
+/// The bytes of one partial sum of the pass `task` belongs to (zero for other tasks).
+fn partial_sum_bytes(task: &Task) -> u64 {
+    let Task::LsiPass { input, .. } = task else {
+        return 0;
+    };
+    let (l, m) = (input.samples as u64, input.num_terms as u64);
+    match input.product {
+        Product::Sketch => 16 * l * (m + 1),
+        Product::Power => 8 * l * m,
+        Product::Gram => 8 * l * l,
+    }
 }
 
 impl Remote {
@@ -146,7 +184,11 @@ impl Remote {
     /// cluster until the executor is dropped.
     pub fn new(dispatcher: Arc<Dispatcher>, job: u64) -> Remote {
         dispatcher.lock().start_job(job);
-        Remote { dispatcher, job }
+        Remote {
+            dispatcher,
+            job,
+            flush_cost: None,
+        }
     }
 }
 
@@ -161,6 +203,10 @@ impl Executor for Remote {
         ONE_PASS_CHUNKS_PER_TASK
     }
 
+    fn lanes(&self) -> usize {
+        self.dispatcher.lock().alive().max(1)
+    }
+
     fn run(
         &mut self,
         tasks: &mut dyn Iterator<Item = Result<Task, JobError>>,
@@ -171,6 +217,11 @@ impl Executor for Remote {
         let mut exhausted = false;
         let mut combine = None;
         let mut waiting_since: Option<Instant> = None;
+        let mut flushes = FlushClock {
+            last: Instant::now(),
+            estimate: Duration::ZERO,
+            pending: None,
+        };
         let end = |flow| {
             d.lock().end_phase();
             d.notify();
@@ -198,6 +249,9 @@ impl Executor for Remote {
                         if combine.is_none() {
                             combine = Some(matches!(task, Task::LsiPass { .. }));
                             s.start_phase(combine == Some(true));
+                            let bytes = partial_sum_bytes(&task) * s.alive().max(1) as u64;
+                            flushes.estimate =
+                                Duration::from_secs_f64(bytes as f64 / ASSUMED_FLUSH_BYTES_PER_SEC);
                         }
                         s.add(task, key);
                         drop(s);
@@ -217,6 +271,16 @@ impl Executor for Remote {
                 (ready, exhausted && s.unfinished() == 0)
             };
             for done in ready {
+                if let (Output::LsiPartial(_), Some((asked, left))) =
+                    (&done.output, &mut flushes.pending)
+                {
+                    *left = left.saturating_sub(1);
+                    if *left == 0 {
+                        self.flush_cost = Some(asked.elapsed());
+                        flushes.last = Instant::now();
+                        flushes.pending = None;
+                    }
+                }
                 match reduce(done) {
                     Ok(Flow::Continue) => {}
                     Ok(Flow::Stop) => return Ok(end(Flow::Stop)),
@@ -232,7 +296,13 @@ impl Executor for Remote {
                     drop(s);
                     return Ok(end(Flow::Stop));
                 }
-                Due::Checkpoint if combine == Some(true) && s.flush_all() > 0 => d.notify(),
+                Due::Checkpoint if combine == Some(true) && flushes.worth_it(self.flush_cost) => {
+                    let asked = s.flush_all();
+                    if asked > 0 {
+                        flushes.pending = Some((Instant::now(), asked));
+                        d.notify();
+                    }
+                }
                 _ => {}
             }
             // the pass has been handed out (what the workers hold is all that is left), or
@@ -282,8 +352,8 @@ pub fn chunk_key(chunk: &SparseChunk) -> ChunkKey {
         .indptr
         .iter()
         .for_each(|&p| h.update(&(p as u64).to_le_bytes()));
-    chunk.terms.iter().for_each(|t| h.update(&t.to_le_bytes()));
-    chunk.values.iter().for_each(|v| h.update(&v.to_le_bytes()));
+    h.update(&le_bytes(&chunk.terms));
+    h.update(&le_bytes(&chunk.values));
     h.digest128()
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures::StreamExt;
 use tarpc::client::RpcError;
 use tarpc::context::{self, Context};
 use tokio::runtime::Handle;
@@ -196,6 +197,13 @@ fn deadline(timeout: Duration) -> Context {
 /// Deadline of a request that moves a page.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Pages of one item asked for at once.
+const PAGES_IN_FLIGHT: usize = 4;
+
+/// Largest item a worker fetches (a phase's input, a chunk): above real sizes (`Qt` of 500
+/// samples over 1M terms is 4 GB), and a bound before the item's buffer is allocated.
+const MAX_ITEM_BYTES: u64 = 1 << 34;
+
 /// A worker's link to a dispatcher across the network.
 struct NetworkLink {
     client: ClusterClient,
@@ -225,27 +233,54 @@ impl NetworkLink {
         }
     }
 
-    /// An item fetched page by page.
+    /// An item fetched page by page: the first page says the item's length, the others
+    /// are asked for [`PAGES_IN_FLIGHT`] at a time, so that their copies on both sides and
+    /// their round trips overlap.
     fn fetch(&self, what: Fetch) -> Result<Vec<u8>, LinkError> {
-        let mut bytes = vec![];
-        loop {
-            let page = self.call(self.client.fetch(
-                deadline(PAGE_TIMEOUT),
-                self.worker,
-                what,
-                bytes.len() as u64,
-            ))?;
-            if page.total > (1 << 40) || page.bytes.0.len() > PAGE_BYTES {
-                return Err(LinkError::Lost(format!("a page of {what:?} beyond bounds")));
+        let page = |offset: u64| {
+            let request = self
+                .client
+                .fetch(deadline(PAGE_TIMEOUT), self.worker, what, offset);
+            async move {
+                match request.await {
+                    Ok(Ok(page)) if page.bytes.0.len() > PAGE_BYTES => {
+                        Ok(Err(WireError::BadRequest(format!(
+                            "a page of {what:?} beyond {PAGE_BYTES} bytes"
+                        ))))
+                    }
+                    result => result,
+                }
             }
-            bytes.extend_from_slice(&page.bytes.0);
-            if bytes.len() as u64 >= page.total {
-                return Ok(bytes);
-            }
-            if page.bytes.0.is_empty() {
-                return Err(LinkError::Lost(format!("{what:?} ended early")));
-            }
+        };
+        let first = self.call(page(0))?;
+        let total = first.total;
+        if total > MAX_ITEM_BYTES {
+            return Err(LinkError::Lost(format!(
+                "{what:?} of {total} bytes, beyond {MAX_ITEM_BYTES}"
+            )));
         }
+        let mut bytes = Vec::with_capacity(total as usize);
+        bytes.extend_from_slice(&first.bytes.0);
+        let offsets = (bytes.len() as u64..total).step_by(PAGE_BYTES);
+        let mut pages = futures::stream::iter(offsets.map(page)).buffered(PAGES_IN_FLIGHT);
+        while (bytes.len() as u64) < total {
+            let Some(next) = self.handle.block_on(pages.next()) else {
+                break;
+            };
+            let next = self.call(std::future::ready(next))?;
+            if next.total != total
+                || next.bytes.0.len() != PAGE_BYTES.min((total - bytes.len() as u64) as usize)
+            {
+                return Err(LinkError::Lost(format!(
+                    "{what:?} changed while it was fetched"
+                )));
+            }
+            bytes.extend_from_slice(&next.bytes.0);
+        }
+        if (bytes.len() as u64) < total {
+            return Err(LinkError::Lost(format!("{what:?} ended early")));
+        }
+        Ok(bytes)
     }
 
     fn bad(what: &str, e: String) -> LinkError {
@@ -341,17 +376,26 @@ impl Link for NetworkLink {
         self.call(self.client.held(deadline(PAGE_TIMEOUT), self.worker, lease))
     }
 
+    /// Upload the result page by page, [`PAGES_IN_FLIGHT`] at a time, then deliver it.
     fn deliver(&mut self, lease: LeaseId, output: Output) -> Result<(), LinkError> {
         let bytes = encode::output_to_bytes(&output);
         drop(output);
-        for (i, page) in bytes.chunks(PAGE_BYTES).enumerate() {
-            self.call(self.client.upload(
+        let total = bytes.len() as u64;
+        let uploads = bytes.chunks(PAGE_BYTES).enumerate().map(|(i, page)| {
+            let offset = (i * PAGE_BYTES) as u64;
+            let page = Bytes(page.to_vec());
+            self.client.upload(
                 deadline(PAGE_TIMEOUT),
                 self.worker,
                 lease,
-                (i * PAGE_BYTES) as u64,
-                Bytes(page.to_vec()),
-            ))?;
+                offset,
+                total,
+                page,
+            )
+        });
+        let mut uploads = futures::stream::iter(uploads).buffer_unordered(PAGES_IN_FLIGHT);
+        while let Some(uploaded) = self.handle.block_on(uploads.next()) {
+            self.call(std::future::ready(uploaded))?;
         }
         self.call(self.client.deliver(
             deadline(PAGE_TIMEOUT),
@@ -405,6 +449,7 @@ mod tests {
             _: Context,
             _: WorkerId,
             _: LeaseId,
+            _: u64,
             _: u64,
             _: Bytes,
         ) -> Result<(), WireError> {

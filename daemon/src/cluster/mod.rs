@@ -14,6 +14,7 @@
 //! | [`local`] | the dispatcher's own worker |
 //! | [`wire`] | the tarpc service workers speak to the dispatcher, and its types |
 //! | [`service`] | the dispatcher's side of a worker's connection |
+//! | [`upload`] | a result arriving page by page, in any order |
 //! | [`join`] | a worker daemon: dial, register, heartbeats, serve, dial again |
 //! | [`chunk_cache`] | a worker's bounded cache of the chunks it was sent |
 //! | [`events`] | the cluster's log records, with the journal fields `WORKER` and `JOB_ID` |
@@ -31,6 +32,7 @@ pub mod join;
 pub mod local;
 pub mod schedule;
 pub mod service;
+pub mod upload;
 pub mod wire;
 pub mod worker;
 

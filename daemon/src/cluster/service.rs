@@ -4,6 +4,7 @@
 //! ends (its tasks go to other workers at once, without waiting for the lease).
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,6 +16,7 @@ use tarpc::server::{BaseChannel, Channel};
 use super::dispatcher::Dispatcher;
 use super::events;
 use super::schedule::{ChunkKey, LeaseId, Order, Refusal, WorkerId, WorkerIdentity};
+use super::upload::Upload;
 use super::wire::*;
 use crate::peer::Connection;
 use crate::work::Task;
@@ -31,7 +33,7 @@ const MAX_ITEMS: usize = 8;
 /// Most bytes a connection may have uploaded and not yet delivered: a partial sum of an
 /// LSI pass over 1M terms with 500 samples in 128-bit fixed point is 8 GB; a result beyond
 /// this bound is refused.
-const MAX_UPLOAD_BYTES: usize = 16 << 30;
+const MAX_UPLOAD_BYTES: u64 = 16 << 30;
 
 /// Serve one authenticated worker connection until it ends.
 pub async fn serve_connection(dispatcher: Arc<Dispatcher>, connection: Connection) {
@@ -74,7 +76,7 @@ pub struct ClusterHandler {
 struct PerConnection {
     peer: SocketAddr,
     worker: Mutex<Option<WorkerId>>,
-    uploads: Mutex<HashMap<LeaseId, Vec<u8>>>,
+    uploads: Mutex<HashMap<LeaseId, Upload>>,
     /// Items being fetched, encoded once.
     items: Mutex<HashMap<Fetch, Arc<Vec<u8>>>>,
 }
@@ -312,19 +314,27 @@ impl Cluster for ClusterHandler {
         worker: WorkerId,
         lease: LeaseId,
         offset: u64,
+        total: u64,
         bytes: Bytes,
     ) -> Result<(), WireError> {
         let worker = self.own(worker)?;
         let mut uploads = self.conn.uploads.lock().unwrap_or_else(|e| e.into_inner());
-        let buffered: usize = uploads.values().map(Vec::len).sum();
-        let upload = uploads.entry(lease).or_default();
-        if offset != upload.len() as u64 || buffered + bytes.0.len() > MAX_UPLOAD_BYTES {
+        let others: u64 = uploads
+            .iter()
+            .filter(|(l, _)| **l != lease)
+            .map(|(_, u)| u.total())
+            .sum();
+        let upload = match uploads.entry(lease) {
+            Entry::Occupied(upload) => Ok(upload.into_mut()),
+            Entry::Vacant(_) if others + total > MAX_UPLOAD_BYTES => Err(format!(
+                "an upload of {total} bytes beyond the {MAX_UPLOAD_BYTES} bytes a connection may buffer"
+            )),
+            Entry::Vacant(slot) => Ok(slot.insert(Upload::new(total))),
+        };
+        if let Err(why) = upload.and_then(|upload| upload.put(offset, total, &bytes.0)) {
             uploads.remove(&lease);
-            return Err(WireError::BadRequest(format!(
-                "an upload of lease {lease} out of order or beyond {MAX_UPLOAD_BYTES} bytes"
-            )));
+            return Err(WireError::BadRequest(format!("lease {lease}: {why}")));
         }
-        upload.extend_from_slice(&bytes.0);
         drop(uploads);
         self.dispatcher
             .lock()
@@ -340,19 +350,16 @@ impl Cluster for ClusterHandler {
         length: u64,
     ) -> Result<(), WireError> {
         let worker = self.own(worker)?;
-        let bytes = self
+        let upload = self
             .conn
             .uploads
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&lease)
-            .unwrap_or_default();
-        if bytes.len() as u64 != length {
-            return Err(WireError::BadRequest(format!(
-                "lease {lease}: {} bytes uploaded, {length} announced",
-                bytes.len()
-            )));
-        }
+            .unwrap_or_else(|| Upload::new(0));
+        let bytes = upload
+            .complete(length)
+            .map_err(|why| WireError::BadRequest(format!("lease {lease}: {why}")))?;
         // decoding a large partial sum takes a while: not on the runtime's threads
         let output = tokio::task::spawn_blocking(move || encode::output_from_bytes(&bytes))
             .await

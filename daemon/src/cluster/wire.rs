@@ -11,9 +11,6 @@ use serde::{Deserialize, Serialize};
 
 use super::schedule::{ChunkKey, LeaseId, WorkerId};
 
-/// The version of this service; the peer handshake refuses a peer of another version.
-pub const PROTOCOL: u32 = 1;
-
 /// Largest page of a fetch or an upload.
 pub const PAGE_BYTES: usize = 4 << 20;
 
@@ -38,14 +35,16 @@ pub trait Cluster {
     async fn fetch(worker: WorkerId, what: Fetch, offset: u64) -> Result<Page, WireError>;
     /// The task of `lease` was computed and added to the worker's partial sum.
     async fn held(worker: WorkerId, lease: LeaseId) -> Result<(), WireError>;
-    /// A page of the result of `lease`, at `offset`.
+    /// A page of the result of `lease`, at `offset` (a multiple of [`PAGE_BYTES`]) of its
+    /// `total` bytes. Pages may come in any order, and several at once.
     async fn upload(
         worker: WorkerId,
         lease: LeaseId,
         offset: u64,
+        total: u64,
         bytes: Bytes,
     ) -> Result<(), WireError>;
-    /// The result of `lease`, uploaded in `length` bytes, is complete.
+    /// The result of `lease`, uploaded in `length` bytes, is complete: every page arrived.
     async fn deliver(worker: WorkerId, lease: LeaseId, length: u64) -> Result<(), WireError>;
 }
 

@@ -2,9 +2,12 @@
 //! for each chunk, maybe the per-word bound, the E-step, maybe α; every `update_every`
 //! chunks (or once per pass in batch mode) the M-step and maybe η — with checkpoints.
 //!
-//! A batch is `update_every × chunksize` documents whatever the number of workers, and its
-//! expected counts are summed in chunk order, so the model does not depend on the
-//! cluster's size or on crashes along the way.
+//! A batch is `update_every × chunksize` documents whatever the number of workers. A
+//! chunk's E-step is split into ranges of documents, one task per worker that can take one
+//! ([`Executor::lanes`]), so that even one chunk per update (`update_every = 1`) runs on
+//! every worker; the ranges' expected counts are summed exactly (see
+//! `topicd_numerics::lda::e_step`), and the chunks' in chunk order, so the model does not
+//! depend on the cluster's size or on crashes along the way.
 
 use std::sync::Arc;
 
@@ -18,12 +21,6 @@ use crate::work::{ChunkSet, Due, EStepInput, Executor, Flow, Task};
 use topicd_numerics::lda::state::{Batch, asymmetric_prior};
 use topicd_numerics::lda::{ChunkTopics, EStepParams, GammaSeed, LdaState, bound, e_step};
 use topicd_protocol::{LdaParams, Prior, Progress};
-
-/// Documents per E-step task. A chunk's documents are split in ranges of this many, each a
-/// task, so that even one chunk per update (`update_every = 1`) runs on several workers;
-/// their expected counts are summed in range order, so the size is part of what fixes the
-/// model's bits, whatever the number of workers.
-pub const TASK_DOCS: usize = 256;
 
 /// Train an LDA model from the job's corpus, from its last checkpoint if it has one.
 pub fn run(
@@ -288,8 +285,9 @@ impl<'a, 'b> LdaRun<'a, 'b> {
         }
     }
 
-    /// The E-step of a chunk: its documents in ranges of [`TASK_DOCS`], one task each, the
-    /// expected counts added to the batch in range order. Returns the chunk's γ.
+    /// The E-step of a chunk: its documents in as many ranges as the executor has lanes, one
+    /// task each, their expected counts summed exactly into the chunk's, which are added to
+    /// the batch. Returns the chunk's γ.
     fn e_step(
         &mut self,
         executor: &mut dyn Executor,
@@ -307,26 +305,32 @@ impl<'a, 'b> LdaRun<'a, 'b> {
             },
         });
         let docs = chunk.num_docs();
-        let mut tasks = (0..docs).step_by(TASK_DOCS).map(|start| {
+        let per_task = docs.div_ceil(executor.lanes().max(1)).max(1);
+        let mut tasks = (0..docs).step_by(per_task).map(|start| {
             Ok(Task::LdaEStep {
                 input: input.clone(),
-                chunk: chunk.docs_range(start, start + TASK_DOCS),
+                chunk: chunk.docs_range(start, start + per_task),
             })
         });
+        let words = &input.topics.words;
+        let mut sums = vec![0.0; self.state.num_topics * words.len()];
         let mut gamma = Vec::with_capacity(docs * self.state.num_topics);
-        let batch = &mut self.batch;
         let due = || Due::Nothing; // a chunk's ranges are few: the job checks between chunks
         executor.run(
             &mut tasks,
             &mut |result| {
                 let stats = result.output.into_chunk_stats()?;
-                let range_docs = stats.gamma.len() / self.state.num_topics.max(1);
-                batch.add(&stats.words, &stats.sstats, range_docs as u64);
+                e_step::add_stats(words, &mut sums, &stats).ok_or_else(|| {
+                    JobError::Internal(
+                        "internal error: a range's counts do not fit its chunk".into(),
+                    )
+                })?;
                 gamma.extend_from_slice(&stats.gamma);
                 Ok(Flow::Continue)
             },
             &due,
         )?;
+        self.batch.add(words, &sums, docs as u64);
         Ok(gamma)
     }
 

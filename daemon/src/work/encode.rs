@@ -16,7 +16,9 @@
 //!   0 LSI pass        u64 terms  u64 samples  u64 seed  u8 product  [matrix Qt]  [grids]
 //!   1 chunk SVD       u64 terms  u64 rank  u64 extra_samples  u32 power_iters  u64 seed
 //!   2 LDA E-step      u32 iterations  f64 threshold  u8 seeds  u64 seed  u32 pass
-//! extra     (LDA E-step) u64 K  f64 × K alpha  u64 words  u32 × words  f64 × K·words exp E[log β]
+//!                     u64 K  f64 × K alpha  u64 words  u32 × words  u64 n  f64 × K·words
+//!                     exp E[log β]  u64 words  f64 × words grids
+//! extra     (LSI one-pass subtree) u64 first  u64 end  u64 n  u64 × n (index, first_doc, docs)
 //! [x]       u8 0 (absent) or 1 then x
 //! output    u8 kind, then
 //!   0 LSI pass term   u8 (0 sketch: sums, bounds f64 × terms, F f64; 1 power: sums; 2 gram: matrix)
@@ -29,13 +31,13 @@
 use std::sync::Arc;
 
 use nalgebra::DMatrix;
-use topicd_numerics::SparseChunk;
 use topicd_numerics::lda::{ChunkStats, ChunkTopics, EStepParams, GammaSeed};
 use topicd_numerics::lsi::products::TermSums;
 use topicd_numerics::lsi::{
     self, ChunkSpan, Grids, OnePassInput, PassInput, PassSum, PassTerm, Product, Projection,
     SketchTerm,
 };
+use topicd_numerics::{SparseChunk, grid};
 
 use super::{EStepInput, Output, Task};
 
@@ -108,6 +110,7 @@ pub fn phase_to_bytes(phase: &PhaseInput) -> Vec<u8> {
             w.f64s(&input.alpha);
             w.u32s(&input.topics.words);
             w.f64s(&input.topics.exp_elog_beta);
+            w.f64s(&input.topics.grids);
         }
     }
     w.0
@@ -171,9 +174,12 @@ pub fn phase_from_bytes(bytes: &[u8]) -> Result<PhaseInput, String> {
             let alpha = r.f64s()?;
             let words = r.u32s()?;
             let exp_elog_beta = r.f64s()?;
+            let grids = r.f64s()?;
             if alpha.is_empty()
                 || Some(exp_elog_beta.len()) != words.len().checked_mul(alpha.len())
                 || words.windows(2).any(|w| w[0] >= w[1])
+                || grids.len() != words.len()
+                || !grids.iter().all(|&q| grid::is_grid(q))
             {
                 return Err("E-step topics that do not fit together".into());
             }
@@ -183,6 +189,7 @@ pub fn phase_from_bytes(bytes: &[u8]) -> Result<PhaseInput, String> {
                     slots: vec![],
                     exp_elog_beta,
                     elog_beta: None,
+                    grids,
                 },
                 alpha,
                 params,
@@ -383,9 +390,9 @@ pub fn pass_sum_to_bytes(sum: &PassSum) -> Vec<u8> {
             w.u8(0);
             w.u64(*samples as u64);
             w.u64(bounds.len() as u64);
-            for v in y.iter().chain(bounds).chain([frobenius]) {
-                w.0.extend_from_slice(&v.to_le_bytes());
-            }
+            put_le(&mut w.0, y);
+            put_le(&mut w.0, bounds);
+            put_le(&mut w.0, &[*frobenius]);
         }
         PassSum::Power { y } => {
             w.u8(1);
@@ -410,11 +417,7 @@ pub fn pass_sum_from_bytes(bytes: &[u8]) -> Result<PassSum, String> {
                 .and_then(|n| n.checked_add(terms + 1))
                 .filter(|&n| n <= MAX_VALUES && n * 16 == r.0.len() as u64)
                 .ok_or("a sketch sum whose size does not match its shape")?;
-            let mut values: Vec<i128> = r
-                .take(count as usize * 16)?
-                .chunks_exact(16)
-                .map(|b| i128::from_le_bytes(b.try_into().expect("16 bytes")))
-                .collect();
+            let mut values: Vec<i128> = get_le(r.take(count as usize * 16)?);
             let frobenius = values.pop().ok_or("a sketch sum without F")?;
             let bounds = values.split_off((samples * terms) as usize);
             PassSum::Sketch {
@@ -482,29 +485,28 @@ impl Writer {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
 
-    fn u32s(&mut self, values: &[u32]) {
+    /// A count of values and the values.
+    fn counted<T: Le>(&mut self, values: &[T]) {
         self.u64(values.len() as u64);
-        self.0.reserve(4 * values.len());
-        values.iter().for_each(|&v| self.u32(v));
+        put_le(&mut self.0, values);
+    }
+
+    fn u32s(&mut self, values: &[u32]) {
+        self.counted(values);
     }
 
     fn u64s(&mut self, values: &[u64]) {
-        self.u64(values.len() as u64);
-        self.0.reserve(8 * values.len());
-        values.iter().for_each(|&v| self.u64(v));
+        self.counted(values);
     }
 
     fn f64s(&mut self, values: &[f64]) {
-        self.u64(values.len() as u64);
-        self.0.reserve(8 * values.len());
-        values.iter().for_each(|&v| self.f64(v));
+        self.counted(values);
     }
 
     fn matrix(&mut self, m: &DMatrix<f64>) {
         self.u64(m.nrows() as u64);
         self.u64(m.ncols() as u64);
-        self.0.reserve(8 * m.len());
-        m.as_slice().iter().for_each(|&v| self.f64(v));
+        put_le(&mut self.0, m.as_slice());
     }
 
     fn grids(&mut self, grids: &Grids) {
@@ -524,8 +526,8 @@ impl Writer {
         self.u64(chunk.nnz() as u64);
         self.0.reserve(8 * chunk.indptr.len() + 12 * chunk.nnz());
         chunk.indptr.iter().for_each(|&p| self.u64(p as u64));
-        chunk.terms.iter().for_each(|&t| self.u32(t));
-        chunk.values.iter().for_each(|&v| self.f64(v));
+        put_le(&mut self.0, &chunk.terms);
+        put_le(&mut self.0, &chunk.values);
     }
 
     fn option<T: ?Sized>(&mut self, value: Option<&T>, put: impl FnOnce(&mut Self, &T)) {
@@ -593,26 +595,23 @@ impl<'a> Reader<'a> {
         Ok(n as usize)
     }
 
-    /// A count of values and the values, `W` little-endian bytes each.
-    fn values<T, const W: usize>(&mut self, from_le: fn([u8; W]) -> T) -> Result<Vec<T>, String> {
-        let n = self.count(W)?;
-        Ok(self
-            .take(W * n)?
-            .chunks_exact(W)
-            .map(|b| from_le(b.try_into().expect("W bytes")))
-            .collect())
+    /// A count of values and the values.
+    fn values<T: Le>(&mut self) -> Result<Vec<T>, String> {
+        let width = size_of::<T>();
+        let n = self.count(width)?;
+        Ok(get_le(self.take(width * n)?))
     }
 
     fn u32s(&mut self) -> Result<Vec<u32>, String> {
-        self.values(u32::from_le_bytes)
+        self.values()
     }
 
     fn u64s(&mut self) -> Result<Vec<u64>, String> {
-        self.values(u64::from_le_bytes)
+        self.values()
     }
 
     fn f64s(&mut self) -> Result<Vec<f64>, String> {
-        self.values(f64::from_le_bytes)
+        self.values()
     }
 
     fn matrix(&mut self) -> Result<DMatrix<f64>, String> {
@@ -621,20 +620,14 @@ impl<'a> Reader<'a> {
             .checked_mul(cols)
             .filter(|&n| n <= MAX_VALUES && n * 8 <= self.0.len() as u64)
             .ok_or("a matrix whose shape does not fit the bytes at hand")?;
-        let values = self.take(8 * n as usize)?;
-        Ok(DMatrix::from_iterator(
-            rows as usize,
-            cols as usize,
-            values.chunks_exact(8).map(f64_of),
-        ))
+        let values = get_le(self.take(8 * n as usize)?);
+        Ok(DMatrix::from_vec(rows as usize, cols as usize, values))
     }
 
     fn grids(&mut self) -> Result<Grids, String> {
         let terms = self.f64s()?;
         let gram = self.f64()?;
-        let power_of_two =
-            |v: &f64| *v > 0.0 && v.is_finite() && v.to_bits() & ((1 << 52) - 1) == 0;
-        if !terms.iter().chain([&gram]).all(power_of_two) {
+        if !terms.iter().chain([&gram]).all(|&q| grid::is_grid(q)) {
             return Err("a grid that is not a power of two".into());
         }
         Ok(Grids { terms, gram })
@@ -668,11 +661,8 @@ impl<'a> Reader<'a> {
                 .chunks_exact(8)
                 .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
                 .collect(),
-            terms: terms
-                .chunks_exact(4)
-                .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
-                .collect(),
-            values: values.chunks_exact(8).map(f64_of).collect(),
+            terms: get_le(terms),
+            values: get_le(values),
         };
         chunk.check()?;
         Ok(chunk)
@@ -690,8 +680,65 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn f64_of(b: &[u8]) -> f64 {
-    f64::from_le_bytes(b.try_into().expect("8 bytes"))
+/// A number that travels as its little-endian bytes, arrays of them in bulk: one copy on a
+/// little-endian host, a byte swap per value on a big-endian one.
+pub trait Le: bytemuck::Pod {
+    /// The value with its bytes swapped between little-endian and this host's order (the
+    /// identity on a little-endian host).
+    fn swap_le(self) -> Self;
+}
+
+impl Le for u32 {
+    fn swap_le(self) -> Self {
+        self.to_le()
+    }
+}
+
+impl Le for u64 {
+    fn swap_le(self) -> Self {
+        self.to_le()
+    }
+}
+
+impl Le for i128 {
+    fn swap_le(self) -> Self {
+        self.to_le()
+    }
+}
+
+impl Le for f64 {
+    fn swap_le(self) -> Self {
+        f64::from_bits(self.to_bits().to_le())
+    }
+}
+
+/// `values` as little-endian bytes: themselves on a little-endian host.
+pub fn le_bytes<T: Le>(values: &[T]) -> std::borrow::Cow<'_, [u8]> {
+    if cfg!(target_endian = "little") {
+        std::borrow::Cow::Borrowed(bytemuck::cast_slice(values))
+    } else {
+        let mut out = Vec::with_capacity(size_of_val(values));
+        for &v in values {
+            out.extend_from_slice(bytemuck::bytes_of(&v.swap_le()));
+        }
+        std::borrow::Cow::Owned(out)
+    }
+}
+
+/// Append `values` as little-endian bytes.
+fn put_le<T: Le>(out: &mut Vec<u8>, values: &[T]) {
+    out.extend_from_slice(&le_bytes(values));
+}
+
+/// The values whose little-endian bytes are `bytes` (a whole number of values, which the
+/// callers have checked).
+fn get_le<T: Le>(bytes: &[u8]) -> Vec<T> {
+    let mut values = vec![T::zeroed(); bytes.len() / size_of::<T>()];
+    bytemuck::cast_slice_mut::<T, u8>(&mut values).copy_from_slice(bytes);
+    if cfg!(not(target_endian = "little")) {
+        values.iter_mut().for_each(|v| *v = v.swap_le());
+    }
+    values
 }
 
 #[cfg(test)]
@@ -811,6 +858,7 @@ mod tests {
         let estep = |words: Vec<u32>| Task::LdaEStep {
             input: Arc::new(EStepInput {
                 topics: ChunkTopics {
+                    grids: vec![0.25; words.len()],
                     words,
                     slots: vec![0, 2, 1],
                     exp_elog_beta: vec![0.5; 6],

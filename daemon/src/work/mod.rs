@@ -263,4 +263,11 @@ pub trait Executor: Send {
     fn chunks_per_task(&self) -> u64 {
         1
     }
+
+    /// How many tasks an LDA chunk's E-step is split into: one for this machine's threads
+    /// (they share the documents), one per worker on a cluster. The model does not depend on
+    /// it (the ranges' counts are summed exactly).
+    fn lanes(&self) -> usize {
+        1
+    }
 }

@@ -8,8 +8,15 @@
 //! ```text
 //! φnorm_n = Σ_k e_k β_kn + ε
 //! γ_k     = α_k + e_k Σ_n (c_n / φnorm_n) β_kn          until mean_k |Δγ_k| < threshold
-//! sstats_{k,w_n} += e_k c_n / φnorm_n,   and at the end  sstats ⊙= exp(E[log β])
+//! sstats_{k,w_n} += e_k β_kn c_n / φnorm_n
 //! ```
+//!
+//! The expected counts are summed exactly, on a grid per word ([`crate::grid`]): each term
+//! `e_k β_kn c_n / φnorm_n` is at most `c_n` (since `φnorm_n ≥ e_k β_kn`), so the chunk's
+//! count of word `w`, `B_w = Σ_{n: w_n = w} c_n`, bounds every partial sum of its counts,
+//! and its grid is `grid_of(B_w)`. Rounded once to it, the terms add up to the same bits
+//! whatever the grouping of the chunk's documents into tasks and the order of the tasks:
+//! the number of workers does not change the model.
 //!
 //! `e_k` is computed as `exp ψ(γ_k)`, without the common factor `exp(−ψ(Σγ))`: it cancels
 //! between `e_k` and `φnorm` in both the γ update and the counts, so one `exp ψ` per topic
@@ -24,6 +31,7 @@ use rayon::prelude::*;
 use super::special::exp_digamma;
 use super::state::LdaState;
 use crate::chunk::SparseChunk;
+use crate::grid::{grid_of, round_to};
 use crate::rng::{self, Purpose};
 
 /// The E-step's stopping rule.
@@ -46,6 +54,9 @@ pub struct ChunkTopics {
     pub exp_elog_beta: Vec<f64>,
     /// `E[log β]`, same layout, when asked for (the bound needs it, training does not).
     pub elog_beta: Option<Vec<f64>>,
+    /// For each of those words, the grid its expected counts are summed on: `grid_of` the
+    /// word's count in the whole chunk (see the [module documentation](self)).
+    pub grids: Vec<f64>,
 }
 
 impl ChunkTopics {
@@ -59,7 +70,11 @@ impl ChunkTopics {
         for (i, &w) in words.iter().enumerate() {
             slot_of[w as usize] = i as u32;
         }
-        let slots = chunk.terms.iter().map(|&w| slot_of[w as usize]).collect();
+        let slots: Vec<u32> = chunk.terms.iter().map(|&w| slot_of[w as usize]).collect();
+        let mut counts = vec![0.0; words.len()];
+        for (&s, &c) in slots.iter().zip(&chunk.values) {
+            counts[s as usize] += c;
+        }
         let exp_elog_beta = state.exp_elog_beta(&words, totals);
         let elog_beta = logs.then(|| state.elog_beta(&words, totals));
         ChunkTopics {
@@ -67,6 +82,7 @@ impl ChunkTopics {
             slots,
             exp_elog_beta,
             elog_beta,
+            grids: counts.into_iter().map(grid_of).collect(),
         }
     }
 
@@ -97,6 +113,7 @@ impl ChunkTopics {
             slots,
             exp_elog_beta: pick(&self.exp_elog_beta),
             elog_beta: self.elog_beta.as_deref().map(pick),
+            grids: columns.iter().map(|&c| self.grids[c]).collect(),
             words,
         })
     }
@@ -326,8 +343,8 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// The chunk's expected word counts per topic, `K × words` (word-major, over
-/// `topics.words`): `Σ_{d, n: w_n = w} e_dk c_n / φnorm_n`, times `exp(E[log β_kw])`.
-/// Each word sums its entries in document order.
+/// `topics.words`): `Σ_{d, n: w_n = w} e_dk β_kw c_n / φnorm_n`, each term rounded to the
+/// word's grid, so that the sum is exact ([module documentation](self)).
 pub fn sstats(chunk: &SparseChunk, topics: &ChunkTopics, inference: &Inference) -> Vec<f64> {
     let k = inference.gamma.len() / chunk.num_docs().max(1);
     let words = topics.words.len();
@@ -353,21 +370,34 @@ pub fn sstats(chunk: &SparseChunk, topics: &ChunkTopics, inference: &Inference) 
         return out;
     }
     out.par_chunks_mut(k).enumerate().for_each(|(s, acc)| {
+        let (beta, q) = (&topics.exp_elog_beta[s * k..(s + 1) * k], topics.grids[s]);
         for &(j, n) in &entries[start[s]..start[s + 1]] {
             let r = inference.ratios[n as usize];
             let e = &inference.exp_theta[j as usize * k..(j as usize + 1) * k];
-            for (a, e) in acc.iter_mut().zip(e) {
-                *a += r * e;
+            for ((a, e), b) in acc.iter_mut().zip(e).zip(beta) {
+                *a += round_to(r * e * b, q);
             }
-        }
-        for (a, b) in acc
-            .iter_mut()
-            .zip(&topics.exp_elog_beta[s * k..(s + 1) * k])
-        {
-            *a *= b;
         }
     });
     out
+}
+
+/// Add the expected counts of a range of a chunk's documents (`part`, over its own words)
+/// to the chunk's (`sums`, `K × words` over `words`, the chunk's words). Exact, so the
+/// order in which the ranges are added does not matter; `None` if `part` has a word the
+/// chunk lacks or the wrong shape.
+pub fn add_stats(words: &[u32], sums: &mut [f64], part: &ChunkStats) -> Option<()> {
+    let k = sums.len() / words.len().max(1);
+    if part.sstats.len() != k * part.words.len() {
+        return None;
+    }
+    for (w, column) in part.words.iter().zip(part.sstats.chunks_exact(k.max(1))) {
+        let s = words.binary_search(w).ok()?;
+        for (a, c) in sums[s * k..(s + 1) * k].iter_mut().zip(column) {
+            *a += c;
+        }
+    }
+    Some(())
 }
 
 #[cfg(test)]
@@ -483,6 +513,60 @@ mod tests {
         let other = chunk(&[&[(0, 1.0)]]);
         let narrow = ChunkTopics::new(&other, &state, &totals, false);
         assert!(narrow.restrict(&part).is_none());
+    }
+
+    /// The expected counts of a chunk are the same bits whatever the ranges its documents
+    /// are split into and the order the ranges are added in: what lets a chunk's E-step run
+    /// on any number of workers without changing the model.
+    #[test]
+    fn ranges_in_any_grouping_sum_to_the_chunks_counts_bit_for_bit() {
+        let (k, v) = (3, 40);
+        let sstats: Vec<f64> = (0..k * v).map(|i| 0.2 + ((i * 37) % 11) as f64).collect();
+        let state = LdaState::from_sstats(k, sstats, vec![0.3; k], vec![0.1; v]);
+        let docs: Vec<Vec<(u32, f64)>> = (0..23u32)
+            .map(|d| {
+                (0..1 + d % 7)
+                    .map(|j| ((d * 13 + j * 5) % v as u32, f64::from(1 + (d + j) % 4)))
+                    .collect::<std::collections::BTreeMap<_, _>>()
+                    .into_iter()
+                    .collect()
+            })
+            .collect();
+        let c = chunk(&docs.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        let totals = state.topic_totals();
+        let topics = ChunkTopics::new(&c, &state, &totals, false);
+        let params = EStepParams {
+            iterations: 50,
+            gamma_threshold: 1e-6,
+        };
+        let seeds = GammaSeed::Training { seed: 5, pass: 0 };
+        let whole = chunk_stats(&c, &topics, &state.alpha, params, seeds);
+        for (cuts, reverse) in [
+            (vec![0, 23], false),
+            (vec![0, 5, 6, 17, 23], false),
+            (vec![0, 11, 23], true),
+        ] {
+            let mut parts: Vec<ChunkStats> = cuts
+                .windows(2)
+                .map(|r| {
+                    let part = c.docs_range(r[0], r[1]);
+                    let narrow = topics.restrict(&part).unwrap();
+                    chunk_stats(&part, &narrow, &state.alpha, params, seeds)
+                })
+                .collect();
+            if reverse {
+                parts.reverse();
+            }
+            let mut sums = vec![0.0; whole.sstats.len()];
+            for part in &parts {
+                add_stats(&topics.words, &mut sums, part).unwrap();
+            }
+            let bits = |x: &[f64]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&sums), bits(&whole.sstats), "ranges {cuts:?}");
+        }
+        // the counts still add up to the chunk's words
+        let words: f64 = c.values.iter().sum();
+        assert!((whole.sstats.iter().sum::<f64>() - words).abs() < 1e-9 * words);
     }
 
     #[test]

@@ -30,6 +30,7 @@ use nalgebra::DMatrix;
 use rayon::prelude::*;
 
 use super::products::TermSums;
+use crate::grid::{grid_of, round_to};
 use crate::linalg;
 
 /// `2⁶⁴`, the scale of the fixed point of pass 0.
@@ -286,21 +287,6 @@ impl PassSum {
     }
 }
 
-/// `q = 2^(E − 52)` with `2^E` the smallest power of two at or above `4·bound` (1 for 0).
-fn grid_of(bound: f64) -> f64 {
-    if bound.is_nan() || bound <= 0.0 {
-        return 1.0;
-    }
-    let exponent = (4.0 * bound).log2().ceil() as i32;
-    // log2 may be off by one ulp near a power of two: make sure 2^E really covers 4·bound
-    let exponent = if 2f64.powi(exponent) < 4.0 * bound {
-        exponent + 1
-    } else {
-        exponent
-    };
-    2f64.powi(exponent - 52)
-}
-
 #[derive(Clone, Copy)]
 enum Rounding {
     Nearest,
@@ -349,10 +335,6 @@ fn from_fixed(v: i128) -> f64 {
     v as f64 / FIXED_SCALE
 }
 
-/// `1.5·2⁵²`: adding and subtracting it rounds an f64 below `2⁵¹` in magnitude to the
-/// nearest integer (ties to even) in two additions, with no library call.
-const ROUNDER: f64 = 6_755_399_441_055_744.0;
-
 /// A value rounded to a grid (a power of two, so the division is exact).
 fn on_grid(v: f64, grid: f64) -> Result<f64, SumError> {
     let units = v / grid;
@@ -361,7 +343,7 @@ fn on_grid(v: f64, grid: f64) -> Result<f64, SumError> {
             "internal error: a value of {v:e} exceeds the bound of its grid ({grid:e}); the pass's sum would not be exact"
         )));
     }
-    Ok(((units + ROUNDER) - ROUNDER) * grid)
+    Ok(round_to(v, grid))
 }
 
 fn checked_add(a: i128, b: i128) -> Result<i128, SumError> {
