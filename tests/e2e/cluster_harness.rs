@@ -1,5 +1,6 @@
 //! The cluster's test harness: a dispatcher (`local_worker = false`, leases of 2 s) and
-//! worker daemons on 127.0.0.x (or in a network namespace), a shared secret.
+//! worker daemons on 127.0.0.x (or in a network namespace), a shared secret; and the jobs,
+//! corpora and bit-for-bit comparison with the standalone daemon that the cluster tests use.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -244,3 +245,142 @@ pub(crate) fn poll<T>(
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A small LSI job over [`lsi_corpus`].
+pub(crate) const LSI_JOB: &[&str] = &[
+    "--topics",
+    "20",
+    "--chunksize",
+    "1000",
+    "--extra-samples",
+    "30",
+    "--seed",
+    "5",
+];
+
+/// A small LDA job with `alpha auto` over [`lda_corpus`].
+pub(crate) const LDA_JOB: &[&str] = &[
+    "--topics",
+    "8",
+    "--chunksize",
+    "600",
+    "--alpha",
+    "auto",
+    "--seed",
+    "3",
+];
+
+/// A corpus of real values for LSI.
+pub(crate) fn lsi_corpus(dir: &Path) -> (PathBuf, PathBuf) {
+    write_corpus(dir, "cluster", 40_000, 2_000, 25, 11)
+}
+
+/// A corpus of counts for LDA.
+pub(crate) fn lda_corpus(dir: &Path) -> (PathBuf, PathBuf) {
+    let (corpus, dictionary) = write_corpus(dir, "counts", 6_000, 800, 20, 21);
+    let text = std::fs::read_to_string(&corpus).unwrap();
+    let counts: String = text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            if i < 2 || fields.len() != 3 {
+                format!("{line}\n")
+            } else {
+                let count = (fields[2].parse::<f64>().unwrap() * 5.0).ceil();
+                format!("{} {} {count}\n", fields[0], fields[1])
+            }
+        })
+        .collect();
+    std::fs::write(&corpus, counts).unwrap();
+    (corpus, dictionary)
+}
+
+/// The arrays of the same job trained by a standalone daemon.
+pub(crate) fn standalone(
+    kind: &str,
+    corpus: &Path,
+    dictionary: &Path,
+    job: &[&str],
+) -> Vec<(String, Vec<u8>)> {
+    let d = Daemon::start(&[]);
+    let id = submit(&d, kind, corpus, dictionary, job);
+    assert_eq!(d.wait(id), "succeeded", "{}", d.log());
+    d.export_arrays(id).into_iter().collect()
+}
+
+/// Submit a job of `kind` (`lsi` or `lda`).
+pub(crate) fn submit(
+    d: &Daemon,
+    kind: &str,
+    corpus: &Path,
+    dictionary: &Path,
+    job: &[&str],
+) -> u64 {
+    match kind {
+        "lsi" => d.submit_lsi(corpus, dictionary, job),
+        _ => d.submit_lda(corpus, dictionary, job),
+    }
+}
+
+/// Wait for the job and compare its model with the standalone one, bit for bit.
+pub(crate) fn assert_same_model(cluster: &Cluster, job: u64, reference: &[(String, Vec<u8>)]) {
+    let d = &cluster.dispatcher;
+    assert_eq!(d.wait(job), "succeeded", "{}", d.log());
+    let arrays: Vec<(String, Vec<u8>)> = d.export_arrays(job).into_iter().collect();
+    let names: Vec<&String> = arrays.iter().map(|(n, _)| n).collect();
+    if arrays != reference {
+        for ((name, a), (_, b)) in arrays.iter().zip(reference) {
+            let (a, b) = (read_npy(a).1, read_npy(b).1);
+            let diff = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f64::max);
+            eprintln!(
+                "{name}: max difference {diff:e}; {:?} vs {:?}",
+                &a[..3.min(a.len())],
+                &b[..3.min(b.len())]
+            );
+        }
+        let log = d.log();
+        let interesting: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("worker"))
+            .collect();
+        eprintln!("{}", interesting.join("\n"));
+        for w in &cluster.workers {
+            let wl = w.log();
+            let interesting: Vec<&str> = wl
+                .lines()
+                .filter(|l| !l.contains("DEBUG") || l.contains("cluster"))
+                .collect();
+            eprintln!("--- worker\n{}", interesting.join("\n"));
+        }
+    }
+    assert!(
+        arrays == reference,
+        "the cluster's model differs from the standalone one ({names:?})"
+    );
+}
+
+/// Wait until the job has done `docs` documents of work (or stopped running).
+pub(crate) fn progress_at_least(cluster: &Cluster, job: u64, docs: u64) -> serde_json::Value {
+    cluster.dispatcher.wait_until(job, 300, |s| {
+        work_done(s) >= docs || s["state"] != "running"
+    })
+}
+
+/// [`LSI_JOB`] with more passes: the job must outlast a lease after the cut.
+pub(crate) const LONG_LSI_JOB: &[&str] = &[
+    "--topics",
+    "20",
+    "--chunksize",
+    "1000",
+    "--extra-samples",
+    "30",
+    "--power-iters",
+    "10",
+    "--seed",
+    "5",
+];

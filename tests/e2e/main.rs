@@ -3,6 +3,7 @@
 mod clients;
 mod cluster;
 mod cluster_harness;
+mod cluster_netns;
 mod cluster_ops;
 mod common;
 mod inputs;

@@ -44,7 +44,7 @@ pub struct Dispatcher {
     changed: Condvar,
     orders: tokio::sync::Notify,
     /// The encoding of the running phase's shared input, for the workers to fetch.
-    pub(super) phase_bytes: Mutex<Option<(u64, Arc<Vec<u8>>)>>,
+    pub(super) phase_bytes: Mutex<Option<(u64, bytes::Bytes)>>,
     /// The timing every worker is told.
     pub timing: Timing,
 }

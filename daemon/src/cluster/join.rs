@@ -243,7 +243,7 @@ impl NetworkLink {
                 .fetch(deadline(PAGE_TIMEOUT), self.worker, what, offset);
             async move {
                 match request.await {
-                    Ok(Ok(page)) if page.bytes.0.len() > PAGE_BYTES => {
+                    Ok(Ok(page)) if page.bytes.len() > PAGE_BYTES => {
                         Ok(Err(WireError::BadRequest(format!(
                             "a page of {what:?} beyond {PAGE_BYTES} bytes"
                         ))))
@@ -260,7 +260,7 @@ impl NetworkLink {
             )));
         }
         let mut bytes = Vec::with_capacity(total as usize);
-        bytes.extend_from_slice(&first.bytes.0);
+        bytes.extend_from_slice(&first.bytes);
         let offsets = (bytes.len() as u64..total).step_by(PAGE_BYTES);
         let mut pages = futures::stream::iter(offsets.map(page)).buffered(PAGES_IN_FLIGHT);
         while (bytes.len() as u64) < total {
@@ -269,13 +269,13 @@ impl NetworkLink {
             };
             let next = self.call(std::future::ready(next))?;
             if next.total != total
-                || next.bytes.0.len() != PAGE_BYTES.min((total - bytes.len() as u64) as usize)
+                || next.bytes.len() != PAGE_BYTES.min((total - bytes.len() as u64) as usize)
             {
                 return Err(LinkError::Lost(format!(
                     "{what:?} changed while it was fetched"
                 )));
             }
-            bytes.extend_from_slice(&next.bytes.0);
+            bytes.extend_from_slice(&next.bytes);
         }
         if (bytes.len() as u64) < total {
             return Err(LinkError::Lost(format!("{what:?} ended early")));
@@ -378,12 +378,12 @@ impl Link for NetworkLink {
 
     /// Upload the result page by page, [`PAGES_IN_FLIGHT`] at a time, then deliver it.
     fn deliver(&mut self, lease: LeaseId, output: Output) -> Result<(), LinkError> {
-        let bytes = encode::output_to_bytes(&output);
+        let bytes = bytes::Bytes::from(encode::output_to_bytes(&output));
         drop(output);
         let total = bytes.len() as u64;
-        let uploads = bytes.chunks(PAGE_BYTES).enumerate().map(|(i, page)| {
-            let offset = (i * PAGE_BYTES) as u64;
-            let page = Bytes(page.to_vec());
+        let uploads = (0..bytes.len()).step_by(PAGE_BYTES).map(|offset| {
+            let page = bytes.slice(offset..(offset + PAGE_BYTES).min(bytes.len()));
+            let offset = offset as u64;
             self.client.upload(
                 deadline(PAGE_TIMEOUT),
                 self.worker,
@@ -451,7 +451,7 @@ mod tests {
             _: LeaseId,
             _: u64,
             _: u64,
-            _: Bytes,
+            _: bytes::Bytes,
         ) -> Result<(), WireError> {
             Ok(())
         }

@@ -678,6 +678,17 @@ mod tests {
         }
     }
 
+    /// A schedule with leases of 5 s and the workers `names`, registered now (returned).
+    fn with_workers(names: &[&str]) -> (Schedule, Instant, Vec<WorkerId>) {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(Duration::from_secs(5));
+        let workers = names
+            .iter()
+            .map(|n| s.register(identity(n), [], t0))
+            .collect();
+        (s, t0, workers)
+    }
+
     fn lease_of(order: Order) -> (LeaseId, u64) {
         match order {
             Order::Task { lease, task, .. } => (lease, task),
@@ -687,12 +698,8 @@ mod tests {
 
     #[test]
     fn results_reach_the_job_in_task_order_whoever_computes_them() {
-        let t0 = Instant::now();
-        let mut s = Schedule::new(Duration::from_secs(5));
-        let (a, b) = (
-            s.register(identity("a"), [], t0),
-            s.register(identity("b"), [], t0),
-        );
+        let (mut s, t0, w) = with_workers(&["a", "b"]);
+        let (a, b) = (w[0], w[1]);
         s.start_phase(false);
         for c in 0..3 {
             s.add(svd_task(c), c as u128);
@@ -715,12 +722,8 @@ mod tests {
 
     #[test]
     fn a_silent_worker_loses_its_tasks_and_its_late_result_is_ignored() {
-        let t0 = Instant::now();
-        let mut s = Schedule::new(Duration::from_secs(5));
-        let (a, b) = (
-            s.register(identity("a"), [], t0),
-            s.register(identity("b"), [], t0),
-        );
+        let (mut s, t0, w) = with_workers(&["a", "b"]);
+        let (a, b) = (w[0], w[1]);
         s.start_phase(false);
         s.add(svd_task(0), 0);
         let (la, _) = lease_of(s.next_order(a, t0).unwrap());
@@ -744,12 +747,8 @@ mod tests {
 
     #[test]
     fn held_partial_sums_are_flushed_and_requeued_when_their_worker_dies() {
-        let t0 = Instant::now();
-        let mut s = Schedule::new(Duration::from_secs(5));
-        let (a, b) = (
-            s.register(identity("a"), [], t0),
-            s.register(identity("b"), [], t0),
-        );
+        let (mut s, t0, w) = with_workers(&["a", "b"]);
+        let (a, b) = (w[0], w[1]);
         let phase = s.start_phase(true);
         for c in 0..4 {
             s.add(gram_task(c), c as u128);
@@ -791,13 +790,8 @@ mod tests {
 
     #[test]
     fn the_workers_of_a_job_are_the_live_ones_that_took_its_tasks() {
-        let t0 = Instant::now();
-        let mut s = Schedule::new(Duration::from_secs(5));
-        let (a, b, c) = (
-            s.register(identity("a"), [], t0),
-            s.register(identity("b"), [], t0),
-            s.register(identity("c"), [], t0),
-        );
+        let (mut s, t0, w) = with_workers(&["a", "b", "c"]);
+        let (a, b, c) = (w[0], w[1], w[2]);
         assert_eq!((s.job(), s.working_on(7)), (None, 0));
         s.start_job(7);
         s.start_phase(false);

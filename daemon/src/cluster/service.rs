@@ -78,7 +78,7 @@ struct PerConnection {
     worker: Mutex<Option<WorkerId>>,
     uploads: Mutex<HashMap<LeaseId, Upload>>,
     /// Items being fetched, encoded once.
-    items: Mutex<HashMap<Fetch, Arc<Vec<u8>>>>,
+    items: Mutex<HashMap<Fetch, bytes::Bytes>>,
 }
 
 /// Log a result refused because its lease is gone: expired, or its worker declared dead. A
@@ -124,7 +124,7 @@ impl ClusterHandler {
     }
 
     /// The encoding of an item a worker fetches, made once per connection and item.
-    fn item(&self, what: Fetch) -> Result<Arc<Vec<u8>>, WireError> {
+    fn item(&self, what: Fetch) -> Result<bytes::Bytes, WireError> {
         if let Some(bytes) = self
             .conn
             .items
@@ -139,11 +139,11 @@ impl ClusterHandler {
             Fetch::Phase(phase) => self.dispatcher.phase_bytes(phase).ok_or_else(gone)?,
             Fetch::Chunk { phase, task } => {
                 let task = self.dispatcher.lock().task(phase, task).ok_or_else(gone)?;
-                Arc::new(encode::chunk_to_bytes(task.chunk()))
+                encode::chunk_to_bytes(task.chunk()).into()
             }
             Fetch::Extra { phase, task } => {
                 let task = self.dispatcher.lock().task(phase, task).ok_or_else(gone)?;
-                Arc::new(encode::extra_to_bytes(&task).ok_or_else(gone)?)
+                encode::extra_to_bytes(&task).ok_or_else(gone)?.into()
             }
         };
         let mut items = self.conn.items.lock().unwrap_or_else(|e| e.into_inner());
@@ -277,7 +277,7 @@ impl Cluster for ClusterHandler {
             )));
         }
         let end = (offset as usize + PAGE_BYTES).min(bytes.len());
-        let page = bytes[offset as usize..end].to_vec();
+        let page = bytes.slice(offset as usize..end);
         let mut s = self.dispatcher.lock();
         s.count_bytes(worker, page.len() as u64, 0);
         if end == bytes.len() {
@@ -294,10 +294,7 @@ impl Cluster for ClusterHandler {
                     .remove(&what);
             }
         }
-        Ok(Page {
-            total,
-            bytes: Bytes(page),
-        })
+        Ok(Page { total, bytes: page })
     }
 
     async fn held(self, _: Context, worker: WorkerId, lease: LeaseId) -> Result<(), WireError> {
@@ -315,7 +312,7 @@ impl Cluster for ClusterHandler {
         lease: LeaseId,
         offset: u64,
         total: u64,
-        bytes: Bytes,
+        bytes: bytes::Bytes,
     ) -> Result<(), WireError> {
         let worker = self.own(worker)?;
         let mut uploads = self.conn.uploads.lock().unwrap_or_else(|e| e.into_inner());
@@ -331,14 +328,14 @@ impl Cluster for ClusterHandler {
             )),
             Entry::Vacant(slot) => Ok(slot.insert(Upload::new(total))),
         };
-        if let Err(why) = upload.and_then(|upload| upload.put(offset, total, &bytes.0)) {
+        if let Err(why) = upload.and_then(|upload| upload.put(offset, total, &bytes)) {
             uploads.remove(&lease);
             return Err(WireError::BadRequest(format!("lease {lease}: {why}")));
         }
         drop(uploads);
         self.dispatcher
             .lock()
-            .count_bytes(worker, 0, bytes.0.len() as u64);
+            .count_bytes(worker, 0, bytes.len() as u64);
         Ok(())
     }
 
@@ -385,7 +382,7 @@ impl Cluster for ClusterHandler {
 
 impl Dispatcher {
     /// The encoding of phase `phase`'s shared input, made once per phase.
-    pub fn phase_bytes(&self, phase: u64) -> Option<Arc<Vec<u8>>> {
+    pub fn phase_bytes(&self, phase: u64) -> Option<bytes::Bytes> {
         let mut cached = self.phase_bytes.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((p, bytes)) = cached.as_ref()
             && *p == phase
@@ -393,7 +390,7 @@ impl Dispatcher {
             return Some(bytes.clone());
         }
         let task = self.lock().any_task(phase)?;
-        let bytes = Arc::new(encode::phase_to_bytes(&PhaseInput::of(&task)));
+        let bytes = bytes::Bytes::from(encode::phase_to_bytes(&PhaseInput::of(&task)));
         *cached = Some((phase, bytes.clone()));
         Some(bytes)
     }

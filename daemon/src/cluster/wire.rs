@@ -7,6 +7,7 @@
 //! does not hold it), a task's own part (an E-step's α and topics), and results (uploaded
 //! page by page, then delivered). The pages carry the bytes of `crate::work::encode`.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::schedule::{ChunkKey, LeaseId, WorkerId};
@@ -47,10 +48,6 @@ pub trait Cluster {
     /// The result of `lease`, uploaded in `length` bytes, is complete: every page arrived.
     async fn deliver(worker: WorkerId, lease: LeaseId, length: u64) -> Result<(), WireError>;
 }
-
-/// Bytes, sent as one run rather than element by element.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Bytes(#[serde(with = "serde_bytes")] pub Vec<u8>);
 
 /// A worker introducing itself.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -131,7 +128,8 @@ pub enum Fetch {
 pub struct Page {
     /// The item's whole length.
     pub total: u64,
-    /// The bytes from the requested offset (at most [`PAGE_BYTES`]).
+    /// The bytes from the requested offset (at most [`PAGE_BYTES`]): a slice of the item,
+    /// sent as one run.
     pub bytes: Bytes,
 }
 

@@ -56,6 +56,12 @@ impl FrameCodec {
         }
     }
 
+    /// Whether frames go as they are (`cluster_encrypt = false`), so that a sender may write
+    /// one straight into the connection's buffer ([`put_plain_header`]).
+    pub(super) fn is_plain(&self) -> bool {
+        self.noise.is_none()
+    }
+
     fn check_length(&self, length: usize) -> io::Result<()> {
         if length > self.max_frame as usize {
             return Err(invalid(format!(
@@ -206,7 +212,7 @@ impl Encoder<Bytes> for FrameCodec {
         }
         let Some(noise) = self.noise.as_mut() else {
             dst.reserve(HEADER + length);
-            dst.put_u32(length as u32);
+            put_plain_header(dst, length as u32);
             dst.extend_from_slice(&frame);
             return Ok(());
         };
@@ -223,6 +229,11 @@ impl Encoder<Bytes> for FrameCodec {
         }
         Ok(())
     }
+}
+
+/// The header of a plain frame of `length` bytes, which the frame's bytes follow in `dst`.
+pub(super) fn put_plain_header(dst: &mut BytesMut, length: u32) {
+    dst.put_u32(length);
 }
 
 /// Append `plain` to `dst` as one Noise message: u16 length, ciphertext.

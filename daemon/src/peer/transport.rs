@@ -8,13 +8,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bincode::Options;
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use futures::{Sink, Stream};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::codec::Framed;
 
+use super::sealed::put_plain_header;
 use super::{Connection, FrameCodec};
 
 /// The dialing side's transport for a tarpc service with requests `Req` and responses `Resp`:
@@ -183,13 +184,22 @@ where
 
     fn start_send(mut self: Pin<&mut Self>, item: SinkItem) -> io::Result<()> {
         let max = self.frames.max_frame;
+        let options = bincode::DefaultOptions::new().with_limit(u64::from(max));
+        // A plain frame is written straight into the connection's buffer, sized first: one
+        // copy of the message's bytes, not three.
+        if self.frames.framed.codec().is_plain()
+            && let Ok(size) = options.serialized_size(&item)
+        {
+            let buffer = self.frames.framed.write_buffer_mut();
+            buffer.reserve(4 + size as usize);
+            put_plain_header(buffer, size as u32);
+            return options
+                .serialize_into(buffer.writer(), &item)
+                .map_err(io::Error::other);
+        }
         // bincode computes the size before it allocates: a message over the limit is refused
         // without being built.
-        let encode = |item: &SinkItem| {
-            bincode::DefaultOptions::new()
-                .with_limit(u64::from(max))
-                .serialize(item)
-        };
+        let encode = |item: &SinkItem| options.serialize(item);
         let bytes = match encode(&item) {
             Ok(bytes) => bytes,
             Err(e) => {
