@@ -287,7 +287,7 @@ impl<'a, 'b> LdaRun<'a, 'b> {
 
     /// The E-step of a chunk: its documents in as many ranges as the executor has lanes, one
     /// task each, their expected counts summed exactly into the chunk's, which are added to
-    /// the batch. Returns the chunk's γ.
+    /// the batch. Returns the chunk's γ if α is learnt (`alpha = auto`), nothing otherwise.
     fn e_step(
         &mut self,
         executor: &mut dyn Executor,
@@ -303,6 +303,7 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                 seed: self.ctx.job.spec.seed,
                 pass: self.pass,
             },
+            gamma: self.params.alpha == Prior::Auto,
         });
         let docs = chunk.num_docs();
         let per_task = docs.div_ceil(executor.lanes().max(1)).max(1);
@@ -314,7 +315,7 @@ impl<'a, 'b> LdaRun<'a, 'b> {
         });
         let words = &input.topics.words;
         let mut sums = vec![0.0; self.state.num_topics * words.len()];
-        let mut gamma = Vec::with_capacity(docs * self.state.num_topics);
+        let mut gamma = Vec::with_capacity(docs * self.state.num_topics * usize::from(input.gamma));
         let due = || Due::Nothing; // a chunk's ranges are few: the job checks between chunks
         executor.run(
             &mut tasks,

@@ -15,7 +15,7 @@
 //! phase     u8 kind, then (a task = its phase's input, its chunk, and its own extra part)
 //!   0 LSI pass        u64 terms  u64 samples  u64 seed  u8 product  [matrix Qt]  [grids]
 //!   1 chunk SVD       u64 terms  u64 rank  u64 extra_samples  u32 power_iters  u64 seed
-//!   2 LDA E-step      u32 iterations  f64 threshold  u8 seeds  u64 seed  u32 pass
+//!   2 LDA E-step      u32 iterations  f64 threshold  u8 seeds  u64 seed  u32 pass  u8 γ wanted
 //!                     u64 K  f64 × K alpha  u64 words  u32 × words  u64 n  f64 × K·words
 //!                     exp E[log β]  u64 words  f64 × words grids
 //! extra     (LSI one-pass subtree) u64 first  u64 end  u64 n  u64 × n (index, first_doc, docs)
@@ -107,6 +107,7 @@ pub fn phase_to_bytes(phase: &PhaseInput) -> Vec<u8> {
             w.u8(kind);
             w.u64(seed);
             w.u32(pass);
+            w.u8(u8::from(input.gamma));
             w.f64s(&input.alpha);
             w.u32s(&input.topics.words);
             w.f64s(&input.topics.exp_elog_beta);
@@ -165,6 +166,11 @@ pub fn phase_from_bytes(bytes: &[u8]) -> Result<PhaseInput, String> {
                 gamma_threshold: r.f64()?,
             };
             let (kind, seed, pass) = (r.u8()?, r.u64()?, r.u32()?);
+            let gamma = match r.u8()? {
+                0 => false,
+                1 => true,
+                other => return Err(format!("an E-step whose γ flag is {other}")),
+            };
             let seeds = match kind {
                 0 => GammaSeed::Training { seed, pass },
                 1 => GammaSeed::Inference { seed },
@@ -194,6 +200,7 @@ pub fn phase_from_bytes(bytes: &[u8]) -> Result<PhaseInput, String> {
                 alpha,
                 params,
                 seeds,
+                gamma,
             }))
         }
         other => return Err(format!("a phase of unknown kind {other}")),
@@ -870,6 +877,7 @@ mod tests {
                     gamma_threshold: 0.001,
                 },
                 seeds: GammaSeed::Training { seed: 1, pass: 2 },
+                gamma: true,
             }),
             chunk: chunk.clone(),
         };

@@ -76,6 +76,9 @@ pub struct EStepInput {
     pub params: EStepParams,
     /// Where the documents' initial γ come from.
     pub seeds: GammaSeed,
+    /// Whether the documents' γ come back with the counts: α = auto learns from them,
+    /// nothing else needs them.
+    pub gamma: bool,
 }
 
 /// The result of a task.
@@ -107,13 +110,12 @@ pub fn compute(task: &Task) -> Output {
         Task::LdaEStep { input, chunk } => {
             // a remote task's words were checked against its topics in `task_from_parts`
             let topics = input.topics.restrict(chunk).expect("a checked task");
-            Output::LdaEStep(lda::chunk_stats(
-                chunk,
-                &topics,
-                &input.alpha,
-                input.params,
-                input.seeds,
-            ))
+            let mut stats =
+                lda::chunk_stats(chunk, &topics, &input.alpha, input.params, input.seeds);
+            if !input.gamma {
+                stats.gamma = Vec::new();
+            }
+            Output::LdaEStep(stats)
         }
     }
 }
@@ -152,7 +154,7 @@ pub fn fits(task: &Task, output: &Output) -> bool {
             words.dedup();
             stats.words == words
                 && Some(stats.sstats.len()) == k.checked_mul(stats.words.len())
-                && Some(stats.gamma.len()) == k.checked_mul(chunk.num_docs())
+                && Some(stats.gamma.len()) == k.checked_mul(chunk.num_docs() * input.gamma as usize)
         }
         _ => false,
     }
