@@ -152,7 +152,9 @@ pub struct Remote {
 /// worker's partial sum (each as large as the pass's whole sum), so, like the job's own
 /// checkpoints (at most ~5% of the time), it waits for 20× its cost since the pass began
 /// or the last flush: the last flush's time, or before one was timed, the sums' bytes at
-/// [`ASSUMED_FLUSH_BYTES_PER_SEC`]. A pass shorter than that is checkpointed at its end.
+/// [`ASSUMED_FLUSH_BYTES_PER_SEC`]. A pass shorter than that is checkpointed at its end. (A
+/// flush whose worker dies before delivering is never complete: no other flush is asked for
+/// in that pass, whose tasks are computed again and delivered at its end.)
 struct FlushClock {
     last: Instant,
     estimate: Duration,
@@ -429,6 +431,29 @@ mod tests {
                 return p;
             }
         }
+    }
+
+    #[test]
+    fn a_flush_for_a_checkpoint_waits_for_twenty_times_its_cost() {
+        let second = Duration::from_secs(1);
+        let mut clock = FlushClock {
+            last: Instant::now(),
+            estimate: second,
+            pending: None,
+        };
+        assert!(!clock.worth_it(None), "20 s of estimated cost are not over");
+        assert!(
+            clock.worth_it(Some(Duration::ZERO)),
+            "a flush that cost nothing"
+        );
+        clock.last = Instant::now() - 25 * second;
+        assert!(clock.worth_it(None));
+        assert!(
+            !clock.worth_it(Some(2 * second)),
+            "timed at 2 s: 40 s apart"
+        );
+        clock.pending = Some((Instant::now(), 1));
+        assert!(!clock.worth_it(Some(Duration::ZERO)), "one at a time");
     }
 
     #[test]
