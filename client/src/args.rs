@@ -66,7 +66,8 @@ pub struct LsiArgs {
     #[command(flatten)]
     pub inputs: Inputs,
 
-    /// num_topics: number of latent dimensions (factors) to keep.
+    /// num_topics: number of latent dimensions (factors) to keep: at most min(terms,
+    /// documents), which submit checks.
     #[arg(long = "topics", visible_alias = "num-topics", value_name = "K")]
     num_topics: u32,
 
@@ -123,7 +124,8 @@ pub struct LdaArgs {
     #[command(flatten)]
     pub inputs: Inputs,
 
-    /// num_topics: the number of latent topics to extract from the corpus.
+    /// num_topics: the number of latent topics to extract from the corpus: at most
+    /// min(terms, documents), which submit checks.
     #[arg(long = "topics", visible_alias = "num-topics", value_name = "K")]
     num_topics: u32,
 

@@ -23,7 +23,7 @@ use tarpc::context::Context;
 
 use crate::cluster::Dispatcher;
 use crate::corpus::{CorpusError, InputFile};
-use crate::jobs::{JobFiles, Scheduler, Stop, now};
+use crate::jobs::{Inputs, JobError, JobFiles, Scheduler, Stop, now};
 use crate::model::LoadedModel;
 use crate::store::{Store, StoreError};
 use models::Models;
@@ -204,6 +204,15 @@ impl Control for Handler {
             corpus: self.passed_file("corpus", &spec.corpus)?,
             dictionary: self.passed_file("dictionary", &spec.dictionary)?,
         };
+        // what the job would find when it starts, said now
+        let (checked, model) = (files.clone(), spec.model.clone());
+        tokio::task::spawn_blocking(move || Inputs::for_model(&checked, &model).map(drop))
+            .await
+            .map_err(|e| ApiError::Internal(format!("the input check stopped: {e}")))?
+            .map_err(|e| match e {
+                JobError::Input(why) => ApiError::InvalidSpec(why),
+                other => ApiError::Internal(other.to_string()),
+            })?;
         let scheduler = self.shared.scheduler.clone();
         let room = self
             .on_store(move |s| Ok(scheduler.held().make_room(s)))

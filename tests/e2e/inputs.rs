@@ -405,8 +405,10 @@ fn a_job_reads_the_files_its_client_passed_whatever_the_paths_lead_to_later() {
     );
 }
 
+/// A dictionary without an id the corpus uses fails the job when the reader meets the id; a
+/// dictionary cut shorter than the terms the corpus declares is refused at submit already.
 #[test]
-fn a_dictionary_that_lacks_a_corpus_id_or_was_cut_short_fails_the_job_as_the_dictionarys() {
+fn a_dictionary_that_lacks_a_corpus_id_or_was_cut_short_is_named_as_the_culprit() {
     let d = Daemon::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let (corpus, dictionary) = counts_corpus(dir.path(), "c", 30, 8);
@@ -450,13 +452,57 @@ fn a_dictionary_that_lacks_a_corpus_id_or_was_cut_short_fails_the_job_as_the_dic
         )
     );
 
+    let refused = d.ctl(&Daemon::submit_args(
+        "lsi",
+        &corpus,
+        &cut,
+        &["--topics", "2"],
+    ));
+    assert!(!refused.status.success());
     assert_eq!(
-        failure(&cut),
+        String::from_utf8_lossy(&refused.stderr).trim(),
         format!(
-            "{}: the dictionary has 4 entries with ids up to 3, but the corpus {} declares 8 \
-             terms (line 2); is the dictionary truncated, or the dictionary of another corpus?",
+            "topicctl: invalid job: {}: the dictionary has 4 entries with ids up to 3, but the \
+             corpus {} declares 8 terms (line 2); is the dictionary truncated, or the dictionary \
+             of another corpus?",
             cut.display(),
             corpus.display()
         )
     );
+}
+
+/// A model has at most min(terms, documents) topics: asking for more is refused at submit
+/// with the limit, for either algorithm (gensim would quietly give fewer), and no job is
+/// made; the limit itself is accepted.
+#[test]
+fn more_topics_than_terms_or_documents_are_refused_at_submit_with_the_limit() {
+    let d = Daemon::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    // 12 documents over 30 terms: at most 12 topics
+    let (corpus, dictionary) = counts_corpus(dir.path(), "c", 12, 30);
+    for kind in ["lsi", "lda"] {
+        let out = d.ctl(&Daemon::submit_args(
+            kind,
+            &corpus,
+            &dictionary,
+            &["--topics", "13"],
+        ));
+        assert!(!out.status.success(), "{kind}: {}", text(&out));
+        assert!(
+            text(&out).contains("13 topics asked for, but 30 terms")
+                && text(&out).contains("12 documents")
+                && text(&out).contains("ask for at most 12 topics"),
+            "{kind}: {}",
+            text(&out)
+        );
+    }
+    assert_eq!(
+        d.ok(&["list"])
+            .lines()
+            .filter(|l| l.contains("lsi") || l.contains("lda"))
+            .count(),
+        0
+    );
+    let job = d.submit_lda(&corpus, &dictionary, &["--topics", "12"]);
+    assert_eq!(d.wait(job), "succeeded", "{}", d.log());
 }

@@ -314,11 +314,19 @@ fn a_bad_corpus_fails_its_job_with_file_and_line_and_the_next_job_runs() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 4"));
     assert_eq!(d.wait(fine), "succeeded");
 
-    // a job whose matrices cannot fit in memory fails before allocating them
+    // a job whose matrices cannot fit in memory fails before allocating them: 100 topics (no
+    // more than the corpus allows) and 10⁵ extra samples over chunks of 10⁷ documents, 16 TB
     let huge = d.submit_lsi(
         &good,
         &dictionary,
-        &["--topics", "100000", "--extra-samples", "100000"],
+        &[
+            "--topics",
+            "100",
+            "--extra-samples",
+            "100000",
+            "--chunksize",
+            "10000000",
+        ],
     );
     assert_eq!(d.wait(huge), "failed");
     let reason = d.status(huge)["reason"].as_str().unwrap().to_string();

@@ -28,7 +28,7 @@ pub fn run(
     executor: &mut dyn Executor,
     params: &LdaParams,
 ) -> Result<RunEnd, JobError> {
-    let inputs = Inputs::open(&ctx.files, true)?;
+    let inputs = Inputs::for_model(&ctx.files, &ctx.job.spec.model)?;
     let (k, v) = (params.num_topics as usize, inputs.num_terms());
     // λ, the batch's counts, and transient copies in checkpoints
     check_memory(

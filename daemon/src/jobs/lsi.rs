@@ -22,7 +22,7 @@ pub fn run(
     executor: &mut dyn Executor,
     params: &LsiParams,
 ) -> Result<RunEnd, JobError> {
-    let inputs = Inputs::open(&ctx.files, false)?;
+    let inputs = Inputs::for_model(&ctx.files, &ctx.job.spec.model)?;
     let samples = (params.num_topics + params.extra_samples) as f64;
     // about four terms × samples matrices and two samples × chunksize ones at a time
     let bytes =

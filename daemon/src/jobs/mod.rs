@@ -245,6 +245,26 @@ impl Inputs {
         })
     }
 
+    /// Open the inputs of a job training `model`, and check that they can give it: a model
+    /// has at most min(terms, documents) topics (the rank of the terms × documents matrix;
+    /// gensim would quietly return fewer). Run at submit, and again when the job starts.
+    pub fn for_model(files: &JobFiles, model: &ModelSpec) -> Result<Inputs, JobError> {
+        let inputs = Inputs::open(files, matches!(model, ModelSpec::Lda(_)))?;
+        let (terms, docs) = (inputs.num_terms() as u64, inputs.num_docs);
+        let (asked, limit) = (u64::from(model.num_topics()), terms.min(docs));
+        if asked > limit {
+            return Err(JobError::Input(format!(
+                "{asked} topics asked for, but {} terms ({}) and {} documents ({}) allow at \
+                 most {limit}: ask for at most {limit} topics",
+                terms,
+                files.dictionary.path().display(),
+                docs,
+                files.corpus.path().display()
+            )));
+        }
+        Ok(inputs)
+    }
+
     /// Terms of the model: the dictionary's `1 + max id`.
     pub fn num_terms(&self) -> usize {
         self.dictionary.num_terms()
