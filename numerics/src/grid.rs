@@ -9,7 +9,7 @@
 
 /// `1.5·2⁵²`: adding and subtracting it rounds an f64 below `2⁵¹` in magnitude to the
 /// nearest integer (ties to even) in two additions, with no library call.
-pub const ROUNDER: f64 = 6_755_399_441_055_744.0;
+const ROUNDER: f64 = 6_755_399_441_055_744.0;
 
 /// The grid for sums bounded by `bound` in magnitude: `2^(E−52)` with `2^E ≥ 4·bound`
 /// (1 for a bound that is not positive).

@@ -204,6 +204,21 @@ const PAGES_IN_FLIGHT: usize = 4;
 /// samples over 1M terms is 4 GB), and a bound before the item's buffer is allocated.
 const MAX_ITEM_BYTES: u64 = 1 << 34;
 
+/// Append `page` to `bytes`, the start of an item of `total` bytes, if it is the page due
+/// there: a full page, or what is left of the item.
+fn append_page(bytes: &mut Vec<u8>, page: Page, total: u64, what: Fetch) -> Result<(), LinkError> {
+    let due = (total - bytes.len() as u64).min(PAGE_BYTES as u64);
+    if page.total != total || page.bytes.len() as u64 != due {
+        return Err(LinkError::Lost(format!(
+            "a page of {} bytes of {what:?} ({} in all) where {due} bytes of {total} were due",
+            page.bytes.len(),
+            page.total
+        )));
+    }
+    bytes.extend_from_slice(&page.bytes);
+    Ok(())
+}
+
 /// A worker's link to a dispatcher across the network.
 struct NetworkLink {
     client: ClusterClient,
@@ -237,20 +252,9 @@ impl NetworkLink {
     /// are asked for [`PAGES_IN_FLIGHT`] at a time, so that their copies on both sides and
     /// their round trips overlap.
     fn fetch(&self, what: Fetch) -> Result<Vec<u8>, LinkError> {
-        let page = |offset: u64| {
-            let request = self
-                .client
-                .fetch(deadline(PAGE_TIMEOUT), self.worker, what, offset);
-            async move {
-                match request.await {
-                    Ok(Ok(page)) if page.bytes.len() > PAGE_BYTES => {
-                        Ok(Err(WireError::BadRequest(format!(
-                            "a page of {what:?} beyond {PAGE_BYTES} bytes"
-                        ))))
-                    }
-                    result => result,
-                }
-            }
+        let page = |offset| {
+            self.client
+                .fetch(deadline(PAGE_TIMEOUT), self.worker, what, offset)
         };
         let first = self.call(page(0))?;
         let total = first.total;
@@ -260,25 +264,16 @@ impl NetworkLink {
             )));
         }
         let mut bytes = Vec::with_capacity(total as usize);
-        bytes.extend_from_slice(&first.bytes);
+        append_page(&mut bytes, first, total, what)?;
         let offsets = (bytes.len() as u64..total).step_by(PAGE_BYTES);
         let mut pages = futures::stream::iter(offsets.map(page)).buffered(PAGES_IN_FLIGHT);
-        while (bytes.len() as u64) < total {
-            let Some(next) = self.handle.block_on(pages.next()) else {
-                break;
-            };
-            let next = self.call(std::future::ready(next))?;
-            if next.total != total
-                || next.bytes.len() != PAGE_BYTES.min((total - bytes.len() as u64) as usize)
-            {
-                return Err(LinkError::Lost(format!(
-                    "{what:?} changed while it was fetched"
-                )));
-            }
-            bytes.extend_from_slice(&next.bytes);
-        }
-        if (bytes.len() as u64) < total {
-            return Err(LinkError::Lost(format!("{what:?} ended early")));
+        while let Some(next) = self.handle.block_on(pages.next()) {
+            append_page(
+                &mut bytes,
+                self.call(std::future::ready(next))?,
+                total,
+                what,
+            )?;
         }
         Ok(bytes)
     }
