@@ -118,7 +118,10 @@ def topicd_lda(train, heldout, dictionary, k, chunksize):
     with fresh_daemon() as (ctl, peak, _):
         t0 = time.time()
         job = ctl("submit", "lda", "--corpus", train, "--dictionary", dictionary, "--topics", str(k),
-                  "--chunksize", str(chunksize), "--seed", "1").strip()
+                  "--chunksize", str(chunksize), "--seed", "1",
+                  # *_bow_train.mm was serialised without id2word: its header stops at the
+                  # largest id it uses, the dictionary goes on
+                  "--unused-terms").strip()
         ctl("wait", job)
         seconds = time.time() - t0
         peak_mb = peak()

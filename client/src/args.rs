@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use topicd_protocol::{LdaParams, LsiParams, ModelSpec};
+use topicd_protocol::{InputSpec, LdaParams, LsiParams, ModelSpec};
 
 use crate::prior;
 
@@ -38,10 +38,20 @@ pub enum Submit {
 
 impl Submit {
     /// The inputs, seed and model to send, once the model's parameters are known to parse.
-    pub fn parts(&self) -> anyhow::Result<(&Inputs, u64, ModelSpec)> {
+    pub fn parts(&self) -> anyhow::Result<(&Inputs, u64, ModelSpec, InputSpec)> {
         Ok(match self {
-            Submit::Lsi(args) => (&args.inputs, args.seed, ModelSpec::Lsi(args.params())),
-            Submit::Lda(args) => (&args.inputs, args.seed, ModelSpec::Lda(args.params()?)),
+            Submit::Lsi(args) => (
+                &args.inputs,
+                args.seed,
+                ModelSpec::Lsi(args.params()),
+                args.inputs.spec(args.tfidf),
+            ),
+            Submit::Lda(args) => (
+                &args.inputs,
+                args.seed,
+                ModelSpec::Lda(args.params()?),
+                args.inputs.spec(false),
+            ),
         })
     }
 }
@@ -57,6 +67,25 @@ pub struct Inputs {
     /// The dictionary: gensim's text format (`Dictionary.save_as_text`), plain, .gz or .bz2.
     #[arg(long, value_name = "FILE")]
     pub dictionary: PathBuf,
+
+    /// Accept a dictionary with more terms than the corpus header declares. gensim writes
+    /// such a header when it serialises a corpus without `id2word` (it counts the terms up
+    /// to the largest id used, so ids at the end that no document uses are left out).
+    /// Without this flag the pair is refused: a corpus with another corpus's dictionary
+    /// trains a model of the wrong words.
+    #[arg(long)]
+    pub unused_terms: bool,
+}
+
+impl Inputs {
+    /// How the daemon is to read these inputs.
+    pub fn spec(&self, tfidf: bool) -> InputSpec {
+        InputSpec {
+            format: None,
+            unused_terms: self.unused_terms,
+            tfidf,
+        }
+    }
 }
 
 /// `submit lsi`: the LSI parameters, with gensim's names. Defaults are topicd's
@@ -97,6 +126,15 @@ pub struct LsiArgs {
     /// that gensim's LsiModel defaults to onepass=True; topicd does not.
     #[arg(long)]
     onepass: bool,
+
+    /// Weight a corpus of counts by TF-IDF before training, as gensim's
+    /// `TfidfModel(dictionary=...)` with its defaults: log2 idf from the dictionary's document
+    /// frequencies and document count (its first line), then L2 normalisation. The model
+    /// keeps the weights, so `topicctl infer` takes new documents as plain counts. Needs a
+    /// dictionary that has its document count (as `Dictionary.save_as_text` and `topicctl
+    /// prepare` write it).
+    #[arg(long)]
+    tfidf: bool,
 
     /// random_seed: seed of every random draw of the job, so that a run can be repeated.
     #[arg(long, default_value_t = 0, value_name = "N")]

@@ -326,8 +326,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Submit(submit) => {
             // The parameters and inputs are checked before the daemon is contacted.
-            let (inputs, seed, model) = submit.parts()?;
-            let job = commands::submit::prepare(&inputs.corpus, &inputs.dictionary, seed, model)?;
+            let (inputs, seed, model, input) = submit.parts()?;
+            let job =
+                commands::submit::prepare(&inputs.corpus, &inputs.dictionary, seed, model, input)?;
             commands::submit::run(&socket, patience, job, json).await?
         }
         Command::List => commands::jobs::list(&connect().await?, json).await?,

@@ -298,6 +298,15 @@ pub fn job_summary(job: &JobInfo, workers: Option<u32>, tz: &TimeZone) -> String
             job.dictionary_fingerprint
         ),
     ));
+    if let Some(format) = spec.input.format {
+        lines.push(("format", format.name().to_owned()));
+    }
+    if spec.input.unused_terms {
+        lines.push((
+            "unused_terms",
+            "true (the dictionary may be larger)".to_owned(),
+        ));
+    }
     lines.push(("seed", spec.seed.to_string()));
     match &spec.model {
         ModelSpec::Lsi(params) => {
@@ -307,6 +316,7 @@ pub fn job_summary(job: &JobInfo, workers: Option<u32>, tz: &TimeZone) -> String
             lines.push(("power_iters", params.power_iters.to_string()));
             lines.push(("extra_samples", params.extra_samples.to_string()));
             lines.push(("onepass", params.onepass.to_string()));
+            lines.push(("tfidf", spec.input.tfidf.to_string()));
         }
         ModelSpec::Lda(params) => {
             lines.push(("num_topics", params.num_topics.to_string()));
@@ -398,6 +408,7 @@ mod tests {
                     num_topics: 200,
                     ..LsiParams::default()
                 }),
+                input: Default::default(),
             },
             state,
             reason: None,
@@ -485,6 +496,7 @@ job 1: running
   power_iters    3
   extra_samples  100
   onepass        false
+  tfidf          false
 "
         );
     }

@@ -133,6 +133,31 @@ impl Handler {
         self.shared.models.get(id).await
     }
 
+    /// The checks of submit, run again on the inputs of a job about to be resumed: its files
+    /// are the ones submitted (fingerprints) and still give the job what it needs.
+    async fn check_inputs_again(&self, job: JobInfo) -> Result<(), ApiError> {
+        let held = self.shared.scheduler.held().get(job.id);
+        let (id, state) = (job.id, job.state);
+        let checked = tokio::task::spawn_blocking(move || {
+            let files = JobFiles::verified(&job, held, &|| false)?
+                .ok_or_else(|| JobError::Internal("the check was stopped".into()))?;
+            Inputs::check(&files, &job.spec).map(drop)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("the input check stopped: {e}")))?;
+        match checked {
+            Ok(()) => Ok(()),
+            Err(JobError::Input(why)) => Err(ApiError::WrongState {
+                job: id,
+                state,
+                message: format!("cannot be resumed: {why}"),
+            }),
+            // a failure that may pass: the run tries again by itself
+            Err(JobError::Io(_)) => Ok(()),
+            Err(other) => Err(ApiError::Internal(other.to_string())),
+        }
+    }
+
     async fn set_state(
         &self,
         id: JobId,
@@ -205,8 +230,8 @@ impl Control for Handler {
             dictionary: self.passed_file("dictionary", &spec.dictionary)?,
         };
         // what the job would find when it starts, said now
-        let (checked, model) = (files.clone(), spec.model.clone());
-        tokio::task::spawn_blocking(move || Inputs::for_model(&checked, &model).map(drop))
+        let (checked, job) = (files.clone(), spec.clone());
+        tokio::task::spawn_blocking(move || Inputs::check(&checked, &job).map(drop))
             .await
             .map_err(|e| ApiError::Internal(format!("the input check stopped: {e}")))?
             .map_err(|e| match e {
@@ -292,6 +317,10 @@ impl Control for Handler {
     }
 
     async fn resume(self, _: Context, id: JobId) -> Result<JobInfo, ApiError> {
+        let stopped = self.job(id).await?;
+        if matches!(stopped.state, JobState::Cancelled | JobState::Failed) {
+            self.check_inputs_again(stopped).await?;
+        }
         let job = self
             .set_state(id, move |j| match j.state {
                 JobState::Cancelled | JobState::Failed => {

@@ -6,6 +6,7 @@ use crate::corpus::{InputFile, MmOptions, MmReader, SparseChunk};
 use crate::store::{ModelRecord, Store, StoreError, StoredModel, Vocabulary};
 use topicd_numerics::lda::{ChunkTopics, EStepParams, GammaSeed, LdaState, bound, e_step};
 use topicd_numerics::lsi::Projection;
+use topicd_numerics::tfidf::Idf;
 use topicd_protocol::{
     Document, Evaluation, JobInfo, LdaParams, MAX_PAGE_BYTES, ModelInfo, ModelSpec, Topic,
     VocabEntry,
@@ -17,6 +18,8 @@ pub struct LoadedModel {
     numbers: Numbers,
     vocabulary: Vocabulary,
     seed: u64,
+    /// The TF-IDF weights the job trained with (`--tfidf`): applied to the counts `infer` gets.
+    tfidf: Option<Idf>,
 }
 
 enum Numbers {
@@ -26,6 +29,15 @@ enum Numbers {
         totals: Vec<f64>,
         params: LdaParams,
     },
+}
+
+impl Numbers {
+    fn num_terms(&self) -> usize {
+        match self {
+            Numbers::Lsi(p) => p.num_terms(),
+            Numbers::Lda { state, .. } => state.num_terms,
+        }
+    }
 }
 
 impl LoadedModel {
@@ -71,19 +83,25 @@ impl LoadedModel {
                 )));
             }
         };
+        let tfidf = job.spec.input.tfidf.then(|| {
+            let entries = vocabulary.entries.iter().map(|(id, _, df)| (*id, *df));
+            Idf::new(
+                vocabulary.num_docs.unwrap_or(0),
+                entries,
+                numbers.num_terms(),
+            )
+        });
         Ok(LoadedModel {
             record,
             numbers,
             vocabulary,
             seed: job.spec.seed,
+            tfidf,
         })
     }
 
     fn num_terms(&self) -> usize {
-        match &self.numbers {
-            Numbers::Lsi(p) => p.num_terms(),
-            Numbers::Lda { state, .. } => state.num_terms,
-        }
+        self.numbers.num_terms()
     }
 
     /// Topics of the model.
@@ -206,9 +224,14 @@ impl LoadedModel {
         page
     }
 
-    /// Topic weights of new documents: LDA's θ = γ / Σγ, LSI's `Uᵀx`.
+    /// Topic weights of new documents: LDA's θ = γ / Σγ, LSI's `Uᵀx` (x weighted by TF-IDF
+    /// first when the model was trained so).
     pub fn infer(&self, docs: &[Document]) -> Result<Vec<Vec<f64>>, String> {
         let chunk = self.chunk_of(docs)?;
+        let chunk = match &self.tfidf {
+            Some(idf) => idf.weigh(&chunk),
+            None => chunk,
+        };
         Ok(match &self.numbers {
             Numbers::Lsi(p) => (0..chunk.num_docs())
                 .map(|j| {
@@ -254,7 +277,7 @@ impl LoadedModel {
     /// Validate documents from a client and put them in one chunk (terms sorted,
     /// repeated terms summed).
     fn chunk_of(&self, docs: &[Document]) -> Result<SparseChunk, String> {
-        let lda = matches!(self.numbers, Numbers::Lda { .. });
+        let counts = matches!(self.numbers, Numbers::Lda { .. }) || self.tfidf.is_some();
         let mut chunk = SparseChunk {
             indptr: vec![0],
             ..Default::default()
@@ -281,10 +304,10 @@ impl LoadedModel {
                         self.num_terms()
                     ));
                 }
-                if !x.is_finite() || (lda && x < 0.0) {
+                if !x.is_finite() || (counts && x < 0.0) {
                     return Err(format!(
                         "document {j}: weight {x} of term {t} is not a {}",
-                        if lda { "count" } else { "finite number" }
+                        if counts { "count" } else { "finite number" }
                     ));
                 }
                 if chunk.terms.len() > *chunk.indptr.last().unwrap()

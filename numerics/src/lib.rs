@@ -14,8 +14,9 @@
 //! | `lsi` | LSI: the randomized SVD, gensim's one-pass merges, projections |
 //! | `lda` | LDA: E-step, M-step, priors, the variational bound, inference |
 //! | `rng` | deterministic random streams named by (seed, purpose, index) |
+//! | [`tfidf`] | gensim's TF-IDF weighting of counts, to the bit |
 //!
-//! Only [`chunk`] is built without the `kernels` feature.
+//! Only [`chunk`] and [`tfidf`] are built without the `kernels` feature.
 #![warn(missing_docs)]
 
 pub mod chunk;
@@ -29,5 +30,6 @@ pub mod linalg;
 pub mod lsi;
 #[cfg(feature = "kernels")]
 pub mod rng;
+pub mod tfidf;
 
 pub use chunk::SparseChunk;

@@ -132,6 +132,41 @@ pub struct JobSpec {
     pub seed: u64,
     /// The model and its parameters.
     pub model: ModelSpec,
+    /// How the input files are read.
+    pub input: InputSpec,
+}
+
+/// How a job reads its corpus and dictionary.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct InputSpec {
+    /// The corpus format; `None` (`--format auto`): recognised from the content at submit,
+    /// and the job record keeps the format found.
+    pub format: Option<CorpusFormat>,
+    /// Accept a dictionary with more terms than the corpus declares: ids at the end that no
+    /// document uses, as gensim writes a corpus serialised without `id2word` (its header
+    /// counts the terms up to the largest id used). Without it such a pair is refused, since
+    /// a corpus with the dictionary of another corpus trains a model of the wrong words.
+    pub unused_terms: bool,
+    /// LSI on a corpus of counts: weight each document by TF-IDF before training, with the
+    /// dictionary's document frequencies as gensim's `TfidfModel(dictionary=...)` (log2 idf,
+    /// L2 normalisation). The model keeps the weights, so `infer` takes plain counts.
+    pub tfidf: bool,
+}
+
+/// The corpus formats a job reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CorpusFormat {
+    /// Matrix Market, as gensim's `MmCorpus.serialize` writes it.
+    MatrixMarket,
+}
+
+impl CorpusFormat {
+    /// The name `topicctl submit --format` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            CorpusFormat::MatrixMarket => "mm",
+        }
+    }
 }
 
 impl JobSpec {

@@ -48,7 +48,16 @@ pub(crate) fn validate(spec: &JobSpec) -> Result<(), ApiError> {
                 ));
             }
         }
-        ModelSpec::Lda(p) => validate_lda(p)?,
+        ModelSpec::Lda(p) => {
+            if spec.input.tfidf {
+                return invalid(
+                    "tfidf is for LSI: LDA models word counts, so it takes the corpus of counts \
+                     as it is"
+                        .into(),
+                );
+            }
+            validate_lda(p)?
+        }
     }
     Ok(())
 }
@@ -137,6 +146,7 @@ mod tests {
             dictionary: "/d.txt".into(),
             seed: 1,
             model: ModelSpec::Lsi(LsiParams::default()),
+            input: InputSpec::default(),
         }
     }
 
@@ -184,6 +194,18 @@ mod tests {
         assert_eq!(lda(|_| {}), None);
         assert_eq!(lda(|p| p.alpha = Prior::List(vec![0.1; 4])), None);
         assert!(lda(|p| p.num_topics = 0).unwrap().contains("num_topics"));
+        let mut tfidf = JobSpec {
+            model: ModelSpec::Lda(LdaParams::default()),
+            ..spec()
+        };
+        tfidf.input.tfidf = true;
+        assert!(
+            tfidf
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("tfidf is for LSI")
+        );
         assert_eq!(lda(|p| p.decay = 0.5), None, "gensim's own default");
         assert!(lda(|p| p.decay = 0.49).unwrap().contains("decay"));
         assert!(lda(|p| p.decay = 1.01).unwrap().contains("decay"));

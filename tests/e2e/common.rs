@@ -23,6 +23,26 @@ pub fn topicctl_bin() -> PathBuf {
     path
 }
 
+/// A file of the shared data (gensim's corpora): `../shared/data` beside the repository, or
+/// the directory `TOPICD_SHARED_DATA` names. Missing, it fails the test, unless
+/// `TOPICD_SKIP_SHARED_DATA` is set: then `None`, with the reason printed.
+pub fn shared_data(name: &str) -> Option<PathBuf> {
+    let dir = match std::env::var_os("TOPICD_SHARED_DATA") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"),
+    };
+    let path = dir.join(name);
+    if path.is_file() {
+        return Some(path);
+    }
+    let missing = format!("{} is missing (set TOPICD_SHARED_DATA)", path.display());
+    if std::env::var_os("TOPICD_SKIP_SHARED_DATA").is_some() {
+        println!("SKIPPED: {missing}");
+        return None;
+    }
+    panic!("{missing}; set TOPICD_SKIP_SHARED_DATA=1 to skip the tests that read it");
+}
+
 /// The corpus bundled in the repository.
 pub fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use topicd_protocol::{ApiError, JobId, JobSpec, LsiParams, ModelSpec};
+use topicd_protocol::{ApiError, InputSpec, JobId, JobSpec, LsiParams, ModelSpec};
 
 use crate::common::*;
 
@@ -21,7 +21,12 @@ const MARKER: &str = "SECRET-7f3a9c";
 
 /// A corpus of whole-number counts (fit for LSI and LDA) and its dictionary:
 /// `docs` documents over `terms` terms.
-fn counts_corpus(dir: &Path, name: &str, docs: usize, terms: usize) -> (PathBuf, PathBuf) {
+pub(crate) fn counts_corpus(
+    dir: &Path,
+    name: &str,
+    docs: usize,
+    terms: usize,
+) -> (PathBuf, PathBuf) {
     let mut lines = Vec::new();
     for d in 1..=docs {
         let mut ids: Vec<usize> = (0..4).map(|i| (d * (i + 3) + i * 7) % terms + 1).collect();
@@ -91,6 +96,7 @@ fn lsi_spec(corpus: &Path, dictionary: &Path) -> JobSpec {
             num_topics: 2,
             ..LsiParams::default()
         }),
+        input: InputSpec::default(),
     }
 }
 
@@ -405,8 +411,9 @@ fn a_job_reads_the_files_its_client_passed_whatever_the_paths_lead_to_later() {
     );
 }
 
-/// A dictionary without an id the corpus uses fails the job when the reader meets the id; a
-/// dictionary cut shorter than the terms the corpus declares is refused at submit already.
+/// A dictionary without an id the corpus uses, or cut shorter than the terms the corpus
+/// declares, is refused at submit, naming the dictionary as the culprit (the first
+/// documents are read at submit; a later miss fails the job with the same message).
 #[test]
 fn a_dictionary_that_lacks_a_corpus_id_or_was_cut_short_is_named_as_the_culprit() {
     let d = Daemon::start(&[]);
@@ -433,34 +440,29 @@ fn a_dictionary_that_lacks_a_corpus_id_or_was_cut_short_is_named_as_the_culprit(
         .position(|l| l.split(' ').nth(1) == Some("6") && !l.starts_with('%'))
         .unwrap()
         + 1;
-    let failure = |dictionary: &Path| {
-        let job = d.submit_lsi(&corpus, dictionary, &["--topics", "2"]);
-        assert_eq!(d.wait(job), "failed");
-        let reason = d.status(job)["reason"].as_str().unwrap().to_string();
-        println!("{reason}");
-        reason
+    let refusal = |dictionary: &Path| {
+        let refused = d.ctl(&Daemon::submit_args(
+            "lsi",
+            &corpus,
+            dictionary,
+            &["--topics", "2"],
+        ));
+        assert!(!refused.status.success());
+        String::from_utf8_lossy(&refused.stderr).trim().to_string()
     };
     assert_eq!(
-        failure(&gap),
+        refusal(&gap),
         format!(
-            "{}: the dictionary has no entry for id 5, which the corpus {} uses on line {} (as \
-             term 6: Matrix Market ids are 1-based); is the dictionary truncated, or the \
-             dictionary of another corpus?",
+            "topicctl: invalid job: {}: the dictionary has no entry for id 5, which the corpus \
+             {} uses on line {} (as term 6: Matrix Market ids are 1-based); is the dictionary \
+             truncated, or the dictionary of another corpus?",
             gap.display(),
             corpus.display(),
             first_use_of_6
         )
     );
-
-    let refused = d.ctl(&Daemon::submit_args(
-        "lsi",
-        &corpus,
-        &cut,
-        &["--topics", "2"],
-    ));
-    assert!(!refused.status.success());
     assert_eq!(
-        String::from_utf8_lossy(&refused.stderr).trim(),
+        refusal(&cut),
         format!(
             "topicctl: invalid job: {}: the dictionary has 4 entries with ids up to 3, but the \
              corpus {} declares 8 terms (line 2); is the dictionary truncated, or the dictionary \

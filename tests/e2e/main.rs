@@ -6,6 +6,7 @@ mod cluster_harness;
 mod cluster_netns;
 mod cluster_ops;
 mod common;
+mod input_checks;
 mod inputs;
 mod lda;
 mod lsi;

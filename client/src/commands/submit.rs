@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow};
 use topicd::corpus::InputFile;
-use topicd_protocol::{JobSpec, ModelSpec};
+use topicd_protocol::{InputSpec, JobSpec, ModelSpec};
 
 use crate::daemon::{Daemon, Patience};
 use crate::output;
@@ -31,12 +31,14 @@ pub fn prepare(
     dictionary: &Path,
     seed: u64,
     model: ModelSpec,
+    input: InputSpec,
 ) -> anyhow::Result<Submission> {
     let spec = JobSpec {
         corpus: local_input("corpus", corpus)?,
         dictionary: local_input("dictionary", dictionary)?,
         seed,
         model,
+        input,
     };
     spec.validate()?;
     Ok(Submission {
@@ -97,7 +99,7 @@ mod tests {
         let corpus = dir.path().join("c.mm");
         std::fs::write(&corpus, "x").unwrap();
         let model = ModelSpec::Lsi(LsiParams::default());
-        let job = prepare(&corpus, &corpus, 3, model).unwrap();
+        let job = prepare(&corpus, &corpus, 3, model, InputSpec::default()).unwrap();
         assert!(job.spec.corpus.is_absolute());
         assert_eq!(job.spec.corpus, corpus);
         assert_eq!(job.corpus.path(), corpus);
@@ -141,7 +143,9 @@ mod tests {
             num_topics: 0,
             ..LsiParams::default()
         });
-        let err = prepare(&corpus, &corpus, 0, model).err().unwrap();
+        let err = prepare(&corpus, &corpus, 0, model, InputSpec::default())
+            .err()
+            .unwrap();
         assert_eq!(
             err.to_string(),
             "invalid job: num_topics must be between 1 and 100000, not 0"

@@ -115,6 +115,7 @@ pub fn job(id: JobId, state: JobState, reason: Option<&str>) -> JobInfo {
                 num_topics: TOPICS,
                 ..LsiParams::default()
             }),
+            input: Default::default(),
         },
         state,
         reason: reason.map(str::to_owned),

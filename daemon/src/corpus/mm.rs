@@ -45,7 +45,8 @@ pub struct MmOptions {
     /// The model's size: the header's `num_terms` (hence every 1-based term id) must be at most
     /// this. `u64::MAX` when there is nothing to check against.
     pub max_terms: u64,
-    /// LDA input: every value must be a non-negative whole number (a count).
+    /// A corpus of counts (LDA, or LSI with TF-IDF weighting): every value must be a
+    /// non-negative whole number.
     pub counts: bool,
     /// The dictionary of the corpus: the header's `num_terms` must fit it, and every term id
     /// must be one it has (a miss is reported as the dictionary's problem, naming the corpus
@@ -791,13 +792,15 @@ fn parse_entry(
     }
     if counts && value < 0.0 {
         return Err(format!(
-            "count '{}' is negative (LDA needs non-negative whole-number counts)",
+            "count '{}' is negative (LDA and TF-IDF weighting need a corpus of non-negative \
+             whole-number counts)",
             show(v)
         ));
     }
     if counts && value.fract() != 0.0 {
         return Err(format!(
-            "count '{}' is not a whole number (LDA needs non-negative whole-number counts)",
+            "count '{}' is not a whole number (LDA and TF-IDF weighting need a corpus of \
+             whole-number counts, a bag of words: is this a TF-IDF corpus?)",
             show(v)
         ));
     }

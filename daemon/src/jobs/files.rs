@@ -107,6 +107,11 @@ impl HeldFiles {
         self.lock().insert(id, files);
     }
 
+    /// The files of job `id`, if they are still held; they stay held.
+    pub fn get(&self, id: JobId) -> Option<JobFiles> {
+        self.lock().get(&id).cloned()
+    }
+
     /// The files of job `id`, if they are still held; they are held no more.
     pub fn take(&self, id: JobId) -> Option<JobFiles> {
         self.lock().remove(&id)
@@ -146,6 +151,7 @@ mod tests {
                 dictionary: dictionary.to_path_buf(),
                 seed: 0,
                 model: ModelSpec::Lsi(LsiParams::default()),
+                input: Default::default(),
             },
             state: JobState::Queued,
             reason: None,

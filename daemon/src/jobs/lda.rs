@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use nalgebra::DMatrix;
 
-use super::input::{PassInput, PassReader};
+use super::pass_reader::{PassInput, PassReader};
 use super::{Inputs, JobContext, JobError, RunEnd, Stop, check_memory};
 use crate::corpus::{Piece, SparseChunk};
 use crate::store::{Blobs, Checkpoint, CheckpointModel, StoredModel};
@@ -28,7 +28,7 @@ pub fn run(
     executor: &mut dyn Executor,
     params: &LdaParams,
 ) -> Result<RunEnd, JobError> {
-    let inputs = Inputs::for_model(&ctx.files, &ctx.job.spec.model)?;
+    let inputs = Inputs::check(&ctx.files, &ctx.job.spec)?;
     let (k, v) = (params.num_topics as usize, inputs.num_terms());
     // λ, the batch's counts, and transient copies in checkpoints
     check_memory(
@@ -204,7 +204,7 @@ impl<'a, 'b> LdaRun<'a, 'b> {
             let mut totals = self.state.topic_totals();
             let reader = PassReader::start(PassInput {
                 corpus: self.ctx.files.corpus.clone(),
-                options: self.inputs.options.clone(),
+                reading: self.inputs.reading.clone(),
                 chunksize: p.chunksize as usize,
                 cache: (p.passes > 1).then(|| self.ctx.cache_path()),
                 skip: ChunkSet::prefix(self.next_chunk),

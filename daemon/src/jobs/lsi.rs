@@ -5,9 +5,10 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use super::input::{PassInput, PassReader};
+use super::inputs::CorpusReading;
+use super::pass_reader::{PassInput, PassReader};
 use super::{Inputs, JobContext, JobError, RunEnd, Stop, check_memory};
-use crate::corpus::{Dictionary, MmOptions, Piece};
+use crate::corpus::{Dictionary, Piece};
 use crate::store::{Checkpoint, CheckpointModel, StoredModel};
 use crate::work::{ChunkSet, Executor, Flow, Output, Task, encode};
 use subtrees::Subtrees;
@@ -22,7 +23,7 @@ pub fn run(
     executor: &mut dyn Executor,
     params: &LsiParams,
 ) -> Result<RunEnd, JobError> {
-    let inputs = Inputs::for_model(&ctx.files, &ctx.job.spec.model)?;
+    let inputs = Inputs::check(&ctx.files, &ctx.job.spec)?;
     let samples = (params.num_topics + params.extra_samples) as f64;
     // about four terms × samples matrices and two samples × chunksize ones at a time
     let bytes =
@@ -31,13 +32,13 @@ pub fn run(
         bytes,
         "use fewer topics, fewer extra_samples or smaller chunks",
     )?;
-    let (num_terms, num_docs, options) =
-        (inputs.num_terms(), inputs.num_docs, inputs.options.clone());
+    let (num_terms, num_docs, reading) =
+        (inputs.num_terms(), inputs.num_docs, inputs.reading.clone());
     let checkpoint = ctx.store.checkpoint(ctx.job.id)?;
     let mut lsi = LsiRun {
         ctx,
         params,
-        options,
+        reading,
         num_terms,
         num_docs,
     };
@@ -63,7 +64,7 @@ enum Finished {
 struct LsiRun<'a, 'b> {
     ctx: &'a mut JobContext<'b>,
     params: &'a LsiParams,
-    options: MmOptions,
+    reading: CorpusReading,
     num_terms: usize,
     num_docs: u64,
 }
@@ -91,7 +92,7 @@ impl LsiRun<'_, '_> {
     fn reader(&self, skip: ChunkSet, cached: bool) -> PassReader {
         PassReader::start(PassInput {
             corpus: self.ctx.files.corpus.clone(),
-            options: self.options.clone(),
+            reading: self.reading.clone(),
             chunksize: self.chunksize(),
             cache: cached.then(|| self.ctx.cache_path()),
             skip,

@@ -12,16 +12,19 @@
 //! - [`error`]: why a run failed, retryable or fatal.
 //! - [`control`]: the stop request and live progress shared with the API.
 //! - [`files`]: the job's open input files: passed by the client, or re-opened and verified.
-//! - [`input`]: the chunks of a pass, read ahead on a thread, with the chunk cache.
+//! - [`inputs`]: a job's inputs opened and checked (at submit, resume and start), and how its
+//!   corpus is read.
+//! - [`pass_reader`]: the chunks of a pass, read ahead on a thread, with the chunk cache.
 //! - [`lsi`]: the LSI training loops (multi-pass and one-pass).
 //! - [`lda`]: the LDA training loop (online or batch variational Bayes).
 
 pub mod control;
 pub mod error;
 pub mod files;
-pub mod input;
+pub mod inputs;
 pub mod lda;
 pub mod lsi;
+pub mod pass_reader;
 pub mod scheduler;
 
 use std::cell::Cell;
@@ -33,9 +36,10 @@ use std::time::{Duration, Instant};
 pub use control::{JobControl, Stop};
 pub use error::JobError;
 pub use files::{HeldFiles, JobFiles};
+pub use inputs::Inputs;
 pub use scheduler::Scheduler;
 
-use crate::corpus::{Dictionary, MmOptions, MmReader};
+use crate::corpus::Dictionary;
 use crate::store::{
     Blobs, Checkpoint, ModelRecord, Store, StoreError, StoreErrorKind, StoredModel, Vocabulary,
 };
@@ -210,64 +214,6 @@ impl CheckpointClock {
     fn record(&self, cost: Duration) {
         self.cost.set(cost);
         self.last.set(Instant::now());
-    }
-}
-
-/// A job's inputs, opened and checked: the dictionary and the corpus header.
-pub struct Inputs {
-    /// The dictionary.
-    pub dictionary: Dictionary,
-    /// How to read the corpus.
-    pub options: MmOptions,
-    /// Documents in the corpus.
-    pub num_docs: u64,
-}
-
-impl Inputs {
-    /// Load the dictionary and read the corpus header; `counts`: LDA's corpus of counts.
-    /// Every term id of the corpus will be checked against the dictionary.
-    pub fn open(files: &JobFiles, counts: bool) -> Result<Inputs, JobError> {
-        let dictionary = Dictionary::load_file(&files.dictionary)?;
-        if dictionary.num_terms() == 0 {
-            return Err(JobError::Input(format!(
-                "{}: the dictionary has no terms",
-                files.dictionary.path().display()
-            )));
-        }
-        let options = MmOptions::with_dictionary(dictionary.ids(files.dictionary.path()), counts);
-        let num_docs = MmReader::open_file(&files.corpus, options.clone())?
-            .header()
-            .num_docs;
-        Ok(Inputs {
-            dictionary,
-            options,
-            num_docs,
-        })
-    }
-
-    /// Open the inputs of a job training `model`, and check that they can give it: a model
-    /// has at most min(terms, documents) topics (the rank of the terms × documents matrix;
-    /// gensim would quietly return fewer). Run at submit, and again when the job starts.
-    pub fn for_model(files: &JobFiles, model: &ModelSpec) -> Result<Inputs, JobError> {
-        let inputs = Inputs::open(files, matches!(model, ModelSpec::Lda(_)))?;
-        let (terms, docs) = (inputs.num_terms() as u64, inputs.num_docs);
-        let (asked, limit) = (u64::from(model.num_topics()), terms.min(docs));
-        if asked > limit {
-            return Err(JobError::Input(format!(
-                "{asked} topics asked for, but {} terms ({}) and {} documents ({}) allow at \
-                 most {limit}: ask for at most {limit} topics",
-                terms,
-                files.dictionary.path().display(),
-                docs,
-                files.corpus.path().display()
-            )));
-        }
-        Ok(inputs)
-    }
-
-    /// Terms of the model: the dictionary's `1 + max id`.
-    pub fn num_terms(&self) -> usize {
-        self.dictionary.num_terms()
     }
 }
 

@@ -27,6 +27,7 @@ mod commit;
 pub mod engine;
 mod error;
 pub mod files;
+mod legacy;
 mod lock;
 pub mod manifest;
 pub mod offline;
@@ -56,7 +57,8 @@ use verify::{Mirror, NEXT_JOB_KEY, Outcome, SCHEMA_KEY};
 
 /// Version of the records' layout. Bump it when a record type changes.
 /// 2: a generation, blob reference counts and the manifest.
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: a job's input options ([`topicd_protocol::InputSpec`]); see `legacy`.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The typed store.
 pub struct Store {
@@ -143,6 +145,10 @@ impl Store {
             unsettled: AtomicBool::new(false),
             _lock: None,
         };
+        let old_jobs = match inspection.schema {
+            Some(schema) if schema < SCHEMA_VERSION => store.jobs_in_new_layout(schema)?,
+            _ => Vec::new(),
+        };
         let unnamed: Vec<BlobId> = inspection.unnamed.keys().cloned().collect();
         let unnamed_bytes: u64 = inspection.unnamed.values().sum();
         let mut state = store.lock();
@@ -152,7 +158,10 @@ impl Store {
                 log::info!("new store: {}", state.mirror.manifest().describe());
             }
             Outcome::Upgrade => {
-                let mut batch = Batch::default();
+                let mut batch = Batch {
+                    writes: old_jobs,
+                    ..Batch::default()
+                };
                 for (id, r) in std::mem::take(&mut state.mirror.live) {
                     batch.refs.insert(id, r.count as i64);
                 }
@@ -181,7 +190,19 @@ impl Store {
                 );
             }
             Outcome::Current { manifest_behind } => {
-                if manifest_behind {
+                if inspection.schema != Some(SCHEMA_VERSION) {
+                    let jobs = old_jobs.len();
+                    let mut writes = old_jobs;
+                    writes.push(put(Tree::Meta, SCHEMA_KEY.to_vec(), &SCHEMA_VERSION)?);
+                    let batch = Batch {
+                        writes,
+                        ..Batch::default()
+                    };
+                    store.commit(&mut state, batch)?;
+                    log::info!(
+                        "store upgraded to schema {SCHEMA_VERSION}: {jobs} job records rewritten"
+                    );
+                } else if manifest_behind {
                     log::info!(
                         "the manifest was one commit behind the database (topicd stopped between the two writes): written again"
                     );
@@ -201,6 +222,23 @@ impl Store {
         }
         drop(state);
         Ok(store)
+    }
+
+    /// Every job record of a store of an older `schema`, as a write of the same job in
+    /// today's layout.
+    fn jobs_in_new_layout(&self, schema: u32) -> Result<Vec<Write>, StoreError> {
+        self.engine
+            .scan(Tree::Jobs)?
+            .into_iter()
+            .map(|(key, value)| {
+                let job = legacy::decode_job(Some(schema), &value)?;
+                Ok(Write {
+                    tree: Tree::Jobs,
+                    key,
+                    value: Some(encode(&job)?),
+                })
+            })
+            .collect()
     }
 
     /// The blob files.

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use topicd_protocol::{JobId, JobInfo};
+use topicd_protocol::JobId;
 
 use super::engine::{Engine, Tree};
 use super::manifest::{Manifest, bytes};
@@ -104,6 +104,8 @@ pub struct Inspection {
     pub unnamed: BTreeMap<BlobId, u64>,
     /// What each side says, for the operator: the database, the manifest, the blob files.
     pub found: Vec<String>,
+    /// The database's schema version (`None`: a new store).
+    pub schema: Option<u32>,
 }
 
 impl Inspection {
@@ -176,7 +178,7 @@ pub fn inspect(
     }
     let generation: Option<u64> = meta(engine, GENERATION_KEY, &mut problems)?;
     let next_job: Option<JobId> = meta(engine, NEXT_JOB_KEY, &mut problems)?;
-    let census = take_census(engine, &mut damage)?;
+    let census = take_census(engine, schema, &mut damage)?;
     let refs = read_refs(engine, &mut problems)?;
     let mut mirror = Mirror {
         generation: generation.unwrap_or(0),
@@ -289,6 +291,7 @@ pub fn inspect(
         mirror,
         unnamed,
         found,
+        schema,
     })
 }
 
@@ -411,10 +414,14 @@ fn meta<T: serde::de::DeserializeOwned>(
 }
 
 /// Decode every job, checkpoint and model record, counting the blobs they name.
-fn take_census(engine: &dyn Engine, problems: &mut Vec<String>) -> Result<Census, StoreError> {
+fn take_census(
+    engine: &dyn Engine,
+    schema: Option<u32>,
+    problems: &mut Vec<String>,
+) -> Result<Census, StoreError> {
     let mut census = Census::default();
     for (key, value) in engine.scan(Tree::Jobs)? {
-        match decode::<JobInfo>(&value) {
+        match super::legacy::decode_job(schema, &value) {
             Ok(job) if key == super::key(job.id) => {
                 census.jobs += 1;
                 census.highest_job = census.highest_job.max(job.id);

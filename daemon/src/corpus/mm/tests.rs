@@ -581,7 +581,10 @@ fn counts_must_be_non_negative_whole_numbers() {
     };
     let e = error(&mm("2 2 2", &["1 1 1", "2 2 -3"]), Some(4), lda.clone());
     assert!(
-        e.ends_with("line 4: count '-3' is negative (LDA needs non-negative whole-number counts)"),
+        e.ends_with(
+            "line 4: count '-3' is negative (LDA and TF-IDF weighting need a corpus of \
+             non-negative whole-number counts)"
+        ),
         "{e}"
     );
     let e = error(&mm("2 2 2", &["1 1 0.5", "2 2 1"]), Some(3), lda.clone());

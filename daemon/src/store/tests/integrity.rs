@@ -295,8 +295,8 @@ fn a_store_of_schema_1_is_upgraded_and_its_unnamed_blobs_kept_aside() {
             .commit(vec![
                 put(Tree::Meta, SCHEMA_KEY.to_vec(), &1u32).unwrap(),
                 put(Tree::Meta, NEXT_JOB_KEY.to_vec(), &3u64).unwrap(),
-                put(Tree::Jobs, key(1), &job(1)).unwrap(),
-                put(Tree::Jobs, key(2), &job(2)).unwrap(),
+                job_of_schema_2(1),
+                job_of_schema_2(2),
                 put(Tree::Models, key(1), &m).unwrap(),
                 put(Tree::Checkpoints, key(2), &c).unwrap(),
             ])
@@ -318,7 +318,58 @@ fn a_store_of_schema_1_is_upgraded_and_its_unnamed_blobs_kept_aside() {
         .unwrap();
     assert_eq!(
         (manifest.schema, manifest.jobs, manifest.blobs.len()),
-        (2, 3, 3)
+        (SCHEMA_VERSION, 3, 3)
     );
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        store.job(1).unwrap().unwrap().spec.corpus,
+        job(1).spec.corpus
+    );
+}
+
+#[test]
+fn job_records_of_schema_2_are_rewritten_with_the_inputs_jobs_had_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.create_job(job).unwrap();
+    store.create_job(job).unwrap();
+    drop(store);
+    {
+        // What topicd wrote before schema 3: the same records without the input options.
+        let engine = SledEngine::open(&dir.path().join("store")).unwrap();
+        engine
+            .commit(vec![
+                put(Tree::Meta, SCHEMA_KEY.to_vec(), &2u32).unwrap(),
+                job_of_schema_2(1),
+                job_of_schema_2(2),
+            ])
+            .unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let then = InputSpec {
+        format: Some(CorpusFormat::MatrixMarket),
+        unused_terms: true,
+        tfidf: false,
+    };
+    for id in [1, 2] {
+        let j = store.job(id).unwrap().unwrap();
+        assert_eq!(j.spec.input, then);
+        assert_eq!(
+            JobInfo {
+                spec: job(id).spec,
+                ..j
+            },
+            job(id)
+        );
+    }
+    assert_eq!(store.create_job(job).unwrap().id, 3);
+    drop(store);
+    let engine = SledEngine::open(&dir.path().join("store")).unwrap();
+    let schema = engine.get(Tree::Meta, SCHEMA_KEY).unwrap().unwrap();
+    assert_eq!(
+        bincode::deserialize::<u32>(&schema).unwrap(),
+        SCHEMA_VERSION
+    );
+    drop(engine);
     Store::open(dir.path()).unwrap();
 }

@@ -28,6 +28,7 @@ pub(crate) fn job(id: JobId) -> JobInfo {
             dictionary: "/d.txt".into(),
             seed: 0,
             model: ModelSpec::Lsi(LsiParams::default()),
+            input: Default::default(),
         },
         state: JobState::Queued,
         reason: None,
@@ -37,6 +38,29 @@ pub(crate) fn job(id: JobId) -> JobInfo {
         finished_at: None,
         corpus_fingerprint: fp,
         dictionary_fingerprint: fp,
+    }
+}
+
+/// A job record as schemas 1 and 2 wrote it: [`job`] without the input options.
+pub(crate) fn job_of_schema_2(id: JobId) -> Write {
+    let j = job(id);
+    let spec = (j.spec.corpus, j.spec.dictionary, j.spec.seed, j.spec.model);
+    let record = (
+        j.id,
+        spec,
+        j.state,
+        j.reason,
+        j.progress,
+        j.submitted_at,
+        j.started_at,
+        j.finished_at,
+        j.corpus_fingerprint,
+        j.dictionary_fingerprint,
+    );
+    Write {
+        tree: Tree::Jobs,
+        key: key(id),
+        value: Some(bincode::serialize(&record).unwrap()),
     }
 }
 

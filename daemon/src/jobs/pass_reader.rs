@@ -1,8 +1,8 @@
 //! The chunks of one pass over a corpus, read on a thread of their own so that parsing
 //! overlaps training, at most [`READ_AHEAD`] chunks ahead (memory stays a few chunks).
 //!
-//! The first pass parses the Matrix Market text and writes every chunk to a binary chunk
-//! cache; once the cache is complete, later passes (and resumes) read it instead of
+//! The first pass parses the Matrix Market text (weighting the documents when the job asks
+//! for TF-IDF) and writes every chunk to a binary chunk cache; once the cache is complete, later passes (and resumes) read it instead of
 //! parsing again. The cache is an optimisation only: its chunks are the parsed chunks bit
 //! for bit, and a missing cache just means parsing again.
 //!
@@ -17,9 +17,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::JobError;
+use super::inputs::CorpusReading;
 use crate::corpus::{
-    ChunkCacheReader, ChunkCacheWriter, CorpusError, EmptyRun, InputFile, MmOptions, MmReader,
-    Piece,
+    ChunkCacheReader, ChunkCacheWriter, CorpusError, EmptyRun, InputFile, MmReader, Piece,
 };
 use crate::work::ChunkSet;
 
@@ -30,8 +30,8 @@ pub const READ_AHEAD: usize = 2;
 pub struct PassInput {
     /// The Matrix Market corpus, open (the job's verified file).
     pub corpus: InputFile,
-    /// Validation of the corpus (dictionary size, counts).
-    pub options: MmOptions,
+    /// How to read the corpus: validation and weighting.
+    pub reading: CorpusReading,
     /// Documents per chunk.
     pub chunksize: usize,
     /// The chunk cache, or `None` to parse every pass.
@@ -97,12 +97,13 @@ fn read_pass(input: &PassInput, tx: &SyncSender<Result<Piece, JobError>>) -> Res
     if let Some(cache) = input.cache.as_deref().filter(|c| c.exists()) {
         return read_cache(cache, &send);
     }
-    let mut reader = MmReader::open_file(&input.corpus, input.options.clone())?;
+    let mut reader = MmReader::open_file(&input.corpus, input.reading.options.clone())?;
     let mut writer = match &input.cache {
         Some(path) => Some(ChunkCacheWriter::create(path).map_err(cache_error)?),
         None => None,
     };
     while let Some(piece) = reader.next_piece(input.chunksize)? {
+        let piece = input.reading.weigh(piece);
         if let Some(w) = writer.as_mut() {
             w.append_piece(&piece).map_err(cache_error)?;
         }
