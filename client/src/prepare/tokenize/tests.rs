@@ -96,7 +96,7 @@ fn invalid_utf8_is_dropped() {
 fn lengths_are_counted_in_characters() {
     // 15 characters, 30 bytes: kept; 16 characters: dropped.
     let fifteen = "é".repeat(15);
-    assert_eq!(pre(&fifteen, false, 2, 15), [fifteen.clone()]);
+    assert_eq!(pre(&fifteen, false, 2, 15), [fifteen]);
     assert!(pre(&"é".repeat(16), false, 2, 15).is_empty());
 }
 
