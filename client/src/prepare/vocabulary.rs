@@ -10,6 +10,10 @@
 //!   largest first, *stably* (ties keep id order), keeps the first `keep_n`, then
 //!   `compactify` renumbers the survivors 0.. in the order of their old ids.
 //! - `save_as_text`: `num_docs`, then `id<TAB>token<TAB>df` sorted by token.
+//!
+//! Unlike `Dictionary(documents)`, the counting is never pruned: gensim's `add_documents`
+//! calls `filter_extremes(0, 1.0, keep_n=prune_at)` whenever its vocabulary passes
+//! `prune_at` (2,000,000) tokens, which drops rare tokens early; up to that size both agree.
 
 use std::io::{self, Write};
 
