@@ -1,5 +1,6 @@
 //! The arguments of `submit`: the inputs every job reads and each model's parameters, with
-//! gensim's names (clap derive), and their conversion into the [`ModelSpec`] to send.
+//! gensim's names (clap derive), and their conversion into the [`ModelSpec`] to send; and
+//! those of `prepare` ([`PrepareArgs`]).
 //!
 //! Defaults are not repeated here: they are read from [`LsiParams::default`] and
 //! [`LdaParams::default`], the daemon's own.
@@ -247,6 +248,98 @@ impl LdaArgs {
             eval_every: self.eval_every,
             minimum_probability: self.minimum_probability,
         })
+    }
+}
+
+/// `prepare`: raw text to gensim's dictionary and corpora, with gensim's names and defaults.
+#[derive(Debug, Args)]
+pub struct PrepareArgs {
+    /// The documents: a text file with one document per line (lines end at \n; an empty
+    /// line is an empty document), a directory of .txt files (one document per file,
+    /// subdirectories included, in path order), either plain or compressed (.gz, .bz2:
+    /// told by their first bytes), or - for standard input (copied first to a hidden
+    /// temporary file beside the outputs, removed at the end, as the input is read twice).
+    #[arg(long, value_name = "DOCS")]
+    pub text: PathBuf,
+
+    /// Prefix of the files written: PREFIX_wordids.txt (the dictionary, gensim's
+    /// Dictionary.save_as_text), PREFIX_bow.mm (word counts, MmCorpus.serialize) and
+    /// PREFIX_tfidf.mm (TfidfModel weights); with --heldout, PREFIX_bow_train.mm and
+    /// PREFIX_bow_heldout.mm instead of PREFIX_bow.mm. The directory is created if needed;
+    /// the files appear together at the end, complete, replacing older ones.
+    #[arg(long, value_name = "PREFIX")]
+    pub out: PathBuf,
+
+    /// no_below (filter_extremes): drop tokens in fewer than N documents.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub no_below: u64,
+
+    /// no_above (filter_extremes): drop tokens in more than int(F × documents) documents;
+    /// F in [0, 1].
+    #[arg(long, value_name = "F", default_value_t = 0.5, value_parser = fraction)]
+    pub no_above: f64,
+
+    /// keep_n (filter_extremes): then keep only the N most frequent tokens (by document
+    /// frequency; ties keep the order of first appearance); "none" keeps them all.
+    #[arg(long, value_name = "N", default_value = "100000", value_parser = keep_n)]
+    pub keep_n: KeepN,
+
+    /// min_len (simple_preprocess): shortest token kept, in characters.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub min_len: usize,
+
+    /// max_len (simple_preprocess): longest token kept, in characters.
+    #[arg(long, value_name = "N", default_value_t = 15)]
+    pub max_len: usize,
+
+    /// deacc (simple_preprocess): remove accent marks (Unicode NFD, marks of category Mn
+    /// dropped, NFC), as gensim's deaccent.
+    #[arg(long)]
+    pub deacc: bool,
+
+    /// Stop words: a UTF-8 file with one word per line (blank lines ignored); tokens equal
+    /// to one of them, after simple_preprocess, are dropped. [default: none]
+    #[arg(long, value_name = "FILE")]
+    pub stopwords: Option<PathBuf>,
+
+    /// Hold out about this fraction of the documents, in [0, 1): they are written, as word
+    /// counts with the same dictionary, to PREFIX_bow_heldout.mm (for `topicctl eval`), and
+    /// the dictionary, PREFIX_bow_train.mm and PREFIX_tfidf.mm are built from the others.
+    /// Document i (0-based, in input order) is held out when splitmix64(splitmix64(SEED) xor
+    /// i) / 2^64 < F: the split depends on the seed and the documents' order only. [default:
+    /// 0, no split]
+    #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = heldout)]
+    pub heldout: f64,
+
+    /// Seed of the held-out split.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// `--keep-n`: a number of tokens, or no limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeepN(pub Option<usize>);
+
+fn keep_n(text: &str) -> Result<KeepN, String> {
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(KeepN(None));
+    }
+    text.parse()
+        .map(|n| KeepN(Some(n)))
+        .map_err(|_| format!("`{text}`: a number of tokens, or none"))
+}
+
+fn fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!("`{text}`: a fraction between 0 and 1")),
+    }
+}
+
+fn heldout(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(f) if (0.0..1.0).contains(&f) => Ok(f),
+        _ => Err(format!("`{text}`: a fraction at least 0 and below 1")),
     }
 }
 

@@ -6,7 +6,7 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | `args` | the arguments of `submit`: inputs, LSI and LDA parameters |
+//! | `args` | the arguments of `submit` (inputs, LSI and LDA parameters) and of `prepare` |
 //! | `prior` | parsing `--alpha` and `--eta` into gensim's priors |
 //! | `daemon` | the connection to topicd: actionable connection errors, deadlines, error flattening |
 //! | `commands` | one module per command (submit, jobs, watch/wait, topics, eval, infer, export) |
@@ -14,6 +14,7 @@
 //! | `output` | what goes to stdout: JSON documents, the job table, the job summary, times |
 //! | `progress` | reading a job's progress safely: work done and total, percent, pass |
 //! | `npy` | NumPy's `.npy` format, written by hand |
+//! | `prepare` | `prepare`'s pipeline: raw text to gensim's dictionary and corpora |
 
 mod args;
 mod batches;
@@ -21,6 +22,7 @@ mod commands;
 mod daemon;
 mod npy;
 mod output;
+mod prepare;
 mod prior;
 mod progress;
 
@@ -32,7 +34,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use topicd_protocol::{DEFAULT_SOCKET, JobId, SOCKET_ENV};
 
-use crate::args::Submit;
+use crate::args::{PrepareArgs, Submit};
 use crate::commands::export::Format;
 use crate::daemon::{Daemon, Patience};
 
@@ -102,6 +104,24 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Turn raw text into a dictionary and corpora, as gensim would.
+    ///
+    /// Writes PREFIX_wordids.txt, PREFIX_bow.mm and PREFIX_tfidf.mm, the files gensim's
+    /// `simple_preprocess` + `Dictionary` + `filter_extremes(no_below, no_above, keep_n)` +
+    /// `doc2bow` + `TfidfModel` (log2 idf, L2 normalisation) + `MmCorpus.serialize` write
+    /// for the same text and parameters, byte for byte (gensim's .index files are not
+    /// written). Term ids follow gensim: order of first appearance, renumbered after
+    /// filtering. The TF-IDF model needs nothing but the dictionary: its first line is the
+    /// number of documents and its third column each term's document frequency, which is
+    /// what `TfidfModel(dictionary=...)` reads.
+    ///
+    /// Reads the input twice (counting, then writing), streaming: memory grows with the
+    /// vocabulary, not the corpus. Uses every core; shows a progress bar when stderr is a
+    /// terminal. Bytes that are not UTF-8 are dropped, as gensim's errors='ignore'.
+    /// Then: `topicctl submit lda --corpus PREFIX_bow.mm --dictionary PREFIX_wordids.txt`
+    /// (or `submit lsi --corpus PREFIX_tfidf.mm ...`).
+    Prepare(PrepareArgs),
+
     /// Queue a training job and print its id.
     #[command(subcommand)]
     Submit(Submit),
@@ -324,6 +344,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let connect = || Daemon::connect(&socket, patience, &[]);
     match cli.command {
+        // Local work: no daemon.
+        Command::Prepare(args) => commands::prepare::run(&args, json)?,
         Command::Submit(submit) => {
             // The parameters and inputs are checked before the daemon is contacted.
             let (inputs, seed, model, input) = submit.parts()?;

@@ -1,11 +1,12 @@
 //! One module per command (or per family of small ones). Each takes a connected
-//! [`Daemon`](crate::daemon::Daemon), prints its result (text, or JSON with `--json`) and
+//! [`Daemon`](crate::daemon::Daemon) (but `prepare`, which works locally), prints its result (text, or JSON with `--json`) and
 //! returns errors for `main` to report.
 
 pub mod eval;
 pub mod export;
 pub mod infer;
 pub mod jobs;
+pub mod prepare;
 pub mod submit;
 pub mod topics;
 pub mod watch;

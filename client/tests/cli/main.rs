@@ -6,10 +6,12 @@
 //! |---|---|
 //! | [`lsi`] | the job commands, `submit lsi`, `topics`, LSI exports |
 //! | [`lda`] | `submit lda`, LDA status, `eval`, `infer`, LDA exports and pyldavis |
+//! | [`prepare`] | `prepare` against gensim (skipped without a Python that imports gensim) |
 
 mod fake;
 mod lda;
 mod lsi;
+mod prepare;
 
 use std::path::Path;
 use std::process::{Command, Output};
