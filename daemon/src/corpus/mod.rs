@@ -14,20 +14,24 @@
 //! allocation before it has been checked against what the file actually holds.
 
 pub mod cache;
+pub mod chunker;
 pub mod dictionary;
 pub mod file;
 pub mod mm;
 pub mod source;
+pub mod uci;
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
 pub use cache::{ChunkCacheReader, ChunkCacheWriter};
+pub use chunker::{Entry, EntrySource, TextReader};
 pub use dictionary::Dictionary;
 pub use file::{InputFile, fingerprint};
-pub use mm::{MmHeader, MmOptions, MmReader};
+pub use mm::{MmEntries, MmHeader, MmOptions, MmReader};
 pub use topicd_numerics::SparseChunk;
+pub use uci::{UciEntries, UciReader};
 
 /// What a pass over a corpus yields: a chunk, or a run of whole chunks in which no
 /// document has an entry. Runs are told apart so that empty documents cost nothing each: a
