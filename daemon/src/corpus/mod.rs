@@ -16,9 +16,13 @@
 pub mod cache;
 pub mod chunker;
 pub mod dictionary;
+pub mod doclines;
 pub mod file;
+pub mod format;
+pub mod ldac;
 pub mod mm;
 pub mod source;
+pub mod svmlight;
 pub mod uci;
 
 use std::fmt;
@@ -28,8 +32,12 @@ use std::path::{Path, PathBuf};
 pub use cache::{ChunkCacheReader, ChunkCacheWriter};
 pub use chunker::{Entry, EntrySource, TextReader};
 pub use dictionary::Dictionary;
+pub use doclines::{DocLines, LineFormat};
 pub use file::{InputFile, fingerprint};
+pub use format::{CorpusFormat, CorpusReader};
+pub use ldac::{LdaC, LdacReader};
 pub use mm::{MmEntries, MmHeader, MmOptions, MmReader};
+pub use svmlight::{SvmLight, SvmLightReader};
 pub use topicd_numerics::SparseChunk;
 pub use uci::{UciEntries, UciReader};
 
