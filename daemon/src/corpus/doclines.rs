@@ -153,6 +153,21 @@ impl<R: BufRead, F: LineFormat> DocLines<R, F> {
                         ),
                     ));
                 };
+                // A dictionary decides first (a miss is the dictionary's problem), as a Matrix
+                // Market header that declares more terms than it has.
+                if let Some(dictionary) = &self.opts.dictionary
+                    && term < MAX_TERMS
+                    && !dictionary.contains(term as u32)
+                {
+                    return Err(missing_from_dictionary(
+                        dictionary,
+                        term as u32,
+                        &self.file,
+                        line_no,
+                        &format!("{} ids are {}-based", F::NAME, F::TERM_BASE),
+                        F::TERM_BASE,
+                    ));
+                }
                 if term >= max_terms || term >= self.opts.max_terms {
                     let why = if term >= max_terms && self.header.is_some() {
                         format!(
@@ -165,19 +180,6 @@ impl<R: BufRead, F: LineFormat> DocLines<R, F> {
                         format!("the model has {} terms", self.opts.max_terms)
                     };
                     return Err(self.err(line_no, format!("term id {id} is out of range ({why})")));
-                }
-                // term < 2^32: it fits a u32.
-                if let Some(dictionary) = &self.opts.dictionary
-                    && !dictionary.contains(term as u32)
-                {
-                    return Err(missing_from_dictionary(
-                        dictionary,
-                        term as u32,
-                        &self.file,
-                        line_no,
-                        &format!("{} ids are {}-based", F::NAME, F::TERM_BASE),
-                        F::TERM_BASE,
-                    ));
                 }
                 self.pairs[i].0 = term;
                 self.num_terms = self.num_terms.max(term + 1);

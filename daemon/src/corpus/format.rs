@@ -385,3 +385,6 @@ impl CorpusReader {
         each!(self, r => r.skip_chunk(chunksize))
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests;
