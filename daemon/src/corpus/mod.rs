@@ -5,8 +5,14 @@
 //! | [`file`](mod@file) | opening inputs: regular files only (never a FIFO or a device), shared by position; size + XXH3-64 fingerprints, to notice a corpus that changed under a job |
 //! | [`source`] | reading plain, gzip and bzip2 files (detected by magic bytes), bounded line reading |
 //! | (`topicd_numerics::chunk`) | [`SparseChunk`]: a run of consecutive documents in CSR form, the unit of work, re-exported here |
+//! | [`chunker`] | the chunk builder every text format shares: [`TextReader`] turns a format's [`Entry`]s into pieces and chunks (order, sorting, duplicates, empty runs, sticky errors) |
 //! | [`mm`] | the streaming Matrix Market reader (gensim `MmCorpus` convention) with full validation |
-//! | [`dictionary`] | gensim `Dictionary.save_as_text` files, stored compactly |
+//! | [`uci`] | UCI bag-of-words `docword` files (NYTimes, PubMed): a three-line header, then Matrix Market's entry lines |
+//! | [`doclines`] | headerless one-document-a-line formats: the sizing scan and the entry source LDA-C and SVMlight share |
+//! | [`ldac`] | Blei's LDA-C (`N id:count ...`, 0-based ids; gensim `BleiCorpus`) |
+//! | [`svmlight`] | SVMlight / libsvm (`label id:value ... # comment`, 1-based ids; gensim `SvmLightCorpus`) |
+//! | [`format`] | [`CorpusFormat`] detection by content and [`CorpusReader`], one reader over every format |
+//! | [`dictionary`] | gensim `Dictionary.save_as_text` files and one-word-a-line vocabularies (UCI, LDA-C), stored compactly; pickled dictionaries refused with the way out |
 //! | [`cache`] | the binary chunk cache: parse the text once, replay the chunks bit for bit on later passes |
 //!
 //! Every reader reports a bad input as a [`CorpusError`] naming the file, the line (when there is
@@ -19,6 +25,8 @@ pub mod dictionary;
 pub mod doclines;
 pub mod file;
 pub mod format;
+#[cfg(test)]
+mod fuzz;
 pub mod ldac;
 pub mod mm;
 pub mod source;
