@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use topicd_protocol::{InputSpec, LdaParams, LsiParams, ModelSpec};
+use topicd_protocol::{CorpusFormat, InputSpec, LdaParams, LsiParams, ModelSpec};
 
 use crate::prior;
 
@@ -60,14 +60,23 @@ impl Submit {
 /// The files every job reads, whatever its model.
 #[derive(Debug, Args)]
 pub struct Inputs {
-    /// The corpus: a Matrix Market file (as written by gensim's `MmCorpus.serialize`),
-    /// plain, .gz or .bz2.
+    /// The corpus, plain, .gz or .bz2: Matrix Market (gensim's `MmCorpus.serialize`), UCI
+    /// bag-of-words (docword.X.txt), Blei's LDA-C (.dat) or SVMlight/libsvm; see --format.
     #[arg(long, value_name = "FILE")]
     pub corpus: PathBuf,
 
-    /// The dictionary: gensim's text format (`Dictionary.save_as_text`), plain, .gz or .bz2.
+    /// The dictionary, plain, .gz or .bz2: gensim's text format (`Dictionary.save_as_text`,
+    /// `topicctl prepare`), or a vocabulary of one word a line (UCI's vocab.X.txt, LDA-C's
+    /// vocabulary: the word on line n has id n - 1), told apart by their content.
     #[arg(long, value_name = "FILE")]
     pub dictionary: PathBuf,
+
+    /// The corpus format: `auto` recognises it by its content (`status` says what was
+    /// found); `mm` Matrix Market; `uci` UCI bag-of-words; `ldac` Blei's LDA-C; `svmlight`
+    /// SVMlight/libsvm (labels ignored, ids from 1). A file that does not fit the format
+    /// given is refused, saying what it looks like.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = FormatArg::Auto)]
+    pub format: FormatArg,
 
     /// Accept a dictionary with more terms than the corpus header declares. gensim writes
     /// such a header when it serialises a corpus without `id2word` (it counts the terms up
@@ -78,11 +87,32 @@ pub struct Inputs {
     pub unused_terms: bool,
 }
 
+/// `--format`: a corpus format, or `auto`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    /// Recognised by the content.
+    Auto,
+    /// Matrix Market.
+    Mm,
+    /// UCI bag-of-words.
+    Uci,
+    /// Blei's LDA-C.
+    Ldac,
+    /// SVMlight / libsvm.
+    Svmlight,
+}
+
 impl Inputs {
     /// How the daemon is to read these inputs.
     pub fn spec(&self, tfidf: bool) -> InputSpec {
         InputSpec {
-            format: None,
+            format: match self.format {
+                FormatArg::Auto => None,
+                FormatArg::Mm => Some(CorpusFormat::MatrixMarket),
+                FormatArg::Uci => Some(CorpusFormat::Uci),
+                FormatArg::Ldac => Some(CorpusFormat::LdaC),
+                FormatArg::Svmlight => Some(CorpusFormat::SvmLight),
+            },
             unused_terms: self.unused_terms,
             tfidf,
         }

@@ -231,13 +231,18 @@ impl Control for Handler {
         };
         // what the job would find when it starts, said now
         let (checked, job) = (files.clone(), spec.clone());
-        tokio::task::spawn_blocking(move || Inputs::check(&checked, &job).map(drop))
-            .await
-            .map_err(|e| ApiError::Internal(format!("the input check stopped: {e}")))?
-            .map_err(|e| match e {
-                JobError::Input(why) => ApiError::InvalidSpec(why),
-                other => ApiError::Internal(other.to_string()),
-            })?;
+        let format = tokio::task::spawn_blocking(move || {
+            Inputs::check(&checked, &job).map(|inputs| inputs.reading.format)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("the input check stopped: {e}")))?
+        .map_err(|e| match e {
+            JobError::Input(why) => ApiError::InvalidSpec(why),
+            other => ApiError::Internal(other.to_string()),
+        })?;
+        // the job record keeps the format found
+        let mut spec = spec;
+        spec.input.format = Some(format);
         let scheduler = self.shared.scheduler.clone();
         let room = self
             .on_store(move |s| Ok(scheduler.held().make_room(s)))

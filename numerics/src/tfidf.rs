@@ -3,8 +3,9 @@
 //! counts times those, normalised to unit length.
 //!
 //! The operations are gensim's, in its order, so that the weights are the same bits: the idf
-//! is `ln(N / df) / ln 2` (not `log2`), the length is the square root of the squares summed in
-//! term order, and each weight is divided by the length (not multiplied by its inverse).
+//! is `ln(N / df) / ln 2` (not `log2`); the length is the square root of the squares summed in
+//! term order, each square being C's `pow(w, 2.0)` as numpy's `w ** 2` (which is not always
+//! `w * w`); and each weight is divided by the length (not multiplied by its inverse).
 
 use crate::SparseChunk;
 
@@ -64,9 +65,12 @@ impl Idf {
                 values_out.push(tf * idf);
             }
         }
+        // pow(w, 2.0) from the C library: the exponent is hidden from the compiler, which
+        // would otherwise make it w * w
+        let two = std::hint::black_box(2.0);
         let length = values_out[start..]
             .iter()
-            .fold(0.0, |sum, w| sum + w * w)
+            .fold(0.0, |sum, w| sum + w.powf(two))
             .sqrt();
         if length != 1.0 && length > 0.0 {
             for w in &mut values_out[start..] {
@@ -120,6 +124,20 @@ mod tests {
         idf.weigh_doc(&[0, 1, 2], &[2.0, 1.0, 5.0], &mut t, &mut v);
         assert_eq!(t, [0, 1]);
         assert_eq!(v, [0.9701425001453319, 0.24253562503633297]);
+    }
+
+    #[test]
+    fn squares_are_cs_pow_as_in_numpy() {
+        // gensim: d = Dictionary([["a","b"],["a","c"],["a","b","d"],["e"]]);
+        // TfidfModel(dictionary=d)[[(0, 2), (1, 1), (3, 3)]]; a: df 3, b: 2, d: 1 of 4
+        let idf = Idf::new(4, [(0, 3), (1, 2), (2, 1), (3, 1), (4, 1)], 5);
+        let (mut t, mut v) = (vec![], vec![]);
+        idf.weigh_doc(&[0, 1, 3], &[2.0, 1.0, 3.0], &mut t, &mut v);
+        assert_eq!(t, [0, 1, 3]);
+        assert_eq!(
+            v,
+            [0.1352103337837893, 0.16288929797756416, 0.977335787865385]
+        );
     }
 
     #[test]

@@ -158,13 +158,30 @@ pub struct InputSpec {
 pub enum CorpusFormat {
     /// Matrix Market, as gensim's `MmCorpus.serialize` writes it.
     MatrixMarket,
+    /// UCI bag-of-words: `docword.X.txt` (with `vocab.X.txt` as the dictionary).
+    Uci,
+    /// Blei's LDA-C `.dat` (gensim's `BleiCorpus`), with its vocabulary.
+    LdaC,
+    /// SVMlight / libsvm (gensim's `SvmLightCorpus`); labels are ignored.
+    SvmLight,
 }
 
 impl CorpusFormat {
+    /// Every format.
+    pub const ALL: [CorpusFormat; 4] = [
+        CorpusFormat::MatrixMarket,
+        CorpusFormat::Uci,
+        CorpusFormat::LdaC,
+        CorpusFormat::SvmLight,
+    ];
+
     /// The name `topicctl submit --format` takes.
     pub fn name(self) -> &'static str {
         match self {
             CorpusFormat::MatrixMarket => "mm",
+            CorpusFormat::Uci => "uci",
+            CorpusFormat::LdaC => "ldac",
+            CorpusFormat::SvmLight => "svmlight",
         }
     }
 }

@@ -165,3 +165,114 @@ fn lsi_with_tfidf_on_counts_trains_the_model_of_gensims_tfidf_corpus() {
     assert_eq!(from_counts, infer(given, &tfidf, "tfidf.tsv"));
     assert_eq!(from_counts.lines().count(), 300);
 }
+
+/// The documents of a Matrix Market file of counts, as `(doc, [(term, count)])`, 1-based.
+fn documents(mm: &Path) -> Vec<Vec<(usize, u64)>> {
+    let text = std::fs::read_to_string(mm).unwrap();
+    let mut lines = text.lines().filter(|l| !l.starts_with('%'));
+    let docs: usize = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut out = vec![Vec::new(); docs];
+    for line in lines {
+        let f: Vec<&str> = line.split(' ').collect();
+        let (d, t): (usize, usize) = (f[0].parse().unwrap(), f[1].parse().unwrap());
+        out[d - 1].push((t, f[2].parse::<f64>().unwrap() as u64));
+    }
+    out
+}
+
+/// One corpus in UCI bag-of-words, LDA-C and SVMlight, with a vocabulary (one word a line):
+/// each format, recognised by its content, trains the model of its Matrix Market twin, bit
+/// for bit, and `status` says what was found; a format given that the file does not fit is
+/// refused, saying what it looks like.
+#[test]
+fn uci_ldac_and_svmlight_corpora_train_the_model_of_their_matrix_market_twin() {
+    let d = Daemon::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (mm, dictionary) = counts_corpus(dir.path(), "c", 60, 12);
+    let docs = documents(&mm);
+    let vocab = dir.path().join("vocab.c.txt");
+    let words: String = (0..12).map(|t| format!("word{t}\n")).collect();
+    std::fs::write(&vocab, words).unwrap();
+    let nnz: usize = docs.iter().map(Vec::len).sum();
+    let mut uci = format!("{}\n12\n{nnz}\n", docs.len());
+    let (mut ldac, mut svm) = (String::new(), String::new());
+    for (i, doc) in docs.iter().enumerate() {
+        ldac.push_str(&doc.len().to_string());
+        svm.push_str("+1");
+        for &(t, c) in doc {
+            uci.push_str(&format!("{} {t} {c}\n", i + 1));
+            ldac.push_str(&format!(" {}:{c}", t - 1));
+            svm.push_str(&format!(" {t}:{c}"));
+        }
+        ldac.push('\n');
+        svm.push('\n');
+    }
+    let corpora = [
+        ("uci", "docword.c.txt", uci),
+        ("ldac", "c.dat", ldac),
+        ("svmlight", "c.svm", svm),
+    ];
+    let args = ["--topics", "3", "--chunksize", "16", "--alpha", "auto"];
+    let twin = d.submit_lda(&mm, &dictionary, &args);
+    assert_eq!(d.wait(twin), "succeeded", "{}", d.log());
+    let lambda = |job: u64| {
+        let mut arrays = d.export_arrays(job);
+        arrays.retain(|name, _| name != "dfs.npy");
+        arrays
+    };
+    let expected = lambda(twin);
+    for (name, file, text) in corpora {
+        let corpus = dir.path().join(file);
+        std::fs::write(&corpus, text).unwrap();
+        let job = d.submit_lda(&corpus, &vocab, &args);
+        assert_eq!(d.wait(job), "succeeded", "{name}: {}", d.log());
+        assert_eq!(lambda(job), expected, "{name}");
+        let status = d.ok(&["status", &job.to_string()]);
+        let format = status
+            .lines()
+            .find(|l| l.trim_start().starts_with("format "));
+        assert_eq!(
+            format.map(|l| l.split_whitespace().last()),
+            Some(Some(name))
+        );
+    }
+    let message = refused(
+        &d,
+        "lda",
+        &mm,
+        &dictionary,
+        &["--topics", "3", "--format", "uci"],
+    );
+    assert!(
+        message.contains("looks like Matrix Market, not UCI"),
+        "{message}"
+    );
+}
+
+/// A dictionary saved with gensim's `Dictionary.save` (a pickle) is refused at submit with
+/// what to do instead.
+#[test]
+fn a_pickled_dictionary_is_refused_at_submit_saying_how_to_write_a_text_one() {
+    let d = Daemon::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (corpus, _) = counts_corpus(dir.path(), "c", 30, 8);
+    let pickle = dir.path().join("c.dict");
+    std::fs::write(
+        &pickle,
+        b"\x80\x04\x95\x10\x01\x00\x00\x00\x00\x00\x00\x8c\x18gensim.corpora.dictionary",
+    )
+    .unwrap();
+    let message = refused(&d, "lda", &corpus, &pickle, &["--topics", "2"]);
+    assert!(
+        message.contains("this is a pickled gensim Dictionary")
+            && message.contains("dictionary.save_as_text(path)"),
+        "{message}"
+    );
+}

@@ -258,11 +258,17 @@ fn an_lda_corpus_with_fractional_counts_fails_with_file_and_line() {
     let dictionary = dir.path().join("d.txt");
     std::fs::write(&dictionary, "0\ta\t1\n1\tb\t1\n2\tc\t1\n").unwrap();
     let d = Daemon::start(&[]);
-    let job = d.submit_lda(&corpus, &dictionary, &["--topics", "2"]);
-    assert_eq!(d.wait(job), "failed");
-    let reason = d.status(job)["reason"].as_str().unwrap().to_string();
+    // refused at submit, which reads the first documents
+    let out = d.ctl(&Daemon::submit_args(
+        "lda",
+        &corpus,
+        &dictionary,
+        &["--topics", "2"],
+    ));
+    let reason = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
     assert!(
-        reason.contains("tfidf.mm") && reason.contains("line 4"),
+        reason.contains("tfidf.mm: line 4: count '0.25' is not a whole number"),
         "{reason}"
     );
 

@@ -296,22 +296,24 @@ fn a_bad_corpus_fails_its_job_with_file_and_line_and_the_next_job_runs() {
     let d = Daemon::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let (good, dictionary) = planted();
+    // term id 0 in document 2050: after the documents submit reads, so the job fails
     let bad = dir.path().join("bad.mm");
-    std::fs::write(
-        &bad,
-        "%%MatrixMarket matrix coordinate real general\n3 140 3\n1 1 0.5\n2 0 0.5\n3 2 1.0\n",
-    )
-    .unwrap();
+    let mut text = "%%MatrixMarket matrix coordinate real general\n2100 140 2100\n".to_string();
+    for doc in 1..=2100 {
+        let term = if doc == 2050 { 0 } else { 1 + doc % 140 };
+        text.push_str(&format!("{doc} {term} 0.5\n"));
+    }
+    std::fs::write(&bad, text).unwrap();
     let failing = d.submit_lsi(&bad, &dictionary, &["--topics", "2"]);
     let fine = d.submit_lsi(&good, &dictionary, &["--topics", "2"]);
     let out = d.ctl(&["wait", &failing.to_string()]);
     assert_eq!(out.status.code(), Some(2), "wait on a failed job exits 2");
     let reason = d.status(failing)["reason"].as_str().unwrap().to_string();
     assert!(
-        reason.contains("bad.mm") && reason.contains("line 4"),
+        reason.contains("bad.mm") && reason.contains("line 2052"),
         "{reason}"
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("line 4"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2052"));
     assert_eq!(d.wait(fine), "succeeded");
 
     // a job whose matrices cannot fit in memory fails before allocating them: 100 topics (no
@@ -345,7 +347,7 @@ fn a_bad_corpus_fails_its_job_with_file_and_line_and_the_next_job_runs() {
 }
 
 #[test]
-fn a_corpus_changed_before_resume_fails_the_job_clearly() {
+fn a_corpus_changed_before_resume_is_refused_clearly() {
     let d = Daemon::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let (corpus, dictionary) = crash_corpus(dir.path());
@@ -356,13 +358,15 @@ fn a_corpus_changed_before_resume_fails_the_job_clearly() {
     let mut text = std::fs::read(&corpus).unwrap();
     text.extend_from_slice(b"% a comment added later\n");
     std::fs::write(&corpus, text).unwrap();
-    d.ok(&["resume", &job.to_string()]);
-    assert_eq!(d.wait(job), "failed");
-    let reason = d.status(job)["reason"].as_str().unwrap().to_string();
+    let out = d.ctl(&["resume", &job.to_string()]);
+    assert!(!out.status.success());
+    let reason = String::from_utf8_lossy(&out.stderr);
     assert!(
-        reason.contains("changed since the job was submitted"),
+        reason.contains("cannot be resumed")
+            && reason.contains("changed since the job was submitted"),
         "{reason}"
     );
+    assert_eq!(d.status(job)["state"], "cancelled");
 }
 
 /// The corpus `corpus` with its header's document count replaced by `docs`.

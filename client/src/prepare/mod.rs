@@ -7,8 +7,9 @@
 //! | `text` | reading documents from a file, a directory or standard input, compressed or not, in batches of bounded documents |
 //! | `tokenize` | `simple_preprocess`: decoding, lowercasing, deaccenting, the token pattern, lengths, stop words |
 //! | `vocabulary` | counting document frequencies, `filter_extremes`, `compactify`, `save_as_text` |
-//! | `tfidf` | `TfidfModel`'s weights from the dictionary's document frequencies |
 //! | `mm_writer` | `MmCorpus.serialize`'s files, byte for byte |
+//!
+//! The TF-IDF weights are `topicd_numerics::tfidf`'s, the daemon's own for `submit --tfidf`.
 //!
 //! Two passes over the input: the first counts the vocabulary and document frequencies of
 //! the training documents, the second writes the corpora. Memory is bounded by the
@@ -23,7 +24,6 @@
 
 mod mm_writer;
 mod text;
-mod tfidf;
 mod tokenize;
 mod vocabulary;
 
@@ -42,7 +42,7 @@ pub use tokenize::Tokenizer;
 
 use mm_writer::{MmWriter, format_document};
 use text::Batch;
-use tfidf::Tfidf;
+use topicd_numerics::tfidf::Idf;
 use vocabulary::{Counter, Vocabulary};
 
 /// What `prepare` does.
@@ -279,7 +279,13 @@ fn write_corpora(
     out: &mut Outputs,
     total: u64,
 ) -> anyhow::Result<u64> {
-    let tfidf = Tfidf::new(vocabulary.num_docs(), vocabulary.dfs());
+    // TfidfModel(dictionary=...)'s weights, from the dictionary's document frequencies
+    let dfs = vocabulary.dfs().iter().enumerate();
+    let tfidf = Idf::new(
+        vocabulary.num_docs(),
+        dfs.map(|(id, &df)| (id as u32, df)),
+        vocabulary.dfs().len(),
+    );
     let tokenizer = &options.tokenizer;
     let mut meter = Meter::new("writing", Some(total));
     let mut read = 0;
@@ -321,7 +327,12 @@ fn write_corpora(
                 };
                 format_document(&mut written.bow, docno, &bow);
                 if !held {
-                    tfidf.weights(&bow, weights);
+                    let terms: Vec<u32> = bow.iter().map(|&(id, _)| id).collect();
+                    let counts: Vec<f64> = bow.iter().map(|&(_, c)| f64::from(c)).collect();
+                    let (mut ids, mut values) = (Vec::new(), Vec::new());
+                    tfidf.weigh_doc(&terms, &counts, &mut ids, &mut values);
+                    weights.clear();
+                    weights.extend(ids.into_iter().zip(values));
                     written.tfidf_entries = weights.len() as u64;
                     written.tfidf_max_id = weights.last().map(|&(id, _)| id);
                     format_document(&mut written.tfidf, docno, weights);

@@ -48,8 +48,11 @@ impl Dictionary {
     }
 
     /// Parses a dictionary from an (already decompressed) reader; `file` names it in errors.
-    pub fn parse<R: BufRead>(reader: R, file: &Path) -> Result<Dictionary, CorpusError> {
+    /// A pickled gensim `Dictionary` (`Dictionary.save` output) and other binary files are
+    /// refused saying what they are.
+    pub fn parse<R: BufRead>(mut reader: R, file: &Path) -> Result<Dictionary, CorpusError> {
         let err = |line: u64, m: String| CorpusError::at_line(file, line, m);
+        refuse_binary(&mut reader, file)?;
         let mut lines = LineReader::new(reader, MAX_LINE);
         let mut num_docs = None;
         // Entries in file order; token i is arena[starts[i]..starts[i + 1]] (or ..arena.len()).
@@ -248,6 +251,121 @@ impl Dictionary {
         })
     }
 
+    /// Loads a vocabulary file (plain, gzip or bzip2): one word a line, as UCI bag-of-words
+    /// (`vocab.X.txt`) and LDA-C (`<corpus>.vocab`) have them; see
+    /// [`Dictionary::parse_vocabulary`].
+    pub fn load_vocabulary(path: &Path) -> Result<Dictionary, CorpusError> {
+        let reader = source::open(path)?;
+        Dictionary::parse_vocabulary(reader, path)
+    }
+
+    /// Loads a dictionary in either text format, told apart by its first lines: gensim's
+    /// `save_as_text` (tab-separated `id token df` lines after an optional document count) when
+    /// one of its first two lines has a tab, else a vocabulary (one word a line, as UCI's
+    /// `vocab.X.txt` and Blei's LDA-C vocabularies), which cannot hold a tab.
+    pub fn load_any_file(file: &InputFile) -> Result<Dictionary, CorpusError> {
+        let (mut reader, _) = source::open_file(file)?;
+        let head = reader
+            .fill_buf()
+            .map_err(|e| CorpusError::in_file(file.path(), format!("cannot read: {e}")))?;
+        let first_two_lines = head.split(|&b| b == b'\n').take(2);
+        if first_two_lines.flatten().any(|&b| b == b'\t') || head.is_empty() {
+            Dictionary::parse(reader, file.path())
+        } else {
+            Dictionary::parse_vocabulary(reader, file.path())
+        }
+    }
+
+    /// Like [`Dictionary::load_vocabulary`], for a file already open, from its first byte.
+    pub fn load_vocabulary_file(file: &InputFile) -> Result<Dictionary, CorpusError> {
+        let (reader, _) = source::open_file(file)?;
+        Dictionary::parse_vocabulary(reader, file.path())
+    }
+
+    /// Parses a vocabulary (one word a line) from an (already decompressed) reader: the word
+    /// on line `n` gets id `n - 1` (ids `0..n`), document frequency 0 (unknown), and no
+    /// document count. Trailing whitespace (a `\r` too) is not part of the word, as gensim's
+    /// `BleiCorpus` reads it. A blank line before the last word is an error (skipping it
+    /// would shift every later id, and an empty word cannot be an entry); blank lines at the
+    /// end are ignored. The same word on two lines is allowed (the ids are the corpus's, by
+    /// line: both are kept), since published vocabularies are taken as they are.
+    pub fn parse_vocabulary<R: BufRead>(
+        mut reader: R,
+        file: &Path,
+    ) -> Result<Dictionary, CorpusError> {
+        refuse_binary(&mut reader, file)?;
+        let mut lines = LineReader::new(reader, MAX_LINE);
+        let mut arena = String::new();
+        let mut offsets = vec![0];
+        // The first blank line after the last word so far (an error if a word follows).
+        let mut blank: Option<u64> = None;
+        loop {
+            let line_no = lines.line() + 1;
+            let bytes = match lines.next_line() {
+                Ok(Some(l)) => l,
+                Ok(None) => break,
+                Err(e) => return Err(CorpusError::at_line(file, line_no, e.message())),
+            };
+            let mut text = match std::str::from_utf8(bytes) {
+                Ok(t) => t,
+                Err(e) => {
+                    return Err(CorpusError::at_line(
+                        file,
+                        line_no,
+                        format!(
+                            "invalid UTF-8 (byte {} of the line): a vocabulary is UTF-8 text, \
+                             one word a line",
+                            e.valid_up_to() + 1
+                        ),
+                    ));
+                }
+            };
+            if line_no == 1 {
+                text = text.strip_prefix('\u{feff}').unwrap_or(text);
+            }
+            let word = text.trim_end();
+            if word.is_empty() {
+                blank.get_or_insert(line_no);
+                continue;
+            }
+            if let Some(b) = blank {
+                return Err(CorpusError::at_line(
+                    file,
+                    b,
+                    format!(
+                        "blank line in the vocabulary (before the word '{}' on line {line_no}): \
+                         the word on line n has id n - 1, so a blank line would be a word without \
+                         text; remove the line (and check that the corpus's ids still match)",
+                        show(word.as_bytes())
+                    ),
+                ));
+            }
+            if offsets.len() as u64 > MAX_ID {
+                return Err(CorpusError::at_line(
+                    file,
+                    line_no,
+                    "more than 2^31 words: not a vocabulary?",
+                ));
+            }
+            arena.push_str(word);
+            offsets.push(arena.len());
+        }
+        let n = offsets.len() - 1;
+        if n == 0 {
+            return Err(CorpusError::in_file(
+                file,
+                "no words: empty vocabulary file",
+            ));
+        }
+        Ok(Dictionary {
+            num_docs: None,
+            arena,
+            offsets,
+            ids: (0..n as u32).collect(),
+            dfs: vec![0; n],
+        })
+    }
+
     /// The vocabulary size a model needs: 1 + the largest id (0 if empty).
     pub fn num_terms(&self) -> usize {
         self.ids.last().map_or(0, |&id| id as usize + 1)
@@ -317,6 +435,37 @@ impl Dictionary {
             (id, token, self.dfs[i])
         })
     }
+}
+
+/// Refuses a pickled gensim `Dictionary` and binary data before reading lines: the start of
+/// the (decompressed) input is looked at without consuming it.
+fn refuse_binary<R: BufRead>(reader: &mut R, file: &Path) -> Result<(), CorpusError> {
+    let head = match reader.fill_buf() {
+        Ok(b) => &b[..b.len().min(64)],
+        Err(e) => return Err(CorpusError::in_file(file, format!("cannot read: {e}"))),
+    };
+    if super::format::is_pickle(head) {
+        return Err(CorpusError::in_file(
+            file,
+            "this is a pickled gensim Dictionary (Dictionary.save output), not a text \
+             dictionary: write it with `dictionary.save_as_text(path)` in Python and pass that \
+             file",
+        ));
+    }
+    if let Some(&b) = head
+        .iter()
+        .find(|&&b| b == 0 || (b < 0x20 && !b.is_ascii_whitespace()) || b == 0x7f)
+    {
+        return Err(CorpusError::in_file(
+            file,
+            format!(
+                "binary data (byte 0x{b:02x} near the start: '{}'), not a text dictionary: \
+                 expected gensim `save_as_text` output or a vocabulary, one word a line",
+                show(head)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The ids of a dictionary, as a corpus reader checks them (see
@@ -563,8 +712,97 @@ mod tests {
         let mut bytes = vec![0u8; 3 << 20];
         bytes[0] = 0x7f;
         let e = parse(&bytes).unwrap_err();
+        assert_eq!(e.line, None);
+        assert!(
+            e.message
+                .starts_with("binary data (byte 0x7f near the start: '\\u{7f}\\u{0}"),
+            "{e}"
+        );
+        // Without control bytes near the start, a binary file is still refused by its
+        // (too long) first line or its invalid UTF-8.
+        let mut bytes = vec![b'x'; 3 << 20];
+        bytes[100] = 0;
+        let e = parse(&bytes).unwrap_err();
         assert_eq!(e.line, Some(1));
         assert!(e.message.contains("line is longer than"), "{e}");
+        let e = parse(b"0\tcaf\xe9\t1\n").unwrap_err();
+        assert!(
+            e.message.starts_with("invalid UTF-8 (byte 6 of the line)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn pickled_dictionary_says_how_to_write_a_text_one() {
+        let dir = tempfile::tempdir().unwrap();
+        // The start of `pickle.dumps(Dictionary(...), protocol=2..5)`.
+        for (name, bytes) in [
+            (
+                "d2.pkl",
+                b"\x80\x02cgensim.corpora.dictionary\nDictionary\nq\x00)".to_vec(),
+            ),
+            (
+                "d4.pkl",
+                b"\x80\x04\x95\x10\x01\x00\x00\x00\x00\x00\x00\x8c".to_vec(),
+            ),
+            ("d5.pkl.gz", gzip(b"\x80\x05\x95\x10\x01\x00\x00")),
+            ("d5.pkl.bz2", bzip2(b"\x80\x05\x95\x10\x01\x00\x00")),
+        ] {
+            let p = dir.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            for e in [
+                Dictionary::load(&p).unwrap_err(),
+                Dictionary::load_vocabulary(&p).unwrap_err(),
+            ] {
+                assert_eq!(e.file, p);
+                assert!(
+                    e.message.starts_with("this is a pickled gensim Dictionary")
+                        && e.message.contains("dictionary.save_as_text(path)"),
+                    "{e}"
+                );
+            }
+        }
+    }
+
+    fn vocab(text: &[u8]) -> Result<Dictionary, CorpusError> {
+        Dictionary::parse_vocabulary(Cursor::new(text.to_vec()), Path::new(NAME))
+    }
+
+    #[test]
+    fn vocabularies_number_words_by_line() {
+        let d =
+            vocab("\u{feff}human\r\ninterface\ncomputer \nnaïve\nhuman\n\n\n".as_bytes()).unwrap();
+        assert_eq!((d.len(), d.num_terms(), d.num_docs()), (5, 5, None));
+        let entries: Vec<(u32, &str, u64)> = d.entries().collect();
+        assert_eq!(
+            entries,
+            [
+                (0, "human", 0),
+                (1, "interface", 0),
+                (2, "computer", 0),
+                (3, "naïve", 0),
+                (4, "human", 0)
+            ]
+        );
+        let e = vocab(b"a\nb\n\nc\n").unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert!(
+            e.message
+                .starts_with("blank line in the vocabulary (before the word 'c' on line 4)"),
+            "{e}"
+        );
+        let e = vocab(b"\n \n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("{NAME}: no words: empty vocabulary file")
+        );
+        let e = vocab(b"a\nb\xff\n").unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(
+            e.message
+                .starts_with("invalid UTF-8 (byte 2 of the line): a vocabulary"),
+            "{e}"
+        );
     }
 
     #[test]

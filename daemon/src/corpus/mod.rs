@@ -5,8 +5,14 @@
 //! | [`file`](mod@file) | opening inputs: regular files only (never a FIFO or a device), shared by position; size + XXH3-64 fingerprints, to notice a corpus that changed under a job |
 //! | [`source`] | reading plain, gzip and bzip2 files (detected by magic bytes), bounded line reading |
 //! | (`topicd_numerics::chunk`) | [`SparseChunk`]: a run of consecutive documents in CSR form, the unit of work, re-exported here |
+//! | [`chunker`] | the chunk builder every text format shares: [`TextReader`] turns a format's [`Entry`]s into pieces and chunks (order, sorting, duplicates, empty runs, sticky errors) |
 //! | [`mm`] | the streaming Matrix Market reader (gensim `MmCorpus` convention) with full validation |
-//! | [`dictionary`] | gensim `Dictionary.save_as_text` files, stored compactly |
+//! | [`uci`] | UCI bag-of-words `docword` files (NYTimes, PubMed): a three-line header, then Matrix Market's entry lines |
+//! | [`doclines`] | headerless one-document-a-line formats: the sizing scan and the entry source LDA-C and SVMlight share |
+//! | [`ldac`] | Blei's LDA-C (`N id:count ...`, 0-based ids; gensim `BleiCorpus`) |
+//! | [`svmlight`] | SVMlight / libsvm (`label id:value ... # comment`, 1-based ids; gensim `SvmLightCorpus`) |
+//! | [`format`] | [`CorpusFormat`] detection by content and [`CorpusReader`], one reader over every format |
+//! | [`dictionary`] | gensim `Dictionary.save_as_text` files and one-word-a-line vocabularies (UCI, LDA-C), stored compactly; pickled dictionaries refused with the way out |
 //! | [`cache`] | the binary chunk cache: parse the text once, replay the chunks bit for bit on later passes |
 //!
 //! Every reader reports a bad input as a [`CorpusError`] naming the file, the line (when there is
@@ -14,20 +20,34 @@
 //! allocation before it has been checked against what the file actually holds.
 
 pub mod cache;
+pub mod chunker;
 pub mod dictionary;
+pub mod doclines;
 pub mod file;
+pub mod format;
+#[cfg(test)]
+mod fuzz;
+pub mod ldac;
 pub mod mm;
 pub mod source;
+pub mod svmlight;
+pub mod uci;
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
 pub use cache::{ChunkCacheReader, ChunkCacheWriter};
+pub use chunker::{Entry, EntrySource, TextReader};
 pub use dictionary::Dictionary;
+pub use doclines::{DocLines, LineFormat};
 pub use file::{InputFile, fingerprint};
-pub use mm::{MmHeader, MmOptions, MmReader};
+pub use format::{CorpusFormat, CorpusReader};
+pub use ldac::{LdaC, LdacReader};
+pub use mm::{MmEntries, MmHeader, MmOptions, MmReader};
+pub use svmlight::{SvmLight, SvmLightReader};
 pub use topicd_numerics::SparseChunk;
+pub use uci::{UciEntries, UciReader};
 
 /// What a pass over a corpus yields: a chunk, or a run of whole chunks in which no
 /// document has an entry. Runs are told apart so that empty documents cost nothing each: a

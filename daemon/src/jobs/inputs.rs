@@ -3,11 +3,15 @@
 //! The same checks run at submit, at resume and when the job starts, so that `submit` and
 //! `resume` say what the job would find instead of queueing a job that fails:
 //!
-//! - the dictionary loads and has terms;
-//! - the corpus header fits the dictionary in both directions: a corpus with more terms than
-//!   the dictionary is refused, and so is a dictionary with more terms than the corpus unless
-//!   the job accepts unused trailing ids ([`InputSpec::unused_terms`]), since either is
-//!   usually the dictionary of another corpus;
+//! - the corpus is in the format asked for, or one recognised by its content (Matrix Market,
+//!   UCI bag-of-words, LDA-C, SVMlight; the job record keeps the format found);
+//! - the dictionary (gensim's text format or a vocabulary, one word a line) loads and has
+//!   terms;
+//! - the terms the corpus declares fit the dictionary in both directions: a corpus with more
+//!   terms than the dictionary is refused, and so is a dictionary with more terms than the
+//!   corpus unless the job accepts unused trailing ids ([`InputSpec::unused_terms`]), since
+//!   either is usually the dictionary of another corpus (LDA-C and SVMlight declare no
+//!   number of terms: every id they use must be in the dictionary, no more);
 //! - the first documents parse, as counts when the job needs counts (LDA, TF-IDF weighting);
 //! - the model asks for at most min(terms, documents) topics;
 //! - TF-IDF weighting has the dictionary's document count to compute its idf from.
@@ -17,16 +21,21 @@
 use std::sync::Arc;
 
 use super::{JobError, JobFiles};
-use crate::corpus::{Dictionary, MmOptions, MmReader, Piece};
+use crate::corpus::{CorpusReader, Dictionary, MmHeader, MmOptions, Piece, format};
 use topicd_numerics::tfidf::Idf;
-use topicd_protocol::{InputSpec, JobSpec, ModelSpec};
+use topicd_protocol::{CorpusFormat, InputSpec, JobSpec, ModelSpec};
 
 /// Documents parsed at submit and resume to check the corpus beyond its header.
 const CHECKED_DOCS: usize = 2000;
 
-/// How a job reads its corpus: validation against the dictionary, and the weighting.
+/// How a job reads its corpus: the format, validation against the dictionary, and the
+/// weighting.
 #[derive(Clone, Debug)]
 pub struct CorpusReading {
+    /// The corpus format.
+    pub format: CorpusFormat,
+    /// The sizes found when the inputs were checked (LDA-C and SVMlight are not scanned again).
+    pub header: MmHeader,
     /// Validation of the corpus (dictionary ids, counts).
     pub options: MmOptions,
     /// TF-IDF weights applied to every document, when the job asks for them.
@@ -34,6 +43,18 @@ pub struct CorpusReading {
 }
 
 impl CorpusReading {
+    /// A reader of the job's corpus (the verified file), from its first document.
+    pub fn open(&self, files: &JobFiles) -> Result<CorpusReader, JobError> {
+        let format = reader_format(self.format);
+        let options = self.options.clone();
+        Ok(CorpusReader::open_file_with_header(
+            &files.corpus,
+            format,
+            options,
+            self.header,
+        )?)
+    }
+
     /// A piece as the job trains on it: its documents weighted when the job asks for TF-IDF.
     pub fn weigh(&self, piece: Piece) -> Piece {
         match (piece, &self.tfidf) {
@@ -56,7 +77,7 @@ pub struct Inputs {
 impl Inputs {
     /// Open the inputs of the job `spec` and run every check of the [module](self) on them.
     pub fn check(files: &JobFiles, spec: &JobSpec) -> Result<Inputs, JobError> {
-        let dictionary = Dictionary::load_file(&files.dictionary)?;
+        let dictionary = Dictionary::load_any_file(&files.dictionary)?;
         if dictionary.num_terms() == 0 {
             return Err(JobError::Input(format!(
                 "{}: the dictionary has no terms",
@@ -65,9 +86,12 @@ impl Inputs {
         }
         let counts = matches!(spec.model, ModelSpec::Lda(_)) || spec.input.tfidf;
         let options = MmOptions::with_dictionary(dictionary.ids(files.dictionary.path()), counts);
-        let mut corpus = MmReader::open_file(&files.corpus, options.clone())?;
-        let num_docs = corpus.header().num_docs;
-        check_pairing(corpus.header().num_terms, &dictionary, files, &spec.input)?;
+        let asked = spec.input.format.map(reader_format);
+        let mut corpus = CorpusReader::open_file(&files.corpus, asked, options.clone())?;
+        let (format, header) = (corpus.format(), *corpus.header());
+        if declares_terms(format) {
+            check_pairing(header.num_terms, &dictionary, files, &spec.input)?;
+        }
         corpus.next_piece(CHECKED_DOCS.min(spec.model.chunksize() as usize))?;
         let tfidf = match spec.input.tfidf {
             true => Some(Arc::new(idf(&dictionary, files)?)),
@@ -75,8 +99,13 @@ impl Inputs {
         };
         let inputs = Inputs {
             dictionary,
-            reading: CorpusReading { options, tfidf },
-            num_docs,
+            reading: CorpusReading {
+                format: protocol_format(format),
+                header,
+                options,
+                tfidf,
+            },
+            num_docs: header.num_docs,
         };
         inputs.check_topics(files, &spec.model)?;
         Ok(inputs)
@@ -104,6 +133,35 @@ impl Inputs {
     pub fn num_terms(&self) -> usize {
         self.dictionary.num_terms()
     }
+}
+
+/// The reader's name for a format of the protocol.
+fn reader_format(f: CorpusFormat) -> format::CorpusFormat {
+    match f {
+        CorpusFormat::MatrixMarket => format::CorpusFormat::MatrixMarket,
+        CorpusFormat::Uci => format::CorpusFormat::Uci,
+        CorpusFormat::LdaC => format::CorpusFormat::LdaC,
+        CorpusFormat::SvmLight => format::CorpusFormat::SvmLight,
+    }
+}
+
+/// The protocol's name for a format the reader found.
+fn protocol_format(f: format::CorpusFormat) -> CorpusFormat {
+    match f {
+        format::CorpusFormat::MatrixMarket => CorpusFormat::MatrixMarket,
+        format::CorpusFormat::Uci => CorpusFormat::Uci,
+        format::CorpusFormat::LdaC => CorpusFormat::LdaC,
+        format::CorpusFormat::SvmLight => CorpusFormat::SvmLight,
+    }
+}
+
+/// Whether a format's header declares the number of terms (LDA-C and SVMlight have none:
+/// their reader reports 1 + the largest id used).
+fn declares_terms(f: format::CorpusFormat) -> bool {
+    matches!(
+        f,
+        format::CorpusFormat::MatrixMarket | format::CorpusFormat::Uci
+    )
 }
 
 /// A dictionary with more terms than the corpus declares is refused unless the job accepts

@@ -203,7 +203,7 @@ impl<'a, 'b> LdaRun<'a, 'b> {
         while self.pass < p.passes {
             let mut totals = self.state.topic_totals();
             let reader = PassReader::start(PassInput {
-                corpus: self.ctx.files.corpus.clone(),
+                files: self.ctx.files.clone(),
                 reading: self.inputs.reading.clone(),
                 chunksize: p.chunksize as usize,
                 cache: (p.passes > 1).then(|| self.ctx.cache_path()),

@@ -91,7 +91,7 @@ impl LsiRun<'_, '_> {
 
     fn reader(&self, skip: ChunkSet, cached: bool) -> PassReader {
         PassReader::start(PassInput {
-            corpus: self.ctx.files.corpus.clone(),
+            files: self.ctx.files.clone(),
             reading: self.reading.clone(),
             chunksize: self.chunksize(),
             cache: cached.then(|| self.ctx.cache_path()),

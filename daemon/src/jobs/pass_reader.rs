@@ -1,7 +1,7 @@
 //! The chunks of one pass over a corpus, read on a thread of their own so that parsing
 //! overlaps training, at most [`READ_AHEAD`] chunks ahead (memory stays a few chunks).
 //!
-//! The first pass parses the Matrix Market text (weighting the documents when the job asks
+//! The first pass parses the corpus text (weighting the documents when the job asks
 //! for TF-IDF) and writes every chunk to a binary chunk cache; once the cache is complete, later passes (and resumes) read it instead of
 //! parsing again. The cache is an optimisation only: its chunks are the parsed chunks bit
 //! for bit, and a missing cache just means parsing again.
@@ -16,11 +16,9 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::JobError;
 use super::inputs::CorpusReading;
-use crate::corpus::{
-    ChunkCacheReader, ChunkCacheWriter, CorpusError, EmptyRun, InputFile, MmReader, Piece,
-};
+use super::{JobError, JobFiles};
+use crate::corpus::{ChunkCacheReader, ChunkCacheWriter, CorpusError, EmptyRun, Piece};
 use crate::work::ChunkSet;
 
 /// Chunks parsed ahead of the one being trained on.
@@ -28,8 +26,8 @@ pub const READ_AHEAD: usize = 2;
 
 /// Where a pass reads from.
 pub struct PassInput {
-    /// The Matrix Market corpus, open (the job's verified file).
-    pub corpus: InputFile,
+    /// The job's verified files.
+    pub files: JobFiles,
     /// How to read the corpus: validation and weighting.
     pub reading: CorpusReading,
     /// Documents per chunk.
@@ -97,7 +95,7 @@ fn read_pass(input: &PassInput, tx: &SyncSender<Result<Piece, JobError>>) -> Res
     if let Some(cache) = input.cache.as_deref().filter(|c| c.exists()) {
         return read_cache(cache, &send);
     }
-    let mut reader = MmReader::open_file(&input.corpus, input.reading.options.clone())?;
+    let mut reader = input.reading.open(&input.files)?;
     let mut writer = match &input.cache {
         Some(path) => Some(ChunkCacheWriter::create(path).map_err(cache_error)?),
         None => None,

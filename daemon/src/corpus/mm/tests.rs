@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::corpus::source::tests::{bzip2, gzip};
-use crate::corpus::{EmptyRun, Piece};
+use crate::corpus::{EmptyRun, Piece, SparseChunk};
 use std::io::Cursor;
 
 /// The 9-document Deerwester corpus as gensim writes it (`testcorpus.mm`).
