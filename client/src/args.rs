@@ -336,8 +336,8 @@ pub struct PrepareArgs {
     /// counts with the same dictionary, to PREFIX_bow_heldout.mm (for `topicctl eval`), and
     /// the dictionary, PREFIX_bow_train.mm and PREFIX_tfidf.mm are built from the others.
     /// Document i (0-based, in input order) is held out when splitmix64(splitmix64(SEED) xor
-    /// i) / 2^64 < F: the split depends on the seed and the documents' order only. [default:
-    /// 0, no split]
+    /// i) / 2^64 < F: the split depends on the seed and the documents' order only. 0: no
+    /// split.
     #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = heldout)]
     pub heldout: f64,
 

@@ -179,6 +179,14 @@ impl Daemon {
         .await
     }
 
+    /// Delete a finished, failed or cancelled job; the bytes freed.
+    pub async fn delete(&self, job: JobId) -> anyhow::Result<u64> {
+        self.ask(Pace::Quick, Retry::Never, |c, ctx| async move {
+            c.delete(ctx, job).await
+        })
+        .await
+    }
+
     /// Queue a cancelled or failed job again.
     pub async fn resume(&self, job: JobId) -> anyhow::Result<JobInfo> {
         self.ask(Pace::Quick, Retry::Never, |c, ctx| async move {

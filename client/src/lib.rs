@@ -119,7 +119,8 @@ enum Command {
     /// vocabulary, not the corpus. Uses every core; shows a progress bar when stderr is a
     /// terminal. Bytes that are not UTF-8 are dropped, as gensim's errors='ignore'.
     /// Then: `topicctl submit lda --corpus PREFIX_bow.mm --dictionary PREFIX_wordids.txt`
-    /// (or `submit lsi --corpus PREFIX_tfidf.mm ...`).
+    /// (or `submit lsi --corpus PREFIX_tfidf.mm ...`, or `submit lsi --corpus PREFIX_bow.mm
+    /// --tfidf ...` so that `infer` takes word counts).
     Prepare(PrepareArgs),
 
     /// Queue a training job and print its id.
@@ -168,6 +169,18 @@ enum Command {
     Cancel {
         /// The job's id.
         job: JobId,
+    },
+
+    /// Delete jobs that succeeded, failed or were cancelled, with their checkpoints, models
+    /// and chunk caches; print the space freed.
+    ///
+    /// A queued or running job must be cancelled first. Deleting is atomic: after a crash a
+    /// job is there whole or not at all. Job numbers are not used again. Stops at the first
+    /// job that cannot be deleted (those before it are deleted).
+    Rm {
+        /// The jobs' ids.
+        #[arg(required = true, num_args = 1..)]
+        jobs: Vec<JobId>,
     },
 
     /// Queue a cancelled or failed job again; print its new state.
@@ -357,6 +370,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status { job } => commands::jobs::status(&connect().await?, job, json).await?,
         Command::Cancel { job } => commands::jobs::cancel(&connect().await?, job, json).await?,
         Command::Resume { job } => commands::jobs::resume(&connect().await?, job, json).await?,
+        Command::Rm { jobs } => commands::jobs::remove(&connect().await?, &jobs, json).await?,
         Command::Info => commands::jobs::info(&connect().await?, json).await?,
         Command::Workers => commands::jobs::workers(&connect().await?, json).await?,
         Command::Watch { job } => {

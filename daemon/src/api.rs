@@ -170,6 +170,9 @@ impl Handler {
 
 /// Run heavy work on a finished model (inference, evaluation) off the runtime's threads;
 /// its refusals (bad documents, a bad corpus) become `InvalidSpec`.
+/// How long `delete` waits for the run of a job just cancelled to stop.
+const STOPPING_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 async fn on_model_thread<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, String> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -344,6 +347,40 @@ impl Control for Handler {
         log::info!(job_id = id, event = "requeued"; "job {id} queued again");
         self.shared.scheduler.wake();
         Ok(job)
+    }
+
+    async fn delete(self, _: Context, id: JobId) -> Result<u64, ApiError> {
+        let refuse_live = move |j: &JobInfo| match j.state {
+            JobState::Queued | JobState::Running => Err(ApiError::WrongState {
+                job: id,
+                state: j.state,
+                message: "a queued or running job cannot be deleted: cancel it first".into(),
+            }),
+            _ => Ok(()),
+        };
+        // A job just cancelled may still be writing its checkpoint: wait for its run to end.
+        refuse_live(&self.job(id).await?)?;
+        let deadline = std::time::Instant::now() + STOPPING_WAIT;
+        while self.shared.scheduler.running(id).is_some() {
+            if std::time::Instant::now() > deadline {
+                return Err(ApiError::Internal(format!(
+                    "job {id} is still stopping after {} s: try again later",
+                    STOPPING_WAIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let deleted = self
+            .on_store(move |s| s.delete_job(id, refuse_live))
+            .await?;
+        let Some((job, freed)) = deleted else {
+            return Err(ApiError::NoSuchJob(id));
+        };
+        self.shared.models.forget(id);
+        self.shared.scheduler.held().take(id);
+        let caches = self.shared.scheduler.remove_caches(id);
+        log::info!(job_id = id, event = "deleted"; "job {id} ({} on {}) deleted: {} freed", job.spec.model.kind(), job.spec.corpus.display(), freed + caches);
+        Ok(freed + caches)
     }
 
     async fn topics(

@@ -59,6 +59,11 @@ pub trait Control {
     async fn cancel(job: JobId) -> Result<JobInfo, ApiError>;
     /// Queue a cancelled or failed job again; it continues from its last checkpoint.
     async fn resume(job: JobId) -> Result<JobInfo, ApiError>;
+    /// Delete a succeeded, failed or cancelled job (a queued or running one must be cancelled
+    /// first) with its checkpoint, model and chunk cache, atomically: after a crash the job is
+    /// there whole or not at all. Job numbers are not used again. Returns the bytes freed in
+    /// the store.
+    async fn delete(job: JobId) -> Result<u64, ApiError>;
     /// The first `num_topics` topics of a finished job, `num_words` words each.
     async fn topics(job: JobId, num_topics: u32, num_words: u32) -> Result<Vec<Topic>, ApiError>;
     /// Shape, spectrum and priors of a finished job's model.

@@ -9,6 +9,7 @@ mod common;
 mod input_checks;
 mod inputs;
 mod lda;
+mod lifecycle;
 mod lsi;
 mod retry;
 mod store;

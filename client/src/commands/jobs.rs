@@ -1,6 +1,7 @@
 //! The small job commands: `list`, `status`, `cancel`, `resume`, and `info` and `workers`
 //! about the daemon itself.
 
+use indicatif::HumanBytes;
 use jiff::tz::TimeZone;
 use topicd_protocol::{JobId, JobInfo, JobState};
 
@@ -51,6 +52,34 @@ pub async fn cancel(daemon: &Daemon, job: JobId, json: bool) -> anyhow::Result<(
 /// `resume`: print the job's new state.
 pub async fn resume(daemon: &Daemon, job: JobId, json: bool) -> anyhow::Result<()> {
     new_state(&daemon.resume(job).await?, json)
+}
+
+/// `rm`: delete the jobs one by one, printing each with the space freed (`--json`: a list
+/// of `{"job": N, "freed_bytes": B}`).
+pub async fn remove(daemon: &Daemon, jobs: &[JobId], json: bool) -> anyhow::Result<()> {
+    let mut deleted = Vec::new();
+    for &job in jobs {
+        let freed = match daemon.delete(job).await {
+            Ok(freed) => freed,
+            Err(e) => {
+                if json && !deleted.is_empty() {
+                    output::print_json(&deleted)?;
+                }
+                return Err(e);
+            }
+        };
+        if !json {
+            output::print(&format!(
+                "job {job} deleted ({} freed)\n",
+                HumanBytes(freed)
+            ))?;
+        }
+        deleted.push(serde_json::json!({ "job": job, "freed_bytes": freed }));
+    }
+    if json {
+        output::print_json(&deleted)?;
+    }
+    Ok(())
 }
 
 /// The state after `cancel` or `resume`: its name, or the whole `JobInfo` in JSON.

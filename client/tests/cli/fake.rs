@@ -246,6 +246,10 @@ impl Control for FakeDaemon {
         Ok(vec![worker(1, "alive", Some(7)), worker(2, "dead", None)])
     }
 
+    async fn delete(self, _: Context, job: JobId) -> Result<u64, ApiError> {
+        self.job(job).map(|_| 1 << 20)
+    }
+
     async fn job_workers(self, _: Context, job: JobId) -> Result<Option<u32>, ApiError> {
         // job 4 runs on two workers (asked without counting a poll of job 4)
         match job {

@@ -43,6 +43,13 @@ impl Models {
         loaded
     }
 
+    /// Let go of job `id`'s model (the job was deleted); a request that has it already
+    /// finishes with it.
+    pub fn forget(&self, id: JobId) {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.retain(|(job, _)| *job != id);
+    }
+
     fn slot(&self, id: JobId) -> Slot {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, slot)) = slots.iter().find(|(job, _)| *job == id) {

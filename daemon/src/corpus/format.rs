@@ -68,6 +68,16 @@ impl CorpusFormat {
         }
     }
 
+    /// The name `topicctl submit --format` takes: "mm", "uci", "ldac", "svmlight".
+    pub fn short_name(self) -> &'static str {
+        match self {
+            CorpusFormat::MatrixMarket => "mm",
+            CorpusFormat::Uci => "uci",
+            CorpusFormat::LdaC => "ldac",
+            CorpusFormat::SvmLight => "svmlight",
+        }
+    }
+
     /// Detects the format of a file already open (plain, gzip or bzip2) by its content.
     pub fn detect(file: &InputFile) -> Result<CorpusFormat, CorpusError> {
         let (reader, _) = source::open_file(file)?;
@@ -328,12 +338,9 @@ impl CorpusReader {
             (Some(f), Some(&looks)) => Err(CorpusError::in_file(
                 file.path(),
                 format!(
-                    "{} looks like {looks}, not {f}: give format {} (or none, to detect it)",
-                    file.path().file_name().map_or_else(
-                        || file.path().display().to_string(),
-                        |n| n.to_string_lossy().into_owned()
-                    ),
-                    looks.name()
+                    "it looks like {looks}, not {f}: pass --format {} (or --format auto, to \
+                     detect it)",
+                    looks.short_name()
                 ),
             )),
         }

@@ -11,7 +11,7 @@
 //! | [`doclines`] | headerless one-document-a-line formats: the sizing scan and the entry source LDA-C and SVMlight share |
 //! | [`ldac`] | Blei's LDA-C (`N id:count ...`, 0-based ids; gensim `BleiCorpus`) |
 //! | [`svmlight`] | SVMlight / libsvm (`label id:value ... # comment`, 1-based ids; gensim `SvmLightCorpus`) |
-//! | [`format`] | [`CorpusFormat`] detection by content and [`CorpusReader`], one reader over every format |
+//! | [`format`](mod@format) | [`CorpusFormat`] detection by content and [`CorpusReader`], one reader over every format |
 //! | [`dictionary`] | gensim `Dictionary.save_as_text` files and one-word-a-line vocabularies (UCI, LDA-C), stored compactly; pickled dictionaries refused with the way out |
 //! | [`cache`] | the binary chunk cache: parse the text once, replay the chunks bit for bit on later passes |
 //!

@@ -82,6 +82,25 @@ impl Scheduler {
         &self.held
     }
 
+    /// Remove the chunk caches of job `id` (deleted); returns the bytes freed.
+    pub fn remove_caches(&self, id: JobId) -> u64 {
+        let prefix = format!("job{id}-");
+        let Ok(entries) = std::fs::read_dir(&self.settings.cache_dir) else {
+            return 0;
+        };
+        let mut freed = 0;
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let size = entry.metadata().map_or(0, |m| m.len());
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => freed += size,
+                    Err(e) => log::warn!("cannot remove {}: {e}", entry.path().display()),
+                }
+            }
+        }
+        freed
+    }
+
     /// Look at the queue again (after a submit or a resume).
     pub fn wake(&self) {
         self.wake.notify_one();

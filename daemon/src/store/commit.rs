@@ -28,6 +28,8 @@ pub(super) struct Batch {
     pub(super) refs: BTreeMap<BlobId, i64>,
     /// The job created, if any.
     pub(super) new_job: Option<JobId>,
+    /// A job record is deleted.
+    pub(super) removed_job: bool,
 }
 
 impl Batch {
@@ -132,6 +134,9 @@ impl Store {
         if let Some(id) = batch.new_job {
             state.mirror.next_job = id + 1;
             state.mirror.jobs += 1;
+        }
+        if batch.removed_job {
+            state.mirror.jobs -= 1;
         }
         let mut released = vec![];
         for (id, new) in changes {

@@ -341,6 +341,45 @@ impl Store {
         Ok(Some(job))
     }
 
+    /// Delete a job: its record, checkpoint and model, in one atomic batch (a crash leaves
+    /// the whole job or nothing); the blobs no other record names are deleted after it.
+    /// `check` may refuse (a job still queued or running). Returns the job as it was and the
+    /// bytes of blobs freed; `None` if there is no such job.
+    pub fn delete_job<E: From<StoreError>>(
+        &self,
+        id: JobId,
+        check: impl FnOnce(&JobInfo) -> Result<(), E>,
+    ) -> Result<Option<(JobInfo, u64)>, E> {
+        let mut state = self.lock();
+        self.settle(&mut state)?;
+        let Some(job) = self.read::<JobInfo>(Tree::Jobs, id)? else {
+            return Ok(None);
+        };
+        check(&job)?;
+        let mut batch = self.checkpoint_batch(id, None)?;
+        if let Some(model) = self.read::<ModelRecord>(Tree::Models, id)? {
+            batch.reference(model.blobs(), -1);
+        }
+        for tree in [Tree::Models, Tree::Jobs] {
+            batch.writes.push(Write {
+                tree,
+                key: key(id),
+                value: None,
+            });
+        }
+        batch.removed_job = true;
+        let freed = batch
+            .refs
+            .iter()
+            .filter_map(|(blob, delta)| {
+                let r = state.mirror.live.get(blob)?;
+                (r.count as i64 + delta == 0).then_some(r.size)
+            })
+            .sum();
+        self.commit(&mut state, batch)?;
+        Ok(Some((job, freed)))
+    }
+
     /// The latest checkpoint of a job.
     pub fn checkpoint(&self, id: JobId) -> Result<Option<Checkpoint>, StoreError> {
         self.settled()?;

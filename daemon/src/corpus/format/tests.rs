@@ -365,7 +365,7 @@ fn a_format_given_that_the_content_does_not_fit_is_refused() {
     assert_eq!(
         e.to_string(),
         format!(
-            "{}: corpus.mm looks like LDA-C, not Matrix Market: give format LDA-C (or none, to detect it)",
+            "{}: it looks like LDA-C, not Matrix Market: pass --format ldac (or --format auto, to detect it)",
             p.display()
         )
     );
@@ -395,7 +395,7 @@ fn a_format_given_that_the_content_does_not_fit_is_refused() {
         .unwrap();
     assert!(
         e.message.ends_with(
-            "svm.dat looks like SVMlight, not LDA-C: give format SVMlight (or none, to detect it)"
+            "it looks like SVMlight, not LDA-C: pass --format svmlight (or --format auto, to detect it)"
         ),
         "{e}"
     );

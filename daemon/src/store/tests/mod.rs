@@ -277,6 +277,44 @@ fn a_blob_named_twice_lives_until_the_last_record_lets_go() {
     assert_eq!(store.lock().mirror.live.len(), 4);
 }
 
+#[test]
+fn a_deleted_job_takes_its_records_and_unshared_blobs_and_the_store_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = populated(dir.path());
+    // job 3 uses job 1's vocabulary: that blob outlives job 1
+    set_state(&store, 3, JobState::Running);
+    let shared = model(&store, 3.0, b"vocabulary");
+    store.save_model(3, &shared, |_| Ok(())).unwrap();
+    let before = blob_files(dir.path()).len();
+    let refuse = |j: &JobInfo| match j.state {
+        JobState::Running => Err(StoreError::internal("running")),
+        _ => Ok(()),
+    };
+    assert!(
+        store.delete_job(2, refuse).is_err(),
+        "refused: nothing deleted"
+    );
+    assert!(store.checkpoint(2).unwrap().is_some());
+    let ut_size = 8 * 6 + 64; // a 3 × 2 matrix and its header, at most
+    let (deleted, freed) = store.delete_job(1, refuse).unwrap().unwrap();
+    assert_eq!(deleted.id, 1);
+    assert!(freed > 0 && freed <= ut_size, "{freed}");
+    assert_eq!(store.job(1).unwrap(), None);
+    assert_eq!(store.model(1).unwrap(), None);
+    assert_eq!(
+        blob_files(dir.path()).len(),
+        before - 1,
+        "only job 1's own matrix"
+    );
+    assert!(store.blobs().get_bytes(&shared.vocabulary).is_ok());
+    assert!(store.delete_job(1, refuse).unwrap().is_none());
+    drop(store);
+    // the manifest and the database agree; ids are not reused
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.jobs().unwrap().len(), 2);
+    assert_eq!(store.create_job(job).unwrap().id, 4);
+}
+
 /// An engine that counts scans, around sled.
 struct CountingEngine {
     inner: SledEngine,
