@@ -32,11 +32,13 @@
 //! # topicctl generate: seed 1, 100000 docs, 100000 terms, 100 topics
 //! # background 0.4: zipf exponent 1.05 offset 30
 //! # topic<TAB>term id<TAB>token<TAB>probability within the topic's own terms
-//! 0	51234	w051234	0.1335
+//! 0    59192    w059192    1.345134e-1
 //! ```
 //!
-//! Every term of every topic is listed, most probable first; a topic's term distribution as
-//! a document sees it is `background · zipf + (1 − background) · own`.
+//! Columns are separated by tabs. Every term of every topic is listed, most probable first.
+//! A topic's term distribution, as a document sees it, is
+//! `background · zipf + (1 − background) · own`, `zipf` being the background's law over
+//! all the terms and `own` the probabilities listed.
 
 mod model;
 mod run;

@@ -246,7 +246,7 @@ fn lines(model: &Model, idf: &Idf, args: &GenerateArgs, range: Range<u64>) -> Ve
 /// A text file written, to appear on [`Text::finish`].
 enum Text {
     Plain(AtomicFile),
-    Compressed(Encoder),
+    Compressed(Box<Encoder>),
 }
 
 impl Text {
@@ -277,7 +277,7 @@ fn write_dictionary(file: AtomicFile, args: &GenerateArgs, dfs: &[u64]) -> anyho
         Some(compression) => {
             let mut encoder = compression.encoder(file);
             fill(&mut encoder)?;
-            Text::Compressed(encoder)
+            Text::Compressed(Box::new(encoder))
         }
     })
 }

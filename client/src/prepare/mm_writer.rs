@@ -108,14 +108,14 @@ enum Sink {
     /// A plain file: the size line is written last, over its padding.
     Plain(AtomicFile),
     /// A compressed file whose size line (documents, terms, entries) was written first.
-    Compressed(Encoder, [u64; 3]),
+    Compressed(Box<Encoder>, [u64; 3]),
 }
 
 impl Sink {
     fn out(&mut self) -> &mut dyn Write {
         match self {
             Sink::Plain(file) => file,
-            Sink::Compressed(encoder, _) => encoder,
+            Sink::Compressed(encoder, _) => encoder.as_mut(),
         }
     }
 }
@@ -157,7 +157,7 @@ impl MmWriter {
         let stats = size_line(num_docs, num_terms, num_nnz)?;
         encoder.write_all(format!("{stats:STATS_WIDTH$}\n").as_bytes())?;
         Ok(MmWriter {
-            sink: Sink::Compressed(encoder, [num_docs, num_terms, num_nnz]),
+            sink: Sink::Compressed(Box::new(encoder), [num_docs, num_terms, num_nnz]),
             num_docs: 0,
             num_terms: 0,
             num_nnz: 0,
