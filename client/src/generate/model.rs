@@ -66,9 +66,9 @@ impl Rng {
 /// Walker's alias table: draws index `i` with probability `weights[i] / sum`.
 #[derive(Clone, Debug)]
 pub struct Alias {
-    /// Keep `i` when the low 64 bits of the draw are below this, else take `alias[i]`.
-    keep: Vec<u64>,
-    alias: Vec<u32>,
+    /// For each `i`: keep `i` when the low 64 bits of the draw are below the first, else
+    /// take the second (together: one cache line read per draw).
+    cells: Vec<(u64, u32)>,
 }
 
 impl Alias {
@@ -92,17 +92,20 @@ impl Alias {
             }
         }
         // What is left is 1 up to rounding: always kept.
-        Alias { keep, alias }
+        Alias {
+            cells: keep.into_iter().zip(alias).collect(),
+        }
     }
 
     /// One draw.
     pub fn sample(&self, rng: &mut Rng) -> u32 {
-        let product = u128::from(rng.next_u64()) * self.keep.len() as u128;
+        let product = u128::from(rng.next_u64()) * self.cells.len() as u128;
         let i = (product >> 64) as usize;
-        if (product as u64) < self.keep[i] {
+        let (keep, alias) = self.cells[i];
+        if (product as u64) < keep {
             i as u32
         } else {
-            self.alias[i]
+            alias
         }
     }
 }
