@@ -253,11 +253,22 @@ pub fn append_python_float(out: &mut String, x: f64) {
         });
         return;
     }
-    // Rust's `{:e}` gives the same shortest round-trip digits: `d.ddde-N`.
-    let sci = format!("{:e}", x.abs());
-    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
+    // Rust's `{:e}` gives the same shortest round-trip digits: `d.ddde-N` (at most 17
+    // digits and a 4-character exponent), formatted on the stack: this runs per entry.
+    let mut sci_buf = [0u8; 32];
+    let mut rest: &mut [u8] = &mut sci_buf;
+    let _ = io::Write::write_fmt(&mut rest, format_args!("{:e}", x.abs()));
+    let sci_len = 32 - rest.len();
+    let sci = std::str::from_utf8(&sci_buf[..sci_len]).unwrap_or("0e0");
+    let (mantissa, exponent) = sci.split_once('e').unwrap_or((sci, "0"));
     let exponent: i32 = exponent.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(|&c| c != '.').collect();
+    let mut digits_buf = [0u8; 32];
+    let mut digits_len = 0;
+    for b in mantissa.bytes().filter(|&b| b != b'.') {
+        digits_buf[digits_len] = b;
+        digits_len += 1;
+    }
+    let digits = std::str::from_utf8(&digits_buf[..digits_len]).unwrap_or("0");
     if x.is_sign_negative() {
         out.push('-');
     }
@@ -265,7 +276,7 @@ pub fn append_python_float(out: &mut String, x: f64) {
         if exponent >= 0 {
             let point = exponent as usize + 1;
             if digits.len() <= point {
-                out.push_str(&digits);
+                out.push_str(digits);
                 out.extend(std::iter::repeat_n('0', point - digits.len()));
                 out.push_str(".0");
             } else {
@@ -276,7 +287,7 @@ pub fn append_python_float(out: &mut String, x: f64) {
         } else {
             out.push_str("0.");
             out.extend(std::iter::repeat_n('0', (-exponent - 1) as usize));
-            out.push_str(&digits);
+            out.push_str(digits);
         }
     } else {
         out.push_str(&digits[..1]);
