@@ -15,11 +15,13 @@
 //! | `progress` | reading a job's progress safely: work done and total, percent, pass |
 //! | `npy` | NumPy's `.npy` format, written by hand |
 //! | `prepare` | `prepare`'s pipeline: raw text to gensim's dictionary and corpora |
+//! | `generate` | `generate`: a synthetic corpus of Wikipedia's shape with planted topics |
 
 mod args;
 mod batches;
 mod commands;
 mod daemon;
+mod generate;
 mod npy;
 mod output;
 mod prepare;
@@ -122,6 +124,23 @@ enum Command {
     /// (or `submit lsi --corpus PREFIX_tfidf.mm ...`, or `submit lsi --corpus PREFIX_bow.mm
     /// --tfidf ...` so that `infer` takes word counts).
     Prepare(PrepareArgs),
+
+    /// Write a synthetic corpus of English Wikipedia's shape, with planted topics.
+    ///
+    /// Writes PREFIX_wordids.txt, PREFIX_bow.mm and PREFIX_tfidf.mm as `prepare` does, for
+    /// documents drawn from a topic model, and PREFIX_topics.txt with the planted topics
+    /// (lines `topic<TAB>term id<TAB>token<TAB>probability`, after `#` comments giving the
+    /// background's share and Zipf law), so that a trained model can be checked against
+    /// them. The files are a function of the options and the seed only.
+    ///
+    /// The shape is gensim's wiki_en (3.9M documents, 100,000 terms, ~195 distinct terms
+    /// per document): tokens per document log-normal round(exp(5.13 + 1.0·Z)) (mean ≈ 279,
+    /// median ≈ 169); 40% of the tokens from a Zipf–Mandelbrot background, term r ∝
+    /// (r + 30)^-1.05; the rest from 1 to 3 of the K topics (Dirichlet(1) weights), each
+    /// topic Zipf-weighted on its own at most 1,000 terms. Term r is named w and r in at
+    /// least 6 digits (w000123). Document frequencies are exact (the dictionary lists terms
+    /// in no document with 0). Memory grows with --terms, not --docs; uses every core.
+    Generate(generate::GenerateArgs),
 
     /// Queue a training job and print its id.
     #[command(subcommand)]
@@ -359,6 +378,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         // Local work: no daemon.
         Command::Prepare(args) => commands::prepare::run(&args, json)?,
+        Command::Generate(args) => commands::generate::run(&args, json)?,
         Command::Submit(submit) => {
             // The parameters and inputs are checked before the daemon is contacted.
             let (inputs, seed, model, input) = submit.parts()?;

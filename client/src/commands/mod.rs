@@ -1,9 +1,10 @@
 //! One module per command (or per family of small ones). Each takes a connected
-//! [`Daemon`](crate::daemon::Daemon) (but `prepare`, which works locally), prints its result (text, or JSON with `--json`) and
+//! [`Daemon`](crate::daemon::Daemon) (but `prepare` and `generate`, which work locally), prints its result (text, or JSON with `--json`) and
 //! returns errors for `main` to report.
 
 pub mod eval;
 pub mod export;
+pub mod generate;
 pub mod infer;
 pub mod jobs;
 pub mod prepare;

@@ -10,6 +10,10 @@
 //!   (shortest round-trip digits; `1e-05` and `1e+16` outside [1e-4, 1e16)).
 //!
 //! gensim also writes `fname.index` (a pickle of line offsets); it is not written here.
+//!
+//! A compressed file (gzip or bzip2, [`MmWriter::create_compressed`]) cannot have its size
+//! line written last: its sizes are given when it is created and checked when it is
+//! finished (what `topicctl generate` knows beforehand).
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -25,10 +29,105 @@ const STATS_WIDTH: usize = 50;
 
 /// A Matrix Market file being written; it appears complete on [`MmWriter::finish`].
 pub struct MmWriter {
-    file: AtomicFile,
+    sink: Sink,
     num_docs: u64,
     num_terms: u64,
     num_nnz: u64,
+}
+
+/// Compression of a file written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Compression {
+    /// gzip (`.gz`), level 6.
+    Gz,
+    /// bzip2 (`.bz2`), level 9 (as Python's `bz2` module).
+    Bz2,
+}
+
+impl Compression {
+    /// The file name's extension, without its dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::Gz => "gz",
+            Compression::Bz2 => "bz2",
+        }
+    }
+
+    /// An encoder writing into `file`.
+    pub fn encoder(self, file: AtomicFile) -> Encoder {
+        match self {
+            Compression::Gz => Encoder::Gz(flate2::write::GzEncoder::new(
+                file,
+                flate2::Compression::new(6),
+            )),
+            Compression::Bz2 => Encoder::Bz2(bzip2::write::BzEncoder::new(
+                file,
+                bzip2::Compression::best(),
+            )),
+        }
+    }
+}
+
+/// A compressing writer into an [`AtomicFile`].
+pub enum Encoder {
+    /// gzip.
+    Gz(flate2::write::GzEncoder<AtomicFile>),
+    /// bzip2.
+    Bz2(bzip2::write::BzEncoder<AtomicFile>),
+}
+
+impl Encoder {
+    /// End the compressed stream and make the file appear.
+    pub fn finish(self) -> io::Result<()> {
+        let file = match self {
+            Encoder::Gz(e) => e.finish()?,
+            Encoder::Bz2(e) => e.finish()?,
+        };
+        Ok(file.finish()?)
+    }
+}
+
+impl Write for Encoder {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Encoder::Gz(e) => e.write(buf),
+            Encoder::Bz2(e) => e.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::Gz(e) => e.flush(),
+            Encoder::Bz2(e) => e.flush(),
+        }
+    }
+}
+
+/// Where the lines go.
+enum Sink {
+    /// A plain file: the size line is written last, over its padding.
+    Plain(AtomicFile),
+    /// A compressed file whose size line (documents, terms, entries) was written first.
+    Compressed(Box<Encoder>, [u64; 3]),
+}
+
+impl Sink {
+    fn out(&mut self) -> &mut dyn Write {
+        match self {
+            Sink::Plain(file) => file,
+            Sink::Compressed(encoder, _) => encoder.as_mut(),
+        }
+    }
+}
+
+fn size_line(num_docs: u64, num_terms: u64, num_nnz: u64) -> io::Result<String> {
+    let stats = format!("{num_docs} {num_terms} {num_nnz}");
+    if stats.len() > STATS_WIDTH {
+        return Err(io::Error::other(
+            "matrix too large for the Matrix Market size line",
+        ));
+    }
+    Ok(stats)
 }
 
 impl MmWriter {
@@ -38,7 +137,27 @@ impl MmWriter {
         file.write_all(HEADER.as_bytes())?;
         file.write_all(format!("{:STATS_WIDTH$}\n", "").as_bytes())?;
         Ok(MmWriter {
-            file,
+            sink: Sink::Plain(file),
+            num_docs: 0,
+            num_terms: 0,
+            num_nnz: 0,
+        })
+    }
+
+    /// Start writing `path` compressed, with its sizes known beforehand: `num_docs`
+    /// documents, `num_terms` (1 + the largest term id) and `num_nnz` entries;
+    /// [`MmWriter::finish`] fails if what was written differs.
+    pub fn create_compressed(
+        path: &Path,
+        compression: Compression,
+        [num_docs, num_terms, num_nnz]: [u64; 3],
+    ) -> io::Result<MmWriter> {
+        let mut encoder = compression.encoder(AtomicFile::create(path)?);
+        encoder.write_all(HEADER.as_bytes())?;
+        let stats = size_line(num_docs, num_terms, num_nnz)?;
+        encoder.write_all(format!("{stats:STATS_WIDTH$}\n").as_bytes())?;
+        Ok(MmWriter {
+            sink: Sink::Compressed(Box::new(encoder), [num_docs, num_terms, num_nnz]),
             num_docs: 0,
             num_terms: 0,
             num_nnz: 0,
@@ -53,7 +172,7 @@ impl MmWriter {
         entries: u64,
         max_id: Option<u32>,
     ) -> io::Result<()> {
-        self.file.write_all(lines.as_bytes())?;
+        self.sink.out().write_all(lines.as_bytes())?;
         self.num_docs += 1;
         self.num_nnz += entries;
         if let Some(max_id) = max_id {
@@ -68,19 +187,27 @@ impl MmWriter {
     }
 
     /// Write the size line and make the file appear.
-    pub fn finish(mut self) -> io::Result<()> {
-        let stats = format!("{} {} {}", self.num_docs, self.num_terms, self.num_nnz);
-        if stats.len() > STATS_WIDTH {
-            return Err(io::Error::other(
-                "matrix too large for the Matrix Market size line",
-            ));
+    pub fn finish(self) -> io::Result<()> {
+        let written = [self.num_docs, self.num_terms, self.num_nnz];
+        match self.sink {
+            Sink::Plain(mut file) => {
+                let stats = size_line(self.num_docs, self.num_terms, self.num_nnz)?;
+                file.flush()?;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(file.temporary_path())?
+                    .write_all_at(stats.as_bytes(), HEADER.len() as u64)?;
+                Ok(file.finish()?)
+            }
+            Sink::Compressed(encoder, announced) => {
+                if written != announced {
+                    return Err(io::Error::other(format!(
+                        "wrote {written:?} (documents, terms, entries) after announcing {announced:?}"
+                    )));
+                }
+                encoder.finish()
+            }
         }
-        self.file.flush()?;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(self.file.temporary_path())?
-            .write_all_at(stats.as_bytes(), HEADER.len() as u64)?;
-        Ok(self.file.finish()?)
     }
 }
 
@@ -126,11 +253,22 @@ pub fn append_python_float(out: &mut String, x: f64) {
         });
         return;
     }
-    // Rust's `{:e}` gives the same shortest round-trip digits: `d.ddde-N`.
-    let sci = format!("{:e}", x.abs());
-    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
+    // Rust's `{:e}` gives the same shortest round-trip digits: `d.ddde-N` (at most 17
+    // digits and a 4-character exponent), formatted on the stack: this runs per entry.
+    let mut sci_buf = [0u8; 32];
+    let mut rest: &mut [u8] = &mut sci_buf;
+    let _ = io::Write::write_fmt(&mut rest, format_args!("{:e}", x.abs()));
+    let sci_len = 32 - rest.len();
+    let sci = std::str::from_utf8(&sci_buf[..sci_len]).unwrap_or("0e0");
+    let (mantissa, exponent) = sci.split_once('e').unwrap_or((sci, "0"));
     let exponent: i32 = exponent.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(|&c| c != '.').collect();
+    let mut digits_buf = [0u8; 32];
+    let mut digits_len = 0;
+    for b in mantissa.bytes().filter(|&b| b != b'.') {
+        digits_buf[digits_len] = b;
+        digits_len += 1;
+    }
+    let digits = std::str::from_utf8(&digits_buf[..digits_len]).unwrap_or("0");
     if x.is_sign_negative() {
         out.push('-');
     }
@@ -138,7 +276,7 @@ pub fn append_python_float(out: &mut String, x: f64) {
         if exponent >= 0 {
             let point = exponent as usize + 1;
             if digits.len() <= point {
-                out.push_str(&digits);
+                out.push_str(digits);
                 out.extend(std::iter::repeat_n('0', point - digits.len()));
                 out.push_str(".0");
             } else {
@@ -149,7 +287,7 @@ pub fn append_python_float(out: &mut String, x: f64) {
         } else {
             out.push_str("0.");
             out.extend(std::iter::repeat_n('0', (-exponent - 1) as usize));
-            out.push_str(&digits);
+            out.push_str(digits);
         }
     } else {
         out.push_str(&digits[..1]);

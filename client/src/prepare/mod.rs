@@ -37,10 +37,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use topicd::atomic_file::{self, AtomicFile};
 
+pub use mm_writer::{Compression, Encoder, MmWriter, format_document};
 pub use text::{MAX_DOCUMENT, Source};
 pub use tokenize::Tokenizer;
 
-use mm_writer::{MmWriter, format_document};
 use text::Batch;
 use topicd_numerics::tfidf::Idf;
 use vocabulary::{Counter, Vocabulary};
@@ -102,7 +102,7 @@ pub fn is_heldout(seed: u64, index: u64, fraction: f64) -> bool {
 }
 
 /// The output function of SplitMix64 (Steele, Lea and Flood, 2014).
-fn splitmix64(x: u64) -> u64 {
+pub(crate) fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
