@@ -159,7 +159,7 @@ pub struct InputSpec {
 }
 
 /// The corpus formats a job reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum CorpusFormat {
     /// Matrix Market, as gensim's `MmCorpus.serialize` writes it.
     MatrixMarket,
@@ -172,7 +172,7 @@ pub enum CorpusFormat {
 }
 
 impl CorpusFormat {
-    /// Every format.
+    /// Every format, in the order detection prefers them.
     pub const ALL: [CorpusFormat; 4] = [
         CorpusFormat::MatrixMarket,
         CorpusFormat::Uci,
@@ -180,7 +180,7 @@ impl CorpusFormat {
         CorpusFormat::SvmLight,
     ];
 
-    /// The name `topicctl submit --format` takes.
+    /// The name `topicctl submit --format` takes: "mm", "uci", "ldac", "svmlight".
     pub fn name(self) -> &'static str {
         match self {
             CorpusFormat::MatrixMarket => "mm",
@@ -188,6 +188,23 @@ impl CorpusFormat {
             CorpusFormat::LdaC => "ldac",
             CorpusFormat::SvmLight => "svmlight",
         }
+    }
+
+    /// The format's name in messages (its `Display`): "Matrix Market", "UCI bag-of-words",
+    /// "LDA-C", "SVMlight".
+    pub fn title(self) -> &'static str {
+        match self {
+            CorpusFormat::MatrixMarket => "Matrix Market",
+            CorpusFormat::Uci => "UCI bag-of-words",
+            CorpusFormat::LdaC => "LDA-C",
+            CorpusFormat::SvmLight => "SVMlight",
+        }
+    }
+}
+
+impl fmt::Display for CorpusFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.title())
     }
 }
 

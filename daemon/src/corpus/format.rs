@@ -1,6 +1,6 @@
 //! Which corpus format a file is in, and one reader for all of them.
 //!
-//! This module owns format detection ([`CorpusFormat::detect`]) and [`CorpusReader`], the
+//! This module owns format detection ([`detect`]) and [`CorpusReader`], the
 //! reader a job opens whatever the format: an enum over [`MmReader`], [`UciReader`],
 //! [`LdacReader`] and [`SvmLightReader`] with their common API.
 //!
@@ -19,7 +19,6 @@
 //! is accepted whenever the content fits it. A format given explicitly that the content does
 //! not fit is refused, naming the format it looks like ("looks like LDA-C, not Matrix Market").
 
-use std::fmt;
 use std::io::BufRead;
 use std::path::Path;
 
@@ -36,77 +35,29 @@ use super::{
 const SAMPLE_LINES: usize = 16;
 const SAMPLE_BYTES: usize = 1 << 20;
 
-/// A corpus file format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CorpusFormat {
-    /// Matrix Market coordinate (gensim's `MmCorpus`): [`MmReader`].
-    MatrixMarket,
-    /// UCI bag-of-words `docword` files: [`UciReader`].
-    Uci,
-    /// Blei's LDA-C (gensim's `BleiCorpus`): [`LdacReader`].
-    LdaC,
-    /// SVMlight / libsvm (gensim's `SvmLightCorpus`): [`SvmLightReader`].
-    SvmLight,
+/// A corpus file format: the protocol's, so that a job record names the format its reader
+/// found.
+pub use topicd_protocol::CorpusFormat;
+
+/// Detects the format of a file already open (plain, gzip or bzip2) by its content.
+pub fn detect(file: &InputFile) -> Result<CorpusFormat, CorpusError> {
+    let (reader, _) = source::open_file(file)?;
+    detect_reader(reader, file.path())
 }
 
-impl CorpusFormat {
-    /// Every format, in the order detection prefers them.
-    pub const ALL: [CorpusFormat; 4] = [
-        CorpusFormat::MatrixMarket,
-        CorpusFormat::Uci,
-        CorpusFormat::LdaC,
-        CorpusFormat::SvmLight,
-    ];
-
-    /// The format's name in messages: "Matrix Market", "UCI bag-of-words", "LDA-C", "SVMlight".
-    pub fn name(self) -> &'static str {
-        match self {
-            CorpusFormat::MatrixMarket => "Matrix Market",
-            CorpusFormat::Uci => "UCI bag-of-words",
-            CorpusFormat::LdaC => "LDA-C",
-            CorpusFormat::SvmLight => "SVMlight",
-        }
-    }
-
-    /// The name `topicctl submit --format` takes: "mm", "uci", "ldac", "svmlight".
-    pub fn short_name(self) -> &'static str {
-        match self {
-            CorpusFormat::MatrixMarket => "mm",
-            CorpusFormat::Uci => "uci",
-            CorpusFormat::LdaC => "ldac",
-            CorpusFormat::SvmLight => "svmlight",
-        }
-    }
-
-    /// Detects the format of a file already open (plain, gzip or bzip2) by its content.
-    pub fn detect(file: &InputFile) -> Result<CorpusFormat, CorpusError> {
-        let (reader, _) = source::open_file(file)?;
-        CorpusFormat::detect_reader(reader, file.path())
-    }
-
-    /// Detects the format of an (already decompressed) reader; `file` names it in messages.
-    pub fn detect_reader<R: BufRead>(reader: R, file: &Path) -> Result<CorpusFormat, CorpusError> {
-        let sample = Sample::read(reader, file)?;
-        sample
-            .candidates()
-            .first()
-            .copied()
-            .ok_or_else(|| sample.no_match())
-    }
-
-    /// The formats the content of `reader` fits, in the order detection prefers them.
-    pub fn candidates<R: BufRead>(
-        reader: R,
-        file: &Path,
-    ) -> Result<Vec<CorpusFormat>, CorpusError> {
-        Ok(Sample::read(reader, file)?.candidates())
-    }
+/// Detects the format of an (already decompressed) reader; `file` names it in messages.
+pub fn detect_reader<R: BufRead>(reader: R, file: &Path) -> Result<CorpusFormat, CorpusError> {
+    let sample = Sample::read(reader, file)?;
+    sample
+        .candidates()
+        .first()
+        .copied()
+        .ok_or_else(|| sample.no_match())
 }
 
-impl fmt::Display for CorpusFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
+/// The formats the content of `reader` fits, in the order detection prefers them.
+pub fn candidates<R: BufRead>(reader: R, file: &Path) -> Result<Vec<CorpusFormat>, CorpusError> {
+    Ok(Sample::read(reader, file)?.candidates())
 }
 
 /// The first lines of a file, for detection.
@@ -340,7 +291,7 @@ impl CorpusReader {
                 format!(
                     "it looks like {looks}, not {f}: pass --format {} (or --format auto, to \
                      detect it)",
-                    looks.short_name()
+                    looks.name()
                 ),
             )),
         }

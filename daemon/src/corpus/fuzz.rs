@@ -13,7 +13,7 @@ use proptest::prelude::*;
 
 use super::format::tests::{NAME, deerwester_ldac, deerwester_svmlight, deerwester_uci, reader};
 use super::mm::tests::DEERWESTER;
-use super::{CorpusError, CorpusFormat, Dictionary, MmOptions, Piece};
+use super::{CorpusError, CorpusFormat, Dictionary, MmOptions, Piece, format};
 
 /// Reads every piece (at most a bounded number) of `bytes` in `format`.
 fn read(format: CorpusFormat, bytes: &[u8], chunksize: usize, counts: bool) {
@@ -100,7 +100,7 @@ fn edits() -> impl Strategy<Value = Vec<(usize, u8, u8)>> {
 /// Detection of any bytes: a format, or an error naming the file; and reading the bytes in
 /// whatever format was detected.
 fn detect_and_read(bytes: &[u8], chunksize: usize) {
-    match CorpusFormat::detect_reader(Cursor::new(bytes.to_vec()), Path::new(NAME)) {
+    match format::detect_reader(Cursor::new(bytes.to_vec()), Path::new(NAME)) {
         Ok(f) => read(f, bytes, chunksize, false),
         Err(e) => {
             assert_eq!(e.file, Path::new(NAME));

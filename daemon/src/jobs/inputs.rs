@@ -21,7 +21,7 @@
 use std::sync::Arc;
 
 use super::{JobError, JobFiles};
-use crate::corpus::{CorpusReader, Dictionary, MmHeader, MmOptions, Piece, format};
+use crate::corpus::{CorpusReader, Dictionary, MmHeader, MmOptions, Piece};
 use topicd_numerics::tfidf::Idf;
 use topicd_protocol::{CorpusFormat, InputSpec, JobSpec, ModelSpec};
 
@@ -45,11 +45,10 @@ pub struct CorpusReading {
 impl CorpusReading {
     /// A reader of the job's corpus (the verified file), from its first document.
     pub fn open(&self, files: &JobFiles) -> Result<CorpusReader, JobError> {
-        let format = reader_format(self.format);
         let options = self.options.clone();
         Ok(CorpusReader::open_file_with_header(
             &files.corpus,
-            format,
+            self.format,
             options,
             self.header,
         )?)
@@ -86,7 +85,7 @@ impl Inputs {
         }
         let counts = matches!(spec.model, ModelSpec::Lda(_)) || spec.input.tfidf;
         let options = MmOptions::with_dictionary(dictionary.ids(files.dictionary.path()), counts);
-        let asked = spec.input.format.map(reader_format);
+        let asked = spec.input.format;
         let mut corpus = CorpusReader::open_file(&files.corpus, asked, options.clone())?;
         let (format, header) = (corpus.format(), *corpus.header());
         if declares_terms(format) {
@@ -100,7 +99,7 @@ impl Inputs {
         let inputs = Inputs {
             dictionary,
             reading: CorpusReading {
-                format: protocol_format(format),
+                format,
                 header,
                 options,
                 tfidf,
@@ -135,33 +134,10 @@ impl Inputs {
     }
 }
 
-/// The reader's name for a format of the protocol.
-fn reader_format(f: CorpusFormat) -> format::CorpusFormat {
-    match f {
-        CorpusFormat::MatrixMarket => format::CorpusFormat::MatrixMarket,
-        CorpusFormat::Uci => format::CorpusFormat::Uci,
-        CorpusFormat::LdaC => format::CorpusFormat::LdaC,
-        CorpusFormat::SvmLight => format::CorpusFormat::SvmLight,
-    }
-}
-
-/// The protocol's name for a format the reader found.
-fn protocol_format(f: format::CorpusFormat) -> CorpusFormat {
-    match f {
-        format::CorpusFormat::MatrixMarket => CorpusFormat::MatrixMarket,
-        format::CorpusFormat::Uci => CorpusFormat::Uci,
-        format::CorpusFormat::LdaC => CorpusFormat::LdaC,
-        format::CorpusFormat::SvmLight => CorpusFormat::SvmLight,
-    }
-}
-
 /// Whether a format's header declares the number of terms (LDA-C and SVMlight have none:
 /// their reader reports 1 + the largest id used).
-fn declares_terms(f: format::CorpusFormat) -> bool {
-    matches!(
-        f,
-        format::CorpusFormat::MatrixMarket | format::CorpusFormat::Uci
-    )
+fn declares_terms(f: CorpusFormat) -> bool {
+    matches!(f, CorpusFormat::MatrixMarket | CorpusFormat::Uci)
 }
 
 /// A dictionary with more terms than the corpus declares is refused unless the job accepts

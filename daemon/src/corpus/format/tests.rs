@@ -221,7 +221,7 @@ fn files_plain_gzip_and_bzip2_are_detected_and_read_alike() {
             // Names say nothing: only the content tells.
             let p = write(dir.path(), &format!("{:?}.{suffix}", format), &bytes);
             let file = InputFile::open(&p).unwrap();
-            assert_eq!(CorpusFormat::detect(&file).unwrap(), format, "{p:?}");
+            assert_eq!(detect(&file).unwrap(), format, "{p:?}");
             for given in [None, Some(format)] {
                 let mut r = CorpusReader::open(&p, given, MmOptions::default()).unwrap();
                 assert_eq!(r.format(), format);
@@ -298,11 +298,8 @@ fn with_header_holds_the_file_to_the_sizes() {
 
 #[test]
 fn detection_rules() {
-    let detect =
-        |text: &[u8]| CorpusFormat::detect_reader(Cursor::new(text.to_vec()), Path::new(NAME));
-    let fits = |text: &[u8]| {
-        CorpusFormat::candidates(Cursor::new(text.to_vec()), Path::new(NAME)).unwrap()
-    };
+    let detect = |text: &[u8]| detect_reader(Cursor::new(text.to_vec()), Path::new(NAME));
+    let fits = |text: &[u8]| candidates(Cursor::new(text.to_vec()), Path::new(NAME)).unwrap();
     assert_eq!(
         detect(b"%%matrixmarket matrix coordinate integer general\n1 1 0\n").unwrap(),
         CorpusFormat::MatrixMarket
