@@ -26,8 +26,8 @@ use tarpc::client::RpcError;
 use tarpc::context::{self, Context};
 use topicd::corpus::InputFile;
 use topicd_protocol::{
-    self, ApiError, ControlClient, DaemonInfo, Document, Evaluation, JobId, JobInfo, JobSpec,
-    MAX_DEADLINE, ModelInfo, SOCKET_ENV, Topic, VocabEntry, WorkerInfo,
+    self, ApiError, Collected, ControlClient, DaemonInfo, DiskUse, Document, Evaluation, JobId,
+    JobInfo, JobSpec, MAX_DEADLINE, ModelInfo, SOCKET_ENV, Topic, VocabEntry, WorkerInfo,
 };
 
 pub use waiting::Patience;
@@ -183,6 +183,24 @@ impl Daemon {
     pub async fn delete(&self, job: JobId) -> anyhow::Result<u64> {
         self.ask(Pace::Quick, Retry::Never, |c, ctx| async move {
             c.delete(ctx, job).await
+        })
+        .await
+    }
+
+    /// Remove blobs and chunk caches no job needs.
+    pub async fn gc(&self) -> anyhow::Result<Collected> {
+        self.ask(
+            Pace::Slow,
+            Retry::Never,
+            |c, ctx| async move { c.gc(ctx).await },
+        )
+        .await
+    }
+
+    /// Each job's disk use.
+    pub async fn disk_use(&self) -> anyhow::Result<Vec<DiskUse>> {
+        self.ask(Pace::Quick, Retry::Once, |c, ctx| async move {
+            c.disk_use(ctx).await
         })
         .await
     }

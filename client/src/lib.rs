@@ -146,7 +146,10 @@ enum Command {
     #[command(subcommand)]
     Submit(Submit),
 
-    /// List every job the daemon knows, oldest first.
+    /// List every job the daemon knows, oldest first, with what each costs on disk.
+    ///
+    /// DISK is the job's checkpoint or model (a blob two jobs share counts for both) and its
+    /// chunk cache. With --json, each job's object has `disk_bytes`.
     List,
 
     /// Show one job: state, progress, inputs and parameters.
@@ -201,6 +204,15 @@ enum Command {
         #[arg(required = true, num_args = 1..)]
         jobs: Vec<JobId>,
     },
+
+    /// Remove what no job needs, and print the space freed.
+    ///
+    /// Removes blob files that no job names (a run that failed between writing a matrix and
+    /// recording its checkpoint leaves them; topicd also removes them when it starts) and
+    /// the chunk caches of jobs that are neither queued nor running. Never touches a job,
+    /// a checkpoint or a model (`rm` deletes jobs), nor the store's quarantine, whose size
+    /// it reports.
+    Gc,
 
     /// Queue a cancelled or failed job again; print its new state.
     ///
@@ -391,6 +403,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cancel { job } => commands::jobs::cancel(&connect().await?, job, json).await?,
         Command::Resume { job } => commands::jobs::resume(&connect().await?, job, json).await?,
         Command::Rm { jobs } => commands::jobs::remove(&connect().await?, &jobs, json).await?,
+        Command::Gc => commands::jobs::gc(&connect().await?, json).await?,
         Command::Info => commands::jobs::info(&connect().await?, json).await?,
         Command::Workers => commands::jobs::workers(&connect().await?, json).await?,
         Command::Watch { job } => {

@@ -6,6 +6,7 @@
 //! the daemon (paths, reasons) is passed through [`printable`] so that control characters
 //! cannot garble the terminal.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::Path;
@@ -15,7 +16,7 @@ use indicatif::{HumanBytes, HumanCount, HumanDuration};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
-use topicd_protocol::{JobInfo, ModelSpec, WorkerInfo};
+use topicd_protocol::{JobId, JobInfo, ModelSpec, WorkerInfo};
 
 use crate::progress;
 
@@ -94,19 +95,21 @@ fn percent_text(job: &JobInfo) -> String {
     }
 }
 
-/// The table of `list`: one line per job under a header, columns aligned.
-pub fn job_table(jobs: &[JobInfo], tz: &TimeZone) -> String {
-    const HEADER: [&str; 7] = [
+/// The table of `list`: one line per job under a header, columns aligned; `disk`: each
+/// job's bytes on disk (`-` for a job missing from it).
+pub fn job_table(jobs: &[JobInfo], disk: &HashMap<JobId, u64>, tz: &TimeZone) -> String {
+    const HEADER: [&str; 8] = [
         "ID",
         "STATE",
         "KIND",
         "TOPICS",
         "PROGRESS",
+        "DISK",
         "CORPUS",
         "SUBMITTED",
     ];
     // Numbers are right-aligned, text left-aligned.
-    const RIGHT: [bool; 7] = [true, false, false, true, true, false, false];
+    const RIGHT: [bool; 8] = [true, false, false, true, true, true, false, false];
     let mut rows = vec![HEADER.map(str::to_owned)];
     for job in jobs {
         let (kind, topics) = kind_and_topics(&job.spec.model);
@@ -122,6 +125,8 @@ pub fn job_table(jobs: &[JobInfo], tz: &TimeZone) -> String {
             kind.to_owned(),
             topics.to_string(),
             percent_text(job),
+            disk.get(&job.id)
+                .map_or_else(|| "-".to_string(), |&b| HumanBytes(b).to_string()),
             corpus,
             local_time(job.submitted_at, tz),
         ]);
@@ -453,14 +458,15 @@ mod tests {
         queued.spec.corpus = PathBuf::from("/c/short.mm");
         let mut done = job(13, JobState::Succeeded);
         done.finished_at = Some(SUBMITTED + 60);
-        let table = job_table(&[running, queued, done], &TimeZone::UTC);
+        let disk = HashMap::from([(1, 3 << 20), (13, 1536)]);
+        let table = job_table(&[running, queued, done], &disk, &TimeZone::UTC);
         assert_eq!(
             table,
             "\
-ID  STATE      KIND  TOPICS  PROGRESS  CORPUS         SUBMITTED
- 1  running    lsi      200     37.5%  corpus.mm.bz2  2026-11-26 14:03:59
-12  queued     lsi      200         -  short.mm       2026-11-26 14:03:59
-13  succeeded  lsi      200    100.0%  corpus.mm.bz2  2026-11-26 14:03:59
+ID  STATE      KIND  TOPICS  PROGRESS      DISK  CORPUS         SUBMITTED
+ 1  running    lsi      200     37.5%  3.00 MiB  corpus.mm.bz2  2026-11-26 14:03:59
+12  queued     lsi      200         -         -  short.mm       2026-11-26 14:03:59
+13  succeeded  lsi      200    100.0%  1.50 KiB  corpus.mm.bz2  2026-11-26 14:03:59
 "
         );
     }
@@ -468,8 +474,8 @@ ID  STATE      KIND  TOPICS  PROGRESS  CORPUS         SUBMITTED
     #[test]
     fn list_of_no_jobs_is_a_header() {
         assert_eq!(
-            job_table(&[], &TimeZone::UTC),
-            "ID  STATE  KIND  TOPICS  PROGRESS  CORPUS  SUBMITTED\n"
+            job_table(&[], &HashMap::new(), &TimeZone::UTC),
+            "ID  STATE  KIND  TOPICS  PROGRESS  DISK  CORPUS  SUBMITTED\n"
         );
     }
 

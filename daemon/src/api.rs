@@ -103,6 +103,37 @@ impl Handler {
         }
     }
 
+    /// Delete job `id` (`topicctl rm`, and the retention of finished jobs): refused while
+    /// it is queued or running; waits for a cancelled run to stop. Returns the bytes freed.
+    pub async fn delete_job(&self, id: JobId) -> Result<u64, ApiError> {
+        let refuse_live = move |j: &JobInfo| match j.state {
+            JobState::Queued | JobState::Running => Err(ApiError::WrongState {
+                job: id,
+                state: j.state,
+                message: "a queued or running job cannot be deleted: cancel it first".into(),
+            }),
+            _ => Ok(()),
+        };
+        refuse_live(&self.job(id).await?)?;
+        self.until_stopped(id).await?;
+        let deleted = self
+            .on_store(move |s| s.delete_job(id, refuse_live))
+            .await?;
+        let Some((job, freed)) = deleted else {
+            return Err(ApiError::NoSuchJob(id));
+        };
+        self.shared.models.forget(id);
+        self.shared.scheduler.held().take(id);
+        let caches = self.shared.scheduler.remove_caches(id);
+        log::info!(job_id = id, event = "deleted"; "job {id} ({} on {}) deleted: {} freed", job.spec.model.kind(), job.spec.corpus.display(), freed + caches);
+        Ok(freed + caches)
+    }
+
+    /// Every job as stored (without live progress).
+    pub async fn jobs(&self) -> Result<Vec<JobInfo>, ApiError> {
+        self.on_store(|s| Ok(s.jobs()?)).await
+    }
+
     /// Run `call` on the store on a blocking thread.
     async fn on_store<T: Send + 'static>(
         &self,
@@ -129,8 +160,30 @@ impl Handler {
     }
 
     /// The finished model of a job.
+    /// Wait until the run of job `id`, which has left `running` (a cancel), has stopped:
+    /// it may still be writing its last checkpoint.
+    async fn until_stopped(&self, id: JobId) -> Result<(), ApiError> {
+        let deadline = std::time::Instant::now() + STOPPING_WAIT;
+        while self.shared.scheduler.running(id).is_some() {
+            if std::time::Instant::now() > deadline {
+                return Err(ApiError::Internal(format!(
+                    "job {id} is still stopping after {} s: try again later",
+                    STOPPING_WAIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    /// The model of job `id`: its finished one, or its last checkpoint's (once a cancelled
+    /// job's run has written its last checkpoint).
     async fn model(&self, id: JobId) -> Result<Arc<LoadedModel>, ApiError> {
-        self.shared.models.get(id).await
+        if self.job(id).await?.state.is_final() {
+            self.until_stopped(id).await?;
+        }
+        let held = self.shared.scheduler.held().get(id);
+        self.shared.models.get(id, held).await
     }
 
     /// The checks of submit, run again on the inputs of a job about to be resumed: its files
@@ -168,11 +221,11 @@ impl Handler {
     }
 }
 
-/// Run heavy work on a finished model (inference, evaluation) off the runtime's threads;
-/// its refusals (bad documents, a bad corpus) become `InvalidSpec`.
 /// How long `delete` waits for the run of a job just cancelled to stop.
 const STOPPING_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// Run heavy work on a model (inference, evaluation) off the runtime's threads; its
+/// refusals (bad documents, a bad corpus) become `InvalidSpec`.
 async fn on_model_thread<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, String> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -290,7 +343,7 @@ impl Control for Handler {
     }
 
     async fn list(self, _: Context) -> Result<Vec<JobInfo>, ApiError> {
-        let jobs = self.on_store(|s| Ok(s.jobs()?)).await?;
+        let jobs = self.jobs().await?;
         Ok(jobs
             .into_iter()
             .map(|job| self.with_live_progress(job))
@@ -350,37 +403,36 @@ impl Control for Handler {
     }
 
     async fn delete(self, _: Context, id: JobId) -> Result<u64, ApiError> {
-        let refuse_live = move |j: &JobInfo| match j.state {
-            JobState::Queued | JobState::Running => Err(ApiError::WrongState {
-                job: id,
-                state: j.state,
-                message: "a queued or running job cannot be deleted: cancel it first".into(),
-            }),
-            _ => Ok(()),
-        };
-        // A job just cancelled may still be writing its checkpoint: wait for its run to end.
-        refuse_live(&self.job(id).await?)?;
-        let deadline = std::time::Instant::now() + STOPPING_WAIT;
-        while self.shared.scheduler.running(id).is_some() {
-            if std::time::Instant::now() > deadline {
-                return Err(ApiError::Internal(format!(
-                    "job {id} is still stopping after {} s: try again later",
-                    STOPPING_WAIT.as_secs()
-                )));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        let deleted = self
-            .on_store(move |s| s.delete_job(id, refuse_live))
-            .await?;
-        let Some((job, freed)) = deleted else {
-            return Err(ApiError::NoSuchJob(id));
-        };
-        self.shared.models.forget(id);
-        self.shared.scheduler.held().take(id);
-        let caches = self.shared.scheduler.remove_caches(id);
-        log::info!(job_id = id, event = "deleted"; "job {id} ({} on {}) deleted: {} freed", job.spec.model.kind(), job.spec.corpus.display(), freed + caches);
-        Ok(freed + caches)
+        self.delete_job(id).await
+    }
+
+    async fn gc(self, _: Context) -> Result<Collected, ApiError> {
+        let scheduler = self.shared.scheduler.clone();
+        self.on_store(move |store| {
+            let blobs = store.collect_garbage()?;
+            let (caches, cache_bytes) = scheduler.collect_caches()?;
+            Ok(Collected {
+                blobs: blobs.files,
+                blob_bytes: blobs.bytes,
+                caches,
+                cache_bytes,
+                quarantine_bytes: store.blobs().quarantine_bytes(),
+            })
+        })
+        .await
+    }
+
+    async fn disk_use(self, _: Context) -> Result<Vec<DiskUse>, ApiError> {
+        let caches = self.shared.scheduler.cache_bytes();
+        let stored = self.on_store(|s| Ok(s.disk_use()?)).await?;
+        Ok(stored
+            .into_iter()
+            .map(|(job, store_bytes)| DiskUse {
+                job,
+                store_bytes,
+                cache_bytes: caches.get(&job).copied().unwrap_or(0),
+            })
+            .collect())
     }
 
     async fn topics(

@@ -30,6 +30,10 @@ pub struct Args {
     /// Least time between checkpoints, in seconds (overrides checkpoint_interval_secs).
     #[arg(long, value_name = "SECS")]
     pub checkpoint_interval: Option<f64>,
+    /// Delete jobs that ended this many days ago, with their models; 0 keeps them
+    /// (overrides retain_finished_days).
+    #[arg(long, value_name = "DAYS")]
+    pub retain_finished_days: Option<f64>,
     /// What this daemon is in a cluster: standalone (the default: one process is the whole
     /// system), dispatcher (the queue, the store and the reductions; workers connect to
     /// it) or worker (computes a dispatcher's tasks) (overrides role).
@@ -83,6 +87,9 @@ impl Args {
         }
         if let Some(c) = self.checkpoint_interval {
             config.checkpoint_interval_secs = c;
+        }
+        if let Some(days) = self.retain_finished_days {
+            config.retain_finished_days = days;
         }
         if let Some(role) = self.role {
             config.role = role;
@@ -211,8 +218,12 @@ pub fn check_config(args: &Args) -> ConfigCheck {
                 }
             ),
         };
+        let retention = match config.retain_finished_days {
+            0.0 => "0 (jobs are kept until removed)".to_string(),
+            d => format!("{d}"),
+        };
         check.summary = format!(
-            "{source}: ok: data_dir {}, control_socket {} (mode {}), threads {threads}, checkpoint_interval_secs {checkpoints}, log_level {log_level}, max_connections {}, idle_timeout_secs {}, {cluster}",
+            "{source}: ok: data_dir {}, control_socket {} (mode {}), threads {threads}, checkpoint_interval_secs {checkpoints}, retain_finished_days {retention}, log_level {log_level}, max_connections {}, idle_timeout_secs {}, {cluster}",
             config.data_dir.display(),
             config.control_socket.display(),
             config.socket_mode,

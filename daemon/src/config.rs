@@ -10,6 +10,7 @@
 //! log_level = "info"                      # or a filter like "info,topicd::jobs=debug"; RUST_LOG wins
 //! max_connections = 256                   # topicctl connections at once (idle ones make room)
 //! idle_timeout_secs = 120                 # a connection without a request this long is closed
+//! retain_finished_days = 0.0              # delete jobs this long after they ended; 0 = keep them
 //!
 //! role = "standalone"                     # or "dispatcher", or "worker"
 //! listen = "0.0.0.0:7787"                 # dispatcher: where workers connect
@@ -55,6 +56,10 @@ pub struct Config {
     /// A connection with nothing in flight is closed after this many seconds without a
     /// request. topicctl asks at least every second while it follows a job.
     pub idle_timeout_secs: u64,
+    /// Days after which a job that ended (succeeded, failed or cancelled) is deleted with
+    /// its model, as `topicctl rm` would; fractions of a day are allowed. 0 (the default)
+    /// keeps every job until it is removed by hand.
+    pub retain_finished_days: f64,
     /// What this daemon is in a cluster.
     pub role: Role,
     /// Dispatcher: the address and port workers connect to.
@@ -114,6 +119,9 @@ impl std::fmt::Display for Role {
 /// Most `max_connections` accepted: far beyond any open-file limit a service gets.
 pub const MAX_MAX_CONNECTIONS: usize = 1 << 20;
 
+/// Longest `retain_finished_days` accepted: a hundred years (0 keeps jobs forever).
+pub const MAX_RETAIN_DAYS: f64 = 36_500.0;
+
 /// Longest `idle_timeout_secs` accepted: a week.
 pub const MAX_IDLE_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
 
@@ -128,6 +136,7 @@ impl Default for Config {
             log_level: "info".into(),
             max_connections: 256,
             idle_timeout_secs: 120,
+            retain_finished_days: 0.0,
             role: Role::Standalone,
             listen: None,
             dispatcher: None,
@@ -175,6 +184,12 @@ impl Config {
             problems.push(format!(
                 "checkpoint_interval_secs must be a number of seconds >= 0, not {}",
                 self.checkpoint_interval_secs
+            ));
+        }
+        if !(self.retain_finished_days >= 0.0 && self.retain_finished_days <= MAX_RETAIN_DAYS) {
+            problems.push(format!(
+                "retain_finished_days must be a number of days between 0 (keep every job) and {MAX_RETAIN_DAYS}, not {}",
+                self.retain_finished_days
             ));
         }
         if self.threads > 4096 {

@@ -4,7 +4,6 @@
 //! running job checkpoint before exiting. A worker daemon only joins its dispatcher. Everything under the data
 //! directory is created private to topicd's user and group (0750/0640).
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,12 +20,13 @@ use crate::config::{Config, Role};
 use crate::connections::Limits;
 use crate::jobs::{RunnerSettings, Scheduler};
 use crate::peer::{ListenLimits, PeerConfig, PeerListener, Secret};
+use crate::retention;
 use crate::server::Listener;
 use crate::shutdown;
 use crate::store::Store;
 use crate::store::files::create_private_dir;
 use topicd_numerics::linalg;
-use topicd_protocol::{DaemonInfo, JobState};
+use topicd_protocol::DaemonInfo;
 
 /// Run the daemon with these settings until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -39,7 +39,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     log::info!("store in {}: {}", data_dir.display(), store.describe());
     let cache_dir = data_dir.join("cache");
     create_private_dir(&cache_dir)?;
-    remove_stale_caches(&store, &cache_dir)?;
 
     let shutdown = shutdown::on_signals()?;
     let dispatcher = match config.role {
@@ -52,6 +51,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         dispatcher: dispatcher.clone(),
     };
     let scheduler = Scheduler::new(store.clone(), settings);
+    // Chunk caches belong to queued or running jobs; anything else is left over from a crash.
+    let (stale, _) = scheduler.collect_caches()?;
+    if stale > 0 {
+        log::info!("removed {stale} chunk caches of jobs that no longer need them");
+    }
     let info = DaemonInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
         blas: linalg::blas_description(),
@@ -67,6 +71,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     let listener = Listener::bind(&config.control_socket, mode, limits).await?;
     let jobs = tokio::spawn(scheduler.run(shutdown.clone()));
+    if config.retain_finished_days > 0.0 {
+        let days = config.retain_finished_days;
+        tokio::spawn(retention::run(handler.clone(), days, shutdown.clone()));
+    }
     log::info!(
         "topicd {} ready: control socket {}, data in {}, {} training threads, {}",
         info.version,
@@ -207,26 +215,4 @@ fn notify(states: &[sd_notify::NotifyState<'_>]) {
     if let Err(e) = sd_notify::notify(states) {
         log::warn!("cannot notify systemd: {e}");
     }
-}
-
-/// Chunk caches belong to queued or running jobs; anything else is left over from a crash.
-fn remove_stale_caches(store: &Store, cache_dir: &Path) -> anyhow::Result<()> {
-    let live: Vec<String> = store
-        .jobs()?
-        .iter()
-        .filter(|j| matches!(j.state, JobState::Queued | JobState::Running))
-        .map(|j| format!("job{}-", j.id))
-        .collect();
-    for entry in std::fs::read_dir(cache_dir)? {
-        let path = entry?.path();
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        if !live.iter().any(|prefix| name.starts_with(prefix)) {
-            std::fs::remove_file(&path)
-                .with_context(|| format!("cannot remove {}", path.display()))?;
-        }
-    }
-    Ok(())
 }

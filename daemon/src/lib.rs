@@ -17,6 +17,7 @@
 //! | `server` | the control socket's `Listener` |
 //! | `connections` | what a peer may cost: connection, request, reply and time bounds; rate-limited logs of bad peers |
 //! | `peer` | cluster connections: the secret, the handshake, sealed bounded frames, the tarpc transport, the peer port's accept loop |
+//! | `retention` | deleting jobs that ended more than `retain_finished_days` ago |
 //! | `shutdown` | SIGTERM/SIGINT → checkpoint and stop |
 //! | `config` | the TOML settings file |
 //! | `cli` | the daemon's flags (`--config`, overrides, `--check-config`, `--check-store`, `--accept-store`, `--version`) |
@@ -52,6 +53,8 @@ pub mod logging;
 pub mod model;
 #[cfg(feature = "engine")]
 pub mod peer;
+#[cfg(feature = "engine")]
+pub mod retention;
 #[cfg(feature = "engine")]
 pub mod server;
 #[cfg(feature = "engine")]

@@ -1,6 +1,9 @@
-//! Finished models as the API serves them: loaded from the store, and asked for their
-//! topics, pages of their matrix, topic weights of new documents, and the per-word bound
-//! of held-out corpora.
+//! Models as the API serves them: loaded from the store (a finished model, or the last
+//! checkpoint of a job that has not succeeded: [`checkpoint`]), and asked for their topics,
+//! pages of their matrix, topic weights of new documents, and the per-word bound of held-out
+//! corpora.
+
+pub mod checkpoint;
 
 use crate::corpus::{InputFile, MmOptions, MmReader, SparseChunk};
 use crate::store::{ModelRecord, Store, StoreError, StoredModel, Vocabulary};
@@ -8,13 +11,16 @@ use topicd_numerics::lda::{ChunkTopics, EStepParams, GammaSeed, LdaState, bound,
 use topicd_numerics::lsi::Projection;
 use topicd_numerics::tfidf::Idf;
 use topicd_protocol::{
-    Document, Evaluation, JobInfo, LdaParams, MAX_PAGE_BYTES, ModelInfo, ModelSpec, Topic,
-    VocabEntry,
+    CheckpointOrigin, Document, Evaluation, JobInfo, LdaParams, MAX_PAGE_BYTES, ModelInfo,
+    ModelSpec, Topic, VocabEntry,
 };
 
-/// A finished model in memory.
+/// A model in memory.
 pub struct LoadedModel {
-    record: ModelRecord,
+    /// Documents the model was trained on.
+    num_docs: u64,
+    /// The checkpoint it was read from, for a job that has not succeeded.
+    origin: Option<CheckpointOrigin>,
     numbers: Numbers,
     vocabulary: Vocabulary,
     seed: u64,
@@ -55,6 +61,7 @@ impl LoadedModel {
                     job.id
                 ))
             })?;
+        let num_docs = record.num_docs;
         let numbers = match (&record.model, &job.spec.model) {
             (StoredModel::Lsi { ut, s }, _) => Numbers::Lsi(Projection {
                 ut: blobs.get_matrix(ut)?,
@@ -83,6 +90,19 @@ impl LoadedModel {
                 )));
             }
         };
+        Ok(LoadedModel::assemble(
+            job, numbers, vocabulary, num_docs, None,
+        ))
+    }
+
+    /// The model of `numbers`, with the job's dictionary and TF-IDF weighting.
+    fn assemble(
+        job: &JobInfo,
+        numbers: Numbers,
+        vocabulary: Vocabulary,
+        num_docs: u64,
+        origin: Option<CheckpointOrigin>,
+    ) -> LoadedModel {
         let tfidf = job.spec.input.tfidf.then(|| {
             let entries = vocabulary.entries.iter().map(|(id, _, df)| (*id, *df));
             Idf::new(
@@ -91,13 +111,14 @@ impl LoadedModel {
                 numbers.num_terms(),
             )
         });
-        Ok(LoadedModel {
-            record,
+        LoadedModel {
+            num_docs,
+            origin,
             numbers,
             vocabulary,
             seed: job.spec.seed,
             tfidf,
-        })
+        }
     }
 
     fn num_terms(&self) -> usize {
@@ -126,12 +147,13 @@ impl LoadedModel {
             kind: String::new(),
             num_terms: self.num_terms() as u64,
             num_topics: self.num_topics() as u32,
-            num_docs: self.record.num_docs,
+            num_docs: self.num_docs,
             singular_values: vec![],
             alpha: vec![],
             eta: vec![],
             topic_totals: vec![],
             dictionary_num_docs: self.vocabulary.num_docs,
+            checkpoint: self.origin.clone(),
         };
         match &self.numbers {
             Numbers::Lsi(p) => {

@@ -64,6 +64,13 @@ pub trait Control {
     /// there whole or not at all. Job numbers are not used again. Returns the bytes freed in
     /// the store.
     async fn delete(job: JobId) -> Result<u64, ApiError>;
+    /// Remove what no job needs: blob files no record names (left by a run that failed
+    /// between writing a matrix and committing its checkpoint) and chunk caches of jobs that
+    /// are neither queued nor running. Returns what was removed, and what is kept aside.
+    async fn gc() -> Result<Collected, ApiError>;
+    /// What each job costs on disk: the blobs of its checkpoint and model, and its chunk
+    /// cache. A blob two jobs name counts for both.
+    async fn disk_use() -> Result<Vec<DiskUse>, ApiError>;
     /// The first `num_topics` topics of a finished job, `num_words` words each.
     async fn topics(job: JobId, num_topics: u32, num_words: u32) -> Result<Vec<Topic>, ApiError>;
     /// Shape, spectrum and priors of a finished job's model.
@@ -111,6 +118,33 @@ pub struct Document {
     pub terms: Vec<u32>,
     /// One weight per term id.
     pub weights: Vec<f64>,
+}
+
+/// What `gc` removed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Collected {
+    /// Blob files removed.
+    pub blobs: u64,
+    /// Their bytes.
+    pub blob_bytes: u64,
+    /// Chunk cache files removed.
+    pub caches: u64,
+    /// Their bytes.
+    pub cache_bytes: u64,
+    /// Bytes kept in the store's quarantine (blobs set aside when a store was accepted or
+    /// upgraded); `gc` never removes them: an operator does, once nothing there is needed.
+    pub quarantine_bytes: u64,
+}
+
+/// One job's disk use.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DiskUse {
+    /// The job.
+    pub job: JobId,
+    /// Bytes of the blobs its checkpoint and model name.
+    pub store_bytes: u64,
+    /// Bytes of its chunk cache.
+    pub cache_bytes: u64,
 }
 
 /// What `evaluate` measured.
@@ -529,6 +563,44 @@ pub struct ModelInfo {
     pub topic_totals: Vec<f64>,
     /// `num_docs` line of the dictionary, when it has one.
     pub dictionary_num_docs: Option<u64>,
+    /// Where the model comes from when the job has not succeeded: its last checkpoint.
+    /// `None` for a finished model.
+    pub checkpoint: Option<CheckpointOrigin>,
+}
+
+/// The checkpoint a model of an unfinished job (running, cancelled, failed) was read from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointOrigin {
+    /// The job's state when the model was read.
+    pub state: JobState,
+    /// The pass of the checkpoint, from 0, and the job's passes.
+    pub pass: u32,
+    /// Passes of the job.
+    pub passes: u32,
+    /// Documents of that pass the model has absorbed.
+    pub docs_done: u64,
+    /// Documents in a pass, once known.
+    pub docs_per_pass: Option<u64>,
+    /// Identifies the checkpoint: a client that reads the model in several requests (as
+    /// `export` does) checks that it is the same at the end.
+    pub token: u64,
+}
+
+impl fmt::Display for CheckpointOrigin {
+    /// `pass 2/5, 12000 of 30000 documents`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "pass {}/{}, {} ",
+            self.pass.saturating_add(1).min(self.passes.max(1)),
+            self.passes.max(1),
+            self.docs_done
+        )?;
+        match self.docs_per_pass {
+            Some(total) => write!(f, "of {total} documents"),
+            None => f.write_str("documents"),
+        }
+    }
 }
 
 /// One line of a gensim dictionary.

@@ -134,3 +134,101 @@ fn a_kill_during_rm_leaves_the_whole_job_or_nothing() {
     }
     println!("kill -9 during rm: the job was kept {kept} times, gone {gone} times");
 }
+
+/// The bytes of the store's blob files.
+fn blob_bytes(d: &Daemon) -> u64 {
+    blob_files(d)
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum()
+}
+
+/// `gc` removes a blob no record names and a cache no job owns, while a job that writes a
+/// checkpoint every chunk runs beside it untouched: it succeeds with the same model as an
+/// undisturbed run. `list` then tells each job's disk use.
+#[test]
+fn gc_removes_what_no_job_needs_and_never_what_a_running_job_writes() {
+    let d = Daemon::start(&[]);
+    let (corpus, dictionary) = planted();
+    let job_args = ["--topics", "3", "--chunksize", "10", "--power-iters", "3"];
+    let reference = d.submit_lsi(&corpus, &dictionary, &job_args);
+    assert_eq!(d.wait(reference), "succeeded", "{}", d.log());
+    let expected = d.export_arrays(reference);
+
+    let orphan = d
+        .data_dir()
+        .join("blobs")
+        .join("0123456789abcdef0123456789abcdef.blob");
+    std::fs::write(&orphan, vec![7u8; 1000]).unwrap();
+    let stale_cache = d
+        .data_dir()
+        .join("cache")
+        .join("job999-00000000000000aa-10.chunks");
+    std::fs::write(&stale_cache, vec![7u8; 2000]).unwrap();
+
+    let job = d.submit_lsi(&corpus, &dictionary, &job_args);
+    let (mut blobs, mut blob_bytes_freed, mut caches, mut rounds) = (0, 0, 0, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "{}", d.log());
+        let collected: serde_json::Value = serde_json::from_str(&d.ok(&["gc", "--json"])).unwrap();
+        blobs += collected["blobs"].as_u64().unwrap();
+        blob_bytes_freed += collected["blob_bytes"].as_u64().unwrap();
+        caches += collected["caches"].as_u64().unwrap();
+        rounds += 1;
+        let status = d.status(job);
+        // A retry (queued again, with the failure as its reason) means gc disturbed the job.
+        assert!(status["reason"].is_null(), "{status}\n{}", d.log());
+        match status["state"].as_str().unwrap() {
+            "succeeded" => break,
+            "queued" | "running" => {}
+            other => panic!("job {job} is {other}: {}", d.log()),
+        }
+    }
+    println!("{rounds} collections while the job ran");
+    assert_eq!((blobs, blob_bytes_freed, caches), (1, 1000, 1));
+    assert!(!orphan.exists() && !stale_cache.exists());
+    assert_eq!(d.export_arrays(job), expected, "gc disturbed the job");
+
+    // Both jobs name the same blobs (the same model, content-addressed): each job's disk
+    // use is every blob there is.
+    let list: Vec<serde_json::Value> = serde_json::from_str(&d.ok(&["list", "--json"])).unwrap();
+    for entry in &list {
+        assert_eq!(
+            entry["disk_bytes"].as_u64(),
+            Some(blob_bytes(&d)),
+            "{entry}"
+        );
+    }
+    let table = d.ok(&["list"]);
+    assert!(table.lines().next().unwrap().contains("DISK"), "{table}");
+    let again = d.ok(&["gc"]);
+    assert!(again.starts_with("removed 0 blob files (0 B)"), "{again}");
+}
+
+/// With `retain_finished_days`, a job is deleted (model, checkpoint and blobs) once it has
+/// ended that long ago; a job that runs is not.
+#[test]
+fn finished_jobs_are_deleted_after_retain_finished_days() {
+    // 0.00003 days is 2.6 seconds.
+    let d = Daemon::start(&["--retain-finished-days", "0.00003"]);
+    let (corpus, dictionary) = planted();
+    let job = d.submit_lsi(&corpus, &dictionary, &["--topics", "3"]);
+    assert_eq!(d.wait(job), "succeeded", "{}", d.log());
+    assert!(d.ok(&["topics", &job.to_string()]).contains("topic #0"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while d.ctl(&["status", &job.to_string()]).status.success() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job {job} was not deleted: {}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(blob_files(&d), Vec::<PathBuf>::new());
+    assert!(
+        d.log().contains("retain_finished_days ago: deleted"),
+        "{}",
+        d.log()
+    );
+}

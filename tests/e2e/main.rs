@@ -1,5 +1,6 @@
 //! End-to-end tests: real `topicd` processes driven by the real `topicctl`.
 
+mod checkpoint_models;
 mod clients;
 mod cluster;
 mod cluster_harness;

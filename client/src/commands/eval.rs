@@ -26,6 +26,7 @@ pub async fn run(
     if let ModelSpec::Lsi(_) = info.spec.model {
         bail!("job {job} trains an LSI model: eval computes the per-word bound of an LDA model");
     }
+    super::model_source::model_info(&daemon, job).await?;
     let path = corpus.path().to_path_buf();
     let evaluation = daemon.evaluate(job, path, total_docs).await?;
     if json {

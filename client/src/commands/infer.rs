@@ -68,7 +68,7 @@ impl Keep {
 
 /// Infer the topics of every document of `options.corpus` and write them.
 pub async fn run(daemon: &Daemon, job: JobId, options: Options) -> anyhow::Result<()> {
-    let model = daemon.model_info(job).await?;
+    let model = super::model_source::model_info(daemon, job).await?;
     let lda = match model.kind.as_str() {
         "lda" => true,
         "lsi" => false,
@@ -104,6 +104,7 @@ pub async fn run(daemon: &Daemon, job: JobId, options: Options) -> anyhow::Resul
         }
         meter.add(count);
     }
+    super::model_source::still_the_same(daemon, job, &model).await?;
     out.finish()?;
     meter.finish();
     Ok(())

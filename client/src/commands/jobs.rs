@@ -1,6 +1,8 @@
 //! The small job commands: `list`, `status`, `cancel`, `resume`, and `info` and `workers`
 //! about the daemon itself.
 
+use std::collections::HashMap;
+
 use indicatif::HumanBytes;
 use jiff::tz::TimeZone;
 use topicd_protocol::{JobId, JobInfo, JobState};
@@ -8,17 +10,57 @@ use topicd_protocol::{JobId, JobInfo, JobState};
 use crate::daemon::Daemon;
 use crate::output;
 
-/// `list`: the job table, or every `JobInfo` as a JSON array.
+/// `list`: the job table with each job's disk use, or every `JobInfo` as a JSON array with
+/// the key `disk_bytes` added to each.
 pub async fn list(daemon: &Daemon, json: bool) -> anyhow::Result<()> {
     let jobs = daemon.list().await?;
+    let disk: HashMap<JobId, u64> = daemon
+        .disk_use()
+        .await?
+        .into_iter()
+        .map(|d| (d.job, d.store_bytes.saturating_add(d.cache_bytes)))
+        .collect();
     if json {
-        output::print_json(&jobs)
+        let mut values = Vec::with_capacity(jobs.len());
+        for job in &jobs {
+            let mut value = serde_json::to_value(job)?;
+            if let Some(object) = value.as_object_mut() {
+                object.insert("disk_bytes".into(), disk.get(&job.id).copied().into());
+            }
+            values.push(value);
+        }
+        output::print_json(&values)
     } else {
         Ok(output::print(&output::job_table(
             &jobs,
+            &disk,
             &TimeZone::system(),
         ))?)
     }
+}
+
+/// `gc`: remove what no job needs; print what was removed (`--json`: the daemon's
+/// `Collected`).
+pub async fn gc(daemon: &Daemon, json: bool) -> anyhow::Result<()> {
+    let collected = daemon.gc().await?;
+    if json {
+        return output::print_json(&collected);
+    }
+    let mut text = format!(
+        "removed {} blob files ({}) no job names and {} chunk caches ({}): {} freed\n",
+        collected.blobs,
+        HumanBytes(collected.blob_bytes),
+        collected.caches,
+        HumanBytes(collected.cache_bytes),
+        HumanBytes(collected.blob_bytes.saturating_add(collected.cache_bytes)),
+    );
+    if collected.quarantine_bytes > 0 {
+        text.push_str(&format!(
+            "kept {} in the store's quarantine (blobs/quarantine/ in the data directory): remove it by hand once nothing there is needed\n",
+            HumanBytes(collected.quarantine_bytes)
+        ));
+    }
+    Ok(output::print(&text)?)
 }
 
 /// `status`: the job's summary, or its `JobInfo` in JSON with the key `workers` added (the

@@ -7,6 +7,7 @@ pub mod export;
 pub mod generate;
 pub mod infer;
 pub mod jobs;
+pub mod model_source;
 pub mod prepare;
 pub mod submit;
 pub mod topics;

@@ -1,4 +1,4 @@
-//! `topicctl topics`: a finished job's topics, one line each in gensim's format.
+//! `topicctl topics`: a job's topics (a finished model's, or its last checkpoint's), one line each in gensim's format.
 
 use topicd_protocol::JobId;
 
@@ -13,6 +13,7 @@ pub async fn run(
     words: u32,
     json: bool,
 ) -> anyhow::Result<()> {
+    super::model_source::model_info(daemon, job).await?;
     let topics = daemon.topics(job, num_topics, words).await?;
     if json {
         return output::print_json(&topics);

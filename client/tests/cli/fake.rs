@@ -17,9 +17,9 @@ use tarpc::server::{BaseChannel, Channel};
 use tempfile::TempDir;
 use tokio::net::UnixListener;
 use topicd_protocol::{
-    ApiError, Control, DaemonInfo, Document, Evaluation, Fingerprint, JobId, JobInfo, JobSpec,
-    JobState, LdaParams, LsiParams, MAX_INFER_DOCS, ModelInfo, ModelSpec, Prior, Progress, Topic,
-    VocabEntry, WorkerInfo, handshake, server_transport,
+    ApiError, Collected, Control, DaemonInfo, DiskUse, Document, Evaluation, Fingerprint, JobId,
+    JobInfo, JobSpec, JobState, LdaParams, LsiParams, MAX_INFER_DOCS, ModelInfo, ModelSpec, Prior,
+    Progress, Topic, VocabEntry, WorkerInfo, handshake, server_transport,
 };
 
 use crate::topicctl;
@@ -250,6 +250,24 @@ impl Control for FakeDaemon {
         self.job(job).map(|_| 1 << 20)
     }
 
+    async fn gc(self, _: Context) -> Result<Collected, ApiError> {
+        Ok(Collected {
+            blobs: 2,
+            blob_bytes: 3 << 20,
+            caches: 1,
+            cache_bytes: 1 << 20,
+            quarantine_bytes: 0,
+        })
+    }
+
+    async fn disk_use(self, _: Context) -> Result<Vec<DiskUse>, ApiError> {
+        Ok(vec![DiskUse {
+            job: 1,
+            store_bytes: 2048,
+            cache_bytes: 1024,
+        }])
+    }
+
     async fn job_workers(self, _: Context, job: JobId) -> Result<Option<u32>, ApiError> {
         // job 4 runs on two workers (asked without counting a poll of job 4)
         match job {
@@ -322,6 +340,7 @@ impl Control for FakeDaemon {
                 eta: vec![0.25; TERMS as usize],
                 topic_totals: (0..u64::from(LDA_TOPICS)).map(lambda_total).collect(),
                 dictionary_num_docs: None,
+                checkpoint: None,
             });
         }
         Ok(ModelInfo {
@@ -334,6 +353,7 @@ impl Control for FakeDaemon {
             eta: vec![],
             topic_totals: vec![],
             dictionary_num_docs: Some(9),
+            checkpoint: None,
         })
     }
 

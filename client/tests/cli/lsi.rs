@@ -257,6 +257,10 @@ fn json_list_is_an_array_of_job_infos() {
         jobs[1],
         job(2, JobState::Failed, Some("corpus changed since submit"))
     );
+    // Each object also says what the job costs on disk (null when the daemon did not say).
+    let values: Vec<serde_json::Value> = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(values[0]["disk_bytes"], 3072);
+    assert!(values[1]["disk_bytes"].is_null());
 
     let output = server.run(&["list"]);
     assert_exit(&output, 0);
@@ -266,20 +270,36 @@ fn json_list_is_an_array_of_job_infos() {
         lines
             .next()
             .unwrap()
-            .starts_with("ID  STATE      KIND  TOPICS  PROGRESS")
+            .starts_with("ID  STATE      KIND  TOPICS  PROGRESS      DISK  CORPUS")
     );
     assert!(
         lines
             .next()
             .unwrap()
-            .starts_with(" 1  succeeded  lsi        2    100.0%  corpus1.mm")
+            .starts_with(" 1  succeeded  lsi        2    100.0%  3.00 KiB  corpus1.mm")
     );
     assert!(
         lines
             .nth(2)
             .unwrap()
-            .starts_with(" 6  succeeded  lda        3    100.0%  train.mm")
+            .starts_with(" 6  succeeded  lda        3    100.0%         -  train.mm")
     );
+}
+
+#[test]
+fn gc_reports_what_it_removed() {
+    let server = FakeServer::start();
+    let output = server.run(&["gc"]);
+    assert_exit(&output, 0);
+    assert_eq!(
+        stdout(&output),
+        "removed 2 blob files (3.00 MiB) no job names and 1 chunk caches (1.00 MiB): 4.00 MiB freed\n"
+    );
+    let output = server.run(&["gc", "--json"]);
+    assert_exit(&output, 0);
+    let collected: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(collected["blob_bytes"], 3 << 20);
+    assert_eq!(collected["caches"], 1);
 }
 
 #[test]

@@ -1,24 +1,34 @@
-//! The finished models the API serves ([`Models`]): each loaded from the store once, on a
-//! blocking thread, by the first request that needs it, while the other requests for the
-//! same job await that load — no request holds a lock while a model loads, so `status`,
-//! `info` and the rest answer meanwhile. The most recently loaded model is kept (a model can
-//! be hundreds of MB, so only one), and so are the loads still in progress.
+//! The models the API serves ([`Models`]): a succeeded job's model, or the last checkpoint's
+//! of a job that has not succeeded ([`crate::model::checkpoint`]). Each is loaded from the
+//! store once, on a blocking thread, by the first request that needs it, while the other
+//! requests for the same model await that load — no request holds a lock while a model
+//! loads, so `status`, `info` and the rest answer meanwhile. The most recently loaded model
+//! is kept (a model can be hundreds of MB, so only one), and so are the loads still in
+//! progress. A model is known by its job and its checkpoint: a newer checkpoint is a new
+//! model.
 
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
 
+use crate::corpus::Dictionary;
+use crate::jobs::JobFiles;
+use crate::jobs::files::job_dictionary;
 use crate::model::LoadedModel;
-use crate::store::Store;
-use topicd_protocol::{ApiError, JobId, JobState};
+use crate::model::checkpoint::{no_model_yet, token};
+use crate::store::{Checkpoint, Store};
+use topicd_protocol::{ApiError, JobId, JobInfo, JobState};
 
 /// A model loaded, or being loaded, for one job.
 type Slot = Arc<OnceCell<Arc<LoadedModel>>>;
 
-/// The models of finished jobs, loaded on demand.
+/// Which model of a job: its finished one (`None`), or its checkpoint's (by token).
+type Key = (JobId, Option<u64>);
+
+/// The models of jobs, loaded on demand.
 pub struct Models {
     store: Arc<Store>,
-    slots: Mutex<Vec<(JobId, Slot)>>,
+    slots: Mutex<Vec<(Key, Slot)>>,
 }
 
 impl Models {
@@ -30,13 +40,26 @@ impl Models {
         }
     }
 
-    /// The model of job `id`: the one loaded, or the one another request is loading, or
-    /// loaded now. A job that has not succeeded has none ([`ApiError::WrongState`]).
-    pub async fn get(&self, id: JobId) -> Result<Arc<LoadedModel>, ApiError> {
-        let slot = self.slot(id);
+    /// The model of job `id`: the finished one if the job succeeded, else the model of its
+    /// last checkpoint (its dictionary read from the files `held` for the job, or from its
+    /// path) — the one loaded, or the one another request is loading, or loaded now.
+    pub async fn get(
+        &self,
+        id: JobId,
+        held: Option<JobFiles>,
+    ) -> Result<Arc<LoadedModel>, ApiError> {
+        let (job, checkpoint) = self.store.off_runtime(move |s| source(s, id)).await?;
+        let slot = self.slot((id, checkpoint.as_ref().map(token)));
         let store = self.store.clone();
         let loaded = slot
-            .get_or_try_init(|| async move { store.off_runtime(move |s| load(s, id)).await })
+            .get_or_try_init(|| async move {
+                store
+                    .off_runtime(move |s| match checkpoint {
+                        None => load(s, &job),
+                        Some(c) => load_checkpoint(s, &job, &c, held),
+                    })
+                    .await
+            })
             .await
             .cloned();
         self.settle(&slot);
@@ -47,16 +70,16 @@ impl Models {
     /// finishes with it.
     pub fn forget(&self, id: JobId) {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        slots.retain(|(job, _)| *job != id);
+        slots.retain(|((job, _), _)| *job != id);
     }
 
-    fn slot(&self, id: JobId) -> Slot {
+    fn slot(&self, key: Key) -> Slot {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, slot)) = slots.iter().find(|(job, _)| *job == id) {
+        if let Some((_, slot)) = slots.iter().find(|(k, _)| *k == key) {
             return slot.clone();
         }
         let slot = Slot::default();
-        slots.push((id, slot.clone()));
+        slots.push((key, slot.clone()));
         slot
     }
 
@@ -82,16 +105,46 @@ impl Models {
     }
 }
 
-/// Read the model of a succeeded job from the store (on a blocking thread).
-fn load(store: &Store, id: JobId) -> Result<Arc<LoadedModel>, ApiError> {
+/// The job, and its checkpoint when the model is to be read from it (the job has not
+/// succeeded).
+fn source(store: &Store, id: JobId) -> Result<(JobInfo, Option<Checkpoint>), ApiError> {
     let job = store.job(id)?.ok_or(ApiError::NoSuchJob(id))?;
-    let record = store.model(id)?;
-    let Some(record) = record.filter(|_| job.state == JobState::Succeeded) else {
-        return Err(ApiError::WrongState {
-            job: id,
-            state: job.state,
-            message: "the model exists once the job has succeeded".into(),
-        });
-    };
-    Ok(Arc::new(LoadedModel::load(store, &job, record)?))
+    if job.state == JobState::Succeeded {
+        return Ok((job, None));
+    }
+    match store.checkpoint(id)? {
+        Some(checkpoint) => Ok((job, Some(checkpoint))),
+        None => {
+            let why = match job.state {
+                JobState::Queued if job.progress.work_done() == 0 => "it has not started",
+                JobState::Running | JobState::Queued => {
+                    "it has written no checkpoint yet (the first comes after its first chunks)"
+                }
+                _ => "it stopped before its first checkpoint",
+            };
+            Err(no_model_yet(&job, why))
+        }
+    }
+}
+
+/// Read the model of a succeeded job from the store (on a blocking thread).
+fn load(store: &Store, job: &JobInfo) -> Result<Arc<LoadedModel>, ApiError> {
+    let record = store
+        .model(job.id)?
+        .ok_or_else(|| ApiError::Internal(format!("job {} succeeded but has no model", job.id)))?;
+    Ok(Arc::new(LoadedModel::load(store, job, record)?))
+}
+
+/// Read the model of a job's checkpoint, with the job's dictionary (on a blocking thread).
+fn load_checkpoint(
+    store: &Store,
+    job: &JobInfo,
+    checkpoint: &Checkpoint,
+    held: Option<JobFiles>,
+) -> Result<Arc<LoadedModel>, ApiError> {
+    let unreadable = |e: String| no_model_yet(job, &format!("its dictionary cannot be read: {e}"));
+    let file = job_dictionary(job, held).map_err(|e| unreadable(e.to_string()))?;
+    let dictionary = Dictionary::load_any_file(&file).map_err(|e| unreadable(e.to_string()))?;
+    let model = LoadedModel::from_checkpoint(store, job, checkpoint, &dictionary)?;
+    Ok(Arc::new(model))
 }

@@ -182,15 +182,18 @@ fn a_failed_load_is_not_kept_and_a_loaded_model_replaces_the_last() {
         .build()
         .unwrap();
     rt.block_on(async {
-        assert!(matches!(models.get(99).await, Err(ApiError::NoSuchJob(99))));
+        assert!(matches!(
+            models.get(99, None).await,
+            Err(ApiError::NoSuchJob(99))
+        ));
         assert_eq!(models.held(), 0);
-        let first = models.get(a).await.unwrap();
+        let first = models.get(a, None).await.unwrap();
         assert!(
-            Arc::ptr_eq(&first, &models.get(a).await.unwrap()),
+            Arc::ptr_eq(&first, &models.get(a, None).await.unwrap()),
             "loaded once"
         );
-        assert_eq!(models.get(b).await.unwrap().info().num_terms, 7);
+        assert_eq!(models.get(b, None).await.unwrap().info().num_terms, 7);
         assert_eq!(models.held(), 1, "only the last model is kept");
-        assert!(!Arc::ptr_eq(&first, &models.get(a).await.unwrap()));
+        assert!(!Arc::ptr_eq(&first, &models.get(a, None).await.unwrap()));
     });
 }

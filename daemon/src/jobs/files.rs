@@ -60,6 +60,22 @@ impl JobFiles {
     }
 }
 
+/// The dictionary of a job (for the model of its checkpoint): the one passed at submit if
+/// `held`, else its path opened by the daemon, checked against its fingerprint.
+pub fn job_dictionary(job: &JobInfo, held: Option<JobFiles>) -> Result<InputFile, JobError> {
+    let dictionary = match held {
+        Some(files) => files.dictionary,
+        None => reopen("dictionary", &job.spec.dictionary)?,
+    };
+    unchanged(
+        "dictionary",
+        &dictionary,
+        job.dictionary_fingerprint,
+        &|| false,
+    )?;
+    Ok(dictionary)
+}
+
 /// Opens an input again by its path, for a run without the client's descriptor.
 fn reopen(what: &str, path: &Path) -> Result<InputFile, JobError> {
     InputFile::open(path).map_err(|e| {

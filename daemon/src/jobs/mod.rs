@@ -150,13 +150,7 @@ impl<'a> JobContext<'a> {
         num_docs: u64,
         progress: Progress,
     ) -> Result<(), JobError> {
-        let vocabulary = Vocabulary {
-            num_docs: dictionary.num_docs(),
-            entries: dictionary
-                .entries()
-                .map(|(id, token, df)| (id, token.to_string(), df))
-                .collect(),
-        };
+        let vocabulary = Vocabulary::of(dictionary);
         let bytes =
             bincode::serialize(&vocabulary).map_err(|e| JobError::Internal(e.to_string()))?;
         let record = ModelRecord {

@@ -12,6 +12,7 @@
 //! the runtime's threads also serve the control socket.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -84,21 +85,77 @@ impl Scheduler {
 
     /// Remove the chunk caches of job `id` (deleted); returns the bytes freed.
     pub fn remove_caches(&self, id: JobId) -> u64 {
-        let prefix = format!("job{id}-");
-        let Ok(entries) = std::fs::read_dir(&self.settings.cache_dir) else {
-            return 0;
-        };
-        let mut freed = 0;
-        for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(&prefix) {
-                let size = entry.metadata().map_or(0, |m| m.len());
-                match std::fs::remove_file(entry.path()) {
-                    Ok(()) => freed += size,
-                    Err(e) => log::warn!("cannot remove {}: {e}", entry.path().display()),
-                }
+        self.remove_caches_where(|job| job == Some(id)).1
+    }
+
+    /// Remove the chunk caches of jobs neither queued nor running (and files that are not a
+    /// job's cache); returns the files and bytes removed. Holds the running job's slot
+    /// meanwhile, so that no job starts (and writes its cache) between the look at the
+    /// queue and the removal.
+    pub fn collect_caches(&self) -> Result<(u64, u64), StoreError> {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let live: Vec<JobId> = self
+            .store
+            .jobs()?
+            .iter()
+            .filter(|j| matches!(j.state, JobState::Queued | JobState::Running))
+            .map(|j| j.id)
+            .chain(running.as_ref().map(|(id, _)| *id))
+            .collect();
+        let removed = self.remove_caches_where(|job| job.is_none_or(|id| !live.contains(&id)));
+        drop(running);
+        Ok(removed)
+    }
+
+    /// The bytes of each job's chunk cache.
+    pub fn cache_bytes(&self) -> HashMap<JobId, u64> {
+        let mut bytes = HashMap::new();
+        for (job, _, size) in self.cache_files() {
+            if let Some(job) = job {
+                *bytes.entry(job).or_default() += size;
             }
         }
-        freed
+        bytes
+    }
+
+    /// Remove the cache files whose job `doomed` says; returns the files and bytes removed.
+    fn remove_caches_where(&self, doomed: impl Fn(Option<JobId>) -> bool) -> (u64, u64) {
+        let (mut files, mut bytes) = (0, 0);
+        for (job, path, size) in self.cache_files() {
+            if !doomed(job) {
+                continue;
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    files += 1;
+                    bytes += size;
+                }
+                Err(e) => log::warn!("cannot remove {}: {e}", path.display()),
+            }
+        }
+        (files, bytes)
+    }
+
+    /// The files in the cache directory: the job each is a cache of (by its name,
+    /// `job<N>-…`, or `.job<N>-…` for a cache being written), its path and size.
+    fn cache_files(&self) -> Vec<(Option<JobId>, PathBuf, u64)> {
+        let Ok(entries) = std::fs::read_dir(&self.settings.cache_dir) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .map(|entry| {
+                let name = entry.file_name();
+                let job = name
+                    .to_str()
+                    .map(|n| n.strip_prefix('.').unwrap_or(n))
+                    .and_then(|n| n.strip_prefix("job"))
+                    .and_then(|n| n.split_once('-'))
+                    .and_then(|(id, _)| id.parse().ok());
+                let size = entry.metadata().map_or(0, |m| m.len());
+                (job, entry.path(), size)
+            })
+            .collect()
     }
 
     /// Look at the queue again (after a submit or a resume).

@@ -5,8 +5,12 @@
 //!
 //! Storing content that is already there checks the existing file first: a file damaged
 //! since it was written is replaced, never trusted because its name matches.
+//!
+//! A blob is written before the record that names it is committed. Until that commit (or
+//! its refusal) the blob is *fresh*: [`Blobs::remove_unnamed`] (`topicctl gc`) leaves it
+//! alone, so collecting garbage never races a checkpoint being written.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -68,6 +72,17 @@ pub struct Blobs {
     /// Files this process wrote or checked, as they were then: an existing file with the
     /// same stamp need not be read again before it is reused.
     checked: Mutex<HashMap<BlobId, Stamp>>,
+    /// Blobs written (or reused) for a record not committed yet; see [`Blobs::settle`].
+    fresh: Mutex<HashSet<BlobId>>,
+}
+
+/// What [`Blobs::remove_unnamed`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// Files removed.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
 }
 
 impl Blobs {
@@ -83,6 +98,7 @@ impl Blobs {
         Ok(Blobs {
             dir: dir.to_path_buf(),
             checked: Mutex::new(HashMap::new()),
+            fresh: Mutex::new(HashSet::new()),
         })
     }
 
@@ -91,6 +107,7 @@ impl Blobs {
         Blobs {
             dir: dir.to_path_buf(),
             checked: Mutex::new(HashMap::new()),
+            fresh: Mutex::new(HashSet::new()),
         }
     }
 
@@ -175,6 +192,9 @@ impl Blobs {
         id: &BlobId,
         fill: impl FnOnce(&mut AtomicFile) -> std::io::Result<()>,
     ) -> Result<(), StoreError> {
+        // Fresh before the file is looked at: a collection running now either sees it fresh,
+        // or finishes (removing an unnamed file of the same content) before this goes on.
+        self.lock_fresh().insert(id.clone());
         let path = self.path(id);
         if let Ok(meta) = fs::metadata(&path) {
             let stamp = Stamp::of(&meta);
@@ -193,6 +213,55 @@ impl Blobs {
         let meta = fs::metadata(&path).map_err(|e| StoreError::io("read", &path, &e))?;
         self.remember(id, Stamp::of(&meta));
         Ok(())
+    }
+
+    fn lock_fresh(&self) -> std::sync::MutexGuard<'_, HashSet<BlobId>> {
+        self.fresh.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The record naming these blobs was committed, or will not be: they are no longer
+    /// fresh. (Blobs of a record never committed nor refused, as when a run fails between
+    /// writing its blobs and its checkpoint, stay fresh until the daemon restarts, and the
+    /// store's open removes them.)
+    pub fn settle<'a>(&self, ids: impl IntoIterator<Item = &'a BlobId>) {
+        let mut fresh = self.lock_fresh();
+        for id in ids {
+            fresh.remove(id);
+        }
+    }
+
+    /// Remove every blob file that is not fresh and that `named` says no record names.
+    /// The caller holds what keeps `named` true meanwhile (the store's lock).
+    pub fn remove_unnamed(&self, named: impl Fn(&BlobId) -> bool) -> Result<Removed, StoreError> {
+        let fresh = self.lock_fresh();
+        let mut removed = Removed::default();
+        for (id, size) in self.list()? {
+            if named(&id) || fresh.contains(&id) {
+                continue;
+            }
+            self.remove(&id)?;
+            removed.files += 1;
+            removed.bytes += size;
+        }
+        Ok(removed)
+    }
+
+    /// The bytes of the files in the quarantine (kept for an operator to look at).
+    pub fn quarantine_bytes(&self) -> u64 {
+        fn walk(dir: &Path) -> u64 {
+            let Ok(entries) = fs::read_dir(dir) else {
+                return 0;
+            };
+            entries
+                .flatten()
+                .map(|e| match e.file_type() {
+                    Ok(t) if t.is_dir() => walk(&e.path()),
+                    Ok(_) => e.metadata().map_or(0, |m| m.len()),
+                    Err(_) => 0,
+                })
+                .sum()
+        }
+        walk(&self.dir.join(QUARANTINE_DIR))
     }
 
     fn checked_stamp(&self, id: &BlobId) -> Option<Stamp> {

@@ -151,6 +151,7 @@ impl Store {
             }
         }
         self.write_manifest(state);
+        self.blobs.settle(batch.refs.keys());
         for id in released {
             if let Err(e) = self.blobs.remove(&id) {
                 log::warn!("{e} (it is removed at the next start)");
@@ -190,6 +191,7 @@ impl Store {
                 let _ = self.blobs.remove(id);
             }
         }
+        self.blobs.settle(batch.refs.keys());
     }
 
     /// Settle what a failed commit left before any read.

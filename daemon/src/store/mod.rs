@@ -20,7 +20,8 @@
 //! - `commit`: generations, reference counts, the manifest after each commit, and
 //!   recovery from a failed commit;
 //! - [`manifest`]: the manifest; [`verify`]: the checks at open;
-//! - [`offline`]: `--check-store` and `--accept-store`.
+//! - [`offline`]: `--check-store` and `--accept-store`;
+//! - `usage`: each job's disk use, and collecting blobs no record names.
 
 pub mod blobs;
 mod commit;
@@ -33,6 +34,7 @@ pub mod manifest;
 pub mod offline;
 pub mod records;
 pub mod sled_engine;
+mod usage;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
@@ -42,7 +44,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use blobs::{BlobId, Blobs};
+pub use blobs::{BlobId, Blobs, Removed};
 pub use engine::{Engine, Tree, Write};
 pub use error::{StoreError, StoreErrorKind};
 pub use files::write_atomically;

@@ -152,3 +152,16 @@ pub struct Vocabulary {
     /// `(id, token, document frequency)`, ascending id.
     pub entries: Vec<(u32, String, u64)>,
 }
+
+impl Vocabulary {
+    /// The copy of `dictionary` kept with a model.
+    pub fn of(dictionary: &crate::corpus::Dictionary) -> Vocabulary {
+        Vocabulary {
+            num_docs: dictionary.num_docs(),
+            entries: dictionary
+                .entries()
+                .map(|(id, token, df)| (id, token.to_string(), df))
+                .collect(),
+        }
+    }
+}

@@ -15,7 +15,9 @@ pub mod products;
 pub mod projection;
 pub mod stochastic_svd;
 
-pub use one_pass::{ChunkSpan, OnePass, OnePassInput, chunk_svd, pack, subtree_svd, unpack};
+pub use one_pass::{
+    ChunkSpan, OnePass, OnePassInput, chunk_svd, merge_in_order, pack, subtree_svd, unpack,
+};
 pub use pass_sum::{Grids, PassSum, SketchTerm, SumError};
 pub use projection::{Projection, clip_spectrum};
 pub use stochastic_svd::{

@@ -198,6 +198,28 @@ pub fn nodes_covering(root: (u64, u64), a: u64, b: u64) -> Vec<(u64, u64)> {
     nodes
 }
 
+/// The model of finished nodes `(a, b, model)` given in chunk order, merged one after the
+/// other, each older part weighed down by `decay` once per chunk of the node merged after it
+/// (at `rank` factors), then cut to `num_topics`; `None` without nodes.
+pub fn merge_in_order(
+    nodes: impl IntoIterator<Item = (u64, u64, Projection)>,
+    decay: f64,
+    rank: usize,
+    num_topics: usize,
+) -> Option<Projection> {
+    let mut nodes = nodes.into_iter();
+    let (_, _, mut model) = nodes.next()?;
+    for (a, b, next) in nodes {
+        let weight = decay.powi((b - a).min(i32::MAX as u64) as i32);
+        model = model.merge(next, weight, rank);
+    }
+    let keep = num_topics.min(model.num_topics());
+    Some(Projection {
+        ut: model.ut.rows(0, keep).into_owned(),
+        s: model.s[..keep].to_vec(),
+    })
+}
+
 /// A one-pass LSI in progress over the chunks of one node of the tree (the whole corpus, or
 /// a worker's subtree): the finished nodes not merged yet.
 #[derive(Clone, Debug, PartialEq)]
@@ -309,6 +331,16 @@ impl OnePass {
             .map(|(_, p)| p)
     }
 
+    /// The model of the chunks finished so far (what a checkpoint of an unfinished job can
+    /// show), cut to `num_topics` factors: the finished nodes merged in chunk order, each
+    /// older one weighed down by γ once per chunk of the node merged after it, as the tree
+    /// would; `None` before any chunk is done. Once every chunk is in, this is
+    /// [`OnePass::finish`]'s model.
+    pub fn partial(&self) -> Option<Projection> {
+        let nodes = self.done.iter().map(|(&a, (b, p))| (a, *b, p.clone()));
+        merge_in_order(nodes, self.input.decay, self.input.rank, self.num_topics)
+    }
+
     /// The final model, cut to `num_topics` factors; `None` before every chunk is in.
     /// An empty range gives a model with no factors.
     pub fn finish(self) -> Option<Projection> {
@@ -418,6 +450,36 @@ mod tests {
         for (s, e) in model.s.iter().zip(&exact).take(6) {
             assert!((s - e).abs() < 1e-9 * exact[0], "{s} vs {e}");
         }
+    }
+
+    #[test]
+    fn the_partial_model_is_that_of_the_chunks_done() {
+        let a = low_rank(24, 15, &[6.0, 4.0, 3.0, 2.0, 1.5, 1.0]);
+        let gamma = 0.5_f64;
+        let chunks = chunks(&a, 3); // 5 chunks
+        let mut model = OnePass::new(24, 24, 10, 2, gamma, 1, (0, 5));
+        assert!(model.partial().is_none());
+        for c in &chunks[..3] {
+            let svd = chunk_svd(&model.input(), c);
+            model.add(c.index, c.index + 1, svd).unwrap();
+        }
+        // Chunks 0..3 done (nodes [0, 2) and [2, 3)): chunk i weighs γ^(2 − i).
+        let mut scaled = a.columns(0, 9).into_owned();
+        for c in 0..9 {
+            scaled
+                .column_mut(c)
+                .scale_mut(gamma.powi(2 - (c / 3) as i32));
+        }
+        let exact = linalg::svd_desc(scaled).1;
+        let partial = model.partial().unwrap();
+        for (s, e) in partial.s.iter().zip(&exact).take(6) {
+            assert!((s - e).abs() < 1e-9 * exact[0], "{s} vs {e}");
+        }
+        for c in &chunks[3..] {
+            let svd = chunk_svd(&model.input(), c);
+            model.add(c.index, c.index + 1, svd).unwrap();
+        }
+        assert_eq!(model.partial(), model.finish());
     }
 
     #[test]

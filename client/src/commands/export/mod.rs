@@ -54,7 +54,7 @@ pub async fn run(
     words: u32,
     json: bool,
 ) -> anyhow::Result<()> {
-    let model = daemon.model_info(job).await?;
+    let model = super::model_source::model_info(daemon, job).await?;
     let lda = match model.kind.as_str() {
         "lsi" => false,
         "lda" => true,
@@ -79,6 +79,7 @@ pub async fn run(
         }
         (Format::Pyldavis, _) => pyldavis::write(daemon, job, &model, out).await?,
     };
+    super::model_source::still_the_same(daemon, job, &model).await?;
     if json {
         let paths: Vec<String> = written
             .iter()

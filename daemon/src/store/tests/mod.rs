@@ -365,3 +365,53 @@ fn a_checkpoint_reads_only_what_it_changes() {
         "checkpoints and models must not scan the store"
     );
 }
+
+#[test]
+fn garbage_is_what_no_record_names_and_no_commit_is_about_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = populated(dir.path());
+    // Written for a checkpoint not committed yet: fresh, so kept.
+    let (pending, _) = checkpoint(&store, 9.0);
+    // Left by a crash of an earlier run (the store does not know this process wrote it).
+    let orphan = BlobId("0123456789abcdef0123456789abcdef".into());
+    fs::write(store.blobs().path(&orphan), [1u8; 100]).unwrap();
+
+    let removed = store.collect_garbage().unwrap();
+    assert_eq!((removed.files, removed.bytes), (1, 100));
+    assert!(!store.blobs().path(&orphan).exists());
+    for id in pending.model.blobs() {
+        assert!(
+            store.blobs().path(id).exists(),
+            "a fresh blob was collected"
+        );
+    }
+    // Once its checkpoint is committed the blob is named; the one it replaced is released
+    // by the commit itself.
+    store.save_checkpoint(2, &pending, |_| {}).unwrap();
+    assert_eq!(store.collect_garbage().unwrap(), Removed::default());
+
+    // A model refused (the job left running) releases its blobs at once.
+    let refused = model(&store, 2.0, b"other");
+    let outcome = store.save_model(3, &refused, |_| Err(StoreError::conflict("not running")));
+    assert!(outcome.is_err());
+    for id in refused.blobs() {
+        assert!(!store.blobs().path(id).exists());
+    }
+
+    // Each job's disk use is the bytes of the blobs its records name.
+    let usage = store.disk_use().unwrap();
+    assert_eq!(usage.keys().copied().collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(usage[&3], 0);
+    let size = |ids: Vec<&BlobId>| -> u64 {
+        let unique: std::collections::BTreeSet<&BlobId> = ids.into_iter().collect();
+        unique
+            .into_iter()
+            .map(|id| store.blobs().size(id).unwrap().unwrap())
+            .sum()
+    };
+    assert_eq!(usage[&1], size(store.model(1).unwrap().unwrap().blobs()));
+    assert_eq!(
+        usage[&2],
+        size(store.checkpoint(2).unwrap().unwrap().model.blobs())
+    );
+}
