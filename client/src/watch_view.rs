@@ -311,15 +311,17 @@ fn parts(view: &View) -> Vec<Part> {
         parts.push(Part::new(Slot::Pass, text.clone(), text));
     }
     match view.docs_per_pass {
-        Some(total) if total > 0 => {
-            parts.push(Part::new(Slot::Bar, String::new(), String::new()));
+        Some(total) => {
+            if total > 0 {
+                parts.push(Part::new(Slot::Bar, String::new(), String::new()));
+            }
             parts.push(Part::new(
                 Slot::Docs,
                 format!("{}/{} docs", HumanCount(view.docs), HumanCount(total)),
                 format!("{}/{} docs", compact_count(view.docs), compact_count(total)),
             ));
         }
-        _ => parts.push(Part::new(
+        None => parts.push(Part::new(
             Slot::Docs,
             format!("{} docs (corpus size not known yet)", HumanCount(view.docs)),
             format!("{} docs", compact_count(view.docs)),

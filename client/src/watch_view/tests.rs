@@ -249,6 +249,17 @@ fn the_bar_line_never_overflows() {
 }
 
 #[test]
+fn an_empty_corpus_has_no_bar() {
+    let mut empty = running();
+    empty.progress.docs_done = 0;
+    empty.progress.docs_per_pass = Some(0);
+    assert_eq!(
+        bar_line(&view(&empty), 200),
+        "job 12: running, pass 2/5, 0/0 docs, 1,234 docs/s, 2m 14s elapsed, 0s left"
+    );
+}
+
+#[test]
 fn the_bar_shows_the_pass_done() {
     let mut v = view(&running());
     assert_eq!(bar_fill(&v, 10), "====>     ");
