@@ -33,6 +33,10 @@ use topicd_protocol::{
 pub use waiting::Patience;
 use waiting::{Notices, Pace, away, backoff, connection_lost, refused_busy};
 
+/// How many handshakes in a row may fail while `wait` and `watch` reconnect to a daemon
+/// that went away, before they give up.
+const BROKEN_HANDSHAKES: u32 = 10;
+
 /// A reply as tarpc gives it.
 type Reply<T> = Result<Result<T, ApiError>, RpcError>;
 
@@ -367,6 +371,7 @@ impl Daemon {
         let mut delays = backoff();
         let mut why = why.to_string();
         let mut quiet = attempt == 1;
+        let mut broken_handshakes = 0;
         loop {
             if !quiet {
                 self.notices.unreachable(&self.socket, &why);
@@ -388,6 +393,16 @@ impl Daemon {
                     return Ok(());
                 }
                 Err(e) if away(&e) => why = e.to_string(),
+                // A daemon killed while it accepted us, or one starting, may close the
+                // connection during the handshake: try again, a few times (a daemon of
+                // another version would refuse every time).
+                Err(e)
+                    if e.kind() == io::ErrorKind::InvalidData
+                        && broken_handshakes < BROKEN_HANDSHAKES =>
+                {
+                    broken_handshakes += 1;
+                    why = e.to_string();
+                }
                 Err(e) => return Err(connect_error(&self.socket, &e)),
             }
         }

@@ -13,6 +13,7 @@
 //! | `batches` | reading a Matrix Market corpus in batches of documents for `infer` |
 //! | `output` | what goes to stdout: JSON documents, the job table, the job summary, times |
 //! | `progress` | reading a job's progress safely: work done and total, percent, pass |
+//! | `watch_view` | what `watch` shows: per-pass progress, times, the bar's line fitted to the terminal |
 //! | `npy` | NumPy's `.npy` format, written by hand |
 //! | `prepare` | `prepare`'s pipeline: raw text to gensim's dictionary and corpora |
 //! | `generate` | `generate`: a synthetic corpus of Wikipedia's shape with planted topics |
@@ -27,6 +28,7 @@ mod output;
 mod prepare;
 mod prior;
 mod progress;
+mod watch_view;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -160,12 +162,19 @@ enum Command {
 
     /// Follow a job with a progress bar until it ends, then exit like `wait`.
     ///
-    /// On a terminal, shows a bar of documents done out of the job's total work (all
-    /// passes), with the daemon's throughput and an estimate of the time left; a queued job
-    /// shows a spinner until it starts. When stdout or stderr is not a terminal, or with
-    /// --json, prints one line per update instead (a JSON line with --json), at a lower
-    /// rate. If topicd restarts meanwhile (the job resumes by itself), watch says so on
-    /// stderr and waits for it to come back.
+    /// On a terminal, shows one line: the pass (`pass 2/5`), a bar and the documents done
+    /// of that pass, the daemon's throughput, LDA's latest per-word bound, the time elapsed
+    /// since the job last started and the time left for the whole job. The line fits the
+    /// terminal's width: when it is narrow, the perplexity, the throughput, the bound, the
+    /// bar, the documents' digits, the time left, the elapsed time and the pass are left
+    /// out, in that order. When stdout or stderr is not a terminal, or with --json, prints
+    /// one line per update instead, at a lower rate, with the same facts: text, or the
+    /// job's JSON (as `status --json`, its `progress.pass` counting from 0) with
+    /// `elapsed_secs` and `eta_secs`. Ends with a line on stdout: `job 3 succeeded in 2m
+    /// 14s (2m 20s after submit), 5 passes over 100,000 docs`, or where the job stopped and
+    /// why (with --json, the final job and its `elapsed_secs`). If topicd restarts meanwhile
+    /// (the job resumes by itself), watch says on stderr that it is unreachable and that it
+    /// reconnects (every 0.1 s to 2 s), then that it is back, and goes on.
     #[command(after_help = EXIT_STATUS_HELP)]
     Watch {
         /// The job's id.
@@ -223,11 +232,23 @@ enum Command {
     },
 
     /// Print the topics of a finished job, one per line, as gensim's `print_topics`.
+    ///
+    /// LSI: `topic #0(3.341): 0.644*"system" + 0.404*"user" + ...`, the number in
+    /// parentheses being the factor's singular value, as gensim prints it. LDA: `topic #0
+    /// (α=0.100): 0.051*"system" + ...`, the topic's α and its word probabilities. With
+    /// --json, an array of `{"id", "weight", "singular_value" (LSI) or "alpha" (LDA),
+    /// "words": [[word, weight], ...]}`, `weight` being the same number.
     Topics {
         /// The job's id.
         job: JobId,
-        /// How many topics to print (gensim's num_topics), strongest first.
-        #[arg(long, default_value_t = 10, value_name = "N")]
+        /// How many topics to print (gensim's num_topics), or `all`: LSI's strongest
+        /// first, LDA's by number (a model with fewer prints all it has).
+        #[arg(
+            long,
+            default_value = "10",
+            value_name = "N|all",
+            value_parser = commands::topics::parse_num_topics
+        )]
         num_topics: u32,
         /// Words per topic (gensim's num_words), largest absolute weight first.
         #[arg(long, default_value_t = 10, value_name = "N")]

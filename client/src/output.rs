@@ -1,5 +1,6 @@
 //! What topicctl prints: JSON documents and lines, the job table of `list`, the summary of
-//! `status`, the one-line progress reports of `watch`, and error lines on stderr.
+//! `status`, the texts of throughput and bound, and error lines on stderr (`watch`'s lines
+//! are `watch_view`'s).
 //!
 //! The formatting functions return strings (so that they can be tested) and take the time
 //! zone to show times in; [`print`] and [`print_json`] write them out. Text that comes from
@@ -361,36 +362,6 @@ pub fn job_summary(job: &JobInfo, workers: Option<u32>, tz: &TimeZone) -> String
     text
 }
 
-/// One line of `watch` when it is not drawing a bar:
-/// `job 3: running, pass 2/5, 212,000 of 500,000 docs (42.4%), 1,234 docs/s, about 3 minutes left`,
-/// with `-8.123 per-word bound, 278.8 perplexity` before the time left once an LDA job
-/// has one.
-pub fn progress_line(job: &JobInfo) -> String {
-    let mut line = format!("job {}: {}", job.id, job.state);
-    if job.state.is_final() {
-        if let Some(reason) = &job.reason {
-            let _ = write!(line, ": {}", printable(reason));
-        }
-        return line;
-    }
-    if let Some(pass) = progress::pass(&job.progress) {
-        let _ = write!(line, ", pass {pass}");
-    }
-    if job.state != topicd_protocol::JobState::Queued {
-        let _ = write!(line, ", {}", docs_text(job));
-        if let Some(rate) = job.progress.docs_per_sec {
-            let _ = write!(line, ", {}", rate_text(rate));
-        }
-        if let Some(bound) = job.progress.per_word_bound {
-            let _ = write!(line, ", {}", bound_text(bound));
-        }
-        if let Some(eta) = eta(job) {
-            let _ = write!(line, ", about {eta} left");
-        }
-    }
-    line
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -540,21 +511,6 @@ job 1: running
         assert!(summary.contains("  finished       2026-11-26 15:03:59\n"));
     }
 
-    #[test]
-    fn watch_lines() {
-        assert_eq!(
-            progress_line(&job(1, JobState::Running)),
-            "job 1: running, pass 2/4, 1,500 of 4,000 docs (37.5%), 100 docs/s, \
-             about 25 seconds left"
-        );
-        let mut queued = job(1, JobState::Queued);
-        queued.progress = Progress::default();
-        assert_eq!(progress_line(&queued), "job 1: queued");
-        let mut cancelled = job(1, JobState::Cancelled);
-        cancelled.reason = Some("by request".to_owned());
-        assert_eq!(progress_line(&cancelled), "job 1: cancelled: by request");
-    }
-
     fn lda_job(per_word_bound: Option<f64>) -> JobInfo {
         let mut lda = job(5, JobState::Running);
         lda.spec.model = ModelSpec::Lda(LdaParams {
@@ -602,16 +558,6 @@ job 5: running
         );
         let summary = job_summary(&lda_job(None), None, &TimeZone::UTC);
         assert!(!summary.contains("bound"), "{summary}");
-    }
-
-    #[test]
-    fn watch_lines_show_the_bound_when_known() {
-        assert_eq!(
-            progress_line(&lda_job(Some(-8.123))),
-            "job 5: running, pass 2/4, 1,500 of 4,000 docs (37.5%), 100 docs/s, \
-             -8.123 per-word bound, 278.8 perplexity, about 25 seconds left"
-        );
-        assert!(!progress_line(&lda_job(None)).contains("bound"));
     }
 
     #[test]

@@ -522,7 +522,7 @@ pub struct JobInfo {
 pub struct Topic {
     /// Topic number, from 0.
     pub id: u32,
-    /// LSI: the singular value of the factor.
+    /// LSI: the singular value of the factor; LDA: the topic's α.
     pub weight: f64,
     /// The words with the largest absolute weights, strongest first, sign kept.
     pub words: Vec<(String, f64)>,

@@ -4,8 +4,8 @@
 //! a backup (`systemctl freeze topicd`): topicctl waits as long as it takes, saying once on
 //! stderr that topicd has not answered yet; `--timeout` ([`Patience`]) bounds the wait, and
 //! Ctrl-C ends it. A daemon that went away (a restart) is waited for by `wait` and `watch`,
-//! which reconnect with a growing delay and say once that it is unreachable, then that it is
-//! back. Notices go to stderr (above the progress bar of `watch`), never to stdout.
+//! which reconnect with a growing delay and say once that it is unreachable and that they
+//! reconnect, then that it is back. Notices go to stderr (above the progress bar of `watch`), never to stdout.
 
 use std::future::Future;
 use std::io;
@@ -95,14 +95,10 @@ impl Notices {
         reply.await
     }
 
-    /// Say once that topicd is unreachable and that topicctl waits for it.
+    /// Say once that topicd is unreachable and that topicctl reconnects until it answers.
     pub fn unreachable(&self, socket: &Path, why: &str) {
         if !self.unreachable.swap(true, Ordering::Relaxed) {
-            self.say(&format!(
-                "topicd at {} is unreachable ({why}); waiting for it to come back (Ctrl-C \
-                 to stop)",
-                socket.display()
-            ));
+            self.say(&unreachable_notice(socket, why));
         }
     }
 
@@ -112,6 +108,17 @@ impl Notices {
             self.say(&format!("topicd at {} is back", socket.display()));
         }
     }
+}
+
+/// What topicctl says when topicd went away: that it reconnects, and how often.
+fn unreachable_notice(socket: &Path, why: &str) -> String {
+    format!(
+        "topicd at {} is unreachable ({why}); reconnecting every {} s to {} s until it \
+         answers (Ctrl-C to stop)",
+        socket.display(),
+        FIRST_BACKOFF.as_secs_f64(),
+        MAX_BACKOFF.as_secs_f64()
+    )
 }
 
 /// Whether a failed request means the connection is gone (the daemon closed it, stopped or
@@ -162,6 +169,15 @@ mod tests {
     fn the_backoff_grows_to_its_ceiling() {
         let delays: Vec<u128> = backoff().take(7).map(|d| d.as_millis()).collect();
         assert_eq!(delays, [100, 200, 400, 800, 1600, 2000, 2000]);
+    }
+
+    #[test]
+    fn the_unreachable_notice_says_it_reconnects() {
+        assert_eq!(
+            unreachable_notice(Path::new("/run/t.sock"), "connection refused"),
+            "topicd at /run/t.sock is unreachable (connection refused); reconnecting every \
+             0.1 s to 2 s until it answers (Ctrl-C to stop)"
+        );
     }
 
     #[test]

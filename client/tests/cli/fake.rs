@@ -1,5 +1,6 @@
 //! The fake daemon: an in-process tarpc server implementing `Control` on a temporary Unix
-//! socket, with canned jobs (1 to 5 LSI, 6 LDA), a small model of each kind, and `infer`
+//! socket, with canned jobs (1 to 5 LSI, 6 LDA, 7 an LDA job whose states follow a script
+//! as it is polled: [`scripted_job`]), a small model of each kind, and `infer`
 //! and `evaluate` answering canned numbers. Like topicd, it reads the handshake of each
 //! connection and refuses a `submit` or `evaluate` that names a file the client did not pass
 //! (it reads the passed files to check they are the named ones). What the client sent is kept
@@ -40,6 +41,8 @@ const PAGE: u64 = 2;
 const PAGE_VALUES: u64 = 3;
 /// Job 4 is running for this many `status` calls, then succeeds.
 pub const RUNNING_POLLS: u32 = 3;
+/// The job whose states follow [`scripted_job`].
+pub const SCRIPTED_JOB: JobId = 7;
 
 /// Four documents: term counts 5, 25, 0 (an empty document) and 1.
 pub const CORPUS: &str = "%%MatrixMarket matrix coordinate real general\n\
@@ -73,6 +76,8 @@ pub fn fake_theta(n: f64) -> Vec<f64> {
 pub struct Shared {
     pub submitted: Mutex<Vec<JobSpec>>,
     pub polls_of_job_4: AtomicU32,
+    /// `status` calls of [`SCRIPTED_JOB`].
+    pub polls_of_job_7: AtomicU32,
     /// Documents per `infer` call.
     pub infer_calls: Mutex<Vec<usize>>,
     /// Corpus and total_docs of each `evaluate` call.
@@ -141,9 +146,70 @@ pub fn job(id: JobId, state: JobState, reason: Option<&str>) -> JobInfo {
     }
 }
 
+/// Unix time now, in seconds.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// [`SCRIPTED_JOB`] at its `poll`-th `status` call (from 0), `now` being the Unix time: an
+/// LDA job of 2 passes over 9 documents, queued (submitted 5 s ago), then running for
+/// 134 s (started 134 s ago) in pass 1 with 3 documents done at 12.5 docs/s, then in pass
+/// 2 with 4 done and a bound, then succeeded 134 s after its start and 140 s after its
+/// submission.
+pub fn scripted_job(poll: u32, now: u64) -> JobInfo {
+    let mut job = job(SCRIPTED_JOB, JobState::Queued, None);
+    job.spec.model = ModelSpec::Lda(LdaParams {
+        num_topics: LDA_TOPICS,
+        passes: 2,
+        ..LdaParams::default()
+    });
+    job.progress = Progress::default();
+    job.submitted_at = now - 5;
+    job.started_at = None;
+    if poll == 0 {
+        return job;
+    }
+    job.state = JobState::Running;
+    job.submitted_at = now - 140;
+    job.started_at = Some(now - 134);
+    job.progress = Progress {
+        pass: 0,
+        passes: 2,
+        docs_done: 3,
+        docs_per_pass: Some(9),
+        docs_per_sec: Some(12.5),
+        per_word_bound: None,
+    };
+    if poll == 1 {
+        return job;
+    }
+    job.progress.pass = 1;
+    job.progress.docs_done = 4;
+    job.progress.per_word_bound = Some(-8.123);
+    if poll == 2 {
+        return job;
+    }
+    let started = 1_795_701_840;
+    job.state = JobState::Succeeded;
+    job.progress.pass = 2;
+    job.progress.docs_done = 0;
+    job.progress.docs_per_sec = None;
+    job.submitted_at = started - 6;
+    job.started_at = Some(started);
+    job.finished_at = Some(started + 134);
+    job
+}
+
 impl FakeDaemon {
     fn job(&self, id: JobId) -> Result<JobInfo, ApiError> {
         match id {
+            SCRIPTED_JOB => {
+                let poll = self.0.polls_of_job_7.fetch_add(1, Ordering::SeqCst);
+                Ok(scripted_job(poll, unix_now()))
+            }
             1 => Ok(job(1, JobState::Succeeded, None)),
             2 => Ok(job(
                 2,
@@ -215,6 +281,22 @@ fn topics() -> Vec<Topic> {
             words: vec![("graph".into(), -0.623), ("trees".into(), -0.49)],
         },
     ]
+}
+
+/// The fake LDA model's topics: α as the weight, `λ_kw / Σ_w λ_kw` the words' weights,
+/// largest first.
+fn lda_topics() -> Vec<Topic> {
+    let alpha = [0.5, 0.3, 0.2];
+    (0..u64::from(LDA_TOPICS))
+        .map(|k| Topic {
+            id: k as u32,
+            weight: alpha[k as usize],
+            words: (0..TERMS)
+                .rev()
+                .map(|w| (format!("w{w}"), lambda_value(k, w) / lambda_total(k)))
+                .collect(),
+        })
+        .collect()
 }
 
 impl Control for FakeDaemon {
@@ -317,7 +399,12 @@ impl Control for FakeDaemon {
         num_words: u32,
     ) -> Result<Vec<Topic>, ApiError> {
         self.model_job(job)?;
-        Ok(topics()
+        let topics = if job == LDA_JOB {
+            lda_topics()
+        } else {
+            topics()
+        };
+        Ok(topics
             .into_iter()
             .take(num_topics as usize)
             .map(|mut t| {
@@ -336,7 +423,7 @@ impl Control for FakeDaemon {
                 num_topics: LDA_TOPICS,
                 num_docs: 4,
                 singular_values: vec![],
-                alpha: vec![0.5, 0.3, 0.2],
+                alpha: lda_topics().iter().map(|t| t.weight).collect(),
                 eta: vec![0.25; TERMS as usize],
                 topic_totals: (0..u64::from(LDA_TOPICS)).map(lambda_total).collect(),
                 dictionary_num_docs: None,
@@ -488,6 +575,7 @@ impl FakeServer {
         let shared = Arc::new(Shared {
             submitted: Mutex::default(),
             polls_of_job_4: AtomicU32::default(),
+            polls_of_job_7: AtomicU32::default(),
             infer_calls: Mutex::default(),
             evaluated: Mutex::default(),
             passed: Mutex::default(),

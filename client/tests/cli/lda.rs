@@ -407,18 +407,71 @@ fn export_json_of_an_lda_job_has_alpha_and_topics() {
     ]);
     assert_exit(&output, 0);
     let text = std::fs::read_to_string(out.path().join("model.json")).unwrap();
-    let model: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut model: serde_json::Value = serde_json::from_str(&text).unwrap();
+    // The words' weights as written (to 16 digits), then the rest.
+    for (k, topic) in model["topics"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .enumerate()
+    {
+        let word = &mut topic["words"][0];
+        let weight = word[1].as_f64().unwrap();
+        let expected = lambda_value(k as u64, 4) / lambda_total(k as u64);
+        assert!(
+            (weight - expected).abs() < 1e-15,
+            "{k}: {weight} {expected}"
+        );
+        word[1] = serde_json::json!(0.0);
+    }
     assert_eq!(
         model,
         serde_json::json!({
             "kind": "lda", "num_terms": 5, "num_topics": 3, "num_docs": 4,
             "alpha": [0.5, 0.3, 0.2],
             "topics": [
-                {"id": 0, "weight": 3.0, "words": [["system", 0.644]]},
-                {"id": 1, "weight": 1.5, "words": [["graph", -0.623]]},
+                {"id": 0, "weight": 0.5, "words": [["w4", 0.0]]},
+                {"id": 1, "weight": 0.3, "words": [["w4", 0.0]]},
+                {"id": 2, "weight": 0.2, "words": [["w4", 0.0]]},
             ]
         })
     );
+}
+
+#[test]
+fn lda_topics_label_alpha() {
+    let server = FakeServer::start();
+    let output = server.run(&["topics", "6", "--words", "2"]);
+    assert_exit(&output, 0);
+    // λ[k][w] = 10k + w + 1 over terms 0..5.
+    assert_eq!(
+        stdout(&output),
+        "topic #0 (α=0.500): 0.333*\"w4\" + 0.267*\"w3\"\n\
+         topic #1 (α=0.300): 0.231*\"w4\" + 0.215*\"w3\"\n\
+         topic #2 (α=0.200): 0.217*\"w4\" + 0.209*\"w3\"\n"
+    );
+    let output = server.run(&[
+        "topics",
+        "6",
+        "--num-topics",
+        "all",
+        "--words",
+        "1",
+        "--json",
+    ]);
+    assert_exit(&output, 0);
+    let topics: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let alphas: Vec<f64> = topics
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            assert_eq!(t["weight"], t["alpha"]);
+            assert!(t.get("singular_value").is_none(), "{t}");
+            t["alpha"].as_f64().unwrap()
+        })
+        .collect();
+    assert_eq!(alphas, [0.5, 0.3, 0.2]);
 }
 
 #[test]

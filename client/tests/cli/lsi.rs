@@ -5,7 +5,9 @@ use std::sync::atomic::Ordering;
 
 use topicd_protocol::{JobInfo, JobState, LsiParams, ModelSpec};
 
-use crate::fake::{FakeServer, RUNNING_POLLS, TERMS, TOPICS, job, u_value};
+use crate::fake::{
+    FakeServer, RUNNING_POLLS, SCRIPTED_JOB, TERMS, TOPICS, job, scripted_job, u_value,
+};
 use crate::{assert_exit, read_npy, stderr, stdout, topicctl};
 
 #[test]
@@ -52,8 +54,23 @@ fn topics_print_like_gensim() {
     let topics: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
     assert_eq!(
         topics,
-        serde_json::json!([{"id": 0, "weight": 3.0,
+        serde_json::json!([{"id": 0, "weight": 3.0, "singular_value": 3.0,
                             "words": [["system", 0.644], ["user", 0.404]]}])
+    );
+
+    // All topics: the daemon gives those there are.
+    let all = server.run(&["topics", "1", "--num-topics", "all"]);
+    assert_exit(&all, 0);
+    assert_eq!(stdout(&all), stdout(&server.run(&["topics", "1"])));
+    let none = server.run(&["topics", "1", "--num-topics", "0"]);
+    assert_exit(&none, 1);
+    assert!(
+        stderr(&none).contains(
+            "invalid value '0' for '--num-topics <N|all>': expected a number of topics \
+             (1 or more) or 'all', got '0'"
+        ),
+        "{}",
+        stderr(&none)
     );
 }
 
@@ -229,12 +246,18 @@ fn watch_without_a_terminal_prints_lines_and_exits_like_wait() {
     assert_exit(&output, 0);
     let text = stdout(&output);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(
-        lines.first(),
-        Some(&"job 4: running, pass 1/4, 3 of 36 docs (8.3%), 13 docs/s, about 3 seconds left"),
+    // Job 4 started days ago (its elapsed time depends on today's date).
+    let first = lines[0];
+    assert!(
+        first.starts_with("job 4: running, pass 1/4, 3 of 9 docs, 13 docs/s, ")
+            && first.ends_with(" elapsed, about 3s left"),
         "{text}"
     );
-    assert_eq!(lines.last(), Some(&"job 4: succeeded"), "{text}");
+    assert_eq!(
+        lines.last(),
+        Some(&"job 4 succeeded, 4 passes over 9 docs"),
+        "{text}"
+    );
 
     let output = server.run(&["--json", "watch", "2"]);
     assert_exit(&output, 2);
@@ -244,6 +267,61 @@ fn watch_without_a_terminal_prints_lines_and_exits_like_wait() {
         stderr(&output),
         "topicctl: job 2 failed: corpus changed since submit\n"
     );
+}
+
+/// `elapsed` as the line says it: the fake daemon's clock and topicctl's may read
+/// seconds apart by one.
+fn two_minutes_14(line: &str) -> String {
+    line.replace("2m 15s elapsed", "2m 14s elapsed")
+}
+
+#[test]
+fn watch_lines_follow_the_passes_and_end_with_the_total_time() {
+    let server = FakeServer::start();
+    let output = server.run(&["watch", &SCRIPTED_JOB.to_string()]);
+    assert_exit(&output, 0);
+    let text = stdout(&output);
+    let lines: Vec<String> = text.lines().map(two_minutes_14).collect();
+    assert!(
+        lines[0] == "job 7: queued for 5s" || lines[0] == "job 7: queued for 6s",
+        "{text}"
+    );
+    assert_eq!(
+        lines[1..],
+        [
+            "job 7: running, pass 1/2, 3 of 9 docs, 13 docs/s, 2m 14s elapsed, about 2s left",
+            "job 7: running, pass 2/2, 4 of 9 docs, 13 docs/s, -8.123 per-word bound, \
+             278.8 perplexity, 2m 14s elapsed, about 1s left",
+            "job 7 succeeded in 2m 14s (2m 20s after submit), 2 passes over 9 docs",
+        ],
+        "{text}"
+    );
+    assert_eq!(stderr(&output), "");
+}
+
+#[test]
+fn watch_json_lines_carry_the_same_times() {
+    let server = FakeServer::start();
+    let output = server.run(&["--json", "watch", &SCRIPTED_JOB.to_string()]);
+    assert_exit(&output, 0);
+    let lines: Vec<serde_json::Value> = stdout(&output)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    let states: Vec<&str> = lines.iter().map(|l| l["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["queued", "running", "running", "succeeded"]);
+    let elapsed = lines[1]["elapsed_secs"].as_u64().unwrap();
+    assert!(elapsed == 134 || elapsed == 135, "{}", lines[1]);
+    // 18 documents to read, 3 read, at 12.5 docs/s: 1.2 s, rounded up.
+    assert_eq!(lines[1]["eta_secs"], 2);
+    assert_eq!(lines[2]["progress"]["pass"], 1);
+    assert_eq!(lines[2]["progress"]["per_word_bound"], -8.123);
+    assert_eq!(lines[3]["elapsed_secs"], 134);
+    assert_eq!(lines[3]["eta_secs"], serde_json::Value::Null);
+    // Each line is still the job as `status --json` gives it.
+    let last: JobInfo = serde_json::from_value(lines[3].clone()).unwrap();
+    assert_eq!(last, scripted_job(3, 1_800_000_000));
 }
 
 #[test]

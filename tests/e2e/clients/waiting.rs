@@ -55,7 +55,9 @@ fn wait_and_watch_follow_a_job_across_a_kill_and_restart_of_the_daemon() {
     let wait = spawn_topicctl(&d, &["wait", &id]);
     let wait_json = spawn_topicctl(&d, &["--json", "wait", &id]);
     let watch = spawn_topicctl(&d, &["--json", "watch", &id]);
-    std::thread::sleep(Duration::from_millis(500));
+    // Without a terminal, watch prints lines.
+    let watch_text = spawn_topicctl(&d, &["watch", &id]);
+    std::thread::sleep(Duration::from_millis(1000));
     d.kill9();
     std::thread::sleep(Duration::from_secs(2));
     d.restart();
@@ -80,6 +82,34 @@ fn wait_and_watch_follow_a_job_across_a_kill_and_restart_of_the_daemon() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.last().unwrap()["state"], "succeeded");
+    assert!(lines.last().unwrap()["elapsed_secs"].is_u64());
+
+    // Line mode says on stderr that it reconnects, and ends with the final line.
+    let out = finish(watch_text, Duration::from_secs(60));
+    let stderr = text(&out.stderr);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(stderr.matches("is unreachable").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("reconnecting every 0.1 s to 2 s until it answers"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches(" is back").count(), 1, "{stderr}");
+    // The job was running before the kill (its size perhaps not known yet), and again
+    // after the restart, from a new start (the elapsed time counts from there).
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with(&format!("job {job}: running, ")) && lines[0].contains(" elapsed"),
+        "{stdout}"
+    );
+    let last = lines.last().unwrap();
+    assert!(
+        last.starts_with(&format!("job {job} succeeded in "))
+            && last.contains(" after submit), ")
+            && last.ends_with(" passes over 40,000 docs"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("topicd at"), "{stdout}");
 }
 
 #[test]
