@@ -239,7 +239,7 @@ pub async fn run(daemon: &Daemon, args: &CoherenceArgs, json: bool) -> anyhow::R
     if json {
         return output::print_json(&report);
     }
-    Ok(output::print(&output::printable(&text(&report)))?)
+    Ok(output::print(&text(&report))?)
 }
 
 fn topic_reports<'a>(
@@ -267,7 +267,8 @@ fn topic_reports<'a>(
 }
 
 /// The table: a title line, one line per topic (number, coherence, words with their
-/// weights), the mean, and a note when a value is not finite.
+/// weights; tokens with control characters escaped), the mean, and a note when a value is
+/// not finite.
 fn text(report: &Report) -> String {
     let counted = match report.window_size {
         Some(w) => format!("{} sliding windows of {w} tokens", report.num_docs),
@@ -287,7 +288,10 @@ fn text(report: &Report) -> String {
         for (i, word) in topic.words.iter().enumerate() {
             let sep = if i == 0 { "" } else { ", " };
             let _ = match word.token {
-                Some(token) => write!(out, "{sep}{token} {:.4}", word.weight),
+                Some(token) => {
+                    let token = output::printable(token);
+                    write!(out, "{sep}{token} {:.4}", word.weight)
+                }
                 None => write!(out, "{sep}#{} {:.4}", word.id, word.weight),
             };
         }
