@@ -306,3 +306,164 @@ fn text(report: &Report) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::{Cli, Command};
+
+    fn args(line: &[&str]) -> CoherenceArgs {
+        let cli = Cli::try_parse_from(["topicctl", "coherence"].iter().chain(line))
+            .unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        match cli.command {
+            Command::Coherence(args) => args,
+            _ => panic!("not coherence"),
+        }
+    }
+
+    fn refusal(line: &[&str]) -> String {
+        match args(line).input() {
+            Ok(_) => panic!("{line:?} accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_gensims() {
+        let a = args(&["3", "--corpus", "c.mm"]);
+        assert_eq!((a.job, a.measure, a.topn), (3, Measure::UMass, 20));
+        let Ok(Input::Corpus { path, format }) = a.input() else {
+            panic!("not a corpus")
+        };
+        assert_eq!((path, format), (PathBuf::from("c.mm"), None));
+        let a = args(&["3", "--measure", "c_npmi", "--texts", "t.txt", "--deacc"]);
+        let Ok(Input::Texts {
+            window, tokenizer, ..
+        }) = a.input()
+        else {
+            panic!("not texts")
+        };
+        assert_eq!(window, Some(10));
+        assert!(tokenizer.deacc);
+        assert_eq!((tokenizer.min_len, tokenizer.max_len), (2, 15));
+        let a = args(&[
+            "3",
+            "--measure",
+            "c_uci",
+            "--texts",
+            "t",
+            "--window-size",
+            "4",
+        ]);
+        assert!(matches!(
+            a.input(),
+            Ok(Input::Texts {
+                window: Some(4),
+                ..
+            })
+        ));
+        // u_mass over texts: whole documents.
+        let a = args(&["3", "--texts", "t.txt"]);
+        assert!(matches!(a.input(), Ok(Input::Texts { window: None, .. })));
+    }
+
+    #[test]
+    fn combinations_that_make_no_sense_are_refused() {
+        assert!(refusal(&["1", "--measure", "c_uci"]).starts_with(
+            "c_uci counts words that occur within --window-size tokens of each other in the \
+             running text, which a bag-of-words corpus has lost: pass --texts DOCS"
+        ));
+        assert_eq!(
+            refusal(&["1", "--measure", "c_npmi", "--corpus", "c", "--texts", "t"]),
+            "c_npmi counts sliding windows of --texts only: leave out --corpus"
+        );
+        assert!(refusal(&["1"]).starts_with("u_mass counts documents: pass --corpus FILE"));
+        assert_eq!(
+            refusal(&["1", "--corpus", "c", "--texts", "t"]),
+            "u_mass counts the documents of --corpus or of --texts: give one of them"
+        );
+        assert_eq!(
+            refusal(&["1", "--corpus", "c", "--window-size", "3"]),
+            "u_mass counts whole documents: --window-size is for c_uci and c_npmi"
+        );
+        for bad in [
+            &["1", "--corpus", "c", "--topn", "1"][..],
+            &[
+                "1",
+                "--texts",
+                "t",
+                "--measure",
+                "c_uci",
+                "--window-size",
+                "0",
+            ],
+            &["1", "--corpus", "c", "--deacc"],
+            &["1", "--corpus", "c", "--measure", "c_v"],
+        ] {
+            let cli = Cli::try_parse_from(["topicctl", "coherence"].iter().chain(bad));
+            assert!(cli.is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn the_table() {
+        let tokens: FxHashMap<u32, String> = [(4, "star".into()), (7, "moon\n".into())]
+            .into_iter()
+            .collect();
+        let topics = vec![
+            vec![
+                Word { id: 4, weight: 0.5 },
+                Word {
+                    id: 7,
+                    weight: 0.25,
+                },
+            ],
+            vec![
+                Word {
+                    id: 9,
+                    weight: 0.125,
+                },
+                Word {
+                    id: 4,
+                    weight: 0.0625,
+                },
+            ],
+        ];
+        let evaluation = Evaluation {
+            docs: 12,
+            topics: vec![-1.5, f64::INFINITY],
+            mean: f64::INFINITY,
+        };
+        let report = Report {
+            job: 5,
+            kind: "lda",
+            measure: "c_uci",
+            topn: 2,
+            window_size: Some(10),
+            num_docs: 12,
+            mean: evaluation.mean,
+            topics: topic_reports(&topics, &evaluation, &tokens),
+        };
+        assert_eq!(
+            text(&report),
+            "c_uci coherence of job 5 (lda, 2 topics, top 2 words) over 12 sliding windows of \
+             10 tokens\n\
+             topic  coherence  top words (weight)\n    \
+                 0    -1.5000  star 0.5000, moon? 0.2500\n    \
+                 1        inf  #9 0.1250, star 0.0625\n\
+             mean         inf\n\
+             inf: a top word never occurs in the texts (gensim gives inf too); NaN: nothing was \
+             counted\n"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["mean"], serde_json::Value::Null);
+        assert_eq!(
+            json["topics"][1]["words"][0]["token"],
+            serde_json::Value::Null
+        );
+        assert_eq!(json["topics"][0]["words"][1]["token"], "moon\n");
+        assert_eq!(json["window_size"], 10);
+    }
+}
