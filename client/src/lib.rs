@@ -9,7 +9,7 @@
 //! | `args` | the arguments of `submit` (inputs, LSI and LDA parameters) and of `prepare` |
 //! | `prior` | parsing `--alpha` and `--eta` into gensim's priors |
 //! | `daemon` | the connection to topicd: actionable connection errors, deadlines, error flattening |
-//! | `commands` | one module per command (submit, jobs, watch/wait, topics, eval, infer, export) |
+//! | `commands` | one module per command (submit, jobs, watch/wait, topics, eval, infer, export, coherence) |
 //! | `batches` | reading a Matrix Market corpus in batches of documents for `infer` |
 //! | `output` | what goes to stdout: JSON documents, the job table, the job summary, times |
 //! | `progress` | reading a job's progress safely: work done and total, percent, pass |
