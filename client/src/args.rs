@@ -102,17 +102,24 @@ pub enum FormatArg {
     Svmlight,
 }
 
+impl FormatArg {
+    /// The format insisted on, or None to detect it.
+    pub fn format(self) -> Option<CorpusFormat> {
+        match self {
+            FormatArg::Auto => None,
+            FormatArg::Mm => Some(CorpusFormat::MatrixMarket),
+            FormatArg::Uci => Some(CorpusFormat::Uci),
+            FormatArg::Ldac => Some(CorpusFormat::LdaC),
+            FormatArg::Svmlight => Some(CorpusFormat::SvmLight),
+        }
+    }
+}
+
 impl Inputs {
     /// How the daemon is to read these inputs.
     pub fn spec(&self, tfidf: bool) -> InputSpec {
         InputSpec {
-            format: match self.format {
-                FormatArg::Auto => None,
-                FormatArg::Mm => Some(CorpusFormat::MatrixMarket),
-                FormatArg::Uci => Some(CorpusFormat::Uci),
-                FormatArg::Ldac => Some(CorpusFormat::LdaC),
-                FormatArg::Svmlight => Some(CorpusFormat::SvmLight),
-            },
+            format: self.format.format(),
             unused_terms: self.unused_terms,
             tfidf,
         }

@@ -9,7 +9,7 @@
 //! | `args` | the arguments of `submit` (inputs, LSI and LDA parameters) and of `prepare` |
 //! | `prior` | parsing `--alpha` and `--eta` into gensim's priors |
 //! | `daemon` | the connection to topicd: actionable connection errors, deadlines, error flattening |
-//! | `commands` | one module per command (submit, jobs, watch/wait, topics, eval, infer, export) |
+//! | `commands` | one module per command (submit, jobs, watch/wait, topics, eval, infer, export, coherence) |
 //! | `batches` | reading a Matrix Market corpus in batches of documents for `infer` |
 //! | `output` | what goes to stdout: JSON documents, the job table, the job summary, times |
 //! | `progress` | reading a job's progress safely: work done and total, percent, pass |
@@ -17,9 +17,11 @@
 //! | `npy` | NumPy's `.npy` format, written by hand |
 //! | `prepare` | `prepare`'s pipeline: raw text to gensim's dictionary and corpora |
 //! | `generate` | `generate`: a synthetic corpus of Wikipedia's shape with planted topics |
+//! | `coherence` | `coherence`: gensim's topic coherence (u_mass, c_uci, c_npmi), counted here |
 
 mod args;
 mod batches;
+mod coherence;
 mod commands;
 mod daemon;
 mod generate;
@@ -39,6 +41,7 @@ use clap::{Parser, Subcommand};
 use topicd_protocol::{DEFAULT_SOCKET, JobId, SOCKET_ENV};
 
 use crate::args::{PrepareArgs, Submit};
+use crate::commands::coherence::CoherenceArgs;
 use crate::commands::export::Format;
 use crate::daemon::{Daemon, Patience};
 
@@ -301,6 +304,24 @@ enum Command {
         total_docs: Option<u64>,
     },
 
+    /// Topic coherence of a finished job, as gensim's `CoherenceModel`: per topic and mean.
+    ///
+    /// Each topic's --topn top words are the model's largest values in it, as
+    /// `CoherenceModel(model=...)` takes them from `get_topics()` (LDA: λ's row; LSI: U's
+    /// column, signed). u_mass (the default) counts in how many documents of --corpus each
+    /// top word and each pair of top words of a topic occur; c_uci and c_npmi count sliding
+    /// windows of --window-size tokens over --texts, the documents as text (a bag of words
+    /// has lost which words are near each other). The measures, their means and the
+    /// treatment of words that never occur are gensim 4.4's, operation for operation.
+    ///
+    /// topicctl reads the corpus or texts itself, once, streaming, and counts on every
+    /// core; the daemon only sends the model and its dictionary. Prints one line per topic
+    /// (coherence, then the top words with their weight in `get_topics()`) and the mean;
+    /// with --json, an object with measure, topn, window_size, num_docs (documents, or
+    /// windows), mean and topics (topic, coherence, words: id, token, weight); a value that
+    /// is not finite is null there.
+    Coherence(CoherenceArgs),
+
     /// Write a finished job's model to files.
     ///
     /// LSI, npy: u.npy (num_terms × num_topics float64, C order: gensim's
@@ -455,6 +476,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 json,
             };
             commands::infer::run(&connect().await?, job, options).await?
+        }
+        Command::Coherence(args) => {
+            // The options are checked before the daemon is contacted.
+            args.input()?;
+            commands::coherence::run(&connect().await?, &args, json).await?
         }
         Command::Eval {
             job,

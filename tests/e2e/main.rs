@@ -6,6 +6,7 @@ mod cluster;
 mod cluster_harness;
 mod cluster_netns;
 mod cluster_ops;
+mod coherence;
 mod common;
 mod input_checks;
 mod inputs;

@@ -2,6 +2,7 @@
 //! [`Daemon`](crate::daemon::Daemon) (but `prepare` and `generate`, which work locally), prints its result (text, or JSON with `--json`) and
 //! returns errors for `main` to report.
 
+pub mod coherence;
 pub mod eval;
 pub mod export;
 pub mod generate;

@@ -64,7 +64,7 @@ fn write_summary(out: &mut impl Write, s: &Summary) -> std::io::Result<()> {
 }
 
 /// One stop word per line, surrounding white space removed, blank lines ignored.
-fn read_stopwords(path: &Path) -> anyhow::Result<FxHashSet<Box<str>>> {
+pub fn read_stopwords(path: &Path) -> anyhow::Result<FxHashSet<Box<str>>> {
     let data = std::fs::read(path)
         .with_context(|| format!("{}: cannot read the stop words", path.display()))?;
     let mut words = FxHashSet::default();

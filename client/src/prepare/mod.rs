@@ -38,10 +38,9 @@ use rayon::prelude::*;
 use topicd::atomic_file::{self, AtomicFile};
 
 pub use mm_writer::{Compression, Encoder, MmWriter, format_document};
-pub use text::{MAX_DOCUMENT, Source};
+pub use text::{Batch, MAX_DOCUMENT, Source};
 pub use tokenize::Tokenizer;
 
-use text::Batch;
 use topicd_numerics::tfidf::Idf;
 use vocabulary::{Counter, Vocabulary};
 
@@ -368,7 +367,7 @@ fn write_corpora(
 }
 
 /// Read `source` on a thread of its own while `consume` handles the batches, in order.
-fn pipelined(
+pub fn pipelined(
     source: &Source,
     mut consume: impl FnMut(Batch) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {

@@ -15,7 +15,7 @@
 mod dictionary;
 mod lda;
 mod lsi;
-mod pages;
+pub mod pages;
 mod pyldavis;
 
 use std::io::Write;
