@@ -5,6 +5,7 @@ mod cluster;
 mod cluster_harness;
 mod cluster_netns;
 mod cluster_ops;
+mod gensim_io;
 mod common;
 mod input_checks;
 mod inputs;
