@@ -10,6 +10,7 @@
 //! No request makes a runtime thread wait for the disk: store calls run on blocking threads
 //! ([`Store::off_runtime`]), and so do model loads ([`models`]), which no lock is held across.
 
+mod import;
 pub mod models;
 #[cfg(test)]
 mod tests;
@@ -482,6 +483,10 @@ impl Control for Handler {
             return Ok(None);
         }
         Ok(Some(dispatcher.lock().working_on(id) as u32))
+    }
+
+    async fn import(self, _: Context, spec: ImportSpec) -> Result<JobId, ApiError> {
+        self.import_model(spec).await
     }
 
     async fn evaluate(

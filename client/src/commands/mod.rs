@@ -5,6 +5,7 @@
 pub mod eval;
 pub mod export;
 pub mod generate;
+pub mod import;
 pub mod infer;
 pub mod jobs;
 pub mod prepare;

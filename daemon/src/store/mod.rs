@@ -20,13 +20,15 @@
 //! - `commit`: generations, reference counts, the manifest after each commit, and
 //!   recovery from a failed commit;
 //! - [`manifest`]: the manifest; [`verify`]: the checks at open;
-//! - [`offline`]: `--check-store` and `--accept-store`.
+//! - [`offline`]: `--check-store` and `--accept-store`;
+//! - `import`: a job stored finished, with its model (`topicctl import`).
 
 pub mod blobs;
 mod commit;
 pub mod engine;
 mod error;
 pub mod files;
+mod import;
 mod legacy;
 mod lock;
 pub mod manifest;
