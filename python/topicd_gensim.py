@@ -20,7 +20,8 @@ never pickled):
 ``dictionary.txt`` gensim's ``Dictionary.save_as_text`` format, ids ascending
 ``model.json``     optional: ``kind``, ``num_terms``, ``num_topics``, ``num_docs`` and, as
                    :func:`save` writes it, ``num_updates`` and ``params`` (the model's
-                   parameters by their gensim names)
+                   parameters by their gensim names; ``"alpha": "auto"`` and ``"eta":
+                   "auto"`` when they are learned)
 =================  =====================================================================
 
 ``topicctl export --format json`` writes a ``model.json`` with the shape and ``num_docs``
@@ -66,7 +67,9 @@ def load(directory, **params):
 
     The LdaModel is in float64; its ``state.sstats`` is lambda - eta, its ``num_updates`` and
     ``state.numdocs`` come from ``model.json`` (``num_updates``, else ``num_docs``: one pass),
-    so that ``update()`` continues with the learning rate where training left it. The
+    so that ``update()`` continues with the learning rate where training left it (and goes on
+    learning alpha or eta when ``params`` says ``"auto"``): saved and loaded, a model updates
+    exactly as the original does from the same random state. The
     LsiModel's projection is (U, s); ``docs_processed`` is ``num_docs``.
 
     Raises ``ValueError`` saying what is wrong when a file is missing, an array has the wrong
@@ -175,6 +178,10 @@ def _load_lda(directory, dictionary, meta, params):
         dtype=np.float64,
         **kwargs,
     )
+    # alpha and eta go on being learned when they were ("auto" in model.json's params)
+    learned = meta.get("params") or {}
+    model.optimize_alpha = learned.get("alpha") == "auto"
+    model.optimize_eta = learned.get("eta") == "auto"
     model.state.sstats = lam - eta
     num_docs = int(meta.get("num_docs") or 0)
     model.state.numdocs = num_docs
@@ -255,6 +262,9 @@ def _save_lda(model, directory):
         eta = eta[0]
     eta = np.broadcast_to(eta, (model.num_terms,))
     params = {name: _plain(getattr(model, name)) for name in LDA_PARAMS}
+    for prior in ("alpha", "eta"):
+        if getattr(model, "optimize_" + prior, False):
+            params[prior] = "auto"
     document = {
         "kind": "lda",
         "num_terms": int(model.num_terms),

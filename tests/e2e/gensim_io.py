@@ -5,6 +5,8 @@
     gensim_io.py train KIND CORPUS DICTIONARY DIR ITERATIONS GAMMA_THRESHOLD
         train a gensim model on CORPUS (KIND lsi: LsiModel; lda: LdaModel, 2 passes, seed 1),
         save it into DIR with topicd_gensim.save and print its answers on CORPUS
+    gensim_io.py roundtrip CORPUS DICTIONARY DIR
+        save and load an LdaModel and update both: see roundtrip()
 
 The answers, one JSON object on stdout: ``kind``; ``weights``, each document's dense topic
 vector (LSI: lsi[doc]; LDA: gamma / sum(gamma) from ``inference``, i.e. get_document_topics
@@ -48,7 +50,39 @@ def answers(model, corpus):
     }
 
 
+def roundtrip(corpus, dictionary, directory):
+    """An LdaModel trained on the first half of CORPUS, saved and loaded, then both updated
+    with the second half from the same random state: the two must agree, which needs the
+    learning rate's bookkeeping (num_updates, numdocs, decay, offset, chunksize) carried
+    over. Answers the largest differences of lambda and alpha."""
+    docs = list(MmCorpus(corpus))
+    half = len(docs) // 2
+    model = LdaModel(
+        docs[:half],
+        num_topics=4,
+        id2word=Dictionary.load_from_text(dictionary),
+        chunksize=300,
+        passes=1,
+        alpha="auto",
+        random_state=3,
+        dtype=np.float64,
+    )
+    topicd_gensim.save(model, directory)
+    loaded = topicd_gensim.load(directory)
+    for m in (model, loaded):
+        m.random_state = np.random.RandomState(11)
+        m.update(docs[half:])
+    return {
+        "num_updates": [model.num_updates, loaded.num_updates],
+        "lambda": float(np.abs(model.state.get_lambda() - loaded.state.get_lambda()).max()),
+        "alpha": float(np.abs(model.alpha - loaded.alpha).max()),
+    }
+
+
 def main(argv):
+    if argv[0] == "roundtrip":
+        print(json.dumps(roundtrip(*argv[1:])))
+        return
     if argv[0] == "load":
         directory, corpus, iterations, threshold = argv[1:]
         lda = os.path.exists(os.path.join(directory, "lambda.npy"))

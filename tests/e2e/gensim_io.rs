@@ -1,7 +1,7 @@
 //! Models handed to gensim and back, against gensim itself: `export --format npy` loaded
-//! with `python/topicd_gensim.py` gives gensim models that answer as topicd does, and a
-//! gensim model written with `topicd_gensim.save` and brought in with `topicctl import`
-//! answers in topicd as in gensim. gensim's side is `gensim_io.py`, run by the first Python
+//! with `python/topicd_gensim.py` gives gensim models that answer as topicd does, a gensim
+//! model written with `topicd_gensim.save` and brought in with `topicctl import` answers in
+//! topicd as in gensim, and one saved and loaded again trains on as the original. gensim's side is `gensim_io.py`, run by the first Python
 //! that imports gensim among `$TOPICD_GENSIM_PYTHON`, `/tmp/topicd-bench/venv/bin/python`
 //! and `python3`; the tests are skipped, saying why, when none does.
 //!
@@ -302,4 +302,31 @@ fn gensim_models_imported_answer_in_topicd_as_in_gensim() {
             .collect();
         assert_eq!(words, expected, "topics against gensim's show_topic");
     }
+}
+
+#[test]
+fn a_gensim_model_saved_and_loaded_updates_as_the_original() {
+    let python = match gensim_python() {
+        Ok(p) => p,
+        Err(why) => return println!("SKIPPED: {why}"),
+    };
+    let (bow, _, dictionary) = planted();
+    let dir = tempfile::tempdir().unwrap();
+    let answer = gensim(
+        &python,
+        &[
+            "roundtrip",
+            bow.to_str().unwrap(),
+            dictionary.to_str().unwrap(),
+            dir.path().join("model").to_str().unwrap(),
+        ],
+    );
+    // the learning rate's bookkeeping and alpha="auto" carried over: the same numbers
+    assert_eq!(
+        answer["num_updates"],
+        serde_json::json!([3000, 3000]),
+        "{answer}"
+    );
+    assert_eq!(answer["lambda"], 0.0, "{answer}");
+    assert_eq!(answer["alpha"], 0.0, "{answer}");
 }

@@ -107,6 +107,43 @@ fn an_imported_model_is_a_succeeded_job_that_serves_and_survives_a_restart() {
     // uniform over 4 words (−2 bits)
     assert!(bound > -2.0 && bound < 0.0, "{bound}");
 
+    // pyLDAvis needs the training documents, which an imported model does not have
+    let vis = root.join("vis");
+    let out = d.ctl(&[
+        "export",
+        &job.to_string(),
+        "--format",
+        "pyldavis",
+        "--out",
+        vis.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "topicctl: job {job} was imported from {}, without the documents it was trained on, \
+             which pyLDAvis needs (doc_topic_dists): prepare it in Python from the model and its \
+             corpus\n",
+            dir.display()
+        )
+    );
+    // export --format npy gives back the arrays imported (λ as (λ − η) + η, which is exact
+    // for these values and within an ulp in general)
+    let back = root.join("back");
+    d.ok(&[
+        "export",
+        &job.to_string(),
+        "--format",
+        "npy",
+        "--out",
+        back.to_str().unwrap(),
+    ]);
+    for name in ["lambda.npy", "alpha.npy", "eta.npy"] {
+        assert_eq!(
+            std::fs::read(back.join(name)).unwrap(),
+            std::fs::read(dir.join(name)).unwrap(),
+            "{name}"
+        );
+    }
     // the store holds it as any finished job (every record and blob checks out), a restart
     // keeps it, rm deletes it
     assert_eq!(d.terminate().code(), Some(0));
