@@ -1,9 +1,10 @@
 //! Models handed to gensim and back, against gensim itself: `export --format npy` loaded
 //! with `python/topicd_gensim.py` gives gensim models that answer as topicd does, a gensim
 //! model written with `topicd_gensim.save` and brought in with `topicctl import` answers in
-//! topicd as in gensim, and one saved and loaded again trains on as the original. gensim's side is `gensim_io.py`, run by the first Python
-//! that imports gensim among `$TOPICD_GENSIM_PYTHON`, `/tmp/topicd-bench/venv/bin/python`
-//! and `python3`; the tests are skipped, saying why, when none does.
+//! topicd as in gensim, and one saved and loaded again trains on as the original. gensim's
+//! side is `gensim_io.py`, run by the first Python that imports gensim among
+//! `$TOPICD_GENSIM_PYTHON`, `/tmp/topicd-bench/venv/bin/python` and `python3`; the tests are
+//! skipped, saying why, when none does.
 //!
 //! Tolerances: LSI's weights are `Uᵀx` on both sides, summed in another order: 1e-12
 //! relative (measured: 0, the same bits). LDA's θ are fixed points of the per-document

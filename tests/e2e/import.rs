@@ -275,3 +275,41 @@ fn bad_models_are_refused_with_the_file_and_the_reason() {
     assert!(d.log().contains("topicd"), "the daemon is still up");
     assert!(d.ctl(&["info"]).status.success());
 }
+
+#[test]
+fn a_topicd_export_imported_is_the_same_model() {
+    let d = Daemon::start(&[]);
+    let examples = crate::common::examples();
+    let (tfidf, dictionary) = (
+        examples.join("planted_tfidf.mm.gz"),
+        examples.join("planted_wordids.txt"),
+    );
+    let job = d.submit_lsi(&tfidf, &dictionary, &["--topics", "5"]);
+    assert_eq!(d.wait(job), "succeeded", "{}", d.log());
+    let dir = d.dir.path().join("export");
+    for format in ["npy", "json"] {
+        let out = dir.to_str().unwrap();
+        d.ok(&["export", &job.to_string(), "--format", format, "--out", out]);
+    }
+    let imported: u64 = d
+        .ok(&["import", dir.to_str().unwrap()])
+        .trim()
+        .parse()
+        .unwrap();
+    assert_ne!(imported, job);
+    // model.json (export --format json) gave the number of documents
+    let info = d.status(imported);
+    assert_eq!(info["progress"]["docs_per_pass"], 3000, "{info}");
+    for args in [
+        vec!["topics", "--num-topics", "5", "--words", "8"],
+        vec!["infer", "--corpus", tfidf.to_str().unwrap()],
+    ] {
+        let run = |id: u64| {
+            let mut full = vec![args[0].to_string(), id.to_string()];
+            full.extend(args[1..].iter().map(|a| a.to_string()));
+            d.ok(&full.iter().map(String::as_str).collect::<Vec<_>>())
+        };
+        assert_eq!(run(imported), run(job), "{args:?}");
+    }
+    assert_eq!(d.export_npy(imported), d.export_npy(job));
+}

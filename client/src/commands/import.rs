@@ -39,7 +39,8 @@ fn prepare(dir: &Path) -> anyhow::Result<(ImportSpec, Vec<InputFile>)> {
     let dir = local_input("model directory", dir)?;
     if !dir.is_dir() {
         bail!(
-            "{} is not a directory: import takes the directory that topicctl export --format npy or topicd_gensim.save wrote",
+            "{} is not a directory: import takes the directory that topicctl export --format \
+             npy or topicd_gensim.save wrote",
             dir.display()
         );
     }
@@ -282,6 +283,12 @@ mod tests {
             e.contains("holds neither u.npy (LSI) nor lambda.npy (LDA)"),
             "{e}"
         );
+        std::fs::write(dir.path().join("u.npy"), b"x").unwrap();
+        let e = prepare(&dir.path().join("u.npy")).unwrap_err().to_string();
+        let not_a_directory = "/u.npy is not a directory: import takes the directory that \
+                               topicctl export --format npy or topicd_gensim.save wrote";
+        assert!(e.ends_with(not_a_directory), "{e}");
+        std::fs::remove_file(dir.path().join("u.npy")).unwrap();
         std::fs::write(dir.path().join("model.json"), "[1]").unwrap();
         let e = prepare(dir.path()).unwrap_err().to_string();
         assert!(e.ends_with("model.json: expected a JSON object"), "{e}");
