@@ -28,7 +28,7 @@ dpkg-deb -c "$deb" | awk '{print $1, $3, $6}'
 contents=$(dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|')
 for f in /usr/bin/topicd /usr/bin/topicctl /etc/topicd/topicd.toml \
     /lib/systemd/system/topicd.service /usr/lib/sysusers.d/topicd.conf \
-    /usr/share/topicd/systemd/cluster.conf \
+    /usr/share/topicd/systemd/cluster.conf /usr/share/topicd/python/topicd_gensim.py \
     /usr/lib/tmpfiles.d/topicd.conf /usr/share/man/man8/topicd.8.gz \
     /usr/share/man/man1/topicctl.1.gz /usr/share/man/man1/topicctl-submit-lsi.1.gz \
     /usr/share/bash-completion/completions/topicctl /usr/share/zsh/vendor-completions/_topicctl \
@@ -122,6 +122,11 @@ else
     echo "SKIPPED: systemd-analyze is not installed: systemd-analyze verify not run"
 fi
 man -w topicd.8 topicctl.1 >/dev/null 2>&1 && ok "man finds topicd(8) and topicctl(1)"
+if command -v python3 >/dev/null 2>&1; then
+    python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read())' /usr/share/topicd/python/topicd_gensim.py \
+        || fail "the installed topicd_gensim.py is not valid Python"
+    ok "topicd_gensim.py is installed and parses"
+fi
 
 step "run the packaged daemon as topicd on a throwaway directory"
 chmod 755 "$dir"

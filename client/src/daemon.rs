@@ -26,8 +26,9 @@ use tarpc::client::RpcError;
 use tarpc::context::{self, Context};
 use topicd::corpus::InputFile;
 use topicd_protocol::{
-    self, ApiError, Collected, ControlClient, DaemonInfo, DiskUse, Document, Evaluation, JobId,
-    JobInfo, JobSpec, MAX_DEADLINE, ModelInfo, SOCKET_ENV, Topic, VocabEntry, WorkerInfo,
+    self, ApiError, Collected, ControlClient, DaemonInfo, DiskUse, Document, Evaluation,
+    ImportSpec, JobId, JobInfo, JobSpec, MAX_DEADLINE, ModelInfo, SOCKET_ENV, Topic, VocabEntry,
+    WorkerInfo,
 };
 
 pub use waiting::Patience;
@@ -132,6 +133,18 @@ impl Daemon {
             async move { c.submit(ctx, spec).await }
         })
         .await
+    }
+
+    /// Import a model whose files were passed at connection; the new job's id. A model
+    /// the daemon refuses reads `topicd cannot import DIR: FILE: ...`.
+    pub async fn import(&self, spec: ImportSpec) -> anyhow::Result<JobId> {
+        let doing = format!("topicd cannot import {}", spec.dir.display());
+        self.ask(Pace::Slow, Retry::Never, |c, ctx| {
+            let spec = spec.clone();
+            async move { c.import(ctx, spec).await }
+        })
+        .await
+        .map_err(|e| refused_input(e, &doing))
     }
 
     /// The dispatcher's workers (none on a standalone daemon).

@@ -9,7 +9,7 @@
 //! | `args` | the arguments of `submit` (inputs, LSI and LDA parameters) and of `prepare` |
 //! | `prior` | parsing `--alpha` and `--eta` into gensim's priors |
 //! | `daemon` | the connection to topicd: actionable connection errors, deadlines, error flattening |
-//! | `commands` | one module per command (submit, jobs, watch/wait, topics, eval, infer, export, coherence) |
+//! | `commands` | one module per command (submit, jobs, watch/wait, topics, eval, infer, export, import, coherence) |
 //! | `batches` | reading a Matrix Market corpus in batches of documents for `infer` |
 //! | `output` | what goes to stdout: JSON documents, the job table, the job summary, times |
 //! | `progress` | reading a job's progress safely: work done and total, percent, pass |
@@ -355,6 +355,23 @@ enum Command {
         words: u32,
     },
 
+    /// Make a model in a directory a job of the daemon's, as if it had trained it.
+    ///
+    /// DIR is what `topicctl export --format npy` writes, or `topicd_gensim.save` for a
+    /// gensim model (python/topicd_gensim.py, installed in /usr/share/topicd/python): u.npy
+    /// and s.npy (LSI) or lambda.npy, alpha.npy and eta.npy (LDA), float64 .npy arrays, and
+    /// dictionary.txt in gensim's text format; pickles are refused. An optional model.json
+    /// gives the kind, num_docs and the parameters by their gensim names (LDA's iterations,
+    /// gamma_threshold and chunksize serve infer and eval). Prints the new job's id; the job
+    /// is succeeded, and `status` says where it was imported from. topicctl opens the files
+    /// and passes them to the daemon, which reads and checks them (shapes against each other
+    /// and the dictionary, positive λ, α and η).
+    Import {
+        /// The model's directory.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+
     /// Show who the daemon is: version, BLAS library, threads, data directory.
     Info,
 
@@ -482,6 +499,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             args.input()?;
             commands::coherence::run(&connect().await?, &args, json).await?
         }
+        Command::Import { dir } => commands::import::run(&socket, patience, &dir, json).await?,
         Command::Eval {
             job,
             corpus,

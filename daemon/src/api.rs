@@ -3,13 +3,14 @@
 //! the reply), and reads finished models for topics and export.
 //!
 //! Input files are read only through the descriptors the connection's client passed in the
-//! handshake ([`topicd_protocol::handshake`], [`Handler::for_connection`]): `submit` and
-//! `evaluate` refuse a path for which none was passed, so a client makes the daemon read
-//! only what it could open itself.
+//! handshake ([`topicd_protocol::handshake`], [`Handler::for_connection`]): `submit`,
+//! `evaluate` and `import` refuse a path for which none was passed, so a client makes the
+//! daemon read only what it could open itself.
 //!
 //! No request makes a runtime thread wait for the disk: store calls run on blocking threads
 //! ([`Store::off_runtime`]), and so do model loads ([`models`]), which no lock is held across.
 
+mod import;
 pub mod models;
 #[cfg(test)]
 mod tests;
@@ -534,6 +535,10 @@ impl Control for Handler {
             return Ok(None);
         }
         Ok(Some(dispatcher.lock().working_on(id) as u32))
+    }
+
+    async fn import(self, _: Context, spec: ImportSpec) -> Result<JobId, ApiError> {
+        self.import_model(spec).await
     }
 
     async fn evaluate(

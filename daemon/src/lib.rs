@@ -12,6 +12,7 @@
 //! | `jobs` | the queue and the training loops: scheduling, reductions, checkpoints, stop requests |
 //! | `work` | the tasks a job hands out (pure functions of their inputs) and the executors that run them |
 //! | `cluster` | the dispatcher's schedule of tasks and leases, its `Remote` executor, the workers' loop |
+//! | `import` | `topicctl import`: a model's `.npy` arrays and dictionary read and checked (never a pickle) |
 //! | `model` | finished models served: topics, matrix pages, inference, held-out bound |
 //! | `api` | the control API's `Handler`: job state changes, topics, export pages |
 //! | `server` | the control socket's `Listener` |
@@ -45,6 +46,8 @@ pub mod connections;
 pub mod corpus;
 #[cfg(feature = "engine")]
 pub mod daemon;
+#[cfg(feature = "engine")]
+pub mod import;
 #[cfg(feature = "engine")]
 pub mod jobs;
 #[cfg(feature = "engine")]

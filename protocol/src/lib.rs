@@ -103,6 +103,26 @@ pub trait Control {
     /// workers that have taken a task of it (its own local worker included); `None` when the
     /// job is not running on a dispatcher (a standalone daemon trains on its own threads).
     async fn job_workers(job: JobId) -> Result<Option<u32>, ApiError>;
+    /// Make the model in a directory of topicd's export layout (`topicctl export --format
+    /// npy`, or `topicd_gensim.save` for a gensim model) a job of its own, stored succeeded
+    /// with its model, which `topics`, `infer`, `eval` and `export` serve. The files are read
+    /// from the descriptors the client passed in the [`handshake`], named `dir/u.npy` and
+    /// `dir/s.npy` (LSI) or `dir/lambda.npy`, `dir/alpha.npy` and `dir/eta.npy` (LDA), and
+    /// `dir/dictionary.txt`: float64 `.npy` arrays and gensim's text dictionary, never a
+    /// pickle. The job's status says `imported from DIR` as its reason.
+    async fn import(spec: ImportSpec) -> Result<JobId, ApiError>;
+}
+
+/// A model to import (see [`Control::import`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImportSpec {
+    /// The directory of the model's files, as an absolute path.
+    pub dir: PathBuf,
+    /// Its kind and parameters (LDA's `iterations`, `gamma_threshold` and `chunksize` serve
+    /// `infer` and `eval`); `num_topics`, α and η are taken from the arrays.
+    pub model: ModelSpec,
+    /// Documents the model was trained on, when known (0 otherwise).
+    pub num_docs: u64,
 }
 
 /// Most documents one `infer` call may carry. The request must also fit in
@@ -501,7 +521,8 @@ pub struct JobInfo {
     pub spec: JobSpec,
     /// Where the job is.
     pub state: JobState,
-    /// Why it failed or was cancelled.
+    /// Why it failed or was cancelled; for a model imported with [`Control::import`],
+    /// `imported from DIR`.
     pub reason: Option<String>,
     /// How far it has come.
     pub progress: Progress,

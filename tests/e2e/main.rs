@@ -8,6 +8,8 @@ mod cluster_netns;
 mod cluster_ops;
 mod coherence;
 mod common;
+mod gensim_io;
+mod import;
 mod input_checks;
 mod inputs;
 mod lda;

@@ -6,6 +6,7 @@ pub mod coherence;
 pub mod eval;
 pub mod export;
 pub mod generate;
+pub mod import;
 pub mod infer;
 pub mod jobs;
 pub mod model_source;

@@ -18,9 +18,9 @@ use tarpc::server::{BaseChannel, Channel};
 use tempfile::TempDir;
 use tokio::net::UnixListener;
 use topicd_protocol::{
-    ApiError, Collected, Control, DaemonInfo, DiskUse, Document, Evaluation, Fingerprint, JobId,
-    JobInfo, JobSpec, JobState, LdaParams, LsiParams, MAX_INFER_DOCS, ModelInfo, ModelSpec, Prior,
-    Progress, Topic, VocabEntry, WorkerInfo, handshake, server_transport,
+    ApiError, Collected, Control, DaemonInfo, DiskUse, Document, Evaluation, Fingerprint,
+    ImportSpec, JobId, JobInfo, JobSpec, JobState, LdaParams, LsiParams, MAX_INFER_DOCS, ModelInfo,
+    ModelSpec, Prior, Progress, Topic, VocabEntry, WorkerInfo, handshake, server_transport,
 };
 
 use crate::topicctl;
@@ -82,6 +82,8 @@ pub struct Shared {
     pub infer_calls: Mutex<Vec<usize>>,
     /// Corpus and total_docs of each `evaluate` call.
     pub evaluated: Mutex<Vec<(PathBuf, Option<u64>)>>,
+    /// Each `import` request.
+    pub imported: Mutex<Vec<ImportSpec>>,
     /// The paths of the files passed in each connection's handshake.
     pub passed: Mutex<Vec<Vec<PathBuf>>>,
     /// The LDA job's training corpus (CORPUS) and its fingerprint when the server started.
@@ -509,6 +511,18 @@ impl Control for FakeDaemon {
             .collect())
     }
 
+    async fn import(self, _: Context, spec: ImportSpec) -> Result<JobId, ApiError> {
+        let names: &[&str] = match spec.model {
+            ModelSpec::Lsi(_) => &["u.npy", "s.npy", "dictionary.txt"],
+            ModelSpec::Lda(_) => &["lambda.npy", "alpha.npy", "eta.npy", "dictionary.txt"],
+        };
+        for name in names {
+            passed(&self.1, &spec.dir.join(name))?;
+        }
+        self.0.imported.lock().unwrap().push(spec);
+        Ok(42)
+    }
+
     async fn evaluate(
         self,
         _: Context,
@@ -578,6 +592,7 @@ impl FakeServer {
             polls_of_job_7: AtomicU32::default(),
             infer_calls: Mutex::default(),
             evaluated: Mutex::default(),
+            imported: Mutex::default(),
             passed: Mutex::default(),
             training: (training, fingerprint),
         });

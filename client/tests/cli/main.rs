@@ -6,9 +6,11 @@
 //! |---|---|
 //! | [`lsi`] | the job commands, `submit lsi`, `topics`, LSI exports |
 //! | [`lda`] | `submit lda`, LDA status, `eval`, `infer`, LDA exports and pyldavis |
+//! | [`import`] | `import`: the files passed, model.json's parameters, incomplete directories |
 //! | [`prepare`] | `prepare` against gensim (skipped without a Python that imports gensim) |
 
 mod fake;
+mod import;
 mod lda;
 mod lsi;
 mod prepare;

@@ -229,7 +229,7 @@ pub fn check_memory(bytes: f64, advice: &str) -> Result<(), JobError> {
 }
 
 /// MemTotal from /proc/meminfo, in bytes.
-fn total_memory() -> Option<f64> {
+pub fn total_memory() -> Option<f64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;

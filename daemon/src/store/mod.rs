@@ -21,13 +21,15 @@
 //!   recovery from a failed commit;
 //! - [`manifest`]: the manifest; [`verify`]: the checks at open;
 //! - [`offline`]: `--check-store` and `--accept-store`;
-//! - `usage`: each job's disk use, and collecting blobs no record names.
+//! - `usage`: each job's disk use, and collecting blobs no record names;
+//! - `import`: a job stored finished, with its model (`topicctl import`).
 
 pub mod blobs;
 mod commit;
 pub mod engine;
 mod error;
 pub mod files;
+mod import;
 mod legacy;
 mod lock;
 pub mod manifest;

@@ -37,6 +37,14 @@ pub async fn write(
 ) -> anyhow::Result<Vec<PathBuf>> {
     let info = daemon.status(job).await?;
     let corpus = info.spec.corpus.clone();
+    if corpus.is_dir() {
+        // an imported model (`topicctl import`): its "corpus" is the directory it came from
+        anyhow::bail!(
+            "job {job} was imported from {}, without the documents it was trained on, which \
+             pyLDAvis needs (doc_topic_dists): prepare it in Python from the model and its corpus",
+            output::printable_path(&corpus)
+        );
+    }
     // Hash the corpus while the topics are fetched.
     let fingerprint = tokio::task::spawn_blocking({
         let corpus = corpus.clone();
