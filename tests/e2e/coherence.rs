@@ -258,19 +258,21 @@ fn coherence_refusals_say_what_to_do() {
         &["coherence", "1", "--corpus", corpus, "--topn", "1"],
         "--topn",
     );
-    // No such job; a job without a model yet.
+    // No such job; a job without a model yet (queued behind a long one).
     fails(&["coherence", "9", "--corpus", corpus], "no job 9");
-    let job = d.submit_lda(
-        &bow,
-        &dictionary,
-        &["--topics", "4", "--passes", "1000", "--chunksize", "10"],
-    );
+    let long = ["--topics", "4", "--passes", "1000", "--chunksize", "10"];
+    let running = d.submit_lda(&bow, &dictionary, &long);
+    let job = d.submit_lda(&bow, &dictionary, &long);
     let out = d.ctl(&["coherence", &job.to_string(), "--corpus", corpus]);
     assert_eq!(out.status.code(), Some(1));
     let refused = String::from_utf8_lossy(&out.stderr).into_owned();
-    d.ok(&["cancel", &job.to_string()]);
+    for j in [job, running] {
+        d.ok(&["cancel", &j.to_string()]);
+    }
     assert!(
-        refused.contains(&format!("job {job} (")) && refused.contains("once the job has succeeded"),
+        refused.contains(&format!(
+            "job {job} (queued): its model is not there yet: it has not started"
+        )),
         "{refused}"
     );
 

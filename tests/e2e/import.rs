@@ -65,8 +65,8 @@ fn an_imported_model_is_a_succeeded_job_that_serves_and_survives_a_restart() {
     let topics = d.ok(&["topics", &job.to_string(), "--words", "2"]);
     assert_eq!(
         topics,
-        "topic #0(0.500): 0.563*\"apple\" + 0.422*\"pear\"\n\
-         topic #1(0.500): 0.554*\"bus\" + 0.431*\"car\"\n"
+        "topic #0 (α=0.500): 0.563*\"apple\" + 0.422*\"pear\"\n\
+         topic #1 (α=0.500): 0.554*\"bus\" + 0.431*\"car\"\n"
     );
     // documents of fruit and of vehicles
     let corpus = root.join("docs.mm");

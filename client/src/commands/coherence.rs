@@ -176,7 +176,7 @@ struct WordReport<'a> {
 pub async fn run(daemon: &Daemon, args: &CoherenceArgs, json: bool) -> anyhow::Result<()> {
     let input = args.input()?;
     let job = args.job;
-    let model = daemon.model_info(job).await?;
+    let model = super::model_source::model_info(daemon, job).await?;
     let layout = match model.kind.as_str() {
         "lda" => Layout::TopicsByTerms,
         "lsi" => Layout::TermsByTopics,
@@ -199,6 +199,7 @@ pub async fn run(daemon: &Daemon, args: &CoherenceArgs, json: bool) -> anyhow::R
         top.add_page(first, values)
     })
     .await?;
+    super::model_source::still_the_same(daemon, job, &model).await?;
     let topics = top.finish();
     let wanted: FxHashSet<u32> = topics.iter().flatten().map(|w| w.id).collect();
     let mut tokens = FxHashMap::default();
