@@ -160,7 +160,6 @@ impl Handler {
         Ok(self.with_live_progress(job))
     }
 
-    /// The finished model of a job.
     /// Wait until the run of job `id`, which has left `running` (a cancel), has stopped:
     /// it may still be writing its last checkpoint.
     async fn until_stopped(&self, id: JobId) -> Result<(), ApiError> {
@@ -222,7 +221,7 @@ impl Handler {
     }
 }
 
-/// How long `delete` waits for the run of a job just cancelled to stop.
+/// How long `delete` and the model requests wait for the run of a job just cancelled to stop.
 const STOPPING_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Run heavy work on a model (inference, evaluation) off the runtime's threads; its
