@@ -14,27 +14,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::common::Daemon;
-
-/// The Python to run gensim with, or why there is none.
-fn gensim_python() -> Result<String, String> {
-    let mut candidates = Vec::new();
-    if let Some(p) = std::env::var_os("TOPICD_GENSIM_PYTHON") {
-        candidates.push(p.to_string_lossy().into_owned());
-    }
-    candidates.push("/tmp/topicd-bench/venv/bin/python".into());
-    candidates.push("python3".into());
-    for python in &candidates {
-        let ok = Command::new(python)
-            .args(["-c", "import gensim"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if ok {
-            return Ok(python.clone());
-        }
-    }
-    Err(format!("none of {candidates:?} imports gensim"))
-}
+use crate::common::{Daemon, gensim_python};
 
 const TOPICS: [&str; 4] = [
     "star planet orbit telescope galaxy comet moon solar nebula astronomer eclipse meteor",

@@ -466,3 +466,23 @@ pub fn fill(path: &Path) {
         while f.write_all(&block).is_ok() {}
     }
 }
+
+/// The Python to run gensim with, or why there is none.
+pub fn gensim_python() -> Result<String, String> {
+    let mut candidates = Vec::new();
+    if let Some(p) = std::env::var_os("TOPICD_GENSIM_PYTHON") {
+        candidates.push(p.to_string_lossy().into_owned());
+    }
+    candidates.push("/tmp/topicd-bench/venv/bin/python".into());
+    candidates.push("python3".into());
+    for python in &candidates {
+        let ok = std::process::Command::new(python)
+            .args(["-c", "import gensim"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            return Ok(python.clone());
+        }
+    }
+    Err(format!("none of {candidates:?} imports gensim"))
+}

@@ -18,31 +18,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{Daemon, examples};
+use crate::common::{Daemon, examples, gensim_python};
 
 /// E-step settings that make gensim's and topicd's inference converge to the same point.
 const ITERATIONS: &str = "1000";
 const GAMMA_THRESHOLD: &str = "1e-10";
-
-/// The Python to run gensim with, or why there is none.
-fn gensim_python() -> Result<String, String> {
-    let mut candidates = Vec::new();
-    if let Some(p) = std::env::var_os("TOPICD_GENSIM_PYTHON") {
-        candidates.push(p.to_string_lossy().into_owned());
-    }
-    candidates.push("/tmp/topicd-bench/venv/bin/python".into());
-    candidates.push("python3".into());
-    for python in &candidates {
-        let ok = Command::new(python)
-            .args(["-c", "import gensim"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if ok {
-            return Ok(python.clone());
-        }
-    }
-    Err(format!("none of {candidates:?} imports gensim"))
-}
 
 /// Run `gensim_io.py` with `args`; its JSON answer.
 fn gensim(python: &str, args: &[&str]) -> serde_json::Value {
