@@ -7,6 +7,7 @@ mod cluster_harness;
 mod cluster_netns;
 mod cluster_ops;
 mod common;
+mod init_from;
 mod input_checks;
 mod inputs;
 mod lda;

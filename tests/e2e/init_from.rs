@@ -1,0 +1,289 @@
+//! `topicctl submit lda --init-from JOB`: a finished LDA model continued with new documents
+//! as gensim's `LdaModel.update` continues one (against gensim itself where a Python with
+//! gensim is found), identical after kill -9, independent of its source once submitted,
+//! and the submits it refuses.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::*;
+use crate::lda::{generated_corpus, lda_export};
+
+/// Two corpora of the same topics and dictionary (half A of 600 documents and half B of
+/// `docs_b`), in `dir`.
+fn halves(dir: &Path, docs_b: usize) -> (PathBuf, PathBuf, PathBuf) {
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let (corpus_a, dictionary) = generated_corpus(&a, 4, 600, 11);
+    let (corpus_b, _) = generated_corpus(&b, 4, docs_b, 12);
+    (corpus_a, corpus_b, dictionary)
+}
+
+/// The Python to run gensim with, or why there is none (as `client/tests/cli/prepare.rs`).
+fn gensim_python() -> Result<String, String> {
+    let mut candidates = Vec::new();
+    if let Some(p) = std::env::var_os("TOPICD_GENSIM_PYTHON") {
+        candidates.push(p.to_string_lossy().into_owned());
+    }
+    candidates.push("/tmp/topicd-bench/venv/bin/python".into());
+    candidates.push("python3".into());
+    for python in &candidates {
+        let ok = Command::new(python)
+            .args(["-c", "import gensim"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            return Ok(python.clone());
+        }
+    }
+    Err(format!("none of {candidates:?} imports gensim"))
+}
+
+/// `export --format npy` of `job` into a new directory of the daemon's; returns it.
+fn export_dir(d: &Daemon, job: u64, name: &str) -> PathBuf {
+    let out = d.dir.path().join(name);
+    d.ok(&[
+        "export",
+        &job.to_string(),
+        "--format",
+        "npy",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    out
+}
+
+/// Largest `|x − y| / max(|y|, 1e-3)` over two arrays of the same shape.
+fn largest_relative_difference(x: &Path, y: &Path) -> f64 {
+    let ((xs, x), (ys, y)) = (
+        read_npy(&std::fs::read(x).unwrap()),
+        read_npy(&std::fs::read(y).unwrap()),
+    );
+    assert_eq!(xs, ys, "{} and {} differ in shape", x.len(), y.len());
+    x.iter()
+        .zip(&y)
+        .map(|(a, b)| (a - b).abs() / b.abs().max(1e-3))
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn a_model_continued_with_init_from_equals_gensims_update() {
+    let python = match gensim_python() {
+        Ok(p) => p,
+        Err(why) => {
+            println!("skipped: {why}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (corpus_a, corpus_b, dictionary) = halves(dir.path(), 500);
+    let d = Daemon::start(&[]);
+    // α and η learnt (their values carried on and learnt further), a tight E-step so that
+    // gensim's random start of γ (numpy's, not topicd's) does not matter
+    let e_step = ["--iterations", "1000", "--gamma-threshold", "1e-12"];
+    let mut first = vec![
+        "--topics",
+        "4",
+        "--chunksize",
+        "100",
+        "--alpha",
+        "auto",
+        "--eta",
+        "auto",
+        "--eval-every",
+        "0",
+        "--seed",
+        "3",
+    ];
+    first.extend(e_step);
+    let source = d.submit_lda(&corpus_a, &dictionary, &first);
+    assert_eq!(d.wait(source), "succeeded", "{}", d.log());
+    let source_dir = export_dir(&d, source, "source");
+    let source_id = source.to_string();
+    let mut next = vec![
+        "--init-from",
+        &source_id,
+        "--chunksize",
+        "100",
+        "--passes",
+        "2",
+        "--eval-every",
+        "0",
+    ];
+    next.extend(e_step);
+    let job = d.submit_lda(&corpus_b, &dictionary, &next);
+    assert_eq!(d.wait(job), "succeeded", "{}", d.log());
+    let status = d.status(job);
+    assert_eq!(status["spec"]["init_from"]["job"], source, "{status}");
+    assert_eq!(status["spec"]["init_from"]["docs_before"], 600, "{status}");
+    let ours = export_dir(&d, job, "continued");
+    let theirs = dir.path().join("gensim");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/gensim_update.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .args([
+            source_dir.to_str().unwrap(),
+            "600",
+            corpus_b.to_str().unwrap(),
+        ])
+        .arg(&theirs)
+        .args(["100", "2", "1", "auto", "auto"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for array in ["lambda.npy", "alpha.npy", "eta.npy"] {
+        let diff = largest_relative_difference(&ours.join(array), &theirs.join(array));
+        println!("{array}: largest relative difference from gensim {diff:.2e}");
+        assert!(
+            diff < 1e-9,
+            "{array} differs from gensim's update by {diff:.2e}"
+        );
+    }
+    // and the continuation is not the source model itself
+    let moved =
+        largest_relative_difference(&ours.join("lambda.npy"), &source_dir.join("lambda.npy"));
+    assert!(
+        moved > 1e-2,
+        "the continued model did not move: {moved:.2e}"
+    );
+}
+
+#[test]
+fn a_continued_model_survives_kill_9_and_the_removal_of_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let (corpus_a, corpus_b, dictionary) = halves(dir.path(), 3000);
+    let first = [
+        "--topics",
+        "4",
+        "--chunksize",
+        "50",
+        "--alpha",
+        "auto",
+        "--seed",
+        "5",
+    ];
+    let next = [
+        "--init-from",
+        "1",
+        "--chunksize",
+        "20",
+        "--update-every",
+        "3",
+        "--passes",
+        "3",
+    ];
+    let reference = {
+        let d = Daemon::start(&[]);
+        let source = d.submit_lda(&corpus_a, &dictionary, &first);
+        assert_eq!(d.wait(source), "succeeded", "{}", d.log());
+        let job = d.submit_lda(&corpus_b, &dictionary, &next);
+        assert_eq!(d.wait(job), "succeeded", "{}", d.log());
+        lda_export(&d, job)
+    };
+    let mut d = Daemon::start(&["--checkpoint-interval", "0"]);
+    let source = d.submit_lda(&corpus_a, &dictionary, &first);
+    assert_eq!(d.wait(source), "succeeded", "{}", d.log());
+    let job = d.submit_lda(&corpus_b, &dictionary, &next);
+    // the new job copied what it needs at submit: its source may go
+    d.ok(&["rm", &source.to_string()]);
+    for threshold in [1_300, 5_100] {
+        let before = d.wait_until(job, 120, |s| {
+            work_done(s) >= threshold || s["state"] != "running"
+        });
+        d.kill9();
+        assert_eq!(before["state"], "running", "killed mid-run: {before}");
+        d.restart();
+    }
+    assert_eq!(d.wait(job), "succeeded", "{}", d.log());
+    assert!(
+        lda_export(&d, job) == reference,
+        "the continued model after kill -9 and rm of its source differs from the uninterrupted one"
+    );
+}
+
+fn refused(d: &Daemon, corpus: &Path, dictionary: &Path, extra: &[&str]) -> String {
+    let out = d.ctl(&Daemon::submit_args("lda", corpus, dictionary, extra));
+    assert!(!out.status.success(), "{extra:?} was accepted");
+    String::from_utf8_lossy(&out.stderr).trim().to_string()
+}
+
+#[test]
+fn init_from_refuses_what_cannot_be_continued_saying_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let (corpus_a, corpus_b, dictionary) = halves(dir.path(), 500);
+    let d = Daemon::start(&[]);
+    let missing = refused(&d, &corpus_b, &dictionary, &["--init-from", "7"]);
+    assert!(
+        missing.contains("--init-from 7: there is no such job"),
+        "{missing}"
+    );
+    let lsi = d.submit_lsi(&corpus_a, &dictionary, &["--topics", "2"]);
+    assert_eq!(d.wait(lsi), "succeeded", "{}", d.log());
+    let message = refused(
+        &d,
+        &corpus_b,
+        &dictionary,
+        &["--init-from", &lsi.to_string()],
+    );
+    assert!(
+        message.contains("the job is lsi: only an LDA model can be continued"),
+        "{message}"
+    );
+    let lsi_continued = d.ctl(&Daemon::submit_args(
+        "lsi",
+        &corpus_b,
+        &dictionary,
+        &["--topics", "2", "--init-from", &lsi.to_string()],
+    ));
+    assert!(!lsi_continued.status.success());
+    // a job still training (thousands of passes) is refused, then cancelled
+    let long = ["--topics", "4", "--chunksize", "10", "--passes", "10000"];
+    let running = d.submit_lda(&corpus_a, &dictionary, &long);
+    let message = refused(
+        &d,
+        &corpus_b,
+        &dictionary,
+        &["--init-from", &running.to_string()],
+    );
+    assert!(
+        message.contains("not succeeded: only a finished model can be continued"),
+        "{message}"
+    );
+    d.ok(&["cancel", &running.to_string()]);
+    let lda = d.submit_lda(
+        &corpus_a,
+        &dictionary,
+        &["--topics", "4", "--chunksize", "50"],
+    );
+    assert_eq!(d.wait(lda), "succeeded", "{}", d.log());
+    // the topics are the source's: --topics with --init-from is refused by topicctl
+    let both = refused(
+        &d,
+        &corpus_b,
+        &dictionary,
+        &["--init-from", &lda.to_string(), "--topics", "5"],
+    );
+    assert!(both.contains("cannot be used with"), "{both}");
+    // another dictionary: the same words under other ids
+    let shuffled = dir.path().join("shuffled_wordids.txt");
+    let text = std::fs::read_to_string(&dictionary).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let (first, second) = (
+        lines[0].replacen("0\t", "1\t", 1),
+        lines[1].replacen("1\t", "0\t", 1),
+    );
+    lines[0] = &second;
+    lines[1] = &first;
+    std::fs::write(&shuffled, lines.join("\n") + "\n").unwrap();
+    let message = refused(&d, &corpus_b, &shuffled, &["--init-from", &lda.to_string()]);
+    assert!(
+        message.contains("the dictionary is not the one the model was trained with")
+            && message.contains("id 0 is \"t0w0\" there and \"t0w1\" here"),
+        "{message}"
+    );
+}
