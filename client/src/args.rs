@@ -47,7 +47,11 @@ impl Submit {
                 args.seed,
                 ModelSpec::Lsi(args.params()),
                 args.inputs.spec(args.tfidf),
-                None,
+                args.init_from.map(|job| InitFrom {
+                    job,
+                    // the daemon counts them
+                    docs_before: 0,
+                }),
             ),
             Submit::Lda(args) => (
                 &args.inputs,
@@ -133,10 +137,30 @@ pub struct LsiArgs {
     #[command(flatten)]
     pub inputs: Inputs,
 
+    /// Add this corpus's documents to the finished LSI model of job JOB, as gensim's
+    /// `LsiModel.add_documents(corpus)` does: with --onepass (required), JOB's model is
+    /// scaled by --decay once per new chunk and merged with the new chunks' model. The
+    /// number of topics is JOB's (--topics is refused with it); the dictionary must be
+    /// JOB's (the same ids for the same words) and --tfidf as JOB's. The result is a new
+    /// job with a model of its own; JOB stays as it is, and may be removed once this one is
+    /// submitted.
+    #[arg(
+        long,
+        value_name = "JOB",
+        conflicts_with = "num_topics",
+        requires = "onepass"
+    )]
+    pub init_from: Option<JobId>,
+
     /// num_topics: number of latent dimensions (factors) to keep: at most min(terms,
-    /// documents), which submit checks.
-    #[arg(long = "topics", visible_alias = "num-topics", value_name = "K")]
-    num_topics: u32,
+    /// documents), which submit checks. Required unless --init-from.
+    #[arg(
+        long = "topics",
+        visible_alias = "num-topics",
+        value_name = "K",
+        required_unless_present = "init_from"
+    )]
+    num_topics: Option<u32>,
 
     /// chunksize: documents per chunk, the unit of streaming, of progress and of
     /// checkpoints. Larger chunks are faster and need more memory.
@@ -183,7 +207,8 @@ impl LsiArgs {
     /// The parameters to send.
     pub fn params(&self) -> LsiParams {
         LsiParams {
-            num_topics: self.num_topics,
+            // with --init-from the daemon takes the source's (and checks the corpus against it)
+            num_topics: self.num_topics.unwrap_or(1),
             chunksize: self.chunksize,
             decay: self.decay,
             power_iters: self.power_iters,

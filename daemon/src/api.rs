@@ -292,7 +292,7 @@ impl Control for Handler {
             None => None,
         };
         let spec = match &source {
-            Some(source) => source.continued(spec),
+            Some(source) => source.continued(spec)?,
             None => spec,
         };
         // what the job would find when it starts, said now

@@ -20,10 +20,12 @@ pub(crate) fn validate(spec: &JobSpec) -> Result<(), ApiError> {
     }
     match &spec.model {
         ModelSpec::Lsi(p) => {
-            if let Some(from) = &spec.init_from {
+            if let (Some(from), false) = (&spec.init_from, p.onepass) {
                 return invalid(format!(
-                    "init_from (job {}) is for LDA: topicd cannot continue an LSI model yet \
-                     (gensim's add_documents); train a new LSI model on the whole corpus",
+                    "init_from (job {}) with LSI needs onepass: the new documents are merged \
+                     into the model as gensim's add_documents does, chunk after chunk; the \
+                     multi-pass algorithm decomposes a whole corpus (to use it, train a new \
+                     model on the old and new documents together)",
                     from.job
                 ));
             }
@@ -184,7 +186,7 @@ mod tests {
                 .validate()
                 .unwrap_err()
                 .to_string()
-                .contains("init_from (job 3) is for LDA")
+                .contains("init_from (job 3) with LSI needs onepass")
         );
         let mut relative = spec();
         relative.corpus = "c.mm".into();

@@ -1,7 +1,8 @@
-//! `topicctl submit lda --init-from JOB`: a finished LDA model continued with new documents
-//! as gensim's `LdaModel.update` continues one (against gensim itself where a Python with
-//! gensim is found), identical after kill -9, independent of its source once submitted,
-//! and the submits it refuses.
+//! `topicctl submit lda|lsi --init-from JOB`: a finished LDA model continued with new
+//! documents as gensim's `LdaModel.update` continues one (against gensim itself where a
+//! Python with gensim is found), identical after kill -9, independent of its source once
+//! submitted; documents added to a one-pass LSI model as gensim's `add_documents` adds them
+//! (the model of both corpora; gensim's spectrum); and the submits it refuses.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -231,16 +232,33 @@ fn init_from_refuses_what_cannot_be_continued_saying_why() {
         &["--init-from", &lsi.to_string()],
     );
     assert!(
-        message.contains("the job is lsi: only an LDA model can be continued"),
+        message.contains("the job is lsi: a lda job continues only a lda model"),
         "{message}"
     );
-    let lsi_continued = d.ctl(&Daemon::submit_args(
+    // an LSI model takes documents in one pass (topicctl says so before sending)
+    let out = d.ctl(&Daemon::submit_args(
         "lsi",
         &corpus_b,
         &dictionary,
-        &["--topics", "2", "--init-from", &lsi.to_string()],
+        &["--init-from", &lsi.to_string()],
     ));
-    assert!(!lsi_continued.status.success());
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && message.contains("--onepass"),
+        "{message}"
+    );
+    // and its documents weighted as the source's were
+    let out = d.ctl(&Daemon::submit_args(
+        "lsi",
+        &corpus_b,
+        &dictionary,
+        &["--init-from", &lsi.to_string(), "--onepass", "--tfidf"],
+    ));
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        message.contains("documents were not weighted (no --tfidf)"),
+        "{message}"
+    );
     // a job still training (thousands of passes) is refused, then cancelled
     let long = ["--topics", "4", "--chunksize", "10", "--passes", "10000"];
     let running = d.submit_lda(&corpus_a, &dictionary, &long);
@@ -286,4 +304,160 @@ fn init_from_refuses_what_cannot_be_continued_saying_why() {
             && message.contains("id 0 is \"t0w0\" there and \"t0w1\" here"),
         "{message}"
     );
+}
+
+/// `a` then `b`, two Matrix Market corpora over the same terms, as one corpus in `out`.
+fn concatenated(a: &Path, b: &Path, out: &Path) -> PathBuf {
+    let read = |p: &Path| -> (usize, usize, Vec<(usize, String)>) {
+        let text = std::fs::read_to_string(p).unwrap();
+        let mut lines = text.lines().filter(|l| !l.starts_with('%'));
+        let header: Vec<usize> = lines
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .map(|x| x.parse().unwrap())
+            .collect();
+        let entries = lines
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let (doc, rest) = l.split_once(' ').unwrap();
+                (doc.parse().unwrap(), rest.to_string())
+            })
+            .collect();
+        (header[0], header[1], entries)
+    };
+    let ((docs_a, terms, first), (docs_b, _, second)) = (read(a), read(b));
+    let mut text = format!(
+        "%%MatrixMarket matrix coordinate real general\n{} {terms} {}\n",
+        docs_a + docs_b,
+        first.len() + second.len()
+    );
+    for (doc, rest) in first {
+        text.push_str(&format!("{doc} {rest}\n"));
+    }
+    for (doc, rest) in second {
+        text.push_str(&format!("{} {rest}\n", doc + docs_a));
+    }
+    let path = out.join("both.mm");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The singular values of an LSI job, from `export --format npy`.
+fn spectrum(d: &Daemon, job: u64) -> Vec<f64> {
+    read_npy(&d.export_npy(job).1).1
+}
+
+#[test]
+fn an_lsi_model_with_documents_added_by_init_from_is_the_model_of_both_corpora() {
+    let dir = tempfile::tempdir().unwrap();
+    let (corpus_a, corpus_b, dictionary) = halves(dir.path(), 500);
+    let both = concatenated(&corpus_a, &corpus_b, dir.path());
+    let d = Daemon::start(&[]);
+    let args = [
+        "--topics",
+        "4",
+        "--onepass",
+        "--chunksize",
+        "100",
+        "--extra-samples",
+        "20",
+    ];
+    let source = d.submit_lsi(&corpus_a, &dictionary, &args);
+    assert_eq!(d.wait(source), "succeeded", "{}", d.log());
+    let continued = d.submit_lsi(
+        &corpus_b,
+        &dictionary,
+        &[
+            "--init-from",
+            &source.to_string(),
+            "--onepass",
+            "--chunksize",
+            "100",
+        ],
+    );
+    assert_eq!(d.wait(continued), "succeeded", "{}", d.log());
+    let whole = d.submit_lsi(
+        &both,
+        &dictionary,
+        &["--topics", "4", "--extra-samples", "20"],
+    );
+    assert_eq!(d.wait(whole), "succeeded", "{}", d.log());
+    let (ours, exact, before) = (
+        spectrum(&d, continued),
+        spectrum(&d, whole),
+        spectrum(&d, source),
+    );
+    println!("continued {ours:?}\nwhole corpus {exact:?}\nsource {before:?}");
+    assert_eq!(ours.len(), 4);
+    for (x, y) in ours.iter().zip(&exact) {
+        assert!((x - y).abs() < 1e-3 * y, "{ours:?} against {exact:?}");
+    }
+    assert!(
+        ours[0] > before[0] * 1.2,
+        "{ours:?} against the source's {before:?}"
+    );
+    // with decay: as gensim's add_documents, where a Python with gensim is found
+    let python = match gensim_python() {
+        Ok(p) => p,
+        Err(why) => {
+            println!("skipped the comparison with gensim: {why}");
+            return;
+        }
+    };
+    let decayed = [
+        "--topics",
+        "4",
+        "--onepass",
+        "--chunksize",
+        "100",
+        "--decay",
+        "0.9",
+    ];
+    let source = d.submit_lsi(&corpus_a, &dictionary, &decayed);
+    assert_eq!(d.wait(source), "succeeded", "{}", d.log());
+    let continued = d.submit_lsi(
+        &corpus_b,
+        &dictionary,
+        &[
+            "--init-from",
+            &source.to_string(),
+            "--onepass",
+            "--chunksize",
+            "100",
+            "--decay",
+            "0.9",
+        ],
+    );
+    assert_eq!(d.wait(continued), "succeeded", "{}", d.log());
+    let ours = spectrum(&d, continued);
+    let script = format!(
+        "import sys\nfrom gensim.corpora import MmCorpus\nfrom gensim.models import LsiModel\n\
+         m = LsiModel(MmCorpus(sys.argv[1]), num_topics=4, chunksize=100, decay=0.9, \
+         onepass=True, extra_samples=100, power_iters=3, random_seed=0)\n\
+         m.add_documents(MmCorpus(sys.argv[2]), chunksize=100, decay=0.9)\n\
+         print(' '.join(repr(float(x)) for x in m.projection.s))"
+    );
+    let out = Command::new(&python)
+        .args(["-c", &script])
+        .args([&corpus_a, &corpus_b])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs: Vec<f64> = String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    println!("decay 0.9: topicd {ours:?}, gensim {theirs:?}");
+    for (x, y) in ours.iter().zip(&theirs) {
+        assert!(
+            (x - y).abs() < 1e-3 * y,
+            "{ours:?} against gensim's {theirs:?}"
+        );
+    }
 }

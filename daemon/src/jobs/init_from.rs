@@ -1,7 +1,7 @@
-//! Continuing a finished model with new documents (`topicctl submit lda --init-from JOB`),
-//! as gensim's `LdaModel.update(corpus)` continues a model.
+//! Continuing a finished model with new documents (`topicctl submit lda|lsi --init-from
+//! JOB`), as gensim's `LdaModel.update(corpus)` and `LsiModel.add_documents(corpus)` do.
 //!
-//! At submit the source is checked (it exists, has succeeded, is an LDA model, its
+//! At submit the source is checked (it exists, has succeeded, is of the same kind, its
 //! dictionary maps the same ids to the same tokens as the new job's) and the new job is
 //! recorded with a first checkpoint that is the source's final state: `λ − η` at scale 1
 //! with η already in λ, α and η (still learnt when the source learnt them), and gensim's
@@ -9,6 +9,12 @@
 //! gensim counts them). The checkpoint shares the source's blobs and is committed with the
 //! job record, so the new job never depends on the source afterwards: the source may be
 //! removed, and a restart continues from the new job's own checkpoints as every job does.
+//!
+//! An LSI job continuing a model must be one-pass: its first checkpoint holds the source's
+//! `Uᵀ` and spectrum beside the (empty) merge tree of the new corpus, and at the end the
+//! source is merged before the tree's root as gensim's `add_documents` merges chunk after
+//! chunk (see `topicd_numerics::lsi::OnePass::finish_after`). The new documents must be
+//! weighted as the source's were (TF-IDF or not).
 //!
 //! In gensim `update` also adds the new corpus's length to `state.numdocs`, the `D` of the
 //! M-step's `D/|B|`; the job keeps the documents seen before it in
@@ -28,7 +34,7 @@ pub struct Source {
 }
 
 impl Source {
-    /// The source job `id`, refused unless it is a succeeded LDA job with its model.
+    /// The source job `id`, refused unless it has succeeded (and has its model).
     pub fn read(store: &Store, id: u64) -> Result<Source, ApiError> {
         let refuse = |why: String| Err(ApiError::InvalidSpec(format!("--init-from {id}: {why}")));
         let Some(job) = store.job(id)? else {
@@ -40,12 +46,7 @@ impl Source {
                 job.state.as_str()
             ));
         }
-        if !matches!(job.spec.model, ModelSpec::Lda(_)) {
-            return refuse(format!(
-                "the job is {}: only an LDA model can be continued",
-                job.spec.model.kind()
-            ));
-        }
+
         let Some(model) = store.model(id)? else {
             return Err(ApiError::Internal(format!(
                 "job {id} succeeded but its model is missing from the store"
@@ -64,14 +65,38 @@ impl Source {
         })
     }
 
-    /// `spec` as the job that continues this source: its topics and priors, and the
-    /// documents the source had seen.
-    pub fn continued(&self, mut spec: JobSpec) -> JobSpec {
-        if let (ModelSpec::Lda(new), ModelSpec::Lda(old)) = (&mut spec.model, &self.job.spec.model)
-        {
-            new.num_topics = old.num_topics;
-            new.alpha = old.alpha.clone();
-            new.eta = old.eta.clone();
+    /// `spec` as the job that continues this source: its topics (and LDA's priors), and
+    /// the documents the source had seen. Refused when the kinds differ, or when an LSI
+    /// source was trained on other weights than the new job asks for.
+    pub fn continued(&self, mut spec: JobSpec) -> Result<JobSpec, ApiError> {
+        let id = self.job.id;
+        match (&mut spec.model, &self.job.spec.model) {
+            (ModelSpec::Lda(new), ModelSpec::Lda(old)) => {
+                new.num_topics = old.num_topics;
+                new.alpha = old.alpha.clone();
+                new.eta = old.eta.clone();
+            }
+            (ModelSpec::Lsi(new), ModelSpec::Lsi(old)) => {
+                new.num_topics = old.num_topics;
+                if spec.input.tfidf != self.job.spec.input.tfidf {
+                    let (theirs, ours) = match self.job.spec.input.tfidf {
+                        true => ("weighted by TF-IDF", "submit with --tfidf"),
+                        false => ("not weighted (no --tfidf)", "submit without --tfidf"),
+                    };
+                    return Err(ApiError::InvalidSpec(format!(
+                        "--init-from {id}: that model's documents were {theirs}: the new \
+                         documents must be weighted alike; {ours}"
+                    )));
+                }
+            }
+            (new, old) => {
+                return Err(ApiError::InvalidSpec(format!(
+                    "--init-from {id}: the job is {}: a {} job continues only a {} model",
+                    old.kind(),
+                    new.kind(),
+                    new.kind()
+                )));
+            }
         }
         let before = self
             .job
@@ -83,7 +108,7 @@ impl Source {
             job: self.job.id,
             docs_before: before + self.model.num_docs,
         });
-        spec
+        Ok(spec)
     }
 
     /// Refuse a dictionary that does not give the source's ids to the same tokens (the
@@ -115,11 +140,18 @@ impl Source {
 
     /// The new job's first checkpoint: the source's final state, sharing its blobs.
     pub fn first_checkpoint(&self, store: &Store, spec: &JobSpec) -> Result<Checkpoint, ApiError> {
-        let StoredModel::Lda { sstats, alpha, eta } = &self.model.model else {
-            return Err(ApiError::Internal(format!(
-                "job {} is an LDA job but its model is not",
-                self.job.id
-            )));
+        let (sstats, alpha, eta) = match &self.model.model {
+            StoredModel::Lda { sstats, alpha, eta } => (sstats, alpha, eta),
+            StoredModel::Lsi { ut, s } => {
+                return Ok(Checkpoint {
+                    next_chunk: 0,
+                    model: CheckpointModel::LsiTreeFrom {
+                        source_ut: ut.clone(),
+                        source_s: s.clone(),
+                        nodes: vec![],
+                    },
+                });
+            }
         };
         let k = alpha.len();
         let blobs = store.blobs();
