@@ -431,15 +431,14 @@ fn an_lsi_model_with_documents_added_by_init_from_is_the_model_of_both_corpora()
     );
     assert_eq!(d.wait(continued), "succeeded", "{}", d.log());
     let ours = spectrum(&d, continued);
-    let script = format!(
-        "import sys\nfrom gensim.corpora import MmCorpus\nfrom gensim.models import LsiModel\n\
+    // gensim's one-pass LSI of A, then add_documents(B)
+    let script = "import sys\nfrom gensim.corpora import MmCorpus\nfrom gensim.models import LsiModel\n\
          m = LsiModel(MmCorpus(sys.argv[1]), num_topics=4, chunksize=100, decay=0.9, \
          onepass=True, extra_samples=100, power_iters=3, random_seed=0)\n\
          m.add_documents(MmCorpus(sys.argv[2]), chunksize=100, decay=0.9)\n\
-         print(' '.join(repr(float(x)) for x in m.projection.s))"
-    );
+         print(' '.join(repr(float(x)) for x in m.projection.s))";
     let out = Command::new(&python)
-        .args(["-c", &script])
+        .args(["-c", script])
         .args([&corpus_a, &corpus_b])
         .output()
         .unwrap();
