@@ -460,3 +460,53 @@ fn an_lsi_model_with_documents_added_by_init_from_is_the_model_of_both_corpora()
         );
     }
 }
+
+#[test]
+fn lsi_documents_added_by_init_from_survive_kill_9_and_the_removal_of_the_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let (corpus_a, corpus_b, dictionary) = halves(dir.path(), 3000);
+    let first = [
+        "--topics",
+        "4",
+        "--onepass",
+        "--chunksize",
+        "100",
+        "--decay",
+        "0.95",
+    ];
+    let next = [
+        "--init-from",
+        "1",
+        "--onepass",
+        "--chunksize",
+        "20",
+        "--decay",
+        "0.95",
+    ];
+    let reference = {
+        let d = Daemon::start(&[]);
+        let source = d.submit_lsi(&corpus_a, &dictionary, &first);
+        assert_eq!(d.wait(source), "succeeded", "{}", d.log());
+        let job = d.submit_lsi(&corpus_b, &dictionary, &next);
+        assert_eq!(d.wait(job), "succeeded", "{}", d.log());
+        d.export_npy(job)
+    };
+    let mut d = Daemon::start(&["--checkpoint-interval", "0"]);
+    let source = d.submit_lsi(&corpus_a, &dictionary, &first);
+    assert_eq!(d.wait(source), "succeeded", "{}", d.log());
+    let job = d.submit_lsi(&corpus_b, &dictionary, &next);
+    d.ok(&["rm", &source.to_string()]);
+    for threshold in [600, 1_800] {
+        let before = d.wait_until(job, 120, |s| {
+            work_done(s) >= threshold || s["state"] != "running"
+        });
+        d.kill9();
+        assert_eq!(before["state"], "running", "killed mid-run: {before}");
+        d.restart();
+    }
+    assert_eq!(d.wait(job), "succeeded", "{}", d.log());
+    assert!(
+        d.export_npy(job) == reference,
+        "the LSI model after kill -9 and rm of its source differs from the uninterrupted one"
+    );
+}
