@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use topicd_protocol::{CorpusFormat, InputSpec, LdaParams, LsiParams, ModelSpec};
+use topicd_protocol::{CorpusFormat, InitFrom, InputSpec, JobId, LdaParams, LsiParams, ModelSpec};
 
 use crate::prior;
 
@@ -38,20 +38,31 @@ pub enum Submit {
 }
 
 impl Submit {
-    /// The inputs, seed and model to send, once the model's parameters are known to parse.
-    pub fn parts(&self) -> anyhow::Result<(&Inputs, u64, ModelSpec, InputSpec)> {
+    /// The inputs, seed, model and model to continue to send, once the model's parameters
+    /// are known to parse.
+    pub fn parts(&self) -> anyhow::Result<(&Inputs, u64, ModelSpec, InputSpec, Option<InitFrom>)> {
         Ok(match self {
             Submit::Lsi(args) => (
                 &args.inputs,
                 args.seed,
                 ModelSpec::Lsi(args.params()),
                 args.inputs.spec(args.tfidf),
+                args.init_from.map(|job| InitFrom {
+                    job,
+                    // the daemon counts them
+                    docs_before: 0,
+                }),
             ),
             Submit::Lda(args) => (
                 &args.inputs,
                 args.seed,
                 ModelSpec::Lda(args.params()?),
                 args.inputs.spec(false),
+                args.init_from.map(|job| InitFrom {
+                    job,
+                    // the daemon counts them
+                    docs_before: 0,
+                }),
             ),
         })
     }
@@ -133,10 +144,30 @@ pub struct LsiArgs {
     #[command(flatten)]
     pub inputs: Inputs,
 
+    /// Add this corpus's documents to the finished LSI model of job JOB, as gensim's
+    /// `LsiModel.add_documents(corpus)` does: with --onepass (required), JOB's model is
+    /// scaled by --decay once per new chunk and merged with the new chunks' model. The
+    /// number of topics is JOB's (--topics is refused with it); the dictionary must be
+    /// JOB's (the same ids for the same words) and --tfidf as JOB's. The result is a new
+    /// job with a model of its own; JOB stays as it is, and may be removed once this one is
+    /// submitted.
+    #[arg(
+        long,
+        value_name = "JOB",
+        conflicts_with = "num_topics",
+        requires = "onepass"
+    )]
+    pub init_from: Option<JobId>,
+
     /// num_topics: number of latent dimensions (factors) to keep: at most min(terms,
-    /// documents), which submit checks.
-    #[arg(long = "topics", visible_alias = "num-topics", value_name = "K")]
-    num_topics: u32,
+    /// documents), which submit checks. Required unless --init-from.
+    #[arg(
+        long = "topics",
+        visible_alias = "num-topics",
+        value_name = "K",
+        required_unless_present = "init_from"
+    )]
+    num_topics: Option<u32>,
 
     /// chunksize: documents per chunk, the unit of streaming, of progress and of
     /// checkpoints. Larger chunks are faster and need more memory.
@@ -183,7 +214,8 @@ impl LsiArgs {
     /// The parameters to send.
     pub fn params(&self) -> LsiParams {
         LsiParams {
-            num_topics: self.num_topics,
+            // with --init-from the daemon takes the source's (and checks the corpus against it)
+            num_topics: self.num_topics.unwrap_or(1),
             chunksize: self.chunksize,
             decay: self.decay,
             power_iters: self.power_iters,
@@ -200,10 +232,25 @@ pub struct LdaArgs {
     #[command(flatten)]
     pub inputs: Inputs,
 
+    /// Continue the finished LDA model of job JOB with this corpus, as gensim's
+    /// `LdaModel.update(corpus)` does: the new job starts from JOB's λ, α and η, with
+    /// gensim's update counter carried on (the learning rate goes on decaying), and learns
+    /// α or η further if JOB did (`auto`). The number of topics and the priors are JOB's
+    /// (--topics, --alpha and --eta are refused with it); the dictionary must be JOB's (the
+    /// same ids for the same words). The result is a new job with a model of its own; JOB
+    /// stays as it is, and may be removed once this one is submitted.
+    #[arg(long, value_name = "JOB", conflicts_with_all = ["num_topics", "alpha", "eta"])]
+    pub init_from: Option<JobId>,
+
     /// num_topics: the number of latent topics to extract from the corpus: at most
-    /// min(terms, documents), which submit checks.
-    #[arg(long = "topics", visible_alias = "num-topics", value_name = "K")]
-    num_topics: u32,
+    /// min(terms, documents), which submit checks. Required unless --init-from.
+    #[arg(
+        long = "topics",
+        visible_alias = "num-topics",
+        value_name = "K",
+        required_unless_present = "init_from"
+    )]
+    num_topics: Option<u32>,
 
     /// chunksize: number of documents in each training chunk (one E-step), also the unit
     /// of progress and of checkpoints.
@@ -272,7 +319,8 @@ impl LdaArgs {
     /// The parameters to send, or why --alpha or --eta does not parse.
     pub fn params(&self) -> anyhow::Result<LdaParams> {
         Ok(LdaParams {
-            num_topics: self.num_topics,
+            // with --init-from the daemon takes the source's (and checks the corpus against it)
+            num_topics: self.num_topics.unwrap_or(1),
             chunksize: self.chunksize,
             passes: self.passes,
             update_every: self.update_every,

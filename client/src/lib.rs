@@ -452,9 +452,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Generate(args) => commands::generate::run(&args, json)?,
         Command::Submit(submit) => {
             // The parameters and inputs are checked before the daemon is contacted.
-            let (inputs, seed, model, input) = submit.parts()?;
-            let job =
-                commands::submit::prepare(&inputs.corpus, &inputs.dictionary, seed, model, input)?;
+            let (inputs, seed, model, input, init_from) = submit.parts()?;
+            let job = commands::submit::prepare(
+                &inputs.corpus,
+                &inputs.dictionary,
+                seed,
+                model,
+                input,
+                init_from,
+            )?;
             commands::submit::run(&socket, patience, job, json).await?
         }
         Command::List => commands::jobs::list(&connect().await?, json).await?,

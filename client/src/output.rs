@@ -313,6 +313,15 @@ pub fn job_summary(job: &JobInfo, workers: Option<u32>, tz: &TimeZone) -> String
             "true (the dictionary may be larger)".to_owned(),
         ));
     }
+    if let Some(from) = &spec.init_from {
+        lines.push((
+            "init_from",
+            format!(
+                "job {} (its model had seen {} documents)",
+                from.job, from.docs_before
+            ),
+        ));
+    }
     lines.push(("seed", spec.seed.to_string()));
     match &spec.model {
         ModelSpec::Lsi(params) => {
@@ -385,6 +394,7 @@ mod tests {
                     ..LsiParams::default()
                 }),
                 input: Default::default(),
+                init_from: None,
             },
             state,
             reason: None,

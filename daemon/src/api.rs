@@ -24,9 +24,10 @@ use tarpc::context::Context;
 
 use crate::cluster::Dispatcher;
 use crate::corpus::{CorpusError, InputFile};
+use crate::jobs::init_from::Source;
 use crate::jobs::{Inputs, JobError, JobFiles, Scheduler, Stop, now};
 use crate::model::LoadedModel;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Vocabulary};
 use models::Models;
 use topicd_protocol::handshake::PassedFile;
 use topicd_protocol::*;
@@ -285,10 +286,25 @@ impl Control for Handler {
             corpus: self.passed_file("corpus", &spec.corpus)?,
             dictionary: self.passed_file("dictionary", &spec.dictionary)?,
         };
+        // a continued model: its source checked, its topics and priors taken
+        let source = match spec.init_from.as_ref().map(|f| f.job) {
+            Some(id) => Some(Arc::new(self.on_store(move |s| Source::read(s, id)).await?)),
+            None => None,
+        };
+        let spec = match &source {
+            Some(source) => source.continued(spec)?,
+            None => spec,
+        };
         // what the job would find when it starts, said now
         let (checked, job) = (files.clone(), spec.clone());
-        let format = tokio::task::spawn_blocking(move || {
-            Inputs::check(&checked, &job).map(|inputs| inputs.reading.format)
+        let (format, vocabulary) = tokio::task::spawn_blocking(move || {
+            Inputs::check(&checked, &job).map(|inputs| {
+                let vocabulary = job
+                    .init_from
+                    .is_some()
+                    .then(|| Vocabulary::of(&inputs.dictionary));
+                (inputs.reading.format, vocabulary)
+            })
         })
         .await
         .map_err(|e| ApiError::Internal(format!("the input check stopped: {e}")))?
@@ -299,6 +315,17 @@ impl Control for Handler {
         // the job record keeps the format found
         let mut spec = spec;
         spec.input.format = Some(format);
+        let checkpoint = match (&source, vocabulary) {
+            (Some(source), Some(vocabulary)) => {
+                source.check_dictionary(&vocabulary)?;
+                let (source, job) = (source.clone(), spec.clone());
+                Some(
+                    self.on_store(move |s| source.first_checkpoint(s, &job))
+                        .await?,
+                )
+            }
+            _ => None,
+        };
         let scheduler = self.shared.scheduler.clone();
         let room = self
             .on_store(move |s| Ok(scheduler.held().make_room(s)))
@@ -318,22 +345,25 @@ impl Control for Handler {
         let scheduler = self.shared.scheduler.clone();
         let job = self
             .on_store(move |s| {
-                Ok(s.create_job(|id| {
-                    // Held before the job is stored, so that its first run finds them.
-                    scheduler.held().hold(id, files);
-                    JobInfo {
-                        id,
-                        spec,
-                        state: JobState::Queued,
-                        reason: None,
-                        progress: Progress::default(),
-                        submitted_at: now(),
-                        started_at: None,
-                        finished_at: None,
-                        corpus_fingerprint,
-                        dictionary_fingerprint,
-                    }
-                })?)
+                Ok(s.create_job_with_checkpoint(
+                    |id| {
+                        // Held before the job is stored, so that its first run finds them.
+                        scheduler.held().hold(id, files);
+                        JobInfo {
+                            id,
+                            spec,
+                            state: JobState::Queued,
+                            reason: None,
+                            progress: Progress::default(),
+                            submitted_at: now(),
+                            started_at: None,
+                            finished_at: None,
+                            corpus_fingerprint,
+                            dictionary_fingerprint,
+                        }
+                    },
+                    checkpoint.as_ref(),
+                )?)
             })
             .await?;
         let uid = self.client_uid.map_or("?".into(), |u| u.to_string());

@@ -193,6 +193,30 @@ pub struct JobSpec {
     pub model: ModelSpec,
     /// How the input files are read.
     pub input: InputSpec,
+    /// Continue the finished model of another job with this job's corpus, as gensim's
+    /// `LdaModel.update(corpus)` and `LsiModel.add_documents(corpus)` (one-pass LSI only)
+    /// do: `None` trains a new model.
+    pub init_from: Option<InitFrom>,
+}
+
+/// The model a job continues (`topicctl submit lda|lsi --init-from JOB`).
+///
+/// An LDA job starts from the source's final λ, α and η with gensim's update counter
+/// carried on; a one-pass LSI job merges the source's model before its own at the end. The
+/// new job trains a model of its own: the source job is not changed, and may be removed
+/// afterwards (the new job copied what it needs at submit). The daemon takes `num_topics`
+/// (and LDA's α and η) from the source (what the spec says of them is replaced; α or η
+/// `auto` in the source goes on being learnt), and refuses a source of another kind, a
+/// dictionary that does not map the same ids to the same tokens as the source's, and LSI
+/// documents weighted otherwise than the source's (`tfidf`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InitFrom {
+    /// The succeeded job whose model is continued.
+    pub job: JobId,
+    /// Documents the source model had seen, over every job of its line (gensim's
+    /// `num_updates` and `state.numdocs` after the source's training). Set by the daemon at
+    /// submit: what a client sends is replaced.
+    pub docs_before: u64,
 }
 
 /// How a job reads its corpus and dictionary.

@@ -20,6 +20,15 @@ pub(crate) fn validate(spec: &JobSpec) -> Result<(), ApiError> {
     }
     match &spec.model {
         ModelSpec::Lsi(p) => {
+            if let (Some(from), false) = (&spec.init_from, p.onepass) {
+                return invalid(format!(
+                    "init_from (job {}) with LSI needs onepass: the new documents are merged \
+                     into the model as gensim's add_documents does, chunk after chunk; the \
+                     multi-pass algorithm decomposes a whole corpus (to use it, train a new \
+                     model on the old and new documents together)",
+                    from.job
+                ));
+            }
             if p.num_topics == 0 || p.num_topics > MAX_TOPICS {
                 return invalid(format!(
                     "num_topics must be between 1 and {MAX_TOPICS}, not {}",
@@ -147,6 +156,7 @@ mod tests {
             seed: 1,
             model: ModelSpec::Lsi(LsiParams::default()),
             input: InputSpec::default(),
+            init_from: None,
         }
     }
 
@@ -166,6 +176,18 @@ mod tests {
         assert!(with(|p| p.decay = 1.5).contains("decay"));
         assert!(with(|p| p.decay = f64::NAN).contains("decay"));
         assert!(with(|p| p.power_iters = 1000).contains("power_iters"));
+        let mut continued = spec();
+        continued.init_from = Some(InitFrom {
+            job: 3,
+            docs_before: 0,
+        });
+        assert!(
+            continued
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("init_from (job 3) with LSI needs onepass")
+        );
         let mut relative = spec();
         relative.corpus = "c.mm".into();
         assert!(

@@ -97,6 +97,7 @@ fn lsi_spec(corpus: &Path, dictionary: &Path) -> JobSpec {
             ..LsiParams::default()
         }),
         input: InputSpec::default(),
+        init_from: None,
     }
 }
 

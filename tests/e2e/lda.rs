@@ -9,7 +9,12 @@ use crate::common::*;
 /// Documents drawn from an LDA model with known topics: `topics` topics over
 /// `topics × 12` words, topic `t` putting almost all its mass on words `12t..12t+12`;
 /// θ ~ Dirichlet(0.2), 60 words per document. Returns the corpus and the dictionary.
-fn generated_corpus(dir: &Path, topics: usize, docs: usize, seed: u64) -> (PathBuf, PathBuf) {
+pub(crate) fn generated_corpus(
+    dir: &Path,
+    topics: usize,
+    docs: usize,
+    seed: u64,
+) -> (PathBuf, PathBuf) {
     let words = topics * 12;
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut uniform = move || {
@@ -175,7 +180,7 @@ fn lda_survives_kill_9_with_the_identical_model() {
 }
 
 /// λ, α and η as exported.
-fn lda_export(d: &Daemon, job: u64) -> Vec<Vec<u8>> {
+pub(crate) fn lda_export(d: &Daemon, job: u64) -> Vec<Vec<u8>> {
     let out = d
         .dir
         .path()

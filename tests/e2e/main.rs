@@ -10,6 +10,7 @@ mod coherence;
 mod common;
 mod gensim_io;
 mod import;
+mod init_from;
 mod input_checks;
 mod inputs;
 mod lda;

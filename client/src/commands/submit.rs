@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow};
 use topicd::corpus::InputFile;
-use topicd_protocol::{InputSpec, JobSpec, ModelSpec};
+use topicd_protocol::{InitFrom, InputSpec, JobSpec, ModelSpec};
 
 use crate::daemon::{Daemon, Patience};
 use crate::output;
@@ -32,6 +32,7 @@ pub fn prepare(
     seed: u64,
     model: ModelSpec,
     input: InputSpec,
+    init_from: Option<InitFrom>,
 ) -> anyhow::Result<Submission> {
     let spec = JobSpec {
         corpus: local_input("corpus", corpus)?,
@@ -39,6 +40,7 @@ pub fn prepare(
         seed,
         model,
         input,
+        init_from,
     };
     spec.validate()?;
     Ok(Submission {
@@ -99,7 +101,7 @@ mod tests {
         let corpus = dir.path().join("c.mm");
         std::fs::write(&corpus, "x").unwrap();
         let model = ModelSpec::Lsi(LsiParams::default());
-        let job = prepare(&corpus, &corpus, 3, model, InputSpec::default()).unwrap();
+        let job = prepare(&corpus, &corpus, 3, model, InputSpec::default(), None).unwrap();
         assert!(job.spec.corpus.is_absolute());
         assert_eq!(job.spec.corpus, corpus);
         assert_eq!(job.corpus.path(), corpus);
@@ -143,7 +145,7 @@ mod tests {
             num_topics: 0,
             ..LsiParams::default()
         });
-        let err = prepare(&corpus, &corpus, 0, model, InputSpec::default())
+        let err = prepare(&corpus, &corpus, 0, model, InputSpec::default(), None)
             .err()
             .unwrap();
         assert_eq!(

@@ -20,6 +20,7 @@ fn running() -> JobInfo {
             seed: 0,
             model: ModelSpec::Lsi(LsiParams::default()),
             input: Default::default(),
+            init_from: None,
         },
         state: JobState::Running,
         reason: None,

@@ -123,6 +123,7 @@ pub fn job(id: JobId, state: JobState, reason: Option<&str>) -> JobInfo {
                 ..LsiParams::default()
             }),
             input: Default::default(),
+            init_from: None,
         },
         state,
         reason: reason.map(str::to_owned),

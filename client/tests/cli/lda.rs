@@ -94,6 +94,36 @@ fn submit_lda_sends_gensims_defaults_and_every_parameter() {
 }
 
 #[test]
+fn submit_lda_init_from_sends_the_job_to_continue_and_refuses_topics_with_it() {
+    let server = FakeServer::start();
+    let dir = inputs();
+    // SUBMIT without its --topics: the topics are the source job's
+    let inputs = &SUBMIT[..SUBMIT.len() - 2];
+    let output = server.run_in(dir.path(), &[inputs, &["--init-from", "3"]].concat());
+    assert_exit(&output, 0);
+    let spec = server.shared.submitted.lock().unwrap()[0].clone();
+    assert_eq!(spec.init_from.map(|f| f.job), Some(3));
+    let output = server.run_in(
+        dir.path(),
+        &[&SUBMIT[..], &["--init-from", "3", "--alpha", "auto"]].concat(),
+    );
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("cannot be used with '--init-from <JOB>'"),
+        "{}",
+        stderr(&output)
+    );
+    let output = server.run_in(dir.path(), inputs);
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("--topics <K>"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(server.shared.submitted.lock().unwrap().len(), 1);
+}
+
+#[test]
 fn submit_lda_refuses_a_bad_prior_before_contacting_the_daemon() {
     let dir = inputs();
     let nothing = dir.path().join("nothing.sock");

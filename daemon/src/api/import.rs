@@ -134,6 +134,7 @@ fn job_spec(spec: &ImportSpec, read: &ImportedModel) -> Result<JobSpec, ApiError
         seed: 0,
         model,
         input: InputSpec::default(),
+        init_from: None,
     };
     job.validate()?;
     Ok(job)

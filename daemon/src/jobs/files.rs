@@ -168,6 +168,7 @@ mod tests {
                 seed: 0,
                 model: ModelSpec::Lsi(LsiParams::default()),
                 input: Default::default(),
+                init_from: None,
             },
             state: JobState::Queued,
             reason: None,

@@ -1,6 +1,8 @@
 //! Running an LDA job: online variational Bayes as gensim's `LdaModel.update` runs it —
 //! for each chunk, maybe the per-word bound, the E-step, maybe α; every `update_every`
 //! chunks (or once per pass in batch mode) the M-step and maybe η — with checkpoints.
+//! A job that continues another's model starts from the first checkpoint written at submit
+//! (see [`super::init_from`]).
 //!
 //! A batch is `update_every × chunksize` documents whatever the number of workers. A
 //! chunk's E-step is split into ranges of documents, one task per worker that can take one
@@ -120,6 +122,13 @@ impl<'a, 'b> LdaRun<'a, 'b> {
             per_word_bound: None,
         };
         let Some(checkpoint) = checkpoint else {
+            if let Some(from) = &run.ctx.job.spec.init_from {
+                return Err(JobError::Internal(format!(
+                    "the job continues job {}'s model, but its first checkpoint (a copy of \
+                     that model, written at submit) is missing: submit it again",
+                    from.job
+                )));
+            }
             return Ok(run);
         };
         let CheckpointModel::Lda {
@@ -339,8 +348,17 @@ impl<'a, 'b> LdaRun<'a, 'b> {
     fn m_step(&mut self) {
         let rho = self.rho();
         let first_pass = self.pass == 0;
+        // gensim's `state.numdocs`: the documents of every model this one continues, too
+        let docs_before = self
+            .ctx
+            .job
+            .spec
+            .init_from
+            .as_ref()
+            .map_or(0, |f| f.docs_before);
+        let total_docs = docs_before + self.inputs.num_docs;
         self.state
-            .m_step(&mut self.batch, self.inputs.num_docs, rho, first_pass);
+            .m_step(&mut self.batch, total_docs, rho, first_pass);
         if self.params.eta == Prior::Auto {
             let updated = self.state.update_eta(rho);
             self.warn_unless(updated, "eta");

@@ -9,7 +9,7 @@ use super::inputs::CorpusReading;
 use super::pass_reader::{PassInput, PassReader};
 use super::{Inputs, JobContext, JobError, RunEnd, Stop, check_memory};
 use crate::corpus::{Dictionary, Piece};
-use crate::store::{Checkpoint, CheckpointModel, StoredModel};
+use crate::store::{BlobId, Checkpoint, CheckpointModel, StoredModel};
 use crate::work::{ChunkSet, Executor, Flow, Output, Task, encode};
 use subtrees::Subtrees;
 use topicd_numerics::lsi::{OnePass, Projection, StochasticSvd, SumError, one_pass};
@@ -274,18 +274,43 @@ impl LsiRun<'_, '_> {
             self.ctx.job.spec.seed,
             (0, chunks),
         );
-        match checkpoint.map(|c| c.model) {
-            Some(CheckpointModel::LsiTree { nodes }) => {
-                for (a, b, ut, s) in nodes {
-                    let ut = self.ctx.store.blobs().get_matrix(&ut)?;
-                    one_pass.add(a, b, Projection { ut, s }).map_err(|e| {
-                        JobError::Internal(format!("the checkpoint does not fit the job: {e}"))
-                    })?;
+        let mut source = None;
+        let nodes = match checkpoint.map(|c| c.model) {
+            Some(CheckpointModel::LsiTree { nodes }) => nodes,
+            Some(CheckpointModel::LsiTreeFrom {
+                source_ut,
+                source_s,
+                nodes,
+            }) => {
+                let ut = self.ctx.store.blobs().get_matrix(&source_ut)?;
+                if ut.nrows() != source_s.len() || ut.ncols() != self.num_terms {
+                    return Err(JobError::Internal(
+                        "the checkpoint's model to continue does not fit the job".into(),
+                    ));
                 }
+                source = Some((source_ut, Projection { ut, s: source_s }));
+                nodes
             }
-            None => {}
-            Some(other) => self.start_over(&other)?,
+            None => vec![],
+            Some(other) => {
+                self.start_over(&other)?;
+                vec![]
+            }
+        };
+        if let (Some(from), None) = (&self.ctx.job.spec.init_from, &source) {
+            return Err(JobError::Internal(format!(
+                "the job continues job {}'s model, but its checkpoint (which holds a copy of \
+                 that model, written at submit) does not: submit it again",
+                from.job
+            )));
         }
+        for (a, b, ut, s) in nodes {
+            let ut = self.ctx.store.blobs().get_matrix(&ut)?;
+            one_pass.add(a, b, Projection { ut, s }).map_err(|e| {
+                JobError::Internal(format!("the checkpoint does not fit the job: {e}"))
+            })?;
+        }
+        let kept = source.as_ref().map(|(id, p)| (id.clone(), p.s.clone()));
         let covered = |one_pass: &OnePass| {
             let mut set = ChunkSet::new();
             one_pass
@@ -317,8 +342,9 @@ impl LsiRun<'_, '_> {
                 done.insert_range(a, b);
                 let progress = self.progress(0, 1, &done);
                 self.ctx.publish(progress.clone());
-                let flow =
-                    self.checkpoint_or_stop(|ctx| save_one_pass(ctx, &one_pass, progress))?;
+                let flow = self.checkpoint_or_stop(|ctx| {
+                    save_one_pass(ctx, &one_pass, kept.as_ref(), progress)
+                })?;
                 saved = flow == Flow::Stop;
                 Ok(flow)
             },
@@ -335,11 +361,15 @@ impl LsiRun<'_, '_> {
         if flow == Flow::Stop {
             if !saved {
                 let progress = self.progress(0, 1, &done);
-                save_one_pass(self.ctx, &one_pass, progress)?;
+                save_one_pass(self.ctx, &one_pass, kept.as_ref(), progress)?;
             }
             return self.stopped();
         }
-        let model = one_pass.finish().ok_or_else(|| {
+        let model = match source {
+            Some((_, source)) => one_pass.finish_after(source),
+            None => one_pass.finish(),
+        };
+        let model = model.ok_or_else(|| {
             JobError::Input(format!(
                 "{}: the corpus ended before the {chunks} chunks its header announces",
                 self.ctx.job.spec.corpus.display()
@@ -413,10 +443,12 @@ fn save_multi_pass(
     })
 }
 
-/// Checkpoint a one-pass LSI: its finished nodes.
+/// Checkpoint a one-pass LSI: its finished nodes, and the model it continues if any (kept
+/// as the blob the first checkpoint names, with its spectrum).
 fn save_one_pass(
     ctx: &mut JobContext<'_>,
     one_pass: &OnePass,
+    source: Option<&(BlobId, Vec<f64>)>,
     progress: Progress,
 ) -> Result<(), JobError> {
     ctx.save_checkpoint(progress, |blobs| {
@@ -425,10 +457,15 @@ fn save_one_pass(
             nodes.push((a, b, blobs.put_matrix(&model.ut)?, model.s.clone()));
         }
         let next_chunk = nodes.last().map_or(0, |n| n.1);
-        Ok(Checkpoint {
-            next_chunk,
-            model: CheckpointModel::LsiTree { nodes },
-        })
+        let model = match source {
+            Some((source_ut, source_s)) => CheckpointModel::LsiTreeFrom {
+                source_ut: source_ut.clone(),
+                source_s: source_s.clone(),
+                nodes,
+            },
+            None => CheckpointModel::LsiTree { nodes },
+        };
+        Ok(Checkpoint { next_chunk, model })
     })
 }
 

@@ -21,6 +21,7 @@
 pub mod control;
 pub mod error;
 pub mod files;
+pub mod init_from;
 pub mod inputs;
 pub mod lda;
 pub mod lsi;

@@ -43,6 +43,45 @@ impl LoadedModel {
         };
         let p = &job.progress;
         let (numbers, num_docs) = match (&checkpoint.model, &job.spec.model) {
+            (
+                CheckpointModel::LsiTreeFrom {
+                    source_ut,
+                    source_s,
+                    nodes,
+                },
+                ModelSpec::Lsi(params),
+            ) => {
+                // the model continued, merged with the new chunks done so far as at the end
+                let ut = blobs.get_matrix(source_ut)?;
+                if ut.nrows() != source_s.len() {
+                    return Err(corrupt().into());
+                }
+                let source = Projection {
+                    ut,
+                    s: source_s.clone(),
+                };
+                let mut merged = Vec::with_capacity(nodes.len());
+                for (a, b, ut, s) in nodes {
+                    let ut = blobs.get_matrix(ut)?;
+                    if ut.nrows() != s.len() {
+                        return Err(corrupt().into());
+                    }
+                    merged.push((*a, *b, Projection { ut, s: s.clone() }));
+                }
+                let chunks: u64 = nodes.iter().map(|(a, b, _, _)| b - a).sum();
+                let rank = (params.num_topics + params.extra_samples) as usize;
+                let k = params.num_topics as usize;
+                let model = match merge_in_order(merged, params.decay, rank, rank) {
+                    Some(new) => source.merge(new, params.decay.powf(chunks as f64), rank),
+                    None => source,
+                };
+                let keep = k.min(model.num_topics());
+                let model = Projection {
+                    ut: model.ut.rows(0, keep).into_owned(),
+                    s: model.s[..keep].to_vec(),
+                };
+                (Numbers::Lsi(model), p.docs_done)
+            }
             (CheckpointModel::LsiTree { nodes }, ModelSpec::Lsi(params)) => {
                 let mut merged = Vec::with_capacity(nodes.len());
                 for (a, b, ut, s) in nodes {

@@ -62,7 +62,8 @@ use verify::{Mirror, NEXT_JOB_KEY, Outcome, SCHEMA_KEY};
 /// Version of the records' layout. Bump it when a record type changes.
 /// 2: a generation, blob reference counts and the manifest.
 /// 3: a job's input options ([`topicd_protocol::InputSpec`]); see `legacy`.
-pub const SCHEMA_VERSION: u32 = 3;
+/// 4: the model a job continues ([`topicd_protocol::JobSpec::init_from`]); see `legacy`.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The typed store.
 pub struct Store {
@@ -261,11 +262,23 @@ impl Store {
 
     /// Record a new job, numbering it; returns the record as stored.
     pub fn create_job(&self, make: impl FnOnce(JobId) -> JobInfo) -> Result<JobInfo, StoreError> {
+        self.create_job_with_checkpoint(make, None)
+    }
+
+    /// Record a new job with its first checkpoint (a job that continues another's model
+    /// starts from a copy of it), in one commit: the job is never there without it. The
+    /// checkpoint's blobs must be named by a record already (they are shared, not copied):
+    /// if one is not (its record was removed meanwhile), nothing is written.
+    pub fn create_job_with_checkpoint(
+        &self,
+        make: impl FnOnce(JobId) -> JobInfo,
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<JobInfo, StoreError> {
         let mut state = self.lock();
         self.settle(&mut state)?;
         let id = state.mirror.next_job;
         let job = make(id);
-        let batch = Batch {
+        let mut batch = Batch {
             writes: vec![
                 put(Tree::Meta, NEXT_JOB_KEY.to_vec(), &(id + 1))?,
                 put(Tree::Jobs, key(id), &job)?,
@@ -273,6 +286,19 @@ impl Store {
             new_job: Some(id),
             ..Batch::default()
         };
+        if let Some(c) = checkpoint {
+            if c.model
+                .blobs()
+                .iter()
+                .any(|b| !state.mirror.live.contains_key(b))
+            {
+                return Err(StoreError::conflict(
+                    "the model to start from was removed meanwhile",
+                ));
+            }
+            batch.reference(c.model.blobs(), 1);
+            batch.writes.push(put(Tree::Checkpoints, key(id), c)?);
+        }
         self.commit(&mut state, batch)?;
         Ok(job)
     }

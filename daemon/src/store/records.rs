@@ -78,6 +78,16 @@ pub enum CheckpointModel {
         /// `(first chunk, end chunk, Uᵀ, S)` of each node.
         nodes: Vec<(u64, u64, BlobId, Vec<f64>)>,
     },
+    /// One-pass LSI continuing another job's model (`--init-from`): that model, merged
+    /// after the tree's root at the end, and the tree's finished nodes as in `LsiTree`.
+    LsiTreeFrom {
+        /// `Uᵀ` of the model continued.
+        source_ut: BlobId,
+        /// Its singular values.
+        source_s: Vec<f64>,
+        /// `(first chunk, end chunk, Uᵀ, S)` of each node.
+        nodes: Vec<(u64, u64, BlobId, Vec<f64>)>,
+    },
 }
 
 impl CheckpointModel {
@@ -90,6 +100,11 @@ impl CheckpointModel {
                 q.iter().chain(grids).chain(acc).collect()
             }
             CheckpointModel::LsiTree { nodes } => nodes.iter().map(|(_, _, ut, _)| ut).collect(),
+            CheckpointModel::LsiTreeFrom {
+                source_ut, nodes, ..
+            } => std::iter::once(source_ut)
+                .chain(nodes.iter().map(|(_, _, ut, _)| ut))
+                .collect(),
             CheckpointModel::Lda {
                 sstats, eta, batch, ..
             } => [sstats, eta]

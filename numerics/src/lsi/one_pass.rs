@@ -341,6 +341,26 @@ impl OnePass {
         merge_in_order(nodes, self.input.decay, self.input.rank, self.num_topics)
     }
 
+    /// The final model of a job that continues `source` (gensim's `add_documents` on an
+    /// existing model), cut to `num_topics` factors; `None` before every chunk is in.
+    ///
+    /// gensim merges each new chunk into the model in turn, the model's spectrum scaled by
+    /// γ at each merge; the tree's root weighs the new chunks among themselves as that
+    /// sequence does, so the source comes first, scaled by γ once per new chunk:
+    /// `merge(source, P[0, n), γⁿ)`.
+    pub fn finish_after(self, source: Projection) -> Option<Projection> {
+        let chunks = self.root.1 - self.root.0;
+        let new = match chunks {
+            0 => Projection::empty(self.input.num_terms),
+            _ => self.root_model()?.clone(),
+        };
+        let decay = self.input.decay.powf(chunks as f64);
+        Some(cut(
+            source.merge(new, decay, self.input.rank),
+            self.num_topics,
+        ))
+    }
+
     /// The final model, cut to `num_topics` factors; `None` before every chunk is in.
     /// An empty range gives a model with no factors.
     pub fn finish(self) -> Option<Projection> {
@@ -348,11 +368,16 @@ impl OnePass {
             return Some(Projection::empty(self.input.num_terms));
         }
         let model = self.root_model()?;
-        let keep = self.num_topics.min(model.num_topics());
-        Some(Projection {
-            ut: model.ut.rows(0, keep).into_owned(),
-            s: model.s[..keep].to_vec(),
-        })
+        Some(cut(model.clone(), self.num_topics))
+    }
+}
+
+/// The first `num_topics` factors of `model`.
+fn cut(model: Projection, num_topics: usize) -> Projection {
+    let keep = num_topics.min(model.num_topics());
+    Projection {
+        ut: model.ut.rows(0, keep).into_owned(),
+        s: model.s[..keep].to_vec(),
     }
 }
 
@@ -391,6 +416,77 @@ mod tests {
             model.add(c.index, c.index + 1, svd).unwrap();
         }
         model.finish().unwrap()
+    }
+
+    /// The exact SVD of `a` as a projection: every factor with a non-zero singular value.
+    fn exact(a: &DMatrix<f64>) -> Projection {
+        let svd = a.clone().svd(true, false);
+        let mut order: Vec<usize> = (0..svd.singular_values.len()).collect();
+        order.sort_by(|&i, &j| svd.singular_values[j].total_cmp(&svd.singular_values[i]));
+        order.retain(|&i| svd.singular_values[i] > 1e-9);
+        let u = svd.u.unwrap();
+        let ut = DMatrix::from_fn(order.len(), a.nrows(), |r, c| u[(c, order[r])]);
+        let mut p = Projection {
+            ut,
+            s: order.iter().map(|&i| svd.singular_values[i]).collect(),
+        };
+        p.fix_signs();
+        p
+    }
+
+    #[test]
+    fn continuing_a_model_equals_the_svd_of_the_decayed_stacked_matrix() {
+        // nothing truncated: the source is the exact SVD of A, the new corpus B has 3
+        // chunks (exact SVDs), and the result is the SVD of [γ³·A, γ²·B₀, γ·B₁, B₂], as
+        // gensim's add_documents merges chunk after chunk
+        // well-conditioned dense matrices, of rank 3 + 3·2 < 12 terms together, so that
+        // no merge drops a factor
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut entry = move |_: usize, _: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let (a, b) = (
+            DMatrix::from_fn(12, 3, &mut entry),
+            DMatrix::from_fn(12, 6, &mut entry),
+        );
+        let decay = 0.8;
+        let chunks = chunks(&b, 2);
+        let mut model = OnePass::new(12, 12, 0, 0, decay, 1, (0, chunks.len() as u64));
+        for (i, c) in chunks.iter().enumerate() {
+            let chunk = exact(&b.columns(2 * i, 2).into_owned());
+            model.add(c.index, c.index + 1, chunk).unwrap();
+        }
+        let continued = model.finish_after(exact(&a)).unwrap();
+        let mut stacked = DMatrix::zeros(12, 9);
+        stacked.columns_mut(0, 3).copy_from(&(&a * decay.powi(3)));
+        for i in 0..3 {
+            let weight = decay.powi(2 - i as i32);
+            stacked
+                .columns_mut(3 + 2 * i, 2)
+                .copy_from(&(b.columns(2 * i, 2) * weight));
+        }
+        let expected = exact(&stacked);
+        let kept = continued.s.len();
+        assert_eq!(kept, 9, "{:?}", continued.s);
+        for (x, y) in continued.s.iter().zip(&expected.s) {
+            assert!(
+                (x - y).abs() < 1e-9 * y.max(1.0),
+                "{:?} {:?}",
+                continued.s,
+                expected.s
+            );
+        }
+        let cos = linalg::cross(&continued.ut, &expected.ut);
+        for i in 0..kept {
+            assert!(
+                (cos[(i, i)].abs() - 1.0).abs() < 1e-6,
+                "factor {i}: {}",
+                cos[(i, i)]
+            );
+        }
     }
 
     #[test]

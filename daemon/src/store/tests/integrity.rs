@@ -373,3 +373,34 @@ fn job_records_of_schema_2_are_rewritten_with_the_inputs_jobs_had_then() {
     drop(engine);
     Store::open(dir.path()).unwrap();
 }
+
+#[test]
+fn job_records_of_schema_3_are_rewritten_as_jobs_that_train_a_new_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.create_job(job).unwrap();
+    store.create_job(job).unwrap();
+    drop(store);
+    {
+        // What topicd wrote before schema 4: the same records without init_from.
+        let engine = SledEngine::open(&dir.path().join("store")).unwrap();
+        engine
+            .commit(vec![
+                put(Tree::Meta, SCHEMA_KEY.to_vec(), &3u32).unwrap(),
+                job_of_schema_3(1),
+                job_of_schema_3(2),
+            ])
+            .unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    for id in [1, 2] {
+        assert_eq!(store.job(id).unwrap().unwrap(), job(id));
+    }
+    assert_eq!(store.create_job(job).unwrap().id, 3);
+    drop(store);
+    let engine = SledEngine::open(&dir.path().join("store")).unwrap();
+    let schema = engine.get(Tree::Meta, SCHEMA_KEY).unwrap().unwrap();
+    assert_eq!(bincode::deserialize::<u32>(&schema).unwrap(), 4);
+    drop(engine);
+    Store::open(dir.path()).unwrap();
+}

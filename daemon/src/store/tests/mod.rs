@@ -29,6 +29,7 @@ pub(crate) fn job(id: JobId) -> JobInfo {
             seed: 0,
             model: ModelSpec::Lsi(LsiParams::default()),
             input: Default::default(),
+            init_from: None,
         },
         state: JobState::Queued,
         reason: None,
@@ -45,6 +46,35 @@ pub(crate) fn job(id: JobId) -> JobInfo {
 pub(crate) fn job_of_schema_2(id: JobId) -> Write {
     let j = job(id);
     let spec = (j.spec.corpus, j.spec.dictionary, j.spec.seed, j.spec.model);
+    let record = (
+        j.id,
+        spec,
+        j.state,
+        j.reason,
+        j.progress,
+        j.submitted_at,
+        j.started_at,
+        j.finished_at,
+        j.corpus_fingerprint,
+        j.dictionary_fingerprint,
+    );
+    Write {
+        tree: Tree::Jobs,
+        key: key(id),
+        value: Some(bincode::serialize(&record).unwrap()),
+    }
+}
+
+/// A job record as a store of schema 3 wrote it: the spec without `init_from`.
+pub(crate) fn job_of_schema_3(id: JobId) -> Write {
+    let j = job(id);
+    let spec = (
+        j.spec.corpus,
+        j.spec.dictionary,
+        j.spec.seed,
+        j.spec.model,
+        j.spec.input,
+    );
     let record = (
         j.id,
         spec,
