@@ -313,3 +313,40 @@ fn a_topicd_export_imported_is_the_same_model() {
     }
     assert_eq!(d.export_npy(imported), d.export_npy(job));
 }
+
+/// An imported LDA model can be continued with new documents (`--init-from`): the new job
+/// starts from the imported topics and keeps them apart.
+#[test]
+fn an_imported_model_is_continued_by_init_from() {
+    let d = Daemon::start(&[]);
+    let dir = lda_dir(&d.dir.path().join("models"), "fruit");
+    let out = d.ok(&["--json", "import", dir.to_str().unwrap()]);
+    let source = serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    // Eight new documents: four about fruit, four about vehicles.
+    let corpus = d.dir.path().join("more.mm");
+    let mut text = String::from("%%MatrixMarket matrix coordinate real general\n8 4 16\n");
+    for doc in 1..=8 {
+        let (a, b) = if doc <= 4 { (1, 2) } else { (3, 4) };
+        text.push_str(&format!("{doc} {a} 3\n{doc} {b} 2\n"));
+    }
+    std::fs::write(&corpus, text).unwrap();
+    let dictionary = dir.join("dictionary.txt");
+    let job = d.submit_lda(
+        &corpus,
+        &dictionary,
+        &["--init-from", &source.to_string(), "--chunksize", "4"],
+    );
+    assert_eq!(d.wait(job), "succeeded", "{}", d.log());
+    let topics = d.ok(&["topics", &job.to_string(), "--words", "2"]);
+    let lines: Vec<&str> = topics.lines().collect();
+    assert!(
+        lines[0].contains("\"apple\"") && lines[0].contains("\"pear\""),
+        "{topics}"
+    );
+    assert!(
+        lines[1].contains("\"bus\"") && lines[1].contains("\"car\""),
+        "{topics}"
+    );
+}
