@@ -256,6 +256,8 @@ enum Command {
         /// Words per topic (gensim's num_words), largest absolute weight first.
         #[arg(long, default_value_t = 10, value_name = "N")]
         words: u32,
+        #[command(flatten)]
+        model: commands::model_source::ModelChoice,
     },
 
     /// Topic weights of new documents under a finished model, one line per document.
@@ -282,6 +284,8 @@ enum Command {
         /// [default: the job's own minimum_probability]
         #[arg(long, value_name = "P")]
         minimum_probability: Option<f64>,
+        #[command(flatten)]
+        model: commands::model_source::ModelChoice,
     },
 
     /// Evaluate a finished LDA model on a held-out corpus: gensim's `log_perplexity`.
@@ -302,6 +306,8 @@ enum Command {
         /// [default: the held-out corpus's own number of documents]
         #[arg(long, value_name = "N")]
         total_docs: Option<u64>,
+        #[command(flatten)]
+        model: commands::model_source::ModelChoice,
     },
 
     /// Topic coherence of a finished job, as gensim's `CoherenceModel`: per topic and mean.
@@ -353,6 +359,8 @@ enum Command {
         /// json only: words per topic in model.json (largest first).
         #[arg(long, default_value_t = 20, value_name = "N")]
         words: u32,
+        #[command(flatten)]
+        model: commands::model_source::ModelChoice,
     },
 
     /// Make a model in a directory a job of the daemon's, as if it had trained it.
@@ -479,24 +487,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             job,
             num_topics,
             words,
-        } => commands::topics::run(&connect().await?, job, num_topics, words, json).await?,
+            model,
+        } => commands::topics::run(&connect().await?, job, model, num_topics, words, json).await?,
         Command::Export {
             job,
             format,
             out,
             words,
-        } => commands::export::run(&connect().await?, job, format, &out, words, json).await?,
+            model,
+        } => {
+            let daemon = connect().await?;
+            commands::export::run(&daemon, job, model, format, &out, words, json).await?
+        }
         Command::Infer {
             job,
             corpus,
             out,
             minimum_probability,
+            model,
         } => {
             let options = commands::infer::Options {
                 corpus,
                 out,
                 minimum_probability,
                 json,
+                model,
             };
             commands::infer::run(&connect().await?, job, options).await?
         }
@@ -510,11 +525,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             job,
             corpus,
             total_docs,
+            model,
         } => {
             // The corpus is checked and opened before the daemon is contacted.
             let corpus = commands::submit::local_input("corpus", &corpus)?;
             let corpus = commands::submit::open_input("corpus", &corpus)?;
-            commands::eval::run(&socket, patience, job, corpus, total_docs, json).await?
+            commands::eval::run(&socket, patience, job, model, corpus, total_docs, json).await?
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -592,7 +608,16 @@ mod tests {
             Command::Topics {
                 job: 3,
                 num_topics: 10,
-                words: 10
+                words: 10,
+                model: commands::model_source::ModelChoice { checkpoint: false },
+            }
+        ));
+        let cli = parse(&["topics", "3", "--checkpoint"]);
+        assert!(matches!(
+            cli.command,
+            Command::Topics {
+                model: commands::model_source::ModelChoice { checkpoint: true },
+                ..
             }
         ));
         let cli = parse(&["export", "3", "--format", "npy", "--out", "o"]);
@@ -613,11 +638,13 @@ mod tests {
             corpus,
             out,
             minimum_probability,
+            model,
         } = cli.command
         else {
             panic!("not infer")
         };
         assert_eq!((job, out, minimum_probability), (2, None, None));
+        assert!(!model.checkpoint);
         assert_eq!(corpus, PathBuf::from("new.mm"));
         let cli = parse(&[
             "infer",

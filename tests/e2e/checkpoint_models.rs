@@ -37,6 +37,13 @@ fn a_cancelled_lda_job_serves_the_model_of_its_checkpoint() {
         "{stderr}"
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 8);
+    // Asked for with --checkpoint: the same topics, without the notice.
+    let asked = d.ctl(&["topics", &id, "--checkpoint"]);
+    assert!(
+        asked.status.success() && asked.stderr.is_empty(),
+        "{asked:?}"
+    );
+    assert_eq!(asked.stdout, out.stdout);
 
     let arrays = d.export_arrays(job);
     let (shape, lambda) = read_npy(&arrays["lambda.npy"]);
@@ -56,6 +63,14 @@ fn a_cancelled_lda_job_serves_the_model_of_its_checkpoint() {
     assert_eq!(d.wait(job), "succeeded", "{}", d.log());
     let out = d.ctl(&["topics", &id]);
     assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+    let out = d.ctl(&["topics", &id, "--checkpoint"]);
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        format!(
+            "topicctl: job {job} has succeeded: it has its finished model, no checkpoint (leave out --checkpoint)"
+        )
+    );
 }
 
 #[test]

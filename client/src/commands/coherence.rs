@@ -26,6 +26,10 @@ pub struct CoherenceArgs {
     /// The job's id.
     pub job: JobId,
 
+    /// Which model: `--checkpoint`.
+    #[command(flatten)]
+    pub model: super::model_source::ModelChoice,
+
     /// The measure: u_mass counts documents of --corpus (or of --texts); c_uci and c_npmi
     /// count sliding windows of --texts.
     #[arg(long, value_enum, default_value_t = Measure::UMass)]
@@ -176,7 +180,7 @@ struct WordReport<'a> {
 pub async fn run(daemon: &Daemon, args: &CoherenceArgs, json: bool) -> anyhow::Result<()> {
     let input = args.input()?;
     let job = args.job;
-    let model = super::model_source::model_info(daemon, job).await?;
+    let model = super::model_source::model_info(daemon, job, args.model).await?;
     let layout = match model.kind.as_str() {
         "lda" => Layout::TopicsByTerms,
         "lsi" => Layout::TermsByTopics,

@@ -17,6 +17,7 @@ pub async fn run(
     socket: &Path,
     patience: Patience,
     job: JobId,
+    choice: super::model_source::ModelChoice,
     corpus: InputFile,
     total_docs: Option<u64>,
     json: bool,
@@ -26,7 +27,7 @@ pub async fn run(
     if let ModelSpec::Lsi(_) = info.spec.model {
         bail!("job {job} trains an LSI model: eval computes the per-word bound of an LDA model");
     }
-    super::model_source::model_info(&daemon, job).await?;
+    super::model_source::model_info(&daemon, job, choice).await?;
     let path = corpus.path().to_path_buf();
     let evaluation = daemon.evaluate(job, path, total_docs).await?;
     if json {

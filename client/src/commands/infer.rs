@@ -35,6 +35,8 @@ pub struct Options {
     pub minimum_probability: Option<f64>,
     /// JSON lines rather than text.
     pub json: bool,
+    /// Which model: see [`super::model_source::ModelChoice`].
+    pub model: super::model_source::ModelChoice,
 }
 
 /// gensim's floor under `minimum_probability` in `get_document_topics`.
@@ -68,7 +70,7 @@ impl Keep {
 
 /// Infer the topics of every document of `options.corpus` and write them.
 pub async fn run(daemon: &Daemon, job: JobId, options: Options) -> anyhow::Result<()> {
-    let model = super::model_source::model_info(daemon, job).await?;
+    let model = super::model_source::model_info(daemon, job, options.model).await?;
     let lda = match model.kind.as_str() {
         "lda" => true,
         "lsi" => false,

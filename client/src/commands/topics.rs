@@ -79,11 +79,15 @@ pub fn topic_line(topic: &Topic, lda: bool) -> String {
 pub async fn run(
     daemon: &Daemon,
     job: JobId,
+    choice: super::model_source::ModelChoice,
     num_topics: u32,
     words: u32,
     json: bool,
 ) -> anyhow::Result<()> {
-    let lda = super::model_source::model_info(daemon, job).await?.kind == "lda";
+    let lda = super::model_source::model_info(daemon, job, choice)
+        .await?
+        .kind
+        == "lda";
     let topics = daemon.topics(job, num_topics, words).await?;
     if json {
         let topics: Vec<TopicJson> = topics.iter().map(|t| TopicJson::new(t, lda)).collect();

@@ -49,12 +49,13 @@ pub enum Format {
 pub async fn run(
     daemon: &Daemon,
     job: JobId,
+    choice: super::model_source::ModelChoice,
     format: Format,
     out: &Path,
     words: u32,
     json: bool,
 ) -> anyhow::Result<()> {
-    let model = super::model_source::model_info(daemon, job).await?;
+    let model = super::model_source::model_info(daemon, job, choice).await?;
     let lda = match model.kind.as_str() {
         "lsi" => false,
         "lda" => true,
