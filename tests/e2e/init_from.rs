@@ -21,26 +21,6 @@ fn halves(dir: &Path, docs_b: usize) -> (PathBuf, PathBuf, PathBuf) {
     (corpus_a, corpus_b, dictionary)
 }
 
-/// The Python to run gensim with, or why there is none (as `client/tests/cli/prepare.rs`).
-fn gensim_python() -> Result<String, String> {
-    let mut candidates = Vec::new();
-    if let Some(p) = std::env::var_os("TOPICD_GENSIM_PYTHON") {
-        candidates.push(p.to_string_lossy().into_owned());
-    }
-    candidates.push("/tmp/topicd-bench/venv/bin/python".into());
-    candidates.push("python3".into());
-    for python in &candidates {
-        let ok = Command::new(python)
-            .args(["-c", "import gensim"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if ok {
-            return Ok(python.clone());
-        }
-    }
-    Err(format!("none of {candidates:?} imports gensim"))
-}
-
 /// `export --format npy` of `job` into a new directory of the daemon's; returns it.
 fn export_dir(d: &Daemon, job: u64, name: &str) -> PathBuf {
     let out = d.dir.path().join(name);
