@@ -17,4 +17,5 @@ mod lda;
 mod lifecycle;
 mod lsi;
 mod retry;
+mod scale;
 mod store;
