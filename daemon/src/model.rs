@@ -8,7 +8,7 @@ pub mod checkpoint;
 use crate::corpus::{InputFile, MmOptions, MmReader, SparseChunk};
 use crate::store::{ModelRecord, Store, StoreError, StoredModel, Vocabulary};
 use topicd_numerics::lda::{ChunkTopics, EStepParams, GammaSeed, LdaState, bound, e_step};
-use topicd_numerics::lsi::Projection;
+use topicd_numerics::lsi::{Projection, products};
 use topicd_numerics::tfidf::Idf;
 use topicd_protocol::{
     CheckpointOrigin, Document, Evaluation, JobInfo, LdaParams, MAX_PAGE_BYTES, ModelInfo,
@@ -255,17 +255,12 @@ impl LoadedModel {
             None => chunk,
         };
         Ok(match &self.numbers {
-            Numbers::Lsi(p) => (0..chunk.num_docs())
-                .map(|j| {
-                    let (terms, weights) = chunk.doc(j);
-                    let mut out = vec![0.0; p.num_topics()];
-                    for (&t, &x) in terms.iter().zip(weights) {
-                        for (o, u) in out.iter_mut().zip(p.ut.column(t as usize).iter()) {
-                            *o += x * u;
-                        }
-                    }
-                    out
-                })
+            Numbers::Lsi(p) if p.num_topics() == 0 => vec![vec![]; chunk.num_docs()],
+            // Uᵀx for every document, on every core
+            Numbers::Lsi(p) => products::project(&chunk, &p.ut)
+                .as_slice()
+                .chunks(p.num_topics())
+                .map(<[f64]>::to_vec)
                 .collect(),
             Numbers::Lda {
                 state,

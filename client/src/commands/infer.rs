@@ -2,10 +2,13 @@
 //!
 //! topicctl reads the corpus itself (see [`CorpusBatches`]: term ids must be below the
 //! model's num_terms, and an LDA model wants counts), sends it to the daemon in batches and
-//! writes one line per document, in the corpus's order:
+//! writes one line per document, in the corpus's order. A few requests are in flight at once,
+//! and a thread formats and writes the lines of one batch while the daemon computes the
+//! next ones:
 //!
 //! - text: `DOC<TAB>topic:weight topic:weight ...` (DOC is the 0-based document number;
-//!   a document without any topic kept ends at the tab);
+//!   a document without any topic kept ends at the tab; a weight is the shortest decimal
+//!   that reads back as the same f64, as JSON writes it: `0.25`, `1.0`, `-3.2e-7`);
 //! - `--json`: `{"doc": DOC, "topics": [[topic, weight], ...]}`.
 //!
 //! LDA keeps the topics with θ ≥ max(minimum_probability, 1e-8), gensim's
@@ -15,6 +18,11 @@
 
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{SyncSender, sync_channel};
+
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
+use rayon::prelude::*;
 
 use anyhow::{Context as _, bail};
 use serde::Serialize;
@@ -94,22 +102,96 @@ pub async fn run(daemon: &Daemon, job: JobId, options: Options) -> anyhow::Resul
     };
     let limits = Limits::for_topics(model.num_topics);
     let mut corpus = CorpusBatches::open(&options.corpus, reader_options, limits)?;
-    let mut out = Sink::open(options.out.as_deref())?;
+    let out = Sink::open(options.out.as_deref())?;
     let bar = options.out.is_some() || !io::stdout().is_terminal();
     let mut meter = Meter::new(corpus.num_docs(), "inferred", bar);
-    while let Some(batch) = corpus.next().await? {
-        let first = batch.first_doc;
-        let count = batch.docs.len();
-        let weights = batches::infer(daemon, job, batch, model.num_topics).await?;
-        for (doc, w) in (first..).zip(&weights) {
-            write_line(&mut out, doc, &keep.select(w), options.json)?;
+    let writer = LineWriter::start(out, keep, options.json);
+    // Requests in flight: the daemon computes the next batches while this batch's lines
+    // are written.
+    let mut pending = FuturesOrdered::new();
+    let mut more = true;
+    let failed = 'batches: loop {
+        while more && pending.len() < IN_FLIGHT {
+            match corpus.next().await {
+                Ok(Some(batch)) => {
+                    let first = batch.first_doc;
+                    pending.push_back(async move {
+                        let weights = batches::infer(daemon, job, batch, model.num_topics).await;
+                        (first, weights)
+                    });
+                }
+                Ok(None) => more = false,
+                Err(e) => break 'batches Some(e),
+            }
+        }
+        let Some((first, weights)) = pending.next().await else {
+            break None;
+        };
+        let weights = match weights {
+            Ok(weights) => weights,
+            Err(e) => break Some(e),
+        };
+        let count = weights.len();
+        if !writer.write(first, weights) {
+            break None; // the writer failed: its error is told below
         }
         meter.add(count);
+    };
+    let out = writer.finish()?;
+    if let Some(e) = failed {
+        return Err(e);
     }
     super::model_source::still_the_same(daemon, job, &model).await?;
     out.finish()?;
     meter.finish();
     Ok(())
+}
+
+/// Batches sent to the daemon before the first answer is awaited.
+const IN_FLIGHT: usize = 3;
+
+/// The lines of inferred batches, formatted on every core and written in order by a thread
+/// of their own, so that the daemon's next batches are computed meanwhile.
+struct LineWriter {
+    batches: SyncSender<(u64, Vec<Vec<f64>>)>,
+    thread: std::thread::JoinHandle<anyhow::Result<Sink>>,
+}
+
+impl LineWriter {
+    fn start(mut out: Sink, keep: Keep, json: bool) -> LineWriter {
+        let (batches, received) = sync_channel::<(u64, Vec<Vec<f64>>)>(1);
+        let thread = std::thread::spawn(move || {
+            for (first, weights) in received {
+                let lines: Vec<Vec<u8>> = weights
+                    .par_iter()
+                    .enumerate()
+                    .map(|(i, w)| {
+                        let mut line = Vec::with_capacity(32 * w.len());
+                        write_line(&mut line, first + i as u64, &keep.select(w), json)
+                            .map(|()| line)
+                    })
+                    .collect::<anyhow::Result<_>>()?;
+                for line in lines {
+                    out.write_all(&line)?;
+                }
+            }
+            Ok(out)
+        });
+        LineWriter { batches, thread }
+    }
+
+    /// Queue a batch's weights; false if the writer has stopped (on an error).
+    fn write(&self, first: u64, weights: Vec<Vec<f64>>) -> bool {
+        self.batches.send((first, weights)).is_ok()
+    }
+
+    /// Wait for every queued line to be written; the output, or why it could not be.
+    fn finish(self) -> anyhow::Result<Sink> {
+        drop(self.batches);
+        self.thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the thread writing the lines panicked"))?
+    }
 }
 
 /// The `minimum_probability` the job was trained with.
@@ -137,10 +219,17 @@ fn write_line(
     if json {
         serde_json::to_writer(&mut *out, &JsonLine { doc, topics })?;
     } else {
-        write!(out, "{doc}\t")?;
-        for (i, (k, w)) in topics.iter().enumerate() {
-            let sep = if i == 0 { "" } else { " " };
-            write!(out, "{sep}{k}:{w}")?;
+        // itoa and ryu: the shortest digits that read back as the same f64, as in --json
+        let (mut ints, mut floats) = (itoa::Buffer::new(), ryu::Buffer::new());
+        out.write_all(ints.format(doc).as_bytes())?;
+        out.write_all(b"\t")?;
+        for (i, &(k, w)) in topics.iter().enumerate() {
+            if i > 0 {
+                out.write_all(b" ")?;
+            }
+            out.write_all(ints.format(k).as_bytes())?;
+            out.write_all(b":")?;
+            out.write_all(floats.format(w).as_bytes())?;
         }
     }
     out.write_all(b"\n")?;
