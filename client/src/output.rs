@@ -475,7 +475,11 @@ ID  STATE      KIND  TOPICS  PROGRESS      DISK  CORPUS         SUBMITTED
 
     #[test]
     fn status_summarizes_a_running_job() {
-        let summary = job_summary(&job(1, JobState::Running), &LiveFacts::default(), &TimeZone::UTC);
+        let summary = job_summary(
+            &job(1, JobState::Running),
+            &LiveFacts::default(),
+            &TimeZone::UTC,
+        );
         assert_eq!(
             summary,
             "\
@@ -507,7 +511,9 @@ job 1: running
             &job(1, JobState::Running),
             &LiveFacts {
                 workers: Some(3),
-                reads: Some(PassSource::CorpusNotCached("it would take about 9 bytes".into())),
+                reads: Some(PassSource::CorpusNotCached(
+                    "it would take about 9 bytes".into(),
+                )),
             },
             &TimeZone::UTC,
         );
@@ -560,7 +566,11 @@ job 1: running
 
     #[test]
     fn status_shows_every_lda_parameter_and_the_bound() {
-        let summary = job_summary(&lda_job(Some(-8.123)), &LiveFacts::default(), &TimeZone::UTC);
+        let summary = job_summary(
+            &lda_job(Some(-8.123)),
+            &LiveFacts::default(),
+            &TimeZone::UTC,
+        );
         assert_eq!(
             summary,
             "\

@@ -65,11 +65,7 @@ fn jobs_whose_cache_does_not_fit_parse_again_and_train_the_same_models() {
     let (counts, vocabulary) = generated_corpus(dir.path(), 4, 2_000, 5);
 
     let cached = Daemon::start(&[]);
-    let (reference, statuses) = train(
-        &cached,
-        (&corpus, &dictionary),
-        (&counts, &vocabulary),
-    );
+    let (reference, statuses) = train(&cached, (&corpus, &dictionary), (&counts, &vocabulary));
     for status in &statuses {
         assert_eq!(status["reads"], "cache", "{status}");
     }

@@ -20,7 +20,8 @@ use tokio::net::UnixListener;
 use topicd_protocol::{
     ApiError, Collected, Control, DaemonInfo, DiskUse, Document, Evaluation, Fingerprint,
     ImportSpec, JobId, JobInfo, JobSpec, JobState, LdaParams, LsiParams, MAX_INFER_DOCS, ModelInfo,
-    ModelSpec, PassSource, Prior, Progress, Topic, VocabEntry, WorkerInfo, handshake, server_transport,
+    ModelSpec, PassSource, Prior, Progress, Topic, VocabEntry, WorkerInfo, handshake,
+    server_transport,
 };
 
 use crate::topicctl;

@@ -590,5 +590,8 @@ fn status_of_a_running_job_says_how_many_workers_train_it() {
     assert!(status["workers"].is_null() && status["id"] == 1, "{status}");
     assert!(status["reads"].is_null(), "{status}");
     let text = stdout(&server.run(&["status", "1"]));
-    assert!(!text.contains("workers") && !text.contains("reads"), "{text}");
+    assert!(
+        !text.contains("workers") && !text.contains("reads"),
+        "{text}"
+    );
 }

@@ -73,7 +73,9 @@ pub fn estimated_bytes(num_docs: u64, nnz: u64, chunksize: u64) -> u64 {
 pub fn is_full(e: &CorpusError) -> bool {
     matches!(
         e.failed_write,
-        Some(io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::FileTooLarge)
+        Some(
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::FileTooLarge
+        )
     )
 }
 

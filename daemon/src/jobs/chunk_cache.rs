@@ -156,7 +156,12 @@ mod tests {
     fn the_room_is_the_limit_less_the_other_jobs_caches() {
         let dir = tempfile::tempdir().unwrap();
         let cache = |job, limit, estimate| {
-            CacheUse::new(dir.path().join(format!("job{job}-0-10.chunks")), job, limit, estimate)
+            CacheUse::new(
+                dir.path().join(format!("job{job}-0-10.chunks")),
+                job,
+                limit,
+                estimate,
+            )
         };
         assert_eq!(cache(1, 10_000, 100).room(), Ok(10_000));
         // job 2's cache and a cache being written by job 3 count; job 1's own files do not

@@ -108,7 +108,10 @@ fn read_pass(input: &PassInput, tx: &SyncSender<Result<Piece, JobError>>) -> Res
         Some(cache) => start_cache(cache)?,
         None => None,
     };
-    publish(&input.source, source(input.cache.as_ref(), writer.is_some()));
+    publish(
+        &input.source,
+        source(input.cache.as_ref(), writer.is_some()),
+    );
     while let Some(piece) = reader.next_piece(input.chunksize)? {
         let piece = input.reading.weigh(piece);
         if let (Some(w), Some(cache)) = (writer.as_mut(), cache)
@@ -310,7 +313,10 @@ mod tests {
         };
         let e = give_up(&cache, failed(libc::EIO)).unwrap_err();
         assert!(e.is_retryable(), "{e}");
-        assert!(e.to_string().contains("cannot write the chunk cache"), "{e}");
+        assert!(
+            e.to_string().contains("cannot write the chunk cache"),
+            "{e}"
+        );
         assert_eq!(cache.given_up(), None);
         assert_eq!(source(Some(&cache), false), PassSource::Corpus);
 
