@@ -27,8 +27,8 @@ use tarpc::context::{self, Context};
 use topicd::corpus::InputFile;
 use topicd_protocol::{
     self, ApiError, Collected, ControlClient, DaemonInfo, DiskUse, Document, Evaluation,
-    ImportSpec, JobId, JobInfo, JobSpec, MAX_DEADLINE, ModelInfo, SOCKET_ENV, Topic, VocabEntry,
-    WorkerInfo,
+    ImportSpec, JobId, JobInfo, JobSpec, MAX_DEADLINE, ModelInfo, PassSource, SOCKET_ENV, Topic,
+    VocabEntry, WorkerInfo,
 };
 
 pub use waiting::Patience;
@@ -175,6 +175,14 @@ impl Daemon {
     pub async fn job_workers(&self, job: JobId) -> anyhow::Result<Option<u32>> {
         self.ask(Pace::Quick, Retry::Once, |c, ctx| async move {
             c.job_workers(ctx, job).await
+        })
+        .await
+    }
+
+    /// Where a job's passes read the corpus from (`None`: not run since the daemon started).
+    pub async fn job_reads(&self, job: JobId) -> anyhow::Result<Option<PassSource>> {
+        self.ask(Pace::Quick, Retry::Once, |c, ctx| async move {
+            c.job_reads(ctx, job).await
         })
         .await
     }

@@ -17,7 +17,7 @@ use indicatif::{HumanBytes, HumanCount, HumanDuration};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
-use topicd_protocol::{JobId, JobInfo, ModelSpec, WorkerInfo};
+use topicd_protocol::{JobId, JobInfo, ModelSpec, PassSource, WorkerInfo};
 
 use crate::progress;
 
@@ -257,9 +257,19 @@ pub fn eta(job: &JobInfo) -> Option<HumanDuration> {
     time_left(left, p.docs_per_sec?)
 }
 
+/// What the daemon knows of a job beyond its record, for `status`.
+#[derive(Clone, Debug, Default)]
+pub struct LiveFacts {
+    /// How many workers work on the job, when it runs on a dispatcher.
+    pub workers: Option<u32>,
+    /// Where its passes read the corpus from, when a run of it is known.
+    pub reads: Option<PassSource>,
+}
+
 /// The summary of `status`: the state on the first line, then one `label  value` line per
-/// fact; `workers`: how many work on the job, when it runs on a dispatcher.
-pub fn job_summary(job: &JobInfo, workers: Option<u32>, tz: &TimeZone) -> String {
+/// fact.
+pub fn job_summary(job: &JobInfo, live: &LiveFacts, tz: &TimeZone) -> String {
+    let workers = live.workers;
     let mut lines: Vec<(&str, String)> = Vec::new();
     if let Some(reason) = &job.reason {
         lines.push(("reason", printable(reason)));
@@ -273,6 +283,9 @@ pub fn job_summary(job: &JobInfo, workers: Option<u32>, tz: &TimeZone) -> String
     }
     if let Some(n) = workers {
         lines.push(("workers", n.to_string()));
+    }
+    if let Some(reads) = &live.reads {
+        lines.push(("reads", printable(&reads.to_string())));
     }
     if let Some(bound) = p.per_word_bound {
         lines.push(("latest bound", bound_text(bound)));
@@ -462,7 +475,11 @@ ID  STATE      KIND  TOPICS  PROGRESS      DISK  CORPUS         SUBMITTED
 
     #[test]
     fn status_summarizes_a_running_job() {
-        let summary = job_summary(&job(1, JobState::Running), None, &TimeZone::UTC);
+        let summary = job_summary(
+            &job(1, JobState::Running),
+            &LiveFacts::default(),
+            &TimeZone::UTC,
+        );
         assert_eq!(
             summary,
             "\
@@ -489,12 +506,25 @@ job 1: running
     }
 
     #[test]
-    fn status_says_how_many_workers_train_a_job_on_a_dispatcher() {
-        let summary = job_summary(&job(1, JobState::Running), Some(3), &TimeZone::UTC);
-        let lines: Vec<&str> = summary.lines().take(6).collect();
+    fn status_says_how_many_workers_train_a_job_and_what_its_passes_read() {
+        let summary = job_summary(
+            &job(1, JobState::Running),
+            &LiveFacts {
+                workers: Some(3),
+                reads: Some(PassSource::CorpusNotCached(
+                    "it would take about 9 bytes".into(),
+                )),
+            },
+            &TimeZone::UTC,
+        );
+        let lines: Vec<&str> = summary.lines().take(7).collect();
         assert_eq!(
             lines[4..],
-            ["  speed          100 docs/s", "  workers        3"]
+            [
+                "  speed          100 docs/s",
+                "  workers        3",
+                "  reads          the corpus file, every pass (not cached: it would take about 9 bytes)"
+            ]
         );
     }
 
@@ -505,7 +535,7 @@ job 1: running
         failed.progress.docs_per_sec = None;
         failed.progress.docs_per_pass = None;
         failed.finished_at = Some(SUBMITTED + 3600);
-        let summary = job_summary(&failed, None, &TimeZone::UTC);
+        let summary = job_summary(&failed, &LiveFacts::default(), &TimeZone::UTC);
         let head: Vec<&str> = summary.lines().take(6).collect();
         assert_eq!(
             head,
@@ -536,7 +566,11 @@ job 1: running
 
     #[test]
     fn status_shows_every_lda_parameter_and_the_bound() {
-        let summary = job_summary(&lda_job(Some(-8.123)), None, &TimeZone::UTC);
+        let summary = job_summary(
+            &lda_job(Some(-8.123)),
+            &LiveFacts::default(),
+            &TimeZone::UTC,
+        );
         assert_eq!(
             summary,
             "\
@@ -566,7 +600,7 @@ job 5: running
   minimum_probability  0.01
 "
         );
-        let summary = job_summary(&lda_job(None), None, &TimeZone::UTC);
+        let summary = job_summary(&lda_job(None), &LiveFacts::default(), &TimeZone::UTC);
         assert!(!summary.contains("bound"), "{summary}");
     }
 

@@ -570,6 +570,11 @@ impl Control for Handler {
         self.import_model(spec).await
     }
 
+    async fn job_reads(self, _: Context, id: JobId) -> Result<Option<PassSource>, ApiError> {
+        self.job(id).await?;
+        Ok(self.shared.scheduler.pass_source(id))
+    }
+
     async fn evaluate(
         self,
         _: Context,

@@ -34,6 +34,10 @@ pub struct Args {
     /// (overrides retain_finished_days).
     #[arg(long, value_name = "DAYS")]
     pub retain_finished_days: Option<f64>,
+    /// Most bytes the chunk caches of all jobs take together; 0 caches nothing, and the
+    /// passes of a multi-pass job parse the corpus each time (overrides chunk_cache_bytes).
+    #[arg(long, value_name = "BYTES")]
+    pub chunk_cache_bytes: Option<u64>,
     /// What this daemon is in a cluster: standalone (the default: one process is the whole
     /// system), dispatcher (the queue, the store and the reductions; workers connect to
     /// it) or worker (computes a dispatcher's tasks) (overrides role).
@@ -90,6 +94,9 @@ impl Args {
         }
         if let Some(days) = self.retain_finished_days {
             config.retain_finished_days = days;
+        }
+        if let Some(bytes) = self.chunk_cache_bytes {
+            config.chunk_cache_bytes = bytes;
         }
         if let Some(role) = self.role {
             config.role = role;
@@ -222,8 +229,12 @@ pub fn check_config(args: &Args) -> ConfigCheck {
             0.0 => "0 (jobs are kept until removed)".to_string(),
             d => format!("{d}"),
         };
+        let chunk_cache = match config.chunk_cache_bytes {
+            0 => "0 (no chunk cache: every pass parses the corpus)".to_string(),
+            b => format!("{b} ({:.1} GiB)", b as f64 / (1u64 << 30) as f64),
+        };
         check.summary = format!(
-            "{source}: ok: data_dir {}, control_socket {} (mode {}), threads {threads}, checkpoint_interval_secs {checkpoints}, retain_finished_days {retention}, log_level {log_level}, max_connections {}, idle_timeout_secs {}, {cluster}",
+            "{source}: ok: data_dir {}, control_socket {} (mode {}), threads {threads}, checkpoint_interval_secs {checkpoints}, retain_finished_days {retention}, chunk_cache_bytes {chunk_cache}, log_level {log_level}, max_connections {}, idle_timeout_secs {}, {cluster}",
             config.data_dir.display(),
             config.control_socket.display(),
             config.socket_mode,

@@ -47,6 +47,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let settings = RunnerSettings {
         cache_dir,
+        cache_limit: config.chunk_cache_bytes,
         checkpoint_interval: Duration::from_secs_f64(config.checkpoint_interval_secs),
         dispatcher: dispatcher.clone(),
     };

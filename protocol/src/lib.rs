@@ -111,6 +111,41 @@ pub trait Control {
     /// `dir/dictionary.txt`: float64 `.npy` arrays and gensim's text dictionary, never a
     /// pickle. The job's status says `imported from DIR` as its reason.
     async fn import(spec: ImportSpec) -> Result<JobId, ApiError>;
+    /// Where a job's passes read its corpus from: while it runs, its current pass; after
+    /// a run in this daemon's lifetime, that run's last pass; `None` when no run of it is
+    /// known (not run since the daemon started).
+    async fn job_reads(job: JobId) -> Result<Option<PassSource>, ApiError>;
+}
+
+/// Where a pass reads its corpus from (see [`Control::job_reads`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PassSource {
+    /// The corpus file, parsed: a one-pass job needs no chunk cache.
+    Corpus,
+    /// The corpus file, parsed, while the chunk cache is written for the passes after it.
+    CorpusWritingCache,
+    /// The chunk cache an earlier pass wrote: no parsing.
+    Cache,
+    /// The corpus file, parsed on every pass, because the chunk cache did not fit
+    /// (`chunk_cache_bytes`, or the disk); the reason.
+    CorpusNotCached(String),
+}
+
+impl fmt::Display for PassSource {
+    /// `the chunk cache`, `the corpus file (not cached: REASON)`, ...
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PassSource::Corpus => f.write_str("the corpus file"),
+            PassSource::CorpusWritingCache => {
+                f.write_str("the corpus file, writing the chunk cache for the later passes")
+            }
+            PassSource::Cache => f.write_str("the chunk cache"),
+            PassSource::CorpusNotCached(why) => {
+                write!(f, "the corpus file, every pass (not cached: {why})")
+            }
+        }
+    }
 }
 
 /// A model to import (see [`Control::import`]).

@@ -1,6 +1,7 @@
 //! End-to-end tests: real `topicd` processes driven by the real `topicctl`.
 
 mod checkpoint_models;
+mod chunk_cache;
 mod clients;
 mod cluster;
 mod cluster_harness;

@@ -63,24 +63,31 @@ pub async fn gc(daemon: &Daemon, json: bool) -> anyhow::Result<()> {
     Ok(output::print(&text)?)
 }
 
-/// `status`: the job's summary, or its `JobInfo` in JSON with the key `workers` added (the
-/// number of workers on it while it runs on a dispatcher, else `null`).
+/// `status`: the job's summary, or its `JobInfo` in JSON with the keys `workers` (the
+/// number of workers on it while it runs on a dispatcher, else `null`) and `reads` (where
+/// its passes read the corpus from: `"corpus"`, `"corpus_writing_cache"`, `"cache"` or
+/// `{"corpus_not_cached": REASON}`; `null` when no run of it is known to the daemon).
 pub async fn status(daemon: &Daemon, job: JobId, json: bool) -> anyhow::Result<()> {
     let info = daemon.status(job).await?;
     let workers = match info.state {
         JobState::Running => daemon.job_workers(job).await?,
         _ => None,
     };
+    let live = output::LiveFacts {
+        workers,
+        reads: daemon.job_reads(job).await?,
+    };
     if json {
         let mut value = serde_json::to_value(&info)?;
         if let Some(object) = value.as_object_mut() {
             object.insert("workers".into(), workers.into());
+            object.insert("reads".into(), serde_json::to_value(&live.reads)?);
         }
         output::print_json(&value)
     } else {
         Ok(output::print(&output::job_summary(
             &info,
-            workers,
+            &live,
             &TimeZone::system(),
         ))?)
     }

@@ -20,7 +20,8 @@ use tokio::net::UnixListener;
 use topicd_protocol::{
     ApiError, Collected, Control, DaemonInfo, DiskUse, Document, Evaluation, Fingerprint,
     ImportSpec, JobId, JobInfo, JobSpec, JobState, LdaParams, LsiParams, MAX_INFER_DOCS, ModelInfo,
-    ModelSpec, Prior, Progress, Topic, VocabEntry, WorkerInfo, handshake, server_transport,
+    ModelSpec, PassSource, Prior, Progress, Topic, VocabEntry, WorkerInfo, handshake,
+    server_transport,
 };
 
 use crate::topicctl;
@@ -351,6 +352,14 @@ impl Control for FakeDaemon {
             store_bytes: 2048,
             cache_bytes: 1024,
         }])
+    }
+
+    async fn job_reads(self, _: Context, job: JobId) -> Result<Option<PassSource>, ApiError> {
+        // job 4 replays its chunk cache
+        match job {
+            4 => Ok(Some(PassSource::Cache)),
+            _ => self.job(job).map(|_| None),
+        }
     }
 
     async fn job_workers(self, _: Context, job: JobId) -> Result<Option<u32>, ApiError> {

@@ -573,16 +573,25 @@ fn status_of_a_running_job_says_how_many_workers_train_it() {
     let text = stdout(&output);
     assert!(text.starts_with("job 4: running\n"), "{text}");
     assert!(text.contains("\n  workers        2\n"), "{text}");
+    assert!(
+        text.contains("\n  reads          the chunk cache\n"),
+        "{text}"
+    );
     let output = server.run(&["--json", "status", "4"]);
     assert_exit(&output, 0);
     let status: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
     assert_eq!(
-        (&status["state"], &status["workers"]),
-        (&"running".into(), &2.into())
+        (&status["state"], &status["workers"], &status["reads"]),
+        (&"running".into(), &2.into(), &"cache".into())
     );
     // a job that does not run has no workers: null in JSON, no line in text
     let output = server.run(&["--json", "status", "1"]);
     let status: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
     assert!(status["workers"].is_null() && status["id"] == 1, "{status}");
-    assert!(!stdout(&server.run(&["status", "1"])).contains("workers"));
+    assert!(status["reads"].is_null(), "{status}");
+    let text = stdout(&server.run(&["status", "1"]));
+    assert!(
+        !text.contains("workers") && !text.contains("reads"),
+        "{text}"
+    );
 }

@@ -95,6 +95,7 @@ fn a_model_that_loads_slowly_does_not_stop_status_and_info() {
     let bytes = make_slow(&matrix);
     let settings = RunnerSettings {
         cache_dir: dir.path().join("cache"),
+        cache_limit: u64::MAX,
         checkpoint_interval: Duration::ZERO,
         dispatcher: None,
     };

@@ -13,6 +13,15 @@
 //! end      "END."  u64 chunks  u64 documents  u64 nnz  u64 XXH3-64 of the record
 //! ```
 //!
+//! A chunk of `d` documents and `n` entries takes `52 + 8·d + 12·n` bytes (a run of empty
+//! chunks 44), the header and the end record 52: about 12 bytes per non-zero and 8 per
+//! document ([`estimated_bytes`]).
+//!
+//! A writer may be given a limit ([`ChunkCacheWriter::limited`]): a record that would take
+//! the file past it (the end record counted) is not written, and the append fails with
+//! [`io::ErrorKind::FileTooLarge`]; [`is_full`] tells such a failure, and a full disk or
+//! quota, from other failures, so that the caller can go on without the cache.
+//!
 //! [`ChunkCacheWriter`] writes a temporary file beside `path` ([`AtomicFile`]) and renames it
 //! over `path` only in [`ChunkCacheWriter::finish`], after an fsync (and fsyncs the directory
 //! after the rename), so a cache file that exists is complete. [`ChunkCacheReader`] gives back the chunks bit for bit;
@@ -41,6 +50,34 @@ const END_TAG: &[u8; 4] = b"END.";
 const EMPTY_TAG: &[u8; 4] = b"EMPT";
 /// Tag + four u64 fields.
 const FIXED_LEN: usize = 4 + 32;
+/// The end record: tag, three fields and the checksum.
+const END_LEN: u64 = 4 + 32;
+
+/// The bytes of a cache of `num_docs` documents with `nnz` entries in chunks of
+/// `chunksize`, counting every chunk as one with entries (a run of empty chunks takes less):
+/// what it takes at most when `nnz` is at least the entries the corpus gives.
+pub fn estimated_bytes(num_docs: u64, nnz: u64, chunksize: u64) -> u64 {
+    let chunks = num_docs.div_ceil(chunksize.max(1));
+    // a chunk record: fixed part, indptr's extra entry and checksum; then 8 per document
+    // and 12 per entry
+    let per_chunk = FIXED_LEN as u64 + 8 + 8;
+    HEADER_LEN
+        .saturating_add(END_LEN)
+        .saturating_add(chunks.saturating_mul(per_chunk))
+        .saturating_add(num_docs.saturating_mul(8))
+        .saturating_add(nnz.saturating_mul(12))
+}
+
+/// Whether a failed write of the cache means that it does not fit (its limit, the disk, the
+/// user's quota, the file system's largest file) rather than a failing disk or a defect.
+pub fn is_full(e: &CorpusError) -> bool {
+    matches!(
+        e.failed_write,
+        Some(
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::FileTooLarge
+        )
+    )
+}
 
 /// Writes a chunk cache; see the [module documentation](self) for the format.
 ///
@@ -51,6 +88,9 @@ pub struct ChunkCacheWriter {
     chunks: u64,
     docs: u64,
     nnz: u64,
+    /// Bytes written so far, and the most the file may take.
+    bytes: u64,
+    limit: u64,
 }
 
 impl ChunkCacheWriter {
@@ -65,6 +105,8 @@ impl ChunkCacheWriter {
             chunks: 0,
             docs: 0,
             nnz: 0,
+            bytes: 0,
+            limit: u64::MAX,
         };
         let mut header = Vec::with_capacity(HEADER_LEN as usize);
         header.extend_from_slice(MAGIC);
@@ -74,15 +116,50 @@ impl ChunkCacheWriter {
         Ok(writer)
     }
 
+    /// This writer, refusing a record that would take the file past `limit` bytes (the end
+    /// record counted, so that the finished file is at most `limit`).
+    pub fn limited(mut self, limit: u64) -> Self {
+        self.limit = limit;
+        self
+    }
+
     /// The file written until [`ChunkCacheWriter::finish`].
     pub fn temporary_path(&self) -> &Path {
         self.out.temporary_path()
     }
 
+    /// Bytes written so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Write a record (or the header), unless it would leave no room for the end record
+    /// within the limit.
     fn write(&mut self, bytes: &[u8]) -> Result<(), CorpusError> {
+        let after = self.bytes.saturating_add(bytes.len() as u64);
+        if after.saturating_add(END_LEN) > self.limit {
+            let e = io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                format!(
+                    "the chunk cache would pass its limit of {} bytes after {} bytes",
+                    self.limit, self.bytes
+                ),
+            );
+            return Err(CorpusError::write_failed(
+                self.out.temporary_path(),
+                e.to_string(),
+                &e,
+            ));
+        }
+        self.write_unlimited(bytes)
+    }
+
+    fn write_unlimited(&mut self, bytes: &[u8]) -> Result<(), CorpusError> {
         self.out
             .write_all(bytes)
-            .map_err(|e| write_error(self.out.temporary_path(), &e))
+            .map_err(|e| write_error(self.out.temporary_path(), &e))?;
+        self.bytes += bytes.len() as u64;
+        Ok(())
     }
 
     /// Appends one chunk (which must satisfy [`SparseChunk::check`]).
@@ -157,7 +234,8 @@ impl ChunkCacheWriter {
         }
         let sum = xxh3_64(&end);
         end.extend_from_slice(&sum.to_le_bytes());
-        self.write(&end)?;
+        // room for it was kept by every write before
+        self.write_unlimited(&end)?;
         let temporary = self.temporary_path().to_path_buf();
         let path = self.out.target().to_path_buf();
         self.out.finish().map_err(|e| match e.step {
@@ -520,6 +598,78 @@ mod tests {
         assert_eq!(read_all(&path).unwrap(), deerwester(3));
         w.finish().unwrap();
         assert!(read_all(&path).unwrap()[0].bit_eq(&awkward()[0]));
+    }
+
+    /// The size formula of the module documentation, exact for chunks with entries.
+    #[test]
+    fn the_estimate_is_the_size_of_a_cache_of_chunks_with_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.cache");
+        for chunksize in [1, 2, 4, 100] {
+            let chunks = deerwester(chunksize);
+            write(&path, &chunks);
+            let nnz: usize = chunks.iter().map(|c| c.nnz()).sum();
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().len(),
+                estimated_bytes(9, nnz as u64, chunksize as u64),
+                "chunksize {chunksize}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_limited_writer_stops_before_the_limit_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.cache");
+        let chunks = deerwester(2);
+        write(&path, &chunks);
+        let whole = std::fs::metadata(&path).unwrap().len();
+        std::fs::remove_file(&path).unwrap();
+
+        // exactly the size: it fits, and the file is whole
+        let mut w = ChunkCacheWriter::create(&path).unwrap().limited(whole);
+        chunks.iter().for_each(|c| w.append(c).unwrap());
+        w.finish().unwrap();
+        assert_eq!(read_all(&path).unwrap(), chunks);
+        std::fs::remove_file(&path).unwrap();
+
+        // one byte less: the last chunk is refused, and nothing past the limit was written
+        let mut w = ChunkCacheWriter::create(&path).unwrap().limited(whole - 1);
+        let last = chunks.len() - 1;
+        chunks[..last].iter().for_each(|c| w.append(c).unwrap());
+        let e = w.append(&chunks[last]).unwrap_err();
+        assert!(is_full(&e), "{e:?}");
+        assert_eq!(e.failed_write, Some(io::ErrorKind::FileTooLarge));
+        assert!(
+            e.message
+                .contains(&format!("would pass its limit of {} bytes", whole - 1)),
+            "{e}"
+        );
+        let temporary = w.temporary_path().to_path_buf();
+        assert!(w.bytes() + END_LEN < whole);
+        drop(w);
+        assert!(!temporary.exists() && !path.exists());
+        assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
+
+        // a limit below the first chunk refuses it
+        let mut w = ChunkCacheWriter::create(&path).unwrap().limited(100);
+        assert!(is_full(&w.append(&chunks[0]).unwrap_err()));
+    }
+
+    /// A full disk or quota is "does not fit"; a failing disk, a missing directory, a bad
+    /// chunk are not.
+    #[test]
+    fn full_is_a_full_disk_quota_or_limit() {
+        let at = Path::new("/c");
+        let failed = |code| {
+            CorpusError::write_failed(at, "cannot write", &io::Error::from_raw_os_error(code))
+        };
+        assert!(is_full(&failed(libc::ENOSPC)));
+        assert!(is_full(&failed(libc::EDQUOT)));
+        assert!(is_full(&failed(libc::EFBIG)));
+        assert!(!is_full(&failed(libc::EIO)));
+        assert!(!is_full(&failed(libc::ENOENT)));
+        assert!(!is_full(&CorpusError::in_file(at, "refusing to cache")));
     }
 
     #[test]

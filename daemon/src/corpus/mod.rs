@@ -37,7 +37,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use cache::{ChunkCacheReader, ChunkCacheWriter};
+pub use cache::{ChunkCacheReader, ChunkCacheWriter, estimated_bytes, is_full};
 pub use chunker::{Entry, EntrySource, TextReader};
 pub use dictionary::Dictionary;
 pub use doclines::{DocLines, LineFormat};

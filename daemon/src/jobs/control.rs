@@ -1,10 +1,12 @@
-//! What the daemon shares with a running job: a stop request and live progress.
+//! What the daemon shares with a running job: a stop request, live progress, and where its
+//! pass reads from.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Instant;
 
-use topicd_protocol::Progress;
+use super::chunk_cache::{PassSourceSlot, current};
+use topicd_protocol::{PassSource, Progress};
 
 /// Why a job is asked to stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,6 +21,7 @@ pub enum Stop {
 pub struct JobControl {
     stop: AtomicU8,
     progress: Mutex<LiveProgress>,
+    source: PassSourceSlot,
 }
 
 struct LiveProgress {
@@ -38,7 +41,18 @@ impl JobControl {
                 started: Instant::now(),
                 work_at_start,
             }),
+            source: PassSourceSlot::default(),
         }
+    }
+
+    /// Where the job's passes publish what they read from.
+    pub fn source_slot(&self) -> PassSourceSlot {
+        self.source.clone()
+    }
+
+    /// What the job's current (or last) pass reads from, once a pass has started.
+    pub fn source(&self) -> Option<PassSource> {
+        current(&self.source)
     }
 
     /// Ask the job to stop at its next chunk boundary. A shutdown outranks a cancel.

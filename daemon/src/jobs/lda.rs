@@ -215,8 +215,9 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                 files: self.ctx.files.clone(),
                 reading: self.inputs.reading.clone(),
                 chunksize: p.chunksize as usize,
-                cache: (p.passes > 1).then(|| self.ctx.cache_path()),
+                cache: self.ctx.chunk_cache(p.passes > 1, &self.inputs.reading),
                 skip: ChunkSet::prefix(self.next_chunk),
+                source: self.ctx.pass_source(),
             });
             self.ctx.publish(self.progress(self.pass, self.next_chunk));
             for piece in reader {

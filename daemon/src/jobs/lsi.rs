@@ -94,8 +94,9 @@ impl LsiRun<'_, '_> {
             files: self.ctx.files.clone(),
             reading: self.reading.clone(),
             chunksize: self.chunksize(),
-            cache: cached.then(|| self.ctx.cache_path()),
+            cache: self.ctx.chunk_cache(cached, &self.reading),
             skip,
+            source: self.ctx.pass_source(),
         })
     }
 

@@ -15,9 +15,11 @@
 //! - [`inputs`]: a job's inputs opened and checked (at submit, resume and start), and how its
 //!   corpus is read.
 //! - [`pass_reader`]: the chunks of a pass, read ahead on a thread, with the chunk cache.
+//! - [`chunk_cache`]: whether a run's passes use the chunk cache, within `chunk_cache_bytes`.
 //! - [`lsi`]: the LSI training loops (multi-pass and one-pass).
 //! - [`lda`]: the LDA training loop (online or batch variational Bayes).
 
+pub mod chunk_cache;
 pub mod control;
 pub mod error;
 pub mod files;
@@ -28,7 +30,7 @@ pub mod lsi;
 pub mod pass_reader;
 pub mod scheduler;
 
-use std::cell::Cell;
+use std::cell::{Cell, OnceCell};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -38,6 +40,9 @@ pub use control::{JobControl, Stop};
 pub use error::JobError;
 pub use files::{HeldFiles, JobFiles};
 pub use inputs::Inputs;
+
+use chunk_cache::{CacheUse, PassSourceSlot};
+use inputs::CorpusReading;
 pub use scheduler::Scheduler;
 
 use crate::corpus::Dictionary;
@@ -61,6 +66,8 @@ pub enum RunEnd {
 pub struct RunnerSettings {
     /// Directory of the chunk caches.
     pub cache_dir: PathBuf,
+    /// Most bytes the chunk caches of all jobs take together (`chunk_cache_bytes`).
+    pub cache_limit: u64,
     /// Shortest time between two checkpoints (see [`JobContext::checkpoint_due`]).
     pub checkpoint_interval: Duration,
     /// On a dispatcher: the schedule the jobs' tasks go to (else they run here).
@@ -78,6 +85,8 @@ pub struct JobContext<'a> {
     control: &'a JobControl,
     settings: &'a RunnerSettings,
     clock: Rc<CheckpointClock>,
+    /// The chunk cache as this run uses it, once a pass asked for it.
+    cache: OnceCell<CacheUse>,
     /// Whether the finished model was not stored because the job had left `running` (a
     /// cancel acknowledged meanwhile): the run then ends as stopped, not succeeded.
     superseded: bool,
@@ -88,6 +97,32 @@ impl<'a> JobContext<'a> {
     /// so a cache never outlives the data it was made from.
     pub fn cache_path(&self) -> PathBuf {
         job_cache_path(self.settings, &self.job)
+    }
+
+    /// The chunk cache for a pass over the corpus `reading` reads, when `wanted` (a job of
+    /// more than one pass): the same for every pass of the run, so that a cache given up
+    /// stays given up.
+    pub fn chunk_cache(&self, wanted: bool, reading: &CorpusReading) -> Option<CacheUse> {
+        if !wanted {
+            return None;
+        }
+        let cache = self.cache.get_or_init(|| {
+            let header = &reading.header;
+            let chunksize = u64::from(self.job.spec.model.chunksize());
+            let estimate = crate::corpus::estimated_bytes(header.num_docs, header.nnz, chunksize);
+            CacheUse::new(
+                self.cache_path(),
+                self.job.id,
+                self.settings.cache_limit,
+                estimate,
+            )
+        });
+        Some(cache.clone())
+    }
+
+    /// Where the passes of this run publish what they read from (`topicctl status`).
+    pub fn pass_source(&self) -> PassSourceSlot {
+        self.control.source_slot()
     }
 
     /// Publish progress for `status` and `watch`.
@@ -268,6 +303,7 @@ fn run_job(
         control,
         settings,
         clock: Rc::new(CheckpointClock::new(settings.checkpoint_interval)),
+        cache: OnceCell::new(),
         superseded: false,
     };
     let mut executor: Box<dyn Executor> = match &settings.dispatcher {
@@ -317,6 +353,7 @@ mod tests {
         let control = JobControl::new(Progress::default());
         let settings = RunnerSettings {
             cache_dir: dir.path().join("cache"),
+            cache_limit: u64::MAX,
             checkpoint_interval: Duration::ZERO,
             dispatcher: None,
         };
@@ -330,6 +367,7 @@ mod tests {
             control: &control,
             settings: &settings,
             clock: Rc::new(CheckpointClock::new(settings.checkpoint_interval)),
+            cache: OnceCell::new(),
             superseded: false,
         };
         let q = nalgebra::DMatrix::from_element(2, 2, 1.0);

@@ -4,22 +4,26 @@
 //! The first pass parses the corpus text (weighting the documents when the job asks
 //! for TF-IDF) and writes every chunk to a binary chunk cache; once the cache is complete, later passes (and resumes) read it instead of
 //! parsing again. The cache is an optimisation only: its chunks are the parsed chunks bit
-//! for bit, and a missing cache just means parsing again.
+//! for bit, and a missing cache just means parsing again. A cache that does not fit
+//! (`chunk_cache_bytes`, the disk: see [`super::chunk_cache`]) is given up, and the pass goes
+//! on parsing, as every later one will.
 //!
 //! A file that cannot be opened for a passing reason (the process or the system out of
 //! descriptors or memory) is tried again for a few seconds before the job fails, and then
 //! with the real reason; only a cache whose content is bad is called damaged and removed.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::chunk_cache::{CacheUse, PassSourceSlot, publish};
 use super::inputs::CorpusReading;
 use super::{JobError, JobFiles};
-use crate::corpus::{ChunkCacheReader, ChunkCacheWriter, CorpusError, EmptyRun, Piece};
+use crate::corpus::{ChunkCacheReader, ChunkCacheWriter, CorpusError, EmptyRun, Piece, is_full};
 use crate::work::ChunkSet;
+use topicd_protocol::PassSource;
 
 /// Chunks parsed ahead of the one being trained on.
 pub const READ_AHEAD: usize = 2;
@@ -33,9 +37,11 @@ pub struct PassInput {
     /// Documents per chunk.
     pub chunksize: usize,
     /// The chunk cache, or `None` to parse every pass.
-    pub cache: Option<PathBuf>,
+    pub cache: Option<CacheUse>,
     /// Chunks of the pass to leave out (already in the checkpoint).
     pub skip: ChunkSet,
+    /// Where the pass reads from is published here.
+    pub source: PassSourceSlot,
 }
 
 /// The chunks of one pass, in order.
@@ -92,27 +98,74 @@ fn read_pass(input: &PassInput, tx: &SyncSender<Result<Piece, JobError>>) -> Res
             .into_iter()
             .all(|part| tx.send(Ok(Piece::Empty(part))).is_ok()),
     };
-    if let Some(cache) = input.cache.as_deref().filter(|c| c.exists()) {
-        return read_cache(cache, &send);
+    let cache = input.cache.as_ref().filter(|c| c.given_up().is_none());
+    if let Some(cache) = cache.filter(|c| c.path.exists()) {
+        publish(&input.source, PassSource::Cache);
+        return read_cache(&cache.path, &send);
     }
     let mut reader = input.reading.open(&input.files)?;
-    let mut writer = match &input.cache {
-        Some(path) => Some(ChunkCacheWriter::create(path).map_err(cache_error)?),
+    let mut writer = match cache {
+        Some(cache) => start_cache(cache)?,
         None => None,
     };
+    publish(
+        &input.source,
+        source(input.cache.as_ref(), writer.is_some()),
+    );
     while let Some(piece) = reader.next_piece(input.chunksize)? {
         let piece = input.reading.weigh(piece);
-        if let Some(w) = writer.as_mut() {
-            w.append_piece(&piece).map_err(cache_error)?;
+        if let (Some(w), Some(cache)) = (writer.as_mut(), cache)
+            && let Err(e) = w.append_piece(&piece)
+        {
+            writer = None; // removes the temporary file
+            give_up(cache, e)?;
+            publish(&input.source, source(Some(cache), false));
         }
         if !send(piece) {
             return Ok(()); // the trainer stopped listening
         }
     }
-    if let Some(w) = writer {
-        w.finish().map_err(cache_error)?;
+    if let (Some(w), Some(cache)) = (writer, cache)
+        && let Err(e) = w.finish()
+    {
+        give_up(cache, e)?;
+        publish(&input.source, source(Some(cache), false));
     }
     Ok(())
+}
+
+/// A writer of the cache within the room it has, or `None` when it does not fit.
+fn start_cache(cache: &CacheUse) -> Result<Option<ChunkCacheWriter>, JobError> {
+    let room = match cache.room() {
+        Ok(room) => room,
+        Err(why) => {
+            cache.give_up(why);
+            return Ok(None);
+        }
+    };
+    match ChunkCacheWriter::create(&cache.path) {
+        Ok(writer) => Ok(Some(writer.limited(room))),
+        Err(e) => give_up(cache, e).map(|()| None),
+    }
+}
+
+/// A failed write of the cache: given up when the cache does not fit (its limit, a full
+/// disk or quota), else the job's error.
+fn give_up(cache: &CacheUse, e: CorpusError) -> Result<(), JobError> {
+    if !is_full(&e) {
+        return Err(cache_error(e));
+    }
+    cache.give_up(e.message);
+    Ok(())
+}
+
+/// Where a pass that parses the corpus reads from.
+fn source(cache: Option<&CacheUse>, writing: bool) -> PassSource {
+    match (cache.and_then(CacheUse::given_up), writing) {
+        (_, true) => PassSource::CorpusWritingCache,
+        (Some(why), false) => PassSource::CorpusNotCached(why),
+        (None, false) => PassSource::Corpus,
+    }
 }
 
 fn read_cache(cache: &Path, send: &dyn Fn(Piece) -> bool) -> Result<(), JobError> {
@@ -244,6 +297,39 @@ mod tests {
         });
         assert_eq!(result.unwrap_err().raw_os_error(), Some(libc::EACCES));
         assert_eq!(calls.get(), 1);
+    }
+
+    /// A write of the cache that fails for lack of room gives the cache up and lets the
+    /// pass go on; any other failure is the job's (retryable when it may pass).
+    #[test]
+    fn a_full_disk_gives_the_cache_up_and_other_failures_stop_the_pass() {
+        let cache = CacheUse::new("/nowhere/job1-0-1.chunks".into(), 1, 1 << 30, 1);
+        let failed = |code| {
+            CorpusError::write_failed(
+                &cache.path,
+                format!("cannot write: {}", io::Error::from_raw_os_error(code)),
+                &io::Error::from_raw_os_error(code),
+            )
+        };
+        let e = give_up(&cache, failed(libc::EIO)).unwrap_err();
+        assert!(e.is_retryable(), "{e}");
+        assert!(
+            e.to_string().contains("cannot write the chunk cache"),
+            "{e}"
+        );
+        assert_eq!(cache.given_up(), None);
+        assert_eq!(source(Some(&cache), false), PassSource::Corpus);
+
+        give_up(&cache, failed(libc::ENOSPC)).unwrap();
+        let why = cache.given_up().unwrap();
+        assert!(why.contains("No space left on device"), "{why}");
+        assert_eq!(
+            source(Some(&cache), false),
+            PassSource::CorpusNotCached(why)
+        );
+        // a quota is as full as a disk; the first reason stays
+        give_up(&cache, failed(libc::EDQUOT)).unwrap();
+        assert!(cache.given_up().unwrap().contains("No space left"));
     }
 
     #[test]

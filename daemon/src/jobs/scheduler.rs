@@ -18,11 +18,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{Notify, watch};
 
+use super::chunk_cache::cache_files;
 use super::{
     HeldFiles, JobControl, JobError, RunEnd, RunnerSettings, Stop, job_cache_path, now, run_job,
 };
 use crate::store::{Store, StoreError, StoreErrorKind};
-use topicd_protocol::{JobId, JobInfo, JobState};
+use topicd_protocol::{JobId, JobInfo, JobState, PassSource};
 
 /// The wait before the first retry of a job; each further failure in a row doubles it.
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(5);
@@ -46,6 +47,8 @@ pub struct Scheduler {
     wake: Notify,
     running: Mutex<Option<(JobId, Arc<JobControl>)>>,
     held: HeldFiles,
+    /// What the last pass of each job's last run read from (a few bytes per job run).
+    sources: Mutex<HashMap<JobId, PassSource>>,
 }
 
 /// What to do now, by the queue.
@@ -75,6 +78,7 @@ impl Scheduler {
             wake: Notify::new(),
             running: Mutex::new(None),
             held: HeldFiles::default(),
+            sources: Mutex::default(),
         })
     }
 
@@ -85,6 +89,9 @@ impl Scheduler {
 
     /// Remove the chunk caches of job `id` (deleted); returns the bytes freed.
     pub fn remove_caches(&self, id: JobId) -> u64 {
+        let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        sources.remove(&id);
+        drop(sources);
         self.remove_caches_where(|job| job == Some(id)).1
     }
 
@@ -136,26 +143,18 @@ impl Scheduler {
         (files, bytes)
     }
 
-    /// The files in the cache directory: the job each is a cache of (by its name,
-    /// `job<N>-…`, or `.job<N>-…` for a cache being written), its path and size.
     fn cache_files(&self) -> Vec<(Option<JobId>, PathBuf, u64)> {
-        let Ok(entries) = std::fs::read_dir(&self.settings.cache_dir) else {
-            return Vec::new();
-        };
-        entries
-            .flatten()
-            .map(|entry| {
-                let name = entry.file_name();
-                let job = name
-                    .to_str()
-                    .map(|n| n.strip_prefix('.').unwrap_or(n))
-                    .and_then(|n| n.strip_prefix("job"))
-                    .and_then(|n| n.split_once('-'))
-                    .and_then(|(id, _)| id.parse().ok());
-                let size = entry.metadata().map_or(0, |m| m.len());
-                (job, entry.path(), size)
-            })
-            .collect()
+        cache_files(&self.settings.cache_dir)
+    }
+
+    /// Where job `id`'s passes read from: its current pass while it runs, else the last
+    /// pass of its last run in this daemon's lifetime.
+    pub fn pass_source(&self, id: JobId) -> Option<PassSource> {
+        if let Some(control) = self.running(id) {
+            return control.source();
+        }
+        let sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        sources.get(&id).cloned()
     }
 
     /// Look at the queue again (after a submit or a resume).
@@ -288,6 +287,10 @@ impl Scheduler {
                 task.await
             }
         };
+        if let Some(source) = control.source() {
+            let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+            sources.insert(id, source);
+        }
         self.set_running(None);
         let outcome = result
             .unwrap_or_else(|panic| Err(JobError::Internal(format!("internal error: {panic}"))));

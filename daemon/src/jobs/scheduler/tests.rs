@@ -116,6 +116,7 @@ fn a_store_that_waits_for_its_disk_leaves_the_runtime_free() {
     let store = Store::with_engine(Box::new(disk), blobs, dir.path().join(MANIFEST_FILE)).unwrap();
     let settings = RunnerSettings {
         cache_dir: dir.path().join("cache"),
+        cache_limit: u64::MAX,
         checkpoint_interval: Duration::ZERO,
         dispatcher: None,
     };
