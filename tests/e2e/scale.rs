@@ -219,7 +219,14 @@ fn lsi_memory_and_cache(corpus: &Generated) -> (u64, u64) {
         &corpus.file("tfidf.mm"),
         &corpus.file("wordids.txt"),
         // many passes, so that the cancel comes long before the end
-        &["--topics", "10", "--chunksize", "400", "--power-iters", "30"],
+        &[
+            "--topics",
+            "10",
+            "--chunksize",
+            "400",
+            "--power-iters",
+            "30",
+        ],
     );
     // pass is 0-based: in pass 1 the first pass's cache is complete
     d.wait_until(job, 300, |s| {

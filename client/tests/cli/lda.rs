@@ -278,7 +278,7 @@ fn infer_lda_keeps_topics_above_the_minimum_probability() {
     assert_eq!(stderr(&output), "");
     assert_eq!(
         std::fs::read_to_string(dir.path().join("topics.txt")).unwrap(),
-        "0\t0:0.84375\n1\t0:0.21875 1:0.78125\n2\t0:1\n3\t0:0.96875\n"
+        "0\t0:0.84375\n1\t0:0.21875 1:0.78125\n2\t0:1.0\n3\t0:0.96875\n"
     );
 
     // 0 keeps everything from 1e-8 up.
@@ -296,7 +296,7 @@ fn infer_lda_keeps_topics_above_the_minimum_probability() {
     assert_exit(&output, 0);
     assert_eq!(
         stdout(&output),
-        "0\t0:0.84375 1:0.15625\n1\t0:0.21875 1:0.78125\n2\t0:1\n3\t0:0.96875 1:0.03125\n"
+        "0\t0:0.84375 1:0.15625\n1\t0:0.21875 1:0.78125\n2\t0:1.0\n3\t0:0.96875 1:0.03125\n"
     );
 
     let output = server.run_in(dir.path(), &["--json", "infer", "6", "--corpus", "c.mm"]);
