@@ -10,10 +10,11 @@
 //! the bytes of the blocks before the damage: never a panic, never shorter output.
 //!
 //! **Why by hand, over libbz2.** The parallel decoder of the pure-Rust `bzip2-rs` crate is not
-//! in any release (0.1.2, of 2021, has none), and its single-core decoder is its own; this way
-//! each block is decoded by the decoder the daemon already uses and trusts, and the part
-//! written here is only the splitting (a bit search and a bit copy: on 2 threads the whole
-//! decoding takes no more CPU time than libbz2's serial decoder). Measured on a 2-core machine: see docs/scaling.md, "Reading compressed input".
+//! in any release (0.1.2, the latest, has no `rayon` feature), and its single-core decoder is
+//! its own; this way each block is decoded by the decoder the daemon already uses and trusts,
+//! and the part written here is only the splitting (a bit search and a bit copy: on 2 threads
+//! the whole decoding takes no more CPU time than libbz2's serial decoder). Measured on a
+//! 2-core machine: docs/scaling.md, "Reading compressed input".
 //!
 //! **False magics.** A block magic inside compressed data (once in about 2^48 bits) cuts a
 //! block in two; neither part decodes (the first lacks its end, the second has no real
