@@ -1,7 +1,8 @@
 //! Property tests of every reader (proptest): Matrix Market, UCI, LDA-C, SVMlight, format
 //! detection, dictionaries and vocabularies, on random bytes and on mutations of valid files
 //! (truncation, bytes replaced or inserted, digits, huge numbers, invalid UTF-8, long lines,
-//! `\r\n`). The property: no panic, no absurd allocation (pieces are read, so a header or a
+//! `\r\n`), and the parallel bzip2 reader on mutations of multi-block, multi-stream files,
+//! against the serial decoder. The property: no panic, no absurd allocation (pieces are read, so a header or a
 //! scan claiming 2^40 documents costs one empty run), and either valid chunks or a
 //! [`CorpusError`] naming the file. Inputs that found a bug are kept as named unit tests in
 //! the readers' test modules.
@@ -13,6 +14,7 @@ use proptest::prelude::*;
 
 use super::format::tests::{NAME, deerwester_ldac, deerwester_svmlight, deerwester_uci, reader};
 use super::mm::tests::DEERWESTER;
+use super::parallel_bzip2::tests::{compress, parallel, serial, text};
 use super::{CorpusError, CorpusFormat, Dictionary, MmOptions, Piece, format};
 
 /// Reads every piece (at most a bounded number) of `bytes` in `format`.
@@ -160,6 +162,51 @@ proptest! {
         let text = b"9\n2\tcomputer\t2\n0\thuman\t2\n1\tinterface\t2\n3\tsystem\t3\n";
         dictionaries(&mutate(text, &edits));
         dictionaries(&mutate(b"human\ninterface\ncomputer\r\nsystem\n", &edits));
+    }
+}
+
+/// A bzip2 file of several blocks and streams (levels 1 and 2), made once.
+fn bzip2_file() -> &'static (Vec<u8>, Vec<u8>) {
+    static FILE: std::sync::OnceLock<(Vec<u8>, Vec<u8>)> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let (a, b) = (text(15_000), text(2_000));
+        let mut bz = compress(&a, 1);
+        bz.extend(compress(&b, 2));
+        (bz, [a, b].concat())
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Whatever the damage, the parallel reader gives what the serial decoder gives: the
+    /// same bytes, or an error (after bytes of the file only), never a panic.
+    #[test]
+    fn mutated_bzip2(edits in prop::collection::vec((any::<usize>(), 0u8..3, any::<u8>()), 1..4), threads in 1usize..4) {
+        let (bz, data) = bzip2_file();
+        let mut bad = bz.clone();
+        for &(pos, kind, byte) in &edits {
+            let i = pos % bad.len();
+            match kind {
+                0 => bad[i] ^= byte | 1,
+                1 => bad.insert(i, byte),
+                _ => bad.truncate(i),
+            }
+        }
+        let (out, error) = parallel(&bad, threads);
+        match (serial(&bad), error) {
+            (Ok(want), None) => prop_assert!(out == want),
+            (Err(_), Some(e)) => {
+                prop_assert!(data.starts_with(&out), "other bytes before {}", e);
+                prop_assert!(!e.to_string().is_empty());
+            }
+            (serial, parallel) => prop_assert!(
+                false,
+                "serial {:?}, parallel {:?}",
+                serial.map(|b| b.len()),
+                parallel
+            ),
+        }
     }
 }
 

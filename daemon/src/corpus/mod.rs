@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`file`](mod@file) | opening inputs: regular files only (never a FIFO or a device), shared by position; size + XXH3-64 fingerprints, to notice a corpus that changed under a job |
 //! | [`source`] | reading plain, gzip and bzip2 files (detected by magic bytes), bounded line reading |
+//! | [`parallel_bzip2`] | bzip2 decoded block by block on several threads, in order, every CRC checked |
 //! | (`topicd_numerics::chunk`) | [`SparseChunk`]: a run of consecutive documents in CSR form, the unit of work, re-exported here |
 //! | [`chunker`] | the chunk builder every text format shares: [`TextReader`] turns a format's [`Entry`]s into pieces and chunks (order, sorting, duplicates, empty runs, sticky errors) |
 //! | [`mm`] | the streaming Matrix Market reader (gensim `MmCorpus` convention) with full validation |
@@ -29,6 +30,7 @@ pub mod format;
 mod fuzz;
 pub mod ldac;
 pub mod mm;
+pub mod parallel_bzip2;
 pub mod source;
 pub mod svmlight;
 pub mod uci;

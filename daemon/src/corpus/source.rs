@@ -3,12 +3,14 @@
 //! This module owns the byte level of every text reader: [`open`] (or [`open_file`] for a file
 //! already open) detects gzip and bzip2 by their magic bytes (never by the file name) and hands back one large-buffered [`BufRead`];
 //! decompression errors come out of it already phrased for a user ("corrupt or truncated gzip
-//! data (...)"). `LineReader` (crate-internal) reads bounded lines into one reused buffer and
+//! data (...)"). bzip2 is decoded on several threads ([`super::parallel_bzip2`]) unless
+//! [`open_file_with`] asks for [`Bzip2Decoding::Serial`]. `LineReader` (crate-internal) reads bounded lines into one reused buffer and
 //! counts them, so the format readers can name the line a problem is on.
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
+use super::parallel_bzip2::ParallelBzip2Reader;
 use super::{CorpusError, InputFile};
 
 /// The size of the read buffers (compressed and decompressed side): 1 MiB.
@@ -47,6 +49,27 @@ impl Compression {
     }
 }
 
+/// How bzip2 files are decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bzip2Decoding {
+    /// On the reading thread, with libbz2's streaming decoder.
+    Serial,
+    /// Block by block on this many threads of their own ([`super::parallel_bzip2`]).
+    Parallel {
+        /// Decoding threads.
+        threads: usize,
+    },
+}
+
+impl Default for Bzip2Decoding {
+    /// Parallel, on as many threads as the machine has cores.
+    fn default() -> Self {
+        Bzip2Decoding::Parallel {
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
 /// Opens a plain, gzip or bzip2 file for buffered reading, detecting the compression by its
 /// magic bytes. Errors while decompressing later surface from the reader as `io::Error`s whose
 /// message starts with "corrupt or truncated gzip data" (or bzip2). Only regular files are
@@ -62,6 +85,14 @@ pub fn open_detect(path: &Path) -> Result<(Box<dyn BufRead + Send>, Compression)
 
 /// Like [`open_detect`], for a file already open: reads it from its first byte.
 pub fn open_file(file: &InputFile) -> Result<(Box<dyn BufRead + Send>, Compression), CorpusError> {
+    open_file_with(file, Bzip2Decoding::default())
+}
+
+/// Like [`open_file`], decoding bzip2 as `bzip2` says.
+pub fn open_file_with(
+    file: &InputFile,
+    bzip2: Bzip2Decoding,
+) -> Result<(Box<dyn BufRead + Send>, Compression), CorpusError> {
     let mut magic = [0u8; 3];
     let mut got = 0;
     let mut head = file.reader();
@@ -79,17 +110,25 @@ pub fn open_file(file: &InputFile) -> Result<(Box<dyn BufRead + Send>, Compressi
         }
     }
     let compression = Compression::detect(&magic[..got]);
-    let raw = BufReader::with_capacity(BUFFER_SIZE, file.reader());
+    let raw = || BufReader::with_capacity(BUFFER_SIZE, file.reader());
     let reader: Box<dyn BufRead + Send> = match compression {
-        Compression::Plain => Box::new(raw),
+        Compression::Plain => Box::new(raw()),
         Compression::Gzip => Box::new(BufReader::with_capacity(
             BUFFER_SIZE,
-            Decoded::new(flate2::bufread::MultiGzDecoder::new(raw), compression),
+            Decoded::new(flate2::bufread::MultiGzDecoder::new(raw()), compression),
         )),
-        Compression::Bzip2 => Box::new(BufReader::with_capacity(
-            BUFFER_SIZE,
-            Decoded::new(bzip2::bufread::MultiBzDecoder::new(raw), compression),
-        )),
+        Compression::Bzip2 => match bzip2 {
+            Bzip2Decoding::Serial => Box::new(BufReader::with_capacity(
+                BUFFER_SIZE,
+                Decoded::new(bzip2::bufread::MultiBzDecoder::new(raw()), compression),
+            )),
+            Bzip2Decoding::Parallel { threads } => {
+                let parallel = ParallelBzip2Reader::new(file.reader(), threads).map_err(|e| {
+                    CorpusError::in_file(file.path(), format!("cannot start reading: {e}"))
+                })?;
+                Box::new(Decoded::new(parallel, compression))
+            }
+        },
     };
     Ok((reader, compression))
 }
@@ -106,23 +145,42 @@ impl<R> Decoded<R> {
     }
 }
 
+impl<R> Decoded<R> {
+    /// The error in words a user can act on.
+    fn phrase(&self, e: io::Error) -> io::Error {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "corrupt or truncated {} data ({e})",
+                self.compression.name()
+            ),
+        )
+    }
+}
+
 impl<R: Read> Read for Decoded<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             match self.inner.read(buf) {
                 Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(io::Error::new(
-                        e.kind(),
-                        format!(
-                            "corrupt or truncated {} data ({e})",
-                            self.compression.name()
-                        ),
-                    ));
-                }
+                Err(e) => return Err(self.phrase(e)),
             }
         }
+    }
+}
+
+impl<R: BufRead> BufRead for Decoded<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        // (a borrow checker limit: the buffer is asked for again once it is known to be there)
+        if let Err(e) = self.inner.fill_buf() {
+            return Err(self.phrase(e));
+        }
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.inner.consume(amount);
     }
 }
 
@@ -220,6 +278,7 @@ impl<R: BufRead> LineReader<R> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::corpus::{MmOptions, MmReader, Piece};
     use std::io::{Cursor, Write};
 
     /// Writes `data` gzip-compressed.
@@ -337,6 +396,57 @@ pub(crate) mod tests {
                 "{name}: {e}"
             );
         }
+    }
+
+    /// A Matrix Market corpus of `docs` documents of 20 entries, compressed at level 1 (blocks
+    /// of 100k bytes: many of them).
+    fn mm_bzip2(docs: u32) -> Vec<u8> {
+        let mut text = format!(
+            "%%MatrixMarket matrix coordinate real general\n{docs} 5000 {}\n",
+            docs * 20
+        );
+        for d in 1..=docs {
+            for t in 0..20 {
+                text += &format!("{d} {} {}\n", (d * 7 + t * 241) % 5000 + 1, t % 4 + 1);
+            }
+        }
+        let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::new(1));
+        e.write_all(text.as_bytes()).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn chunks(reader: Box<dyn BufRead + Send>, path: &Path) -> Result<Vec<Piece>, CorpusError> {
+        let mut mm = MmReader::new(reader, path, MmOptions::default())?;
+        std::iter::from_fn(|| mm.next_piece(1000).transpose()).collect()
+    }
+
+    #[test]
+    fn bzip2_corpora_read_alike_serially_and_in_parallel_and_damage_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("corpus.mm.bz2");
+        let bz = mm_bzip2(15_000);
+        std::fs::write(&path, &bz).unwrap();
+        let file = InputFile::open(&path).unwrap();
+        let open = |decoding| open_file_with(&file, decoding).unwrap().0;
+        let serial = chunks(open(Bzip2Decoding::Serial), &path).unwrap();
+        assert_eq!(serial.len(), 15);
+        for threads in [1, 2] {
+            let parallel = chunks(open(Bzip2Decoding::Parallel { threads }), &path).unwrap();
+            assert!(parallel == serial, "{threads} threads");
+        }
+
+        let mut bad = bz.clone();
+        bad[bz.len() / 2] ^= 0x20;
+        std::fs::write(&path, &bad).unwrap();
+        let e = chunks(open_detect(&path).unwrap().0, &path).unwrap_err();
+        assert_eq!(e.file, path);
+        assert!(
+            e.message
+                .starts_with("cannot read: corrupt or truncated bzip2 data (the block at byte "),
+            "{e}"
+        );
+        // the blocks before the damage were read
+        assert!(e.line.unwrap() > 50_000, "{e}");
     }
 
     #[test]
