@@ -58,6 +58,7 @@ pub struct Summary {
 }
 
 /// One core's working space, reused from document to document.
+#[derive(Default)]
 struct Scratch {
     /// The tokens of a document (see [`Model::document`]).
     tokens: Vec<u32>,
@@ -70,18 +71,6 @@ struct Scratch {
 }
 
 impl Scratch {
-    fn new() -> Scratch {
-        Scratch {
-            tokens: Vec::new(),
-            bag: Vec::new(),
-            terms: Vec::new(),
-            tf: Vec::new(),
-            ids: Vec::new(),
-            values: Vec::new(),
-            weights: Vec::new(),
-        }
-    }
-
     /// Document `i`'s bag of words.
     fn document(&mut self, model: &Model, seed: u64, i: u64) -> &[(u32, u32)] {
         model.document(seed, i, &mut self.tokens, &mut self.bag);
@@ -101,6 +90,29 @@ impl Scratch {
         self.weights
             .extend(self.ids.iter().copied().zip(self.values.iter().copied()));
         &self.weights
+    }
+}
+
+/// One value per thread of the pool, each used by its own thread (its lock is not
+/// contended): working space allocated once per thread, not per piece nor per split.
+struct PerThread<T>(Vec<Mutex<T>>);
+
+impl<T> PerThread<T> {
+    fn new(make: impl Fn() -> T) -> PerThread<T> {
+        let threads = rayon::current_num_threads().max(1);
+        PerThread((0..threads).map(|_| Mutex::new(make())).collect())
+    }
+
+    /// Call `f` with the calling thread's value.
+    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let i = rayon::current_thread_index().unwrap_or(0) % self.0.len();
+        f(&mut self.0[i].lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn into_values(self) -> impl Iterator<Item = T> {
+        self.0
+            .into_iter()
+            .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -203,19 +215,25 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<Summary> {
         }
         Ok(())
     };
+    let scratches = PerThread::new(Scratch::default);
     let make = |batch: Range<u64>| -> Vec<Piece> {
         batch
             .into_par_iter()
-            .map_init(Scratch::new, |scratch, p| {
+            .map(|p| {
                 let reused = spare.lock().unwrap_or_else(|e| e.into_inner()).pop();
                 let mut piece = reused.unwrap_or_default();
                 piece.bow.clear();
                 piece.tfidf.clear();
+                // About 2.8 and 1.6 times what a piece holds on average.
+                piece.bow.reserve(PIECE_BYTES as usize);
+                piece.tfidf.reserve(2 * PIECE_BYTES as usize);
                 let range = piece_range(p, per_piece, args.docs);
-                for i in range.clone() {
-                    piece.bow.push(i, scratch.document(&model, args.seed, i));
-                    piece.tfidf.push(i, scratch.weigh(&idf));
-                }
+                scratches.with(|scratch| {
+                    for i in range.clone() {
+                        piece.bow.push(i, scratch.document(&model, args.seed, i));
+                        piece.tfidf.push(i, scratch.weigh(&idf));
+                    }
+                });
                 if let Some(compression) = args.compress {
                     piece.bow.compress(compression);
                     piece.tfidf.compress(compression);
@@ -270,48 +288,48 @@ fn mm(path: &Path) -> anyhow::Result<MmWriter> {
 /// Pass 1: every term's document frequency, and the number of tokens.
 fn count_dfs(model: &Model, args: &GenerateArgs) -> (Vec<u64>, u64) {
     let meter = Meter::new("counting", Some(args.docs));
-    let counted = (0..args.docs.div_ceil(COUNT_PIECE))
+    let counts = PerThread::new(|| (vec![0u64; args.terms], 0u64, Scratch::default()));
+    (0..args.docs.div_ceil(COUNT_PIECE))
         .into_par_iter()
-        .fold(
-            || (vec![0u64; args.terms], 0u64, Scratch::new()),
-            |(mut dfs, mut tokens, mut scratch), p| {
-                let range = piece_range(p, COUNT_PIECE, args.docs);
+        .for_each(|p| {
+            let range = piece_range(p, COUNT_PIECE, args.docs);
+            counts.with(|(dfs, tokens, scratch)| {
                 for i in range.clone() {
                     for &(term, count) in scratch.document(model, args.seed, i) {
                         dfs[term as usize] += 1;
-                        tokens += u64::from(count);
+                        *tokens += u64::from(count);
                     }
                 }
-                meter.add((range.end - range.start) as usize);
-                (dfs, tokens, scratch)
-            },
-        )
-        .map(|(dfs, tokens, _)| (dfs, tokens))
-        .reduce(
-            || (vec![0; args.terms], 0),
-            |(mut a, ta), (b, tb)| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                (a, ta + tb)
-            },
-        );
+            });
+            meter.add((range.end - range.start) as usize);
+        });
     meter.finish();
-    counted
+    let mut counts = counts.into_values();
+    let (mut dfs, mut tokens, _) = counts.next().unwrap_or_default();
+    for (more, more_tokens, _) in counts {
+        dfs.iter_mut().zip(&more).for_each(|(x, y)| *x += y);
+        tokens += more_tokens;
+    }
+    (dfs, tokens)
 }
 
 /// Pass 1½: the number of TF-IDF entries, and 1 + their largest term id.
 fn count_tfidf(model: &Model, idf: &Idf, args: &GenerateArgs) -> (u64, u64) {
     let meter = Meter::new("weighing", Some(args.docs));
+    let scratches = PerThread::new(Scratch::default);
     let counted = (0..args.docs.div_ceil(COUNT_PIECE))
         .into_par_iter()
-        .map_init(Scratch::new, |scratch, p| {
+        .map(|p| {
             let range = piece_range(p, COUNT_PIECE, args.docs);
             let (mut nnz, mut max) = (0, 0);
-            for i in range.clone() {
-                scratch.document(model, args.seed, i);
-                let weights = scratch.weigh(idf);
-                nnz += weights.len() as u64;
-                max = max.max(weights.last().map_or(0, |&(id, _)| u64::from(id) + 1));
-            }
+            scratches.with(|scratch| {
+                for i in range.clone() {
+                    scratch.document(model, args.seed, i);
+                    let weights = scratch.weigh(idf);
+                    nnz += weights.len() as u64;
+                    max = max.max(weights.last().map_or(0, |&(id, _)| u64::from(id) + 1));
+                }
+            });
             meter.add((range.end - range.start) as usize);
             (nnz, max)
         })

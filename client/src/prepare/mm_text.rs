@@ -27,8 +27,6 @@ pub fn format_document<V: MmValue>(out: &mut Vec<u8>, docno: u64, entries: &[(u3
     let mut doc = itoa::Buffer::new();
     let doc = doc.format(docno + 1).as_bytes();
     let mut term = itoa::Buffer::new();
-    // A line is at most 20 + 1 + 10 + 1 + 24 + 1 bytes: reserved once for all.
-    out.reserve(entries.len() * (doc.len() + 40));
     for &(id, value) in entries {
         out.extend_from_slice(doc);
         out.push(b' ');

@@ -78,6 +78,15 @@ impl Block {
         (self.docs, self.entries, self.max_id) = (0, 0, None);
     }
 
+    /// Make room for `text` bytes of text and half as many compressed, at once: a buffer
+    /// that grows in steps leaves the smaller ones behind in the allocator. (Room not
+    /// written to is not resident.)
+    pub fn reserve(&mut self, text: usize) {
+        self.text.reserve(text.saturating_sub(self.text.len()));
+        self.packed
+            .reserve((text / 2).saturating_sub(self.packed.len()));
+    }
+
     /// Append document `docno` (0-based; the block's documents must follow each other and
     /// those already written), its entries sorted by id.
     pub fn push<V: MmValue>(&mut self, docno: u64, entries: &[(u32, V)]) {
