@@ -29,8 +29,9 @@
 //! Memory does not grow with the number of documents: the vocabulary's tables (the
 //! dictionary's frequencies and IDF, 100,000 terms: a few MB) and two batches of pieces
 //! (two pieces per thread, at least four), whose buffers are reused; nothing is kept per
-//! document. Peak RSS, 100,000 terms, plain files, release build on 2 cores: 29 MB at
-//! 100,000 documents, PEAK_1M MB at 1,000,000.
+//! document. Peak RSS, 100,000 terms, plain files, release build on 2 cores: 24 MB at
+//! 100,000 documents, 30 MB at 1,000,000 (the difference: pieces that were larger, bounded
+//! by the room reserved per piece).
 //!
 //! Cost (2 cores, `perf`): drawing the tokens is about half of the CPU time (done once per
 //! pass), formatting the numbers (`itoa`, `zmij`) and the TF-IDF weights most of the rest;
