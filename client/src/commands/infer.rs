@@ -219,8 +219,8 @@ fn write_line(
     if json {
         serde_json::to_writer(&mut *out, &JsonLine { doc, topics })?;
     } else {
-        // itoa and ryu: the shortest digits that read back as the same f64, as in --json
-        let (mut ints, mut floats) = (itoa::Buffer::new(), ryu::Buffer::new());
+        // itoa and zmij: the shortest digits that read back as the same f64, as in --json
+        let (mut ints, mut floats) = (itoa::Buffer::new(), zmij::Buffer::new());
         out.write_all(ints.format(doc).as_bytes())?;
         out.write_all(b"\t")?;
         for (i, &(k, w)) in topics.iter().enumerate() {

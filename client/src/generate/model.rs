@@ -1,49 +1,40 @@
 //! The generative model of `topicctl generate`: its random numbers, the background and topic
 //! term distributions, and each document as a pure function of (seed, document index).
 //!
-//! - Random numbers: xoshiro256++ (Blackman and Vigna, 2019), its state filled by
-//!   SplitMix64 from a 64-bit key. Document `i` uses the key
+//! - Random numbers: xoshiro256++ (`rand_xoshiro`, Blackman and Vigna, 2019), its state
+//!   filled by SplitMix64 from a 64-bit key (`seed_from_u64`). Document `i` uses the key
 //!   `splitmix64(splitmix64(seed) ^ i)`; the topics use `splitmix64(seed ^ TOPICS_KEY)`.
 //!   Integer draws are exact on every platform; the few draws that go through `ln`, `cos`
 //!   or `exp` (document lengths, topic weights) are rounded or compared, so a last-bit
 //!   difference between C libraries could only matter on an exact tie.
-//! - Terms are drawn from Walker alias tables (one 64-bit draw per term).
+//! - Terms are drawn from Walker alias tables (one 64-bit draw per term). The background's
+//!   is in two: its first [`HEAD_TERMS`] terms (about 70% of its mass for wiki_en's shape,
+//!   a table that stays in a core's cache), and the others.
+
+use rand::{Rng as _, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
 
 use crate::prepare::splitmix64;
+
+/// Terms of the background's first table.
+pub const HEAD_TERMS: usize = 8192;
 
 /// Domain separation of the topics' key from the documents' keys.
 const TOPICS_KEY: u64 = 0x746f_7069_6373_2121;
 
-/// xoshiro256++ seeded by SplitMix64.
+/// xoshiro256++ seeded by SplitMix64, and the draws `generate` makes of it.
 #[derive(Clone, Debug)]
-pub struct Rng {
-    s: [u64; 4],
-}
+pub struct Rng(Xoshiro256PlusPlus);
 
 impl Rng {
-    /// The generator whose state is the first four SplitMix64 outputs after `key`.
+    /// The generator seeded from `key` (its state: SplitMix64's outputs after `key`).
     pub fn new(key: u64) -> Rng {
-        let mut x = key;
-        let mut s = [0; 4];
-        for word in &mut s {
-            *word = splitmix64(x);
-            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        }
-        Rng { s }
+        Rng(Xoshiro256PlusPlus::seed_from_u64(key))
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        let s = &mut self.s;
-        let result = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
-        let t = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = s[3].rotate_left(45);
-        result
+        self.0.next_u64()
     }
 
     /// Uniform in (0, 1].
@@ -66,9 +57,10 @@ impl Rng {
 /// Walker's alias table: draws index `i` with probability `weights[i] / sum`.
 #[derive(Clone, Debug)]
 pub struct Alias {
-    /// For each `i`: keep `i` when the low 64 bits of the draw are below the first, else
-    /// take the second (together: one cache line read per draw).
-    cells: Vec<(u64, u32)>,
+    /// For each `i`: keep `i` when the draw's fraction (32 bits) is below the first, else
+    /// take the second. 8 bytes a cell: the background's table of 100,000 terms is read at
+    /// random once per token, and stays in a core's cache better small.
+    cells: Vec<(u32, u32)>,
 }
 
 impl Alias {
@@ -79,11 +71,11 @@ impl Alias {
         let mut scaled: Vec<f64> = weights.iter().map(|w| w * n as f64 / sum).collect();
         let (mut small, mut large): (Vec<u32>, Vec<u32>) =
             (0..n as u32).partition(|&i| scaled[i as usize] < 1.0);
-        let mut keep = vec![u64::MAX; n];
+        let mut keep = vec![u32::MAX; n];
         let mut alias: Vec<u32> = (0..n as u32).collect();
         while let (Some(&s), Some(&l)) = (small.last(), large.last()) {
             small.pop();
-            keep[s as usize] = (scaled[s as usize] * 2f64.powi(64)) as u64;
+            keep[s as usize] = (scaled[s as usize] * 2f64.powi(32)) as u32;
             alias[s as usize] = l;
             scaled[l as usize] -= 1.0 - scaled[s as usize];
             if scaled[l as usize] < 1.0 {
@@ -97,16 +89,15 @@ impl Alias {
         }
     }
 
-    /// One draw.
+    /// One draw (without a branch on the table's contents, so that the draws of a
+    /// document overlap their cache misses).
     pub fn sample(&self, rng: &mut Rng) -> u32 {
         let product = u128::from(rng.next_u64()) * self.cells.len() as u128;
         let i = (product >> 64) as usize;
         let (keep, alias) = self.cells[i];
-        if (product as u64) < keep {
-            i as u32
-        } else {
-            alias
-        }
+        let fraction = ((product as u64) >> 32) as u32;
+        let kept = u32::from(fraction < keep).wrapping_neg();
+        (i as u32 & kept) | (alias & !kept)
     }
 }
 
@@ -144,12 +135,18 @@ pub const WIKIPEDIA: Shape = Shape {
 #[derive(Clone, Debug)]
 pub struct Model {
     shape: Shape,
-    terms: usize,
-    background: Alias,
+    /// The background's first [`HEAD_TERMS`] terms, and the others (ids from
+    /// [`HEAD_TERMS`] on; `None` with fewer terms).
+    head: Alias,
+    tail: Option<Alias>,
     /// Each topic's own terms, most probable first, and their probabilities.
     topics: Vec<(Vec<u32>, Vec<f64>)>,
-    topic_tables: Vec<Alias>,
-    /// A draw below this takes a background term.
+    /// The draw of a rank within a topic's own terms: the same law for every topic, so
+    /// one table, always in cache; the terms of the ranks drawn most are too.
+    own: Alias,
+    /// A draw below this takes a term of the background's head, below the next one a
+    /// term of its tail, else a topic's term.
+    head_threshold: u64,
     background_threshold: u64,
 }
 
@@ -180,19 +177,18 @@ impl Model {
                 (slice.to_vec(), w.iter().map(|x| x / sum).collect())
             })
             .collect();
+        let split = weights.len().min(HEAD_TERMS);
+        let (head, tail) = weights.split_at(split);
+        let head_share = head.iter().sum::<f64>() / weights.iter().sum::<f64>();
         Model {
             shape,
-            terms,
-            background: Alias::new(&weights),
-            topic_tables: topics.iter().map(|(_, w)| Alias::new(w)).collect(),
+            head: Alias::new(head),
+            tail: (!tail.is_empty()).then(|| Alias::new(tail)),
+            own: Alias::new(&topics[0].1),
             topics,
+            head_threshold: (shape.background * head_share * 2f64.powi(64)) as u64,
             background_threshold: (shape.background * 2f64.powi(64)) as u64,
         }
-    }
-
-    /// Number of terms.
-    pub fn terms(&self) -> usize {
-        self.terms
     }
 
     /// Each topic's own terms, most probable first, with their probabilities (summing to 1).
@@ -206,9 +202,16 @@ impl Model {
     }
 
     /// Document `index`'s bag of words, `(term, count)` by increasing term, into `out`.
-    /// `counts` is scratch space of one zero per term, left zero.
-    pub fn document(&self, seed: u64, index: u64, counts: &mut [u32], out: &mut Vec<(u32, u32)>) {
+    /// `tokens` is scratch space.
+    pub fn document(
+        &self,
+        seed: u64,
+        index: u64,
+        tokens: &mut Vec<u32>,
+        out: &mut Vec<(u32, u32)>,
+    ) {
         out.clear();
+        tokens.clear();
         let mut rng = Rng::new(splitmix64(splitmix64(seed) ^ index));
         let length = (self.shape.length_mu + self.shape.length_sigma * rng.normal())
             .exp()
@@ -226,35 +229,37 @@ impl Model {
         }
         let total: f64 = mixture.iter().map(|&(_, g)| g).sum();
         let mut cumulative = 0.0;
-        let thresholds: Vec<(u32, u64)> = mixture
-            .iter()
-            .map(|&(topic, g)| {
-                cumulative += g / total;
-                (topic, (cumulative.min(1.0) * 2f64.powi(64)) as u64)
-            })
-            .collect();
-        for _ in 0..length {
-            let term = if rng.next_u64() < self.background_threshold {
-                self.background.sample(&mut rng)
+        let mut thresholds = [(0u32, 0u64); 8];
+        let thresholds = &mut thresholds[..mixture.len()];
+        for (threshold, &(topic, g)) in thresholds.iter_mut().zip(mixture.iter()) {
+            cumulative += g / total;
+            *threshold = (topic, (cumulative.min(1.0) * 2f64.powi(64)) as u64);
+        }
+        let last = thresholds[thresholds.len() - 1].0;
+        // The tokens first, then counted by sorting: no table of counts per term to read
+        // at random, no branch on what was drawn before.
+        tokens.extend((0..length).map(|_| {
+            let u = rng.next_u64();
+            if u < self.head_threshold {
+                self.head.sample(&mut rng)
+            } else if let (Some(tail), true) = (&self.tail, u < self.background_threshold) {
+                HEAD_TERMS as u32 + tail.sample(&mut rng)
             } else {
                 let u = rng.next_u64();
                 let topic = thresholds
                     .iter()
                     .find(|&&(_, t)| u < t)
-                    .map_or(thresholds[thresholds.len() - 1].0, |&(k, _)| k)
-                    as usize;
-                let j = self.topic_tables[topic].sample(&mut rng);
+                    .map_or(last, |&(k, _)| k) as usize;
+                let j = self.own.sample(&mut rng);
                 self.topics[topic].0[j as usize]
-            };
-            let count = &mut counts[term as usize];
-            if *count == 0 {
-                out.push((term, 0));
             }
-            *count += 1;
-        }
-        out.sort_unstable_by_key(|&(term, _)| term);
-        for (term, count) in out.iter_mut() {
-            *count = std::mem::take(&mut counts[*term as usize]);
+        }));
+        tokens.sort_unstable();
+        for &term in tokens.iter() {
+            match out.last_mut() {
+                Some((last, count)) if *last == term => *count += 1,
+                _ => out.push((term, 1)),
+            }
         }
     }
 }

@@ -1,9 +1,19 @@
 //! The passes of `generate`: counting the document frequencies, (compressed) counting the
 //! TF-IDF entries, then writing the files in document order.
+//!
+//! The documents are cut into pieces of consecutive documents. Counting, a piece is 256
+//! documents and each core sums its own frequencies. Writing, a piece is about
+//! [`PIECE_BYTES`] of text (its number of documents is set from the mean document's text,
+//! known after pass 1, so it depends on the options alone), formatted and, with
+//! compression, compressed as one member of each corpus, by any core; a batch of pieces is
+//! made while the one before is written. Each piece's buffers and each core's scratch are
+//! reused from piece to piece: nothing is allocated per document, and memory is the
+//! vocabulary's tables and two batches of pieces, whatever the number of documents.
 
 use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -12,10 +22,15 @@ use topicd::atomic_file::{self, AtomicFile};
 use topicd_numerics::tfidf::Idf;
 
 use super::{GenerateArgs, Model, WIKIPEDIA, token, token_width};
-use crate::prepare::{Encoder, MmWriter, format_document, output_path};
+use crate::prepare::{Block, Encoder, Meter, MmWriter, output_path};
 
-/// Documents made per batch (by every core) before they are written (in order).
-const BATCH: u64 = 4096;
+/// Documents per piece when counting.
+const COUNT_PIECE: u64 = 256;
+/// Text per piece when writing, both corpora together (before compression): about 0.7 MB
+/// of the bag-of-words corpus and 1.3 MB of the TF-IDF one, each a member when compressed.
+pub const PIECE_BYTES: u64 = 2 << 20;
+/// Fewest pieces per batch; a batch has at least two per thread.
+const MIN_BATCH_PIECES: usize = 4;
 
 /// What `generate` wrote.
 #[derive(Debug, serde::Serialize)]
@@ -42,14 +57,84 @@ pub struct Summary {
     pub seconds: f64,
 }
 
-/// One document's lines.
-struct Written {
-    bow: String,
-    bow_entries: u64,
-    max_id: Option<u32>,
-    tfidf: String,
-    tfidf_entries: u64,
-    tfidf_max_id: Option<u32>,
+/// One core's working space, reused from document to document.
+#[derive(Default)]
+struct Scratch {
+    /// The tokens of a document (see [`Model::document`]).
+    tokens: Vec<u32>,
+    bag: Vec<(u32, u32)>,
+    terms: Vec<u32>,
+    tf: Vec<f64>,
+    ids: Vec<u32>,
+    values: Vec<f64>,
+    weights: Vec<(u32, f64)>,
+}
+
+impl Scratch {
+    /// Document `i`'s bag of words.
+    fn document(&mut self, model: &Model, seed: u64, i: u64) -> &[(u32, u32)] {
+        model.document(seed, i, &mut self.tokens, &mut self.bag);
+        &self.bag
+    }
+
+    /// The last document's bag weighed as `TfidfModel(dictionary=...)`.
+    fn weigh(&mut self, idf: &Idf) -> &[(u32, f64)] {
+        self.terms.clear();
+        self.tf.clear();
+        self.ids.clear();
+        self.values.clear();
+        self.weights.clear();
+        self.terms.extend(self.bag.iter().map(|&(id, _)| id));
+        self.tf.extend(self.bag.iter().map(|&(_, c)| f64::from(c)));
+        idf.weigh_doc(&self.terms, &self.tf, &mut self.ids, &mut self.values);
+        self.weights
+            .extend(self.ids.iter().copied().zip(self.values.iter().copied()));
+        &self.weights
+    }
+}
+
+/// One value per thread of the pool, each used by its own thread (its lock is not
+/// contended): working space allocated once per thread, not per piece nor per split.
+struct PerThread<T>(Vec<Mutex<T>>);
+
+impl<T> PerThread<T> {
+    fn new(make: impl Fn() -> T) -> PerThread<T> {
+        let threads = rayon::current_num_threads().max(1);
+        PerThread((0..threads).map(|_| Mutex::new(make())).collect())
+    }
+
+    /// Call `f` with the calling thread's value.
+    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let i = rayon::current_thread_index().unwrap_or(0) % self.0.len();
+        f(&mut self.0[i].lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn into_values(self) -> impl Iterator<Item = T> {
+        self.0
+            .into_iter()
+            .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// The documents of `piece` when pieces are `per_piece` documents.
+fn piece_range(piece: u64, per_piece: u64, docs: u64) -> Range<u64> {
+    piece * per_piece..((piece + 1) * per_piece).min(docs)
+}
+
+/// Documents per piece when writing: [`PIECE_BYTES`] of text for documents of
+/// `mean_entries` entries, written with document and term numbers up to `docs` and `terms`.
+pub fn docs_per_piece(mean_entries: f64, docs: u64, terms: usize) -> u64 {
+    let digits = (docs.to_string().len() + terms.to_string().len()) as f64;
+    // bow: "doc term count\n", tfidf: "doc term 0.xxxxxxxxxxxxxxxxx\n"
+    let per_entry = 2.0 * (digits + 2.0) + 2.0 + 20.0;
+    (PIECE_BYTES as f64 / (mean_entries.max(1.0) * per_entry)).clamp(1.0, 65536.0) as u64
+}
+
+/// One piece of both corpora.
+#[derive(Default)]
+struct Piece {
+    bow: Block,
+    tfidf: Block,
 }
 
 /// Run `generate`.
@@ -76,18 +161,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<Summary> {
     let dictionary = AtomicFile::create(&wordids).with_context(|| cannot("create", &wordids))?;
 
     // Pass 1: document frequencies.
-    let mut dfs = vec![0u64; args.terms];
-    let mut tokens = 0;
-    for_batches(args.docs, |range| {
-        let docs = bags(&model, args.seed, range);
-        for doc in &docs {
-            for &(term, count) in doc {
-                dfs[term as usize] += 1;
-                tokens += u64::from(count);
-            }
-        }
-        Ok(())
-    })?;
+    let (dfs, tokens) = count_dfs(&model, args);
     let bow_nnz: u64 = dfs.iter().sum();
     let max_id = dfs
         .iter()
@@ -109,15 +183,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<Summary> {
         None => (mm(&bow_path)?, mm(&tfidf_path)?),
         Some(compression) => {
             // Pass 1½: the TF-IDF entries, for the size line that comes first.
-            let (mut nnz, mut max) = (0, 0);
-            for_batches(args.docs, |range| {
-                for doc in bags(&model, args.seed, range) {
-                    let (ids, _) = weigh(&idf, &doc);
-                    nnz += ids.len() as u64;
-                    max = max.max(ids.last().map_or(0, |&id| u64::from(id) + 1));
-                }
-                Ok(())
-            })?;
+            let (nnz, max) = count_tfidf(&model, &idf, args);
             let create = |path: &Path, sizes| {
                 MmWriter::create_compressed(path, compression, sizes)
                     .with_context(|| cannot("create", path))
@@ -129,28 +195,64 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<Summary> {
         }
     };
 
-    // Pass 2: the corpora, each batch made while the previous one is written.
-    let mut pending: Vec<Written> = Vec::new();
+    // Pass 2: the corpora, each batch of pieces made while the previous one is written.
+    let per_piece = docs_per_piece(bow_nnz as f64 / args.docs as f64, args.docs, args.terms);
+    let pieces = args.docs.div_ceil(per_piece);
+    let per_batch = (2 * rayon::current_num_threads()).max(MIN_BATCH_PIECES) as u64;
+    let spare: Mutex<Vec<Piece>> = Mutex::new(Vec::new());
+    let meter = Meter::new("writing", Some(args.docs));
     let (mut tfidf_nnz, mut bytes) = (0, 0);
-    let mut write = |docs: Vec<Written>| -> anyhow::Result<()> {
-        for doc in docs {
-            bow.write_document(&doc.bow, doc.bow_entries, doc.max_id)
+    let mut write = |made: Vec<Piece>| -> anyhow::Result<()> {
+        for piece in made {
+            bow.write_block(&piece.bow)
                 .with_context(|| cannot("write", &bow_path))?;
             tfidf
-                .write_document(&doc.tfidf, doc.tfidf_entries, doc.tfidf_max_id)
+                .write_block(&piece.tfidf)
                 .with_context(|| cannot("write", &tfidf_path))?;
-            tfidf_nnz += doc.tfidf_entries;
-            bytes += (doc.bow.len() + doc.tfidf.len()) as u64;
+            tfidf_nnz += piece.tfidf.entries();
+            bytes += (piece.bow.text_len() + piece.tfidf.text_len()) as u64;
+            spare.lock().unwrap_or_else(|e| e.into_inner()).push(piece);
         }
         Ok(())
     };
-    for_batches(args.docs, |range| {
+    let scratches = PerThread::new(Scratch::default);
+    let make = |batch: Range<u64>| -> Vec<Piece> {
+        batch
+            .into_par_iter()
+            .map(|p| {
+                let reused = spare.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                let mut piece = reused.unwrap_or_default();
+                piece.bow.clear();
+                piece.tfidf.clear();
+                // About 2.8 and 1.6 times what a piece holds on average.
+                piece.bow.reserve(PIECE_BYTES as usize);
+                piece.tfidf.reserve(2 * PIECE_BYTES as usize);
+                let range = piece_range(p, per_piece, args.docs);
+                scratches.with(|scratch| {
+                    for i in range.clone() {
+                        piece.bow.push(i, scratch.document(&model, args.seed, i));
+                        piece.tfidf.push(i, scratch.weigh(&idf));
+                    }
+                });
+                if let Some(compression) = args.compress {
+                    piece.bow.compress(compression);
+                    piece.tfidf.compress(compression);
+                }
+                meter.add((range.end - range.start) as usize);
+                piece
+            })
+            .collect()
+    };
+    let mut pending = Vec::new();
+    for first in (0..pieces).step_by(per_batch as usize) {
         let previous = std::mem::take(&mut pending);
-        let (written, made) = rayon::join(|| write(previous), || lines(&model, &idf, args, range));
+        let batch = first..(first + per_batch).min(pieces);
+        let (written, made) = rayon::join(|| write(previous), || make(batch));
         pending = made;
-        written
-    })?;
+        written?;
+    }
     write(pending)?;
+    meter.finish();
     bow.finish().with_context(|| cannot("write", &bow_path))?;
     tfidf
         .finish()
@@ -183,64 +285,57 @@ fn mm(path: &Path) -> anyhow::Result<MmWriter> {
     MmWriter::create(path).with_context(|| cannot("create", path))
 }
 
-/// Call `f` with the document ranges of the batches, in order.
-fn for_batches(
-    docs: u64,
-    mut f: impl FnMut(Range<u64>) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    (0..docs.div_ceil(BATCH)).try_for_each(|b| f(b * BATCH..((b + 1) * BATCH).min(docs)))
-}
-
-/// The bags of words of documents `range`, made by every core.
-fn bags(model: &Model, seed: u64, range: Range<u64>) -> Vec<Vec<(u32, u32)>> {
-    range
+/// Pass 1: every term's document frequency, and the number of tokens.
+fn count_dfs(model: &Model, args: &GenerateArgs) -> (Vec<u64>, u64) {
+    let meter = Meter::new("counting", Some(args.docs));
+    let counts = PerThread::new(|| (vec![0u64; args.terms], 0u64, Scratch::default()));
+    (0..args.docs.div_ceil(COUNT_PIECE))
         .into_par_iter()
-        .map_init(
-            || vec![0; model.terms()],
-            |counts, i| {
-                let mut bag = Vec::new();
-                model.document(seed, i, counts, &mut bag);
-                bag
-            },
-        )
-        .collect()
+        .for_each(|p| {
+            let range = piece_range(p, COUNT_PIECE, args.docs);
+            counts.with(|(dfs, tokens, scratch)| {
+                for i in range.clone() {
+                    for &(term, count) in scratch.document(model, args.seed, i) {
+                        dfs[term as usize] += 1;
+                        *tokens += u64::from(count);
+                    }
+                }
+            });
+            meter.add((range.end - range.start) as usize);
+        });
+    meter.finish();
+    let mut counts = counts.into_values();
+    let (mut dfs, mut tokens, _) = counts.next().unwrap_or_default();
+    for (more, more_tokens, _) in counts {
+        dfs.iter_mut().zip(&more).for_each(|(x, y)| *x += y);
+        tokens += more_tokens;
+    }
+    (dfs, tokens)
 }
 
-/// A bag of words weighted as `TfidfModel(dictionary=...)`.
-fn weigh(idf: &Idf, bag: &[(u32, u32)]) -> (Vec<u32>, Vec<f64>) {
-    let terms: Vec<u32> = bag.iter().map(|&(id, _)| id).collect();
-    let counts: Vec<f64> = bag.iter().map(|&(_, c)| f64::from(c)).collect();
-    let (mut ids, mut values) = (Vec::new(), Vec::new());
-    idf.weigh_doc(&terms, &counts, &mut ids, &mut values);
-    (ids, values)
-}
-
-/// The lines of documents `range`, made by every core.
-fn lines(model: &Model, idf: &Idf, args: &GenerateArgs, range: Range<u64>) -> Vec<Written> {
-    range
+/// Pass 1½: the number of TF-IDF entries, and 1 + their largest term id.
+fn count_tfidf(model: &Model, idf: &Idf, args: &GenerateArgs) -> (u64, u64) {
+    let meter = Meter::new("weighing", Some(args.docs));
+    let scratches = PerThread::new(Scratch::default);
+    let counted = (0..args.docs.div_ceil(COUNT_PIECE))
         .into_par_iter()
-        .map_init(
-            || (vec![0; model.terms()], Vec::new()),
-            |(counts, bag), i| {
-                model.document(args.seed, i, counts, bag);
-                let mut written = Written {
-                    bow: String::with_capacity(bag.len() * 16),
-                    bow_entries: bag.len() as u64,
-                    max_id: bag.last().map(|&(id, _)| id),
-                    tfidf: String::with_capacity(bag.len() * 32),
-                    tfidf_entries: 0,
-                    tfidf_max_id: None,
-                };
-                format_document(&mut written.bow, i, bag);
-                let (ids, values) = weigh(idf, bag);
-                written.tfidf_entries = ids.len() as u64;
-                written.tfidf_max_id = ids.last().copied();
-                let weights: Vec<(u32, f64)> = ids.into_iter().zip(values).collect();
-                format_document(&mut written.tfidf, i, &weights);
-                written
-            },
-        )
-        .collect()
+        .map(|p| {
+            let range = piece_range(p, COUNT_PIECE, args.docs);
+            let (mut nnz, mut max) = (0, 0);
+            scratches.with(|scratch| {
+                for i in range.clone() {
+                    scratch.document(model, args.seed, i);
+                    let weights = scratch.weigh(idf);
+                    nnz += weights.len() as u64;
+                    max = max.max(weights.last().map_or(0, |&(id, _)| u64::from(id) + 1));
+                }
+            });
+            meter.add((range.end - range.start) as usize);
+            (nnz, max)
+        })
+        .reduce(|| (0, 0), |(n, m), (n2, m2)| (n + n2, m.max(m2)));
+    meter.finish();
+    counted
 }
 
 /// A text file written, to appear on [`Text::finish`].
@@ -275,7 +370,7 @@ fn write_dictionary(file: AtomicFile, args: &GenerateArgs, dfs: &[u64]) -> anyho
             Text::Plain(file)
         }
         Some(compression) => {
-            let mut encoder = compression.encoder(file);
+            let mut encoder: Encoder = compression.encoder(file);
             fill(&mut encoder)?;
             Text::Compressed(Box::new(encoder))
         }

@@ -1,9 +1,11 @@
+use std::io::Read;
 use std::path::Path;
 
 use topicd::corpus::{Dictionary, MmOptions, MmReader};
 use topicd_numerics::SparseChunk;
 use topicd_numerics::tfidf::Idf;
 
+use super::run::docs_per_piece;
 use super::*;
 use crate::prepare::Compression;
 
@@ -143,30 +145,97 @@ fn the_shape_is_wikipedias() {
     assert!(lines[0].starts_with("0\t"));
 }
 
+/// A Python whose gzip and bz2 modules read the files (gensim reads through them).
+fn python() -> Option<&'static str> {
+    ["python3", "python"].into_iter().find(|p| {
+        std::process::Command::new(p)
+            .args(["-c", "import gzip, bz2"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
 #[test]
-fn compressed_files_hold_the_plain_ones() {
+fn compressed_files_are_members_that_read_back_as_the_plain_ones() {
     let dir = tempfile::tempdir().unwrap();
     let plain = dir.path().join("p");
-    run(&args(&plain, 200, 3000, 5)).unwrap();
+    // Several pieces: 1,000 documents of about 56 entries.
+    let (docs, terms) = (5000, 3000);
+    let summary = run(&args(&plain, docs, terms, 5)).unwrap();
+    let per_piece = docs_per_piece(summary.bow_nnz as f64 / docs as f64, docs, terms);
+    assert!(
+        docs.div_ceil(per_piece) >= 3,
+        "{per_piece} documents per piece"
+    );
+    let python = python();
+    if python.is_none() {
+        eprintln!("skipped the Python half: no python3 with gzip and bz2");
+    }
     for compression in [Compression::Gz, Compression::Bz2] {
         let prefix = dir.path().join(compression.extension());
-        run(&GenerateArgs {
+        let packed_args = GenerateArgs {
             compress: Some(compression),
-            ..args(&prefix, 200, 3000, 5)
-        })
-        .unwrap();
-        for name in ["bow.mm", "tfidf.mm"] {
+            ..args(&prefix, docs, terms, 5)
+        };
+        run(&packed_args).unwrap();
+        for name in ["wordids.txt", "bow.mm", "tfidf.mm"] {
             let packed = format!("{name}.{}", compression.extension());
-            let packed = corpus(&crate::prepare::output_path(&prefix, &packed));
-            let unpacked = corpus(&crate::prepare::output_path(&plain, name));
-            assert_eq!(packed.0, unpacked.0, "{name}");
-            assert_eq!(packed.1.terms, unpacked.1.terms, "{name}");
-            assert_eq!(packed.1.values, unpacked.1.values, "{name}");
+            let packed = crate::prepare::output_path(&prefix, &packed);
+            let unpacked = read(&crate::prepare::output_path(&plain, name));
+            // topicd's reader (multi-member gzip, multi-stream bzip2)
+            let mut daemon = Vec::new();
+            topicd::corpus::source::open(&packed)
+                .unwrap()
+                .read_to_end(&mut daemon)
+                .unwrap();
+            assert!(daemon == unpacked, "{}", packed.display());
+            if let Some(python) = python {
+                let module = compression.extension().replace("gz", "gzip");
+                let script = format!(
+                    "import {module}, sys\nsys.stdout.buffer.write({module}.open(sys.argv[1]).read())"
+                );
+                let output = std::process::Command::new(python)
+                    .args(["-c", &script])
+                    .arg(&packed)
+                    .output()
+                    .unwrap();
+                assert!(output.status.success(), "{output:?}");
+                assert!(output.stdout == unpacked, "{} by Python", packed.display());
+            }
         }
-        let wordids = format!("wordids.txt.{}", compression.extension());
-        let dictionary = Dictionary::load(&crate::prepare::output_path(&prefix, &wordids));
-        assert_eq!(dictionary.unwrap().num_docs(), Some(200));
+        // The same bytes with one thread.
+        let one = dir.path().join(format!("one-{}", compression.extension()));
+        let one_thread = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        one_thread
+            .install(|| {
+                run(&GenerateArgs {
+                    out: one.clone(),
+                    ..packed_args.clone()
+                })
+            })
+            .unwrap();
+        for name in ["bow.mm", "tfidf.mm"] {
+            let name = format!("{name}.{}", compression.extension());
+            let (a, b) = (
+                read(&crate::prepare::output_path(&prefix, &name)),
+                read(&crate::prepare::output_path(&one, &name)),
+            );
+            assert!(a == b, "{name}");
+        }
     }
+}
+
+#[test]
+fn pieces_hold_about_two_megabytes() {
+    // wiki_en's shape: 195 entries of about 50 bytes.
+    assert_eq!(docs_per_piece(195.0, 3_900_000, 100_000), 206);
+    assert_eq!(docs_per_piece(195.0, 1000, 100_000), 233);
+    // At least one entry a document counted; at least one document a piece.
+    assert_eq!(docs_per_piece(0.0, 10, 10), 61680);
+    assert_eq!(docs_per_piece(1e9, 10, 10), 1);
 }
 
 #[test]

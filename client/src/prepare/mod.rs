@@ -7,7 +7,9 @@
 //! | `text` | reading documents from a file, a directory or standard input, compressed or not, in batches of bounded documents |
 //! | `tokenize` | `simple_preprocess`: decoding, lowercasing, deaccenting, the token pattern, lengths, stop words |
 //! | `vocabulary` | counting document frequencies, `filter_extremes`, `compactify`, `save_as_text` |
-//! | `mm_writer` | `MmCorpus.serialize`'s files, byte for byte |
+//! | `mm_writer` | `MmCorpus.serialize`'s files, byte for byte, plain or compressed |
+//! | `mm_text` | the entries' text: integers, and floats as Python's `repr` |
+//! | `compression` | gzip and bzip2 settings, and independent members compressed in parallel |
 //!
 //! The TF-IDF weights are `topicd_numerics::tfidf`'s, the daemon's own for `submit --tfidf`.
 //!
@@ -22,6 +24,8 @@
 //! `splitmix64(splitmix64(seed) ^ i) / 2^64 < heldout` (see [`is_heldout`]): a pure
 //! function of the seed and the index, so the split does not depend on threads or batches.
 
+mod compression;
+mod mm_text;
 mod mm_writer;
 mod text;
 mod tokenize;
@@ -37,7 +41,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use topicd::atomic_file::{self, AtomicFile};
 
-pub use mm_writer::{Compression, Encoder, MmWriter, format_document};
+pub use compression::{Compression, Encoder};
+pub use mm_text::format_document;
+pub use mm_writer::{Block, MmWriter};
 pub use text::{Batch, MAX_DOCUMENT, Source};
 pub use tokenize::Tokenizer;
 
@@ -232,7 +238,7 @@ struct Counted {
 fn count(source: &Source, options: &Options) -> anyhow::Result<Counted> {
     let mut counter = Counter::default();
     let mut total = 0;
-    let mut meter = Meter::new("counting", None);
+    let meter = Meter::new("counting", None);
     let tokenizer = &options.tokenizer;
     pipelined(source, |batch| {
         let docs: Vec<Option<Vec<Box<str>>>> = (0..batch.len())
@@ -262,9 +268,9 @@ fn count(source: &Source, options: &Options) -> anyhow::Result<Counted> {
 /// One document's lines in the output files.
 #[derive(Default)]
 struct Written {
-    bow: String,
+    bow: Vec<u8>,
     bow_entries: u64,
-    tfidf: String,
+    tfidf: Vec<u8>,
     tfidf_entries: u64,
     max_id: Option<u32>,
     tfidf_max_id: Option<u32>,
@@ -286,7 +292,7 @@ fn write_corpora(
         vocabulary.dfs().len(),
     );
     let tokenizer = &options.tokenizer;
-    let mut meter = Meter::new("writing", Some(total));
+    let meter = Meter::new("writing", Some(total));
     let mut read = 0;
     pipelined(source, |batch| {
         // Each document's number in its corpus, decided in order.
@@ -388,13 +394,14 @@ pub fn pipelined(
     })
 }
 
-/// A progress bar on stderr when it is a terminal.
-struct Meter {
+/// A progress bar on stderr when it is a terminal (nothing otherwise).
+pub(crate) struct Meter {
     bar: Option<ProgressBar>,
 }
 
 impl Meter {
-    fn new(what: &'static str, total: Option<u64>) -> Meter {
+    /// A bar for `total` documents (a spinner when unknown), labelled `what`.
+    pub(crate) fn new(what: &'static str, total: Option<u64>) -> Meter {
         let bar = std::io::stderr().is_terminal().then(|| {
             let (bar, template) = match total {
                 Some(total) => (
@@ -417,13 +424,15 @@ impl Meter {
         Meter { bar }
     }
 
-    fn add(&mut self, docs: usize) {
+    /// `docs` more documents done (from any thread).
+    pub(crate) fn add(&self, docs: usize) {
         if let Some(bar) = &self.bar {
             bar.inc(docs as u64);
         }
     }
 
-    fn finish(self) {
+    /// Clear the bar.
+    pub(crate) fn finish(self) {
         if let Some(bar) = self.bar {
             bar.finish_and_clear();
             let _ = std::io::stderr().flush();
