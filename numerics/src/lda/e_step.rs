@@ -262,8 +262,51 @@ struct Doc<'a> {
 
 impl Doc<'_> {
     /// Iterate γ (already holding its random start) to convergence; true if it converged.
+    ///
+    /// Compiled twice: for the baseline x86-64 (SSE2) and for AVX2, taken when the CPU has
+    /// it. Both do the same IEEE operations in the same order (the wider registers hold more
+    /// of the same independent lanes, and nothing is fused: Rust never contracts `a * b + c`
+    /// into an FMA), so γ is the same bits on either; AVX2 only does more per instruction.
     #[allow(clippy::too_many_arguments)]
     fn infer(
+        &self,
+        beta: &[f64],
+        alpha: &[f64],
+        params: EStepParams,
+        gamma: &mut [f64],
+        e: &mut [f64],
+        phinorm: &mut [f64],
+        t: &mut [f64],
+    ) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { self.infer_avx2(beta, alpha, params, gamma, e, phinorm, t) };
+        }
+        self.iterate(beta, alpha, params, gamma, e, phinorm, t)
+    }
+
+    /// [`Doc::iterate`] compiled for AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
+    fn infer_avx2(
+        &self,
+        beta: &[f64],
+        alpha: &[f64],
+        params: EStepParams,
+        gamma: &mut [f64],
+        e: &mut [f64],
+        phinorm: &mut [f64],
+        t: &mut [f64],
+    ) -> bool {
+        self.iterate(beta, alpha, params, gamma, e, phinorm, t)
+    }
+
+    /// The iterations of [`Doc::infer`], inlined into each of its builds.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn iterate(
         &self,
         beta: &[f64],
         alpha: &[f64],
@@ -315,6 +358,7 @@ impl Doc<'_> {
         converged
     }
 
+    #[inline(always)]
     fn phinorm<'b>(&self, e: &[f64], column: &impl Fn(usize) -> &'b [f64], phinorm: &mut [f64]) {
         for (n, p) in phinorm.iter_mut().enumerate() {
             *p = dot(e, column(n)) + f64::EPSILON;
@@ -324,7 +368,7 @@ impl Doc<'_> {
 
 /// `Σ a_i b_i` with eight running sums, so that the additions pipeline and vectorise
 /// (a single running sum waits on every addition); the order is fixed, so is the result.
-#[inline]
+#[inline(always)]
 pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     let mut sums = [0.0; 8];
     let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
