@@ -243,7 +243,13 @@ pub fn infer(
                     slots: &topics.slots[start..end],
                     counts: &chunk.values[start..end],
                 };
-                doc.infer(&topics.exp_elog_beta, alpha, params, g, e, ratio, scratch) as usize
+                let buffers = DocBuffers {
+                    gamma: g,
+                    exp_theta: e,
+                    phinorm: ratio,
+                    t: scratch,
+                };
+                doc.infer(&topics.exp_elog_beta, alpha, params, buffers) as usize
             },
         )
         .sum();
@@ -260,6 +266,15 @@ struct Doc<'a> {
     counts: &'a [f64],
 }
 
+/// What [`Doc::infer`] works in: the document's γ and `exp(E[log θ])` (`K` each, its
+/// result), `φnorm` (one per entry; `c_n / φnorm_n` at the end) and a scratch row (`K`).
+struct DocBuffers<'b> {
+    gamma: &'b mut [f64],
+    exp_theta: &'b mut [f64],
+    phinorm: &'b mut [f64],
+    t: &'b mut [f64],
+}
+
 impl Doc<'_> {
     /// Iterate γ (already holding its random start) to convergence; true if it converged.
     ///
@@ -267,55 +282,43 @@ impl Doc<'_> {
     /// it. Both do the same IEEE operations in the same order (the wider registers hold more
     /// of the same independent lanes, and nothing is fused: Rust never contracts `a * b + c`
     /// into an FMA), so γ is the same bits on either; AVX2 only does more per instruction.
-    #[allow(clippy::too_many_arguments)]
-    fn infer(
-        &self,
-        beta: &[f64],
-        alpha: &[f64],
-        params: EStepParams,
-        gamma: &mut [f64],
-        e: &mut [f64],
-        phinorm: &mut [f64],
-        t: &mut [f64],
-    ) -> bool {
+    fn infer(&self, beta: &[f64], alpha: &[f64], params: EStepParams, buffers: DocBuffers) -> bool {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2, checked just above.
-            return unsafe { self.infer_avx2(beta, alpha, params, gamma, e, phinorm, t) };
+            return unsafe { self.infer_avx2(beta, alpha, params, buffers) };
         }
-        self.iterate(beta, alpha, params, gamma, e, phinorm, t)
+        self.iterate(beta, alpha, params, buffers)
     }
 
     /// [`Doc::iterate`] compiled for AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    #[allow(clippy::too_many_arguments)]
     fn infer_avx2(
         &self,
         beta: &[f64],
         alpha: &[f64],
         params: EStepParams,
-        gamma: &mut [f64],
-        e: &mut [f64],
-        phinorm: &mut [f64],
-        t: &mut [f64],
+        buffers: DocBuffers,
     ) -> bool {
-        self.iterate(beta, alpha, params, gamma, e, phinorm, t)
+        self.iterate(beta, alpha, params, buffers)
     }
 
     /// The iterations of [`Doc::infer`], inlined into each of its builds.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
     fn iterate(
         &self,
         beta: &[f64],
         alpha: &[f64],
         params: EStepParams,
-        gamma: &mut [f64],
-        e: &mut [f64],
-        phinorm: &mut [f64],
-        t: &mut [f64],
+        buffers: DocBuffers,
     ) -> bool {
+        let DocBuffers {
+            gamma,
+            exp_theta: e,
+            phinorm,
+            t,
+        } = buffers;
         let k = alpha.len();
         let column = |n: usize| {
             let s = self.slots[n] as usize;
