@@ -34,7 +34,11 @@ ENV = dict(os.environ, TOPICD_BENCH_DIR=WORK, TOPICD_BENCH_DATA=DATA, OPENBLAS_N
 
 
 def sh(*cmd, **kw):
-    return subprocess.run(cmd, check=True, text=True, capture_output=True, env=ENV, **kw).stdout
+    """Runs a command and returns its stdout; a failure raises with the command and its stderr."""
+    done = subprocess.run(cmd, text=True, capture_output=True, env=ENV, **kw)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))[:200]} failed ({done.returncode}):\n{done.stderr}")
+    return done.stdout
 
 
 def exact(corpus, k):

@@ -31,28 +31,21 @@ Recovery, against PREFIX_topics.txt (each planted topic's own terms and their pr
 Records are appended to $TOPICD_BENCH_DIR/scale.jsonl (copy them to bench/results/ to keep them).
 Environment: TOPICD_BENCH_DIR (default /tmp/topicd-bench), with gensim's venv in it.
 """
-import argparse, contextlib, json, os, shutil, subprocess, sys, tempfile, threading, time
+import argparse, contextlib, json, os, subprocess, sys, tempfile, threading, time
+
+from run import fresh_daemon, sh  # bench/run.py: a topicd on a throwaway data directory
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.abspath(os.environ.get("TOPICD_BENCH_DIR", "/tmp/topicd-bench"))
 SCALE = os.path.join(WORK, "scale")
 RECORDS = os.path.join(WORK, "scale.jsonl")
 PY = os.path.join(WORK, "venv", "bin", "python")
-TOPICD = os.path.join(REPO, "target", "release", "topicd")
 TOPICCTL = os.path.join(REPO, "target", "release", "topicctl")
-ENV = dict(os.environ, OPENBLAS_NUM_THREADS="1")
 FULL_DOCS, TERMS, SEED = 3_900_000, 100_000, 1
 JOBS = {
     "lsi": dict(corpus="tfidf", topics=400, args=[]),
     "lda": dict(corpus="bow", topics=100, args=["--chunksize", "2000", "--seed", "1"]),
 }
-
-
-def sh(*cmd, **kw):
-    done = subprocess.run(cmd, text=True, capture_output=True, env=ENV, **kw)
-    if done.returncode != 0:
-        sys.exit(f"{' '.join(map(str, cmd))[:200]} failed ({done.returncode}):\n{done.stderr}")
-    return done.stdout
 
 
 def prefix(fraction):
@@ -114,30 +107,10 @@ class DiskPeak:
         return max(self.peak, self.size())
 
 
-@contextlib.contextmanager
-def fresh_daemon():
-    tmp = tempfile.mkdtemp(prefix="topicd-scale-", dir=WORK)
-    sock, data = os.path.join(tmp, "control.sock"), os.path.join(tmp, "data")
-    daemon = subprocess.Popen([TOPICD, "--data-dir", data, "--control-socket", sock],
-                              stderr=open(os.path.join(tmp, "topicd.log"), "w"), env=ENV)
-    try:
-        for _ in range(400):
-            if os.path.exists(sock):
-                break
-            time.sleep(0.05)
-        ctl = lambda *a: sh(TOPICCTL, "--socket", sock, *a)
-        peak = lambda: int([l for l in open(f"/proc/{daemon.pid}/status") if l.startswith("VmHWM")][0].split()[1]) / 1024
-        yield ctl, peak, tmp, data
-    finally:
-        daemon.terminate()
-        daemon.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def topicd_job(job, fraction):
     spec, fs = JOBS[job], files(fraction)
-    with fresh_daemon() as (ctl, peak, tmp, data):
-        disk = DiskPeak(data)
+    with fresh_daemon() as (ctl, peak, tmp):
+        disk = DiskPeak(os.path.join(tmp, "data"))
         t0 = time.time()
         jid = ctl("submit", job, "--corpus", fs[spec["corpus"]], "--dictionary", fs["dictionary"],
                   "--topics", str(spec["topics"]), *spec["args"]).strip()
