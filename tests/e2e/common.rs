@@ -93,6 +93,16 @@ impl Daemon {
         self.dir.path().join("data")
     }
 
+    /// The files in the daemon's chunk cache directory, sorted.
+    pub fn cache_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.data_dir().join("cache"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files
+    }
+
     /// Start (again) on the same data directory.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "daemon already running");

@@ -234,7 +234,8 @@ fn lsi_memory_and_cache(corpus: &Generated) -> (u64, u64) {
     });
     d.ok(&["cancel", &job.to_string()]);
     assert_eq!(d.wait(job), "cancelled");
-    let caches: Vec<u64> = walk(&d.data_dir())
+    let caches: Vec<u64> = d
+        .cache_files()
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "chunks"))
         .map(|p| std::fs::metadata(p).unwrap().len())
@@ -265,22 +266,11 @@ fn lda_memory(corpus: &Generated) -> u64 {
     peak_rss(d.pid())
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = vec![];
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
-}
-
 /// The chunk cache's size by its format (corpus/cache.rs): a 16-byte header; per chunk of n
 /// documents and z entries a 36-byte head, n + 1 offsets of 8 bytes, z terms of 4 bytes, z
-/// values of 8 bytes and an 8-byte checksum; a 36-byte end record.
+/// values of 8 bytes and an 8-byte checksum; a 36-byte end record. Written out here rather
+/// than taken from `corpus::cache::estimated_bytes`, so that the writer is checked against
+/// the documented format, not against the daemon's own arithmetic.
 fn cache_size(docs: u64, nnz: u64, chunksize: u64) -> u64 {
     let chunks = docs.div_ceil(chunksize);
     16 + chunks * (36 + 8 + 8) + 8 * docs + 12 * nnz + 36
