@@ -11,6 +11,9 @@
 //! process on a two-thread runtime; on a machine shared with other work the second figure is
 //! the steadier one.
 
+mod measure;
+use measure::{cpu_time, summary};
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -79,28 +82,6 @@ async fn connect(config: &PeerConfig) -> (Connection, Connection) {
 }
 
 /// This process's user + system CPU time so far.
-fn cpu_time() -> Duration {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage fills the struct it is given.
-    let usage = unsafe {
-        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()), 0);
-        usage.assume_init()
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-/// Median, least and most of `values`.
-fn summary(mut values: Vec<f64>) -> String {
-    values.sort_by(f64::total_cmp);
-    let (mid, lo, hi) = (
-        values[values.len() / 2],
-        values[0],
-        values[values.len() - 1],
-    );
-    format!("{mid:6.0} ({lo:.0}–{hi:.0})")
-}
-
 /// Send `total` bytes in frames of `frame` bytes from the dialer; the time until the listener
 /// has received them all.
 async fn frames(config: &PeerConfig, options: &Options) -> Duration {
@@ -192,6 +173,6 @@ async fn main() {
             wall.push(payload / took.as_secs_f64() / 1e6);
             cpu.push(payload / cpu_took.as_secs_f64() / 1e6);
         }
-        println!("{name:30} {:>20} {:>20}", summary(wall), summary(cpu));
+        println!("{name:30} {:>20} {:>20}", summary(wall, 0), summary(cpu, 0));
     }
 }

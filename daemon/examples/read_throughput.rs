@@ -17,6 +17,9 @@
 //! of this process, every thread). The files should be in the page cache (run twice): this
 //! measures the decoding and the parsing, not the disk.
 
+mod measure;
+use measure::{cpu_time, summary};
+
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -62,17 +65,6 @@ struct Sample {
     cpu: Duration,
     text_bytes: u64,
     nnz: u64,
-}
-
-fn cpu_time() -> Duration {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage fills the struct it is given.
-    let usage = unsafe {
-        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()), 0);
-        usage.assume_init()
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 fn timed(run: impl FnOnce() -> Result<(u64, u64), String>) -> Result<Sample, String> {
@@ -133,17 +125,6 @@ fn read_cache(path: &Path) -> Result<u64, String> {
         }
     }
     Ok(nnz)
-}
-
-/// Median, least and most of `values`, with `digits` decimals.
-fn summary(mut values: Vec<f64>, digits: usize) -> String {
-    values.sort_by(f64::total_cmp);
-    let (mid, lo, hi) = (
-        values[values.len() / 2],
-        values[0],
-        values[values.len() - 1],
-    );
-    format!("{mid:.digits$} ({lo:.digits$}–{hi:.digits$})")
 }
 
 fn report(what: &str, samples: &[Sample], text_bytes: u64) {

@@ -9,6 +9,14 @@
 //! summing its documents in order into a fresh accumulator, which is then added to `Y`. So
 //! `Y` is exactly `Σ_c Y_c` summed in chunk order, whatever the threads — and a worker that
 //! computes `Y_c` alone and ships it gives the same bits.
+//!
+//! Memory: both products are AXPYs of rows of a dense matrix, `8·l` bytes each, one per
+//! non-zero. At Wikipedia's shape (`l` = 500, 100,000 terms) `Qt` is 400 MB and `Zt` 80 MB, so
+//! a row taken per non-zero comes from memory. Both therefore go through the chunk in
+//! [blocks of documents](block_docs) whose rows of `Zt` stay in cache, term by term within a
+//! block: a row of `Qt` is read once per block, not once per non-zero. Every value is still
+//! the same sum in the same order (a document's terms are ascending in the chunk, and a term's
+//! documents are taken in order, block after block), so the blocks do not change a bit.
 
 use nalgebra::DMatrix;
 use rand::RngExt;
@@ -50,6 +58,11 @@ impl TermMajor {
         TermMajor { ptr, docs, values }
     }
 
+    /// The number of terms (`num_terms` of [`TermMajor::new`]).
+    pub fn num_terms(&self) -> usize {
+        self.ptr.len() - 1
+    }
+
     fn term(&self, t: usize) -> (&[u32], &[f64]) {
         let (a, b) = (self.ptr[t] as usize, self.ptr[t + 1] as usize);
         (&self.docs[a..b], &self.values[a..b])
@@ -64,22 +77,61 @@ fn axpy(dst: &mut [f64], v: f64, src: &[f64]) {
     }
 }
 
-/// `Z = AᵀQ`: column `j` of `Zt` is `Σ_t a_tj · Qt[:, t]` (`l × c`).
+/// The bytes of `Zt` that a block of documents takes: a block's rows stay in the cache while
+/// every term of the block is applied to them.
+const BLOCK_BYTES: usize = 6 << 20;
+
+/// Documents per block for `l` rows: [`BLOCK_BYTES`] of `Zt`, at least one document.
+pub fn block_docs(l: usize) -> usize {
+    (BLOCK_BYTES / (8 * l.max(1))).max(1)
+}
+
+/// `Z = AᵀQ`: column `j` of `Zt` is `Σ_t a_tj · Qt[:, t]` (`l × c`), the terms of document `j`
+/// in ascending order.
 pub fn project(chunk: &SparseChunk, qt: &DMatrix<f64>) -> DMatrix<f64> {
-    let l = qt.nrows();
-    let mut zt = DMatrix::zeros(l, chunk.num_docs());
-    if l == 0 {
+    project_by_term(&TermMajor::new(chunk, qt.ncols()), chunk.num_docs(), qt)
+}
+
+/// [`project`] of the `docs` documents of a chunk already sorted by term.
+pub fn project_by_term(a: &TermMajor, docs: usize, qt: &DMatrix<f64>) -> DMatrix<f64> {
+    // as many blocks as threads at least, so that a small chunk (an infer batch) uses them all
+    let threads = rayon::current_num_threads();
+    let block = block_docs(qt.nrows()).min(docs.div_ceil(threads));
+    project_in_blocks(a, docs, qt, block)
+}
+
+/// [`project`] of the `docs` documents of `a`, `block` documents at a time (any block gives
+/// the same bits). Public for the benchmark that tunes [`BLOCK_BYTES`].
+pub fn project_in_blocks(
+    a: &TermMajor,
+    docs: usize,
+    qt: &DMatrix<f64>,
+    block: usize,
+) -> DMatrix<f64> {
+    let (l, block) = (qt.nrows(), block.max(1));
+    let mut zt = DMatrix::zeros(l, docs);
+    if l == 0 || docs == 0 {
         return zt;
     }
     let q = qt.as_slice();
     zt.as_mut_slice()
-        .par_chunks_mut(l)
+        .par_chunks_mut(block * l)
         .enumerate()
-        .for_each(|(j, z)| {
-            let (terms, vals) = chunk.doc(j);
-            for (&t, &v) in terms.iter().zip(vals) {
-                let t = t as usize;
-                axpy(z, v, &q[t * l..(t + 1) * l]);
+        .for_each(|(b, z)| {
+            let first = b * block;
+            let end = first + z.len() / l;
+            for t in 0..a.num_terms() {
+                let (docs, vals) = a.term(t);
+                let from = docs.partition_point(|&j| (j as usize) < first);
+                let row = &q[t * l..(t + 1) * l];
+                for (&j, &v) in docs[from..].iter().zip(&vals[from..]) {
+                    let j = j as usize;
+                    if j >= end {
+                        break;
+                    }
+                    let at = (j - first) * l;
+                    axpy(&mut z[at..at + l], v, row);
+                }
             }
         });
     zt
@@ -97,24 +149,40 @@ pub struct TermSums {
 
 /// `A·Z` restricted to the chunk's terms (the task of a pass).
 pub fn term_sums(a: &TermMajor, zt: &DMatrix<f64>) -> TermSums {
-    let l = zt.nrows();
-    let terms: Vec<u32> = (0..a.ptr.len().saturating_sub(1))
+    term_sums_in_blocks(a, zt, block_docs(zt.nrows()))
+}
+
+/// [`term_sums`], `block` documents at a time (any block gives the same bits). Public for the
+/// benchmark that tunes [`BLOCK_BYTES`].
+pub fn term_sums_in_blocks(a: &TermMajor, zt: &DMatrix<f64>, block: usize) -> TermSums {
+    let (l, block) = (zt.nrows(), block.max(1));
+    let terms: Vec<u32> = (0..a.num_terms())
         .filter(|&t| a.ptr[t + 1] > a.ptr[t])
         .map(|t| t as u32)
         .collect();
     let mut sums = DMatrix::zeros(l, terms.len());
-    if l == 0 {
+    if l == 0 || terms.is_empty() {
         return TermSums { terms, sums };
     }
     let z = zt.as_slice();
+    // Each task owns a run of terms and takes the blocks in order; within a block, each of
+    // its terms adds the block's documents that contain it, in order.
+    let per_task = terms.len().div_ceil(4 * rayon::current_num_threads());
     sums.as_mut_slice()
-        .par_chunks_mut(l)
-        .zip(terms.par_iter())
-        .for_each(|(acc, &t)| {
-            let (docs, vals) = a.term(t as usize);
-            for (&j, &v) in docs.iter().zip(vals) {
-                let j = j as usize;
-                axpy(acc, v, &z[j * l..(j + 1) * l]);
+        .par_chunks_mut(per_task * l)
+        .zip(terms.par_chunks(per_task))
+        .for_each(|(acc, terms)| {
+            let mut next = vec![0usize; terms.len()];
+            for end in (block..zt.ncols() + block).step_by(block) {
+                for (i, &t) in terms.iter().enumerate() {
+                    let (docs, vals) = a.term(t as usize);
+                    let acc = &mut acc[i * l..(i + 1) * l];
+                    while let Some(&j) = docs.get(next[i]).filter(|&&j| (j as usize) < end) {
+                        let at = j as usize * l;
+                        axpy(acc, vals[next[i]], &z[at..at + l]);
+                        next[i] += 1;
+                    }
+                }
             }
         });
     TermSums { terms, sums }
@@ -251,6 +319,52 @@ pub(crate) mod tests {
         add_term_sums(&mut yt, &term_sums(&TermMajor::new(&chunk, m), &zt));
         let expected = DMatrix::from_element(l, m, 1.0) + (&a * zt.transpose()).transpose();
         assert!((yt - expected).amax() < 1e-9);
+    }
+
+    #[test]
+    fn blocks_do_not_change_a_bit() {
+        let (m, c, l) = (60, 30, 23);
+        let chunk = chunk_from_dense(&dense(m, c, 3), 0, 0);
+        let qt = DMatrix::from_fn(l, m, |i, t| ((i * 37 + t * 11) % 17) as f64 / 7.0 - 1.1);
+        // the plain definitions: document by document, term by term
+        let mut zt = DMatrix::zeros(l, c);
+        for j in 0..c {
+            let (terms, vals) = chunk.doc(j);
+            for (&t, &v) in terms.iter().zip(vals) {
+                axpy(
+                    zt.column_mut(j).as_mut_slice(),
+                    v,
+                    qt.column(t as usize).as_slice(),
+                );
+            }
+        }
+        let a = TermMajor::new(&chunk, m);
+        let mut sums = DMatrix::zeros(l, m);
+        for t in 0..m {
+            let (docs, vals) = a.term(t);
+            for (&j, &v) in docs.iter().zip(vals) {
+                axpy(
+                    sums.column_mut(t).as_mut_slice(),
+                    v,
+                    zt.column(j as usize).as_slice(),
+                );
+            }
+        }
+        assert_eq!(project(&chunk, &qt), zt);
+        let chunk_sums = term_sums(&a, &zt);
+        for (i, &t) in chunk_sums.terms.iter().enumerate() {
+            assert_eq!(chunk_sums.sums.column(i), sums.column(t as usize));
+        }
+        for block in [1, 4, 7, 29, 30, 100] {
+            assert_eq!(project_in_blocks(&a, c, &qt, block), zt, "block {block}");
+            assert_eq!(
+                term_sums_in_blocks(&a, &zt, block),
+                chunk_sums,
+                "block {block}"
+            );
+        }
+        assert_eq!(block_docs(500), 1572);
+        assert_eq!(block_docs(1 << 20), 1);
     }
 
     #[test]
