@@ -86,14 +86,17 @@ pub enum PassTerm {
 
 /// The task of a pass: one chunk's term of its sum.
 pub fn pass_term(input: &PassInput, chunk: &SparseChunk) -> PassTerm {
-    let a = || TermMajor::new(chunk, input.num_terms);
+    let a = TermMajor::new(chunk, input.num_terms);
+    let docs = chunk.num_docs();
     match (&input.qt, input.product) {
-        (Some(qt), Product::Power) => {
-            PassTerm::Power(products::term_sums(&a(), &products::project(chunk, qt)))
+        (Some(qt), Product::Power) => PassTerm::Power(products::term_sums(
+            &a,
+            &products::project_by_term(&a, docs, qt),
+        )),
+        (Some(qt), Product::Gram) => {
+            PassTerm::Gram(linalg::gram(&products::project_by_term(&a, docs, qt)))
         }
-        (Some(qt), Product::Gram) => PassTerm::Gram(linalg::gram(&products::project(chunk, qt))),
         _ => {
-            let a = a();
             let ot = products::gaussian(chunk, input.samples, input.seed);
             let sums = products::term_sums(&a, &ot);
             let norms = products::doc_norms(chunk);
@@ -317,10 +320,11 @@ pub fn stochastic_svd(
         linalg::qr(&yt).0
     };
     let mut qt = range(&products::gaussian(chunk, num_topics + extra_samples, seed));
+    let project = |qt: &DMatrix<f64>| products::project_by_term(&a, chunk.num_docs(), qt);
     for _ in 0..power_iters {
-        qt = range(&products::project(chunk, &qt));
+        qt = range(&project(&qt));
     }
-    let x = linalg::gram(&products::project(chunk, &qt));
+    let x = linalg::gram(&project(&qt));
     projection_from_gram(x, &qt, num_topics)
 }
 
