@@ -79,7 +79,7 @@ fn axpy(dst: &mut [f64], v: f64, src: &[f64]) {
 
 /// The bytes of `Zt` that a block of documents takes: a block's rows stay in the cache while
 /// every term of the block is applied to them.
-const BLOCK_BYTES: usize = 6 << 20;
+pub const BLOCK_BYTES: usize = 6 << 20;
 
 /// Documents per block for `l` rows: [`BLOCK_BYTES`] of `Zt`, at least one document.
 pub fn block_docs(l: usize) -> usize {
