@@ -6,6 +6,10 @@
     bench/scale.py plot                                  # docs/scale.png from the records
     bench/scale.py report                                # the records as a markdown table
 
+The published figures (docs/wikipedia-scale.md): `generate --fractions 0.01 0.05 0.1 1`, then
+`run --fractions 0.01 0.1 1 --gensim 0.01` and `run --fractions 0.05 --jobs lda --gensim 0.05`
+(gensim's LdaModel on the 1/20 slice, extrapolated linearly on the plot).
+
 The corpora are `topicctl generate --docs F·3,900,000 --terms 100000 --seed 1` (slices plain, the
 full size as .gz), in $TOPICD_BENCH_DIR/scale/.
 A slice is a corpus of its own, not a prefix: its dictionary and TF-IDF are its own.
@@ -258,6 +262,10 @@ for ax, job, title in zip(axes, ["lsi", "lda"], ["LSI K=400 (multi-pass)", "LDA 
         if pts:
             xs = sorted(pts)
             ax.loglog(xs, [pts[x] for x in xs], style, label=system)
+            top = max(r["nnz"] for r in recs if r["job"] == job)
+            if system == "gensim" and xs[-1] < top:  # its largest slice, scaled linearly
+                ax.loglog([xs[-1], top], [pts[xs[-1]], pts[xs[-1]] * top / xs[-1]], ":", color="C1",
+                          label="gensim, extrapolated linearly")
     xs = sorted({r["nnz"] for r in recs if r["job"] == job and r["system"] == "topicd"})
     if xs:
         base = [r["seconds"] for r in recs if r["job"] == job and r["system"] == "topicd" and r["nnz"] == xs[0]][-1]
