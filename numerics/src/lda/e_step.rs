@@ -242,6 +242,9 @@ pub fn infer(
                 let doc = Doc {
                     slots: &topics.slots[start..end],
                     counts: &chunk.values[start..end],
+                    beta: &topics.exp_elog_beta,
+                    alpha,
+                    params,
                 };
                 let buffers = DocBuffers {
                     gamma: g,
@@ -249,7 +252,7 @@ pub fn infer(
                     phinorm: ratio,
                     t: scratch,
                 };
-                doc.infer(&topics.exp_elog_beta, alpha, params, buffers) as usize
+                doc.infer(buffers) as usize
             },
         )
         .sum();
@@ -261,9 +264,14 @@ pub fn infer(
     }
 }
 
+/// One document and what its E-step reads: its entries' columns of exp E[log β] (`slots`
+/// into `beta`, `K` values a column), its counts, α and the iteration limits.
 struct Doc<'a> {
     slots: &'a [u32],
     counts: &'a [f64],
+    beta: &'a [f64],
+    alpha: &'a [f64],
+    params: EStepParams,
 }
 
 /// What [`Doc::infer`] works in: the document's γ and `exp(E[log θ])` (`K` each, its
@@ -282,37 +290,31 @@ impl Doc<'_> {
     /// it. Both do the same IEEE operations in the same order (the wider registers hold more
     /// of the same independent lanes, and nothing is fused: Rust never contracts `a * b + c`
     /// into an FMA), so γ is the same bits on either; AVX2 only does more per instruction.
-    fn infer(&self, beta: &[f64], alpha: &[f64], params: EStepParams, buffers: DocBuffers) -> bool {
+    fn infer(&self, buffers: DocBuffers) -> bool {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2, checked just above.
-            return unsafe { self.infer_avx2(beta, alpha, params, buffers) };
+            return unsafe { self.infer_avx2(buffers) };
         }
-        self.iterate(beta, alpha, params, buffers)
+        self.iterate(buffers)
     }
 
     /// [`Doc::iterate`] compiled for AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn infer_avx2(
-        &self,
-        beta: &[f64],
-        alpha: &[f64],
-        params: EStepParams,
-        buffers: DocBuffers,
-    ) -> bool {
-        self.iterate(beta, alpha, params, buffers)
+    fn infer_avx2(&self, buffers: DocBuffers) -> bool {
+        self.iterate(buffers)
     }
 
     /// The iterations of [`Doc::infer`], inlined into each of its builds.
     #[inline(always)]
-    fn iterate(
-        &self,
-        beta: &[f64],
-        alpha: &[f64],
-        params: EStepParams,
-        buffers: DocBuffers,
-    ) -> bool {
+    fn iterate(&self, buffers: DocBuffers) -> bool {
+        let Doc {
+            beta,
+            alpha,
+            params,
+            ..
+        } = *self;
         let DocBuffers {
             gamma,
             exp_theta: e,
