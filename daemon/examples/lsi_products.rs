@@ -68,7 +68,7 @@ fn options() -> Result<Options, String> {
     }
     if o.file.as_os_str().is_empty() {
         return Err(
-            "usage: lsi_products CORPUS.mm [--samples N] [--chunksize N] [--rounds N]".into(),
+            "usage: lsi_products CORPUS.mm [--samples N] [--chunksize N] [--rounds N] [--blocks N,N...]".into(),
         );
     }
     Ok(o)
@@ -86,17 +86,16 @@ fn first_chunk(o: &Options) -> Result<(SparseChunk, usize), String> {
     Err(format!("{}: no documents", o.file.display()))
 }
 
-/// The wall and CPU seconds of `rounds` runs of `f`, and its last result.
-fn time<T>(rounds: usize, mut f: impl FnMut() -> T) -> (Vec<f64>, Vec<f64>, T) {
+/// The wall and CPU seconds of `rounds` runs of `f`.
+fn time(rounds: usize, f: impl Fn()) -> (Vec<f64>, Vec<f64>) {
     let (mut wall, mut cpu) = (vec![], vec![]);
-    let mut last = None;
     for _ in 0..rounds {
         let (start, cpu_start) = (Instant::now(), cpu_time());
-        last = Some(f());
+        f();
         wall.push(start.elapsed().as_secs_f64());
         cpu.push((cpu_time() - cpu_start).as_secs_f64());
     }
-    (wall, cpu, last.expect("rounds > 0"))
+    (wall, cpu)
 }
 
 fn main() {
@@ -124,7 +123,7 @@ fn main() {
         chunk.nnz(),
         o.samples
     );
-    let report = |name: &str, (wall, cpu, _): (Vec<f64>, Vec<f64>, _)| {
+    let report = |name: &str, (wall, cpu): (Vec<f64>, Vec<f64>)| {
         let rates = wall.iter().map(|s| work / s).collect();
         println!(
             "{name:<24} {} s, CPU {} s   {} M multiply-adds/s",

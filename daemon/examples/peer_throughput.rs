@@ -81,7 +81,6 @@ async fn connect(config: &PeerConfig) -> (Connection, Connection) {
     (l.unwrap(), d.unwrap())
 }
 
-/// This process's user + system CPU time so far.
 /// Send `total` bytes in frames of `frame` bytes from the dialer; the time until the listener
 /// has received them all.
 async fn frames(config: &PeerConfig, options: &Options) -> Duration {
