@@ -45,7 +45,7 @@ impl Log for Stderr {
     fn log(&self, record: &Record<'_>) {
         let mut line = format!(
             "{} {:5} {}: {}",
-            humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
+            humantime::format_rfc3339_millis(std::time::SystemTime::now()),
             record.level(),
             record.target(),
             record.args()

@@ -229,7 +229,12 @@ impl LsiRun<'_, '_> {
                     done.ranges()
                 )));
             }
-            if let Some(projection) = svd.end_pass() {
+            let summed = std::time::Instant::now();
+            let ended = svd.end_pass();
+            log::debug!(job_id = self.ctx.job.id, event = "pass-done";
+                "pass {pass} summed; its end (orthonormalization or the final SVD) took {:.4} s",
+                summed.elapsed().as_secs_f64());
+            if let Some(projection) = ended {
                 return Ok(Finished::Model(projection));
             }
             done = ChunkSet::new();

@@ -317,7 +317,7 @@ pub fn output_to_bytes(output: &Output) -> Vec<u8> {
         }
         Output::LsiPartial(sum) => {
             w.u8(1);
-            w.0.extend_from_slice(&pass_sum_to_bytes(sum));
+            w.pass_sum(sum);
         }
         Output::LsiNode(p) => {
             w.u8(2);
@@ -325,6 +325,7 @@ pub fn output_to_bytes(output: &Output) -> Vec<u8> {
             w.f64s(&p.s);
         }
         Output::LdaEStep(stats) => {
+            w.0.reserve(34 + 4 * stats.words.len() + 8 * (stats.sstats.len() + stats.gamma.len()));
             w.u8(3);
             w.u32s(&stats.words);
             w.f64s(&stats.sstats);
@@ -386,30 +387,7 @@ pub fn output_from_bytes(bytes: &[u8]) -> Result<Output, String> {
 /// Encode a pass's (partial) sum.
 pub fn pass_sum_to_bytes(sum: &PassSum) -> Vec<u8> {
     let mut w = Writer::default();
-    match sum {
-        PassSum::Sketch {
-            samples,
-            y,
-            bounds,
-            frobenius,
-        } => {
-            w.0.reserve(17 + 16 * (y.len() + bounds.len() + 1));
-            w.u8(0);
-            w.u64(*samples as u64);
-            w.u64(bounds.len() as u64);
-            put_le(&mut w.0, y);
-            put_le(&mut w.0, bounds);
-            put_le(&mut w.0, &[*frobenius]);
-        }
-        PassSum::Power { y } => {
-            w.u8(1);
-            w.matrix(y);
-        }
-        PassSum::Gram { x } => {
-            w.u8(2);
-            w.matrix(x);
-        }
-    }
+    w.pass_sum(sum);
     w.0
 }
 
@@ -514,6 +492,35 @@ impl Writer {
         self.u64(m.nrows() as u64);
         self.u64(m.ncols() as u64);
         put_le(&mut self.0, m.as_slice());
+    }
+
+    /// A pass's sum, written in place: a partial sum of the sketch is 16 bytes a value, a
+    /// second buffer of it would cost as much as the rest of its delivery.
+    fn pass_sum(&mut self, sum: &PassSum) {
+        match sum {
+            PassSum::Sketch {
+                samples,
+                y,
+                bounds,
+                frobenius,
+            } => {
+                self.0.reserve(17 + 16 * (y.len() + bounds.len() + 1));
+                self.u8(0);
+                self.u64(*samples as u64);
+                self.u64(bounds.len() as u64);
+                put_le(&mut self.0, y);
+                put_le(&mut self.0, bounds);
+                put_le(&mut self.0, &[*frobenius]);
+            }
+            PassSum::Power { y } => {
+                self.u8(1);
+                self.matrix(y);
+            }
+            PassSum::Gram { x } => {
+                self.u8(2);
+                self.matrix(x);
+            }
+        }
     }
 
     fn grids(&mut self, grids: &Grids) {
