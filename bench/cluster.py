@@ -13,7 +13,7 @@ Configurations, each a fresh set of daemons per job (as bench/run.py does):
                   Pyro workers have 1 BLAS thread each), unencrypted (Pyro is not encrypted either),
                   against gensim's distributed mode (name server + dispatcher + 2 Pyro workers, through
                   ../shared/bench/gensim/bench_harness.py --dist) on the same corpus.
-Jobs on gcide: lsi (K=100, topicd's defaults: multi-pass, chunksize 20000), lsi2000 (the same with
+Jobs on gcide (or with `--corpus PREFIX` on a corpus of `topicctl generate`, LSI with K=400): lsi (K=100, topicd's defaults: multi-pass, chunksize 20000), lsi2000 (the same with
 chunksize 2000), lda (K=100, chunksize 2000, passes 1, seed 1); for d also gensim's LSI one-pass with
 chunksize 10000 (gensim-dist's only algorithm) against topicd --onepass with the same parameters, and
 gensim's distributed LDA at chunksize 2000 (it hung on this machine in 3 of 3 runs: it gets a timeout and
@@ -39,7 +39,7 @@ logs). Namespaces and veth pairs are removed on exit (also on Ctrl-C).
 Results: a markdown report on stdout and in $TOPICD_BENCH_DIR/topicd_cluster.md (or
 topicd_scaling.md), raw records in topicd_cluster.jsonl. Environment as bench/run.py.
 """
-import argparse, atexit, contextlib, json, os, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
+import argparse, atexit, contextlib, hashlib, json, os, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run as bench  # noqa: E402  (paths, environment, gemm_rate, errors, exact)
@@ -238,9 +238,15 @@ def daemons(**kw):
         d.close()
 
 
-def corpus_files():
-    """The unpacked gcide files when the gensim venv has unpacked them (they are then the same files gensim
-    reads), the .gz files otherwise."""
+def corpus_files(prefix=None):
+    """gcide: the unpacked files when the gensim venv has unpacked them (they are then the same files gensim
+    reads), the .gz files otherwise. `prefix`: a corpus that `topicctl generate` wrote (PREFIX_tfidf.mm,
+    PREFIX_bow.mm, PREFIX_wordids.txt, each plain or .gz), on which LSI has K=400 as in bench/scale.py; it has
+    no held-out part, so models are compared by the bytes of their exported arrays."""
+    if prefix:
+        f = lambda n: next((p for p in (f"{prefix}_{n}", f"{prefix}_{n}.gz") if os.path.exists(p)), f"{prefix}_{n}")
+        return dict(tfidf=f("tfidf.mm"), train=f("bow.mm"), heldout=None, dictionary=f("wordids.txt"),
+                    name=os.path.basename(prefix), lsi_topics=400)
     plain = os.path.join(WORK, "corpora")
     if os.path.exists(PY):
         bench.sh(PY, os.path.join(GENSIM, "benchdata.py"), "lsi", "gcide", "100")
@@ -249,11 +255,11 @@ def corpus_files():
     else:
         f = lambda n: os.path.join(DATA, n + ".gz")
     return dict(tfidf=f("gcide_tfidf.mm"), train=f("gcide_bow_train.mm"), heldout=f("gcide_bow_heldout.mm"),
-                dictionary=os.path.join(DATA, "gcide_wordids.txt.gz"))
+                dictionary=os.path.join(DATA, "gcide_wordids.txt.gz"), name="gcide", lsi_topics=100)
 
 
 def job_args(job, files):
-    lsi = ["lsi", "--corpus", files["tfidf"], "--dictionary", files["dictionary"], "--topics", "100"]
+    lsi = ["lsi", "--corpus", files["tfidf"], "--dictionary", files["dictionary"], "--topics", str(files["lsi_topics"])]
     lda = ["lda", "--corpus", files["train"], "--dictionary", files["dictionary"], "--topics", "100", "--seed", "1"]
     return {"lsi": lsi, "lsi2000": lsi + ["--chunksize", "2000"],
             "lsi-onepass10000": lsi + ["--onepass", "--chunksize", "10000", "--power-iters", "2"],
@@ -281,7 +287,16 @@ def run_job(d, job, files):
         rec["tasks"] = sum(w["tasks_done"] for w in ws)
     if wire0 is not None:
         rec["wire_bytes"] = d.wire_bytes() - wire0
-    if job.startswith("lsi"):
+    if files["heldout"] is None:
+        # no held-out part and no exact values: the model is the hash of its exported arrays
+        out = os.path.join(d.tmp, f"export{jid}")
+        d.ctl("export", jid, "--format", "npy", "--out", out)
+        h = hashlib.sha256()
+        for name in sorted(n for n in os.listdir(out) if n.endswith(".npy")):
+            h.update(open(os.path.join(out, name), "rb").read())
+        rec["model"] = h.hexdigest()[:16]
+        shutil.rmtree(out, ignore_errors=True)
+    elif job.startswith("lsi"):
         out = os.path.join(d.tmp, f"export{jid}")
         d.ctl("export", jid, "--format", "json", "--out", out)
         s = json.load(open(os.path.join(out, "model.json")))["singular_values"]
@@ -388,7 +403,7 @@ def mb(x):
 
 
 def benchmark(a):
-    files = corpus_files()
+    files = corpus_files(a.corpus)
     records = []  # (config, job, rec)
     log = open(os.path.join(WORK, "topicd_cluster.jsonl"), "a")
     netns = not a.no_netns
@@ -408,7 +423,8 @@ def benchmark(a):
                         rec = run_job(d, job, files)
                     except Exception as e:
                         rec = dict(status=f"error: {e}"[:500])
-                rec.update(config=config, job=job, repeat=r, time=time.strftime("%Y-%m-%dT%H:%M:%S"))
+                rec.update(config=config, job=job, repeat=r, time=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                           corpus=files["name"], lsi_topics=files["lsi_topics"])
                 print(f"[{r}] {config:45s} {job:18s} {rec.get('seconds', '-')!s:>7} s  load {rec.get('load1')}"
                       f"  wire {mb(rec.get('wire_bytes'))} MB", file=sys.stderr, flush=True)
                 records.append(rec)
@@ -433,7 +449,9 @@ def benchmark(a):
 
 
 def report(records, a):
-    jobs_desc = {"lsi": "LSI K=100 (multi-pass, chunksize 20000, power_iters 3)",
+    corpus = next((r["corpus"] for r in records if r.get("corpus")), "gcide")
+    k = next((r["lsi_topics"] for r in records if r.get("lsi_topics")), 100)
+    jobs_desc = {"lsi": f"LSI K={k} (multi-pass, chunksize 20000, power_iters 3)",
                  "lsi2000": "LSI K=100, chunksize 2000",
                  "lsi-onepass10000": "LSI K=100 one-pass, chunksize 10000, power_iters 2",
                  "lda": "LDA K=100, chunksize 2000, passes 1",
@@ -443,7 +461,8 @@ def report(records, a):
     loads = [r["load1"] for r in records if "load1" in r]
     gemm = [float(m["gemm"]) for m in machines if m.get("gemm") not in (None, "?")]
     times = sorted(r["time"] for r in records if r.get("time"))
-    lines = [f"gcide (120,147 documents, 39,305 terms); machine: {os.cpu_count()} cores, numpy GEMM on 1 thread "
+    shape = "gcide (120,147 documents, 39,305 terms)" if corpus == "gcide" else f"{corpus} (topicctl generate)"
+    lines = [f"{shape}; machine: {os.cpu_count()} cores, numpy GEMM on 1 thread "
              f"{spread(gemm, '%.1f') if gemm else 'not recorded'} GFLOP/s (measured before each round); "
              f"{times[0] if times else '?'} to {times[-1] if times else '?'}; "
              f"{a.repeats} repeats, configurations alternated; 1-min load average at the start of the runs: median "
@@ -487,6 +506,8 @@ def report(records, a):
             if config.startswith("gensim"):
                 same = (f"relerr {med([r.get('relerr_mean') for r in ok]):.4f}" if job.startswith("lsi") and ok
                         else f"bound {med([r.get('bound') for r in ok]):.3f}" if ok else "-")
+            elif config.startswith("a") and ok and "bound" not in ok[0] and "relerr_mean" not in ok[0]:
+                same = f"arrays {ok[0]['model']}"
             elif config.startswith("a"):
                 same = (f"relerr {ok[0]['relerr_mean']:.4f}" if job.startswith("lsi") and ok else
                         f"bound {ok[0]['bound']:.3f}" if ok else "-")
@@ -513,6 +534,8 @@ def main():
     ap.add_argument("--dispatcher-config", default="", metavar="TOML",
                     help="lines added to the dispatcher's settings (b, c, d), e.g. 'checkpoint_interval_secs = 3600.0'")
     ap.add_argument("--gensim-timeout", type=int, default=150)
+    ap.add_argument("--corpus", metavar="PREFIX", help="a corpus of `topicctl generate` instead of gcide (LSI with "
+                    "K=400), e.g. $TOPICD_BENCH_DIR/scale/f0.1 from bench/scale.py; with --configs ab or abc")
     ap.add_argument("--no-netns", action="store_true", help="run on the host's loopback (no wire byte counts)")
     ap.add_argument("--netns-scaling", action="store_true", help="workers behind rate-limited veth links")
     ap.add_argument("--profile", metavar="JOB", help="perf profile of config b on JOB (lsi, lda, ...)")

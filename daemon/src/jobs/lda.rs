@@ -224,12 +224,36 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                 match piece? {
                     Piece::Chunk(chunk) => {
                         let index = chunk.index + 1;
-                        if p.eval_every > 0
-                            && (index.is_multiple_of(u64::from(p.eval_every)) || index == chunks)
-                        {
-                            self.evaluate(&chunk, &totals, e_step);
+                        let evaluate = p.eval_every > 0
+                            && (index.is_multiple_of(u64::from(p.eval_every)) || index == chunks);
+                        // the bound is of the model before this chunk, as the E-step's
+                        // topics are: it is computed beside the E-step, on this machine
+                        // while the executor's workers compute
+                        let seed = self.ctx.job.spec.seed ^ u64::from(self.pass);
+                        let (state, num_docs) = (&self.state, self.inputs.num_docs);
+                        let (bound, counts) = std::thread::scope(|scope| {
+                            let bound = evaluate.then(|| {
+                                scope.spawn(|| {
+                                    held_out_bound(state, &chunk, &totals, e_step, seed, num_docs)
+                                })
+                            });
+                            let counts = self.e_step(executor, &chunk, &totals, e_step);
+                            let bound = bound.map(|thread| {
+                                thread
+                                    .join()
+                                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                            });
+                            (bound, counts)
+                        });
+                        if let Some(value) = bound {
+                            self.report_bound(value, &chunk);
                         }
-                        let gamma = self.e_step(executor, &chunk, &totals, e_step)?;
+                        let ChunkCounts {
+                            words,
+                            counts,
+                            gamma,
+                        } = counts?;
+                        self.batch.add(&words, &counts, chunk.num_docs() as u64);
                         if p.alpha == Prior::Auto {
                             let rho = self.rho();
                             let updated = self.state.update_alpha(&gamma, rho);
@@ -297,14 +321,14 @@ impl<'a, 'b> LdaRun<'a, 'b> {
 
     /// The E-step of a chunk: its documents in as many ranges as the executor has lanes, one
     /// task each, their expected counts summed exactly into the chunk's, which are added to
-    /// the batch. Returns the chunk's γ if α is learnt (`alpha = auto`), nothing otherwise.
+    /// the batch.
     fn e_step(
-        &mut self,
+        &self,
         executor: &mut dyn Executor,
         chunk: &SparseChunk,
         totals: &[f64],
         params: EStepParams,
-    ) -> Result<Vec<f64>, JobError> {
+    ) -> Result<ChunkCounts, JobError> {
         let input = Arc::new(EStepInput {
             topics: ChunkTopics::new(chunk, &self.state, totals, false),
             alpha: self.state.alpha.clone(),
@@ -341,8 +365,11 @@ impl<'a, 'b> LdaRun<'a, 'b> {
             },
             &due,
         )?;
-        self.batch.add(words, &sums, docs as u64);
-        Ok(gamma)
+        Ok(ChunkCounts {
+            words: words.clone(),
+            counts: sums,
+            gamma,
+        })
     }
 
     /// gensim's `do_mstep`: blend the batch in with ρ, then learn η if asked.
@@ -366,26 +393,12 @@ impl<'a, 'b> LdaRun<'a, 'b> {
         }
     }
 
-    /// gensim's `log_perplexity(chunk, total_docs)` on the chunk about to be trained on.
-    fn evaluate(&mut self, chunk: &SparseChunk, totals: &[f64], params: EStepParams) {
-        let topics = ChunkTopics::new(chunk, &self.state, totals, true);
-        let seeds = GammaSeed::Inference {
-            seed: self.ctx.job.spec.seed ^ u64::from(self.pass),
-        };
-        let inference = e_step::infer(chunk, &topics, &self.state.alpha, params, seeds);
-        let documents = bound::documents(chunk, &topics, &inference, &self.state.alpha);
+    /// Log the bound on `chunk` and keep it for the progress records.
+    fn report_bound(&mut self, value: f64, chunk: &SparseChunk) {
         let words: f64 = chunk.values.iter().sum();
-        let docs = chunk.num_docs() as u64;
-        let value = bound::per_word(
-            documents,
-            bound::topics(&self.state),
-            docs,
-            words,
-            self.inputs.num_docs,
-        );
         log::info!(job_id = self.ctx.job.id;
-            "{value:.3} per-word bound, {:.1} perplexity estimate based on a held-out corpus of {docs} documents with {words} words",
-            (-value).exp2());
+            "{value:.3} per-word bound, {:.1} perplexity estimate based on a held-out corpus of {} documents with {words} words",
+            (-value).exp2(), chunk.num_docs());
         self.per_word_bound = Some(value);
     }
 
@@ -416,6 +429,45 @@ impl<'a, 'b> LdaRun<'a, 'b> {
             Ok(Checkpoint { next_chunk, model })
         })
     }
+}
+
+/// What the E-step of a chunk gives the job.
+struct ChunkCounts {
+    /// The chunk's words.
+    words: Vec<u32>,
+    /// Their expected counts, `K` per word, summed exactly over the chunk's ranges.
+    counts: Vec<f64>,
+    /// The chunk's γ if α is learnt (`alpha = auto`), empty otherwise.
+    gamma: Vec<f64>,
+}
+
+/// gensim's `log_perplexity(chunk, total_docs)` on the chunk about to be trained on, with
+/// the model `state` before that chunk (`seed`: of this pass's inference).
+fn held_out_bound(
+    state: &LdaState,
+    chunk: &SparseChunk,
+    totals: &[f64],
+    params: EStepParams,
+    seed: u64,
+    num_docs: u64,
+) -> f64 {
+    let topics = ChunkTopics::new(chunk, state, totals, true);
+    let inference = e_step::infer(
+        chunk,
+        &topics,
+        &state.alpha,
+        params,
+        GammaSeed::Inference { seed },
+    );
+    let documents = bound::documents(chunk, &topics, &inference, &state.alpha);
+    let words: f64 = chunk.values.iter().sum();
+    bound::per_word(
+        documents,
+        bound::topics(state),
+        chunk.num_docs() as u64,
+        words,
+        num_docs,
+    )
 }
 
 #[cfg(test)]
