@@ -227,8 +227,8 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                         let evaluate = p.eval_every > 0
                             && (index.is_multiple_of(u64::from(p.eval_every)) || index == chunks);
                         // the bound is of the model before this chunk, as the E-step's
-                        // topics are: it is computed beside the E-step, on this machine
-                        // while the executor's workers compute
+                        // topics are, so it is computed beside the E-step: a dispatcher
+                        // computes it while its workers compute
                         let seed = self.ctx.job.spec.seed ^ u64::from(self.pass);
                         let (state, num_docs) = (&self.state, self.inputs.num_docs);
                         let (bound, counts) = std::thread::scope(|scope| {
@@ -320,8 +320,8 @@ impl<'a, 'b> LdaRun<'a, 'b> {
     }
 
     /// The E-step of a chunk: its documents in as many ranges as the executor has lanes, one
-    /// task each, their expected counts summed exactly into the chunk's, which are added to
-    /// the batch.
+    /// task each, their expected counts summed exactly into the chunk's (which the caller
+    /// adds to the batch).
     fn e_step(
         &self,
         executor: &mut dyn Executor,
