@@ -373,11 +373,11 @@ impl Link for NetworkLink {
 
     /// Upload the result page by page, [`PAGES_IN_FLIGHT`] at a time, then deliver it.
     fn deliver(&mut self, lease: LeaseId, output: Output) -> Result<(), LinkError> {
-        let bytes = bytes::Bytes::from(encode::output_to_bytes(&output));
-        drop(output);
-        let total = bytes.len() as u64;
-        let uploads = (0..bytes.len()).step_by(PAGE_BYTES).map(|offset| {
-            let page = bytes.slice(offset..(offset + PAGE_BYTES).min(bytes.len()));
+        let pieces = encode::output_pieces(output);
+        let length: usize = pieces.iter().map(bytes::Bytes::len).sum();
+        let total = length as u64;
+        let uploads = (0..length).step_by(PAGE_BYTES).map(|offset| {
+            let page = page_of(&pieces, offset, (length - offset).min(PAGE_BYTES));
             let offset = offset as u64;
             self.client.upload(
                 deadline(PAGE_TIMEOUT),
@@ -392,13 +392,30 @@ impl Link for NetworkLink {
         while let Some(uploaded) = self.handle.block_on(uploads.next()) {
             self.call(std::future::ready(uploaded))?;
         }
-        self.call(self.client.deliver(
-            deadline(PAGE_TIMEOUT),
-            self.worker,
-            lease,
-            bytes.len() as u64,
-        ))
+        self.call(
+            self.client
+                .deliver(deadline(PAGE_TIMEOUT), self.worker, lease, total),
+        )
     }
+}
+
+/// The `len` bytes at `offset` of the concatenation of `pieces`: a slice of one piece where
+/// the page lies within it, a copy where it spans two.
+fn page_of(pieces: &[bytes::Bytes], offset: usize, len: usize) -> bytes::Bytes {
+    let (end, mut start) = (offset + len, 0);
+    let mut spanning = Vec::new();
+    for piece in pieces {
+        let piece_end = start + piece.len();
+        if offset >= start && end <= piece_end {
+            return piece.slice(offset - start..end - start);
+        }
+        if offset < piece_end && end > start {
+            spanning
+                .extend_from_slice(&piece[offset.max(start) - start..end.min(piece_end) - start]);
+        }
+        start = piece_end;
+    }
+    bytes::Bytes::from(spanning)
 }
 
 #[cfg(test)]
@@ -410,6 +427,25 @@ mod tests {
     use tarpc::server::{BaseChannel, Channel};
 
     use super::*;
+
+    /// Pages cut from pieces are the pages of their concatenation, wherever they fall.
+    #[test]
+    fn pages_of_pieces_are_pages_of_the_whole() {
+        let pieces: Vec<bytes::Bytes> = [&b"abc"[..], b"defghijklm", b"", b"no"]
+            .iter()
+            .map(|p| bytes::Bytes::copy_from_slice(p))
+            .collect();
+        let whole = pieces.concat();
+        for offset in 0..whole.len() {
+            for len in 1..=whole.len() - offset {
+                assert_eq!(
+                    page_of(&pieces, offset, len)[..],
+                    whole[offset..offset + len],
+                    "{len} bytes at {offset}"
+                );
+            }
+        }
+    }
 
     /// A dispatcher that counts heartbeats and answers the first one too late.
     #[derive(Clone)]
