@@ -347,14 +347,10 @@ pub fn output_pieces(output: Output) -> Vec<bytes::Bytes> {
             bounds,
             frobenius,
         }) if cfg!(target_endian = "little") => {
-            let mut head = Writer::default();
-            head.u8(1);
-            head.u8(0);
-            head.u64(samples as u64);
-            head.u64(bounds.len() as u64);
-            let mut tail = Writer::default();
-            put_le(&mut tail.0, &bounds);
-            put_le(&mut tail.0, &[frobenius]);
+            let (mut head, mut tail) = (Writer::default(), Writer::default());
+            head.u8(1); // a partial sum, as `output_to_bytes` marks it
+            head.sketch_head(samples, bounds.len());
+            tail.sketch_tail(&bounds, frobenius);
             vec![
                 bytes::Bytes::from(head.0),
                 bytes::Bytes::from_owner(LittleEndian(y)),
@@ -543,12 +539,9 @@ impl Writer {
                 frobenius,
             } => {
                 self.0.reserve(17 + 16 * (y.len() + bounds.len() + 1));
-                self.u8(0);
-                self.u64(*samples as u64);
-                self.u64(bounds.len() as u64);
+                self.sketch_head(*samples, bounds.len());
                 put_le(&mut self.0, y);
-                put_le(&mut self.0, bounds);
-                put_le(&mut self.0, &[*frobenius]);
+                self.sketch_tail(bounds, *frobenius);
             }
             PassSum::Power { y } => {
                 self.u8(1);
@@ -559,6 +552,19 @@ impl Writer {
                 self.matrix(x);
             }
         }
+    }
+
+    /// What precedes a sketch sum's `Yt`: its kind and shape.
+    fn sketch_head(&mut self, samples: usize, terms: usize) {
+        self.u8(0);
+        self.u64(samples as u64);
+        self.u64(terms as u64);
+    }
+
+    /// What follows a sketch sum's `Yt`: the bounds and F.
+    fn sketch_tail(&mut self, bounds: &[i128], frobenius: i128) {
+        put_le(&mut self.0, bounds);
+        put_le(&mut self.0, &[frobenius]);
     }
 
     fn grids(&mut self, grids: &Grids) {
