@@ -1,0 +1,216 @@
+//! The layouts round-trip, and damaged or hostile bytes are errors.
+
+use super::*;
+
+fn chunk() -> SparseChunk {
+    SparseChunk {
+        index: 3,
+        first_doc: 30,
+        indptr: vec![0, 2, 2, 3],
+        terms: vec![0, 4, 2],
+        values: vec![1.0, -2.5, 3.0],
+    }
+}
+
+/// Every prefix of an encoding is refused, and so is a trailing byte.
+fn refuses_damage<T>(bytes: &[u8], decode: impl Fn(&[u8]) -> Result<T, String>) {
+    for n in 0..bytes.len() {
+        assert!(decode(&bytes[..n]).is_err(), "a prefix of {n} bytes");
+    }
+    let mut longer = bytes.to_vec();
+    longer.push(0);
+    assert!(decode(&longer).is_err(), "a trailing byte");
+}
+
+#[test]
+fn sums_and_grids_round_trip_and_damage_is_an_error() {
+    let sketch = PassSum::Sketch {
+        samples: 2,
+        y: vec![1, -2, i128::MAX, 4, 5, 6],
+        bounds: vec![7, 8, 9],
+        frobenius: -10,
+    };
+    let power = PassSum::Power {
+        y: DMatrix::from_fn(2, 3, |r, c| r as f64 - c as f64 * 0.5),
+    };
+    let gram = PassSum::Gram {
+        x: DMatrix::from_element(2, 2, 1.5),
+    };
+    for sum in [sketch, power, gram] {
+        let bytes = pass_sum_to_bytes(&sum);
+        assert_eq!(pass_sum_from_bytes(&bytes).unwrap(), sum);
+        refuses_damage(&bytes, pass_sum_from_bytes);
+        let mut huge = bytes.clone();
+        huge[1..9].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(pass_sum_from_bytes(&huge).is_err());
+    }
+    assert!(pass_sum_from_bytes(&[7]).is_err());
+
+    let grids = Grids {
+        terms: vec![1.0, 0.25, 2f64.powi(-40)],
+        gram: 8.0,
+    };
+    let bytes = grids_to_bytes(&grids);
+    assert_eq!(grids_from_bytes(&bytes).unwrap(), grids);
+    let mut bad = bytes.clone();
+    bad[8..16].copy_from_slice(&3.0f64.to_le_bytes());
+    assert!(grids_from_bytes(&bad).is_err(), "3 is not a power of two");
+    refuses_damage(&bytes, grids_from_bytes);
+}
+
+/// A task through its three parts and back.
+fn round_trip(task: &Task) -> Result<Task, String> {
+    let phase = phase_from_bytes(&phase_to_bytes(&PhaseInput::of(task)))?;
+    let chunk = chunk_from_bytes(&chunk_to_bytes(task_chunk(task)))?;
+    task_from_parts(&phase, chunk, extra_to_bytes(task).as_deref())
+}
+
+fn task_chunk(task: &Task) -> &SparseChunk {
+    task.chunk()
+}
+
+#[test]
+fn tasks_round_trip_and_do_not_trust_their_sizes() {
+    let chunk = chunk();
+    let bytes = chunk_to_bytes(&chunk);
+    assert!(chunk_from_bytes(&bytes).unwrap().bit_eq(&chunk));
+    refuses_damage(&bytes, chunk_from_bytes);
+    let mut broken = bytes.clone();
+    broken[40..48].copy_from_slice(&5u64.to_le_bytes()); // indptr[1] beyond nnz
+    assert!(chunk_from_bytes(&broken).is_err());
+
+    let pass = Task::LsiPass {
+        input: Arc::new(PassInput {
+            num_terms: 5,
+            samples: 2,
+            seed: 9,
+            product: Product::Power,
+            qt: Some(Arc::new(DMatrix::from_element(2, 5, 0.5))),
+            grids: Some(Arc::new(Grids {
+                terms: vec![1.0; 5],
+                gram: 2.0,
+            })),
+        }),
+        chunk: chunk.clone(),
+    };
+    let one_pass = OnePassInput {
+        num_terms: 5,
+        rank: 3,
+        extra_samples: 2,
+        power_iters: 1,
+        seed: 4,
+        decay: 0.5,
+    };
+    let subtree = |node, docs| Task::LsiSubtree {
+        input: one_pass,
+        node,
+        block: chunk.clone(),
+        spans: vec![ChunkSpan {
+            index: 6,
+            first_doc: chunk.first_doc,
+            docs,
+        }],
+    };
+    let svd = subtree((4, 8), chunk.num_docs() as u64);
+    let estep = |words: Vec<u32>| Task::LdaEStep {
+        input: Arc::new(EStepInput {
+            topics: ChunkTopics {
+                grids: vec![0.25; words.len()],
+                words,
+                slots: vec![0, 2, 1],
+                exp_elog_beta: vec![0.5; 6],
+                elog_beta: None,
+            },
+            alpha: vec![0.1, 0.2],
+            params: EStepParams {
+                iterations: 50,
+                gamma_threshold: 0.001,
+            },
+            seeds: GammaSeed::Training { seed: 1, pass: 2 },
+            gamma: true,
+        }),
+        chunk: chunk.clone(),
+    };
+    let extra = extra_to_bytes(&svd);
+    for task in [pass, svd, estep(vec![0, 2, 4])] {
+        let back = round_trip(&task).unwrap();
+        let phase = phase_to_bytes(&PhaseInput::of(&task));
+        assert_eq!(phase_to_bytes(&PhaseInput::of(&back)), phase);
+        assert_eq!(extra_to_bytes(&back), extra_to_bytes(&task));
+        assert!(task_chunk(&back).bit_eq(&chunk));
+        refuses_damage(&phase, |b| phase_from_bytes(b).map(|_| ()));
+        if let Some(extra) = extra_to_bytes(&task) {
+            let phase = PhaseInput::of(&task);
+            refuses_damage(&extra, |b| {
+                task_from_parts(&phase, chunk.clone(), Some(b)).map(|_| ())
+            });
+        }
+    }
+    // topics that lack a word of the chunk; a chunk beyond the model's terms
+    assert!(round_trip(&estep(vec![0, 2, 5])).is_err());
+    let narrow = PhaseInput::LsiSubtree(OnePassInput {
+        num_terms: 4,
+        ..one_pass
+    });
+    assert!(task_from_parts(&narrow, chunk.clone(), extra.as_deref()).is_err());
+    // spans that do not cover the block, a chunk outside the node
+    assert!(round_trip(&subtree((4, 8), 1)).is_err());
+    assert!(round_trip(&subtree((7, 9), chunk.num_docs() as u64)).is_err());
+    assert!(phase_from_bytes(&[9]).is_err());
+}
+
+#[test]
+fn outputs_round_trip() {
+    let sums = TermSums {
+        terms: vec![1, 3],
+        sums: DMatrix::from_element(2, 2, 0.25),
+    };
+    let outputs = [
+        Output::LsiPass(PassTerm::Sketch(SketchTerm {
+            sums: sums.clone(),
+            bounds: vec![1.0, 2.0],
+            frobenius: 3.0,
+        })),
+        Output::LsiPass(PassTerm::Power(sums)),
+        Output::LsiPass(PassTerm::Gram(DMatrix::identity(2, 2))),
+        Output::LsiPartial(PassSum::Gram {
+            x: DMatrix::identity(2, 2),
+        }),
+        Output::LsiNode(Projection {
+            ut: DMatrix::from_element(2, 4, 0.5),
+            s: vec![2.0, 1.0],
+        }),
+        Output::LdaEStep(ChunkStats {
+            words: vec![2, 7],
+            sstats: vec![0.5; 4],
+            gamma: vec![1.0; 6],
+            converged: 3,
+        }),
+    ];
+    for output in outputs {
+        let bytes = output_to_bytes(&output);
+        assert_eq!(output_to_bytes(&output_from_bytes(&bytes).unwrap()), bytes);
+        refuses_damage(&bytes, |b| output_from_bytes(b).map(|_| ()));
+    }
+}
+
+/// The pieces of a result are its encoding, cut: a partial sum of the sketch in three
+/// (the middle one the sum's own memory), anything else whole.
+#[test]
+fn pieces_are_the_encoding_cut() {
+    let sketch = Output::LsiPartial(PassSum::Sketch {
+        samples: 2,
+        y: vec![1, -2, 3 << 70, -(5 << 90), 7, 8],
+        bounds: vec![10, 20, 30],
+        frobenius: 99,
+    });
+    let gram = Output::LsiPartial(PassSum::Gram {
+        x: DMatrix::identity(2, 2),
+    });
+    for (output, count) in [(sketch, 3), (gram, 1)] {
+        let bytes = output_to_bytes(&output);
+        let pieces = output_pieces(output);
+        assert_eq!(pieces.len(), count);
+        assert_eq!(pieces.concat(), bytes);
+    }
+}
