@@ -226,25 +226,8 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                         let index = chunk.index + 1;
                         let evaluate = p.eval_every > 0
                             && (index.is_multiple_of(u64::from(p.eval_every)) || index == chunks);
-                        // the bound is of the model before this chunk, as the E-step's
-                        // topics are, so it is computed beside the E-step: a dispatcher
-                        // computes it while its workers compute
-                        let seed = self.ctx.job.spec.seed ^ u64::from(self.pass);
-                        let (state, num_docs) = (&self.state, self.inputs.num_docs);
-                        let (bound, counts) = std::thread::scope(|scope| {
-                            let bound = evaluate.then(|| {
-                                scope.spawn(|| {
-                                    held_out_bound(state, &chunk, &totals, e_step, seed, num_docs)
-                                })
-                            });
-                            let counts = self.e_step(executor, &chunk, &totals, e_step);
-                            let bound = bound.map(|thread| {
-                                thread
-                                    .join()
-                                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                            });
-                            (bound, counts)
-                        });
+                        let (bound, counts) =
+                            self.e_step_and_bound(executor, &chunk, &totals, e_step, evaluate);
                         if let Some(value) = bound {
                             self.report_bound(value, &chunk);
                         }
@@ -317,6 +300,33 @@ impl<'a, 'b> LdaRun<'a, 'b> {
         if !updated {
             log::warn!(job_id = self.ctx.job.id; "updated {prior} is not positive; {prior} kept");
         }
+    }
+
+    /// The chunk's E-step and, if `evaluate`, its held-out bound. The bound is of the model
+    /// before this chunk, as the E-step's topics are, so it is computed beside the E-step (a
+    /// thread of its own): a dispatcher computes it while its workers compute.
+    fn e_step_and_bound(
+        &self,
+        executor: &mut dyn Executor,
+        chunk: &SparseChunk,
+        totals: &[f64],
+        params: EStepParams,
+        evaluate: bool,
+    ) -> (Option<f64>, Result<ChunkCounts, JobError>) {
+        let seed = self.ctx.job.spec.seed ^ u64::from(self.pass);
+        let (state, num_docs) = (&self.state, self.inputs.num_docs);
+        std::thread::scope(|scope| {
+            let bound = evaluate.then(|| {
+                scope.spawn(|| held_out_bound(state, chunk, totals, params, seed, num_docs))
+            });
+            let counts = self.e_step(executor, chunk, totals, params);
+            let bound = bound.map(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            });
+            (bound, counts)
+        })
     }
 
     /// The E-step of a chunk: its documents in as many ranges as the executor has lanes, one
