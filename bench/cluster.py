@@ -287,17 +287,18 @@ def run_job(d, job, files):
         rec["tasks"] = sum(w["tasks_done"] for w in ws)
     if wire0 is not None:
         rec["wire_bytes"] = d.wire_bytes() - wire0
+    out = os.path.join(d.tmp, f"export{jid}")
     if files["heldout"] is None:
         # no held-out part and no exact values: the model is the hash of its exported arrays
-        out = os.path.join(d.tmp, f"export{jid}")
         d.ctl("export", jid, "--format", "npy", "--out", out)
         h = hashlib.sha256()
         for name in sorted(n for n in os.listdir(out) if n.endswith(".npy")):
-            h.update(open(os.path.join(out, name), "rb").read())
+            with open(os.path.join(out, name), "rb") as f:
+                for block in iter(lambda: f.read(1 << 24), b""):
+                    h.update(block)
         rec["model"] = h.hexdigest()[:16]
         shutil.rmtree(out, ignore_errors=True)
     elif job.startswith("lsi"):
-        out = os.path.join(d.tmp, f"export{jid}")
         d.ctl("export", jid, "--format", "json", "--out", out)
         s = json.load(open(os.path.join(out, "model.json")))["singular_values"]
         rec["model"] = s
