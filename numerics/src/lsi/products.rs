@@ -69,6 +69,15 @@ impl TermMajor {
     }
 }
 
+/// Whether the CPU has AVX2, for the kernels compiled twice: for the baseline x86-64 (SSE2)
+/// and for AVX2. Both builds do the same IEEE operations in the same order (nothing is
+/// fused: Rust never contracts `a * b + c` into an FMA), so they give the same bits; AVX2
+/// only does four lanes per instruction instead of two.
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+}
+
 /// `dst += v · src`
 #[inline]
 fn axpy(dst: &mut [f64], v: f64, src: &[f64]) {
@@ -117,24 +126,46 @@ pub fn project_in_blocks(
     zt.as_mut_slice()
         .par_chunks_mut(block * l)
         .enumerate()
-        .for_each(|(b, z)| {
-            let first = b * block;
-            let end = first + z.len() / l;
-            for t in 0..a.num_terms() {
-                let (docs, vals) = a.term(t);
-                let from = docs.partition_point(|&j| (j as usize) < first);
-                let row = &q[t * l..(t + 1) * l];
-                for (&j, &v) in docs[from..].iter().zip(&vals[from..]) {
-                    let j = j as usize;
-                    if j >= end {
-                        break;
-                    }
-                    let at = (j - first) * l;
-                    axpy(&mut z[at..at + l], v, row);
-                }
-            }
-        });
+        .for_each(|(b, z)| project_block(a, q, l, b * block, z));
     zt
+}
+
+/// The columns of `Zt` of the documents from `first` on, into `z` (`l` values per
+/// document): term by term, each term's documents in order. Compiled twice (see
+/// [`has_avx2`]).
+fn project_block(a: &TermMajor, q: &[f64], l: usize, first: usize, z: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { project_block_avx2(a, q, l, first, z) };
+    }
+    project_block_body(a, q, l, first, z)
+}
+
+/// [`project_block`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn project_block_avx2(a: &TermMajor, q: &[f64], l: usize, first: usize, z: &mut [f64]) {
+    project_block_body(a, q, l, first, z)
+}
+
+/// The loops of [`project_block`], inlined into each of its builds.
+#[inline(always)]
+fn project_block_body(a: &TermMajor, q: &[f64], l: usize, first: usize, z: &mut [f64]) {
+    let end = first + z.len() / l;
+    for t in 0..a.num_terms() {
+        let (docs, vals) = a.term(t);
+        let from = docs.partition_point(|&j| (j as usize) < first);
+        let row = &q[t * l..(t + 1) * l];
+        for (&j, &v) in docs[from..].iter().zip(&vals[from..]) {
+            let j = j as usize;
+            if j >= end {
+                break;
+            }
+            let at = (j - first) * l;
+            axpy(&mut z[at..at + l], v, row);
+        }
+    }
 }
 
 /// One chunk's term of a pass's sum `Y = Σ_c A_c·Z_c`: for every term `t` present in the
@@ -171,21 +202,58 @@ pub fn term_sums_in_blocks(a: &TermMajor, zt: &DMatrix<f64>, block: usize) -> Te
     sums.as_mut_slice()
         .par_chunks_mut(per_task * l)
         .zip(terms.par_chunks(per_task))
-        .for_each(|(acc, terms)| {
-            let mut next = vec![0usize; terms.len()];
-            for end in (block..zt.ncols() + block).step_by(block) {
-                for (i, &t) in terms.iter().enumerate() {
-                    let (docs, vals) = a.term(t as usize);
-                    let acc = &mut acc[i * l..(i + 1) * l];
-                    while let Some(&j) = docs.get(next[i]).filter(|&&j| (j as usize) < end) {
-                        let at = j as usize * l;
-                        axpy(acc, vals[next[i]], &z[at..at + l]);
-                        next[i] += 1;
-                    }
-                }
-            }
-        });
+        .for_each(|(acc, terms)| sum_terms(a, z, l, block, terms, acc));
     TermSums { terms, sums }
+}
+
+/// The sums of a run of `terms` into `acc` (`l` values per term): the blocks of documents
+/// in order, and within a block each term's documents in order. Compiled twice (see
+/// [`has_avx2`]).
+fn sum_terms(a: &TermMajor, z: &[f64], l: usize, block: usize, terms: &[u32], acc: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { sum_terms_avx2(a, z, l, block, terms, acc) };
+    }
+    sum_terms_body(a, z, l, block, terms, acc)
+}
+
+/// [`sum_terms`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn sum_terms_avx2(
+    a: &TermMajor,
+    z: &[f64],
+    l: usize,
+    block: usize,
+    terms: &[u32],
+    acc: &mut [f64],
+) {
+    sum_terms_body(a, z, l, block, terms, acc)
+}
+
+/// The loops of [`sum_terms`], inlined into each of its builds.
+#[inline(always)]
+fn sum_terms_body(
+    a: &TermMajor,
+    z: &[f64],
+    l: usize,
+    block: usize,
+    terms: &[u32],
+    acc: &mut [f64],
+) {
+    let mut next = vec![0usize; terms.len()];
+    for end in (block..z.len() / l + block).step_by(block) {
+        for (i, &t) in terms.iter().enumerate() {
+            let (docs, vals) = a.term(t as usize);
+            let acc = &mut acc[i * l..(i + 1) * l];
+            while let Some(&j) = docs.get(next[i]).filter(|&&j| (j as usize) < end) {
+                let at = j as usize * l;
+                axpy(acc, vals[next[i]], &z[at..at + l]);
+                next[i] += 1;
+            }
+        }
+    }
 }
 
 /// `Yt[:, t] += sums[:, i]` for every term of `s` (the reduction of a pass).
