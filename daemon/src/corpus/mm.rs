@@ -417,6 +417,39 @@ fn parse_entry(
     dialect: Dialect,
     counts: bool,
 ) -> Result<Option<(u64, u64, f64)>, String> {
+    if let Some((doc, term, v)) = plain_entry(line)
+        && let Ok(value) = parse_value(v, line, dialect.name, counts, dialect.whole)
+    {
+        return Ok(Some((doc, term, value)));
+    }
+    parse_other_line(line, dialect, counts)
+}
+
+/// The fields of the common line, `doc term value` with ids of plain digits, found in one
+/// pass; `None` for any other line, which [`parse_other_line`] reads (and explains).
+#[inline]
+fn plain_entry(line: &[u8]) -> Option<(u64, u64, &[u8])> {
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    // an id: leading blanks, then digits up to a blank
+    let id = |s: &[u8]| -> Option<(u64, usize)> {
+        let start = s.iter().position(|b| !blank(b))?;
+        let len = s[start..].iter().position(blank)?;
+        Some((parse_u64(&s[start..start + len])?, start + len))
+    };
+    let (doc, at) = id(line)?;
+    let (term, len) = id(&line[at..])?;
+    let value = &line[at + len..];
+    let start = value.iter().position(|b| !blank(b))?;
+    let end = value.iter().rposition(|b| !blank(b))?;
+    Some((doc, term, &value[start..=end]))
+}
+
+/// [`parse_entry`] of any line: comments, blank lines, and every error.
+fn parse_other_line(
+    line: &[u8],
+    dialect: Dialect,
+    counts: bool,
+) -> Result<Option<(u64, u64, f64)>, String> {
     if line.first() == Some(&b'%') {
         return Ok(None);
     }

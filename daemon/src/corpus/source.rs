@@ -4,8 +4,9 @@
 //! already open) detects gzip and bzip2 by their magic bytes (never by the file name) and hands back one large-buffered [`BufRead`];
 //! decompression errors come out of it already phrased for a user ("corrupt or truncated gzip
 //! data (...)"). bzip2 is decoded on several threads ([`super::parallel_bzip2`]) unless
-//! [`open_file_with`] asks for [`Bzip2Decoding::Serial`]. `LineReader` (crate-internal) reads bounded lines into one reused buffer and
-//! counts them, so the format readers can name the line a problem is on.
+//! [`open_file_with`] asks for [`Bzip2Decoding::Serial`]. `LineReader` (crate-internal) reads bounded lines (lent from the
+//! reader's buffer when whole in it) and counts them, so the format readers can name the line
+//! a problem is on.
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
@@ -184,7 +185,8 @@ impl<R: BufRead> BufRead for Decoded<R> {
     }
 }
 
-/// Reads lines of at most `max_len` bytes into one reused buffer, counting them.
+/// Reads lines of at most `max_len` bytes, counting them: a line that lies whole in the
+/// inner reader's buffer is lent from there, any other is gathered into one reused buffer.
 ///
 /// Lines end at `\n`; a trailing `\r` is removed too. The last line may lack its `\n`.
 pub(crate) struct LineReader<R> {
@@ -192,6 +194,8 @@ pub(crate) struct LineReader<R> {
     buf: Vec<u8>,
     line: u64,
     max_len: usize,
+    /// Bytes of the line last lent from the inner buffer, consumed at the next call.
+    lent: usize,
 }
 
 /// Why a line could not be read.
@@ -222,6 +226,7 @@ impl<R: BufRead> LineReader<R> {
             buf: Vec::with_capacity(256),
             line: 0,
             max_len,
+            lent: 0,
         }
     }
 
@@ -233,6 +238,18 @@ impl<R: BufRead> LineReader<R> {
     /// The next line without its terminator, or `None` at the end of the input.
     /// On an error, [`LineReader::line`] + 1 is the line that could not be read.
     pub(crate) fn next_line(&mut self) -> Result<Option<&[u8]>, LineError> {
+        self.inner.consume(std::mem::take(&mut self.lent));
+        // the common case: the whole line is in the inner buffer already
+        let whole = match self.inner.fill_buf() {
+            Ok(available) => memchr::memchr(b'\n', available).filter(|&i| i <= self.max_len),
+            Err(_) => None, // told below, where the read is tried again
+        };
+        if let Some(i) = whole {
+            self.lent = i + 1;
+            self.line += 1;
+            let line = &self.inner.fill_buf().map_err(LineError::Io)?[..i];
+            return Ok(Some(line.strip_suffix(b"\r").unwrap_or(line)));
+        }
         self.buf.clear();
         let mut seen_any = false;
         loop {
@@ -248,7 +265,7 @@ impl<R: BufRead> LineReader<R> {
                 break;
             }
             seen_any = true;
-            match available.iter().position(|&b| b == b'\n') {
+            match memchr::memchr(b'\n', available) {
                 Some(i) => {
                     if self.buf.len() + i > self.max_len {
                         return Err(LineError::TooLong(self.max_len));
@@ -473,5 +490,29 @@ pub(crate) mod tests {
         let inner = BufReader::with_capacity(3, Cursor::new(b"abcdefghi\n".to_vec()));
         let mut r = LineReader::new(inner, 8);
         assert!(matches!(r.next_line(), Err(LineError::TooLong(8))));
+    }
+
+    #[test]
+    fn lines_lent_from_the_buffer_and_gathered_across_refills_are_the_same() {
+        let text = b"1 2 3\r\n\n%c\nlonger line here\r\nx\n\r\nlast".to_vec();
+        let expected: [&[u8]; 7] = [
+            b"1 2 3",
+            b"",
+            b"%c",
+            b"longer line here",
+            b"x",
+            b"",
+            b"last",
+        ];
+        // every buffer size: lines whole in the buffer, cut by a refill, and longer than it
+        for capacity in 1..=text.len() + 1 {
+            let inner = BufReader::with_capacity(capacity, Cursor::new(text.clone()));
+            let mut r = LineReader::new(inner, 20);
+            for (n, line) in expected.iter().enumerate() {
+                assert_eq!(r.next_line().ok().unwrap(), Some(*line), "{capacity}");
+                assert_eq!(r.line(), n as u64 + 1);
+            }
+            assert!(r.next_line().ok().unwrap().is_none(), "{capacity}");
+        }
     }
 }

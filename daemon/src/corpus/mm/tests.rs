@@ -994,3 +994,65 @@ fn lee_bow_parses_as_counts() {
     }
     assert_eq!((docs, nnz), (270, 17718));
 }
+
+#[test]
+fn the_common_line_is_read_as_every_line_is() {
+    let lines: &[&[u8]] = &[
+        b"1 2 3",
+        b"  1\t2   0.5  ",
+        b"1\t\t2\t3.5e+2\t",
+        b"01 002 1e-3",
+        b"1 2 -0",
+        b"1 2 -1",
+        b"1 2 2.5",
+        b"1 2 .5",
+        b"1 2 5.",
+        b"1 2 +3",
+        b"1 2 3 4",
+        b"1 2",
+        b"1 2 ",
+        b"1",
+        b"",
+        b"   ",
+        b"% 1 2 3",
+        b"a 2 3",
+        b"1 b 3",
+        b"1 2 x",
+        b"1 2 3.0.0",
+        b"1 2 inf",
+        b"1 2 NaN",
+        b"1 2 1e400",
+        b"1 2 0x10",
+        b"18446744073709551616 1 1",
+        b"1 18446744073709551616 1",
+        b"1 2 \x0c3",
+        b"1 2 3\x0c",
+        b"\x0c1 2 3",
+        b"1\x0c2 3",
+        b"1 2 3\xe2\x88\x9e",
+        b"1 2 \xff",
+    ];
+    let dialects = [
+        Dialect {
+            name: "Matrix Market",
+            whole: None,
+        },
+        Dialect {
+            name: "Matrix Market",
+            whole: Some("the banner declares 'integer' values"),
+        },
+    ];
+    for line in lines {
+        for dialect in dialects {
+            for counts in [false, true] {
+                assert_eq!(
+                    parse_entry(line, dialect, counts),
+                    parse_other_line(line, dialect, counts),
+                    "{:?}, whole {:?}, counts {counts}",
+                    String::from_utf8_lossy(line),
+                    dialect.whole
+                );
+            }
+        }
+    }
+}
