@@ -520,7 +520,11 @@ impl Control for Handler {
                 docs.len()
             )));
         }
-        on_model_thread(move || model.infer(&docs)).await
+        model
+            .infer(docs)
+            .await
+            .map_err(|_| ApiError::Internal("the inference stopped".into()))?
+            .map_err(ApiError::InvalidSpec)
     }
 
     async fn workers(self, _: Context) -> Result<Vec<WorkerInfo>, ApiError> {

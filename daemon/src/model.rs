@@ -4,6 +4,9 @@
 //! corpora.
 
 pub mod checkpoint;
+mod infer_queue;
+
+pub use infer_queue::InferStopped;
 
 use crate::corpus::{InputFile, MmOptions, MmReader, SparseChunk};
 use crate::store::{ModelRecord, Store, StoreError, StoredModel, Vocabulary};
@@ -26,6 +29,8 @@ pub struct LoadedModel {
     seed: u64,
     /// The TF-IDF weights the job trained with (`--tfidf`): applied to the counts `infer` gets.
     tfidf: Option<Idf>,
+    /// `infer` requests waiting to be computed together.
+    queue: infer_queue::InferQueue,
 }
 
 enum Numbers {
@@ -118,6 +123,7 @@ impl LoadedModel {
             vocabulary,
             seed: job.spec.seed,
             tfidf,
+            queue: Default::default(),
         }
     }
 
@@ -246,15 +252,15 @@ impl LoadedModel {
         page
     }
 
-    /// Topic weights of new documents: LDA's θ = γ / Σγ, LSI's `Uᵀx` (x weighted by TF-IDF
-    /// first when the model was trained so).
-    pub fn infer(&self, docs: &[Document]) -> Result<Vec<Vec<f64>>, String> {
-        let chunk = self.chunk_of(docs)?;
+    /// Topic weights of the documents of `chunk` (from [`LoadedModel::append_docs`]): LDA's
+    /// θ = γ / Σγ, LSI's `Uᵀx` (x weighted by TF-IDF first when the model was trained so).
+    /// A document's weights do not depend on the other documents of the chunk.
+    fn infer_chunk(&self, chunk: SparseChunk) -> Vec<Vec<f64>> {
         let chunk = match &self.tfidf {
             Some(idf) => idf.weigh(&chunk),
             None => chunk,
         };
-        Ok(match &self.numbers {
+        match &self.numbers {
             Numbers::Lsi(p) if p.num_topics() == 0 => vec![vec![]; chunk.num_docs()],
             // Uᵀx for every document, on every core
             Numbers::Lsi(p) => products::project(&chunk, &p.ut)
@@ -288,17 +294,26 @@ impl LoadedModel {
                     })
                     .collect()
             }
-        })
+        }
     }
 
-    /// Validate documents from a client and put them in one chunk (terms sorted,
-    /// repeated terms summed).
-    fn chunk_of(&self, docs: &[Document]) -> Result<SparseChunk, String> {
+    /// Validate documents from a client and append them to `chunk` (terms sorted, repeated
+    /// terms summed). On an error, naming the document by its place in `docs`, `chunk` is
+    /// left as it was.
+    fn append_docs(&self, chunk: &mut SparseChunk, docs: &[Document]) -> Result<(), String> {
+        let (docs_before, entries_before) = (chunk.indptr.len(), chunk.terms.len());
+        let appended = self.try_append_docs(chunk, docs);
+        if appended.is_err() {
+            chunk.indptr.truncate(docs_before);
+            chunk.terms.truncate(entries_before);
+            chunk.values.truncate(entries_before);
+        }
+        appended
+    }
+
+    /// [`LoadedModel::append_docs`], leaving what it appended on an error.
+    fn try_append_docs(&self, chunk: &mut SparseChunk, docs: &[Document]) -> Result<(), String> {
         let counts = matches!(self.numbers, Numbers::Lda { .. }) || self.tfidf.is_some();
-        let mut chunk = SparseChunk {
-            indptr: vec![0],
-            ..Default::default()
-        };
         for (j, doc) in docs.iter().enumerate() {
             if doc.terms.len() != doc.weights.len() {
                 return Err(format!(
@@ -338,7 +353,7 @@ impl LoadedModel {
             }
             chunk.indptr.push(chunk.terms.len());
         }
-        Ok(chunk)
+        Ok(())
     }
 
     /// gensim's `log_perplexity(corpus, total_docs)` of a held-out corpus (LDA only), read
