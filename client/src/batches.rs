@@ -38,7 +38,7 @@ const _: () = assert!(
 );
 
 /// Batches the reading thread may have ready while the daemon works.
-const AHEAD: usize = 2;
+const AHEAD: usize = 16;
 
 /// How many documents and entries one `infer` request may carry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

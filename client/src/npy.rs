@@ -84,9 +84,8 @@ impl<W: Write> NpyWriter<W> {
                 ),
             ));
         }
-        for v in values {
-            self.out.write_all(&v.to_le_bytes())?;
-        }
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.out.write_all(&bytes)?;
         self.written += count;
         Ok(())
     }

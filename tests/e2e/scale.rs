@@ -196,6 +196,94 @@ fn a_generated_corpus_gives_back_its_planted_topics() {
         captured.iter().all(|&c| c >= 0.95),
         "every planted topic lies mostly in span(U): {captured:.3?}"
     );
+
+    // infer over many requests, which the daemon computes in blocks: the .npy holds every
+    // weight, the same bits as the lines, and LSI's are Uᵀx
+    let tfidf = corpus.file("tfidf.mm");
+    let (shape, weights) = inferred_npy(&d, lsi, &tfidf, dir.path());
+    assert_eq!(shape, vec![corpus.docs as usize, topics]);
+    let kept = inferred_lines(&d, lsi, &tfidf, topics, &[]);
+    // the lines leave out LSI's weights of |w| ≤ 1e-9, and LDA's θ below 1e-8
+    let same_kept = |all: &[f64], kept: &[f64], least: f64| {
+        assert_eq!(all.len(), kept.len());
+        for (i, (&all, &kept)) in all.iter().zip(kept).enumerate() {
+            assert!(
+                all == kept || (all.abs() < least && kept == 0.0),
+                "{i}: {all} {kept}"
+            );
+        }
+    };
+    same_kept(&weights, &kept, 1.1e-9);
+    let docs = read_mm(&tfidf);
+    for (doc, (entries, w)) in docs.iter().zip(weights.chunks(topics)).enumerate() {
+        for (k, &w) in w.iter().enumerate() {
+            let x: f64 = entries.iter().map(|&(t, x)| x * u[t * topics + k]).sum();
+            assert!(
+                (x - w).abs() <= 1e-12 * (1.0 + x.abs()),
+                "{doc} {k}: {w} {x}"
+            );
+        }
+    }
+    let bow = corpus.file("bow.mm");
+    let (shape, theta) = inferred_npy(&d, lda, &bow, dir.path());
+    assert_eq!(shape, vec![corpus.docs as usize, 16]);
+    let kept = inferred_lines(&d, lda, &bow, 16, &["--minimum-probability", "0"]);
+    same_kept(&theta, &kept, 1e-8);
+}
+
+/// `infer --npy` of `corpus`: the shape and the values.
+fn inferred_npy(d: &Daemon, job: u64, corpus: &Path, dir: &Path) -> (Vec<usize>, Vec<f64>) {
+    let out = dir.join(format!("inferred-{job}.npy"));
+    let (corpus, path) = (corpus.to_str().unwrap(), out.to_str().unwrap());
+    d.ok(&[
+        "infer",
+        &job.to_string(),
+        "--corpus",
+        corpus,
+        "--npy",
+        "--out",
+        path,
+    ]);
+    read_npy(&std::fs::read(&out).unwrap())
+}
+
+/// `infer`'s lines of `corpus` as dense rows of `topics` values, one after the other (the
+/// text lines: Rust reads their shortest digits back exactly, where serde_json may not).
+fn inferred_lines(d: &Daemon, job: u64, corpus: &Path, topics: usize, extra: &[&str]) -> Vec<f64> {
+    let job = job.to_string();
+    let mut args = vec!["infer", &job, "--corpus", corpus.to_str().unwrap()];
+    args.extend(extra);
+    let mut dense = vec![];
+    for line in d.ok(&args).lines() {
+        let mut row = vec![0.0; topics];
+        for pair in line.split('\t').nth(1).unwrap().split_whitespace() {
+            let (k, w) = pair.split_once(':').unwrap();
+            row[k.parse::<usize>().unwrap()] = w.parse().unwrap();
+        }
+        dense.extend(row);
+    }
+    dense
+}
+
+/// The documents of a Matrix Market file: (0-based term, value) in the file's order.
+fn read_mm(path: &Path) -> Vec<Vec<(usize, f64)>> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines().filter(|l| !l.starts_with('%'));
+    let docs: usize = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut out = vec![vec![]; docs];
+    for line in lines {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (doc, term): (usize, usize) = (f[0].parse().unwrap(), f[1].parse().unwrap());
+        out[doc - 1].push((term - 1, f[2].parse().unwrap()));
+    }
+    out
 }
 
 /// The daemon's peak resident memory, in bytes.

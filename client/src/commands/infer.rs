@@ -9,11 +9,13 @@
 //! - text: `DOC<TAB>topic:weight topic:weight ...` (DOC is the 0-based document number;
 //!   a document without any topic kept ends at the tab; a weight is the shortest decimal
 //!   that reads back as the same f64, as JSON writes it: `0.25`, `1.0`, `-3.2e-7`);
-//! - `--json`: `{"doc": DOC, "topics": [[topic, weight], ...]}`.
+//! - `--json`: `{"doc": DOC, "topics": [[topic, weight], ...]}`;
+//! - `--npy`: one NumPy array, documents × num_topics float64 in C order, every weight kept
+//!   (no text to format: the fastest output).
 //!
 //! LDA keeps the topics with θ ≥ max(minimum_probability, 1e-8), gensim's
 //! `get_document_topics` (minimum_probability defaults to the job's own); LSI keeps the
-//! weights with |w| > 1e-9, gensim's `full2sparse`. The lines go to stdout or, with
+//! weights with |w| > 1e-9, gensim's `full2sparse`. The output goes to stdout or, with
 //! `--out`, to a file that appears once complete ([`AtomicFile`]).
 
 use std::io::{self, BufWriter, IsTerminal, Write};
@@ -31,6 +33,7 @@ use topicd_protocol::{JobId, ModelSpec};
 
 use crate::batches::{self, CorpusBatches, Limits, Meter};
 use crate::daemon::Daemon;
+use crate::npy::NpyWriter;
 use topicd::atomic_file::AtomicFile;
 
 /// What `infer` was asked for.
@@ -41,10 +44,21 @@ pub struct Options {
     pub out: Option<PathBuf>,
     /// LDA's threshold; the job's own when `None`.
     pub minimum_probability: Option<f64>,
-    /// JSON lines rather than text.
-    pub json: bool,
+    /// How the weights are written.
+    pub format: Format,
     /// Which model: see [`super::model_source::ModelChoice`].
     pub model: super::model_source::ModelChoice,
+}
+
+/// How `infer` writes the weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `DOC<TAB>topic:weight ...` lines, the topics kept only.
+    Text,
+    /// `{"doc": DOC, "topics": [[topic, weight], ...]}` lines, the topics kept only.
+    Json,
+    /// A .npy array of every weight (documents × num_topics).
+    Npy,
 }
 
 /// gensim's floor under `minimum_probability` in `get_document_topics`.
@@ -103,9 +117,21 @@ pub async fn run(daemon: &Daemon, job: JobId, options: Options) -> anyhow::Resul
     let limits = Limits::for_topics(model.num_topics);
     let mut corpus = CorpusBatches::open(&options.corpus, reader_options, limits)?;
     let out = Sink::open(options.out.as_deref())?;
+    let out = match options.format {
+        Format::Npy => {
+            let shape = [corpus.num_docs(), u64::from(model.num_topics)];
+            let npy = NpyWriter::new(out, &shape);
+            Output::Npy(npy.context("cannot write the .npy header")?)
+        }
+        Format::Text | Format::Json => Output::Lines {
+            out,
+            keep,
+            json: options.format == Format::Json,
+        },
+    };
     let bar = options.out.is_some() || !io::stdout().is_terminal();
     let mut meter = Meter::new(corpus.num_docs(), "inferred", bar);
-    let writer = LineWriter::start(out, keep, options.json);
+    let writer = Writer::start(out);
     // Requests in flight: the daemon computes the next batches while this batch's lines
     // are written.
     let mut pending = FuturesOrdered::new();
@@ -147,27 +173,30 @@ pub async fn run(daemon: &Daemon, job: JobId, options: Options) -> anyhow::Resul
     Ok(())
 }
 
-/// Batches sent to the daemon before the first answer is awaited.
-const IN_FLIGHT: usize = 3;
+/// Batches sent to the daemon before the first answer is awaited: as many as the daemon
+/// takes from one connection (`REQUESTS_PER_CONNECTION`), so that it computes them together
+/// as one block.
+const IN_FLIGHT: usize = 8;
 
-/// The lines of inferred batches, formatted on every core and written in order by a thread
-/// of their own, so that the daemon's next batches are computed meanwhile.
-struct LineWriter {
-    batches: SyncSender<(u64, Vec<Vec<f64>>)>,
-    thread: std::thread::JoinHandle<anyhow::Result<Sink>>,
+/// Where the weights go, in their format.
+enum Output {
+    /// Lines of the topics kept, text or JSON.
+    Lines { out: Sink, keep: Keep, json: bool },
+    /// Every weight, as a .npy array.
+    Npy(NpyWriter<Sink>),
 }
 
-impl LineWriter {
-    fn start(mut out: Sink, keep: Keep, json: bool) -> LineWriter {
-        let (batches, received) = sync_channel::<(u64, Vec<Vec<f64>>)>(1);
-        let thread = std::thread::spawn(move || {
-            for (first, weights) in received {
+impl Output {
+    /// Write the weights of the batch that starts with document `first`.
+    fn write(&mut self, first: u64, weights: &[Vec<f64>]) -> anyhow::Result<()> {
+        match self {
+            Output::Lines { out, keep, json } => {
                 let lines: Vec<Vec<u8>> = weights
                     .par_iter()
                     .enumerate()
                     .map(|(i, w)| {
                         let mut line = Vec::with_capacity(32 * w.len());
-                        write_line(&mut line, first + i as u64, &keep.select(w), json)
+                        write_line(&mut line, first + i as u64, &keep.select(w), *json)
                             .map(|()| line)
                     })
                     .collect::<anyhow::Result<_>>()?;
@@ -175,9 +204,41 @@ impl LineWriter {
                     out.write_all(&line)?;
                 }
             }
-            Ok(out)
+            Output::Npy(npy) => {
+                for w in weights {
+                    npy.write(w)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The sink, once every weight is in it.
+    fn finish(self) -> anyhow::Result<Sink> {
+        Ok(match self {
+            Output::Lines { out, .. } => out,
+            Output::Npy(npy) => npy.finish()?,
+        })
+    }
+}
+
+/// The weights of inferred batches, formatted (on every core) and written in order by a
+/// thread of their own, so that the daemon's next batches are computed meanwhile.
+struct Writer {
+    batches: SyncSender<(u64, Vec<Vec<f64>>)>,
+    thread: std::thread::JoinHandle<anyhow::Result<Sink>>,
+}
+
+impl Writer {
+    fn start(mut out: Output) -> Writer {
+        let (batches, received) = sync_channel::<(u64, Vec<Vec<f64>>)>(1);
+        let thread = std::thread::spawn(move || {
+            for (first, weights) in received {
+                out.write(first, &weights)?;
+            }
+            out.finish()
         });
-        LineWriter { batches, thread }
+        Writer { batches, thread }
     }
 
     /// Queue a batch's weights; false if the writer has stopped (on an error).
@@ -190,7 +251,7 @@ impl LineWriter {
         drop(self.batches);
         self.thread
             .join()
-            .map_err(|_| anyhow::anyhow!("the thread writing the lines panicked"))?
+            .map_err(|_| anyhow::anyhow!("the thread writing the weights panicked"))?
     }
 }
 

@@ -347,6 +347,65 @@ fn infer_lsi_keeps_non_zero_weights() {
 }
 
 #[test]
+fn infer_npy_writes_every_weight_of_every_document() {
+    let server = FakeServer::start();
+    let dir = inputs();
+    // LSI: the weights the lines leave out (1e-10, 0) are there.
+    let output = server.run_in(
+        dir.path(),
+        &["infer", "1", "--corpus", "c.mm", "--npy", "--out", "w.npy"],
+    );
+    assert_exit(&output, 0);
+    assert_eq!(stdout(&output), "");
+    let (header, values) = read_npy(&dir.path().join("w.npy"));
+    assert!(header.contains("'shape': (4, 2)"), "{header}");
+    assert_eq!(values, [42.5, -0.5, 262.5, -0.5, 0.0, 0.0, 40.5, 1e-10]);
+
+    // LDA: θ whole, whatever the minimum probability (documents of 5, 25, 0 and 1 words).
+    let output = server.run_in(
+        dir.path(),
+        &[
+            "infer",
+            "6",
+            "--corpus",
+            "c.mm",
+            "--npy",
+            "--out",
+            "theta.npy",
+        ],
+    );
+    assert_exit(&output, 0);
+    let (header, values) = read_npy(&dir.path().join("theta.npy"));
+    assert!(header.contains("'shape': (4, 3)"), "{header}");
+    let expected: Vec<f64> = [5.0, 25.0, 0.0, 1.0]
+        .into_iter()
+        .flat_map(fake_theta)
+        .collect();
+    assert_eq!(values, expected);
+
+    // A .npy goes to a file, in one format.
+    let output = server.run_in(dir.path(), &["infer", "1", "--corpus", "c.mm", "--npy"]);
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("--out <FILE>"),
+        "{}",
+        stderr(&output)
+    );
+    let output = server.run_in(
+        dir.path(),
+        &[
+            "--json", "infer", "1", "--corpus", "c.mm", "--npy", "--out", "x.npy",
+        ],
+    );
+    assert_exit(&output, 1);
+    assert_eq!(
+        stderr(&output),
+        "topicctl: --json and --npy are two formats of the output: choose one\n"
+    );
+    assert!(!dir.path().join("x.npy").exists());
+}
+
+#[test]
 fn infer_reports_a_bad_corpus_by_file_and_line() {
     let server = FakeServer::start();
     let dir = inputs();
