@@ -22,7 +22,7 @@ Jobs (a fresh daemon each, timed from submit to done):
 Each record: wall seconds, the peak RSS of the daemon (VmHWM; gensim: of its process), the peak disk
 use of the daemon's data directory (store and chunk cache, polled every 2 s), the planted-topic
 recovery, the time of `topicctl export --format npy` and the rate of `topicctl infer` over the
-1/100 slice.
+1/100 slice (text lines, the model's load included; bench/infer.py measures infer alone).
 
 Recovery, against PREFIX_topics.txt (each planted topic's own terms and their probabilities):
   LDA  for each planted topic, the best cosine between its own distribution and a learned topic
