@@ -1,12 +1,14 @@
 //! Models as the API serves them: loaded from the store (a finished model, or the last
 //! checkpoint of a job that has not succeeded: [`checkpoint`]), and asked for their topics,
-//! pages of their matrix, topic weights of new documents, and the per-word bound of held-out
-//! corpora.
+//! pages of their matrix, topic weights of new documents (the requests that arrive together
+//! computed together: `infer_queue`), and the per-word bound of held-out corpora.
 
 pub mod checkpoint;
 mod infer_queue;
 
 pub use infer_queue::InferStopped;
+
+use std::sync::OnceLock;
 
 use crate::corpus::{InputFile, MmOptions, MmReader, SparseChunk};
 use crate::store::{ModelRecord, Store, StoreError, StoredModel, Vocabulary};
@@ -33,16 +35,32 @@ pub struct LoadedModel {
     queue: infer_queue::InferQueue,
 }
 
+// one value per loaded model: the size of the variants does not matter
+#[allow(clippy::large_enum_variant)]
 enum Numbers {
     Lsi(Projection),
     Lda {
         state: LdaState,
         totals: Vec<f64>,
         params: LdaParams,
+        /// `exp(E[log β])` of every word (`K × num_terms`, word-major), computed at the
+        /// first `infer` and kept: as many values as λ, which every block of documents would
+        /// otherwise compute again for its words.
+        exp_elog_beta: OnceLock<Vec<f64>>,
     },
 }
 
 impl Numbers {
+    /// An LDA model's numbers.
+    fn lda(state: LdaState, params: LdaParams) -> Numbers {
+        Numbers::Lda {
+            totals: state.topic_totals(),
+            state,
+            params,
+            exp_elog_beta: OnceLock::new(),
+        }
+    }
+
     fn num_terms(&self) -> usize {
         match self {
             Numbers::Lsi(p) => p.num_terms(),
@@ -82,11 +100,7 @@ impl LoadedModel {
                     eta,
                 );
                 state.eta_in_lambda = true;
-                Numbers::Lda {
-                    totals: state.topic_totals(),
-                    state,
-                    params: params.clone(),
-                }
+                Numbers::lda(state, params.clone())
             }
             _ => {
                 return Err(StoreError::corrupt(format!(
@@ -272,15 +286,24 @@ impl LoadedModel {
                 state,
                 totals,
                 params,
+                exp_elog_beta,
             } => {
-                let topics = ChunkTopics::new(&chunk, state, totals, false);
+                let beta = exp_elog_beta.get_or_init(|| {
+                    let words: Vec<u32> = (0..state.num_terms as u32).collect();
+                    state.exp_elog_beta(&words, totals)
+                });
+                // the column of a term of the whole vocabulary is the term's id
+                let columns = e_step::Columns {
+                    slots: &chunk.terms,
+                    beta,
+                };
                 let e_step = EStepParams {
                     iterations: params.iterations,
                     gamma_threshold: params.gamma_threshold,
                 };
-                let inference = e_step::infer(
+                let inference = e_step::infer_in(
                     &chunk,
-                    &topics,
+                    columns,
                     &state.alpha,
                     e_step,
                     GammaSeed::Content { seed: self.seed },
@@ -367,6 +390,7 @@ impl LoadedModel {
             state,
             totals,
             params,
+            ..
         } = &self.numbers
         else {
             return Err("evaluate needs an LDA model".into());

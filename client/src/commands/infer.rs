@@ -163,10 +163,12 @@ pub async fn run(daemon: &Daemon, job: JobId, options: Options) -> anyhow::Resul
         }
         meter.add(count);
     };
-    let out = writer.finish()?;
+    // what stopped the batches comes first: a .npy cut short by it is incomplete too
+    let out = writer.finish();
     if let Some(e) = failed {
         return Err(e);
     }
+    let out = out?;
     super::model_source::still_the_same(daemon, job, &model).await?;
     out.finish()?;
     meter.finish();

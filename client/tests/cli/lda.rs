@@ -423,6 +423,16 @@ fn infer_reports_a_bad_corpus_by_file_and_line() {
     );
     assert_eq!(message.lines().count(), 1, "{message}");
     assert_eq!(names(dir.path()), ["bad.mm", "c.mm", "d.txt"]);
+    // the same with --npy: the corpus is what is wrong, not the array it cut short
+    let output = server.run_in(
+        dir.path(),
+        &[
+            "infer", "6", "--corpus", "bad.mm", "--npy", "--out", "t.npy",
+        ],
+    );
+    assert_exit(&output, 1);
+    assert_eq!(stderr(&output), message);
+    assert_eq!(names(dir.path()), ["bad.mm", "c.mm", "d.txt"]);
 
     // An LDA model wants counts.
     let fractional = "%%MatrixMarket matrix coordinate real general\n1 5 1\n1 1 1.5\n";

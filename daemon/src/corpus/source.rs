@@ -240,9 +240,14 @@ impl<R: BufRead> LineReader<R> {
     pub(crate) fn next_line(&mut self) -> Result<Option<&[u8]>, LineError> {
         self.inner.consume(std::mem::take(&mut self.lent));
         // the common case: the whole line is in the inner buffer already
-        let whole = match self.inner.fill_buf() {
-            Ok(available) => memchr::memchr(b'\n', available).filter(|&i| i <= self.max_len),
-            Err(_) => None, // told below, where the read is tried again
+        let whole = loop {
+            match self.inner.fill_buf() {
+                Ok(available) => {
+                    break memchr::memchr(b'\n', available).filter(|&i| i <= self.max_len);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(LineError::Io(e)),
+            }
         };
         if let Some(i) = whole {
             self.lent = i + 1;

@@ -149,11 +149,7 @@ impl LoadedModel {
                     (0, _) | (_, None) => p.docs_done,
                     (_, Some(per_pass)) => per_pass,
                 };
-                let numbers = Numbers::Lda {
-                    totals: state.topic_totals(),
-                    state,
-                    params: params.clone(),
-                };
+                let numbers = Numbers::lda(state, params.clone());
                 (numbers, seen)
             }
             _ => return Err(corrupt().into()),

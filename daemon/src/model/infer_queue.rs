@@ -161,21 +161,14 @@ mod tests {
             let sstats = (0..k * TERMS)
                 .map(|x| value(x / TERMS, x % TERMS))
                 .collect();
-            Numbers::Lda {
-                state: LdaState::from_sstats(k, sstats, vec![0.2; k], vec![0.01; TERMS]),
-                totals: vec![],
-                params: LdaParams::default(),
-            }
+            let state = LdaState::from_sstats(k, sstats, vec![0.2; k], vec![0.01; TERMS]);
+            Numbers::lda(state, LdaParams::default())
         } else {
             Numbers::Lsi(Projection {
                 ut: DMatrix::from_fn(7, TERMS, |i, t| value(i, t) - 1.3),
                 s: vec![1.0; 7],
             })
         };
-        let mut numbers = numbers;
-        if let Numbers::Lda { state, totals, .. } = &mut numbers {
-            *totals = state.topic_totals();
-        }
         let vocabulary = Vocabulary {
             num_docs: Some(9),
             entries: (0..TERMS as u32).map(|t| (t, format!("w{t}"), 1)).collect(),

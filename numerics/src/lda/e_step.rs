@@ -211,6 +211,32 @@ pub fn infer(
     params: EStepParams,
     seeds: GammaSeed,
 ) -> Inference {
+    let columns = Columns {
+        slots: &topics.slots,
+        beta: &topics.exp_elog_beta,
+    };
+    infer_in(chunk, columns, alpha, params, seeds)
+}
+
+/// Where the E-step finds each entry's column of `exp(E[log β])`: entry `n` of the chunk
+/// (CSR order) reads the `K` values from `slots[n] · K` in `beta`.
+#[derive(Clone, Copy, Debug)]
+pub struct Columns<'a> {
+    /// One column index per entry of the chunk.
+    pub slots: &'a [u32],
+    /// The columns, `K` values each.
+    pub beta: &'a [f64],
+}
+
+/// [`infer`] with the columns given: those of [`ChunkTopics`], or of a model's whole
+/// vocabulary computed once (the slots are then the term ids), which gives the same bits.
+pub fn infer_in(
+    chunk: &SparseChunk,
+    columns: Columns,
+    alpha: &[f64],
+    params: EStepParams,
+    seeds: GammaSeed,
+) -> Inference {
     let k = alpha.len();
     let docs = chunk.num_docs();
     let mut gamma = vec![0.0; docs * k];
@@ -240,9 +266,9 @@ pub fn infer(
                     *x = rng.sample(init);
                 }
                 let doc = Doc {
-                    slots: &topics.slots[start..end],
+                    slots: &columns.slots[start..end],
                     counts: &chunk.values[start..end],
-                    beta: &topics.exp_elog_beta,
+                    beta: columns.beta,
                     alpha,
                     params,
                 };
@@ -562,6 +588,39 @@ mod tests {
         let other = chunk(&[&[(0, 1.0)]]);
         let narrow = ChunkTopics::new(&other, &state, &totals, false);
         assert!(narrow.restrict(&part).is_none());
+    }
+
+    #[test]
+    fn the_whole_vocabularys_columns_infer_the_chunks_gamma() {
+        let (k, v) = (3, 30);
+        let sstats: Vec<f64> = (0..k * v).map(|i| 0.05 + ((i * 17) % 13) as f64).collect();
+        let state = LdaState::from_sstats(k, sstats, vec![0.3; k], vec![0.1; v]);
+        let c = chunk(&[
+            &[(2, 2.0), (7, 1.0), (29, 3.0)],
+            &[],
+            &[(7, 4.0), (11, 1.0)],
+        ]);
+        let totals = state.topic_totals();
+        let params = EStepParams {
+            iterations: 50,
+            gamma_threshold: 0.001,
+        };
+        let seeds = GammaSeed::Content { seed: 4 };
+        let chunks_own = infer(
+            &c,
+            &ChunkTopics::new(&c, &state, &totals, false),
+            &state.alpha,
+            params,
+            seeds,
+        );
+        let all: Vec<u32> = (0..v as u32).collect();
+        let columns = Columns {
+            slots: &c.terms,
+            beta: &state.exp_elog_beta(&all, &totals),
+        };
+        let whole = infer_in(&c, columns, &state.alpha, params, seeds);
+        assert_eq!(whole.gamma, chunks_own.gamma);
+        assert_eq!(whole.ratios, chunks_own.ratios);
     }
 
     /// The expected counts of a chunk are the same bits whatever the ranges its documents
