@@ -496,3 +496,24 @@ pub fn gensim_python() -> Result<String, String> {
     }
     Err(format!("none of {candidates:?} imports gensim"))
 }
+
+/// The documents of a Matrix Market file: (0-based term, value) in the file's order.
+pub fn mm_documents(path: &Path) -> Vec<Vec<(usize, f64)>> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines().filter(|l| !l.starts_with('%'));
+    let docs: usize = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut out = vec![vec![]; docs];
+    for line in lines {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (doc, term): (usize, usize) = (f[0].parse().unwrap(), f[1].parse().unwrap());
+        out[doc - 1].push((term - 1, f[2].parse().unwrap()));
+    }
+    out
+}

@@ -166,27 +166,6 @@ fn lsi_with_tfidf_on_counts_trains_the_model_of_gensims_tfidf_corpus() {
     assert_eq!(from_counts.lines().count(), 300);
 }
 
-/// The documents of a Matrix Market file of counts, as `(doc, [(term, count)])`, 1-based.
-fn documents(mm: &Path) -> Vec<Vec<(usize, u64)>> {
-    let text = std::fs::read_to_string(mm).unwrap();
-    let mut lines = text.lines().filter(|l| !l.starts_with('%'));
-    let docs: usize = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let mut out = vec![Vec::new(); docs];
-    for line in lines {
-        let f: Vec<&str> = line.split(' ').collect();
-        let (d, t): (usize, usize) = (f[0].parse().unwrap(), f[1].parse().unwrap());
-        out[d - 1].push((t, f[2].parse::<f64>().unwrap() as u64));
-    }
-    out
-}
-
 /// One corpus in UCI bag-of-words, LDA-C and SVMlight, with a vocabulary (one word a line):
 /// each format, recognised by its content, trains the model of its Matrix Market twin, bit
 /// for bit, and `status` says what was found; a format given that the file does not fit is
@@ -196,7 +175,7 @@ fn uci_ldac_and_svmlight_corpora_train_the_model_of_their_matrix_market_twin() {
     let d = Daemon::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let (mm, dictionary) = counts_corpus(dir.path(), "c", 60, 12);
-    let docs = documents(&mm);
+    let docs = mm_documents(&mm);
     let vocab = dir.path().join("vocab.c.txt");
     let words: String = (0..12).map(|t| format!("word{t}\n")).collect();
     std::fs::write(&vocab, words).unwrap();
@@ -207,9 +186,9 @@ fn uci_ldac_and_svmlight_corpora_train_the_model_of_their_matrix_market_twin() {
         ldac.push_str(&doc.len().to_string());
         svm.push_str("+1");
         for &(t, c) in doc {
-            uci.push_str(&format!("{} {t} {c}\n", i + 1));
-            ldac.push_str(&format!(" {}:{c}", t - 1));
-            svm.push_str(&format!(" {t}:{c}"));
+            uci.push_str(&format!("{} {} {c}\n", i + 1, t + 1));
+            ldac.push_str(&format!(" {t}:{c}"));
+            svm.push_str(&format!(" {}:{c}", t + 1));
         }
         ldac.push('\n');
         svm.push('\n');

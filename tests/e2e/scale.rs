@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{Daemon, read_npy, topicctl_bin};
+use crate::common::{Daemon, mm_documents, read_npy, topicctl_bin};
 
 /// A generated corpus: its files and `generate`'s summary.
 struct Generated {
@@ -214,7 +214,7 @@ fn a_generated_corpus_gives_back_its_planted_topics() {
         }
     };
     same_kept(&weights, &kept, 1.1e-9);
-    let docs = read_mm(&tfidf);
+    let docs = mm_documents(&tfidf);
     for (doc, (entries, w)) in docs.iter().zip(weights.chunks(topics)).enumerate() {
         for (k, &w) in w.iter().enumerate() {
             let x: f64 = entries.iter().map(|&(t, x)| x * u[t * topics + k]).sum();
@@ -263,27 +263,6 @@ fn inferred_lines(d: &Daemon, job: u64, corpus: &Path, topics: usize, extra: &[&
         dense.extend(row);
     }
     dense
-}
-
-/// The documents of a Matrix Market file: (0-based term, value) in the file's order.
-fn read_mm(path: &Path) -> Vec<Vec<(usize, f64)>> {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut lines = text.lines().filter(|l| !l.starts_with('%'));
-    let docs: usize = lines
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let mut out = vec![vec![]; docs];
-    for line in lines {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let (doc, term): (usize, usize) = (f[0].parse().unwrap(), f[1].parse().unwrap());
-        out[doc - 1].push((term - 1, f[2].parse().unwrap()));
-    }
-    out
 }
 
 /// The daemon's peak resident memory, in bytes.
