@@ -98,16 +98,13 @@ pub async fn run(daemon: &Daemon, job: JobId, options: Options) -> anyhow::Resul
         "lsi" => false,
         other => bail!("job {job} has a model of a kind topicctl does not know: {other}"),
     };
-    let keep = if lda {
-        let p = match options.minimum_probability {
-            Some(p) => p,
-            None => job_minimum_probability(daemon, job).await?,
-        };
-        Keep::AtLeast(p.max(PROBABILITY_FLOOR))
-    } else if options.minimum_probability.is_some() {
-        bail!("--minimum-probability applies to LDA models, and job {job} is an LSI model");
-    } else {
-        Keep::NonZero
+    // lines keep some topics (the .npy has every weight, and clap refuses a threshold there)
+    let lines = match options.format {
+        Format::Npy => None,
+        Format::Text | Format::Json => {
+            let keep = kept_topics(daemon, job, lda, options.minimum_probability).await?;
+            Some((keep, options.format == Format::Json))
+        }
     };
     let reader_options = MmOptions {
         max_terms: model.num_terms,
@@ -117,17 +114,13 @@ pub async fn run(daemon: &Daemon, job: JobId, options: Options) -> anyhow::Resul
     let limits = Limits::for_topics(model.num_topics);
     let mut corpus = CorpusBatches::open(&options.corpus, reader_options, limits)?;
     let out = Sink::open(options.out.as_deref())?;
-    let out = match options.format {
-        Format::Npy => {
+    let out = match lines {
+        None => {
             let shape = [corpus.num_docs(), u64::from(model.num_topics)];
             let npy = NpyWriter::new(out, &shape);
             Output::Npy(npy.context("cannot write the .npy header")?)
         }
-        Format::Text | Format::Json => Output::Lines {
-            out,
-            keep,
-            json: options.format == Format::Json,
-        },
+        Some((keep, json)) => Output::Lines { out, keep, json },
     };
     let bar = options.out.is_some() || !io::stdout().is_terminal();
     let mut meter = Meter::new(corpus.num_docs(), "inferred", bar);
@@ -254,6 +247,27 @@ impl Writer {
         self.thread
             .join()
             .map_err(|_| anyhow::anyhow!("the thread writing the weights panicked"))?
+    }
+}
+
+/// Which topics the lines keep: LDA's above `minimum_probability` (the job's own unless
+/// given), LSI's non-zero weights (a threshold is refused there).
+async fn kept_topics(
+    daemon: &Daemon,
+    job: JobId,
+    lda: bool,
+    minimum_probability: Option<f64>,
+) -> anyhow::Result<Keep> {
+    if lda {
+        let p = match minimum_probability {
+            Some(p) => p,
+            None => job_minimum_probability(daemon, job).await?,
+        };
+        Ok(Keep::AtLeast(p.max(PROBABILITY_FLOOR)))
+    } else if minimum_probability.is_some() {
+        bail!("--minimum-probability applies to LDA models, and job {job} is an LSI model");
+    } else {
+        Ok(Keep::NonZero)
     }
 }
 

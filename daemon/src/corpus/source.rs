@@ -252,6 +252,7 @@ impl<R: BufRead> LineReader<R> {
         if let Some(i) = whole {
             self.lent = i + 1;
             self.line += 1;
+            // the buffer again, without a read: it still holds the line
             let line = &self.inner.fill_buf().map_err(LineError::Io)?[..i];
             return Ok(Some(line.strip_suffix(b"\r").unwrap_or(line)));
         }
