@@ -103,6 +103,40 @@ pub fn left_multiply(rt: &DMatrix<f64>, mt: &DMatrix<f64>) -> DMatrix<f64> {
     out
 }
 
+/// `Mt ← Rt · Mt` in place, for a square `l × l` matrix `Rt`: the blocks and BLAS calls of
+/// [`left_multiply`] (so the same bits), each block computed from a copy of itself, without
+/// a second `l × m` matrix.
+fn left_multiply_in_place(rt: &DMatrix<f64>, mt: &mut DMatrix<f64>) {
+    let l = mt.nrows();
+    assert_eq!(
+        rt.shape(),
+        (l, l),
+        "left_multiply_in_place of mismatched shapes"
+    );
+    if l == 0 {
+        return;
+    }
+    mt.as_mut_slice()
+        .par_chunks_mut(l * BLOCK)
+        .for_each_init(Vec::new, |src, dst| {
+            src.clear();
+            src.extend_from_slice(dst);
+            blas::gemm(
+                false,
+                false,
+                l,
+                dst.len() / l,
+                l,
+                rt.as_slice(),
+                l,
+                src,
+                l,
+                dst,
+                l,
+            );
+        });
+}
+
 fn block_starts(n: usize) -> Vec<(usize, usize)> {
     (0..n)
         .step_by(BLOCK)
@@ -115,17 +149,26 @@ fn block_starts(n: usize) -> Vec<(usize, usize)> {
 ///
 /// Cholesky-QR2 (Fukaya et al. 2014): `R₁ = chol(MᵀM)`, `Q₁ = M R₁⁻¹`, then once more on
 /// `Q₁` — two Gram products and two triangular products, all at GEMM speed. When `M` is
-/// too ill-conditioned for that (or rank-deficient), Householder QR from LAPACK.
-pub fn qr(mt: &DMatrix<f64>) -> (DMatrix<f64>, DMatrix<f64>) {
-    if let Some((q1, r1)) = cholesky_qr(mt)
-        && let Some((q, r2)) = cholesky_qr(&q1)
-    {
-        return (q, r2 * r1);
-    }
-    householder_qr(mt)
+/// too ill-conditioned for that (or rank-deficient), Householder QR from LAPACK. `Q`
+/// takes the place of `M`: no other `l × m` matrix is allocated on the Cholesky path.
+pub fn qr(mut mt: DMatrix<f64>) -> (DMatrix<f64>, DMatrix<f64>) {
+    let Some((linv1, r1)) = cholesky_qr(&mt) else {
+        return householder_qr(&mt);
+    };
+    left_multiply_in_place(&linv1, &mut mt); // Q₁ = M R₁⁻¹
+    let (q, r2) = match cholesky_qr(&mt) {
+        Some((linv2, r2)) => {
+            left_multiply_in_place(&linv2, &mut mt);
+            (mt, r2)
+        }
+        // Q₁ too ill-conditioned for a second round (in theory only): Householder on it
+        None => householder_qr(&mt),
+    };
+    (q, r2 * r1)
 }
 
-/// One round of Cholesky-QR, or `None` when the Gram matrix is numerically singular.
+/// One round of Cholesky-QR: `(R⁻ᵀ, R)` with `R = chol(MᵀM)`, so that `Qt = R⁻ᵀ·Mt`; or
+/// `None` when the Gram matrix is numerically singular.
 fn cholesky_qr(mt: &DMatrix<f64>) -> Option<(DMatrix<f64>, DMatrix<f64>)> {
     let l = mt.nrows();
     if l == 0 || l > mt.ncols() {
@@ -144,7 +187,7 @@ fn cholesky_qr(mt: &DMatrix<f64>) -> Option<(DMatrix<f64>, DMatrix<f64>)> {
         return None;
     }
     let linv = lower.solve_lower_triangular(&DMatrix::identity(l, l))?;
-    Some((left_multiply(&linv, mt), lower.transpose()))
+    Some((linv, lower.transpose()))
 }
 
 /// Householder QR for the matrices Cholesky-QR refuses: LAPACK (geqrf + orgqr) for a
@@ -361,7 +404,7 @@ mod tests {
     }
 
     fn assert_qr(mt: &DMatrix<f64>, tol: f64) {
-        let (qt, r) = qr(mt);
+        let (qt, r) = qr(mt.clone());
         let k = qt.nrows();
         let ident = &qt * qt.transpose();
         assert!(
@@ -389,9 +432,19 @@ mod tests {
     }
 
     #[test]
+    fn the_product_in_place_is_the_same_bits() {
+        let mt = tall(3 * BLOCK + 77, 12, 4);
+        let rt = tall(12, 12, 5);
+        let mut in_place = mt.clone();
+        left_multiply_in_place(&rt, &mut in_place);
+        let bits = |m: &DMatrix<f64>| m.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&in_place), bits(&left_multiply(&rt, &mt)));
+    }
+
+    #[test]
     fn qr_of_a_wide_matrix_keeps_min_dimension() {
         let mt = tall(4, 9, 3); // M is 4 × 9
-        let (qt, r) = qr(&mt);
+        let (qt, r) = qr(mt.clone());
         assert_eq!(qt.shape(), (4, 4));
         assert_eq!(r.shape(), (4, 9));
         assert!((r.transpose() * &qt - &mt).amax() < 1e-12);

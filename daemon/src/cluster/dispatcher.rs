@@ -417,8 +417,8 @@ mod tests {
                 .run(
                     &mut tasks,
                     &mut |done| {
-                        match &done.output {
-                            Output::LsiPass(term) => svd.add(term).unwrap(),
+                        match done.output {
+                            Output::LsiPass(term) => svd.add(&term).unwrap(),
                             Output::LsiPartial(sum) => svd.merge(sum).unwrap(),
                             _ => panic!("not an LSI pass"),
                         }

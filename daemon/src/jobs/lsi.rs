@@ -193,8 +193,8 @@ impl LsiRun<'_, '_> {
             let flow = executor.run(
                 &mut tasks,
                 &mut |result| {
-                    match &result.output {
-                        Output::LsiPass(term) => svd.add(term),
+                    match result.output {
+                        Output::LsiPass(term) => svd.add(&term),
                         Output::LsiPartial(sum) => svd.merge(sum),
                         _ => {
                             return Err(JobError::Internal(
@@ -427,11 +427,11 @@ fn save_multi_pass(
             .as_deref()
             .map(|g| blobs.put_bytes(&encode::grids_to_bytes(g)))
             .transpose()?;
-        let acc = if done.is_empty() {
-            None
-        } else {
-            Some(blobs.put_bytes(&encode::pass_sum_to_bytes(&state.acc))?)
-        };
+        let acc = state
+            .acc
+            .as_ref()
+            .map(|acc| blobs.put_bytes(&encode::pass_sum_to_bytes(acc)))
+            .transpose()?;
         let model = CheckpointModel::LsiPasses {
             pass: state.pass,
             q,

@@ -791,8 +791,19 @@ fn put_le<T: Le>(out: &mut Vec<u8>, values: &[T]) {
 /// The values whose little-endian bytes are `bytes` (a whole number of values, which the
 /// callers have checked).
 fn get_le<T: Le>(bytes: &[u8]) -> Vec<T> {
-    let mut values = vec![T::zeroed(); bytes.len() / size_of::<T>()];
-    bytemuck::cast_slice_mut::<T, u8>(&mut values).copy_from_slice(bytes);
+    let n = bytes.len() / size_of::<T>();
+    let mut values = Vec::<T>::with_capacity(n);
+    // SAFETY: the capacity holds `n` values, which `n · size_of::<T>()` bytes fill
+    // entirely, and every bit pattern is a value of a `Pod` type. (Copied straight into
+    // the new memory: zeroing it first would write it twice.)
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            bytes.as_ptr(),
+            values.as_mut_ptr().cast::<u8>(),
+            n * size_of::<T>(),
+        );
+        values.set_len(n);
+    }
     if cfg!(not(target_endian = "little")) {
         values.iter_mut().for_each(|v| *v = v.swap_le());
     }

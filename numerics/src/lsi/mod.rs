@@ -18,7 +18,7 @@ pub mod stochastic_svd;
 pub use one_pass::{
     ChunkSpan, OnePass, OnePassInput, chunk_svd, merge_in_order, pack, subtree_svd, unpack,
 };
-pub use pass_sum::{Grids, PassSum, SketchTerm, SumError};
+pub use pass_sum::{Grids, PassSum, SketchTerm, SumError, SumShape};
 pub use projection::{Projection, clip_spectrum};
 pub use stochastic_svd::{
     PassInput, PassTerm, Product, StochasticSvd, SvdState, add_term, empty_sum, pass_term,

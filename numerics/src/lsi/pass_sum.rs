@@ -84,6 +84,30 @@ pub enum PassSum {
     },
 }
 
+/// Which pass a sum belongs to and its size: samples `l`, terms `m`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SumShape {
+    /// Pass 0: `l × m` values in fixed point and `m` bounds.
+    Sketch {
+        /// `l`.
+        samples: usize,
+        /// `m`.
+        terms: usize,
+    },
+    /// A power pass: `l × m`.
+    Power {
+        /// `l`.
+        samples: usize,
+        /// `m`.
+        terms: usize,
+    },
+    /// The last pass: `l × l`.
+    Gram {
+        /// `l`.
+        samples: usize,
+    },
+}
+
 /// The grids of the passes after the sketch, fixed at the end of pass 0.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Grids {
@@ -136,6 +160,51 @@ impl PassSum {
         PassSum::Gram {
             x: DMatrix::zeros(samples, samples),
         }
+    }
+
+    /// The empty sum of a pass of this shape.
+    pub fn zeros(shape: SumShape) -> PassSum {
+        match shape {
+            SumShape::Sketch { samples, terms } => PassSum::sketch(samples, terms),
+            SumShape::Power { samples, terms } => PassSum::power(samples, terms),
+            SumShape::Gram { samples } => PassSum::gram(samples),
+        }
+    }
+
+    /// Its shape; `None` for a sketch whose parts disagree (not `l` values per bound).
+    pub fn shape(&self) -> Option<SumShape> {
+        match self {
+            PassSum::Sketch {
+                samples, y, bounds, ..
+            } => (y.len() == samples * bounds.len()).then_some(SumShape::Sketch {
+                samples: *samples,
+                terms: bounds.len(),
+            }),
+            PassSum::Power { y } => Some(SumShape::Power {
+                samples: y.nrows(),
+                terms: y.ncols(),
+            }),
+            PassSum::Gram { x } => {
+                (x.nrows() == x.ncols()).then_some(SumShape::Gram { samples: x.nrows() })
+            }
+        }
+    }
+
+    /// `0 + self`: what merging this sum into the empty sum of its pass gives, without
+    /// the empty sum (the first partial sum of a pass is taken this way). The same values;
+    /// in floating point a −0 becomes +0, as the addition makes it.
+    pub fn plus_zero(mut self) -> PassSum {
+        let values = match &mut self {
+            PassSum::Sketch { .. } => return self,
+            PassSum::Power { y } => y.as_mut_slice(),
+            PassSum::Gram { x } => x.as_mut_slice(),
+        };
+        values.par_chunks_mut(MERGE_BLOCK).for_each(|block| {
+            for v in block {
+                *v += 0.0;
+            }
+        });
+        self
     }
 
     /// Add the sketch term of one chunk (pass 0).
@@ -267,6 +336,15 @@ impl PassSum {
             }
             PassSum::Power { y } => y.clone(),
             PassSum::Gram { x } => x.clone(),
+        }
+    }
+
+    /// [`value`](Self::value), consuming the sum: no copy after pass 0.
+    pub fn into_value(self) -> DMatrix<f64> {
+        match self {
+            PassSum::Power { y } => y,
+            PassSum::Gram { x } => x,
+            sketch => sketch.value(),
         }
     }
 
@@ -529,6 +607,46 @@ mod tests {
         assert_eq!(on_grid(2.5, 1.0).unwrap(), 2.0, "ties to even");
         assert_eq!(on_grid(-7.75, 0.5).unwrap(), -8.0);
         assert_eq!(on_grid(1e-300, 1.0).unwrap(), 0.0);
+    }
+
+    #[test]
+    fn a_sum_taken_as_the_first_is_the_empty_sum_plus_it() {
+        let bits = |s: &PassSum| match s {
+            PassSum::Power { y: m } | PassSum::Gram { x: m } => {
+                m.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            }
+            PassSum::Sketch { y, .. } => y.iter().map(|&v| v as u64).collect(),
+        };
+        let signed = |i: usize, j: usize| [-0.0, 0.0, -1.5, 2.0][(i + 3 * j) % 4];
+        let sums = [
+            PassSum::Power {
+                y: DMatrix::from_fn(3, 5, signed),
+            },
+            PassSum::Gram {
+                x: DMatrix::from_fn(4, 4, signed),
+            },
+            PassSum::Sketch {
+                samples: 2,
+                y: vec![-3, 0, 5, 7],
+                bounds: vec![1, 2],
+                frobenius: 9,
+            },
+        ];
+        for sum in sums {
+            let shape = sum.shape().unwrap();
+            let mut added = PassSum::zeros(shape);
+            added.merge(&sum).unwrap();
+            let taken = sum.plus_zero();
+            assert_eq!(bits(&taken), bits(&added));
+            assert_eq!(taken.shape(), Some(shape));
+        }
+        let torn = PassSum::Sketch {
+            samples: 2,
+            y: vec![1, 2, 3],
+            bounds: vec![1, 2],
+            frobenius: 1,
+        };
+        assert_eq!(torn.shape(), None, "3 values for 2 samples of 2 terms");
     }
 
     #[test]

@@ -51,7 +51,7 @@ impl Projection {
         let (k1, k2) = (self.num_topics(), other.num_topics());
         let c = linalg::cross(&self.ut, &other.ut); // k1 × k2
         let residual = &other.ut - linalg::left_multiply(&c.transpose(), &self.ut);
-        let (qt, r) = linalg::qr(&residual);
+        let (qt, r) = linalg::qr(residual);
         let rk = qt.nrows();
         let mut kmat = DMatrix::zeros(k1 + rk, k1 + k2);
         for i in 0..k1 {

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use nalgebra::DMatrix;
 
-use super::pass_sum::{Grids, PassSum, SketchTerm, SumError};
+use super::pass_sum::{Grids, PassSum, SketchTerm, SumError, SumShape};
 use super::products::{self, TermMajor, TermSums};
 use super::projection::{Projection, clip_spectrum};
 use crate::chunk::SparseChunk;
@@ -40,8 +40,9 @@ pub struct SvdState {
     pub q: Option<Arc<DMatrix<f64>>>,
     /// The grids of the passes after the sketch (`None` during pass 0).
     pub grids: Option<Arc<Grids>>,
-    /// The partial sum of this pass.
-    pub acc: PassSum,
+    /// The partial sum of this pass; `None` while nothing is summed (the empty sum, which
+    /// is never allocated: the first partial sum of a pass becomes the sum).
+    pub acc: Option<PassSum>,
 }
 
 /// What every task of a pass needs besides its chunk: which product to form, `Qt`, and the
@@ -60,6 +61,18 @@ pub struct PassInput {
     pub qt: Option<Arc<DMatrix<f64>>>,
     /// The grids (`None` in pass 0).
     pub grids: Option<Arc<Grids>>,
+}
+
+impl PassInput {
+    /// The shape of the pass's sum.
+    pub fn shape(&self) -> SumShape {
+        let (samples, terms) = (self.samples, self.num_terms);
+        match self.product {
+            Product::Sketch => SumShape::Sketch { samples, terms },
+            Product::Power => SumShape::Power { samples, terms },
+            Product::Gram => SumShape::Gram { samples },
+        }
+    }
 }
 
 /// The product a pass sums over chunks.
@@ -141,7 +154,7 @@ impl StochasticSvd {
                 pass: 0,
                 q: None,
                 grids: None,
-                acc: PassSum::sketch(samples, num_terms),
+                acc: None,
             },
         }
     }
@@ -161,35 +174,30 @@ impl StochasticSvd {
                 "the checkpoint of pass {pass} does not fit an SVD of {m} terms and {l} samples"
             )
         };
-        let empty = match (&q, &grids, pass) {
-            (None, None, 0) => PassSum::sketch(l, m),
-            (Some(q), Some(g), p)
-                if p > 0
+        let fits = match (&q, &grids, pass) {
+            (None, None, 0) => true,
+            (Some(q), Some(g), p) => {
+                p > 0
                     && p <= self.power_iters + 1
                     && q.ncols() == m
                     && q.nrows() <= l
-                    && g.terms.len() == m =>
-            {
-                if p <= self.power_iters {
-                    PassSum::power(q.nrows(), m)
-                } else {
-                    PassSum::gram(q.nrows())
-                }
+                    && g.terms.len() == m
             }
-            _ => return Err(misfit()),
+            _ => false,
         };
-        let mut checked = empty;
-        if let Some(acc) = acc {
-            // adding it to the empty sum of the pass checks its kind and shape
-            checked.merge(&acc).map_err(|_| misfit())?;
+        if !fits {
+            return Err(misfit());
         }
-        let acc = checked;
         self.state = SvdState {
             pass,
             q,
             grids,
-            acc,
+            acc: None,
         };
+        if let Some(acc) = acc {
+            // merging it into the empty sum of the pass checks its kind and shape
+            self.merge(acc).map_err(|_| misfit())?;
+        }
         Ok(self)
     }
 
@@ -232,35 +240,48 @@ impl StochasticSvd {
 
     /// Add one chunk's term to the sum of the current pass (the reduction; any order).
     pub fn add(&mut self, term: &PassTerm) -> Result<(), SumError> {
-        add_term(&mut self.state.acc, term, self.state.grids.as_deref())
+        let shape = self.pass_input().shape();
+        let acc = self.state.acc.get_or_insert_with(|| PassSum::zeros(shape));
+        add_term(acc, term, self.state.grids.as_deref())
     }
 
-    /// Add a partial sum of the current pass (a worker's chunks).
-    pub fn merge(&mut self, partial: &PassSum) -> Result<(), SumError> {
-        self.state.acc.merge(partial)
+    /// Add a partial sum of the current pass (a worker's chunks). The first one of a pass
+    /// becomes the sum ([`PassSum::plus_zero`]): no empty sum is allocated and added to.
+    pub fn merge(&mut self, partial: PassSum) -> Result<(), SumError> {
+        let shape = self.pass_input().shape();
+        match &mut self.state.acc {
+            Some(acc) => acc.merge(&partial),
+            None if partial.shape() == Some(shape) => {
+                self.state.acc = Some(partial.plus_zero());
+                Ok(())
+            }
+            None => Err(SumError::Internal(
+                "internal error: a partial sum of another pass or shape".into(),
+            )),
+        }
+    }
+
+    /// The sum of the current pass, taken out of the state.
+    fn take_sum(&mut self) -> PassSum {
+        let shape = self.pass_input().shape();
+        self.state
+            .acc
+            .take()
+            .unwrap_or_else(|| PassSum::zeros(shape))
     }
 
     /// Close the current pass. Returns the projection after the last pass.
     pub fn end_pass(&mut self) -> Option<Projection> {
+        let sum = self.take_sum();
         if self.state.pass > self.power_iters {
             let qt = self.state.q.as_ref().expect("the last pass has Q");
-            return Some(projection_from_gram(
-                self.state.acc.value(),
-                qt,
-                self.num_topics,
-            ));
+            return Some(projection_from_gram(sum.into_value(), qt, self.num_topics));
         }
-        if let Some(grids) = self.state.acc.grids() {
+        if let Some(grids) = sum.grids() {
             self.state.grids = Some(Arc::new(grids));
         }
-        let (qt, _) = linalg::qr(&self.state.acc.value());
-        let r = qt.nrows();
+        let (qt, _) = linalg::qr(sum.into_value());
         self.state.pass += 1;
-        self.state.acc = if self.state.pass <= self.power_iters {
-            PassSum::power(r, self.num_terms)
-        } else {
-            PassSum::gram(r)
-        };
         self.state.q = Some(Arc::new(qt));
         None
     }
@@ -268,11 +289,7 @@ impl StochasticSvd {
 
 /// An empty partial sum of the pass that `input` describes.
 pub fn empty_sum(input: &PassInput) -> PassSum {
-    match input.product {
-        Product::Sketch => PassSum::sketch(input.samples, input.num_terms),
-        Product::Power => PassSum::power(input.samples, input.num_terms),
-        Product::Gram => PassSum::gram(input.samples),
-    }
+    PassSum::zeros(input.shape())
 }
 
 /// Add one chunk's term to a (partial) sum of its pass.
@@ -317,7 +334,7 @@ pub fn stochastic_svd(
     let range = |zt: &DMatrix<f64>| {
         let mut yt = DMatrix::zeros(zt.nrows(), num_terms);
         products::add_term_sums(&mut yt, &products::term_sums(&a, zt));
-        linalg::qr(&yt).0
+        linalg::qr(yt).0
     };
     let mut qt = range(&products::gaussian(chunk, num_topics + extra_samples, seed));
     let project = |qt: &DMatrix<f64>| products::project_by_term(&a, chunk.num_docs(), qt);
@@ -401,7 +418,7 @@ mod tests {
                 let term = pass_term(&input, chunk);
                 add_term(&mut partials[c % 3], &term, input.grids.as_deref()).unwrap();
             }
-            for partial in partials.iter().rev() {
+            for partial in partials.into_iter().rev() {
                 svd.merge(partial).unwrap();
             }
             if let Some(p) = svd.end_pass() {
@@ -424,7 +441,7 @@ mod tests {
         svd.add(&pass_term(&svd.pass_input(), &chunks[0])).unwrap();
         let saved = svd.state().clone();
         let mut resumed = StochasticSvd::new(40, 3, 10, 2, 7)
-            .resume(saved.pass, saved.q, saved.grids, Some(saved.acc))
+            .resume(saved.pass, saved.q, saved.grids, saved.acc)
             .unwrap();
         for chunk in &chunks[1..] {
             resumed
