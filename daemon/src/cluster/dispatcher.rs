@@ -44,7 +44,7 @@ pub struct Dispatcher {
     changed: Condvar,
     orders: tokio::sync::Notify,
     /// The encoding of the running phase's shared input, for the workers to fetch.
-    pub(super) phase_bytes: Mutex<Option<(u64, bytes::Bytes)>>,
+    pub(super) phase_item: Mutex<Option<(u64, super::wire::Item)>>,
     /// The timing every worker is told.
     pub timing: Timing,
 }
@@ -64,7 +64,7 @@ impl Dispatcher {
             schedule: Mutex::new(Schedule::new(timing.lease)),
             changed: Condvar::new(),
             orders: tokio::sync::Notify::new(),
-            phase_bytes: Mutex::new(None),
+            phase_item: Mutex::new(None),
             timing,
         })
     }

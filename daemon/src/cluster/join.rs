@@ -204,19 +204,30 @@ const PAGES_IN_FLIGHT: usize = 4;
 /// samples over 1M terms is 4 GB), and a bound before the item's buffer is allocated.
 const MAX_ITEM_BYTES: u64 = 1 << 34;
 
-/// Append `page` to `bytes`, the start of an item of `total` bytes, if it is the page due
-/// there: a full page, or what is left of the item.
-fn append_page(bytes: &mut Vec<u8>, page: Page, total: u64, what: Fetch) -> Result<(), LinkError> {
-    let due = (total - bytes.len() as u64).min(PAGE_BYTES as u64);
-    if page.total != total || page.bytes.len() as u64 != due {
-        return Err(LinkError::Lost(format!(
-            "a page of {} bytes of {what:?} ({} in all) where {due} bytes of {total} were due",
-            page.bytes.len(),
-            page.total
-        )));
+/// An item arriving page by page, in order; its pages are kept as they came.
+struct Arriving {
+    what: Fetch,
+    total: u64,
+    received: u64,
+    pages: Vec<bytes::Bytes>,
+}
+
+impl Arriving {
+    /// Append `page` if it is the page due: a full page, or what is left of the item.
+    fn append(&mut self, page: Page) -> Result<(), LinkError> {
+        let (what, total) = (self.what, self.total);
+        let due = (total - self.received).min(PAGE_BYTES as u64);
+        if page.total != total || page.bytes.len() as u64 != due {
+            return Err(LinkError::Lost(format!(
+                "a page of {} bytes of {what:?} ({} in all) where {due} bytes of {total} were due",
+                page.bytes.len(),
+                page.total
+            )));
+        }
+        self.received += due;
+        self.pages.push(page.bytes);
+        Ok(())
     }
-    bytes.extend_from_slice(&page.bytes);
-    Ok(())
 }
 
 /// A worker's link to a dispatcher across the network.
@@ -248,10 +259,10 @@ impl NetworkLink {
         }
     }
 
-    /// An item fetched page by page: the first page says the item's length, the others
-    /// are asked for [`PAGES_IN_FLIGHT`] at a time, so that their copies on both sides and
-    /// their round trips overlap.
-    fn fetch(&self, what: Fetch) -> Result<Vec<u8>, LinkError> {
+    /// An item fetched page by page, as its pages: the first page says the item's length,
+    /// the others are asked for [`PAGES_IN_FLIGHT`] at a time, so that their copies on both
+    /// sides and their round trips overlap.
+    fn fetch(&self, what: Fetch) -> Result<Vec<bytes::Bytes>, LinkError> {
         let page = |offset| {
             self.client
                 .fetch(deadline(PAGE_TIMEOUT), self.worker, what, offset)
@@ -263,19 +274,19 @@ impl NetworkLink {
                 "{what:?} of {total} bytes, beyond {MAX_ITEM_BYTES}"
             )));
         }
-        let mut bytes = Vec::with_capacity(total as usize);
-        append_page(&mut bytes, first, total, what)?;
-        let offsets = (bytes.len() as u64..total).step_by(PAGE_BYTES);
+        let mut item = Arriving {
+            what,
+            total,
+            received: 0,
+            pages: Vec::with_capacity(total.div_ceil(PAGE_BYTES as u64) as usize),
+        };
+        item.append(first)?;
+        let offsets = (item.received..total).step_by(PAGE_BYTES);
         let mut pages = futures::stream::iter(offsets.map(page)).buffered(PAGES_IN_FLIGHT);
         while let Some(next) = self.handle.block_on(pages.next()) {
-            append_page(
-                &mut bytes,
-                self.call(std::future::ready(next))?,
-                total,
-                what,
-            )?;
+            item.append(self.call(std::future::ready(next))?)?;
         }
-        Ok(bytes)
+        Ok(item.pages)
     }
 
     fn bad(what: &str, e: String) -> LinkError {
@@ -322,9 +333,10 @@ impl Link for NetworkLink {
 
     fn task(&mut self, phase: u64, task: u64) -> Result<Arc<Task>, LinkError> {
         if self.phase.as_ref().is_none_or(|(p, _)| *p != phase) {
-            let bytes = self.fetch(Fetch::Phase(phase))?;
+            self.phase = None; // its memory may serve the next one's
+            let pages = self.fetch(Fetch::Phase(phase))?;
             let input =
-                encode::phase_from_bytes(&bytes).map_err(|e| Self::bad("phase input", e))?;
+                encode::phase_from_pieces(&pages).map_err(|e| Self::bad("phase input", e))?;
             self.phase = Some((phase, input));
         }
         let (key, extra) = self
@@ -338,7 +350,7 @@ impl Link for NetworkLink {
         let chunk = match cached {
             Some(chunk) => chunk,
             None => {
-                let bytes = self.fetch(Fetch::Chunk { phase, task })?;
+                let bytes = self.fetch(Fetch::Chunk { phase, task })?.concat();
                 if xxh3_128(&bytes) != key {
                     return Err(LinkError::Lost(
                         "a chunk that does not match its name".into(),
@@ -357,7 +369,7 @@ impl Link for NetworkLink {
             }
         };
         let extra = if extra {
-            Some(self.fetch(Fetch::Extra { phase, task })?)
+            Some(self.fetch(Fetch::Extra { phase, task })?.concat())
         } else {
             None
         };
@@ -373,11 +385,11 @@ impl Link for NetworkLink {
 
     /// Upload the result page by page, [`PAGES_IN_FLIGHT`] at a time, then deliver it.
     fn deliver(&mut self, lease: LeaseId, output: Output) -> Result<(), LinkError> {
-        let pieces = encode::output_pieces(output);
-        let length: usize = pieces.iter().map(bytes::Bytes::len).sum();
+        let item = Item::from(encode::output_pieces(output));
+        let length = item.len();
         let total = length as u64;
         let uploads = (0..length).step_by(PAGE_BYTES).map(|offset| {
-            let page = page_of(&pieces, offset, (length - offset).min(PAGE_BYTES));
+            let page = item.page(offset);
             let offset = offset as u64;
             self.client.upload(
                 deadline(PAGE_TIMEOUT),
@@ -399,25 +411,6 @@ impl Link for NetworkLink {
     }
 }
 
-/// The `len` bytes at `offset` of the concatenation of `pieces`: a slice of one piece where
-/// the page lies within it, a copy where it spans two.
-fn page_of(pieces: &[bytes::Bytes], offset: usize, len: usize) -> bytes::Bytes {
-    let (end, mut start) = (offset + len, 0);
-    let mut spanning = Vec::new();
-    for piece in pieces {
-        let piece_end = start + piece.len();
-        if offset >= start && end <= piece_end {
-            return piece.slice(offset - start..end - start);
-        }
-        if offset < piece_end && end > start {
-            spanning
-                .extend_from_slice(&piece[offset.max(start) - start..end.min(piece_end) - start]);
-        }
-        start = piece_end;
-    }
-    bytes::Bytes::from(spanning)
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicU64;
@@ -427,25 +420,6 @@ mod tests {
     use tarpc::server::{BaseChannel, Channel};
 
     use super::*;
-
-    /// Pages cut from pieces are the pages of their concatenation, wherever they fall.
-    #[test]
-    fn pages_of_pieces_are_pages_of_the_whole() {
-        let pieces: Vec<bytes::Bytes> = [&b"abc"[..], b"defghijklm", b"", b"no"]
-            .iter()
-            .map(|p| bytes::Bytes::copy_from_slice(p))
-            .collect();
-        let whole = pieces.concat();
-        for offset in 0..whole.len() {
-            for len in 1..=whole.len() - offset {
-                assert_eq!(
-                    page_of(&pieces, offset, len)[..],
-                    whole[offset..offset + len],
-                    "{len} bytes at {offset}"
-                );
-            }
-        }
-    }
 
     /// A dispatcher that counts heartbeats and answers the first one too late.
     #[derive(Clone)]

@@ -78,7 +78,7 @@ struct PerConnection {
     worker: Mutex<Option<WorkerId>>,
     uploads: Mutex<HashMap<LeaseId, Upload>>,
     /// Items being fetched, encoded once.
-    items: Mutex<HashMap<Fetch, bytes::Bytes>>,
+    items: Mutex<HashMap<Fetch, Item>>,
 }
 
 /// Log a result refused because its lease is gone: expired, or its worker declared dead. A
@@ -124,26 +124,27 @@ impl ClusterHandler {
     }
 
     /// The encoding of an item a worker fetches, made once per connection and item.
-    fn item(&self, what: Fetch) -> Result<bytes::Bytes, WireError> {
-        if let Some(bytes) = self
+    fn item(&self, what: Fetch) -> Result<Item, WireError> {
+        if let Some(item) = self
             .conn
             .items
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&what)
         {
-            return Ok(bytes.clone());
+            return Ok(item.clone());
         }
         let gone = || WireError::Gone(format!("{what:?}"));
-        let bytes = match what {
-            Fetch::Phase(phase) => self.dispatcher.phase_bytes(phase).ok_or_else(gone)?,
+        let whole = |bytes: Vec<u8>| Item::from(vec![bytes::Bytes::from(bytes)]);
+        let item = match what {
+            Fetch::Phase(phase) => self.dispatcher.phase_item(phase).ok_or_else(gone)?,
             Fetch::Chunk { phase, task } => {
                 let task = self.dispatcher.lock().task(phase, task).ok_or_else(gone)?;
-                encode::chunk_to_bytes(task.chunk()).into()
+                whole(encode::chunk_to_bytes(task.chunk()))
             }
             Fetch::Extra { phase, task } => {
                 let task = self.dispatcher.lock().task(phase, task).ok_or_else(gone)?;
-                encode::extra_to_bytes(&task).ok_or_else(gone)?.into()
+                whole(encode::extra_to_bytes(&task).ok_or_else(gone)?)
             }
         };
         let mut items = self.conn.items.lock().unwrap_or_else(|e| e.into_inner());
@@ -152,8 +153,8 @@ impl ClusterHandler {
         if items.len() >= MAX_ITEMS {
             items.clear();
         }
-        items.insert(what, bytes.clone());
-        Ok(bytes)
+        items.insert(what, item.clone());
+        Ok(item)
     }
 }
 
@@ -269,18 +270,17 @@ impl Cluster for ClusterHandler {
         offset: u64,
     ) -> Result<Page, WireError> {
         let worker = self.own(worker)?;
-        let bytes = self.item(what)?;
-        let total = bytes.len() as u64;
+        let item = self.item(what)?;
+        let total = item.len() as u64;
         if offset > total {
             return Err(WireError::BadRequest(format!(
                 "offset {offset} beyond the {total} bytes of {what:?}"
             )));
         }
-        let end = (offset as usize + PAGE_BYTES).min(bytes.len());
-        let page = bytes.slice(offset as usize..end);
+        let page = item.page(offset as usize);
         let mut s = self.dispatcher.lock();
         s.count_bytes(worker, page.len() as u64, 0);
-        if end == bytes.len() {
+        if offset + page.len() as u64 == total {
             if let Fetch::Chunk { phase, task } = what
                 && let Some((_, key)) = s.task_and_key(phase, task)
             {
@@ -328,14 +328,13 @@ impl Cluster for ClusterHandler {
             )),
             Entry::Vacant(slot) => Ok(slot.insert(Upload::new(total))),
         };
-        if let Err(why) = upload.and_then(|upload| upload.put(offset, total, &bytes)) {
+        let length = bytes.len() as u64;
+        if let Err(why) = upload.and_then(|upload| upload.put(offset, total, bytes)) {
             uploads.remove(&lease);
             return Err(WireError::BadRequest(format!("lease {lease}: {why}")));
         }
         drop(uploads);
-        self.dispatcher
-            .lock()
-            .count_bytes(worker, 0, bytes.len() as u64);
+        self.dispatcher.lock().count_bytes(worker, 0, length);
         Ok(())
     }
 
@@ -354,11 +353,11 @@ impl Cluster for ClusterHandler {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&lease)
             .unwrap_or_else(|| Upload::new(0));
-        let bytes = upload
+        let pages = upload
             .complete(length)
             .map_err(|why| WireError::BadRequest(format!("lease {lease}: {why}")))?;
         // decoding a large partial sum takes a while: not on the runtime's threads
-        let output = tokio::task::spawn_blocking(move || encode::output_from_bytes(&bytes))
+        let output = tokio::task::spawn_blocking(move || encode::output_from_pieces(&pages))
             .await
             .map_err(|e| WireError::BadRequest(e.to_string()))?
             .map_err(|e| WireError::BadRequest(format!("lease {lease}: {e}")))?;
@@ -381,17 +380,18 @@ impl Cluster for ClusterHandler {
 }
 
 impl Dispatcher {
-    /// The encoding of phase `phase`'s shared input, made once per phase.
-    pub fn phase_bytes(&self, phase: u64) -> Option<bytes::Bytes> {
-        let mut cached = self.phase_bytes.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((p, bytes)) = cached.as_ref()
+    /// The encoding of phase `phase`'s shared input, made once per phase (`Qt` is sent
+    /// from its own memory).
+    pub fn phase_item(&self, phase: u64) -> Option<Item> {
+        let mut cached = self.phase_item.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((p, item)) = cached.as_ref()
             && *p == phase
         {
-            return Some(bytes.clone());
+            return Some(item.clone());
         }
         let task = self.lock().any_task(phase)?;
-        let bytes = bytes::Bytes::from(encode::phase_to_bytes(&PhaseInput::of(&task)));
-        *cached = Some((phase, bytes.clone()));
-        Some(bytes)
+        let item = Item::from(encode::phase_pieces(&PhaseInput::of(&task)));
+        *cached = Some((phase, item.clone()));
+        Some(item)
     }
 }

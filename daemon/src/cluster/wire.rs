@@ -21,6 +21,54 @@ pub const MAX_FRAME: u32 = (PAGE_BYTES as u32) + (1 << 20);
 /// Most chunk keys a worker may list when it registers (what its cache holds).
 pub const MAX_CACHED_KEYS: usize = 1 << 20;
 
+/// An item as the concatenation of pieces (the pages it arrived in, or the memory of the
+/// arrays it encodes), sent and received page by page without being gathered first.
+#[derive(Clone, Debug, Default)]
+pub struct Item(pub std::sync::Arc<[Bytes]>);
+
+impl Item {
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.iter().map(Bytes::len).sum()
+    }
+
+    /// Whether it has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Its page at `offset`: [`PAGE_BYTES`], or what is left.
+    pub fn page(&self, offset: usize) -> Bytes {
+        let len = self.len().saturating_sub(offset).min(PAGE_BYTES);
+        page_of(&self.0, offset, len)
+    }
+}
+
+impl From<Vec<Bytes>> for Item {
+    fn from(pieces: Vec<Bytes>) -> Item {
+        Item(pieces.into())
+    }
+}
+
+/// The `len` bytes at `offset` of the concatenation of `pieces`: a slice of one piece where
+/// the page lies within it, a copy where it spans two.
+fn page_of(pieces: &[Bytes], offset: usize, len: usize) -> Bytes {
+    let (end, mut start) = (offset + len, 0);
+    let mut spanning = Vec::new();
+    for piece in pieces {
+        let piece_end = start + piece.len();
+        if offset >= start && end <= piece_end {
+            return piece.slice(offset - start..end - start);
+        }
+        if offset < piece_end && end > start {
+            spanning
+                .extend_from_slice(&piece[offset.max(start) - start..end.min(piece_end) - start]);
+        }
+        start = piece_end;
+    }
+    Bytes::from(spanning)
+}
+
 /// The dispatcher's service to its workers.
 #[tarpc::service]
 pub trait Cluster {
@@ -151,4 +199,28 @@ pub enum WireError {
     /// The worker runs another version of topicd.
     #[error("version mismatch: {0}")]
     Version(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pages cut from pieces are the pages of their concatenation, wherever they fall.
+    #[test]
+    fn pages_of_pieces_are_pages_of_the_whole() {
+        let pieces: Vec<bytes::Bytes> = [&b"abc"[..], b"defghijklm", b"", b"no"]
+            .iter()
+            .map(|p| bytes::Bytes::copy_from_slice(p))
+            .collect();
+        let whole = pieces.concat();
+        for offset in 0..whole.len() {
+            for len in 1..=whole.len() - offset {
+                assert_eq!(
+                    page_of(&pieces, offset, len)[..],
+                    whole[offset..offset + len],
+                    "{len} bytes at {offset}"
+                );
+            }
+        }
+    }
 }

@@ -30,15 +30,16 @@
 
 use std::sync::Arc;
 
-use nalgebra::DMatrix;
+use bytes::Bytes;
 use topicd_numerics::lda::{ChunkStats, ChunkTopics, EStepParams, GammaSeed};
-use topicd_numerics::lsi::products::TermSums;
 use topicd_numerics::lsi::{
     self, ChunkSpan, Grids, OnePassInput, PassInput, PassSum, PassTerm, Product, Projection,
     SketchTerm,
 };
 use topicd_numerics::{SparseChunk, grid};
 
+use self::reader::Reader;
+use self::writer::Writer;
 use super::{EStepInput, Output, Task};
 
 /// Largest count of values any one encoded item may declare: far above real sizes (a
@@ -71,6 +72,15 @@ impl PhaseInput {
 
 /// Encode the part of a task its phase shares ([`PhaseInput`]).
 pub fn phase_to_bytes(phase: &PhaseInput) -> Vec<u8> {
+    phase_writer(phase).into_bytes()
+}
+
+/// [`phase_to_bytes`] as pieces, for sending: `Qt` is a piece of its own memory.
+pub fn phase_pieces(phase: &PhaseInput) -> Vec<Bytes> {
+    phase_writer(phase).into_pieces()
+}
+
+fn phase_writer(phase: &PhaseInput) -> Writer {
     let mut w = Writer::default();
     match phase {
         PhaseInput::LsiPass(input) => {
@@ -83,7 +93,7 @@ pub fn phase_to_bytes(phase: &PhaseInput) -> Vec<u8> {
                 Product::Power => 1,
                 Product::Gram => 2,
             });
-            w.option(input.qt.as_deref(), Writer::matrix);
+            w.option(input.qt.as_ref(), Writer::shared_matrix);
             w.option(input.grids.as_deref(), Writer::grids);
         }
         PhaseInput::LsiSubtree(input) => {
@@ -114,12 +124,20 @@ pub fn phase_to_bytes(phase: &PhaseInput) -> Vec<u8> {
             w.f64s(&input.topics.grids);
         }
     }
-    w.0
+    w
 }
 
 /// Decode a phase's input written by [`phase_to_bytes`], checking that its parts fit.
 pub fn phase_from_bytes(bytes: &[u8]) -> Result<PhaseInput, String> {
-    let mut r = Reader(bytes);
+    phase_from(Reader::of(bytes))
+}
+
+/// [`phase_from_bytes`] of the concatenation of `pieces`.
+pub fn phase_from_pieces(pieces: &[Bytes]) -> Result<PhaseInput, String> {
+    phase_from(Reader::of_pieces(pieces))
+}
+
+fn phase_from(mut r: Reader) -> Result<PhaseInput, String> {
     let phase = match r.u8()? {
         0 => {
             let (num_terms, samples, seed) = (r.usize()?, r.usize()?, r.u64()?);
@@ -225,7 +243,7 @@ pub fn extra_to_bytes(task: &Task) -> Option<Vec<u8>> {
         }
         Task::LsiPass { .. } | Task::LdaEStep { .. } => return None,
     }
-    Some(w.0)
+    Some(w.into_bytes())
 }
 
 /// A subtree task from its parts: a node of at most 2³² chunks, spans within it that
@@ -235,7 +253,7 @@ fn subtree_from_parts(
     block: SparseChunk,
     extra: &[u8],
 ) -> Result<Task, String> {
-    let mut r = Reader(extra);
+    let mut r = Reader::of(extra);
     let node = (r.u64()?, r.u64()?);
     let flat = r.u64s()?;
     r.end()?;
@@ -295,6 +313,11 @@ pub fn task_from_parts(
 /// Encode a task's result.
 pub fn output_to_bytes(output: &Output) -> Vec<u8> {
     let mut w = Writer::default();
+    output_into(&mut w, output);
+    w.into_bytes()
+}
+
+fn output_into(w: &mut Writer, output: &Output) {
     match output {
         Output::LsiPass(term) => {
             w.u8(0);
@@ -325,7 +348,7 @@ pub fn output_to_bytes(output: &Output) -> Vec<u8> {
             w.f64s(&p.s);
         }
         Output::LdaEStep(stats) => {
-            w.0.reserve(34 + 4 * stats.words.len() + 8 * (stats.sstats.len() + stats.gamma.len()));
+            w.reserve(34 + 4 * stats.words.len() + 8 * (stats.sstats.len() + stats.gamma.len()));
             w.u8(3);
             w.u32s(&stats.words);
             w.f64s(&stats.sstats);
@@ -333,47 +356,35 @@ pub fn output_to_bytes(output: &Output) -> Vec<u8> {
             w.u64(stats.converged as u64);
         }
     }
-    w.0
 }
 
 /// A result as the pieces of its [`output_to_bytes`] encoding, in order, for sending: the
-/// `Yt` of a partial sum of the sketch (16 bytes a value, 126 MB on gcide) is a piece that
-/// keeps the sum's own memory instead of a copy of it; everything else is one piece.
-pub fn output_pieces(output: Output) -> Vec<bytes::Bytes> {
+/// large array of a partial sum (`Yt`, 126 MB on gcide for the sketch's) is a piece that
+/// keeps the sum's own memory instead of a copy of it.
+pub fn output_pieces(output: Output) -> Vec<Bytes> {
+    let mut w = Writer::default();
     match output {
-        Output::LsiPartial(PassSum::Sketch {
-            samples,
-            y,
-            bounds,
-            frobenius,
-        }) if cfg!(target_endian = "little") => {
-            let (mut head, mut tail) = (Writer::default(), Writer::default());
-            head.u8(1); // a partial sum, as `output_to_bytes` marks it
-            head.sketch_head(samples, bounds.len());
-            tail.sketch_tail(&bounds, frobenius);
-            vec![
-                bytes::Bytes::from(head.0),
-                bytes::Bytes::from_owner(LittleEndian(y)),
-                bytes::Bytes::from(tail.0),
-            ]
+        Output::LsiPartial(sum) => {
+            w.u8(1);
+            w.owned_pass_sum(sum);
         }
-        output => vec![bytes::Bytes::from(output_to_bytes(&output))],
+        output => output_into(&mut w, &output),
     }
-}
-
-/// An array whose memory is its little-endian bytes (on a little-endian host only).
-struct LittleEndian<T>(Vec<T>);
-
-impl<T: Le> AsRef<[u8]> for LittleEndian<T> {
-    fn as_ref(&self) -> &[u8] {
-        bytemuck::cast_slice(&self.0)
-    }
+    w.into_pieces()
 }
 
 /// Decode a result written by [`output_to_bytes`]. Whether it fits its task (shapes against
 /// the job) is checked where it is reduced.
 pub fn output_from_bytes(bytes: &[u8]) -> Result<Output, String> {
-    let mut r = Reader(bytes);
+    output_from(Reader::of(bytes))
+}
+
+/// [`output_from_bytes`] of the concatenation of `pieces` (the pages of an upload).
+pub fn output_from_pieces(pieces: &[Bytes]) -> Result<Output, String> {
+    output_from(Reader::of_pieces(pieces))
+}
+
+fn output_from(mut r: Reader) -> Result<Output, String> {
     let output = match r.u8()? {
         0 => Output::LsiPass(match r.u8()? {
             0 => {
@@ -393,11 +404,7 @@ pub fn output_from_bytes(bytes: &[u8]) -> Result<Output, String> {
             2 => PassTerm::Gram(r.matrix()?),
             other => return Err(format!("a pass term of unknown kind {other}")),
         }),
-        1 => {
-            let sum = pass_sum_from_bytes(r.0)?;
-            r.0 = &[];
-            Output::LsiPartial(sum)
-        }
+        1 => Output::LsiPartial(r.pass_sum()?),
         2 => {
             let ut = r.matrix()?;
             let s = r.f64s()?;
@@ -422,34 +429,13 @@ pub fn output_from_bytes(bytes: &[u8]) -> Result<Output, String> {
 pub fn pass_sum_to_bytes(sum: &PassSum) -> Vec<u8> {
     let mut w = Writer::default();
     w.pass_sum(sum);
-    w.0
+    w.into_bytes()
 }
 
 /// Decode a pass's sum written by [`pass_sum_to_bytes`].
 pub fn pass_sum_from_bytes(bytes: &[u8]) -> Result<PassSum, String> {
-    let mut r = Reader(bytes);
-    let sum = match r.u8()? {
-        0 => {
-            let (samples, terms) = (r.u64()?, r.u64()?);
-            let count = samples
-                .checked_mul(terms)
-                .and_then(|n| n.checked_add(terms + 1))
-                .filter(|&n| n <= MAX_VALUES && n * 16 == r.0.len() as u64)
-                .ok_or("a sketch sum whose size does not match its shape")?;
-            let mut values: Vec<i128> = get_le(r.take(count as usize * 16)?);
-            let frobenius = values.pop().ok_or("a sketch sum without F")?;
-            let bounds = values.split_off((samples * terms) as usize);
-            PassSum::Sketch {
-                samples: samples as usize,
-                y: values,
-                bounds,
-                frobenius,
-            }
-        }
-        1 => PassSum::Power { y: r.matrix()? },
-        2 => PassSum::Gram { x: r.matrix()? },
-        other => return Err(format!("a sum of unknown kind {other}")),
-    };
+    let mut r = Reader::of(bytes);
+    let sum = r.pass_sum()?;
     r.end()?;
     Ok(sum)
 }
@@ -458,12 +444,12 @@ pub fn pass_sum_from_bytes(bytes: &[u8]) -> Result<PassSum, String> {
 pub fn grids_to_bytes(grids: &Grids) -> Vec<u8> {
     let mut w = Writer::default();
     w.grids(grids);
-    w.0
+    w.into_bytes()
 }
 
 /// Decode grids written by [`grids_to_bytes`]; every grid must be a positive power of two.
 pub fn grids_from_bytes(bytes: &[u8]) -> Result<Grids, String> {
-    let mut r = Reader(bytes);
+    let mut r = Reader::of(bytes);
     let grids = r.grids()?;
     r.end()?;
     Ok(grids)
@@ -473,269 +459,15 @@ pub fn grids_from_bytes(bytes: &[u8]) -> Result<Grids, String> {
 pub fn chunk_to_bytes(chunk: &SparseChunk) -> Vec<u8> {
     let mut w = Writer::default();
     w.chunk(chunk);
-    w.0
+    w.into_bytes()
 }
 
 /// Decode a chunk written by [`chunk_to_bytes`], checking its invariants.
 pub fn chunk_from_bytes(bytes: &[u8]) -> Result<SparseChunk, String> {
-    let mut r = Reader(bytes);
+    let mut r = Reader::of(bytes);
     let chunk = r.chunk()?;
     r.end()?;
     Ok(chunk)
-}
-
-#[derive(Default)]
-struct Writer(Vec<u8>);
-
-impl Writer {
-    fn u8(&mut self, v: u8) {
-        self.0.push(v);
-    }
-
-    fn u32(&mut self, v: u32) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-
-    fn u64(&mut self, v: u64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-
-    fn f64(&mut self, v: f64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-
-    /// A count of values and the values.
-    fn counted<T: Le>(&mut self, values: &[T]) {
-        self.u64(values.len() as u64);
-        put_le(&mut self.0, values);
-    }
-
-    fn u32s(&mut self, values: &[u32]) {
-        self.counted(values);
-    }
-
-    fn u64s(&mut self, values: &[u64]) {
-        self.counted(values);
-    }
-
-    fn f64s(&mut self, values: &[f64]) {
-        self.counted(values);
-    }
-
-    fn matrix(&mut self, m: &DMatrix<f64>) {
-        self.u64(m.nrows() as u64);
-        self.u64(m.ncols() as u64);
-        put_le(&mut self.0, m.as_slice());
-    }
-
-    /// A pass's sum, written in place: a partial sum of the sketch is 16 bytes a value, a
-    /// second buffer of it would cost as much as the rest of its delivery.
-    fn pass_sum(&mut self, sum: &PassSum) {
-        match sum {
-            PassSum::Sketch {
-                samples,
-                y,
-                bounds,
-                frobenius,
-            } => {
-                self.0.reserve(17 + 16 * (y.len() + bounds.len() + 1));
-                self.sketch_head(*samples, bounds.len());
-                put_le(&mut self.0, y);
-                self.sketch_tail(bounds, *frobenius);
-            }
-            PassSum::Power { y } => {
-                self.u8(1);
-                self.matrix(y);
-            }
-            PassSum::Gram { x } => {
-                self.u8(2);
-                self.matrix(x);
-            }
-        }
-    }
-
-    /// What precedes a sketch sum's `Yt`: its kind and shape.
-    fn sketch_head(&mut self, samples: usize, terms: usize) {
-        self.u8(0);
-        self.u64(samples as u64);
-        self.u64(terms as u64);
-    }
-
-    /// What follows a sketch sum's `Yt`: the bounds and F.
-    fn sketch_tail(&mut self, bounds: &[i128], frobenius: i128) {
-        put_le(&mut self.0, bounds);
-        put_le(&mut self.0, &[frobenius]);
-    }
-
-    fn grids(&mut self, grids: &Grids) {
-        self.f64s(&grids.terms);
-        self.f64(grids.gram);
-    }
-
-    fn term_sums(&mut self, sums: &TermSums) {
-        self.u32s(&sums.terms);
-        self.matrix(&sums.sums);
-    }
-
-    fn chunk(&mut self, chunk: &SparseChunk) {
-        self.u64(chunk.index);
-        self.u64(chunk.first_doc);
-        self.u64(chunk.num_docs() as u64);
-        self.u64(chunk.nnz() as u64);
-        self.0.reserve(8 * chunk.indptr.len() + 12 * chunk.nnz());
-        chunk.indptr.iter().for_each(|&p| self.u64(p as u64));
-        put_le(&mut self.0, &chunk.terms);
-        put_le(&mut self.0, &chunk.values);
-    }
-
-    fn option<T: ?Sized>(&mut self, value: Option<&T>, put: impl FnOnce(&mut Self, &T)) {
-        match value {
-            None => self.u8(0),
-            Some(v) => {
-                self.u8(1);
-                put(self, v);
-            }
-        }
-    }
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        if self.0.len() < n {
-            return Err("truncated".into());
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn end(&self) -> Result<(), String> {
-        match self.0.len() {
-            0 => Ok(()),
-            n => Err(format!("{n} bytes after the end")),
-        }
-    }
-
-    fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().expect("4 bytes"),
-        ))
-    }
-
-    fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().expect("8 bytes"),
-        ))
-    }
-
-    fn usize(&mut self) -> Result<usize, String> {
-        usize::try_from(self.u64()?).map_err(|e| e.to_string())
-    }
-
-    fn f64(&mut self) -> Result<f64, String> {
-        Ok(f64::from_le_bytes(
-            self.take(8)?.try_into().expect("8 bytes"),
-        ))
-    }
-
-    /// A count of `width`-byte values, checked against the bytes left before allocating.
-    fn count(&mut self, width: usize) -> Result<usize, String> {
-        let n = self.u64()?;
-        if n > MAX_VALUES || n as usize * width > self.0.len() {
-            return Err(format!("a count of {n} values beyond the bytes at hand"));
-        }
-        Ok(n as usize)
-    }
-
-    /// A count of values and the values.
-    fn values<T: Le>(&mut self) -> Result<Vec<T>, String> {
-        let width = size_of::<T>();
-        let n = self.count(width)?;
-        Ok(get_le(self.take(width * n)?))
-    }
-
-    fn u32s(&mut self) -> Result<Vec<u32>, String> {
-        self.values()
-    }
-
-    fn u64s(&mut self) -> Result<Vec<u64>, String> {
-        self.values()
-    }
-
-    fn f64s(&mut self) -> Result<Vec<f64>, String> {
-        self.values()
-    }
-
-    fn matrix(&mut self) -> Result<DMatrix<f64>, String> {
-        let (rows, cols) = (self.u64()?, self.u64()?);
-        let n = rows
-            .checked_mul(cols)
-            .filter(|&n| n <= MAX_VALUES && n * 8 <= self.0.len() as u64)
-            .ok_or("a matrix whose shape does not fit the bytes at hand")?;
-        let values = get_le(self.take(8 * n as usize)?);
-        Ok(DMatrix::from_vec(rows as usize, cols as usize, values))
-    }
-
-    fn grids(&mut self) -> Result<Grids, String> {
-        let terms = self.f64s()?;
-        let gram = self.f64()?;
-        if !terms.iter().chain([&gram]).all(|&q| grid::is_grid(q)) {
-            return Err("a grid that is not a power of two".into());
-        }
-        Ok(Grids { terms, gram })
-    }
-
-    fn term_sums(&mut self) -> Result<TermSums, String> {
-        let terms = self.u32s()?;
-        let sums = self.matrix()?;
-        if sums.ncols() != terms.len() {
-            return Err("term sums whose columns do not match their terms".into());
-        }
-        Ok(TermSums { terms, sums })
-    }
-
-    fn chunk(&mut self) -> Result<SparseChunk, String> {
-        let (index, first_doc) = (self.u64()?, self.u64()?);
-        let (docs, nnz) = (self.u64()?, self.u64()?);
-        let bytes = docs
-            .checked_add(1)
-            .and_then(|n| n.checked_mul(8))
-            .and_then(|n| n.checked_add(nnz.checked_mul(12)?))
-            .filter(|&n| n <= self.0.len() as u64)
-            .ok_or("a chunk whose sizes do not fit the bytes at hand")?;
-        let data = self.take(bytes as usize)?;
-        let (indptr, rest) = data.split_at(8 * (docs as usize + 1));
-        let (terms, values) = rest.split_at(4 * nnz as usize);
-        let chunk = SparseChunk {
-            index,
-            first_doc,
-            indptr: indptr
-                .chunks_exact(8)
-                .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
-                .collect(),
-            terms: get_le(terms),
-            values: get_le(values),
-        };
-        chunk.check()?;
-        Ok(chunk)
-    }
-
-    fn option<T>(
-        &mut self,
-        get: impl FnOnce(&mut Self) -> Result<T, String>,
-    ) -> Result<Option<T>, String> {
-        match self.u8()? {
-            0 => Ok(None),
-            1 => get(self).map(Some),
-            other => Err(format!("an option tagged {other}")),
-        }
-    }
 }
 
 /// A number that travels as its little-endian bytes, arrays of them in bulk: one copy on a
@@ -783,32 +515,7 @@ pub fn le_bytes<T: Le>(values: &[T]) -> std::borrow::Cow<'_, [u8]> {
     }
 }
 
-/// Append `values` as little-endian bytes.
-fn put_le<T: Le>(out: &mut Vec<u8>, values: &[T]) {
-    out.extend_from_slice(&le_bytes(values));
-}
-
-/// The values whose little-endian bytes are `bytes` (a whole number of values, which the
-/// callers have checked).
-fn get_le<T: Le>(bytes: &[u8]) -> Vec<T> {
-    let n = bytes.len() / size_of::<T>();
-    let mut values = Vec::<T>::with_capacity(n);
-    // SAFETY: the capacity holds `n` values, which `n · size_of::<T>()` bytes fill
-    // entirely, and every bit pattern is a value of a `Pod` type. (Copied straight into
-    // the new memory: zeroing it first would write it twice.)
-    unsafe {
-        std::ptr::copy_nonoverlapping(
-            bytes.as_ptr(),
-            values.as_mut_ptr().cast::<u8>(),
-            n * size_of::<T>(),
-        );
-        values.set_len(n);
-    }
-    if cfg!(not(target_endian = "little")) {
-        values.iter_mut().for_each(|v| *v = v.swap_le());
-    }
-    values
-}
-
+mod reader;
 #[cfg(test)]
 mod tests;
+mod writer;

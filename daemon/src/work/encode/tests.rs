@@ -1,6 +1,14 @@
 //! The layouts round-trip, and damaged or hostile bytes are errors.
 
+use nalgebra::DMatrix;
+use topicd_numerics::lsi::products::TermSums;
+
 use super::*;
+
+/// `bytes` cut into pages of `size` bytes, as an upload or a fetch receives them.
+fn pages(bytes: &[u8], size: usize) -> Vec<Bytes> {
+    bytes.chunks(size).map(Bytes::copy_from_slice).collect()
+}
 
 fn chunk() -> SparseChunk {
     SparseChunk {
@@ -136,6 +144,9 @@ fn tasks_round_trip_and_do_not_trust_their_sizes() {
         let back = round_trip(&task).unwrap();
         let phase = phase_to_bytes(&PhaseInput::of(&task));
         assert_eq!(phase_to_bytes(&PhaseInput::of(&back)), phase);
+        assert_eq!(phase_pieces(&PhaseInput::of(&task)).concat(), phase);
+        let paged = phase_from_pieces(&pages(&phase, 7)).unwrap();
+        assert_eq!(phase_to_bytes(&paged), phase);
         assert_eq!(extra_to_bytes(&back), extra_to_bytes(&task));
         assert!(task_chunk(&back).bit_eq(&chunk));
         refuses_damage(&phase, |b| phase_from_bytes(b).map(|_| ()));
@@ -190,12 +201,15 @@ fn outputs_round_trip() {
     for output in outputs {
         let bytes = output_to_bytes(&output);
         assert_eq!(output_to_bytes(&output_from_bytes(&bytes).unwrap()), bytes);
+        let paged = output_from_pieces(&pages(&bytes, 5)).unwrap();
+        assert_eq!(output_to_bytes(&paged), bytes);
         refuses_damage(&bytes, |b| output_from_bytes(b).map(|_| ()));
     }
 }
 
 /// The pieces of a result are its encoding, cut: a partial sum of the sketch in three
-/// (the middle one the sum's own memory), anything else whole.
+/// (the middle one the sum's own memory), of a power pass in two (its `Yt` last), anything
+/// else whole.
 #[test]
 fn pieces_are_the_encoding_cut() {
     let sketch = Output::LsiPartial(PassSum::Sketch {
@@ -204,10 +218,13 @@ fn pieces_are_the_encoding_cut() {
         bounds: vec![10, 20, 30],
         frobenius: 99,
     });
+    let power = Output::LsiPartial(PassSum::Power {
+        y: DMatrix::from_fn(2, 3, |r, c| r as f64 - c as f64),
+    });
     let gram = Output::LsiPartial(PassSum::Gram {
         x: DMatrix::identity(2, 2),
     });
-    for (output, count) in [(sketch, 3), (gram, 1)] {
+    for (output, count) in [(sketch, 3), (power, 2), (gram, 1)] {
         let bytes = output_to_bytes(&output);
         let pieces = output_pieces(output);
         assert_eq!(pieces.len(), count);
