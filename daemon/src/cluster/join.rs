@@ -217,15 +217,15 @@ impl Arriving {
     fn append(&mut self, page: Page) -> Result<(), LinkError> {
         let (what, total) = (self.what, self.total);
         let due = (total - self.received).min(PAGE_BYTES as u64);
-        if page.total != total || page.bytes.len() as u64 != due {
+        if page.total != total || page.bytes.0.len() as u64 != due {
             return Err(LinkError::Lost(format!(
                 "a page of {} bytes of {what:?} ({} in all) where {due} bytes of {total} were due",
-                page.bytes.len(),
+                page.bytes.0.len(),
                 page.total
             )));
         }
         self.received += due;
-        self.pages.push(page.bytes);
+        self.pages.push(page.bytes.0);
         Ok(())
     }
 }
@@ -397,7 +397,7 @@ impl Link for NetworkLink {
                 lease,
                 offset,
                 total,
-                page,
+                FrameBytes(page),
             )
         });
         let mut uploads = futures::stream::iter(uploads).buffer_unordered(PAGES_IN_FLIGHT);
@@ -456,7 +456,7 @@ mod tests {
             _: LeaseId,
             _: u64,
             _: u64,
-            _: bytes::Bytes,
+            _: FrameBytes,
         ) -> Result<(), WireError> {
             Ok(())
         }

@@ -294,7 +294,10 @@ impl Cluster for ClusterHandler {
                     .remove(&what);
             }
         }
-        Ok(Page { total, bytes: page })
+        Ok(Page {
+            total,
+            bytes: FrameBytes(page),
+        })
     }
 
     async fn held(self, _: Context, worker: WorkerId, lease: LeaseId) -> Result<(), WireError> {
@@ -312,7 +315,7 @@ impl Cluster for ClusterHandler {
         lease: LeaseId,
         offset: u64,
         total: u64,
-        bytes: bytes::Bytes,
+        FrameBytes(bytes): FrameBytes,
     ) -> Result<(), WireError> {
         let worker = self.own(worker)?;
         let mut uploads = self.conn.uploads.lock().unwrap_or_else(|e| e.into_inner());

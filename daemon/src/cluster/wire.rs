@@ -11,6 +11,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::schedule::{ChunkKey, LeaseId, WorkerId};
+pub use crate::peer::FrameBytes;
 
 /// Largest page of a fetch or an upload.
 pub const PAGE_BYTES: usize = 4 << 20;
@@ -91,7 +92,7 @@ pub trait Cluster {
         lease: LeaseId,
         offset: u64,
         total: u64,
-        bytes: Bytes,
+        bytes: FrameBytes,
     ) -> Result<(), WireError>;
     /// The result of `lease`, uploaded in `length` bytes, is complete: every page arrived.
     async fn deliver(worker: WorkerId, lease: LeaseId, length: u64) -> Result<(), WireError>;
@@ -177,8 +178,8 @@ pub struct Page {
     /// The item's whole length.
     pub total: u64,
     /// The bytes from the requested offset (at most [`PAGE_BYTES`]): a slice of the item,
-    /// sent as one run.
-    pub bytes: Bytes,
+    /// sent as one run, received as a slice of its frame.
+    pub bytes: FrameBytes,
 }
 
 /// Why the dispatcher refused a request.

@@ -93,7 +93,9 @@ pub use handshake::{HandshakeError, HandshakeErrorKind, handshake};
 pub use listen::{ListenLimits, PeerListener, check_dial_address, check_listen_address};
 use sealed::FrameCodec;
 pub use secret::{MAX_SECRET_BYTES, MIN_SECRET_BYTES, Secret, check_secret_file};
-pub use transport::{ClientTransport, Frames, Outgoing, PeerTransport, ServerTransport};
+pub use transport::{
+    ClientTransport, FrameBytes, Frames, Outgoing, PeerTransport, ServerTransport,
+};
 
 /// The cluster protocol's version: bump it whenever the cluster service's messages change, so
 /// that a dispatcher and a worker of different versions refuse each other with a clear message

@@ -1,6 +1,9 @@
 //! An established connection as frames ([`Frames`]) or as a tarpc transport
 //! ([`PeerTransport`]): bincode messages, each in one frame, decoded within the frame's size.
+//! The bulk of a message ([`FrameBytes`]: a page) is received without a copy: it is a slice
+//! of the frame it arrived in.
 
+use std::cell::RefCell;
 use std::io;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
@@ -10,7 +13,7 @@ use std::task::{Context, Poll, ready};
 use bincode::Options;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::{Sink, Stream};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::codec::Framed;
@@ -129,20 +132,87 @@ where
             return Poll::Ready(None);
         };
         let item = frame.and_then(|frame| {
-            bincode::DefaultOptions::new()
-                .with_limit(frame.len() as u64)
-                .deserialize(&frame)
-                .map_err(|e| {
-                    let peer = self.frames.peer;
-                    log::warn!(
-                        "cluster peer {peer}: a frame of {} bytes that is not a message of \
+            let frame = frame.freeze();
+            within_frame(&frame, || {
+                bincode::DefaultOptions::new()
+                    .with_limit(frame.len() as u64)
+                    .deserialize(&frame)
+            })
+            .map_err(|e| {
+                let peer = self.frames.peer;
+                log::warn!(
+                    "cluster peer {peer}: a frame of {} bytes that is not a message of \
                          this protocol ({e}); disconnecting it",
-                        frame.len()
-                    );
-                    io::Error::new(io::ErrorKind::InvalidData, e)
-                })
+                    frame.len()
+                );
+                io::Error::new(io::ErrorKind::InvalidData, e)
+            })
         });
         Poll::Ready(Some(item))
+    }
+}
+
+thread_local! {
+    /// The frame being decoded on this thread, whose slices [`FrameBytes`] become.
+    static FRAME: RefCell<Option<Bytes>> = const { RefCell::new(None) };
+}
+
+/// Run `decode` with `frame` as the frame its [`FrameBytes`] are slices of.
+fn within_frame<T>(frame: &Bytes, decode: impl FnOnce() -> T) -> T {
+    struct Reset(Option<Bytes>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            FRAME.with(|f| *f.borrow_mut() = self.0.take());
+        }
+    }
+    let _reset = Reset(FRAME.with(|f| f.borrow_mut().replace(frame.clone())));
+    decode()
+}
+
+/// Bytes that a message carries in bulk (a page). Serialized as bytes; deserialized by a
+/// [`PeerTransport`] as a slice of the frame they arrived in, without a copy (anywhere else,
+/// as a copy).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FrameBytes(pub Bytes);
+
+impl Serialize for FrameBytes {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for FrameBytes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = FrameBytes;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+
+            fn visit_borrowed_bytes<E>(self, v: &'de [u8]) -> Result<FrameBytes, E> {
+                let shared = FRAME.with(|f| {
+                    let frame = f.borrow();
+                    let frame = frame.as_ref()?;
+                    let range = frame.as_ptr_range();
+                    let inside = range.start <= v.as_ptr() && v.as_ptr_range().end <= range.end;
+                    inside.then(|| frame.slice_ref(v))
+                });
+                Ok(FrameBytes(
+                    shared.unwrap_or_else(|| Bytes::copy_from_slice(v)),
+                ))
+            }
+
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<FrameBytes, E> {
+                Ok(FrameBytes(Bytes::copy_from_slice(v)))
+            }
+
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<FrameBytes, E> {
+                Ok(FrameBytes(Bytes::from(v)))
+            }
+        }
+        deserializer.deserialize_bytes(Visitor)
     }
 }
 
@@ -227,5 +297,37 @@ where
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.frames).poll_close(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bytes decoded within their frame are a slice of it; decoded anywhere else, a copy
+    /// with the same contents.
+    #[test]
+    fn frame_bytes_are_slices_of_their_frame() {
+        let message = (7u64, FrameBytes(Bytes::from(vec![5u8; 1000])), 9u32);
+        let frame = Bytes::from(bincode::DefaultOptions::new().serialize(&message).unwrap());
+        let decode = || -> (u64, FrameBytes, u32) {
+            bincode::DefaultOptions::new().deserialize(&frame).unwrap()
+        };
+        let inside = |b: &Bytes| {
+            let range = frame.as_ptr_range();
+            range.start <= b.as_ptr() && b.as_ptr_range().end <= range.end
+        };
+        let shared = within_frame(&frame, decode);
+        assert_eq!(shared, message);
+        assert!(inside(&shared.1.0), "a slice of the frame");
+        let copied = decode();
+        assert_eq!(copied, message);
+        assert!(!inside(&copied.1.0), "a copy outside a transport");
+        let other = Bytes::from(vec![1u8; 10]);
+        let elsewhere = within_frame(&other, decode);
+        assert!(
+            !inside(&elsewhere.1.0) && elsewhere == message,
+            "not in that frame"
+        );
     }
 }

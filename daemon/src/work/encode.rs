@@ -120,7 +120,7 @@ fn phase_writer(phase: &PhaseInput) -> Writer {
             w.u8(u8::from(input.gamma));
             w.f64s(&input.alpha);
             w.u32s(&input.topics.words);
-            w.f64s(&input.topics.exp_elog_beta);
+            w.counted_shared(TopicColumns(input.clone()));
             w.f64s(&input.topics.grids);
         }
     }
@@ -359,8 +359,8 @@ fn output_into(w: &mut Writer, output: &Output) {
 }
 
 /// A result as the pieces of its [`output_to_bytes`] encoding, in order, for sending: the
-/// large array of a partial sum (`Yt`, 126 MB on gcide for the sketch's) is a piece that
-/// keeps the sum's own memory instead of a copy of it.
+/// large arrays of a partial sum (`Yt`, 126 MB on gcide for the sketch's) and of an
+/// E-step's statistics are pieces that keep their own memory instead of a copy of it.
 pub fn output_pieces(output: Output) -> Vec<Bytes> {
     let mut w = Writer::default();
     match output {
@@ -368,9 +368,25 @@ pub fn output_pieces(output: Output) -> Vec<Bytes> {
             w.u8(1);
             w.owned_pass_sum(sum);
         }
+        Output::LdaEStep(stats) => {
+            w.u8(3);
+            w.u32s(&stats.words);
+            w.counted_shared(stats.sstats);
+            w.counted_shared(stats.gamma);
+            w.u64(stats.converged as u64);
+        }
         output => output_into(&mut w, &output),
     }
     w.into_pieces()
+}
+
+/// The columns of exp E[log β] of an E-step's input, sent from their own memory.
+struct TopicColumns(Arc<EStepInput>);
+
+impl AsRef<[f64]> for TopicColumns {
+    fn as_ref(&self) -> &[f64] {
+        &self.0.topics.exp_elog_beta
+    }
 }
 
 /// Decode a result written by [`output_to_bytes`]. Whether it fits its task (shapes against

@@ -208,8 +208,8 @@ fn outputs_round_trip() {
 }
 
 /// The pieces of a result are its encoding, cut: a partial sum of the sketch in three
-/// (the middle one the sum's own memory), of a power pass in two (its `Yt` last), anything
-/// else whole.
+/// (the middle one the sum's own memory), of a power pass in two (its `Yt` last), E-step
+/// statistics in five (`sstats` and `γ` their own), anything else whole.
 #[test]
 fn pieces_are_the_encoding_cut() {
     let sketch = Output::LsiPartial(PassSum::Sketch {
@@ -224,7 +224,13 @@ fn pieces_are_the_encoding_cut() {
     let gram = Output::LsiPartial(PassSum::Gram {
         x: DMatrix::identity(2, 2),
     });
-    for (output, count) in [(sketch, 3), (power, 2), (gram, 1)] {
+    let estep = Output::LdaEStep(ChunkStats {
+        words: vec![2, 7],
+        sstats: vec![0.5, 1.5, 2.5, 3.5],
+        gamma: vec![1.0; 6],
+        converged: 3,
+    });
+    for (output, count) in [(sketch, 3), (power, 2), (gram, 1), (estep, 5)] {
         let bytes = output_to_bytes(&output);
         let pieces = output_pieces(output);
         assert_eq!(pieces.len(), count);

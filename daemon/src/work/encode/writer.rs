@@ -66,7 +66,7 @@ impl Writer {
 
     /// The values that `owner` holds, as a piece of their own memory on a little-endian
     /// host (copied on another).
-    fn shared<T: Le, O: AsRef<[T]> + Send + 'static>(&mut self, owner: O) {
+    pub(super) fn shared<T: Le, O: AsRef<[T]> + Send + 'static>(&mut self, owner: O) {
         if cfg!(target_endian = "little") {
             if !self.buf.is_empty() {
                 self.done.push(Bytes::from(std::mem::take(&mut self.buf)));
@@ -84,6 +84,12 @@ impl Writer {
     fn counted<T: Le>(&mut self, values: &[T]) {
         self.u64(values.len() as u64);
         self.le(values);
+    }
+
+    /// A count of values and the values that `owner` holds, as [`shared`](Self::shared).
+    pub(super) fn counted_shared<T: Le, O: AsRef<[T]> + Send + 'static>(&mut self, owner: O) {
+        self.u64(owner.as_ref().len() as u64);
+        self.shared(owner);
     }
 
     pub(super) fn u32s(&mut self, values: &[u32]) {
