@@ -360,10 +360,13 @@ impl Cluster for ClusterHandler {
             .complete(length)
             .map_err(|why| WireError::BadRequest(format!("lease {lease}: {why}")))?;
         // decoding a large partial sum takes a while: not on the runtime's threads
+        let decoding = Instant::now();
         let output = tokio::task::spawn_blocking(move || encode::output_from_pieces(&pages))
             .await
             .map_err(|e| WireError::BadRequest(e.to_string()))?
             .map_err(|e| WireError::BadRequest(format!("lease {lease}: {e}")))?;
+        log::debug!(event = "result-decoded"; "lease {lease}: {length} bytes decoded in {:.4} s",
+            decoding.elapsed().as_secs_f64());
         let d = &self.dispatcher;
         let result = d.lock().deliver(worker, lease, output, Instant::now());
         d.notify();
