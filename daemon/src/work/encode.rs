@@ -1,10 +1,10 @@
 //! Numbers as bytes: the layouts in which tasks, their results, sums and grids are
 //! checkpointed and sent between hosts. Little-endian throughout; every length is checked
 //! against the bytes at hand before anything is allocated, so a damaged or hostile buffer is
-//! an error, never a panic or a huge allocation. The [`writer`] makes an encoding as pieces,
-//! so that a large array that stays alive (`Qt`, a partial sum, an E-step's statistics) is
-//! sent from its own memory; the [`reader`] reads the pages an item arrived in, copying a
-//! large array once, into its own memory.
+//! an error, never a panic or a huge allocation. The writer (`encode/writer.rs`) makes an
+//! encoding as pieces, so that a large array that stays alive (`Qt`, a partial sum, an
+//! E-step's statistics) is sent from its own memory; the reader (`encode/reader.rs`) reads
+//! the pages an item arrived in, copying a large array once, into its own memory.
 //!
 //! ```text
 //! sum       u8 kind (0 sketch, 1 power, 2 gram)
