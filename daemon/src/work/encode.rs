@@ -75,15 +75,12 @@ impl PhaseInput {
 
 /// Encode the part of a task its phase shares ([`PhaseInput`]).
 pub fn phase_to_bytes(phase: &PhaseInput) -> Vec<u8> {
-    phase_writer(phase).into_bytes()
+    phase_pieces(phase).concat()
 }
 
-/// [`phase_to_bytes`] as pieces, for sending: `Qt` is a piece of its own memory.
+/// [`phase_to_bytes`] as pieces, for sending: `Qt` and the E-step's topic columns are
+/// pieces of their own memory.
 pub fn phase_pieces(phase: &PhaseInput) -> Vec<Bytes> {
-    phase_writer(phase).into_pieces()
-}
-
-fn phase_writer(phase: &PhaseInput) -> Writer {
     let mut w = Writer::default();
     match phase {
         PhaseInput::LsiPass(input) => {
@@ -127,7 +124,7 @@ fn phase_writer(phase: &PhaseInput) -> Writer {
             w.f64s(&input.topics.grids);
         }
     }
-    w
+    w.into_pieces()
 }
 
 /// Decode a phase's input written by [`phase_to_bytes`], checking that its parts fit.
@@ -315,12 +312,14 @@ pub fn task_from_parts(
 
 /// Encode a task's result.
 pub fn output_to_bytes(output: &Output) -> Vec<u8> {
-    let mut w = Writer::default();
-    output_into(&mut w, output);
-    w.into_bytes()
+    output_pieces(output.clone()).concat()
 }
 
-fn output_into(w: &mut Writer, output: &Output) {
+/// [`output_to_bytes`] as pieces, in order, for sending: the large arrays of a partial sum
+/// (`Yt`, 126 MB on gcide for the sketch's) and of an E-step's statistics are pieces that
+/// keep their own memory instead of a copy of it.
+pub fn output_pieces(output: Output) -> Vec<Bytes> {
+    let mut w = Writer::default();
     match output {
         Output::LsiPass(term) => {
             w.u8(0);
@@ -333,43 +332,22 @@ fn output_into(w: &mut Writer, output: &Output) {
                 }
                 PassTerm::Power(sums) => {
                     w.u8(1);
-                    w.term_sums(sums);
+                    w.term_sums(&sums);
                 }
                 PassTerm::Gram(x) => {
                     w.u8(2);
-                    w.matrix(x);
+                    w.matrix(&x);
                 }
             }
         }
         Output::LsiPartial(sum) => {
             w.u8(1);
-            w.pass_sum(sum);
+            w.owned_pass_sum(sum);
         }
         Output::LsiNode(p) => {
             w.u8(2);
             w.matrix(&p.ut);
             w.f64s(&p.s);
-        }
-        Output::LdaEStep(stats) => {
-            w.reserve(34 + 4 * stats.words.len() + 8 * (stats.sstats.len() + stats.gamma.len()));
-            w.u8(3);
-            w.u32s(&stats.words);
-            w.f64s(&stats.sstats);
-            w.f64s(&stats.gamma);
-            w.u64(stats.converged as u64);
-        }
-    }
-}
-
-/// A result as the pieces of its [`output_to_bytes`] encoding, in order, for sending: the
-/// large arrays of a partial sum (`Yt`, 126 MB on gcide for the sketch's) and of an
-/// E-step's statistics are pieces that keep their own memory instead of a copy of it.
-pub fn output_pieces(output: Output) -> Vec<Bytes> {
-    let mut w = Writer::default();
-    match output {
-        Output::LsiPartial(sum) => {
-            w.u8(1);
-            w.owned_pass_sum(sum);
         }
         Output::LdaEStep(stats) => {
             w.u8(3);
@@ -378,7 +356,6 @@ pub fn output_pieces(output: Output) -> Vec<Bytes> {
             w.counted_shared(stats.gamma);
             w.u64(stats.converged as u64);
         }
-        output => output_into(&mut w, &output),
     }
     w.into_pieces()
 }

@@ -82,6 +82,7 @@ pub struct EStepInput {
 }
 
 /// The result of a task.
+#[derive(Clone)]
 pub enum Output {
     /// The chunk's term of an LSI pass.
     LsiPass(PassTerm),
