@@ -13,8 +13,6 @@
 
 use std::sync::Arc;
 
-use nalgebra::DMatrix;
-
 use super::pass_reader::{PassInput, PassReader};
 use super::{Inputs, JobContext, JobError, RunEnd, Stop, check_memory};
 use crate::corpus::{Piece, SparseChunk};
@@ -50,9 +48,9 @@ pub fn run(
     if end == RunEnd::Succeeded {
         let blobs = run.ctx.store.blobs();
         let model = StoredModel::Lda {
-            sstats: blobs.put_matrix(&DMatrix::from_vec(k, v, run.state.lambda_minus_eta()))?,
+            sstats: blobs.put_values(k, v, &run.state.lambda_minus_eta())?,
             alpha: run.state.alpha.clone(),
-            eta: blobs.put_matrix(&DMatrix::from_column_slice(v, 1, &run.state.eta))?,
+            eta: blobs.put_values(v, 1, &run.state.eta)?,
         };
         let progress = Progress {
             docs_done: inputs.num_docs,
@@ -419,18 +417,17 @@ impl<'a, 'b> LdaRun<'a, 'b> {
         self.ctx.save_checkpoint(progress, |blobs: &Blobs| {
             let model = CheckpointModel::Lda {
                 pass,
-                sstats: blobs.put_matrix(&DMatrix::from_column_slice(k, v, &state.sstats))?,
+                sstats: blobs.put_values(k, v, &state.sstats)?,
                 scale: state.scale,
                 sstats_totals: state.sstats_totals.clone(),
                 alpha: state.alpha.clone(),
-                eta: blobs.put_matrix(&DMatrix::from_column_slice(v, 1, &state.eta))?,
+                eta: blobs.put_values(v, 1, &state.eta)?,
                 num_updates: state.num_updates,
                 eta_in_lambda: state.eta_in_lambda,
                 batch: match batch.docs {
                     0 => None,
                     docs => {
-                        let counts =
-                            blobs.put_matrix(&DMatrix::from_column_slice(k, v, &batch.counts))?;
+                        let counts = blobs.put_values(k, v, &batch.counts)?;
                         Some((counts, batch.words.clone(), docs))
                     }
                 },

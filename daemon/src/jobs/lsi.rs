@@ -430,7 +430,7 @@ fn save_multi_pass(
         let acc = state
             .acc
             .as_ref()
-            .map(|acc| blobs.put_bytes(&encode::pass_sum_to_bytes(acc)))
+            .map(|acc| blobs.put_pieces(&encode::pass_sum_pieces(acc)))
             .transpose()?;
         let model = CheckpointModel::LsiPasses {
             pass: state.pass,

@@ -24,6 +24,7 @@ use xxhash_rust::xxh3::Xxh3;
 use super::StoreError;
 use super::files::{create_private_dir, sync_directory, write_atomically};
 use crate::atomic_file::AtomicFile;
+use crate::work::encode::le_bytes;
 
 const MATRIX_MAGIC: &[u8; 8] = b"TPCDMAT1";
 const EXTENSION: &str = "blob";
@@ -123,8 +124,22 @@ impl Blobs {
 
     /// Store a byte string; returns its id. Storing the same content twice is one file.
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<BlobId, StoreError> {
-        let id = BlobId(format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes)));
-        self.put(&id, |w| w.write_all(bytes))?;
+        self.put_pieces(&[bytes])
+    }
+
+    /// Store the concatenation of `pieces`, written and hashed piece by piece: a large
+    /// array is written from its own memory, not gathered into a buffer first.
+    pub fn put_pieces(&self, pieces: &[impl AsRef<[u8]>]) -> Result<BlobId, StoreError> {
+        let mut hasher = Xxh3::new();
+        pieces
+            .iter()
+            .for_each(|piece| hasher.update(piece.as_ref()));
+        let id = BlobId(format!("{:032x}", hasher.digest128()));
+        self.put(&id, |w| {
+            pieces
+                .iter()
+                .try_for_each(|piece| w.write_all(piece.as_ref()))
+        })?;
         Ok(id)
     }
 
@@ -146,21 +161,24 @@ impl Blobs {
 
     /// Store a matrix (shape + column-major f64 values).
     pub fn put_matrix(&self, m: &DMatrix<f64>) -> Result<BlobId, StoreError> {
-        let mut hasher = Xxh3::new();
-        let header = matrix_header(m.nrows(), m.ncols());
-        hasher.update(&header);
-        for v in m.as_slice() {
-            hasher.update(&v.to_le_bytes());
-        }
-        let id = BlobId(format!("{:032x}", hasher.digest128()));
-        self.put(&id, |w| {
-            w.write_all(&header)?;
-            for v in m.as_slice() {
-                w.write_all(&v.to_le_bytes())?;
-            }
-            Ok(())
-        })?;
-        Ok(id)
+        self.put_values(m.nrows(), m.ncols(), m.as_slice())
+    }
+
+    /// Store a matrix given as its shape and its column-major values (`rows × cols` of
+    /// them), which need not be a [`DMatrix`]; the same blob as [`Blobs::put_matrix`].
+    pub fn put_values(
+        &self,
+        rows: usize,
+        cols: usize,
+        values: &[f64],
+    ) -> Result<BlobId, StoreError> {
+        assert_eq!(
+            rows * cols,
+            values.len(),
+            "a matrix's values fill its shape"
+        );
+        let header = matrix_header(rows, cols);
+        self.put_pieces(&[&header[..], &le_bytes(values)])
     }
 
     /// Read a matrix back, checking shape and checksum.
@@ -382,6 +400,24 @@ mod tests {
         let err = blobs.get_matrix(&id).unwrap_err();
         assert!(err.to_string().contains("corrupt"), "{err}");
         assert_eq!(err.kind(), super::super::StoreErrorKind::Corrupt);
+    }
+
+    #[test]
+    fn pieces_are_the_blob_of_their_concatenation() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path()).unwrap();
+        // odd sizes, an empty piece, and one larger than the hasher's internal buffer
+        let big: Vec<u8> = (0..(1 << 20) + 13).map(|i| (i * 31 % 251) as u8).collect();
+        let pieces: [&[u8]; 4] = [b"head", &[], &big, b"tail!"];
+        let id = blobs.put_pieces(&pieces).unwrap();
+        let whole = pieces.concat();
+        assert_eq!(id, content_id(&whole));
+        assert_eq!(blobs.get_bytes(&id).unwrap(), whole);
+
+        let m = DMatrix::from_fn(6, 5, |r, c| r as f64 - 0.25 * c as f64);
+        let values = blobs.put_values(6, 5, m.as_slice()).unwrap();
+        assert_eq!(values, blobs.put_matrix(&m).unwrap());
+        assert_eq!(blobs.get_matrix(&values).unwrap(), m);
     }
 
     #[test]

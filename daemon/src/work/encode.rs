@@ -421,14 +421,13 @@ fn output_from(mut r: Reader) -> Result<Output, String> {
     Ok(output)
 }
 
-/// Encode a pass's (partial) sum.
-pub fn pass_sum_to_bytes(sum: &PassSum) -> Vec<u8> {
-    let mut w = Writer::default();
-    w.pass_sum(sum);
-    w.into_bytes()
+/// A pass's (partial) sum as the pieces of its encoding, its large array borrowed: what a
+/// checkpoint writes without copying it. The encoding is their concatenation.
+pub fn pass_sum_pieces(sum: &PassSum) -> [std::borrow::Cow<'_, [u8]>; 3] {
+    Writer::pass_sum_pieces(sum)
 }
 
-/// Decode a pass's sum written by [`pass_sum_to_bytes`].
+/// Decode a pass's sum written as [`pass_sum_pieces`].
 pub fn pass_sum_from_bytes(bytes: &[u8]) -> Result<PassSum, String> {
     let mut r = Reader::of(bytes);
     let sum = r.pass_sum()?;

@@ -45,7 +45,7 @@ fn sums_and_grids_round_trip_and_damage_is_an_error() {
         x: DMatrix::from_element(2, 2, 1.5),
     };
     for sum in [sketch, power, gram] {
-        let bytes = pass_sum_to_bytes(&sum);
+        let bytes = pass_sum_pieces(&sum).concat();
         assert_eq!(pass_sum_from_bytes(&bytes).unwrap(), sum);
         refuses_damage(&bytes, pass_sum_from_bytes);
         let mut huge = bytes.clone();

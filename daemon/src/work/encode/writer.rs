@@ -2,6 +2,7 @@
 //! large array that can be kept alive (a shared `Qt`, a partial sum given up to be sent)
 //! becomes a piece that is its own memory instead of a copy of it.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -120,31 +121,6 @@ impl Writer {
         self.shared(SharedMatrix(m.clone()));
     }
 
-    /// A pass's sum, copied.
-    pub(super) fn pass_sum(&mut self, sum: &PassSum) {
-        match sum {
-            PassSum::Sketch {
-                samples,
-                y,
-                bounds,
-                frobenius,
-            } => {
-                self.reserve(17 + 16 * (y.len() + bounds.len() + 1));
-                self.sketch_head(*samples, bounds.len());
-                self.le(y);
-                self.sketch_tail(bounds, *frobenius);
-            }
-            PassSum::Power { y } => {
-                self.u8(1);
-                self.matrix(y);
-            }
-            PassSum::Gram { x } => {
-                self.u8(2);
-                self.matrix(x);
-            }
-        }
-    }
-
     /// A pass's sum given up to be written: its large arrays become pieces of their own
     /// memory (a sketch's `Yt` is 16 bytes a value, 126 MB on gcide).
     pub(super) fn owned_pass_sum(&mut self, sum: PassSum) {
@@ -164,8 +140,40 @@ impl Writer {
                 self.matrix_head(&y);
                 self.shared(OwnedMatrix(y));
             }
-            gram => self.pass_sum(&gram),
+            PassSum::Gram { x } => {
+                self.u8(2);
+                self.matrix(&x);
+            }
         }
+    }
+
+    /// A pass's sum as three pieces: what precedes its large array, the array's bytes
+    /// (its own memory on a little-endian host), and what follows it.
+    pub(super) fn pass_sum_pieces(sum: &PassSum) -> [Cow<'_, [u8]>; 3] {
+        let (mut head, mut tail) = (Writer::default(), Writer::default());
+        let values = match sum {
+            PassSum::Sketch {
+                samples,
+                y,
+                bounds,
+                frobenius,
+            } => {
+                head.sketch_head(*samples, bounds.len());
+                tail.sketch_tail(bounds, *frobenius);
+                le_bytes(y)
+            }
+            PassSum::Power { y } => {
+                head.u8(1);
+                head.matrix_head(y);
+                le_bytes(y.as_slice())
+            }
+            PassSum::Gram { x } => {
+                head.u8(2);
+                head.matrix_head(x);
+                le_bytes(x.as_slice())
+            }
+        };
+        [head.into_bytes().into(), values, tail.into_bytes().into()]
     }
 
     /// What precedes a sketch sum's `Yt`: its kind and shape.
