@@ -46,6 +46,8 @@ pub struct Config {
     /// written sooner than 20× the previous one's write time after it, which keeps
     /// checkpointing under 5% of the training time; with 0 (the default) checkpoints come as
     /// often as that budget allows, so a crash loses the least work the budget permits.
+    /// Before a run's first checkpoint its write time is estimated from its size (at
+    /// 500 MB/s).
     pub checkpoint_interval_secs: f64,
     /// Log filter (`env_logger` syntax); the `RUST_LOG` environment variable overrides it.
     pub log_level: String,

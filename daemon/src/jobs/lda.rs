@@ -43,6 +43,9 @@ pub fn run(
             values.len()
         )));
     }
+    // λ, and the batch's counts when a checkpoint may fall inside a batch
+    let matrices = if params.update_every == 1 { 1.0 } else { 2.0 };
+    ctx.expect_checkpoint_bytes(8.0 * (matrices * k as f64 + 1.0) * v as f64);
     let mut run = LdaRun::start(ctx, params, &inputs)?;
     let end = run.train(executor)?;
     if end == RunEnd::Succeeded {

@@ -34,6 +34,14 @@ pub fn run(
     )?;
     let (num_terms, num_docs, reading) =
         (inputs.num_terms(), inputs.num_docs, inputs.reading.clone());
+    // multi-pass: 16 bytes a value of the sketch's sum, or Q and a power pass's sum;
+    // one-pass: about two nodes' models
+    let columns = if params.onepass {
+        f64::from(params.num_topics)
+    } else {
+        samples
+    };
+    ctx.expect_checkpoint_bytes(16.0 * columns * num_terms as f64);
     let checkpoint = ctx.store.checkpoint(ctx.job.id)?;
     let mut lsi = LsiRun {
         ctx,
