@@ -290,6 +290,9 @@ pub fn infer_in(
     }
 }
 
+/// Columns whose dots with `exp(E[log θ])` are computed together (their additions overlap).
+const GROUP: usize = 4;
+
 /// One document and what its E-step reads: its entries' columns of exp E[log β] (`slots`
 /// into `beta`, `K` values a column), its counts, α and the iteration limits.
 struct Doc<'a> {
@@ -315,26 +318,31 @@ impl Doc<'_> {
     /// Compiled twice: for the baseline x86-64 (SSE2) and for AVX2, taken when the CPU has
     /// it. Both do the same IEEE operations in the same order (the wider registers hold more
     /// of the same independent lanes, and nothing is fused: Rust never contracts `a * b + c`
-    /// into an FMA), so γ is the same bits on either; AVX2 only does more per instruction.
+    /// into an FMA), so γ is the same bits on either; AVX2 only does more per instruction,
+    /// and computes the dots of [`GROUP`] columns at once ([`dots_avx2`]).
     fn infer(&self, buffers: DocBuffers) -> bool {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2, checked just above.
             return unsafe { self.infer_avx2(buffers) };
         }
-        self.iterate(buffers)
+        self.iterate(buffers, |a, b| b.map(|b| dot(a, b)))
     }
 
     /// [`Doc::iterate`] compiled for AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     fn infer_avx2(&self, buffers: DocBuffers) -> bool {
-        self.iterate(buffers)
+        self.iterate(buffers, |a, b| dots_avx2(a, b))
     }
 
     /// The iterations of [`Doc::infer`], inlined into each of its builds.
     #[inline(always)]
-    fn iterate(&self, buffers: DocBuffers) -> bool {
+    fn iterate(
+        &self,
+        buffers: DocBuffers,
+        dot: impl Fn(&[f64], [&[f64]; GROUP]) -> [f64; GROUP],
+    ) -> bool {
         let Doc {
             beta,
             alpha,
@@ -355,16 +363,9 @@ impl Doc<'_> {
         for (e, &g) in e.iter_mut().zip(gamma.iter()) {
             *e = exp_digamma(g);
         }
-        self.phinorm(e, &column, phinorm);
+        self.sweep(e, &column, &dot, phinorm, t);
         let mut converged = false;
         for _ in 0..params.iterations {
-            t.fill(0.0);
-            for (n, (&c, &p)) in self.counts.iter().zip(phinorm.iter()).enumerate() {
-                let r = c / p;
-                for (t, b) in t.iter_mut().zip(column(n)) {
-                    *t += r * b;
-                }
-            }
             let mut change = 0.0;
             for ((g, e), (&a, &t)) in gamma
                 .iter_mut()
@@ -376,7 +377,7 @@ impl Doc<'_> {
                 *g = new;
                 *e = exp_digamma(new);
             }
-            self.phinorm(e, &column, phinorm);
+            self.sweep(e, &column, &dot, phinorm, t);
             if change / (k as f64) < params.gamma_threshold {
                 converged = true;
                 break;
@@ -389,10 +390,31 @@ impl Doc<'_> {
         converged
     }
 
+    /// One pass over the document's columns with `e` fixed: `φnorm_n = e·β_n + ε`, and
+    /// the sum of the next γ update, `t = Σ_n (c_n / φnorm_n) β_n` (each column is read
+    /// once for both; `t` is summed over `n` in order, as two separate passes would).
     #[inline(always)]
-    fn phinorm<'b>(&self, e: &[f64], column: &impl Fn(usize) -> &'b [f64], phinorm: &mut [f64]) {
-        for (n, p) in phinorm.iter_mut().enumerate() {
-            *p = dot(e, column(n)) + f64::EPSILON;
+    fn sweep<'b>(
+        &self,
+        e: &[f64],
+        column: &impl Fn(usize) -> &'b [f64],
+        dot: &impl Fn(&[f64], [&[f64]; GROUP]) -> [f64; GROUP],
+        phinorm: &mut [f64],
+        t: &mut [f64],
+    ) {
+        t.fill(0.0);
+        let len = phinorm.len();
+        for first in (0..len).step_by(GROUP) {
+            // the last group repeats the last column where the document has no more
+            let betas: [&[f64]; GROUP] = std::array::from_fn(|j| column((first + j).min(len - 1)));
+            let dots = dot(e, betas);
+            for (j, (&d, beta)) in dots.iter().zip(betas).enumerate().take(len - first) {
+                let p = d + f64::EPSILON;
+                phinorm[first + j] = p;
+                for (t, b) in t.iter_mut().zip(beta) {
+                    *t += self.counts[first + j] / p * b;
+                }
+            }
         }
     }
 }
@@ -415,6 +437,41 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
         }
     }
     ((sums[0] + sums[4]) + (sums[1] + sums[5])) + ((sums[2] + sums[6]) + (sums[3] + sums[7])) + tail
+}
+
+/// [`dot`] of `a` with each of `b` in AVX2 registers: lanes 0–3 and 4–7 of each dot's
+/// eight running sums are two registers, added the same way in the same order, so each
+/// result is the same bits as `dot`'s; the dots' additions overlap.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn dots_avx2<const N: usize>(a: &[f64], b: [&[f64]; N]) -> [f64; N] {
+    use std::arch::x86_64::{_mm256_add_pd, _mm256_loadu_pd, _mm256_mul_pd, _mm256_setzero_pd};
+    let n = b.iter().fold(a.len(), |n, b| n.min(b.len()));
+    let body = n / 8 * 8;
+    let mut low = [_mm256_setzero_pd(); N];
+    let mut high = [_mm256_setzero_pd(); N];
+    for i in (0..body).step_by(8) {
+        // SAFETY: i + 8 <= body <= the length of every slice.
+        unsafe {
+            let x = a.as_ptr().add(i);
+            let (x0, x1) = (_mm256_loadu_pd(x), _mm256_loadu_pd(x.add(4)));
+            for j in 0..N {
+                let y = b[j].as_ptr().add(i);
+                low[j] = _mm256_add_pd(low[j], _mm256_mul_pd(x0, _mm256_loadu_pd(y)));
+                high[j] = _mm256_add_pd(high[j], _mm256_mul_pd(x1, _mm256_loadu_pd(y.add(4))));
+            }
+        }
+    }
+    std::array::from_fn(|j| {
+        // [s0 + s4, s1 + s5, s2 + s6, s3 + s7]; SAFETY: a __m256d is four f64.
+        let pairs: [f64; 4] = unsafe { std::mem::transmute(_mm256_add_pd(low[j], high[j])) };
+        let tail: f64 = a[body..n]
+            .iter()
+            .zip(&b[j][body..n])
+            .map(|(x, y)| x * y)
+            .sum();
+        ((pairs[0] + pairs[1]) + (pairs[2] + pairs[3])) + tail
+    })
 }
 
 /// The chunk's expected word counts per topic, `K × words` (word-major, over
@@ -555,6 +612,82 @@ mod tests {
             .map(|(t, w, r)| e[t] * r * beta[t][w])
             .collect();
         (gamma, counts)
+    }
+
+    /// Numbers of many magnitudes, so that a different order of additions shows in the bits.
+    fn spread(n: usize, seed: u64) -> Vec<f64> {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let mantissa = (x >> 11) as f64 / (1u64 << 53) as f64;
+                mantissa * 2f64.powi((x % 40) as i32 - 20)
+            })
+            .collect()
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx2_dots_are_the_bits_of_dot() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        for len in 0..=37 {
+            let a = spread(len, len as u64);
+            let b: [Vec<f64>; GROUP] = std::array::from_fn(|j| spread(len, 100 + j as u64));
+            // SAFETY: the CPU has AVX2, checked above.
+            let dots = unsafe { dots_avx2(&a, b.each_ref().map(|b| &b[..])) };
+            for (d, b) in dots.iter().zip(&b) {
+                assert_eq!(d.to_bits(), dot(&a, b).to_bits(), "length {len}");
+            }
+        }
+    }
+
+    /// Where the CPU has AVX2, `infer` takes the AVX2 build; it must give the portable
+    /// build's γ, `exp(E[log θ])` and ratios bit for bit.
+    #[test]
+    fn both_builds_of_a_documents_inference_are_the_same_bits() {
+        for (k, len) in [(13, 1), (13, 6), (100, 9), (100, 195), (16, 4)] {
+            let words = 2 * len;
+            let beta: Vec<f64> = spread(k * words, k as u64)
+                .iter()
+                .map(|x| x + 1e-3)
+                .collect();
+            let slots: Vec<u32> = (0..len as u32).map(|n| (n * 7) % words as u32).collect();
+            let counts: Vec<f64> = (0..len).map(|n| 1.0 + (n % 3) as f64).collect();
+            let alpha = vec![0.1; k];
+            let params = EStepParams {
+                iterations: 50,
+                gamma_threshold: 1e-6,
+            };
+            let doc = Doc {
+                slots: &slots,
+                counts: &counts,
+                beta: &beta,
+                alpha: &alpha,
+                params,
+            };
+            let run = |portable: bool| {
+                let mut g: Vec<f64> = spread(k, 7).iter().map(|x| x + 1.0).collect();
+                let (mut e, mut p, mut t) = (vec![0.0; k], vec![0.0; len], vec![0.0; k]);
+                let buffers = DocBuffers {
+                    gamma: &mut g,
+                    exp_theta: &mut e,
+                    phinorm: &mut p,
+                    t: &mut t,
+                };
+                let converged = if portable {
+                    doc.iterate(buffers, |a, b| b.map(|b| dot(a, b)))
+                } else {
+                    doc.infer(buffers)
+                };
+                let bits = |v: &Vec<f64>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                (converged, bits(&g), bits(&e), bits(&p))
+            };
+            assert_eq!(run(false), run(true), "K = {k}, {len} entries");
+        }
     }
 
     #[test]
