@@ -408,11 +408,25 @@ impl Doc<'_> {
             // the last group repeats the last column where the document has no more
             let betas: [&[f64]; GROUP] = std::array::from_fn(|j| column((first + j).min(len - 1)));
             let dots = dot(e, betas);
-            for (j, (&d, beta)) in dots.iter().zip(betas).enumerate().take(len - first) {
+            let mut ratios = [0.0; GROUP];
+            for (j, (&d, r)) in dots.iter().zip(&mut ratios).enumerate().take(len - first) {
                 let p = d + f64::EPSILON;
                 phinorm[first + j] = p;
-                for (t, b) in t.iter_mut().zip(beta) {
-                    *t += self.counts[first + j] / p * b;
+                *r = self.counts[first + j] / p;
+            }
+            if len - first >= GROUP {
+                // each t_i gets the group's columns' terms in column order, as one column
+                // after the other would add them, with t_i in a register meanwhile
+                let [b0, b1, b2, b3] = betas;
+                let [r0, r1, r2, r3] = ratios;
+                for ((((t, x0), x1), x2), x3) in t.iter_mut().zip(b0).zip(b1).zip(b2).zip(b3) {
+                    *t = (((*t + r0 * x0) + r1 * x1) + r2 * x2) + r3 * x3;
+                }
+            } else {
+                for (&r, beta) in ratios.iter().zip(betas).take(len - first) {
+                    for (t, b) in t.iter_mut().zip(beta) {
+                        *t += r * b;
+                    }
                 }
             }
         }
