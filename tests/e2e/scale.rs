@@ -277,9 +277,10 @@ fn peak_rss(pid: u32) -> u64 {
         * 1024
 }
 
-/// Train multi-pass LSI on `corpus` with a fresh daemon, cancel it in its second pass (so
-/// that the chunk cache of the first pass is kept for a resume), and give the daemon's peak
-/// memory and the size of the cache.
+/// Train multi-pass LSI on `corpus` with a fresh daemon until its second pass (the chunk
+/// cache of the first pass is then complete), measure the cache, cancel the job, and give the
+/// daemon's peak memory and the size of the cache. (A cancelled job's cache is removed once
+/// its run has stopped, so it is measured before.)
 fn lsi_memory_and_cache(corpus: &Generated) -> (u64, u64) {
     let d = Daemon::start(&[]);
     let job = d.submit_lsi(
@@ -296,11 +297,10 @@ fn lsi_memory_and_cache(corpus: &Generated) -> (u64, u64) {
         ],
     );
     // pass is 0-based: in pass 1 the first pass's cache is complete
-    d.wait_until(job, 300, |s| {
-        s["progress"]["pass"].as_u64().unwrap_or(0) >= 1
+    let running = d.wait_until(job, 300, |s| {
+        s["progress"]["pass"].as_u64().unwrap_or(0) >= 1 || s["state"] != "running"
     });
-    d.ok(&["cancel", &job.to_string()]);
-    assert_eq!(d.wait(job), "cancelled");
+    assert_eq!(running["state"], "running", "in its second pass: {running}");
     let caches: Vec<u64> = d
         .cache_files()
         .into_iter()
@@ -308,6 +308,8 @@ fn lsi_memory_and_cache(corpus: &Generated) -> (u64, u64) {
         .map(|p| std::fs::metadata(p).unwrap().len())
         .collect();
     assert_eq!(caches.len(), 1, "one chunk cache: {caches:?}");
+    d.ok(&["cancel", &job.to_string()]);
+    assert_eq!(d.wait(job), "cancelled");
     (peak_rss(d.pid()), caches[0])
 }
 
