@@ -41,7 +41,7 @@ pub fn submit_slow_job(d: &Daemon, dir: &Path) -> u64 {
             "--chunksize",
             "1000",
             "--power-iters",
-            "4",
+            "16",
         ],
     )
 }
