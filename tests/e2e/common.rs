@@ -103,6 +103,19 @@ impl Daemon {
         files
     }
 
+    /// The chunk cache directory's files once they are `expected`, or as they are after 10 s:
+    /// a job's cache is removed just after its run ends, a moment after its state changed.
+    pub fn cache_files_settled(&self, expected: &[PathBuf]) -> Vec<PathBuf> {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let files = self.cache_files();
+            if files == expected || Instant::now() > end {
+                return files;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Start (again) on the same data directory.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "daemon already running");
