@@ -73,13 +73,9 @@ impl PhaseInput {
     }
 }
 
-/// Encode the part of a task its phase shares ([`PhaseInput`]).
-pub fn phase_to_bytes(phase: &PhaseInput) -> Vec<u8> {
-    phase_pieces(phase).concat()
-}
-
-/// [`phase_to_bytes`] as pieces, for sending: `Qt` and the E-step's topic columns are
-/// pieces of their own memory.
+/// Encode the part of a task its phase shares ([`PhaseInput`]), as pieces whose
+/// concatenation is the encoding: `Qt` and the E-step's topic columns are pieces of their
+/// own memory.
 pub fn phase_pieces(phase: &PhaseInput) -> Vec<Bytes> {
     let mut w = Writer::default();
     match phase {
@@ -127,17 +123,10 @@ pub fn phase_pieces(phase: &PhaseInput) -> Vec<Bytes> {
     w.into_pieces()
 }
 
-/// Decode a phase's input written by [`phase_to_bytes`], checking that its parts fit.
-pub fn phase_from_bytes(bytes: &[u8]) -> Result<PhaseInput, String> {
-    phase_from(Reader::of(bytes))
-}
-
-/// [`phase_from_bytes`] of the concatenation of `pieces`.
+/// Decode a phase's input written by [`phase_pieces`] from the pages it arrived in (any
+/// cut of the encoding), checking that its parts fit.
 pub fn phase_from_pieces(pieces: &[Bytes]) -> Result<PhaseInput, String> {
-    phase_from(Reader::of_pieces(pieces))
-}
-
-fn phase_from(mut r: Reader) -> Result<PhaseInput, String> {
+    let mut r = Reader::of_pieces(pieces);
     let phase = match r.u8()? {
         0 => {
             let (num_terms, samples, seed) = (r.usize()?, r.usize()?, r.u64()?);
@@ -310,14 +299,9 @@ pub fn task_from_parts(
     }
 }
 
-/// Encode a task's result.
-pub fn output_to_bytes(output: &Output) -> Vec<u8> {
-    output_pieces(output.clone()).concat()
-}
-
-/// [`output_to_bytes`] as pieces, in order, for sending: the large arrays of a partial sum
-/// (`Yt`, 126 MB on gcide for the sketch's) and of an E-step's statistics are pieces that
-/// keep their own memory instead of a copy of it.
+/// Encode a task's result, as pieces whose concatenation is the encoding: the large arrays
+/// of a partial sum (`Yt`, 126 MB on gcide for the sketch's) and of an E-step's statistics
+/// are pieces that keep their own memory instead of a copy of it.
 pub fn output_pieces(output: Output) -> Vec<Bytes> {
     let mut w = Writer::default();
     match output {
@@ -369,18 +353,11 @@ impl AsRef<[f64]> for TopicColumns {
     }
 }
 
-/// Decode a result written by [`output_to_bytes`]. Whether it fits its task (shapes against
-/// the job) is checked where it is reduced.
-pub fn output_from_bytes(bytes: &[u8]) -> Result<Output, String> {
-    output_from(Reader::of(bytes))
-}
-
-/// [`output_from_bytes`] of the concatenation of `pieces` (the pages of an upload).
+/// Decode a result written by [`output_pieces`] from the pages it arrived in (any cut of
+/// the encoding). Whether it fits its task (shapes against the job) is checked where it is
+/// reduced.
 pub fn output_from_pieces(pieces: &[Bytes]) -> Result<Output, String> {
-    output_from(Reader::of_pieces(pieces))
-}
-
-fn output_from(mut r: Reader) -> Result<Output, String> {
+    let mut r = Reader::of_pieces(pieces);
     let output = match r.u8()? {
         0 => Output::LsiPass(match r.u8()? {
             0 => {

@@ -10,6 +10,26 @@ fn pages(bytes: &[u8], size: usize) -> Vec<Bytes> {
     bytes.chunks(size).map(Bytes::copy_from_slice).collect()
 }
 
+/// A phase's input as one buffer.
+fn phase_to_bytes(phase: &PhaseInput) -> Vec<u8> {
+    phase_pieces(phase).concat()
+}
+
+/// A phase's input decoded from one buffer.
+fn phase_from_bytes(bytes: &[u8]) -> Result<PhaseInput, String> {
+    phase_from_pieces(&[Bytes::copy_from_slice(bytes)])
+}
+
+/// A result as one buffer.
+fn output_to_bytes(output: &Output) -> Vec<u8> {
+    output_pieces(output.clone()).concat()
+}
+
+/// A result decoded from one buffer.
+fn output_from_bytes(bytes: &[u8]) -> Result<Output, String> {
+    output_from_pieces(&[Bytes::copy_from_slice(bytes)])
+}
+
 fn chunk() -> SparseChunk {
     SparseChunk {
         index: 3,

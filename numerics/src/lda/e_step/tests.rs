@@ -1,0 +1,333 @@
+//! The E-step against gensim's formulation, its two builds against each other, and the
+//! exactness of its sums over any grouping of documents.
+
+use super::*;
+use crate::lda::special::digamma;
+
+fn chunk(docs: &[&[(u32, f64)]]) -> SparseChunk {
+    let mut c = SparseChunk {
+        indptr: vec![0],
+        ..Default::default()
+    };
+    for d in docs {
+        for &(t, v) in *d {
+            c.terms.push(t);
+            c.values.push(v);
+        }
+        c.indptr.push(c.terms.len());
+    }
+    c
+}
+
+/// gensim's E-step for one document, written the way gensim writes it (normalised
+/// E[log θ], dense loops), as the reference.
+fn reference(
+    ids: &[usize],
+    cts: &[f64],
+    beta: &[Vec<f64>],
+    alpha: &[f64],
+    gamma0: &[f64],
+    iters: u32,
+) -> (Vec<f64>, Vec<f64>) {
+    let k = alpha.len();
+    let expect = |g: &[f64]| {
+        let total = digamma(g.iter().sum());
+        g.iter()
+            .map(|&x| (digamma(x) - total).exp())
+            .collect::<Vec<f64>>()
+    };
+    let mut gamma = gamma0.to_vec();
+    let mut e = expect(&gamma);
+    let phinorm = |e: &[f64]| -> Vec<f64> {
+        ids.iter()
+            .map(|&w| (0..k).map(|t| e[t] * beta[t][w]).sum::<f64>() + f64::EPSILON)
+            .collect()
+    };
+    let mut p = phinorm(&e);
+    for _ in 0..iters {
+        let last = gamma.clone();
+        gamma = (0..k)
+            .map(|t| {
+                alpha[t]
+                    + e[t]
+                        * ids
+                            .iter()
+                            .zip(cts)
+                            .zip(&p)
+                            .map(|((&w, c), p)| c / p * beta[t][w])
+                            .sum::<f64>()
+            })
+            .collect();
+        e = expect(&gamma);
+        p = phinorm(&e);
+        let change: f64 = gamma
+            .iter()
+            .zip(&last)
+            .map(|(a, b)| (a - b).abs())
+            .sum::<f64>()
+            / k as f64;
+        if change < 0.001 {
+            break;
+        }
+    }
+    // sstats column for each id: e_k c/φnorm β_kw
+    let counts = ids
+        .iter()
+        .zip(cts)
+        .zip(&p)
+        .flat_map(|((&w, c), p)| (0..k).map(move |t| (t, w, c / p)))
+        .map(|(t, w, r)| e[t] * r * beta[t][w])
+        .collect();
+    (gamma, counts)
+}
+
+/// Numbers of many magnitudes, so that a different order of additions shows in the bits.
+fn spread(n: usize, seed: u64) -> Vec<f64> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mantissa = (x >> 11) as f64 / (1u64 << 53) as f64;
+            mantissa * 2f64.powi((x % 40) as i32 - 20)
+        })
+        .collect()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_avx2_dots_are_the_bits_of_dot() {
+    if !std::arch::is_x86_feature_detected!("avx2") {
+        return;
+    }
+    for len in 0..=37 {
+        let a = spread(len, len as u64);
+        let b: [Vec<f64>; GROUP] = std::array::from_fn(|j| spread(len, 100 + j as u64));
+        // SAFETY: the CPU has AVX2, checked above.
+        let dots = unsafe { dots_avx2(&a, b.each_ref().map(|b| &b[..])) };
+        for (d, b) in dots.iter().zip(&b) {
+            assert_eq!(d.to_bits(), dot(&a, b).to_bits(), "length {len}");
+        }
+    }
+}
+
+/// Where the CPU has AVX2, `infer` takes the AVX2 build; it must give the portable
+/// build's γ, `exp(E[log θ])` and ratios bit for bit.
+#[test]
+fn both_builds_of_a_documents_inference_are_the_same_bits() {
+    for (k, len) in [(13, 1), (13, 6), (100, 9), (100, 195), (16, 4)] {
+        let words = 2 * len;
+        let beta: Vec<f64> = spread(k * words, k as u64)
+            .iter()
+            .map(|x| x + 1e-3)
+            .collect();
+        let slots: Vec<u32> = (0..len as u32).map(|n| (n * 7) % words as u32).collect();
+        let counts: Vec<f64> = (0..len).map(|n| 1.0 + (n % 3) as f64).collect();
+        let alpha = vec![0.1; k];
+        let params = EStepParams {
+            iterations: 50,
+            gamma_threshold: 1e-6,
+        };
+        let doc = Doc {
+            slots: &slots,
+            counts: &counts,
+            beta: &beta,
+            alpha: &alpha,
+            params,
+        };
+        let run = |portable: bool| {
+            let mut g: Vec<f64> = spread(k, 7).iter().map(|x| x + 1.0).collect();
+            let (mut e, mut p, mut t) = (vec![0.0; k], vec![0.0; len], vec![0.0; k]);
+            let buffers = DocBuffers {
+                gamma: &mut g,
+                exp_theta: &mut e,
+                phinorm: &mut p,
+                t: &mut t,
+            };
+            let converged = if portable {
+                doc.iterate(buffers, |a, b| b.map(|b| dot(a, b)))
+            } else {
+                doc.infer(buffers)
+            };
+            let bits = |v: &Vec<f64>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            (converged, bits(&g), bits(&e), bits(&p))
+        };
+        assert_eq!(run(false), run(true), "K = {k}, {len} entries");
+    }
+}
+
+#[test]
+fn a_range_of_documents_with_restricted_topics_infers_the_same_gamma() {
+    let state = LdaState::from_sstats(
+        2,
+        vec![3.0, 0.5, 0.5, 3.0, 1.0, 1.0, 2.0, 0.1],
+        vec![0.5, 0.5],
+        vec![0.5; 4],
+    );
+    let c = chunk(&[&[(0, 2.0), (2, 1.0)], &[(1, 3.0), (3, 1.0)], &[(2, 4.0)]]);
+    let totals = state.topic_totals();
+    let topics = ChunkTopics::new(&c, &state, &totals, true);
+    let params = EStepParams {
+        iterations: 50,
+        gamma_threshold: 0.001,
+    };
+    let seeds = GammaSeed::Training { seed: 9, pass: 1 };
+    let whole = chunk_stats(&c, &topics, &state.alpha, params, seeds);
+    let part = c.docs_range(1, 3);
+    let restricted = topics.restrict(&part).unwrap();
+    assert_eq!(restricted.words, vec![1, 2, 3]);
+    assert_eq!(
+        restricted.elog_beta.as_ref().unwrap()[..2],
+        topics.elog_beta.as_ref().unwrap()[2..4]
+    );
+    let tail = chunk_stats(&part, &restricted, &state.alpha, params, seeds);
+    assert_eq!(tail.gamma, whole.gamma[2..]);
+    assert_eq!(tail.words, vec![1, 2, 3]);
+    // a word the topics lack
+    let other = chunk(&[&[(0, 1.0)]]);
+    let narrow = ChunkTopics::new(&other, &state, &totals, false);
+    assert!(narrow.restrict(&part).is_none());
+}
+
+#[test]
+fn the_whole_vocabularys_columns_infer_the_chunks_gamma() {
+    let (k, v) = (3, 30);
+    let sstats: Vec<f64> = (0..k * v).map(|i| 0.05 + ((i * 17) % 13) as f64).collect();
+    let state = LdaState::from_sstats(k, sstats, vec![0.3; k], vec![0.1; v]);
+    let c = chunk(&[
+        &[(2, 2.0), (7, 1.0), (29, 3.0)],
+        &[],
+        &[(7, 4.0), (11, 1.0)],
+    ]);
+    let totals = state.topic_totals();
+    let params = EStepParams {
+        iterations: 50,
+        gamma_threshold: 0.001,
+    };
+    let seeds = GammaSeed::Content { seed: 4 };
+    let chunks_own = infer(
+        &c,
+        &ChunkTopics::new(&c, &state, &totals, false),
+        &state.alpha,
+        params,
+        seeds,
+    );
+    let all: Vec<u32> = (0..v as u32).collect();
+    let columns = Columns {
+        slots: &c.terms,
+        beta: &state.exp_elog_beta(&all, &totals),
+    };
+    let whole = infer_in(&c, columns, &state.alpha, params, seeds);
+    assert_eq!(whole.gamma, chunks_own.gamma);
+    assert_eq!(whole.ratios, chunks_own.ratios);
+}
+
+/// The expected counts of a chunk are the same bits whatever the ranges its documents
+/// are split into and the order the ranges are added in: what lets a chunk's E-step run
+/// on any number of workers without changing the model.
+#[test]
+fn ranges_in_any_grouping_sum_to_the_chunks_counts_bit_for_bit() {
+    let (k, v) = (3, 40);
+    let sstats: Vec<f64> = (0..k * v).map(|i| 0.2 + ((i * 37) % 11) as f64).collect();
+    let state = LdaState::from_sstats(k, sstats, vec![0.3; k], vec![0.1; v]);
+    let docs: Vec<Vec<(u32, f64)>> = (0..23u32)
+        .map(|d| {
+            (0..1 + d % 7)
+                .map(|j| ((d * 13 + j * 5) % v as u32, f64::from(1 + (d + j) % 4)))
+                .collect::<std::collections::BTreeMap<_, _>>()
+                .into_iter()
+                .collect()
+        })
+        .collect();
+    let c = chunk(&docs.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    let totals = state.topic_totals();
+    let topics = ChunkTopics::new(&c, &state, &totals, false);
+    let params = EStepParams {
+        iterations: 50,
+        gamma_threshold: 1e-6,
+    };
+    let seeds = GammaSeed::Training { seed: 5, pass: 0 };
+    let whole = chunk_stats(&c, &topics, &state.alpha, params, seeds);
+    for (cuts, reverse) in [
+        (vec![0, 23], false),
+        (vec![0, 5, 6, 17, 23], false),
+        (vec![0, 11, 23], true),
+    ] {
+        let mut parts: Vec<ChunkStats> = cuts
+            .windows(2)
+            .map(|r| {
+                let part = c.docs_range(r[0], r[1]);
+                let narrow = topics.restrict(&part).unwrap();
+                chunk_stats(&part, &narrow, &state.alpha, params, seeds)
+            })
+            .collect();
+        if reverse {
+            parts.reverse();
+        }
+        let mut sums = vec![0.0; whole.sstats.len()];
+        for part in &parts {
+            add_stats(&topics.words, &mut sums, part).unwrap();
+        }
+        let bits = |x: &[f64]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&sums), bits(&whole.sstats), "ranges {cuts:?}");
+    }
+    // the counts still add up to the chunk's words
+    let words: f64 = c.values.iter().sum();
+    assert!((whole.sstats.iter().sum::<f64>() - words).abs() < 1e-9 * words);
+}
+
+#[test]
+fn matches_gensims_formulation_on_a_hand_sized_case() {
+    // K = 2 topics over V = 3 words
+    let mut state = LdaState::from_sstats(
+        2,
+        vec![3.0, 0.5, 0.5, 3.0, 1.0, 1.0],
+        vec![0.5, 0.5],
+        vec![0.5; 3],
+    );
+    state.eta_in_lambda = true;
+    let c = chunk(&[&[(0, 2.0), (2, 1.0)], &[], &[(1, 3.0)]]);
+    let totals = state.topic_totals();
+    let topics = ChunkTopics::new(&c, &state, &totals, false);
+    assert_eq!(topics.words, vec![0, 1, 2]);
+    let params = EStepParams {
+        iterations: 50,
+        gamma_threshold: 0.001,
+    };
+    let seeds = GammaSeed::Training { seed: 3, pass: 0 };
+    let inference = infer(&c, &topics, &state.alpha, params, seeds);
+
+    let beta: Vec<Vec<f64>> = (0..2)
+        .map(|t| (0..3).map(|w| topics.exp_elog_beta[w * 2 + t]).collect())
+        .collect();
+    let mut rng = seeds.stream(0, &[], &[]);
+    let init = Gamma::new(100.0, 0.01).unwrap();
+    let g0: Vec<f64> = (0..2).map(|_| rng.sample(init)).collect();
+    let (gamma, counts) = reference(&[0, 2], &[2.0, 1.0], &beta, &state.alpha, &g0, 50);
+    for (a, b) in inference.gamma[..2].iter().zip(&gamma) {
+        assert!(
+            (a - b).abs() < 1e-12,
+            "{:?} vs {gamma:?}",
+            &inference.gamma[..2]
+        );
+    }
+    // the empty document keeps γ = α
+    assert_eq!(&inference.gamma[2..4], &[0.5, 0.5]);
+    // the counts of word 0 and word 2 come from document 0 only
+    let s = sstats(&c, &topics, &inference);
+    for (t, w, expected) in [
+        (0, 0, counts[0]),
+        (1, 0, counts[1]),
+        (0, 2, counts[2]),
+        (1, 2, counts[3]),
+    ] {
+        assert!(
+            (s[w * 2 + t] - expected).abs() < 1e-12,
+            "word {w} topic {t}"
+        );
+    }
+    // each document's expected counts add up to its length
+    let total: f64 = s.iter().sum();
+    assert!((total - 6.0).abs() < 1e-9, "{total}");
+}
