@@ -31,6 +31,13 @@ cache; `--netns-scaling` measures each pass on its own). Every model of b, c and
 `--profile JOB`: configuration b once, with `perf record -F 499` on the dispatcher and the worker, and
 the share of CPU samples by kind (numerics, copies and coding, kernel, reading, hashing).
 
+`--no-page-reporting`: run with the VM's free page reporting off (root; the `virtio_balloon` driver is
+unbound for the run and bound again at exit). With it on, the host takes back pages a few seconds after
+they are freed, and touching them again costs a fault on the host: 0.3–0.8 GB/s here, against 7–9 GB/s
+for pages the host still backs. Two processes touch about twice the fresh memory of one, so this VM's
+reporting weighs on b and c more than on a (bench/README.md, "Results (2026-12-01)"). Every round
+records the state (`page_reporting`).
+
 `--netns-scaling`: the dispatcher in one namespace, each worker in its own, joined to it by a veth pair
 whose both ends are limited by `tc qdisc add dev VETH root tbf rate RATE burst 256kb latency 50ms`;
 per pass: its wall time, the bytes on each worker's link; per task: compute time (from the workers' debug
@@ -51,6 +58,35 @@ NAMESPACES = []  # created by this process, removed at exit
 
 def loadavg():
     return float(open("/proc/loadavg").read().split()[0])
+
+
+BALLOON = "/sys/bus/virtio/drivers/virtio_balloon"
+
+
+def balloon_devices():
+    return sorted(d for d in os.listdir(BALLOON) if d.startswith("virtio")) if os.path.isdir(BALLOON) else []
+
+
+def page_reporting():
+    """Whether the VM reports freed pages to its host: "on" (a virtio balloon is bound), "off" (its
+    driver is there with no device bound), or "none" (no such driver: not this kind of VM)."""
+    if not os.path.isdir(BALLOON):
+        return "none"
+    return "on" if balloon_devices() else "off"
+
+
+def page_reporting_off():
+    """Unbind the virtio balloon devices for the run; they are bound again at exit."""
+    devices = balloon_devices()
+    for d in devices:
+        open(os.path.join(BALLOON, "unbind"), "w").write(d)
+
+    def rebind():
+        for d in devices:
+            if not os.path.exists(os.path.join(BALLOON, d)):
+                open(os.path.join(BALLOON, "bind"), "w").write(d)
+    atexit.register(rebind)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
 
 def ip(*args, check=True):
@@ -411,7 +447,7 @@ def benchmark(a):
     gensim_hung = set()
     for r in range(a.repeats):
         machine = dict(kind="machine", repeat=r, load1=loadavg(), gemm=bench.gemm_rate(),
-                       time=time.strftime("%Y-%m-%dT%H:%M:%S"))
+                       page_reporting=page_reporting(), time=time.strftime("%Y-%m-%dT%H:%M:%S"))
         log.write(json.dumps(machine) + "\n")
         records.append(machine)
         for config, kw in CONFIGS.items():
@@ -461,13 +497,14 @@ def report(records, a):
     records = [r for r in records if r.get("kind") != "machine"]
     loads = [r["load1"] for r in records if "load1" in r]
     gemm = [float(m["gemm"]) for m in machines if m.get("gemm") not in (None, "?")]
+    reporting = "/".join(sorted({m.get("page_reporting", "not recorded") for m in machines})) or "not recorded"
     times = sorted(r["time"] for r in records if r.get("time"))
     shape = "gcide (120,147 documents, 39,305 terms)" if corpus == "gcide" else f"{corpus} (topicctl generate)"
     lines = [f"{shape}; machine: {os.cpu_count()} cores, numpy GEMM on 1 thread "
              f"{spread(gemm, '%.1f') if gemm else 'not recorded'} GFLOP/s (measured before each round); "
              f"{times[0] if times else '?'} to {times[-1] if times else '?'}; "
              f"{a.repeats} repeats, configurations alternated; 1-min load average at the start of the runs: median "
-             f"{med(loads):.1f}, {spread(loads, '%.1f')}", ""]
+             f"{med(loads):.1f}, {spread(loads, '%.1f')}; free page reporting: {reporting}", ""]
     standalone = {}
     for job in jobs_desc:
         rows = [(c, [r for r in records if r.get("config") == c and r["job"] == job]) for c in
@@ -542,6 +579,8 @@ def main():
     ap.add_argument("--profile", metavar="JOB", help="perf profile of config b on JOB (lsi, lda, ...)")
     ap.add_argument("--report", metavar="JSONL", help="only print the report of the records in JSONL (from a run)")
     ap.add_argument("--rate", default="1gbit")
+    ap.add_argument("--no-page-reporting", action="store_true",
+                    help="unbind the VM's virtio balloon for the run (root), so freed pages stay backed")
     ap.add_argument("--workers", nargs="+", type=int, default=[1, 2, 4])
     ap.add_argument("--worker-threads", type=int, default=0, help="--netns-scaling: threads per worker (0: cores)")
     a = ap.parse_args()
@@ -557,6 +596,10 @@ def main():
         sys.exit("network namespaces need root: run as root, or pass --no-netns")
     if not a.skip_gensim and not os.path.exists(PY):
         sys.exit(f"no gensim venv in {WORK}: run {GENSIM}/setup.sh first (or pass --skip-gensim)")
+    if a.no_page_reporting:
+        if os.geteuid() != 0 or page_reporting() != "on":
+            sys.exit(f"--no-page-reporting needs root and a bound virtio balloon (page reporting: {page_reporting()})")
+        page_reporting_off()
     os.makedirs(WORK, exist_ok=True)
     subprocess.run(["cargo", "build", "--release", "--bins", "-q"], cwd=REPO, check=True)
     if a.profile:
