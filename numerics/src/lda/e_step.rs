@@ -28,7 +28,7 @@ use rand::RngExt;
 use rand_distr::Gamma;
 use rayon::prelude::*;
 
-use super::special::exp_digamma;
+use super::special::exp_digamma_into;
 use super::state::LdaState;
 use crate::chunk::SparseChunk;
 use crate::grid::{grid_of, round_to};
@@ -360,9 +360,7 @@ impl Doc<'_> {
             let s = self.slots[n] as usize;
             &beta[s * k..(s + 1) * k]
         };
-        for (e, &g) in e.iter_mut().zip(gamma.iter()) {
-            *e = exp_digamma(g);
-        }
+        exp_digamma_into(gamma, e);
         self.sweep(e, &column, &dot, phinorm, t);
         let mut converged = false;
         for _ in 0..params.iterations {
@@ -375,8 +373,8 @@ impl Doc<'_> {
                 let new = a + *e * t;
                 change += (new - *g).abs();
                 *g = new;
-                *e = exp_digamma(new);
             }
+            exp_digamma_into(gamma, e);
             self.sweep(e, &column, &dot, phinorm, t);
             if change / (k as f64) < params.gamma_threshold {
                 converged = true;

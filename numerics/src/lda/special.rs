@@ -10,6 +10,12 @@
 //! - from 16 up, the asymptotic series (Bernoulli numbers), converged to ~1e-17 there.
 //!
 //! ψ′ is rarely needed (prior updates) and keeps the simple shift-and-series scheme.
+//!
+//! `exp ψ` of a slice ([`exp_digamma_into`], [`exp_digamma_in_place`]) goes four arguments
+//! at a time in AVX2 registers where the CPU has them (`lanes`), with the same bits.
+
+#[cfg(target_arch = "x86_64")]
+mod lanes;
 
 /// Where the asymptotic series take over.
 const SERIES_FROM: f64 = 16.0;
@@ -104,26 +110,64 @@ pub fn digamma_and_ln_gamma(x: f64) -> (f64, f64) {
     }
 }
 
+/// The `E_n` of `exp ψ(y) = y · Σ_n E_n y^−n` (the exponential of ψ's series, in exact
+/// fractions).
+#[rustfmt::skip]
+const EXP_PSI_SERIES: [f64; 9] = [
+    1.0, -1.0 / 2.0, 1.0 / 24.0, 1.0 / 48.0, 23.0 / 5760.0, -17.0 / 3840.0,
+    -10099.0 / 2903040.0, 2501.0 / 1161216.0, 795697.0 / 199065600.0,
+];
+
 /// `exp(ψ(x))` for x > 0; from 16 up without a logarithm or an exponential:
 ///
 /// ```text
 /// exp ψ(y) = y · Σ_n E_n y^−n = y − ½ + 1/(24y) + 1/(48y²) + 23/(5760y³) − …   (y ≥ 16)
 /// ```
-///
-/// (the `E_n` are the exponential of ψ's series, in exact fractions).
 #[inline]
 pub fn exp_digamma(x: f64) -> f64 {
     if x < SERIES_FROM {
         return exp(digamma(x));
     }
-    #[rustfmt::skip]
-    const E: [f64; 9] = [
-        1.0, -1.0 / 2.0, 1.0 / 24.0, 1.0 / 48.0, 23.0 / 5760.0, -17.0 / 3840.0,
-        -10099.0 / 2903040.0, 2501.0 / 1161216.0, 795697.0 / 199065600.0,
-    ];
     let inv = 1.0 / x;
-    x * E.iter().rev().fold(0.0, |acc, &e| acc * inv + e)
+    x * EXP_PSI_SERIES
+        .iter()
+        .rev()
+        .fold(0.0, |acc, &e| acc * inv + e)
 }
+
+/// `dst[i] = exp_digamma(src[i])`: the same bits, four at a time in AVX2 registers where the
+/// CPU has them (the E-step's `K` per document per iteration, the columns of exp E[log β]).
+pub fn exp_digamma_into(src: &[f64], dst: &mut [f64]) {
+    assert_eq!(src.len(), dst.len(), "exp_digamma_into: lengths differ");
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { lanes::exp_digamma_into(src, dst) };
+    }
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = exp_digamma(s);
+    }
+}
+
+/// [`exp_digamma_into`] in place.
+pub fn exp_digamma_in_place(values: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { lanes::exp_digamma_in_place(values) };
+    }
+    for v in values {
+        *v = exp_digamma(*v);
+    }
+}
+
+/// ln 2 split so that `n · LN2_HI` is exact (fdlibm's constants).
+const LN2_HI: f64 = f64::from_bits(0x3FE6_2E42_FEE0_0000);
+/// The rest of ln 2.
+const LN2_LO: f64 = f64::from_bits(0x3DEA_39EF_3579_3C76);
+/// `1.5·2⁵²`: adding and subtracting it rounds to the nearest integer (no SSE4.1 `round`
+/// on the baseline target).
+const SHIFTER: f64 = 6_755_399_441_055_744.0;
 
 /// `e^x`, inlined (the E-step calls it K times per document per iteration): `x = n ln 2 + r`
 /// with `|r| ≤ ½ ln 2`, `e^r` by its Taylor polynomial to degree 13 (truncation under 1e-17),
@@ -134,11 +178,6 @@ pub fn exp(x: f64) -> f64 {
     if !(-700.0..=700.0).contains(&x) {
         return x.exp();
     }
-    // ln 2 split so that n · LN2_HI is exact (fdlibm's constants)
-    const LN2_HI: f64 = f64::from_bits(0x3FE6_2E42_FEE0_0000);
-    const LN2_LO: f64 = f64::from_bits(0x3DEA_39EF_3579_3C76);
-    // round to nearest by the 1.5·2^52 trick (no SSE4.1 `round` on the baseline target)
-    const SHIFTER: f64 = 6_755_399_441_055_744.0;
     let n = (x * std::f64::consts::LOG2_E + SHIFTER) - SHIFTER;
     let r = (x - n * LN2_HI) - n * LN2_LO;
     let r2 = r * r;
@@ -284,6 +323,66 @@ mod tests {
     fn exp_digamma_agrees_with_its_definition() {
         for &x in &[1e-3, 0.01, 0.3, 1.0, 2.5, 9.9, 10.0, 10.1, 30.0, 1234.5] {
             close(exp_digamma(x), digamma(x).exp(), 1e-13);
+        }
+    }
+
+    /// The AVX2 lanes give the scalar function's bits for every kind of argument: each path
+    /// (below 1, each octave of the fit, the series), their borders, arguments whose ψ goes
+    /// to the library's `exp`, zero, NaN and infinity; in groups of four, mixed,
+    /// with remainders of every length, in place and not.
+    #[test]
+    fn exp_digamma_in_lanes_is_the_scalar_bits() {
+        #[cfg(target_arch = "x86_64")]
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            eprintln!("no AVX2 on this CPU: the lanes are not used, nothing to compare");
+        }
+        let mut special = vec![
+            0.0,
+            -0.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::MIN_POSITIVE,
+            5e-324,
+            1e-300,
+            1.0 / 700.0,
+            1.0 / 701.0,
+            0.0014,
+            0.00143,
+            1e308,
+        ];
+        for border in [1.0f64, 2.0, 4.0, 8.0, 16.0] {
+            special.extend([border.next_down(), border, border.next_up()]);
+        }
+        // log-uniform over 1e-6 .. 1e6, and uniform where LDA's values mostly are
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut uniform = || {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut values = special.clone();
+        for _ in 0..200_000 {
+            values.push(10f64.powf(12.0 * uniform() - 6.0));
+            values.push(20.0 * uniform());
+        }
+        // the special values between ordinary ones, so that groups mix paths
+        for (i, &v) in special.iter().enumerate() {
+            values.insert(7 * i + 3, v);
+        }
+        let bits = |xs: &[f64]| xs.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let scalar: Vec<f64> = values.iter().map(|&x| exp_digamma(x)).collect();
+        let mut lanes = vec![0.0; values.len()];
+        exp_digamma_into(&values, &mut lanes);
+        assert_eq!(bits(&lanes), bits(&scalar));
+        let mut in_place = values.clone();
+        exp_digamma_in_place(&mut in_place);
+        assert_eq!(bits(&in_place), bits(&scalar));
+        for len in 0..=9 {
+            let mut part = vec![0.0; len];
+            exp_digamma_into(&values[5..5 + len], &mut part);
+            assert_eq!(bits(&part), bits(&scalar[5..5 + len]), "length {len}");
         }
     }
 }

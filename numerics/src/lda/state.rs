@@ -11,7 +11,7 @@ use rand::RngExt;
 use rand_distr::Gamma;
 use rayon::prelude::*;
 
-use super::special::{digamma, exp_digamma, trigamma};
+use super::special::{digamma, exp_digamma_in_place, trigamma};
 use crate::linalg;
 use crate::rng::{self, Purpose};
 
@@ -206,26 +206,38 @@ impl LdaState {
     /// word-major), given [`LdaState::topic_totals`].
     pub fn elog_beta(&self, words: &[u32], totals: &[f64]) -> Vec<f64> {
         let psi_totals: Vec<f64> = totals.iter().map(|&t| digamma(t)).collect();
-        self.per_entry(words, |topic, lambda| digamma(lambda) - psi_totals[topic])
+        self.lambda_columns(words, |column| {
+            for (x, psi_total) in column.iter_mut().zip(&psi_totals) {
+                *x = digamma(*x) - psi_total;
+            }
+        })
     }
 
     /// `exp(E[log β_kw]) = exp ψ(λ_kw) / exp ψ(Σ_w λ_kw)` for the listed words, the same
-    /// layout as [`LdaState::elog_beta`] — without a logarithm for the large λ.
+    /// layout as [`LdaState::elog_beta`] — without a logarithm for the large λ, and a
+    /// column's `exp ψ` four at a time where the CPU allows.
     pub fn exp_elog_beta(&self, words: &[u32], totals: &[f64]) -> Vec<f64> {
         let scale: Vec<f64> = totals.iter().map(|&t| (-digamma(t)).exp()).collect();
-        self.per_entry(words, |topic, lambda| exp_digamma(lambda) * scale[topic])
+        self.lambda_columns(words, |column| {
+            exp_digamma_in_place(column);
+            for (x, s) in column.iter_mut().zip(&scale) {
+                *x *= s;
+            }
+        })
     }
 
-    /// `f(k, λ_kw)` for every topic of the listed words, `K × words`, word-major.
-    fn per_entry(&self, words: &[u32], f: impl Fn(usize, f64) -> f64 + Sync) -> Vec<f64> {
+    /// The listed words' columns of λ (`K × words`, word-major), each handed to `finish`
+    /// to be turned into what the caller wants.
+    fn lambda_columns(&self, words: &[u32], finish: impl Fn(&mut [f64]) + Sync) -> Vec<f64> {
         let k = self.num_topics;
         let mut out = vec![0.0; k * words.len()];
         out.par_chunks_mut(k.max(1))
             .zip(words.par_iter())
             .for_each(|(column, &w)| {
                 for (topic, x) in column.iter_mut().enumerate() {
-                    *x = f(topic, self.lambda(topic, w as usize));
+                    *x = self.lambda(topic, w as usize);
                 }
+                finish(column);
             });
         out
     }
