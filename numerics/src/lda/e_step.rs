@@ -404,7 +404,13 @@ impl Doc<'_> {
         let len = phinorm.len();
         for first in (0..len).step_by(GROUP) {
             // the last group repeats the last column where the document has no more
-            let betas: [&[f64]; GROUP] = std::array::from_fn(|j| column((first + j).min(len - 1)));
+            let last = len - 1;
+            let betas: [&[f64]; GROUP] = [
+                column(first),
+                column((first + 1).min(last)),
+                column((first + 2).min(last)),
+                column((first + 3).min(last)),
+            ];
             let dots = dot(e, betas);
             let mut ratios = [0.0; GROUP];
             for (j, (&d, r)) in dots.iter().zip(&mut ratios).enumerate().take(len - first) {
@@ -437,18 +443,24 @@ impl Doc<'_> {
 pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     let mut sums = [0.0; 8];
     let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f64 = a8
-        .remainder()
-        .iter()
-        .zip(b8.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
+    let tail = tail_dot(a8.remainder(), b8.remainder());
     for (x, y) in a8.zip(b8) {
         for i in 0..8 {
             sums[i] += x[i] * y[i];
         }
     }
     ((sums[0] + sums[4]) + (sums[1] + sums[5])) + ((sums[2] + sums[6]) + (sums[3] + sums[7])) + tail
+}
+
+/// `Σ a_i b_i` from `−0.0` in order: the tail of [`dot`] (as `Iterator::sum` adds it), a
+/// plain loop so that it is inlined into the AVX2 build too (an iterator's closures need not be).
+#[inline(always)]
+fn tail_dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut sum = -0.0;
+    for (x, y) in a.iter().zip(b) {
+        sum += x * y;
+    }
+    sum
 }
 
 /// [`dot`] of `a` with each of `b` in AVX2 registers: lanes 0–3 and 4–7 of each dot's
@@ -474,16 +486,15 @@ fn dots_avx2<const N: usize>(a: &[f64], b: [&[f64]; N]) -> [f64; N] {
             }
         }
     }
-    std::array::from_fn(|j| {
+    // a plain loop: `array::from_fn`'s closure is not always inlined into an AVX2 build
+    let mut dots = [0.0; N];
+    for (j, dot) in dots.iter_mut().enumerate() {
         // [s0 + s4, s1 + s5, s2 + s6, s3 + s7]; SAFETY: a __m256d is four f64.
         let pairs: [f64; 4] = unsafe { std::mem::transmute(_mm256_add_pd(low[j], high[j])) };
-        let tail: f64 = a[body..n]
-            .iter()
-            .zip(&b[j][body..n])
-            .map(|(x, y)| x * y)
-            .sum();
-        ((pairs[0] + pairs[1]) + (pairs[2] + pairs[3])) + tail
-    })
+        let tail = tail_dot(&a[body..n], &b[j][body..n]);
+        *dot = ((pairs[0] + pairs[1]) + (pairs[2] + pairs[3])) + tail;
+    }
+    dots
 }
 
 /// The chunk's expected word counts per topic, `K × words` (word-major, over
