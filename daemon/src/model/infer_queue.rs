@@ -4,9 +4,11 @@
 //! documents), and several clients may ask the same model at once. Computed one by one, each
 //! request would read the rows of U (or the columns of λ) that its documents name, and a row
 //! of a 320 MB U serves only the few documents of its request. So a model's requests wait in
-//! its [`InferQueue`]; one blocking thread at a time takes every request waiting (up to
-//! [`BLOCK_DOCS`] documents), validates each on its own, computes their documents as one
-//! chunk on every core, and answers each request with its own rows. A document's weights do
+//! its [`InferQueue`]; a blocking thread takes every request waiting (up to [`BLOCK_DOCS`]
+//! documents), validates each on its own, computes their documents as one chunk on every
+//! core, and answers each request with its own rows. A second thread may compute the next
+//! block meanwhile ([`DRAINERS`]), so that the cores do not wait while a block's last
+//! documents finish and its answers go out. A document's weights do
 //! not depend on the other documents of its chunk, so an answer is the same bits whether its
 //! request was computed alone or with others.
 
@@ -22,6 +24,10 @@ use topicd_protocol::Document;
 /// for a row of U to serve many documents, few enough that the chunk's weights (8 bytes ×
 /// topics × documents, 64 MB at 400 topics) stay a small part of the daemon's memory.
 const BLOCK_DOCS: usize = 20_000;
+
+/// Blocks computed at once, at most: while one block's last documents finish and its
+/// answers go out, the next one keeps the other cores busy.
+const DRAINERS: usize = 2;
 
 /// The answer to one request: its documents' weights, or why its documents were refused.
 type Answer = Result<Vec<Vec<f64>>, String>;
@@ -41,8 +47,8 @@ pub(super) struct InferQueue {
 #[derive(Default)]
 struct QueueState {
     waiting: Vec<Waiting>,
-    /// A thread is taking requests from `waiting`.
-    draining: bool,
+    /// Threads taking requests from `waiting`, at most [`DRAINERS`].
+    drainers: usize,
 }
 
 /// The request was dropped unanswered: the computation panicked.
@@ -60,7 +66,9 @@ impl LoadedModel {
         let start = {
             let mut state = self.queue.lock();
             state.waiting.push(Waiting { docs, answer });
-            !std::mem::replace(&mut state.draining, true)
+            let start = state.drainers < DRAINERS;
+            state.drainers += usize::from(start);
+            start
         };
         if start {
             let model = self.clone();
@@ -79,17 +87,12 @@ impl LoadedModel {
                 if std::thread::panicking() {
                     let mut state = self.0.lock();
                     state.waiting.clear();
-                    state.draining = false;
+                    state.drainers -= 1;
                 }
             }
         }
         let _stopped = Stopped(&self.queue);
         while let Some(block) = self.queue.next_block() {
-            eprintln!(
-                "BLOCK {} {}",
-                block.len(),
-                block.iter().map(|w| w.docs.len()).sum::<usize>()
-            );
             self.answer(block);
         }
     }
@@ -122,11 +125,11 @@ impl InferQueue {
     }
 
     /// The requests to compute next: every request waiting, up to [`BLOCK_DOCS`] documents
-    /// and at least one request; `None` (and no thread draining) when none is waiting.
+    /// and at least one request; `None` (and one thread fewer draining) when none is waiting.
     fn next_block(&self) -> Option<Vec<Waiting>> {
         let mut state = self.lock();
         if state.waiting.is_empty() {
-            state.draining = false;
+            state.drainers -= 1;
             return None;
         }
         let (mut docs, mut taken) = (0, 0);
@@ -213,9 +216,9 @@ mod tests {
                 })
                 .collect()
         };
-        model.queue.lock().draining = true;
+        model.queue.lock().drainers = 1;
         model.drain();
-        assert!(!model.queue.lock().draining);
+        assert_eq!(model.queue.lock().drainers, 0);
         answers
             .into_iter()
             .map(|mut a| a.try_recv().unwrap())
@@ -256,6 +259,7 @@ mod tests {
     fn a_block_holds_every_request_waiting_within_its_documents() {
         let queue = InferQueue::default();
         let sizes = [BLOCK_DOCS - 5, 5, 1, BLOCK_DOCS + 1, 2];
+        queue.lock().drainers = 1;
         for n in sizes {
             let docs = vec![Document::default(); n];
             queue.lock().waiting.push(Waiting {
@@ -275,6 +279,11 @@ mod tests {
                 vec![BLOCK_DOCS + 1],
                 vec![2]
             ]
+        );
+        assert_eq!(
+            queue.lock().drainers,
+            0,
+            "the drainer left when nothing was waiting"
         );
     }
 
@@ -299,6 +308,6 @@ mod tests {
         for (docs, answer) in requests.iter().zip(answers) {
             assert_eq!(answer, alone(&model, docs));
         }
-        assert!(!model.queue.lock().draining);
+        assert_eq!(model.queue.lock().drainers, 0);
     }
 }
