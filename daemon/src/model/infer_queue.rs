@@ -8,9 +8,9 @@
 //! documents), validates each on its own, computes their documents as one chunk on every
 //! core, and answers each request with its own rows. A second thread may compute the next
 //! block meanwhile ([`DRAINERS`]), so that the cores do not wait while a block's last
-//! documents finish and its answers go out. A document's weights do
-//! not depend on the other documents of its chunk, so an answer is the same bits whether its
-//! request was computed alone or with others.
+//! documents finish and its answers go out. A document's weights do not depend on the other
+//! documents of its chunk, so an answer is the same bits whether its request was computed
+//! alone or with others.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
