@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """topicd on corpora of English Wikipedia's shape, at 1/100, 1/10 and full size, beside gensim.
 
-    bench/scale.py generate [--fractions 0.01 0.1 1]     # the corpora (topicctl generate), once
-    bench/scale.py run [--fractions 0.01 0.1] [--jobs lsi lda] [--gensim 0.01]
+    bench/scale.py generate [--fractions 0.01 0.1 1] [--full-compress gz|bz2]   # the corpora, once
+    bench/scale.py run [--fractions 0.01 0.1] [--jobs lsi lda] [--gensim 0.01] [--full-compress gz|bz2]
     bench/scale.py plot                                  # docs/scale.png from the records
     bench/scale.py report                                # the records as a markdown table
 
@@ -11,7 +11,7 @@ The published figures (docs/wikipedia-scale.md): `generate --fractions 0.01 0.05
 (gensim's LdaModel on the 1/20 slice, extrapolated linearly on the plot).
 
 The corpora are `topicctl generate --docs F·3,900,000 --terms 100000 --seed 1` (slices plain, the
-full size as .gz), in $TOPICD_BENCH_DIR/scale/.
+full size as .gz, or .bz2 with --full-compress bz2), in $TOPICD_BENCH_DIR/scale/.
 A slice is a corpus of its own, not a prefix: its dictionary and TF-IDF are its own.
 
 Jobs (a fresh daemon each, timed from submit to done):
@@ -56,10 +56,14 @@ def prefix(fraction):
     return os.path.join(SCALE, f"f{fraction:g}")
 
 
+FULL_COMPRESS = "gz"  # --full-compress: how the full size is stored
+
+
 def suffix(fraction):
-    # gz at full size: 35 GB of text do not fit beside the build; bz2 would add about 2,600
-    # CPU-seconds of decoding to the first pass (docs/scaling.md, "Reading compressed input")
-    return ".gz" if fraction == 1 else ""
+    # compressed at full size: 36.8 GB of text do not fit beside the build; gz by default, as
+    # bz2 adds about 2,600 CPU-seconds of decoding to the first pass (docs/scaling.md, "Reading
+    # compressed input"), and bz2 with --full-compress bz2 (wiki_en_tfidf.mm.bz2's format)
+    return f".{FULL_COMPRESS}" if fraction == 1 else ""
 
 
 def files(fraction):
@@ -223,7 +227,8 @@ def run(a):
                 rec = (topicd_job if system == "topicd" else gensim_job)(job, f)
                 rec.update(system=system, job=job, fraction=f, docs=summary["documents"],
                            nnz=summary[f"{JOBS[job]['corpus']}_nnz"], terms=summary["terms"],
-                           topics=JOBS[job]["topics"], machine=started)
+                           topics=JOBS[job]["topics"], compress=suffix(f).lstrip(".") or None,
+                           machine=started)
                 print(json.dumps(rec), flush=True)
                 with open(RECORDS, "a") as out:
                     out.write(json.dumps(rec) + "\n")
@@ -292,6 +297,9 @@ def main():
     g.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.1, 1])
     r = sub.add_parser("run")
     r.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.1])
+    for cmd in (g, r):
+        cmd.add_argument("--full-compress", choices=["gz", "bz2"], default="gz",
+                         help="the full size's compression (slices are plain text)")
     r.add_argument("--jobs", nargs="+", choices=list(JOBS), default=list(JOBS))
     r.add_argument("--gensim", type=float, nargs="*", default=[0.01], help="fractions gensim also runs on")
     p = sub.add_parser("plot")
@@ -299,6 +307,8 @@ def main():
     p.add_argument("--out", default=os.path.join(REPO, "docs", "scale.png"))
     sub.add_parser("report")
     a = ap.parse_args()
+    global FULL_COMPRESS
+    FULL_COMPRESS = getattr(a, "full_compress", FULL_COMPRESS)
     if a.cmd in ("run", "plot") and not os.path.exists(PY):
         sys.exit(f"no gensim venv in {WORK}: run ../shared/bench/gensim/setup.sh first")
     dict(generate=lambda a: generate(a.fractions), run=run, plot=plot, report=report)[a.cmd](a)
