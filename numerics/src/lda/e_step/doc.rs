@@ -333,24 +333,20 @@ impl Doc<'_> {
                 self.gather(start..end, s);
             }
             let width = end - start;
-            let row = |t: u32| &s.rows[t as usize * width..(t as usize + 1) * width];
-            // φnorm_n: the topics in ascending order, four rows per pass over the block
+            // φnorm_n: the topics in ascending order, eight rows per pass over the block
             let phi = &mut phinorm[start..end];
             phi.fill(0.0);
-            let groups = s.live.chunks_exact(GROUP);
-            let rest = groups.remainder();
-            for g in groups {
-                let (r0, r1, r2, r3) = (row(g[0]), row(g[1]), row(g[2]), row(g[3]));
-                let [e0, e1, e2, e3] = [0, 1, 2, 3].map(|j| e[g[j] as usize]);
-                for i in 0..width {
-                    phi[i] = (((phi[i] + e0 * r0[i]) + e1 * r1[i]) + e2 * r2[i]) + e3 * r3[i];
-                }
+            let eights = s.live.chunks_exact(8);
+            let fours = eights.remainder().chunks_exact(4);
+            let ones = fours.remainder().chunks_exact(1);
+            for g in eights {
+                add_rows::<8>(phi, &s.rows, g, e);
             }
-            for &t in rest {
-                let (r, et) = (row(t), e[t as usize]);
-                for i in 0..width {
-                    phi[i] += et * r[i];
-                }
+            for g in fours {
+                add_rows::<4>(phi, &s.rows, g, e);
+            }
+            for g in ones {
+                add_rows::<1>(phi, &s.rows, g, e);
             }
             s.ratios.resize(width, 0.0);
             let counts = &self.counts[start..end];
@@ -363,17 +359,28 @@ impl Doc<'_> {
             let body = width / 8 * 8;
             let last = s.live.len().saturating_sub(1);
             for first in (0..s.live.len()).step_by(GROUP) {
-                let topics = [0, 1, 2, 3].map(|j| s.live[(first + j).min(last)]);
-                let rows = topics.map(|t| &row(t)[..body]);
-                let sums = acc(&s.ratios[..body], rows, topics.map(|t| s.lanes[t as usize]));
-                for (&t, sums) in topics.iter().zip(sums) {
-                    s.lanes[t as usize] = sums;
+                let mut topics = [0; GROUP];
+                let mut rows: [&[f64]; GROUP] = [&[]; GROUP];
+                let mut lanes = [[0.0; 8]; GROUP];
+                for j in 0..GROUP {
+                    let t = s.live[(first + j).min(last)] as usize;
+                    topics[j] = t;
+                    rows[j] = &s.rows[t * width..t * width + body];
+                    lanes[j] = s.lanes[t];
+                }
+                let sums = acc(&s.ratios[..body], rows, lanes);
+                for j in 0..GROUP {
+                    s.lanes[topics[j]] = sums[j];
                 }
             }
             if body < width {
                 tail = true;
                 for &t in &s.live {
-                    s.t[t as usize] = tail_dot(&s.ratios[body..], &row(t)[body..]);
+                    let t = t as usize;
+                    s.t[t] = tail_dot(
+                        &s.ratios[body..],
+                        &s.rows[t * width + body..(t + 1) * width],
+                    );
                 }
             }
         }
@@ -381,5 +388,27 @@ impl Doc<'_> {
             let t = t as usize;
             s.t[t] = finish(s.lanes[t], if tail { s.t[t] } else { -0.0 });
         }
+    }
+}
+
+/// `φ_i += Σ_j e_{t_j} row_{t_j}[i]` for the `N` topics `topics`, added one after the other
+/// (elementwise in `i`: any vector width gives the same bits); the rows are `phi.len()` long,
+/// row `t` at `t · phi.len()` in `rows`.
+#[inline(always)]
+fn add_rows<const N: usize>(phi: &mut [f64], rows: &[f64], topics: &[u32], e: &[f64]) {
+    let width = phi.len();
+    let mut r: [&[f64]; N] = [&[]; N];
+    let mut w = [0.0; N];
+    for j in 0..N {
+        let t = topics[j] as usize;
+        r[j] = &rows[t * width..(t + 1) * width];
+        w[j] = e[t];
+    }
+    for (i, p) in phi.iter_mut().enumerate() {
+        let mut sum = *p;
+        for j in 0..N {
+            sum += w[j] * r[j][i];
+        }
+        *p = sum;
     }
 }
