@@ -291,7 +291,14 @@ pub fn job_summary(job: &JobInfo, live: &LiveFacts, tz: &TimeZone) -> String {
         lines.push(("latest bound", bound_text(bound)));
     }
     if let (false, Some(eta)) = (job.state.is_final(), eta(job)) {
-        lines.push(("time left", format!("about {eta}")));
+        // the passes after this one read the chunk cache, several times faster
+        let text = match live.reads {
+            Some(PassSource::CorpusWritingCache) => {
+                format!("at most about {eta} (the later passes read the chunk cache)")
+            }
+            _ => format!("about {eta}"),
+        };
+        lines.push(("time left", text));
     }
     lines.push(("submitted", local_time(job.submitted_at, tz)));
     if let Some(t) = job.started_at {
@@ -525,6 +532,29 @@ job 1: running
                 "  workers        3",
                 "  reads          the corpus file, every pass (not cached: it would take about 9 bytes)"
             ]
+        );
+    }
+
+    #[test]
+    fn the_time_left_is_at_most_while_the_first_pass_writes_the_cache() {
+        let reads = |source| LiveFacts {
+            workers: None,
+            reads: Some(source),
+        };
+        let time_left = |facts: &LiveFacts| {
+            let summary = job_summary(&job(1, JobState::Running), facts, &TimeZone::UTC);
+            let line = summary.lines().find(|l| l.starts_with("  time left"));
+            line.map(str::to_string)
+        };
+        assert_eq!(
+            time_left(&reads(PassSource::CorpusWritingCache)).as_deref(),
+            Some(
+                "  time left      at most about 25 seconds (the later passes read the chunk cache)"
+            )
+        );
+        assert_eq!(
+            time_left(&reads(PassSource::Cache)).as_deref(),
+            Some("  time left      about 25 seconds")
         );
     }
 

@@ -24,22 +24,36 @@ pub struct JobControl {
     source: PassSourceSlot,
 }
 
+/// The latest progress, and what its throughput is measured from: the job's (re)start and
+/// the current pass's start.
 struct LiveProgress {
     progress: Progress,
     started: Instant,
     work_at_start: u64,
+    /// When the latest progress was published.
+    updated: Instant,
+    /// The current pass's start: the last update of the pass before, and its work.
+    pass_started: Instant,
+    work_at_pass: u64,
 }
 
 impl JobControl {
     /// Control of a job starting (or resuming) at `progress`.
     pub fn new(progress: Progress) -> JobControl {
+        JobControl::new_at(progress, Instant::now())
+    }
+
+    fn new_at(progress: Progress, now: Instant) -> JobControl {
         let work_at_start = progress.work_done();
         JobControl {
             stop: AtomicU8::new(0),
             progress: Mutex::new(LiveProgress {
                 progress,
-                started: Instant::now(),
+                started: now,
                 work_at_start,
+                updated: now,
+                pass_started: now,
+                work_at_pass: work_at_start,
             }),
             source: PassSourceSlot::default(),
         }
@@ -73,13 +87,31 @@ impl JobControl {
         }
     }
 
-    /// Publish the job's progress; the throughput is derived here.
-    pub fn set_progress(&self, mut progress: Progress) {
+    /// Publish the job's progress; the throughput is derived here: that of the current pass
+    /// (passes that read the chunk cache run several times faster than the one that parsed
+    /// the corpus), or of the job since it started while the pass is younger than a second.
+    pub fn set_progress(&self, progress: Progress) {
+        self.set_progress_at(progress, Instant::now());
+    }
+
+    fn set_progress_at(&self, mut progress: Progress, now: Instant) {
         let mut live = self.progress.lock().unwrap_or_else(|e| e.into_inner());
-        let elapsed = live.started.elapsed().as_secs_f64();
-        let done = progress.work_done().saturating_sub(live.work_at_start);
-        progress.docs_per_sec = (elapsed > 0.5 && done > 0).then(|| done as f64 / elapsed);
+        if progress.pass != live.progress.pass {
+            live.pass_started = live.updated;
+            live.work_at_pass = live.progress.work_done();
+        }
+        let rate = |since: Instant, work: u64| {
+            let elapsed = now.duration_since(since).as_secs_f64();
+            let done = progress.work_done().saturating_sub(work);
+            (elapsed > 0.5 && done > 0).then(|| done as f64 / elapsed)
+        };
+        progress.docs_per_sec = match now.duration_since(live.pass_started).as_secs_f64() {
+            young if young < 1.0 => rate(live.started, live.work_at_start),
+            _ => rate(live.pass_started, live.work_at_pass),
+        }
+        .or_else(|| rate(live.started, live.work_at_start));
         live.progress = progress;
+        live.updated = now;
     }
 
     /// The latest progress.
@@ -89,5 +121,50 @@ impl JobControl {
             .unwrap_or_else(|e| e.into_inner())
             .progress
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn at(pass: u32, docs_done: u64) -> Progress {
+        Progress {
+            pass,
+            passes: 3,
+            docs_done,
+            docs_per_pass: Some(100),
+            ..Progress::default()
+        }
+    }
+
+    #[test]
+    fn the_speed_is_the_current_passs_once_it_is_a_second_old() {
+        let t0 = Instant::now();
+        let s = |secs: f64| t0 + Duration::from_secs_f64(secs);
+        let control = JobControl::new_at(at(0, 0), t0);
+        let speed = |progress, secs| {
+            control.set_progress_at(progress, s(secs));
+            control.progress().docs_per_sec
+        };
+        // the first pass parses the corpus: 10 documents/s
+        assert_eq!(speed(at(0, 50), 5.0), Some(10.0));
+        assert_eq!(speed(at(0, 100), 10.0), Some(10.0));
+        // the second reads the cache at 50/s: within its first second, the job's rate
+        assert_eq!(speed(at(1, 25), 10.5), Some(125.0 / 10.5));
+        assert_eq!(speed(at(1, 75), 11.5), Some(50.0));
+        assert_eq!(speed(at(2, 0), 12.0), Some(200.0 / 12.0));
+        assert_eq!(speed(at(2, 100), 14.0), Some(50.0));
+    }
+
+    #[test]
+    fn a_resumed_job_counts_only_what_it_did_since() {
+        let t0 = Instant::now();
+        let control = JobControl::new_at(at(1, 40), t0);
+        control.set_progress_at(at(1, 40), t0 + Duration::from_secs(2));
+        assert_eq!(control.progress().docs_per_sec, None);
+        control.set_progress_at(at(1, 80), t0 + Duration::from_secs(4));
+        assert_eq!(control.progress().docs_per_sec, Some(10.0));
     }
 }
