@@ -23,20 +23,16 @@
 //! and iteration remains — mostly a short series, no logarithm. Documents run in parallel;
 //! the counts are summed word by word in document order, so the result does not depend on
 //! the threads.
-//!
-//! A document's iterations are in `doc`: its columns turned into rows along its words, and
-//! the topics that γ can no longer move (`γ_k = α_k` for good) left out of the sums, which
-//! with α = 1/K is most of them after a few iterations; `dots` holds the sums' kernels.
 
 use rand::RngExt;
 use rand_distr::Gamma;
 use rayon::prelude::*;
 
+use super::special::exp_digamma_into;
 use super::state::LdaState;
 use crate::chunk::SparseChunk;
 use crate::grid::{grid_of, round_to};
 use crate::rng::{self, Purpose};
-use doc::{Doc, DocBuffers, Rest, Scratch};
 
 /// The E-step's stopping rule.
 #[derive(Clone, Copy, Debug)]
@@ -247,7 +243,6 @@ pub fn infer_in(
     let mut exp_theta = vec![0.0; docs * k];
     let mut ratios = vec![0.0; chunk.nnz()];
     let init = Gamma::new(100.0, 0.01).expect("valid Gamma parameters");
-    let at_rest = Rest::new(alpha);
     // Split the entries' ratios along documents, so that each document owns its slice.
     let mut ratio_slices: Vec<&mut [f64]> = Vec::with_capacity(docs);
     let mut rest = ratios.as_mut_slice();
@@ -262,7 +257,7 @@ pub fn infer_in(
         .zip(ratio_slices.into_par_iter())
         .enumerate()
         .map_init(
-            || Scratch::new(k),
+            || vec![0.0; k],
             |scratch, (j, ((g, e), ratio))| {
                 let (start, end) = (chunk.indptr[j], chunk.indptr[j + 1]);
                 let (terms, counts) = (&chunk.terms[start..end], &chunk.values[start..end]);
@@ -275,15 +270,15 @@ pub fn infer_in(
                     counts: &chunk.values[start..end],
                     beta: columns.beta,
                     alpha,
-                    rest: &at_rest,
                     params,
                 };
                 let buffers = DocBuffers {
                     gamma: g,
                     exp_theta: e,
                     phinorm: ratio,
+                    t: scratch,
                 };
-                doc.infer(buffers, scratch) as usize
+                doc.infer(buffers) as usize
             },
         )
         .sum();
@@ -293,6 +288,213 @@ pub fn infer_in(
         ratios,
         converged,
     }
+}
+
+/// Columns whose dots with `exp(E[log θ])` are computed together (their additions overlap).
+const GROUP: usize = 4;
+
+/// One document and what its E-step reads: its entries' columns of exp E[log β] (`slots`
+/// into `beta`, `K` values a column), its counts, α and the iteration limits.
+struct Doc<'a> {
+    slots: &'a [u32],
+    counts: &'a [f64],
+    beta: &'a [f64],
+    alpha: &'a [f64],
+    params: EStepParams,
+}
+
+/// What [`Doc::infer`] works in: the document's γ and `exp(E[log θ])` (`K` each, its
+/// result), `φnorm` (one per entry; `c_n / φnorm_n` at the end) and a scratch row (`K`).
+struct DocBuffers<'b> {
+    gamma: &'b mut [f64],
+    exp_theta: &'b mut [f64],
+    phinorm: &'b mut [f64],
+    t: &'b mut [f64],
+}
+
+impl Doc<'_> {
+    /// Iterate γ (already holding its random start) to convergence; true if it converged.
+    ///
+    /// Compiled twice: for the baseline x86-64 (SSE2) and for AVX2, taken when the CPU has
+    /// it. Both do the same IEEE operations in the same order (the wider registers hold more
+    /// of the same independent lanes, and nothing is fused: Rust never contracts `a * b + c`
+    /// into an FMA), so γ is the same bits on either; AVX2 only does more per instruction,
+    /// and computes the dots of [`GROUP`] columns at once ([`dots_avx2`]).
+    fn infer(&self, buffers: DocBuffers) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { self.infer_avx2(buffers) };
+        }
+        self.iterate(buffers, |a, b| b.map(|b| dot(a, b)))
+    }
+
+    /// [`Doc::iterate`] compiled for AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn infer_avx2(&self, buffers: DocBuffers) -> bool {
+        self.iterate(buffers, |a, b| dots_avx2(a, b))
+    }
+
+    /// The iterations of [`Doc::infer`], inlined into each of its builds.
+    #[inline(always)]
+    fn iterate(
+        &self,
+        buffers: DocBuffers,
+        dot: impl Fn(&[f64], [&[f64]; GROUP]) -> [f64; GROUP],
+    ) -> bool {
+        let Doc {
+            beta,
+            alpha,
+            params,
+            ..
+        } = *self;
+        let DocBuffers {
+            gamma,
+            exp_theta: e,
+            phinorm,
+            t,
+        } = buffers;
+        let k = alpha.len();
+        let column = |n: usize| {
+            let s = self.slots[n] as usize;
+            &beta[s * k..(s + 1) * k]
+        };
+        exp_digamma_into(gamma, e);
+        self.sweep(e, &column, &dot, phinorm, t);
+        let mut converged = false;
+        for _ in 0..params.iterations {
+            let mut change = 0.0;
+            for ((g, e), (&a, &t)) in gamma
+                .iter_mut()
+                .zip(e.iter_mut())
+                .zip(alpha.iter().zip(t.iter()))
+            {
+                let new = a + *e * t;
+                change += (new - *g).abs();
+                *g = new;
+            }
+            exp_digamma_into(gamma, e);
+            self.sweep(e, &column, &dot, phinorm, t);
+            if change / (k as f64) < params.gamma_threshold {
+                converged = true;
+                break;
+            }
+        }
+        // From here on the buffer holds c_n / φnorm_n.
+        for (p, &c) in phinorm.iter_mut().zip(self.counts) {
+            *p = c / *p;
+        }
+        converged
+    }
+
+    /// One pass over the document's columns with `e` fixed: `φnorm_n = e·β_n + ε`, and
+    /// the sum of the next γ update, `t = Σ_n (c_n / φnorm_n) β_n` (each column is read
+    /// once for both; `t` is summed over `n` in order, as two separate passes would).
+    #[inline(always)]
+    fn sweep<'b>(
+        &self,
+        e: &[f64],
+        column: &impl Fn(usize) -> &'b [f64],
+        dot: &impl Fn(&[f64], [&[f64]; GROUP]) -> [f64; GROUP],
+        phinorm: &mut [f64],
+        t: &mut [f64],
+    ) {
+        t.fill(0.0);
+        let len = phinorm.len();
+        for first in (0..len).step_by(GROUP) {
+            // the last group repeats the last column where the document has no more
+            let last = len - 1;
+            let betas: [&[f64]; GROUP] = [
+                column(first),
+                column((first + 1).min(last)),
+                column((first + 2).min(last)),
+                column((first + 3).min(last)),
+            ];
+            let dots = dot(e, betas);
+            let mut ratios = [0.0; GROUP];
+            for (j, (&d, r)) in dots.iter().zip(&mut ratios).enumerate().take(len - first) {
+                let p = d + f64::EPSILON;
+                phinorm[first + j] = p;
+                *r = self.counts[first + j] / p;
+            }
+            if len - first >= GROUP {
+                // each t_i gets the group's columns' terms in column order, as one column
+                // after the other would add them, with t_i in a register meanwhile
+                let [b0, b1, b2, b3] = betas;
+                let [r0, r1, r2, r3] = ratios;
+                for ((((t, x0), x1), x2), x3) in t.iter_mut().zip(b0).zip(b1).zip(b2).zip(b3) {
+                    *t = (((*t + r0 * x0) + r1 * x1) + r2 * x2) + r3 * x3;
+                }
+            } else {
+                for (&r, beta) in ratios.iter().zip(betas).take(len - first) {
+                    for (t, b) in t.iter_mut().zip(beta) {
+                        *t += r * b;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `Σ a_i b_i` with eight running sums, so that the additions pipeline and vectorise
+/// (a single running sum waits on every addition); the order is fixed, so is the result.
+#[inline(always)]
+pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut sums = [0.0; 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail = tail_dot(a8.remainder(), b8.remainder());
+    for (x, y) in a8.zip(b8) {
+        for i in 0..8 {
+            sums[i] += x[i] * y[i];
+        }
+    }
+    ((sums[0] + sums[4]) + (sums[1] + sums[5])) + ((sums[2] + sums[6]) + (sums[3] + sums[7])) + tail
+}
+
+/// `Σ a_i b_i` from `−0.0` in order: the tail of [`dot`] (as `Iterator::sum` adds it), a
+/// plain loop so that it is inlined into the AVX2 build too (an iterator's closures need not be).
+#[inline(always)]
+fn tail_dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut sum = -0.0;
+    for (x, y) in a.iter().zip(b) {
+        sum += x * y;
+    }
+    sum
+}
+
+/// [`dot`] of `a` with each of `b` in AVX2 registers: lanes 0–3 and 4–7 of each dot's
+/// eight running sums are two registers, added the same way in the same order, so each
+/// result is the same bits as `dot`'s; the dots' additions overlap.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn dots_avx2<const N: usize>(a: &[f64], b: [&[f64]; N]) -> [f64; N] {
+    use std::arch::x86_64::{_mm256_add_pd, _mm256_loadu_pd, _mm256_mul_pd, _mm256_setzero_pd};
+    let n = b.iter().fold(a.len(), |n, b| n.min(b.len()));
+    let body = n / 8 * 8;
+    let mut low = [_mm256_setzero_pd(); N];
+    let mut high = [_mm256_setzero_pd(); N];
+    for i in (0..body).step_by(8) {
+        // SAFETY: i + 8 <= body <= the length of every slice.
+        unsafe {
+            let x = a.as_ptr().add(i);
+            let (x0, x1) = (_mm256_loadu_pd(x), _mm256_loadu_pd(x.add(4)));
+            for j in 0..N {
+                let y = b[j].as_ptr().add(i);
+                low[j] = _mm256_add_pd(low[j], _mm256_mul_pd(x0, _mm256_loadu_pd(y)));
+                high[j] = _mm256_add_pd(high[j], _mm256_mul_pd(x1, _mm256_loadu_pd(y.add(4))));
+            }
+        }
+    }
+    // a plain loop: `array::from_fn`'s closure is not always inlined into an AVX2 build
+    let mut dots = [0.0; N];
+    for (j, dot) in dots.iter_mut().enumerate() {
+        // [s0 + s4, s1 + s5, s2 + s6, s3 + s7]; SAFETY: a __m256d is four f64.
+        let pairs: [f64; 4] = unsafe { std::mem::transmute(_mm256_add_pd(low[j], high[j])) };
+        let tail = tail_dot(&a[body..n], &b[j][body..n]);
+        *dot = ((pairs[0] + pairs[1]) + (pairs[2] + pairs[3])) + tail;
+    }
+    dots
 }
 
 /// The chunk's expected word counts per topic, `K × words` (word-major, over
@@ -353,7 +555,5 @@ pub fn add_stats(words: &[u32], sums: &mut [f64], part: &ChunkStats) -> Option<(
     Some(())
 }
 
-mod doc;
-mod dots;
 #[cfg(test)]
 mod tests;
