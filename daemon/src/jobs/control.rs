@@ -28,13 +28,27 @@ pub struct JobControl {
 /// the current pass's start.
 struct LiveProgress {
     progress: Progress,
-    started: Instant,
-    work_at_start: u64,
     /// When the latest progress was published.
     updated: Instant,
-    /// The current pass's start: the last update of the pass before, and its work.
-    pass_started: Instant,
-    work_at_pass: u64,
+    start: Mark,
+    /// The last update of the pass before the current one.
+    pass_start: Mark,
+}
+
+/// A moment of the job and the work done by then.
+#[derive(Clone, Copy)]
+struct Mark {
+    at: Instant,
+    work: u64,
+}
+
+impl Mark {
+    /// Documents per second from this mark to `work` at `now`, once there is something to tell.
+    fn rate_to(self, work: u64, now: Instant) -> Option<f64> {
+        let elapsed = now.duration_since(self.at).as_secs_f64();
+        let done = work.saturating_sub(self.work);
+        (elapsed > 0.5 && done > 0).then(|| done as f64 / elapsed)
+    }
 }
 
 impl JobControl {
@@ -44,16 +58,17 @@ impl JobControl {
     }
 
     fn new_at(progress: Progress, now: Instant) -> JobControl {
-        let work_at_start = progress.work_done();
+        let start = Mark {
+            at: now,
+            work: progress.work_done(),
+        };
         JobControl {
             stop: AtomicU8::new(0),
             progress: Mutex::new(LiveProgress {
                 progress,
-                started: now,
-                work_at_start,
                 updated: now,
-                pass_started: now,
-                work_at_pass: work_at_start,
+                start,
+                pass_start: start,
             }),
             source: PassSourceSlot::default(),
         }
@@ -97,19 +112,16 @@ impl JobControl {
     fn set_progress_at(&self, mut progress: Progress, now: Instant) {
         let mut live = self.progress.lock().unwrap_or_else(|e| e.into_inner());
         if progress.pass != live.progress.pass {
-            live.pass_started = live.updated;
-            live.work_at_pass = live.progress.work_done();
+            live.pass_start = Mark {
+                at: live.updated,
+                work: live.progress.work_done(),
+            };
         }
-        let rate = |since: Instant, work: u64| {
-            let elapsed = now.duration_since(since).as_secs_f64();
-            let done = progress.work_done().saturating_sub(work);
-            (elapsed > 0.5 && done > 0).then(|| done as f64 / elapsed)
-        };
-        progress.docs_per_sec = match now.duration_since(live.pass_started).as_secs_f64() {
-            young if young < 1.0 => rate(live.started, live.work_at_start),
-            _ => rate(live.pass_started, live.work_at_pass),
-        }
-        .or_else(|| rate(live.started, live.work_at_start));
+        let work = progress.work_done();
+        let pass_rate = (now.duration_since(live.pass_start.at).as_secs_f64() >= 1.0)
+            .then(|| live.pass_start.rate_to(work, now))
+            .flatten();
+        progress.docs_per_sec = pass_rate.or_else(|| live.start.rate_to(work, now));
         live.progress = progress;
         live.updated = now;
     }
