@@ -7,9 +7,11 @@
 //! A batch is `update_every × chunksize` documents whatever the number of workers. A
 //! chunk's E-step is split into ranges of documents, one task per worker that can take one
 //! ([`Executor::lanes`]), so that even one chunk per update (`update_every = 1`) runs on
-//! every worker; the ranges' expected counts are summed exactly (see
-//! `topicd_numerics::lda::e_step`), and the chunks' in chunk order, so the model does not
-//! depend on the cluster's size or on crashes along the way.
+//! every worker. A document's inference does not depend on its range: the ranges come back
+//! as their documents' `exp(E[log θ])` and ratios, and the job computes the chunk's
+//! expected counts from them in one place (see `topicd_numerics::lda::e_step`), adding the
+//! chunks' in chunk order, so the model does not depend on the cluster's size or on
+//! crashes along the way.
 
 use std::sync::Arc;
 
@@ -19,7 +21,9 @@ use crate::corpus::{Piece, SparseChunk};
 use crate::store::{Blobs, Checkpoint, CheckpointModel, StoredModel};
 use crate::work::{ChunkSet, Due, EStepInput, Executor, Flow, Task};
 use topicd_numerics::lda::state::{Batch, asymmetric_prior};
-use topicd_numerics::lda::{ChunkTopics, EStepParams, GammaSeed, LdaState, bound, e_step};
+use topicd_numerics::lda::{
+    ChunkTopics, EStepParams, GammaSeed, Inference, LdaState, bound, e_step,
+};
 use topicd_protocol::{LdaParams, Prior, Progress};
 
 /// Train an LDA model from the job's corpus, from its last checkpoint if it has one.
@@ -331,8 +335,8 @@ impl<'a, 'b> LdaRun<'a, 'b> {
     }
 
     /// The E-step of a chunk: its documents in as many ranges as the executor has lanes, one
-    /// task each, their expected counts summed exactly into the chunk's (which the caller
-    /// adds to the batch).
+    /// task each, whose inferences, joined in document order, give the chunk's expected
+    /// counts (which the caller adds to the batch).
     fn e_step(
         &self,
         executor: &mut dyn Executor,
@@ -358,28 +362,27 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                 chunk: chunk.docs_range(start, start + per_task),
             })
         });
-        let words = &input.topics.words;
-        let mut sums = vec![0.0; self.state.num_topics * words.len()];
-        let mut gamma = Vec::with_capacity(docs * self.state.num_topics * usize::from(input.gamma));
+        let mut inference = Inference::default();
         let due = || Due::Nothing; // a chunk's ranges are few: the job checks between chunks
+        // results come in task order, so the ranges join in document order
         executor.run(
             &mut tasks,
             &mut |result| {
-                let stats = result.output.into_chunk_stats()?;
-                e_step::add_stats(words, &mut sums, &stats).ok_or_else(|| {
-                    JobError::Internal(
-                        "internal error: a range's counts do not fit its chunk".into(),
-                    )
-                })?;
-                gamma.extend_from_slice(&stats.gamma);
+                inference.append(result.output.into_inference()?);
                 Ok(Flow::Continue)
             },
             &due,
         )?;
+        let rows = docs * self.state.num_topics;
+        if inference.exp_theta.len() != rows || inference.ratios.len() != chunk.nnz() {
+            return Err(JobError::Internal(
+                "internal error: the ranges' inferences do not cover their chunk".into(),
+            ));
+        }
         Ok(ChunkCounts {
-            words: words.clone(),
-            counts: sums,
-            gamma,
+            counts: e_step::sstats(chunk, &input.topics, &inference),
+            words: input.topics.words.clone(),
+            gamma: inference.gamma,
         })
     }
 
@@ -445,7 +448,7 @@ impl<'a, 'b> LdaRun<'a, 'b> {
 struct ChunkCounts {
     /// The chunk's words.
     words: Vec<u32>,
-    /// Their expected counts, `K` per word, summed exactly over the chunk's ranges.
+    /// Their expected counts, `K` per word.
     counts: Vec<f64>,
     /// The chunk's γ if α is learnt (`alpha = auto`), empty otherwise.
     gamma: Vec<f64>,

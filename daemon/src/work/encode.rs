@@ -3,7 +3,7 @@
 //! against the bytes at hand before anything is allocated, so a damaged or hostile buffer is
 //! an error, never a panic or a huge allocation. The writer (`encode/writer.rs`) makes an
 //! encoding as pieces, so that a large array that stays alive (`Qt`, a partial sum, an
-//! E-step's statistics) is sent from its own memory; the reader (`encode/reader.rs`) reads
+//! E-step's inference) is sent from its own memory; the reader (`encode/reader.rs`) reads
 //! the pages an item arrived in, copying a large array once, into its own memory.
 //!
 //! ```text
@@ -28,13 +28,14 @@
 //!                     where sums = u64 terms  u32 × terms  matrix
 //!   1 partial sum     sum
 //!   2 chunk SVD       matrix Uᵀ  u64 k  f64 × k
-//!   3 LDA E-step      u64 words  u32 × words  u64 n  f64 × n sstats  u64 g  f64 × g gamma  u64 converged
+//!   3 LDA E-step      u64 n  f64 × n exp E[log θ]  u64 m  f64 × m ratios  u64 g  f64 × g gamma
+//!                     u64 converged
 //! ```
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use topicd_numerics::lda::{ChunkStats, ChunkTopics, EStepParams, GammaSeed};
+use topicd_numerics::lda::{ChunkTopics, EStepParams, GammaSeed, Inference};
 use topicd_numerics::lsi::{
     self, ChunkSpan, Grids, OnePassInput, PassInput, PassSum, PassTerm, Product, Projection,
     SketchTerm,
@@ -300,7 +301,7 @@ pub fn task_from_parts(
 }
 
 /// Encode a task's result, as pieces whose concatenation is the encoding: the large arrays
-/// of a partial sum (`Yt`, 126 MB on gcide for the sketch's) and of an E-step's statistics
+/// of a partial sum (`Yt`, 126 MB on gcide for the sketch's) and of an E-step's inference
 /// are pieces that keep their own memory instead of a copy of it.
 pub fn output_pieces(output: Output) -> Vec<Bytes> {
     let mut w = Writer::default();
@@ -333,12 +334,12 @@ pub fn output_pieces(output: Output) -> Vec<Bytes> {
             w.matrix(&p.ut);
             w.f64s(&p.s);
         }
-        Output::LdaEStep(stats) => {
+        Output::LdaEStep(found) => {
             w.u8(3);
-            w.u32s(&stats.words);
-            w.counted_shared(stats.sstats);
-            w.counted_shared(stats.gamma);
-            w.u64(stats.converged as u64);
+            w.counted_shared(found.exp_theta);
+            w.counted_shared(found.ratios);
+            w.counted_shared(found.gamma);
+            w.u64(found.converged as u64);
         }
     }
     w.into_pieces()
@@ -386,9 +387,9 @@ pub fn output_from_pieces(pieces: &[Bytes]) -> Result<Output, String> {
             }
             Output::LsiNode(Projection { ut, s })
         }
-        3 => Output::LdaEStep(ChunkStats {
-            words: r.u32s()?,
-            sstats: r.f64s()?,
+        3 => Output::LdaEStep(Inference {
+            exp_theta: r.f64s()?,
+            ratios: r.f64s()?,
             gamma: r.f64s()?,
             converged: r.usize()?,
         }),

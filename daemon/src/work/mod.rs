@@ -24,7 +24,7 @@ pub use local::Local;
 use std::sync::Arc;
 
 use topicd_numerics::SparseChunk;
-use topicd_numerics::lda::{self, ChunkStats, ChunkTopics, EStepParams, GammaSeed};
+use topicd_numerics::lda::{self, ChunkTopics, EStepParams, GammaSeed, Inference};
 use topicd_numerics::lsi::products::TermSums;
 use topicd_numerics::lsi::{
     self, ChunkSpan, OnePassInput, PassInput, PassSum, PassTerm, Product, Projection,
@@ -68,7 +68,7 @@ pub enum Task {
 #[derive(Debug)]
 pub struct EStepInput {
     /// `exp(E[log β])` for the words of the whole chunk (its `slots` are not used: each
-    /// task takes the columns of its own words, [`ChunkTopics::restrict`]).
+    /// task reads the columns through slots of its own, [`ChunkTopics::slots_of`]).
     pub topics: ChunkTopics,
     /// α.
     pub alpha: Vec<f64>,
@@ -90,8 +90,10 @@ pub enum Output {
     LsiPartial(PassSum),
     /// The model of a node of the one-pass merge tree.
     LsiNode(Projection),
-    /// The chunk's expected counts and γ.
-    LdaEStep(ChunkStats),
+    /// What the E-step of a range of a chunk's documents found: `exp(E[log θ])` and the
+    /// ratios `c_n / φnorm_n` from which the job computes the chunk's expected counts, and
+    /// γ when α is learnt.
+    LdaEStep(Inference),
 }
 
 /// Compute a task: the pure function every executor runs.
@@ -110,13 +112,18 @@ pub fn compute(task: &Task) -> Output {
         }
         Task::LdaEStep { input, chunk } => {
             // a remote task's words were checked against its topics in `task_from_parts`
-            let topics = input.topics.restrict(chunk).expect("a checked task");
-            let mut stats =
-                lda::chunk_stats(chunk, &topics, &input.alpha, input.params, input.seeds);
+            let mut inference = lda::infer_range(
+                chunk,
+                &input.topics,
+                &input.alpha,
+                input.params,
+                input.seeds,
+            )
+            .expect("a checked task");
             if !input.gamma {
-                stats.gamma = Vec::new();
+                inference.gamma = Vec::new();
             }
-            Output::LdaEStep(stats)
+            Output::LdaEStep(inference)
         }
     }
 }
@@ -148,14 +155,12 @@ pub fn fits(task: &Task, output: &Output) -> bool {
                 && p.num_topics() <= input.rank
                 && p.s.len() == p.ut.nrows()
         }
-        (Task::LdaEStep { input, chunk }, Output::LdaEStep(stats)) => {
-            let k = input.alpha.len();
-            let mut words = chunk.terms.clone();
-            words.sort_unstable();
-            words.dedup();
-            stats.words == words
-                && Some(stats.sstats.len()) == k.checked_mul(stats.words.len())
-                && Some(stats.gamma.len()) == k.checked_mul(chunk.num_docs() * input.gamma as usize)
+        (Task::LdaEStep { input, chunk }, Output::LdaEStep(found)) => {
+            let rows = chunk.num_docs() * input.alpha.len();
+            found.exp_theta.len() == rows
+                && found.ratios.len() == chunk.nnz()
+                && found.gamma.len() == rows * usize::from(input.gamma)
+                && found.converged <= chunk.num_docs()
         }
         _ => false,
     }
@@ -212,10 +217,10 @@ impl Output {
         }
     }
 
-    /// The E-step of a chunk, or an internal error for any other result.
-    pub fn into_chunk_stats(self) -> Result<ChunkStats, JobError> {
+    /// The E-step of a range of a chunk, or an internal error for any other result.
+    pub fn into_inference(self) -> Result<Inference, JobError> {
         match self {
-            Output::LdaEStep(stats) => Ok(stats),
+            Output::LdaEStep(found) => Ok(found),
             _ => Err(mismatch("an LDA E-step")),
         }
     }
@@ -269,7 +274,7 @@ pub trait Executor: Send {
 
     /// How many tasks an LDA chunk's E-step is split into: one for this machine's threads
     /// (they share the documents), one per worker on a cluster. The model does not depend on
-    /// it (the ranges' counts are summed exactly).
+    /// it (a document's inference does not depend on its range).
     fn lanes(&self) -> usize {
         1
     }

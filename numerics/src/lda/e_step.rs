@@ -11,12 +11,17 @@
 //! sstats_{k,w_n} += e_k β_kn c_n / φnorm_n
 //! ```
 //!
-//! The expected counts are summed exactly, on a grid per word ([`crate::grid`]): each term
-//! `e_k β_kn c_n / φnorm_n` is at most `c_n` (since `φnorm_n ≥ e_k β_kn`), so the chunk's
-//! count of word `w`, `B_w = Σ_{n: w_n = w} c_n`, bounds every partial sum of its counts,
-//! and its grid is `grid_of(B_w)`. Rounded once to it, the terms add up to the same bits
-//! whatever the grouping of the chunk's documents into tasks and the order of the tasks:
-//! the number of workers does not change the model.
+//! Training infers a chunk's documents in ranges, one task each ([`infer_range`]); a
+//! document's γ does not depend on its range. The job joins the ranges' inferences in
+//! document order and computes the chunk's expected counts in one place ([`sstats`]): what a
+//! range sends back is its `e_k` and `c_n / φnorm_n`, `D·K + nnz` numbers, where its counts
+//! would be `K` per distinct word, 5–8× more on real corpora.
+//!
+//! Each term of the counts is rounded to a grid per word ([`crate::grid`]): it is at most
+//! `c_n` (since `φnorm_n ≥ e_k β_kn`), so the chunk's count of word `w`,
+//! `B_w = Σ_{n: w_n = w} c_n`, bounds every partial sum of its counts, and its grid is
+//! `grid_of(B_w)`. Rounded once to it, the terms add up to the same bits in any grouping
+//! and order.
 //!
 //! `e_k` is computed as `exp ψ(γ_k)`, without the common factor `exp(−ψ(Σγ))`: it cancels
 //! between `e_k` and `φnorm` in both the γ update and the counts, so one `exp ψ` per topic
@@ -86,40 +91,19 @@ impl ChunkTopics {
         }
     }
 
-    /// These topics restricted to the words of `part`, a chunk whose words are all among
-    /// [`ChunkTopics::words`] (a range of the documents these topics were made for): the
-    /// same columns, copied. `None` when `part` has a word these topics lack.
-    pub fn restrict(&self, part: &SparseChunk) -> Option<ChunkTopics> {
-        let k = self.exp_elog_beta.len() / self.words.len().max(1);
-        let mut words: Vec<u32> = part.terms.clone();
-        words.sort_unstable();
-        words.dedup();
-        let mut columns = Vec::with_capacity(words.len());
-        for &w in &words {
-            columns.push(self.words.binary_search(&w).ok()?);
-        }
-        let slots = part
-            .terms
+    /// The slots of `part`'s entries among these topics' words: `part` is a range of the
+    /// documents these topics were made for, read through [`Columns`] without copying a
+    /// column. `None` when `part` has a word these topics lack.
+    pub fn slots_of(&self, part: &SparseChunk) -> Option<Vec<u32>> {
+        part.terms
             .iter()
-            .map(|w| words.binary_search(w).map(|i| i as u32).ok())
-            .collect::<Option<Vec<u32>>>()?;
-        let pick = |values: &[f64]| -> Vec<f64> {
-            columns
-                .iter()
-                .flat_map(|&c| values[c * k..(c + 1) * k].iter().copied())
-                .collect()
-        };
-        Some(ChunkTopics {
-            slots,
-            exp_elog_beta: pick(&self.exp_elog_beta),
-            elog_beta: self.elog_beta.as_deref().map(pick),
-            grids: columns.iter().map(|&c| self.grids[c]).collect(),
-            words,
-        })
+            .map(|w| self.words.binary_search(w).map(|i| i as u32).ok())
+            .collect()
     }
 }
 
-/// What inference found for the documents of a chunk.
+/// What inference found for the documents of a chunk (or of a range of them).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Inference {
     /// γ, `D × K`, one row per document.
     pub gamma: Vec<f64>,
@@ -129,6 +113,17 @@ pub struct Inference {
     pub ratios: Vec<f64>,
     /// Documents whose γ converged before `iterations`.
     pub converged: usize,
+}
+
+impl Inference {
+    /// Append the inference of the documents that follow these: the ranges of a chunk, in
+    /// document order, become the chunk's.
+    pub fn append(&mut self, next: Inference) {
+        self.gamma.extend_from_slice(&next.gamma);
+        self.exp_theta.extend_from_slice(&next.exp_theta);
+        self.ratios.extend_from_slice(&next.ratios);
+        self.converged += next.converged;
+    }
 }
 
 /// Where the initial γ of each document comes from.
@@ -171,36 +166,24 @@ impl GammaSeed {
     }
 }
 
-/// What the E-step of a chunk gives the M-step.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ChunkStats {
-    /// The chunk's words, ascending ([`ChunkTopics::words`]).
-    pub words: Vec<u32>,
-    /// The expected counts, `K × words` over those words.
-    pub sstats: Vec<f64>,
-    /// γ, `D × K`, one row per document (α = auto learns from it).
-    pub gamma: Vec<f64>,
-    /// Documents whose γ converged before `iterations`.
-    pub converged: usize,
-}
-
-/// The task of a chunk in training: infer every document's γ against fixed topics, then
-/// sum the expected counts ([`infer`], then [`sstats`]).
-pub fn chunk_stats(
-    chunk: &SparseChunk,
+/// The E-step of a range of a chunk's documents (a task of training): γ inferred against
+/// the chunk's `topics`, read through the range's own slots. A document's γ does not depend
+/// on the range it comes in, so the ranges' inferences, joined in document order
+/// ([`Inference::append`]), are the chunk's, and [`sstats`] turns them into its expected
+/// counts. `None` when the range has a word the topics lack.
+pub fn infer_range(
+    range: &SparseChunk,
     topics: &ChunkTopics,
     alpha: &[f64],
     params: EStepParams,
     seeds: GammaSeed,
-) -> ChunkStats {
-    let inference = infer(chunk, topics, alpha, params, seeds);
-    let sstats = sstats(chunk, topics, &inference);
-    ChunkStats {
-        words: topics.words.clone(),
-        sstats,
-        gamma: inference.gamma,
-        converged: inference.converged,
-    }
+) -> Option<Inference> {
+    let slots = topics.slots_of(range)?;
+    let columns = Columns {
+        slots: &slots,
+        beta: &topics.exp_elog_beta,
+    };
+    Some(infer_in(range, columns, alpha, params, seeds))
 }
 
 /// Infer γ for every document of `chunk` (gensim's `inference`).
@@ -501,7 +484,7 @@ fn dots_avx2<const N: usize>(a: &[f64], b: [&[f64]; N]) -> [f64; N] {
 /// `topics.words`): `Σ_{d, n: w_n = w} e_dk β_kw c_n / φnorm_n`, each term rounded to the
 /// word's grid, so that the sum is exact ([module documentation](self)).
 pub fn sstats(chunk: &SparseChunk, topics: &ChunkTopics, inference: &Inference) -> Vec<f64> {
-    let k = inference.gamma.len() / chunk.num_docs().max(1);
+    let k = inference.exp_theta.len() / chunk.num_docs().max(1);
     let words = topics.words.len();
     // entries grouped by word (a counting sort), each group in CSR = document order
     let mut start = vec![0usize; words + 1];
@@ -535,24 +518,6 @@ pub fn sstats(chunk: &SparseChunk, topics: &ChunkTopics, inference: &Inference) 
         }
     });
     out
-}
-
-/// Add the expected counts of a range of a chunk's documents (`part`, over its own words)
-/// to the chunk's (`sums`, `K × words` over `words`, the chunk's words). Exact, so the
-/// order in which the ranges are added does not matter; `None` if `part` has a word the
-/// chunk lacks or the wrong shape.
-pub fn add_stats(words: &[u32], sums: &mut [f64], part: &ChunkStats) -> Option<()> {
-    let k = sums.len() / words.len().max(1);
-    if part.sstats.len() != k * part.words.len() {
-        return None;
-    }
-    for (w, column) in part.words.iter().zip(part.sstats.chunks_exact(k.max(1))) {
-        let s = words.binary_search(w).ok()?;
-        for (a, c) in sums[s * k..(s + 1) * k].iter_mut().zip(column) {
-            *a += c;
-        }
-    }
-    Some(())
 }
 
 #[cfg(test)]

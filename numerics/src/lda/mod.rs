@@ -12,5 +12,5 @@ pub mod e_step;
 pub mod special;
 pub mod state;
 
-pub use e_step::{ChunkStats, ChunkTopics, EStepParams, GammaSeed, Inference, chunk_stats};
+pub use e_step::{ChunkTopics, EStepParams, GammaSeed, Inference, infer_range};
 pub use state::LdaState;

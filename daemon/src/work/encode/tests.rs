@@ -211,9 +211,9 @@ fn outputs_round_trip() {
             ut: DMatrix::from_element(2, 4, 0.5),
             s: vec![2.0, 1.0],
         }),
-        Output::LdaEStep(ChunkStats {
-            words: vec![2, 7],
-            sstats: vec![0.5; 4],
+        Output::LdaEStep(Inference {
+            exp_theta: vec![0.5; 6],
+            ratios: vec![0.25; 4],
             gamma: vec![1.0; 6],
             converged: 3,
         }),
@@ -229,7 +229,7 @@ fn outputs_round_trip() {
 
 /// The pieces of a result are its encoding, cut: a partial sum of the sketch in three
 /// (the middle one the sum's own memory), of a power pass in two (its `Yt` last), E-step
-/// statistics in five (`sstats` and `γ` their own), anything else whole.
+/// inference in seven (`exp(E[log θ])`, the ratios and `γ` their own), anything else whole.
 #[test]
 fn pieces_are_the_encoding_cut() {
     let sketch = Output::LsiPartial(PassSum::Sketch {
@@ -244,13 +244,13 @@ fn pieces_are_the_encoding_cut() {
     let gram = Output::LsiPartial(PassSum::Gram {
         x: DMatrix::identity(2, 2),
     });
-    let estep = Output::LdaEStep(ChunkStats {
-        words: vec![2, 7],
-        sstats: vec![0.5, 1.5, 2.5, 3.5],
+    let estep = Output::LdaEStep(Inference {
+        exp_theta: vec![0.5, 1.5, 2.5, 3.5, 4.5, 5.5],
+        ratios: vec![0.25, 0.75],
         gamma: vec![1.0; 6],
         converged: 3,
     });
-    for (output, count) in [(sketch, 3), (power, 2), (gram, 1), (estep, 5)] {
+    for (output, count) in [(sketch, 3), (power, 2), (gram, 1), (estep, 7)] {
         let bytes = output_to_bytes(&output);
         let pieces = output_pieces(output);
         assert_eq!(pieces.len(), count);

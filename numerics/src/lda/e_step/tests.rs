@@ -158,7 +158,7 @@ fn both_builds_of_a_documents_inference_are_the_same_bits() {
 }
 
 #[test]
-fn a_range_of_documents_with_restricted_topics_infers_the_same_gamma() {
+fn a_range_of_documents_infers_the_same_gamma() {
     let state = LdaState::from_sstats(
         2,
         vec![3.0, 0.5, 0.5, 3.0, 1.0, 1.0, 2.0, 0.1],
@@ -167,27 +167,23 @@ fn a_range_of_documents_with_restricted_topics_infers_the_same_gamma() {
     );
     let c = chunk(&[&[(0, 2.0), (2, 1.0)], &[(1, 3.0), (3, 1.0)], &[(2, 4.0)]]);
     let totals = state.topic_totals();
-    let topics = ChunkTopics::new(&c, &state, &totals, true);
+    let topics = ChunkTopics::new(&c, &state, &totals, false);
     let params = EStepParams {
         iterations: 50,
         gamma_threshold: 0.001,
     };
     let seeds = GammaSeed::Training { seed: 9, pass: 1 };
-    let whole = chunk_stats(&c, &topics, &state.alpha, params, seeds);
+    let whole = infer(&c, &topics, &state.alpha, params, seeds);
     let part = c.docs_range(1, 3);
-    let restricted = topics.restrict(&part).unwrap();
-    assert_eq!(restricted.words, vec![1, 2, 3]);
-    assert_eq!(
-        restricted.elog_beta.as_ref().unwrap()[..2],
-        topics.elog_beta.as_ref().unwrap()[2..4]
-    );
-    let tail = chunk_stats(&part, &restricted, &state.alpha, params, seeds);
+    assert_eq!(topics.slots_of(&part).unwrap(), vec![1, 3, 2]);
+    let tail = infer_range(&part, &topics, &state.alpha, params, seeds).unwrap();
     assert_eq!(tail.gamma, whole.gamma[2..]);
-    assert_eq!(tail.words, vec![1, 2, 3]);
+    assert_eq!(tail.ratios, whole.ratios[2..]);
     // a word the topics lack
     let other = chunk(&[&[(0, 1.0)]]);
     let narrow = ChunkTopics::new(&other, &state, &totals, false);
-    assert!(narrow.restrict(&part).is_none());
+    assert!(narrow.slots_of(&part).is_none());
+    assert!(infer_range(&part, &narrow, &state.alpha, params, seeds).is_none());
 }
 
 #[test]
@@ -223,14 +219,14 @@ fn the_whole_vocabularys_columns_infer_the_chunks_gamma() {
     assert_eq!(whole.ratios, chunks_own.ratios);
 }
 
-/// The expected counts of a chunk are the same bits whatever the ranges its documents
-/// are split into and the order the ranges are added in: what lets a chunk's E-step run
-/// on any number of workers without changing the model.
+/// A chunk's expected counts are the same bits whatever the ranges its documents are
+/// inferred in: what lets a chunk's E-step run on any number of workers without changing
+/// the model.
 #[test]
-fn ranges_in_any_grouping_sum_to_the_chunks_counts_bit_for_bit() {
+fn ranges_inferred_apart_give_the_chunks_counts_bit_for_bit() {
     let (k, v) = (3, 40);
-    let sstats: Vec<f64> = (0..k * v).map(|i| 0.2 + ((i * 37) % 11) as f64).collect();
-    let state = LdaState::from_sstats(k, sstats, vec![0.3; k], vec![0.1; v]);
+    let sstats_of: Vec<f64> = (0..k * v).map(|i| 0.2 + ((i * 37) % 11) as f64).collect();
+    let state = LdaState::from_sstats(k, sstats_of, vec![0.3; k], vec![0.1; v]);
     let docs: Vec<Vec<(u32, f64)>> = (0..23u32)
         .map(|d| {
             (0..1 + d % 7)
@@ -248,33 +244,27 @@ fn ranges_in_any_grouping_sum_to_the_chunks_counts_bit_for_bit() {
         gamma_threshold: 1e-6,
     };
     let seeds = GammaSeed::Training { seed: 5, pass: 0 };
-    let whole = chunk_stats(&c, &topics, &state.alpha, params, seeds);
-    for (cuts, reverse) in [
-        (vec![0, 23], false),
-        (vec![0, 5, 6, 17, 23], false),
-        (vec![0, 11, 23], true),
-    ] {
-        let mut parts: Vec<ChunkStats> = cuts
-            .windows(2)
-            .map(|r| {
-                let part = c.docs_range(r[0], r[1]);
-                let narrow = topics.restrict(&part).unwrap();
-                chunk_stats(&part, &narrow, &state.alpha, params, seeds)
-            })
-            .collect();
-        if reverse {
-            parts.reverse();
+    let whole = infer(&c, &topics, &state.alpha, params, seeds);
+    let counts = sstats(&c, &topics, &whole);
+    let bits = |x: &[f64]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    for cuts in [vec![0, 23], vec![0, 5, 6, 17, 23], vec![0, 11, 23]] {
+        let mut joined = Inference::default();
+        for r in cuts.windows(2) {
+            let part = c.docs_range(r[0], r[1]);
+            joined.append(infer_range(&part, &topics, &state.alpha, params, seeds).unwrap());
         }
-        let mut sums = vec![0.0; whole.sstats.len()];
-        for part in &parts {
-            add_stats(&topics.words, &mut sums, part).unwrap();
-        }
-        let bits = |x: &[f64]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&sums), bits(&whole.sstats), "ranges {cuts:?}");
+        assert_eq!(joined, whole, "ranges {cuts:?}");
+        assert_eq!(bits(&sstats(&c, &topics, &joined)), bits(&counts));
     }
-    // the counts still add up to the chunk's words
+    // without γ (α is not learnt, so the ranges do not send it) the counts are the same
+    let no_gamma = Inference {
+        gamma: Vec::new(),
+        ..whole.clone()
+    };
+    assert_eq!(bits(&sstats(&c, &topics, &no_gamma)), bits(&counts));
+    // the counts add up to the chunk's words
     let words: f64 = c.values.iter().sum();
-    assert!((whole.sstats.iter().sum::<f64>() - words).abs() < 1e-9 * words);
+    assert!((counts.iter().sum::<f64>() - words).abs() < 1e-9 * words);
 }
 
 #[test]
