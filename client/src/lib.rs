@@ -167,13 +167,14 @@ enum Command {
     ///
     /// On a terminal, shows one line: the pass (`pass 2/5`), a bar and the documents done
     /// of that pass, the daemon's throughput, LDA's latest per-word bound, the time elapsed
-    /// since the job last started and the time left for the whole job. The line fits the
+    /// since the job last started and the time left for the whole job (`at most` while the
+    /// first pass writes the chunk cache, which the later passes read faster). The line fits the
     /// terminal's width: when it is narrow, the perplexity, the throughput, the bound, the
     /// bar, the documents' digits, the time left, the elapsed time and the pass are left
     /// out, in that order. When stdout or stderr is not a terminal, or with --json, prints
     /// one line per update instead, at a lower rate, with the same facts: text, or the
     /// job's JSON (as `status --json`, its `progress.pass` counting from 0) with
-    /// `elapsed_secs` and `eta_secs`. Ends with a line on stdout: `job 3 succeeded in 2m
+    /// `elapsed_secs`, `eta_secs` and `eta_at_most`. Ends with a line on stdout: `job 3 succeeded in 2m
     /// 14s (2m 20s after submit), 5 passes over 100,000 docs`, or where the job stopped and
     /// why (with --json, the final job and its `elapsed_secs`). If topicd restarts meanwhile
     /// (the job resumes by itself), watch says on stderr that it is unreachable and that it

@@ -5,7 +5,8 @@
 //! ([`JsonLine`]).
 //!
 //! Progress is shown per pass: `pass 2/5` and the documents done of the pass; the time left
-//! is for the whole job (all passes, at the daemon's recent throughput). Times come from
+//! is for the whole job (all passes, at the daemon's recent throughput; "at most" while the
+//! first pass writes the chunk cache, which the later passes read faster). Times come from
 //! the daemon's timestamps (Unix seconds, so whole seconds): a running job's elapsed time
 //! counts from when it last started or resumed running (`started_at`: a restart of the
 //! daemon, or `resume`, starts it again), a queued job's from its submission; at the end,
@@ -16,7 +17,7 @@ use std::fmt::Write as _;
 
 use indicatif::HumanCount;
 use serde::Serialize;
-use topicd_protocol::{JobId, JobInfo, JobState};
+use topicd_protocol::{JobId, JobInfo, JobState, PassSource};
 
 use crate::output::{self, printable};
 use crate::progress;
@@ -50,6 +51,9 @@ pub struct View {
     pub since_submit: Option<u64>,
     /// Running: seconds left for the whole job at `rate`, when they can be told.
     pub left: Option<u64>,
+    /// Whether `left` is a ceiling: the pass reads the corpus and writes the chunk cache,
+    /// which the later passes read several times faster ([`View::reading`]).
+    pub left_at_most: bool,
     /// Why it failed or was cancelled, made printable.
     pub reason: Option<String>,
 }
@@ -89,8 +93,26 @@ impl View {
             elapsed,
             since_submit,
             left: rate.and_then(|r| seconds_left(info, r)),
+            left_at_most: false,
             reason: info.reason.as_deref().map(printable),
         }
+    }
+
+    /// This view, knowing where the job's current pass reads from (`topicctl status`'s
+    /// `reads`): while the first pass reads the corpus and writes the chunk cache, the time
+    /// left at its throughput is at most what the job takes.
+    pub fn reading(mut self, reads: Option<&PassSource>) -> View {
+        self.left_at_most = matches!(reads, Some(PassSource::CorpusWritingCache));
+        self
+    }
+
+    /// The time left as the lines say it: `3m 10s left`, or `at most 3m 10s left`.
+    fn left_text(&self) -> Option<String> {
+        let left = duration_text(self.left?);
+        Some(match self.left_at_most {
+            true => format!("at most {left} left"),
+            false => format!("{left} left"),
+        })
     }
 }
 
@@ -178,8 +200,9 @@ pub fn text_line(view: &View) -> String {
             if let Some(elapsed) = view.elapsed {
                 let _ = write!(line, ", {} elapsed", duration_text(elapsed));
             }
-            if let Some(left) = view.left {
-                let _ = write!(line, ", about {} left", duration_text(left));
+            if let Some(left) = view.left_text() {
+                let about = if view.left_at_most { "" } else { "about " };
+                let _ = write!(line, ", {about}{left}");
             }
         }
         JobState::Succeeded | JobState::Failed | JobState::Cancelled => {
@@ -342,8 +365,7 @@ fn parts(view: &View) -> Vec<Part> {
         let text = format!("{} elapsed", duration_text(elapsed));
         parts.push(Part::new(Slot::Elapsed, text.clone(), text));
     }
-    if let Some(left) = view.left {
-        let text = format!("{} left", duration_text(left));
+    if let Some(text) = view.left_text() {
         parts.push(Part::new(Slot::Left, text.clone(), text));
     }
     parts
@@ -436,6 +458,9 @@ pub struct JsonLine<'a> {
     pub elapsed_secs: Option<u64>,
     /// Seconds left for the whole job, while running.
     pub eta_secs: Option<u64>,
+    /// Whether `eta_secs` is a ceiling (the first pass writes the chunk cache, which the
+    /// later passes read faster).
+    pub eta_at_most: bool,
 }
 
 impl<'a> JsonLine<'a> {
@@ -445,6 +470,7 @@ impl<'a> JsonLine<'a> {
             info,
             elapsed_secs: view.elapsed,
             eta_secs: view.left,
+            eta_at_most: view.left_at_most && view.left.is_some(),
         }
     }
 }

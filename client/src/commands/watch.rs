@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use console::Term;
 use indicatif::{ProgressBar, ProgressStyle};
-use topicd_protocol::{JobId, JobInfo, JobState};
+use topicd_protocol::{JobId, JobInfo, JobState, PassSource};
 
 use crate::daemon::Daemon;
 use crate::output;
@@ -94,6 +94,7 @@ fn outcome(info: &JobInfo) -> ExitCode {
 /// ([`watch_view::final_line`]). Returns the final `JobInfo`.
 async fn watch_lines(daemon: &Daemon, job: JobId, json: bool) -> anyhow::Result<JobInfo> {
     let mut last: Option<(JobState, u32, Instant)> = None;
+    let mut reads = PassReads::default();
     loop {
         let info = daemon.follow(job).await?;
         let due = match last {
@@ -106,7 +107,8 @@ async fn watch_lines(daemon: &Daemon, job: JobId, json: bool) -> anyhow::Result<
             }
         };
         if due {
-            let view = View::of(&info, watch_view::unix_now());
+            let view = View::of(&info, watch_view::unix_now())
+                .reading(reads.of(daemon, &info).await.as_ref());
             if json {
                 output::print_json_line(&JsonLine::new(&info, &view))?;
             } else {
@@ -133,6 +135,7 @@ async fn watch_bar(daemon: &Daemon, job: JobId) -> anyhow::Result<JobInfo> {
     bar.enable_steady_tick(Duration::from_millis(100));
     daemon.notices_above(Some(bar.clone()));
     let terminal = Term::stderr();
+    let mut reads = PassReads::default();
     loop {
         let info = match daemon.follow(job).await {
             Ok(info) => info,
@@ -142,7 +145,8 @@ async fn watch_bar(daemon: &Daemon, job: JobId) -> anyhow::Result<JobInfo> {
                 return Err(e);
             }
         };
-        let view = View::of(&info, watch_view::unix_now());
+        let view =
+            View::of(&info, watch_view::unix_now()).reading(reads.of(daemon, &info).await.as_ref());
         if info.state.is_final() {
             daemon.notices_above(None);
             bar.finish_and_clear();
@@ -157,5 +161,33 @@ async fn watch_bar(daemon: &Daemon, job: JobId) -> anyhow::Result<JobInfo> {
             columns.saturating_sub(SPINNER_COLUMNS),
         ));
         tokio::time::sleep(BAR_POLL).await;
+    }
+}
+
+/// Where a running job's current pass reads from, asked of the daemon once per pass (and
+/// again while it cannot tell yet): the time left is a ceiling while the first pass writes
+/// the chunk cache ([`View::reading`]).
+#[derive(Default)]
+struct PassReads {
+    /// The pass asked about, and the answer.
+    known: Option<(u32, PassSource)>,
+}
+
+impl PassReads {
+    /// Where `info`'s current pass reads from; `None` when the job does not run or the
+    /// daemon cannot tell (a failed request only loses the wording).
+    async fn of(&mut self, daemon: &Daemon, info: &JobInfo) -> Option<PassSource> {
+        if info.state != JobState::Running {
+            return None;
+        }
+        let pass = info.progress.pass;
+        if let Some((asked, source)) = &self.known
+            && *asked == pass
+        {
+            return Some(source.clone());
+        }
+        let source = daemon.job_reads(info.id).await.ok().flatten()?;
+        self.known = Some((pass, source.clone()));
+        Some(source)
     }
 }

@@ -278,7 +278,33 @@ fn json_lines_add_the_times_to_the_job() {
     assert_eq!(line["progress"]["pass"], 1);
     assert_eq!(line["elapsed_secs"], 134);
     assert_eq!(line["eta_secs"], 291);
+    assert_eq!(line["eta_at_most"], false);
     // Still a JobInfo for whoever reads one.
     let back: JobInfo = serde_json::from_value(line).unwrap();
     assert_eq!(back, job);
+}
+
+/// While the first pass writes the chunk cache, its throughput overstates the time left:
+/// the lines say "at most"; once the pass reads the cache (or the corpus, with no cache to
+/// write), they say the time as before.
+#[test]
+fn the_time_left_is_at_most_while_the_first_pass_writes_the_cache() {
+    let job = running();
+    let writing = view(&job).reading(Some(&PassSource::CorpusWritingCache));
+    assert_eq!(
+        text_line(&writing),
+        "job 12: running, pass 2/5, 41,000 of 100,000 docs, 1,234 docs/s, 2m 14s elapsed, \
+         at most 4m 51s left"
+    );
+    assert!(bar_line(&writing, 160).ends_with(", 2m 14s elapsed, at most 4m 51s left"));
+    let line = serde_json::to_value(JsonLine::new(&job, &writing)).unwrap();
+    assert_eq!(
+        (&line["eta_secs"], &line["eta_at_most"]),
+        (&291.into(), &true.into())
+    );
+    for reads in [Some(PassSource::Cache), Some(PassSource::Corpus), None] {
+        let v = view(&job).reading(reads.as_ref());
+        assert!(text_line(&v).ends_with(", about 4m 51s left"), "{reads:?}");
+        assert!(bar_line(&v, 160).ends_with(", 4m 51s left"), "{reads:?}");
+    }
 }

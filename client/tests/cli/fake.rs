@@ -355,9 +355,21 @@ impl Control for FakeDaemon {
     }
 
     async fn job_reads(self, _: Context, job: JobId) -> Result<Option<PassSource>, ApiError> {
-        // job 4 replays its chunk cache
+        // job 4 replays its chunk cache; the scripted job writes it in its first pass and
+        // reads it in its second (asked about the poll last seen, without counting a poll)
         match job {
             4 => Ok(Some(PassSource::Cache)),
+            SCRIPTED_JOB => {
+                let seen = self
+                    .0
+                    .polls_of_job_7
+                    .load(Ordering::SeqCst)
+                    .saturating_sub(1);
+                Ok(Some(match scripted_job(seen, unix_now()).progress.pass {
+                    0 => PassSource::CorpusWritingCache,
+                    _ => PassSource::Cache,
+                }))
+            }
             _ => self.job(job).map(|_| None),
         }
     }

@@ -289,7 +289,7 @@ fn watch_lines_follow_the_passes_and_end_with_the_total_time() {
     assert_eq!(
         lines[1..],
         [
-            "job 7: running, pass 1/2, 3 of 9 docs, 13 docs/s, 2m 14s elapsed, about 2s left",
+            "job 7: running, pass 1/2, 3 of 9 docs, 13 docs/s, 2m 14s elapsed, at most 2s left",
             "job 7: running, pass 2/2, 4 of 9 docs, 13 docs/s, -8.123 per-word bound, \
              278.8 perplexity, 2m 14s elapsed, about 1s left",
             "job 7 succeeded in 2m 14s (2m 20s after submit), 2 passes over 9 docs",
@@ -315,7 +315,10 @@ fn watch_json_lines_carry_the_same_times() {
     assert!(elapsed == 134 || elapsed == 135, "{}", lines[1]);
     // 18 documents to read, 3 read, at 12.5 docs/s: 1.2 s, rounded up.
     assert_eq!(lines[1]["eta_secs"], 2);
+    // the first pass writes the chunk cache: the time left is at most that
+    assert_eq!(lines[1]["eta_at_most"], true);
     assert_eq!(lines[2]["progress"]["pass"], 1);
+    assert_eq!(lines[2]["eta_at_most"], false);
     assert_eq!(lines[2]["progress"]["per_word_bound"], -8.123);
     assert_eq!(lines[3]["elapsed_secs"], 134);
     assert_eq!(lines[3]["eta_secs"], serde_json::Value::Null);
