@@ -15,7 +15,7 @@
 //! document's γ does not depend on its range. The job joins the ranges' inferences in
 //! document order and computes the chunk's expected counts in one place ([`sstats`]): what a
 //! range sends back is its `e_k` and `c_n / φnorm_n`, `D·K + nnz` numbers, where its counts
-//! would be `K` per distinct word, 5–8× more on real corpora.
+//! would be `K` per distinct word: 5× more on gcide, 14× on Wikipedia-shaped chunks.
 //!
 //! Each term of the counts is rounded to a grid per word ([`crate::grid`]): it is at most
 //! `c_n` (since `φnorm_n ≥ e_k β_kn`), so the chunk's count of word `w`,
