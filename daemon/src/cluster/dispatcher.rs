@@ -118,9 +118,13 @@ impl Dispatcher {
         }
     }
 
-    /// Wait (async) until something changes or `timeout` passes.
-    pub async fn wait_for_orders(&self, timeout: Duration) {
-        let _ = tokio::time::timeout(timeout, self.orders.notified()).await;
+    /// A future that completes at the next [`notify`](Self::notify) after this call, even
+    /// if it is polled only later: take it *before* looking at the schedule, so that a
+    /// change between the look and the wait is not missed.
+    pub fn next_change(&self) -> std::pin::Pin<Box<tokio::sync::futures::Notified<'_>>> {
+        let mut notified = Box::pin(self.orders.notified());
+        notified.as_mut().enable();
+        notified
     }
 }
 

@@ -228,6 +228,7 @@ impl Cluster for ClusterHandler {
         d.lock().dropped_chunks(worker, &dropped);
         let deadline = Instant::now() + Duration::from_secs(1);
         loop {
+            let changed = d.next_change();
             let order = {
                 let mut s = d.lock();
                 let order = s.next_order(worker, Instant::now());
@@ -257,7 +258,9 @@ impl Cluster for ClusterHandler {
             match order {
                 Some(order) => return Ok(order),
                 None if Instant::now() >= deadline => return Ok(WireOrder::Wait),
-                None => d.wait_for_orders(deadline - Instant::now()).await,
+                None => {
+                    let _ = tokio::time::timeout(deadline - Instant::now(), changed).await;
+                }
             }
         }
     }
