@@ -12,12 +12,14 @@ pub fn topicd_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_topicd"))
 }
 
-/// The `topicctl` binary, built beside `topicd` by `cargo test --workspace`.
+/// The `topicctl` binary, built beside `topicd` by `cargo test --workspace` (a run that
+/// names one test target, `--test e2e`, builds only `topicd`'s binaries).
 pub fn topicctl_bin() -> PathBuf {
     let path = topicd_bin().with_file_name("topicctl");
     assert!(
         path.exists(),
-        "{} is missing: run the tests with `cargo test --workspace`",
+        "{} is missing: run the whole suite (`./test.sh`, or `cargo test --workspace`), or \
+         `cargo build --workspace` before `cargo test --workspace --test e2e ...`",
         path.display()
     );
     path
