@@ -69,6 +69,14 @@ impl Dispatcher {
         })
     }
 
+    /// End the running phase, and drop its encoding: its memory (an E-step's columns) goes
+    /// back to the job.
+    fn end_phase(&self) {
+        self.lock().end_phase();
+        *self.phase_item.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.notify();
+    }
+
     /// The schedule, locked (briefly: nothing blocks while it is held).
     pub fn lock(&self) -> MutexGuard<'_, Schedule> {
         self.schedule.lock().unwrap_or_else(|e| e.into_inner())
@@ -229,8 +237,7 @@ impl Executor for Remote {
             pending: None,
         };
         let end = |flow| {
-            d.lock().end_phase();
-            d.notify();
+            d.end_phase();
             flow
         };
         loop {
@@ -338,8 +345,7 @@ impl Executor for Remote {
 }
 
 fn end_with(d: &Dispatcher, e: JobError) -> JobError {
-    d.lock().end_phase();
-    d.notify();
+    d.end_phase();
     e
 }
 

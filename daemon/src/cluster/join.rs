@@ -333,10 +333,16 @@ impl Link for NetworkLink {
 
     fn task(&mut self, phase: u64, task: u64) -> Result<Arc<Task>, LinkError> {
         if self.phase.as_ref().is_none_or(|(p, _)| *p != phase) {
-            self.phase = None; // its memory may serve the next one's
+            // the columns of the last E-step, done with: their memory takes the next ones
+            let spare = match self.phase.take() {
+                Some((_, PhaseInput::LdaEStep(input))) => Arc::try_unwrap(input)
+                    .map(|input| input.topics.exp_elog_beta)
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
             let pages = self.fetch(Fetch::Phase(phase))?;
-            let input =
-                encode::phase_from_pieces(&pages).map_err(|e| Self::bad("phase input", e))?;
+            let input = encode::phase_from_pieces(&pages, spare)
+                .map_err(|e| Self::bad("phase input", e))?;
             self.phase = Some((phase, input));
         }
         let (key, extra) = self

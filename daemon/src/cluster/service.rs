@@ -289,13 +289,12 @@ impl Cluster for ClusterHandler {
             {
                 s.holds_chunk(worker, key);
             }
-            if !matches!(what, Fetch::Phase(_)) {
-                self.conn
-                    .items
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&what);
-            }
+            // the worker has the whole item (a page still to come finds it again)
+            self.conn
+                .items
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&what);
         }
         Ok(Page {
             total,

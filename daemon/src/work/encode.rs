@@ -125,8 +125,9 @@ pub fn phase_pieces(phase: &PhaseInput) -> Vec<Bytes> {
 }
 
 /// Decode a phase's input written by [`phase_pieces`] from the pages it arrived in (any
-/// cut of the encoding), checking that its parts fit.
-pub fn phase_from_pieces(pieces: &[Bytes]) -> Result<PhaseInput, String> {
+/// cut of the encoding), checking that its parts fit. An E-step's columns are copied into
+/// `spare` (the memory of the previous phase's, say: reused, it needs no fresh pages).
+pub fn phase_from_pieces(pieces: &[Bytes], mut spare: Vec<f64>) -> Result<PhaseInput, String> {
     let mut r = Reader::of_pieces(pieces);
     let phase = match r.u8()? {
         0 => {
@@ -187,7 +188,10 @@ pub fn phase_from_pieces(pieces: &[Bytes]) -> Result<PhaseInput, String> {
             };
             let alpha = r.f64s()?;
             let words = r.u32s()?;
-            let exp_elog_beta = r.f64s()?;
+            let exp_elog_beta = {
+                r.f64s_into(&mut spare)?;
+                spare
+            };
             let grids = r.f64s()?;
             if alpha.is_empty()
                 || Some(exp_elog_beta.len()) != words.len().checked_mul(alpha.len())

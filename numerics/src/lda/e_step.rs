@@ -68,6 +68,18 @@ impl ChunkTopics {
     /// The topics of `state` over the words of `chunk` (`totals`: [`LdaState::topic_totals`]),
     /// with `E[log β]` too when `logs`.
     pub fn new(chunk: &SparseChunk, state: &LdaState, totals: &[f64], logs: bool) -> ChunkTopics {
+        ChunkTopics::new_in(chunk, state, totals, logs, Vec::new())
+    }
+
+    /// [`ChunkTopics::new`] with `exp E[log β]` in `memory` (an earlier chunk's columns,
+    /// whose pages are already the process's).
+    pub fn new_in(
+        chunk: &SparseChunk,
+        state: &LdaState,
+        totals: &[f64],
+        logs: bool,
+        memory: Vec<f64>,
+    ) -> ChunkTopics {
         let mut slot_of = vec![u32::MAX; state.num_terms];
         let mut words: Vec<u32> = chunk.terms.clone();
         words.sort_unstable();
@@ -80,7 +92,7 @@ impl ChunkTopics {
         for (&s, &c) in slots.iter().zip(&chunk.values) {
             counts[s as usize] += c;
         }
-        let exp_elog_beta = state.exp_elog_beta(&words, totals);
+        let exp_elog_beta = state.exp_elog_beta_in(&words, totals, memory);
         let elog_beta = logs.then(|| state.elog_beta(&words, totals));
         ChunkTopics {
             words,
@@ -484,6 +496,17 @@ fn dots_avx2<const N: usize>(a: &[f64], b: [&[f64]; N]) -> [f64; N] {
 /// `topics.words`): `Σ_{d, n: w_n = w} e_dk β_kw c_n / φnorm_n`, each term rounded to the
 /// word's grid, so that the sum is exact ([module documentation](self)).
 pub fn sstats(chunk: &SparseChunk, topics: &ChunkTopics, inference: &Inference) -> Vec<f64> {
+    sstats_in(chunk, topics, inference, Vec::new())
+}
+
+/// [`sstats`] in `memory` (an earlier chunk's counts, whose pages are already the
+/// process's).
+pub fn sstats_in(
+    chunk: &SparseChunk,
+    topics: &ChunkTopics,
+    inference: &Inference,
+    memory: Vec<f64>,
+) -> Vec<f64> {
     let k = inference.exp_theta.len() / chunk.num_docs().max(1);
     let words = topics.words.len();
     // entries grouped by word (a counting sort), each group in CSR = document order
@@ -503,7 +526,9 @@ pub fn sstats(chunk: &SparseChunk, topics: &ChunkTopics, inference: &Inference) 
             next[s] += 1;
         }
     }
-    let mut out = vec![0.0; k * words];
+    let mut out = memory;
+    out.clear();
+    out.resize(k * words, 0.0);
     if k == 0 {
         return out;
     }

@@ -217,8 +217,14 @@ impl LdaState {
     /// layout as [`LdaState::elog_beta`] — without a logarithm for the large λ, and a
     /// column's `exp ψ` four at a time where the CPU allows.
     pub fn exp_elog_beta(&self, words: &[u32], totals: &[f64]) -> Vec<f64> {
+        self.exp_elog_beta_in(words, totals, Vec::new())
+    }
+
+    /// [`LdaState::exp_elog_beta`] in `memory` (the columns of an earlier chunk, say: memory
+    /// in use needs no fresh pages, and a chunk's columns are megabytes).
+    pub fn exp_elog_beta_in(&self, words: &[u32], totals: &[f64], memory: Vec<f64>) -> Vec<f64> {
         let scale: Vec<f64> = totals.iter().map(|&t| (-digamma(t)).exp()).collect();
-        self.lambda_columns(words, |column| {
+        self.lambda_columns_in(words, memory, |column| {
             exp_digamma_in_place(column);
             for (x, s) in column.iter_mut().zip(&scale) {
                 *x *= s;
@@ -229,8 +235,20 @@ impl LdaState {
     /// The listed words' columns of λ (`K × words`, word-major), each handed to `finish`
     /// to be turned into what the caller wants.
     fn lambda_columns(&self, words: &[u32], finish: impl Fn(&mut [f64]) + Sync) -> Vec<f64> {
+        self.lambda_columns_in(words, Vec::new(), finish)
+    }
+
+    /// [`LdaState::lambda_columns`] in `memory`.
+    fn lambda_columns_in(
+        &self,
+        words: &[u32],
+        mut out: Vec<f64>,
+        finish: impl Fn(&mut [f64]) + Sync,
+    ) -> Vec<f64> {
         let k = self.num_topics;
-        let mut out = vec![0.0; k * words.len()];
+        // every value is written below: what the memory held stays until then
+        out.truncate(k * words.len());
+        out.resize(k * words.len(), 0.0);
         out.par_chunks_mut(k.max(1))
             .zip(words.par_iter())
             .for_each(|(column, &w)| {

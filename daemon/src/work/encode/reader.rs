@@ -121,18 +121,27 @@ impl<'a> Reader<'a> {
 
     /// `n` values from their little-endian bytes, copied straight into their own memory.
     pub(super) fn le_values<T: Le>(&mut self, n: usize) -> Result<Vec<T>, String> {
+        let mut values = Vec::new();
+        self.le_values_into(n, &mut values)?;
+        Ok(values)
+    }
+
+    /// [`Reader::le_values`] into `values`, whose memory serves again where it is large
+    /// enough (memory in use stays resident; fresh memory costs a fault per page).
+    fn le_values_into<T: Le>(&mut self, n: usize, values: &mut Vec<T>) -> Result<(), String> {
         let bytes = n
             .checked_mul(size_of::<T>())
             .filter(|&b| b <= self.left)
             .ok_or("truncated")?;
-        let mut values = Vec::<T>::with_capacity(n);
+        values.clear();
+        values.reserve_exact(n);
         self.copy_to(values.as_mut_ptr().cast::<u8>(), bytes);
         // SAFETY: the copy filled the `n` values, and any bits are a value of a `Pod` type.
         unsafe { values.set_len(n) };
         if cfg!(not(target_endian = "little")) {
             values.iter_mut().for_each(|v| *v = v.swap_le());
         }
-        Ok(values)
+        Ok(())
     }
 
     pub(super) fn end(&self) -> Result<(), String> {
@@ -193,6 +202,12 @@ impl<'a> Reader<'a> {
 
     pub(super) fn f64s(&mut self) -> Result<Vec<f64>, String> {
         self.values()
+    }
+
+    /// [`Reader::f64s`] into `values`' memory.
+    pub(super) fn f64s_into(&mut self, values: &mut Vec<f64>) -> Result<(), String> {
+        let n = self.count(size_of::<f64>())?;
+        self.le_values_into(n, values)
     }
 
     pub(super) fn matrix(&mut self) -> Result<DMatrix<f64>, String> {

@@ -17,7 +17,7 @@ fn phase_to_bytes(phase: &PhaseInput) -> Vec<u8> {
 
 /// A phase's input decoded from one buffer.
 fn phase_from_bytes(bytes: &[u8]) -> Result<PhaseInput, String> {
-    phase_from_pieces(&[Bytes::copy_from_slice(bytes)])
+    phase_from_pieces(&[Bytes::copy_from_slice(bytes)], Vec::new())
 }
 
 /// A result as one buffer.
@@ -165,7 +165,7 @@ fn tasks_round_trip_and_do_not_trust_their_sizes() {
         let phase = phase_to_bytes(&PhaseInput::of(&task));
         assert_eq!(phase_to_bytes(&PhaseInput::of(&back)), phase);
         assert_eq!(phase_pieces(&PhaseInput::of(&task)).concat(), phase);
-        let paged = phase_from_pieces(&pages(&phase, 7)).unwrap();
+        let paged = phase_from_pieces(&pages(&phase, 7), vec![1.0; 3]).unwrap();
         assert_eq!(phase_to_bytes(&paged), phase);
         assert_eq!(extra_to_bytes(&back), extra_to_bytes(&task));
         assert!(task_chunk(&back).bit_eq(&chunk));

@@ -267,6 +267,31 @@ fn ranges_inferred_apart_give_the_chunks_counts_bit_for_bit() {
     assert!((counts.iter().sum::<f64>() - words).abs() < 1e-9 * words);
 }
 
+/// A chunk's columns and counts made in memory an earlier chunk used (holding its values,
+/// shorter or longer than these) are the bits of those made in fresh memory.
+#[test]
+fn columns_and_counts_in_reused_memory_are_the_same_bits() {
+    let (k, v) = (3, 40);
+    let sstats_of: Vec<f64> = (0..k * v).map(|i| 0.5 + ((i * 7) % 5) as f64).collect();
+    let state = LdaState::from_sstats(k, sstats_of, vec![0.3; k], vec![0.1; v]);
+    let c = chunk(&[&[(1, 2.0), (4, 1.0)], &[(4, 3.0), (9, 1.0), (30, 2.0)]]);
+    let totals = state.topic_totals();
+    let fresh = ChunkTopics::new(&c, &state, &totals, false);
+    let seeds = GammaSeed::Training { seed: 1, pass: 0 };
+    let params = EStepParams {
+        iterations: 50,
+        gamma_threshold: 1e-6,
+    };
+    let inference = infer(&c, &fresh, &state.alpha, params, seeds);
+    let counts = sstats(&c, &fresh, &inference);
+    let bits = |x: &[f64]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    for used in [vec![7.5; 2], vec![-1.0; 1000]] {
+        let reused = ChunkTopics::new_in(&c, &state, &totals, false, used.clone());
+        assert_eq!(bits(&reused.exp_elog_beta), bits(&fresh.exp_elog_beta));
+        assert_eq!(bits(&sstats_in(&c, &fresh, &inference, used)), bits(&counts));
+    }
+}
+
 #[test]
 fn matches_gensims_formulation_on_a_hand_sized_case() {
     // K = 2 topics over V = 3 words
