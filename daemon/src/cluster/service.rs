@@ -123,8 +123,14 @@ impl ClusterHandler {
         refusal(e)
     }
 
-    /// The encoding of an item a worker fetches, made once per connection and item.
+    /// The encoding of an item a worker fetches, made once per connection and item (a
+    /// phase's, once for every connection: the dispatcher keeps it while the phase runs).
     fn item(&self, what: Fetch) -> Result<Item, WireError> {
+        let gone = || WireError::Gone(format!("{what:?}"));
+        let (phase, task) = match what {
+            Fetch::Phase(phase) => return self.dispatcher.phase_item(phase).ok_or_else(gone),
+            Fetch::Chunk { phase, task } | Fetch::Extra { phase, task } => (phase, task),
+        };
         if let Some(item) = self
             .conn
             .items
@@ -134,19 +140,12 @@ impl ClusterHandler {
         {
             return Ok(item.clone());
         }
-        let gone = || WireError::Gone(format!("{what:?}"));
-        let whole = |bytes: Vec<u8>| Item::from(vec![bytes::Bytes::from(bytes)]);
-        let item = match what {
-            Fetch::Phase(phase) => self.dispatcher.phase_item(phase).ok_or_else(gone)?,
-            Fetch::Chunk { phase, task } => {
-                let task = self.dispatcher.lock().task(phase, task).ok_or_else(gone)?;
-                whole(encode::chunk_to_bytes(task.chunk()))
-            }
-            Fetch::Extra { phase, task } => {
-                let task = self.dispatcher.lock().task(phase, task).ok_or_else(gone)?;
-                whole(encode::extra_to_bytes(&task).ok_or_else(gone)?)
-            }
+        let task = self.dispatcher.lock().task(phase, task).ok_or_else(gone)?;
+        let bytes = match what {
+            Fetch::Extra { .. } => encode::extra_to_bytes(&task).ok_or_else(gone)?,
+            _ => encode::chunk_to_bytes(task.chunk()),
         };
+        let item = Item::from(vec![bytes::Bytes::from(bytes)]);
         let mut items = self.conn.items.lock().unwrap_or_else(|e| e.into_inner());
         // a worker fetches one item at a time: keep its current phase's, a few at most
         items.retain(|k, _| items_of_phase(k) == items_of_phase(&what));
@@ -289,7 +288,7 @@ impl Cluster for ClusterHandler {
             {
                 s.holds_chunk(worker, key);
             }
-            // the worker has the whole item (a page still to come finds it again)
+            // the worker has the whole item (a page still on its way encodes it again)
             self.conn
                 .items
                 .lock()

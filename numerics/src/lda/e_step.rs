@@ -528,6 +528,7 @@ pub fn sstats_in(
     }
     let mut out = memory;
     out.clear();
+    out.reserve_exact(k * words);
     out.resize(k * words, 0.0);
     if k == 0 {
         return out;

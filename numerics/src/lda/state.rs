@@ -247,8 +247,10 @@ impl LdaState {
     ) -> Vec<f64> {
         let k = self.num_topics;
         // every value is written below: what the memory held stays until then
-        out.truncate(k * words.len());
-        out.resize(k * words.len(), 0.0);
+        let len = k * words.len();
+        out.truncate(len);
+        out.reserve_exact(len - out.len());
+        out.resize(len, 0.0);
         out.par_chunks_mut(k.max(1))
             .zip(words.par_iter())
             .for_each(|(column, &w)| {

@@ -288,7 +288,10 @@ fn columns_and_counts_in_reused_memory_are_the_same_bits() {
     for used in [vec![7.5; 2], vec![-1.0; 1000]] {
         let reused = ChunkTopics::new_in(&c, &state, &totals, false, used.clone());
         assert_eq!(bits(&reused.exp_elog_beta), bits(&fresh.exp_elog_beta));
-        assert_eq!(bits(&sstats_in(&c, &fresh, &inference, used)), bits(&counts));
+        assert_eq!(
+            bits(&sstats_in(&c, &fresh, &inference, used)),
+            bits(&counts)
+        );
     }
 }
 
