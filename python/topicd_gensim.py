@@ -69,7 +69,8 @@ def load(directory, **params):
     ``state.numdocs`` come from ``model.json`` (``num_updates``, else ``num_docs``: one pass),
     so that ``update()`` continues with the learning rate where training left it (and goes on
     learning alpha or eta when ``params`` says ``"auto"``): saved and loaded, a model updates
-    exactly as the original does from the same random state. The
+    as the original does from the same random state, to rounding (the file holds lambda, and
+    ``(eta + sstats) - eta`` may differ from ``sstats`` in its last bit). The
     LsiModel's projection is (U, s); ``docs_processed`` is ``num_docs``.
 
     Raises ``ValueError`` saying what is wrong when a file is missing, an array has the wrong

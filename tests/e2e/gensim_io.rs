@@ -308,6 +308,10 @@ fn a_gensim_model_saved_and_loaded_updates_as_the_original() {
         serde_json::json!([3000, 3000]),
         "{answer}"
     );
-    assert_eq!(answer["lambda"], 0.0, "{answer}");
-    assert_eq!(answer["alpha"], 0.0, "{answer}");
+    // to rounding: the files hold λ, so the loaded sstats are (η + sstats) − η, which may
+    // differ in the last bit (gensim 4.4 with numpy 2.4: 4.4e-16); learning-rate bookkeeping
+    // that is off gives another ρ for every update, which moves λ by far more than that
+    let (lambda, alpha) = (answer["lambda"].as_f64(), answer["alpha"].as_f64());
+    assert!(lambda.is_some_and(|d| d <= 1e-12), "{answer}");
+    assert!(alpha.is_some_and(|d| d <= 1e-12), "{answer}");
 }
