@@ -77,7 +77,8 @@ struct PerConnection {
     peer: SocketAddr,
     worker: Mutex<Option<WorkerId>>,
     uploads: Mutex<HashMap<LeaseId, Upload>>,
-    /// Items being fetched, encoded once.
+    /// Chunks and extras being fetched, encoded once (a phase's encoding is the
+    /// dispatcher's, shared by every connection).
     items: Mutex<HashMap<Fetch, Item>>,
 }
 

@@ -188,10 +188,8 @@ pub fn phase_from_pieces(pieces: &[Bytes], mut spare: Vec<f64>) -> Result<PhaseI
             };
             let alpha = r.f64s()?;
             let words = r.u32s()?;
-            let exp_elog_beta = {
-                r.f64s_into(&mut spare)?;
-                spare
-            };
+            r.f64s_into(&mut spare)?;
+            let exp_elog_beta = spare;
             let grids = r.f64s()?;
             if alpha.is_empty()
                 || Some(exp_elog_beta.len()) != words.len().checked_mul(alpha.len())

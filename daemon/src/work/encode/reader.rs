@@ -188,8 +188,15 @@ impl<'a> Reader<'a> {
 
     /// A count of values and the values.
     fn values<T: Le>(&mut self) -> Result<Vec<T>, String> {
+        let mut values = Vec::new();
+        self.values_into(&mut values)?;
+        Ok(values)
+    }
+
+    /// [`Reader::values`] into `values`' memory.
+    fn values_into<T: Le>(&mut self, values: &mut Vec<T>) -> Result<(), String> {
         let n = self.count(size_of::<T>())?;
-        self.le_values(n)
+        self.le_values_into(n, values)
     }
 
     pub(super) fn u32s(&mut self) -> Result<Vec<u32>, String> {
@@ -206,8 +213,7 @@ impl<'a> Reader<'a> {
 
     /// [`Reader::f64s`] into `values`' memory.
     pub(super) fn f64s_into(&mut self, values: &mut Vec<f64>) -> Result<(), String> {
-        let n = self.count(size_of::<f64>())?;
-        self.le_values_into(n, values)
+        self.values_into(values)
     }
 
     pub(super) fn matrix(&mut self) -> Result<DMatrix<f64>, String> {
