@@ -301,12 +301,14 @@ impl LoadedModel {
                     iterations: params.iterations,
                     gamma_threshold: params.gamma_threshold,
                 };
-                let inference = e_step::infer_in(
+                // topics at rest (γ_k = α_k for good) leave the sweeps: the same γ to rounding
+                let inference = e_step::infer_resting(
                     &chunk,
                     columns,
                     &state.alpha,
                     e_step,
                     GammaSeed::Content { seed: self.seed },
+                    &e_step::Rest::new(&state.alpha),
                 );
                 inference
                     .gamma

@@ -39,6 +39,10 @@ use crate::chunk::SparseChunk;
 use crate::grid::{grid_of, round_to};
 use crate::rng::{self, Purpose};
 
+mod resting;
+use resting::Live;
+pub use resting::Rest;
+
 /// The E-step's stopping rule.
 #[derive(Clone, Copy, Debug)]
 pub struct EStepParams {
@@ -232,6 +236,33 @@ pub fn infer_in(
     params: EStepParams,
     seeds: GammaSeed,
 ) -> Inference {
+    infer_docs(chunk, columns, alpha, params, seeds, None)
+}
+
+/// [`infer_in`] with the topics at rest left out of the sweeps ([`resting`]): what serving
+/// computes. γ is within rounding of [`infer_in`]'s, not its bits; it depends on the
+/// document and the model alone.
+pub fn infer_resting(
+    chunk: &SparseChunk,
+    columns: Columns,
+    alpha: &[f64],
+    params: EStepParams,
+    seeds: GammaSeed,
+    rest: &Rest,
+) -> Inference {
+    infer_docs(chunk, columns, alpha, params, seeds, Some(rest))
+}
+
+/// The documents of `chunk` inferred in parallel, each by [`Doc::infer`], or by
+/// [`Doc::infer_resting`] when given what topics at rest keep.
+fn infer_docs(
+    chunk: &SparseChunk,
+    columns: Columns,
+    alpha: &[f64],
+    params: EStepParams,
+    seeds: GammaSeed,
+    at_rest: Option<&Rest>,
+) -> Inference {
     let k = alpha.len();
     let docs = chunk.num_docs();
     let mut gamma = vec![0.0; docs * k];
@@ -252,8 +283,8 @@ pub fn infer_in(
         .zip(ratio_slices.into_par_iter())
         .enumerate()
         .map_init(
-            || vec![0.0; k],
-            |scratch, (j, ((g, e), ratio))| {
+            || (vec![0.0; k], Live::default()),
+            |(scratch, live), (j, ((g, e), ratio))| {
                 let (start, end) = (chunk.indptr[j], chunk.indptr[j + 1]);
                 let (terms, counts) = (&chunk.terms[start..end], &chunk.values[start..end]);
                 let mut rng = seeds.stream(chunk.first_doc + j as u64, terms, counts);
@@ -273,7 +304,10 @@ pub fn infer_in(
                     phinorm: ratio,
                     t: scratch,
                 };
-                doc.infer(buffers) as usize
+                match at_rest {
+                    Some(rest) => doc.infer_resting(buffers, rest, live) as usize,
+                    None => doc.infer(buffers) as usize,
+                }
             },
         )
         .sum();
@@ -314,7 +348,7 @@ impl Doc<'_> {
     /// it. Both do the same IEEE operations in the same order (the wider registers hold more
     /// of the same independent lanes, and nothing is fused: Rust never contracts `a * b + c`
     /// into an FMA), so γ is the same bits on either; AVX2 only does more per instruction,
-    /// and computes the dots of [`GROUP`] columns at once ([`dots_avx2`]).
+    /// and computes the dots of [`GROUP`] columns at once ([`dots_in_avx2`]).
     fn infer(&self, buffers: DocBuffers) -> bool {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
@@ -328,7 +362,12 @@ impl Doc<'_> {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     fn infer_avx2(&self, buffers: DocBuffers) -> bool {
-        self.iterate(buffers, |a, b| dots_avx2(a, b))
+        self.iterate(
+            buffers,
+            // SAFETY: the CPU has AVX2 (this build is taken only then).
+            #[inline(always)]
+            |a, b| unsafe { dots_in_avx2(a, b) },
+        )
     }
 
     /// The iterations of [`Doc::infer`], inlined into each of its builds.
@@ -461,14 +500,22 @@ fn tail_dot(a: &[f64], b: &[f64]) -> f64 {
 /// [`dot`] of `a` with each of `b` in AVX2 registers: lanes 0–3 and 4–7 of each dot's
 /// eight running sums are two registers, added the same way in the same order, so each
 /// result is the same bits as `dot`'s; the dots' additions overlap.
+///
+/// Inlined into the E-step's AVX2 builds, so that a group of columns costs no call (a
+/// `#[target_feature]` function cannot be `#[inline(always)]`, hence `unsafe` instead).
+///
+/// # Safety
+///
+/// The CPU has AVX2.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn dots_avx2<const N: usize>(a: &[f64], b: [&[f64]; N]) -> [f64; N] {
+#[inline(always)]
+unsafe fn dots_in_avx2<const N: usize>(a: &[f64], b: [&[f64]; N]) -> [f64; N] {
     use std::arch::x86_64::{_mm256_add_pd, _mm256_loadu_pd, _mm256_mul_pd, _mm256_setzero_pd};
     let n = b.iter().fold(a.len(), |n, b| n.min(b.len()));
     let body = n / 8 * 8;
-    let mut low = [_mm256_setzero_pd(); N];
-    let mut high = [_mm256_setzero_pd(); N];
+    // SAFETY (every block below): the CPU has AVX2.
+    let mut low = [unsafe { _mm256_setzero_pd() }; N];
+    let mut high = low;
     for i in (0..body).step_by(8) {
         // SAFETY: i + 8 <= body <= the length of every slice.
         unsafe {

@@ -105,7 +105,7 @@ fn the_avx2_dots_are_the_bits_of_dot() {
         let a = spread(len, len as u64);
         let b: [Vec<f64>; GROUP] = std::array::from_fn(|j| spread(len, 100 + j as u64));
         // SAFETY: the CPU has AVX2, checked above.
-        let dots = unsafe { dots_avx2(&a, b.each_ref().map(|b| &b[..])) };
+        let dots = unsafe { dots_in_avx2(&a, b.each_ref().map(|b| &b[..])) };
         for (d, b) in dots.iter().zip(&b) {
             assert_eq!(d.to_bits(), dot(&a, b).to_bits(), "length {len}");
         }
@@ -348,4 +348,182 @@ fn matches_gensims_formulation_on_a_hand_sized_case() {
     // each document's expected counts add up to its length
     let total: f64 = s.iter().sum();
     assert!((total - 6.0).abs() < 1e-9, "{total}");
+}
+
+/// A document's inference with topics at rest, by [`Doc::infer_resting`] (the AVX2 build
+/// where the CPU has it) or by the portable build: (converged, bits of γ, e and ratios).
+fn run_resting(doc: &Doc, g0: &[f64], portable: bool) -> (bool, [Vec<u64>; 3]) {
+    let k = g0.len();
+    let mut g = g0.to_vec();
+    let (mut e, mut p, mut t) = (vec![0.0; k], vec![0.0; doc.slots.len()], vec![0.0; k]);
+    let buffers = DocBuffers {
+        gamma: &mut g,
+        exp_theta: &mut e,
+        phinorm: &mut p,
+        t: &mut t,
+    };
+    let rest = Rest::new(doc.alpha);
+    let mut live = Live::default();
+    let converged = if portable {
+        doc.iterate_resting(buffers, &rest, &mut live, |a, b| b.map(|b| dot(a, b)))
+    } else {
+        doc.infer_resting(buffers, &rest, &mut live)
+    };
+    let bits = |v: &Vec<f64>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    (converged, [bits(&g), bits(&e), bits(&p)])
+}
+
+/// Topic `t` of 100 owns words `4t..4t+4`; exp E[log β] is 1e-9 elsewhere. Document `d`
+/// has the words of topics `d` and `d + 37`, and one of every tenth topic's: with α = 0.01
+/// most of its topics come to rest.
+fn owned_words_case(d: usize) -> (Vec<f64>, Vec<Vec<f64>>, Vec<usize>, Vec<f64>) {
+    let (k, words) = (100, 400);
+    let beta_of = |t: usize, w: usize| if w / 4 == t { 0.2 } else { 1e-9 };
+    let columns: Vec<f64> = (0..words)
+        .flat_map(|w| (0..k).map(move |t| beta_of(t, w)))
+        .collect();
+    let rows: Vec<Vec<f64>> = (0..k)
+        .map(|t| (0..words).map(|w| beta_of(t, w)).collect())
+        .collect();
+    let ids: Vec<usize> = (0..4)
+        .map(|i| 4 * d + i)
+        .chain((0..4).map(|i| 4 * ((d + 37) % k) + i))
+        .chain((0..k).step_by(10).map(|t| 4 * t + d % 4))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let counts: Vec<f64> = ids
+        .iter()
+        .map(|&w| 1.0 + ((w * 31 + d) % 5) as f64)
+        .collect();
+    (columns, rows, ids, counts)
+}
+
+/// With topics at rest, γ must be gensim's dense formulation's, and a topic at rest must be
+/// exactly where the dense E-step leaves it, γ_k = α_k; the two builds agree bit for bit.
+#[test]
+fn topics_at_rest_are_where_the_dense_e_step_leaves_them() {
+    let alpha = vec![0.01; 100];
+    let mut rested = 0;
+    for d in 0..20usize {
+        let (columns, rows, ids, counts) = owned_words_case(d);
+        let slots: Vec<u32> = ids.iter().map(|&w| w as u32).collect();
+        let doc = Doc {
+            slots: &slots,
+            counts: &counts,
+            beta: &columns,
+            alpha: &alpha,
+            params: EStepParams {
+                iterations: 50,
+                gamma_threshold: 0.001,
+            },
+        };
+        let g0: Vec<f64> = spread(100, d as u64)
+            .iter()
+            .map(|x| 1.0 + x / 1e6)
+            .collect();
+        let (converged, bits) = run_resting(&doc, &g0, false);
+        assert_eq!(
+            (converged, &bits),
+            (
+                run_resting(&doc, &g0, true).0,
+                &run_resting(&doc, &g0, true).1
+            )
+        );
+        let gamma: Vec<f64> = bits[0].iter().map(|&b| f64::from_bits(b)).collect();
+        let (dense, _) = reference(&ids, &counts, &rows, &alpha, &g0, 50);
+        for t in 0..100 {
+            assert!(
+                (gamma[t] - dense[t]).abs() <= 1e-12 * dense[t],
+                "document {d}, topic {t}: {} against {}",
+                gamma[t],
+                dense[t]
+            );
+            assert_eq!(
+                gamma[t] == alpha[t],
+                dense[t] == alpha[t],
+                "document {d}, topic {t}"
+            );
+        }
+        rested += gamma.iter().filter(|&&g| g == 0.01).count();
+    }
+    // most topics of each document came to rest (12 or so of 100 own its words)
+    assert!(rested > 20 * 80, "{rested} topics at rest in 20 documents");
+}
+
+/// Where no topic can rest (α = 0.1: exp ψ(α) is far from negligible), serving's E-step is
+/// training's, bit for bit; where topics rest, it stays within rounding of it, document by
+/// document whatever the chunk, for any K (below 8 the padding is wider than K).
+#[test]
+fn serving_is_trainings_e_step_to_rounding_and_its_bits_where_nothing_rests() {
+    let v = 400;
+    for k in [3, 5, 12, 100] {
+        // each topic owns a stretch of words (0.3), with small values elsewhere
+        let beta: Vec<f64> = spread(k * v, k as u64)
+            .iter()
+            .enumerate()
+            .map(|(i, x)| {
+                if (i / k) * k / v == i % k {
+                    0.3
+                } else {
+                    1e-6 * (x + 1e-3).min(1.0)
+                }
+            })
+            .collect();
+        let docs: Vec<Vec<(u32, f64)>> = (0..40u32)
+            .map(|d| {
+                (0..3 + d % 50)
+                    .map(|j| {
+                        (
+                            (d * 13 + j * 7) % 29 + d * 9 % v as u32,
+                            f64::from(1 + (d + j) % 4),
+                        )
+                    })
+                    .collect::<std::collections::BTreeMap<_, _>>()
+                    .into_iter()
+                    .collect()
+            })
+            .collect();
+        let c = chunk(&docs.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        let columns = Columns {
+            slots: &c.terms,
+            beta: &beta,
+        };
+        let params = EStepParams {
+            iterations: 50,
+            gamma_threshold: 0.001,
+        };
+        let seeds = GammaSeed::Content { seed: 9 };
+        for a in [0.1, 0.01] {
+            let alpha = vec![a; k];
+            let rest = Rest::new(&alpha);
+            let training = infer_in(&c, columns, &alpha, params, seeds);
+            let serving = infer_resting(&c, columns, &alpha, params, seeds, &rest);
+            if a == 0.1 {
+                assert_eq!(serving, training, "K = {k}");
+                continue;
+            }
+            let rested = serving.gamma.iter().filter(|&&g| g == a).count();
+            assert!(rested >= 40 * k / 2, "K = {k}: {rested} topics at rest");
+            for (s, t) in serving.gamma.iter().zip(&training.gamma) {
+                assert!((s - t).abs() <= 1e-9 * t, "K = {k}: {s} against {t}");
+            }
+            // a document alone gets the bits it gets among the others
+            for d in [0usize, 17, 39] {
+                let one = chunk(&[&docs[d]]);
+                let alone = infer_resting(
+                    &one,
+                    Columns {
+                        slots: &one.terms,
+                        beta: &beta,
+                    },
+                    &alpha,
+                    params,
+                    seeds,
+                    &rest,
+                );
+                assert_eq!(alone.gamma, serving.gamma[d * k..(d + 1) * k], "K = {k}");
+            }
+        }
+    }
 }
