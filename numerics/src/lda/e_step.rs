@@ -239,7 +239,7 @@ pub fn infer_in(
     infer_docs(chunk, columns, alpha, params, seeds, None)
 }
 
-/// [`infer_in`] with the topics at rest left out of the sweeps ([`resting`]): what serving
+/// [`infer_in`] with the topics at rest left out of the sweeps (see [`Rest`]): what serving
 /// computes. γ is within rounding of [`infer_in`]'s, not its bits; it depends on the
 /// document and the model alone.
 pub fn infer_resting(

@@ -30,7 +30,9 @@ use super::{Doc, DocBuffers, GROUP, dot};
 use crate::lda::special::exp_digamma_into;
 
 /// What a topic at rest keeps, the same for every document of a model: `exp ψ(α_k)` and a
-/// quarter of α_k's ulp (the gap to the next float up).
+/// quarter of α_k's ulp (the gap to the next float up). A topic of a document is at rest
+/// when its γ_k is α_k exactly and `exp ψ(α_k) · 2 Σ|c_n| / ε` is under that quarter ulp: the
+/// update `α_k + e_k t_k` can then never move it again (`t_k ≤ Σ|c_n| / ε`).
 #[derive(Clone, Debug)]
 pub struct Rest {
     exp_psi_alpha: Vec<f64>,
