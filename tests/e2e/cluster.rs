@@ -85,7 +85,7 @@ fn a_killed_dispatcher_resumes_and_its_workers_come_back() {
 
     let mut cluster = Cluster::start("127.0.0.13", 2);
     let job = cluster.dispatcher.submit_lsi(&corpus, &dictionary, LSI_JOB);
-    let before = progress_at_least(&cluster, job, 70_000);
+    let before = progress_and_checkpoint(&cluster, job, 70_000);
     assert_eq!(before["state"], "running", "killed mid-run: {before}");
     cluster.dispatcher.kill9();
     std::thread::sleep(Duration::from_millis(500));

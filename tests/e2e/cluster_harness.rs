@@ -371,6 +371,16 @@ pub(crate) fn progress_at_least(cluster: &Cluster, job: u64, docs: u64) -> serde
     })
 }
 
+/// [`progress_at_least`], and a checkpoint committed: what a dispatcher killed then resumes
+/// from (the first checkpoint waits for 20× its estimated cost, so on a fast machine the
+/// progress alone may come before it).
+pub(crate) fn progress_and_checkpoint(cluster: &Cluster, job: u64, docs: u64) -> serde_json::Value {
+    let checkpointed = || cluster.dispatcher.log().contains("checkpoint at chunk");
+    cluster.dispatcher.wait_until(job, 300, |s| {
+        (work_done(s) >= docs && checkpointed()) || s["state"] != "running"
+    })
+}
+
 /// [`LSI_JOB`] with more passes: the job must outlast a lease after the cut.
 pub(crate) const LONG_LSI_JOB: &[&str] = &[
     "--topics",

@@ -149,10 +149,14 @@ fn kill_9_and_restart_resume_to_the_identical_model() {
 
     let mut d = Daemon::start(&["--checkpoint-interval", "0"]);
     let job = d.submit_lsi(&corpus, &dictionary, CRASH_JOB);
-    // once in the first pass (parsing text, writing the cache), once in a later one
+    // once in the first pass (parsing text, writing the cache), once in a later one, each
+    // time once this run has committed a checkpoint (the first one waits for 20× its
+    // estimated cost: on a fast machine the first threshold can come before it)
+    let checkpoints = |d: &Daemon| d.log().matches("checkpoint at chunk").count();
     for threshold in [12_000, 130_000] {
+        let written = checkpoints(&d);
         let before = d.wait_until(job, 120, |s| {
-            work_done(s) >= threshold || s["state"] != "running"
+            (work_done(s) >= threshold && checkpoints(&d) > written) || s["state"] != "running"
         });
         d.kill9();
         assert_eq!(before["state"], "running", "killed mid-run: {before}");
