@@ -2,24 +2,26 @@
 //! topics that can no longer move left out of the sweeps (`topicctl infer`).
 //!
 //! **Topics at rest.** With α = 1/K and K ≳ 80, most of a document's topics fall back to
-//! `γ_k = α_k` exactly within a few iterations, and stay there: `e_k = exp ψ(α_k)` is then
+//! `γ_k = α_k` exactly within a few iterations, and stay there: `e_k = exp ψ(γ_k)` is then
 //! tiny (ψ(0.01) ≈ −100.6, so `e_k` ≈ 2e-44), and since `β_kn ≤ 1` and `φnorm_n ≥ ε`,
-//! `t_k ≤ Σ_n |c_n| / ε` whatever the other topics do. When `exp ψ(α_k) · 2 Σ|c_n| / ε` is
-//! under a quarter of α_k's ulp, `e_k t_k` can never again reach half an ulp of α_k, so the
-//! update `α_k + e_k t_k` gives α_k exactly at every later iteration: the topic is at rest,
-//! its γ_k = α_k and e_k = exp ψ(α_k) final. What it would add to φnorm_n is at most
+//! `t_k ≤ Σ_n |c_n| / ε` whatever the other topics do. When `e_k · 2 Σ|c_n| / ε` is under a
+//! quarter of α_k's ulp, `e_k t_k` cannot reach half an ulp of α_k, so the next update
+//! `α_k + e_k t_k` gives α_k exactly, and so does every later one (`e_k` can only fall, to
+//! `exp ψ(α_k)`): the topic is at rest. It leaves the sweeps as soon as that holds, one
+//! iteration before its γ_k reaches α_k; it takes that last step at the next iteration (its
+//! change still counted), or keeps its γ_k if the iterations end first, as the full
+//! iteration would. What a topic at rest would add to φnorm_n is at most
 //! `Σ_{rest} e_k < K · ulp(α)/(8 Σ|c_n|)` of `φnorm_n ≥ ε`: with α = 0.01 and K = 100, under
-//! a fifth of a rounding error for a document of one word, and less the longer it is. The
-//! change of γ is summed over the live topics only, which is the same sum (a topic at rest
-//! changes by exactly zero).
+//! a fifth of a rounding error for a document of one word, and less the longer it is.
 //!
 //! **Gathering.** The sweeps start on the model's columns (`K` values per word). Once a
 //! quarter of the topics being swept has come to rest, the live topics' values of the
 //! document's columns are gathered into columns of the document's own, as wide as the live
 //! topics rounded up to eight (the padding holds zeros, in `e` and in the columns, so it adds
 //! `+0` to every sum and the dots have no scalar tail). On the 1/20 slice of Wikipedia's
-//! shape (`bench/infer.py`, K = 100, α = 0.01) a document takes 14.5 sweeps and 2.1
-//! compactions on average, and a sweep covers 48 topics on average instead of 100.
+//! shape (`bench/infer.py`, K = 100, α = 0.01) a document took 14.5 sweeps and 2.1
+//! gatherings on average, and a sweep 48 topics instead of 100, when topics left only once at
+//! α_k (leaving one iteration earlier saved another 2–3% of the daemon's CPU).
 //!
 //! The sums run over the live topics in ascending order, in [`dot`]'s lanes: another grouping
 //! than training's, so a document's γ here is not the bits of the training kernel's, only
@@ -31,8 +33,8 @@ use crate::lda::special::exp_digamma_into;
 
 /// What a topic at rest keeps, the same for every document of a model: `exp ψ(α_k)` and a
 /// quarter of α_k's ulp (the gap to the next float up). A topic of a document is at rest
-/// when its γ_k is α_k exactly and `exp ψ(α_k) · 2 Σ|c_n| / ε` is under that quarter ulp: the
-/// update `α_k + e_k t_k` can then never move it again (`t_k ≤ Σ|c_n| / ε`).
+/// when `e_k · 2 Σ|c_n| / ε` is under that quarter ulp: the update `α_k + e_k t_k` then gives
+/// α_k exactly, now and ever after (`t_k ≤ Σ|c_n| / ε`).
 #[derive(Clone, Debug)]
 pub struct Rest {
     exp_psi_alpha: Vec<f64>,
@@ -51,10 +53,11 @@ impl Rest {
         }
     }
 
-    /// Whether topic `k` of a document whose counts add up (in absolute value) to `mass`
-    /// stays at α_k once there.
-    fn can_rest(&self, k: usize, mass: f64) -> bool {
-        self.exp_psi_alpha[k] * (2.0 * mass / f64::EPSILON) < self.quarter_ulp[k]
+    /// Whether topic `k`, with `e_k` = `e` in a document whose counts add up (in absolute
+    /// value) to `mass`, is at rest: its next γ_k is α_k exactly, and so is every later one
+    /// (`e_k` can only fall, to `exp ψ(α_k)`).
+    fn at_rest(&self, k: usize, e: f64, mass: f64) -> bool {
+        e * (2.0 * mass / f64::EPSILON) < self.quarter_ulp[k]
     }
 }
 
@@ -74,8 +77,8 @@ pub(super) struct Live {
     e: Vec<f64>,
     t: Vec<f64>,
     alpha: Vec<f64>,
-    /// Whether each live topic may come to rest in this document.
-    can_rest: Vec<bool>,
+    /// Topics gathered out before their last step to α_k, with the γ_k they had then.
+    settling: Vec<(u32, f64)>,
     /// The document's own columns, the next ones, and the live topics that stay live.
     columns: Vec<f64>,
     spare: Vec<f64>,
@@ -128,25 +131,33 @@ impl Doc<'_> {
             ..
         } = buffers;
         let (k, params) = (self.alpha.len(), self.params);
-        self.start(live, gamma, rest);
+        let mass: f64 = self.counts.iter().map(|c| c.abs()).sum();
+        self.start(live, gamma);
         exp_digamma_into(&live.gamma, &mut live.e);
         self.sweep_live(live, &dot, phinorm);
         let mut converged = false;
         for _ in 0..params.iterations {
-            let (mut change, mut resting) = (0.0, 0);
+            let mut change = 0.0;
+            // the topics gathered out at the last iteration take their last step, to α_k
+            for (topic, g) in live.settling.drain(..) {
+                let (topic, a) = (topic as usize, self.alpha[topic as usize]);
+                change += (a - g).abs();
+                gamma[topic] = a;
+                exp_theta[topic] = rest.exp_psi_alpha[topic];
+            }
             for j in 0..live.count {
                 let new = live.alpha[j] + live.e[j] * live.t[j];
                 change += (new - live.gamma[j]).abs();
                 live.gamma[j] = new;
-                if new == live.alpha[j] && live.can_rest[j] {
-                    resting += 1;
-                }
-            }
-            if resting > 0 && resting * 4 >= live.count {
-                self.gather(live, gamma, exp_theta, rest);
             }
             let n = live.count;
             exp_digamma_into(&live.gamma[..n], &mut live.e[..n]);
+            let resting = (0..n)
+                .filter(|&j| rest.at_rest(live.topics[j] as usize, live.e[j], mass))
+                .count();
+            if resting > 0 && resting * 4 >= n {
+                self.gather(live, gamma, exp_theta, rest, mass);
+            }
             self.sweep_live(live, &dot, phinorm);
             if change / (k as f64) < params.gamma_threshold {
                 converged = true;
@@ -165,9 +176,8 @@ impl Doc<'_> {
     }
 
     /// Every topic live, with its random start `gamma`, on the model's columns.
-    fn start(&self, live: &mut Live, gamma: &[f64], rest: &Rest) {
+    fn start(&self, live: &mut Live, gamma: &[f64]) {
         let k = self.alpha.len();
-        let mass: f64 = self.counts.iter().map(|c| c.abs()).sum();
         (live.count, live.width, live.own) = (k, k, false);
         live.topics.clear();
         live.topics.extend(0..k as u32);
@@ -175,8 +185,7 @@ impl Doc<'_> {
         live.gamma.extend_from_slice(gamma);
         live.alpha.clear();
         live.alpha.extend_from_slice(self.alpha);
-        live.can_rest.clear();
-        live.can_rest.extend((0..k).map(|j| rest.can_rest(j, mass)));
+        live.settling.clear();
         live.e.resize(k, 0.0);
         live.t.resize(k, 0.0);
         if live.order.len() < self.slots.len() {
@@ -212,16 +221,26 @@ impl Doc<'_> {
         );
     }
 
-    /// Drop the live topics that came to rest (γ_k = α_k, `can_rest`), writing their final
-    /// γ and e into the document's results, and gather the others' values of the columns
-    /// into the document's own, eight-padded with zeros.
-    fn gather(&self, live: &mut Live, gamma: &mut [f64], exp_theta: &mut [f64], rest: &Rest) {
+    /// Drop the live topics at rest, writing their γ and e into the document's results (a
+    /// topic not yet at α_k settles there at the next iteration), and gather the others'
+    /// values of the columns, and their e, into the document's own, eight-padded with zeros.
+    fn gather(
+        &self,
+        live: &mut Live,
+        gamma: &mut [f64],
+        exp_theta: &mut [f64],
+        rest: &Rest,
+        mass: f64,
+    ) {
         live.kept.clear();
         for j in 0..live.count {
             let topic = live.topics[j] as usize;
-            if live.gamma[j] == live.alpha[j] && live.can_rest[j] {
-                gamma[topic] = live.alpha[j];
-                exp_theta[topic] = rest.exp_psi_alpha[topic];
+            if rest.at_rest(topic, live.e[j], mass) {
+                gamma[topic] = live.gamma[j];
+                exp_theta[topic] = live.e[j];
+                if live.gamma[j] != live.alpha[j] {
+                    live.settling.push((topic as u32, live.gamma[j]));
+                }
             } else {
                 live.kept.push(j);
             }
@@ -246,7 +265,7 @@ impl Doc<'_> {
             live.topics[to] = live.topics[j];
             live.gamma[to] = live.gamma[j];
             live.alpha[to] = live.alpha[j];
-            live.can_rest[to] = live.can_rest[j];
+            live.e[to] = live.e[j];
         }
         // the padding sweeps as zeros: e = 0 there, as in its columns, adds +0 to every sum
         // (with K < 8 the padding may be wider than K)
