@@ -197,6 +197,68 @@ const SMALL_LSI_JOB: &[&str] = &[
     "9",
 ];
 
+/// LDA long enough to be cut, whose batches of 3 chunks (`update_every`) end inside the
+/// segments and whose bound is computed on every chunk.
+const SEGMENTED_LDA_JOB: &[&str] = &[
+    "--topics",
+    "16",
+    "--chunksize",
+    "300",
+    "--passes",
+    "12",
+    "--update-every",
+    "3",
+    "--eval-every",
+    "1",
+    "--alpha",
+    "auto",
+    "--eta",
+    "auto",
+    "--seed",
+    "5",
+];
+
+#[test]
+fn one_worker_trains_lda_in_segments_and_a_killed_ones_segment_goes_to_the_next() {
+    let data = tempfile::tempdir().unwrap();
+    let (counts, vocabulary) = lda_corpus(data.path());
+    let reference = standalone("lda", &counts, &vocabulary, SEGMENTED_LDA_JOB);
+    let (chunks, passes) = (20, 12);
+
+    let mut cluster = Cluster::start("127.0.0.19", 1);
+    let job = cluster
+        .dispatcher
+        .submit_lda(&counts, &vocabulary, SEGMENTED_LDA_JOB);
+    // the first segment (8 chunks) is done and the next is under way
+    let before = progress_at_least(&cluster, job, 2_400);
+    assert_eq!(before["state"], "running", "killed mid-run: {before}");
+    cluster.workers[0].kill9();
+    cluster.add_worker();
+    assert_same_model(&cluster, job, &reference);
+    let log = cluster.dispatcher.log();
+    let bounds = log.matches("per-word bound").count();
+    assert_eq!(
+        bounds,
+        chunks * passes,
+        "a bound per chunk, each once: {log}"
+    );
+    assert!(
+        log.contains("event=worker-left") || log.contains("event=worker-dead"),
+        "{log}"
+    );
+    let tasks = tasks_by_worker(&cluster);
+    assert!(
+        tasks.values().last().is_some_and(|&n| n > 0),
+        "the job went on on the next worker: {tasks:?}"
+    );
+    let tasks: u64 = tasks.values().sum();
+    assert!(
+        tasks < (chunks * passes / 4) as u64,
+        "{tasks} tasks for {} chunks: segments of several chunks",
+        chunks * passes
+    );
+}
+
 fn small_corpus(dir: &Path) -> (PathBuf, PathBuf) {
     write_corpus(dir, "small", 4_000, 800, 20, 17)
 }

@@ -221,6 +221,10 @@ impl Executor for Remote {
         self.dispatcher.lock().alive().max(1)
     }
 
+    fn segments(&self) -> bool {
+        self.dispatcher.lock().one_remote_worker()
+    }
+
     fn run(
         &mut self,
         tasks: &mut dyn Iterator<Item = Result<Task, JobError>>,

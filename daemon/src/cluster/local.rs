@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::dispatcher::Dispatcher;
-use super::schedule::{LeaseId, Order, Refusal, WorkerId, WorkerIdentity};
+use super::schedule::{LOCAL_ADDRESS, LeaseId, Order, Refusal, WorkerId, WorkerIdentity};
 use super::worker::{Link, LinkError, serve};
 use crate::work::{Output, Task};
 
@@ -30,7 +30,7 @@ pub fn start(
             while !stop.load(Ordering::SeqCst) {
                 let identity = WorkerIdentity {
                     host: "(the dispatcher)".into(),
-                    address: "local".into(),
+                    address: LOCAL_ADDRESS.into(),
                     cores,
                     version: env!("CARGO_PKG_VERSION").into(),
                 };

@@ -38,13 +38,16 @@ pub type ChunkKey = u128;
 pub struct WorkerIdentity {
     /// Its host name.
     pub host: String,
-    /// The address it connected from.
+    /// The address it connected from ([`LOCAL_ADDRESS`] for the dispatcher's own worker).
     pub address: String,
     /// Its cores.
     pub cores: u32,
     /// Its topicd version.
     pub version: String,
 }
+
+/// The address of the dispatcher's own worker, which no connection has.
+pub const LOCAL_ADDRESS: &str = "local";
 
 /// A worker as the dispatcher knows it.
 #[derive(Clone, Debug)]
@@ -223,6 +226,12 @@ impl Schedule {
     /// Number of live workers.
     pub fn alive(&self) -> usize {
         self.workers.values().filter(|w| w.alive).count()
+    }
+
+    /// Whether the one live worker is a remote one (see `Executor::segments`).
+    pub fn one_remote_worker(&self) -> bool {
+        let mut alive = self.workers.values().filter(|w| w.alive);
+        matches!((alive.next(), alive.next()), (Some(w), None) if w.identity.address != LOCAL_ADDRESS)
     }
 
     /// Number of live workers that took a task of job `job` (the running one) and have not

@@ -248,7 +248,10 @@ impl Cluster for ClusterHandler {
                             task,
                             combine,
                             chunk,
-                            extra: matches!(*entry, Task::LsiSubtree { .. }),
+                            extra: matches!(
+                                *entry,
+                                Task::LsiSubtree { .. } | Task::LdaSegment { .. }
+                            ),
                         })
                     }
                     Order::Flush { lease, phase } => Some(WireOrder::Flush { lease, phase }),

@@ -13,17 +13,22 @@
 //! chunks' in chunk order, so the model does not depend on the cluster's size or on
 //! crashes along the way.
 
-use std::sync::Arc;
+pub mod segment;
+pub mod training;
 
-use super::pass_reader::{PassInput, PassReader};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use self::segment::{MAX_SEGMENT_BYTES, SegmentInput, Sizer};
+use self::training::{Reuse, Steps, Training};
+use super::pass_reader::{PassInput, PassReader, READ_AHEAD};
 use super::{Inputs, JobContext, JobError, RunEnd, Stop, check_memory};
 use crate::corpus::{Piece, SparseChunk};
 use crate::store::{Blobs, Checkpoint, CheckpointModel, StoredModel};
-use crate::work::{ChunkSet, Due, EStepInput, Executor, Flow, Task};
+use crate::work::{ChunkSet, Executor, Flow, Task};
 use topicd_numerics::lda::state::{Batch, asymmetric_prior};
-use topicd_numerics::lda::{
-    ChunkTopics, EStepParams, GammaSeed, Inference, LdaState, bound, e_step,
-};
+use topicd_numerics::lda::{EStepParams, LdaState};
+use topicd_numerics::lsi;
 use topicd_protocol::{LdaParams, Prior, Progress};
 
 /// Train an LDA model from the job's corpus, from its last checkpoint if it has one.
@@ -55,9 +60,9 @@ pub fn run(
     if end == RunEnd::Succeeded {
         let blobs = run.ctx.store.blobs();
         let model = StoredModel::Lda {
-            sstats: blobs.put_values(k, v, &run.state.lambda_minus_eta())?,
-            alpha: run.state.alpha.clone(),
-            eta: blobs.put_values(v, 1, &run.state.eta)?,
+            sstats: blobs.put_values(k, v, &run.training.state.lambda_minus_eta())?,
+            alpha: run.training.state.alpha.clone(),
+            eta: blobs.put_values(v, 1, &run.training.state.eta)?,
         };
         let progress = Progress {
             docs_done: inputs.num_docs,
@@ -88,16 +93,13 @@ fn initial_eta(prior: &Prior, num_topics: usize, num_terms: usize) -> Vec<f64> {
     }
 }
 
-/// A job's training in progress: the model, and where the current pass and batch are.
+/// A job's training in progress: the steps, and what they changed so far.
 struct LdaRun<'a, 'b> {
     ctx: &'a mut JobContext<'b>,
     params: &'a LdaParams,
     inputs: &'a Inputs,
-    state: LdaState,
-    batch: Batch,
-    pass: u32,
-    next_chunk: u64,
-    per_word_bound: Option<f64>,
+    steps: Steps,
+    training: Training,
 }
 
 impl<'a, 'b> LdaRun<'a, 'b> {
@@ -109,32 +111,52 @@ impl<'a, 'b> LdaRun<'a, 'b> {
     ) -> Result<Self, JobError> {
         let (k, v) = (params.num_topics as usize, inputs.num_terms());
         let checkpoint = ctx.store.checkpoint(ctx.job.id)?;
-        let state = LdaState::new(
-            k,
-            v,
-            initial_alpha(&params.alpha, k),
-            initial_eta(&params.eta, k, v),
-            ctx.job.spec.seed,
-        );
-        let mut run = LdaRun {
-            ctx,
-            params,
-            inputs,
-            state,
+        let steps = Steps {
+            job: ctx.job.id,
+            seed: ctx.job.spec.seed,
+            e_step: EStepParams {
+                iterations: params.iterations,
+                gamma_threshold: params.gamma_threshold,
+            },
+            eval_every: params.eval_every,
+            chunks: inputs.num_docs.div_ceil(u64::from(params.chunksize)),
+            chunksize: params.chunksize,
+            update_every: params.update_every,
+            offset: params.offset,
+            decay: params.decay,
+            learn_alpha: params.alpha == Prior::Auto,
+            learn_eta: params.eta == Prior::Auto,
+            num_docs: inputs.num_docs,
+            docs_before: ctx.job.spec.init_from.as_ref().map_or(0, |f| f.docs_before),
+        };
+        let mut training = Training {
+            state: LdaState::new(
+                k,
+                v,
+                initial_alpha(&params.alpha, k),
+                initial_eta(&params.eta, k, v),
+                ctx.job.spec.seed,
+            ),
             batch: Batch::new(k, v),
             pass: 0,
             next_chunk: 0,
             per_word_bound: None,
         };
         let Some(checkpoint) = checkpoint else {
-            if let Some(from) = &run.ctx.job.spec.init_from {
+            if let Some(from) = &ctx.job.spec.init_from {
                 return Err(JobError::Internal(format!(
                     "the job continues job {}'s model, but its first checkpoint (a copy of \
                      that model, written at submit) is missing: submit it again",
                     from.job
                 )));
             }
-            return Ok(run);
+            return Ok(LdaRun {
+                ctx,
+                params,
+                inputs,
+                steps,
+                training,
+            });
         };
         let CheckpointModel::Lda {
             pass,
@@ -153,7 +175,7 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                 "the checkpoint is not of an LDA job".into(),
             ));
         };
-        let blobs = run.ctx.store.blobs();
+        let blobs = ctx.store.blobs();
         let (sstats, eta) = (blobs.get_matrix(&sstats)?, blobs.get_matrix(&eta)?);
         if sstats.shape() != (k, v)
             || eta.shape() != (v, 1)
@@ -164,7 +186,7 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                 "the checkpoint does not fit the job".into(),
             ));
         }
-        let state = &mut run.state;
+        let state = &mut training.state;
         (state.sstats, state.scale, state.sstats_totals) =
             (sstats.as_slice().to_vec(), scale, sstats_totals);
         (state.alpha, state.eta) = (alpha, eta.as_slice().to_vec());
@@ -176,14 +198,20 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                     "the checkpoint's batch does not fit the job".into(),
                 ));
             }
-            run.batch =
+            training.batch =
                 Batch::restore(counts.as_slice().to_vec(), words, docs, v).map_err(|e| {
                     JobError::Internal(format!("the checkpoint's batch does not fit the job: {e}"))
                 })?;
         }
-        (run.pass, run.next_chunk, run.per_word_bound) =
+        (training.pass, training.next_chunk, training.per_word_bound) =
             (pass, checkpoint.next_chunk, per_word_bound);
-        Ok(run)
+        Ok(LdaRun {
+            ctx,
+            params,
+            inputs,
+            steps,
+            training,
+        })
     }
 
     fn progress(&self, pass: u32, next_chunk: u64) -> Progress {
@@ -193,109 +221,148 @@ impl<'a, 'b> LdaRun<'a, 'b> {
             docs_done: (next_chunk * u64::from(self.params.chunksize)).min(self.inputs.num_docs),
             docs_per_pass: Some(self.inputs.num_docs),
             docs_per_sec: None,
-            per_word_bound: self.per_word_bound,
+            per_word_bound: self.training.per_word_bound,
         }
     }
 
-    /// gensim's learning rate at this point.
-    fn rho(&self) -> f64 {
-        self.state.rho(
-            self.params.offset,
-            self.params.decay,
-            self.pass,
-            self.params.chunksize,
-        )
-    }
-
+    /// Every pass from where the training stands: chunk by chunk, or in segments while the
+    /// executor wants them (see [`segment`]); chunks without entries always here.
     fn train(&mut self, executor: &mut dyn Executor) -> Result<RunEnd, JobError> {
         let p = self.params;
-        let chunks = self.inputs.num_docs.div_ceil(u64::from(p.chunksize));
-        let e_step = EStepParams {
-            iterations: p.iterations,
-            gamma_threshold: p.gamma_threshold,
-        };
         let mut reuse = Reuse::default();
-        while self.pass < p.passes {
-            let mut totals = self.state.topic_totals();
+        let mut segments = Segments::default();
+        while self.training.pass < p.passes {
             let reader = PassReader::start(PassInput {
                 files: self.ctx.files.clone(),
                 reading: self.inputs.reading.clone(),
                 chunksize: p.chunksize as usize,
                 cache: self.ctx.chunk_cache(p.passes > 1, &self.inputs.reading),
-                skip: ChunkSet::prefix(self.next_chunk),
+                skip: ChunkSet::prefix(self.training.next_chunk),
                 source: self.ctx.pass_source(),
+                // a segment's chunks are parsed while the segment before is computed
+                read_ahead: if executor.segments() {
+                    segment::read_ahead(&self.inputs.reading.header, p.chunksize)
+                } else {
+                    READ_AHEAD
+                },
             });
-            self.ctx.publish(self.progress(self.pass, self.next_chunk));
+            self.publish();
             for piece in reader {
-                match piece? {
+                let chunk = match piece? {
+                    Piece::Chunk(chunk) if executor.segments() || !segments.pending.is_empty() => {
+                        segments.add(chunk);
+                        if segments.full()
+                            && let Some(stop) = self.segment(executor, &mut segments)?
+                        {
+                            return Ok(RunEnd::Stopped(stop));
+                        }
+                        continue;
+                    }
+                    piece => {
+                        if let Some(stop) = self.segment(executor, &mut segments)? {
+                            return Ok(RunEnd::Stopped(stop));
+                        }
+                        piece
+                    }
+                };
+                match chunk {
                     Piece::Chunk(chunk) => {
-                        let index = chunk.index + 1;
-                        let evaluate = p.eval_every > 0
-                            && (index.is_multiple_of(u64::from(p.eval_every)) || index == chunks);
-                        let (bound, counts) = self.e_step_and_bound(
-                            executor, &chunk, &totals, e_step, evaluate, &mut reuse,
-                        );
+                        let bound =
+                            self.training
+                                .chunk(&self.steps, executor, &chunk, &mut reuse)?;
                         if let Some(value) = bound {
                             self.report_bound(value, &chunk);
                         }
-                        let ChunkCounts {
-                            words,
-                            counts,
-                            gamma,
-                        } = counts?;
-                        self.batch.add(&words, &counts, chunk.num_docs() as u64);
-                        reuse.counts = counts;
-                        if p.alpha == Prior::Auto {
-                            let rho = self.rho();
-                            let updated = self.state.update_alpha(&gamma, rho);
-                            self.warn_unless(updated, "alpha");
-                        }
-                        if let Some(stop) = self.after_chunk(Some(&mut totals))? {
+                        if let Some(stop) = self.after_chunks()? {
                             return Ok(RunEnd::Stopped(stop));
                         }
                     }
                     Piece::Empty(run) => {
-                        // what the E-step of a chunk of empty documents gives (γ = α, no
-                        // expected counts), chunk by chunk, with no step per document
                         for c in run.first..run.end() {
                             let docs = run.part(c, c + 1, u64::from(p.chunksize)).docs;
-                            self.batch.add(&[], &[], docs);
-                            if p.alpha == Prior::Auto {
-                                let rho = self.rho();
-                                let updated = self.state.update_alpha_from_prior(docs, rho);
-                                self.warn_unless(updated, "alpha");
-                            }
-                            if let Some(stop) = self.after_chunk(None)? {
+                            self.training.empty_chunk(&self.steps, docs);
+                            if let Some(stop) = self.after_chunks()? {
                                 return Ok(RunEnd::Stopped(stop));
                             }
                         }
-                        // the topics' totals are for the next chunk with words: once
-                        totals = self.state.topic_totals();
                     }
                 }
             }
-            if self.batch.docs > 0 {
-                self.m_step(); // the last, partial batch of the pass (or the pass in batch mode)
+            if let Some(stop) = self.segment(executor, &mut segments)? {
+                return Ok(RunEnd::Stopped(stop));
             }
-            self.pass += 1;
-            self.next_chunk = 0;
+            self.training.end_pass(&self.steps);
         }
         Ok(RunEnd::Succeeded)
     }
 
-    /// After a chunk's E-step: the M-step at the end of a batch (then the topics' totals
-    /// for the next E-step, if `totals` is given), progress, a checkpoint when one is due;
-    /// the stop asked for, if any.
-    fn after_chunk(&mut self, totals: Option<&mut Vec<f64>>) -> Result<Option<Stop>, JobError> {
-        let p = self.params;
-        self.next_chunk += 1;
-        if p.update_every > 0 && self.next_chunk.is_multiple_of(u64::from(p.update_every)) {
-            self.m_step();
-            if let Some(totals) = totals {
-                *totals = self.state.topic_totals();
+    /// Train on the chunks gathered for a segment, if any, on one worker; then what follows
+    /// chunks ([`Self::after_chunks`]). A segment stopped before its end leaves the training
+    /// where it was, and the job checkpoints that.
+    fn segment(
+        &mut self,
+        executor: &mut dyn Executor,
+        segments: &mut Segments,
+    ) -> Result<Option<Stop>, JobError> {
+        if segments.pending.is_empty() {
+            return Ok(None);
+        }
+        let chunks = std::mem::take(&mut segments.pending);
+        segments.bytes = 0;
+        let (block, spans) = lsi::pack(&chunks);
+        let task = Task::LdaSegment {
+            input: Arc::new(SegmentInput {
+                steps: self.steps,
+                start: self.training.clone(),
+            }),
+            block,
+            spans,
+        };
+        let started = Instant::now();
+        let mut end = None;
+        let flow = executor.run(
+            &mut std::iter::once(Ok(task)),
+            &mut |done| {
+                end = Some(done.output.into_segment_end()?);
+                Ok(Flow::Continue)
+            },
+            &self.ctx.due_probe(),
+        )?;
+        if flow == Flow::Stop {
+            // only a stop request ends a run early (`due_probe`)
+            let stop = self.ctx.stop_requested().ok_or_else(|| {
+                JobError::Internal("internal error: a segment stopped unasked".into())
+            })?;
+            let progress = self.progress(self.training.pass, self.training.next_chunk);
+            self.save_checkpoint(progress)?;
+            return Ok(Some(stop));
+        }
+        let end = end.ok_or_else(|| {
+            JobError::Internal("internal error: a segment ended without its result".into())
+        })?;
+        segments.sizer.record(
+            chunks.len() as u64,
+            started.elapsed(),
+            Duration::from_secs_f64(end.compute_secs.max(0.0)),
+        );
+        self.training = end.training;
+        for (index, value) in end.bounds {
+            if let Some(chunk) = chunks.iter().find(|c| c.index == index) {
+                self.report_bound(value, chunk);
             }
         }
-        let progress = self.progress(self.pass, self.next_chunk);
+        self.after_chunks()
+    }
+
+    fn publish(&self) {
+        let t = &self.training;
+        self.ctx.publish(self.progress(t.pass, t.next_chunk));
+    }
+
+    /// After a chunk or a segment: progress, a checkpoint when one is due; the stop asked
+    /// for, if any.
+    fn after_chunks(&mut self) -> Result<Option<Stop>, JobError> {
+        let progress = self.progress(self.training.pass, self.training.next_chunk);
         self.ctx.publish(progress.clone());
         let stop = self.ctx.stop_requested();
         if stop.is_some() || self.ctx.checkpoint_due() {
@@ -304,135 +371,19 @@ impl<'a, 'b> LdaRun<'a, 'b> {
         Ok(stop)
     }
 
-    fn warn_unless(&self, updated: bool, prior: &str) {
-        if !updated {
-            log::warn!(job_id = self.ctx.job.id; "updated {prior} is not positive; {prior} kept");
-        }
-    }
-
-    /// The chunk's E-step and, if `evaluate`, its held-out bound. The bound is of the model
-    /// before this chunk, as the E-step's topics are, so it is computed beside the E-step (a
-    /// thread of its own): a dispatcher computes it while its workers compute.
-    fn e_step_and_bound(
-        &self,
-        executor: &mut dyn Executor,
-        chunk: &SparseChunk,
-        totals: &[f64],
-        params: EStepParams,
-        evaluate: bool,
-        reuse: &mut Reuse,
-    ) -> (Option<f64>, Result<ChunkCounts, JobError>) {
-        let seed = self.ctx.job.spec.seed ^ u64::from(self.pass);
-        let (state, num_docs) = (&self.state, self.inputs.num_docs);
-        std::thread::scope(|scope| {
-            let bound = evaluate.then(|| {
-                scope.spawn(|| held_out_bound(state, chunk, totals, params, seed, num_docs))
-            });
-            let counts = self.e_step(executor, chunk, totals, params, reuse);
-            let bound = bound.map(|thread| {
-                thread
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            });
-            (bound, counts)
-        })
-    }
-
-    /// The E-step of a chunk: its documents in as many ranges as the executor has lanes, one
-    /// task each, whose inferences, joined in document order, give the chunk's expected
-    /// counts (which the caller adds to the batch).
-    fn e_step(
-        &self,
-        executor: &mut dyn Executor,
-        chunk: &SparseChunk,
-        totals: &[f64],
-        params: EStepParams,
-        reuse: &mut Reuse,
-    ) -> Result<ChunkCounts, JobError> {
-        let columns = std::mem::take(&mut reuse.columns);
-        let input = Arc::new(EStepInput {
-            topics: ChunkTopics::new_in(chunk, &self.state, totals, false, columns),
-            alpha: self.state.alpha.clone(),
-            params,
-            seeds: GammaSeed::Training {
-                seed: self.ctx.job.spec.seed,
-                pass: self.pass,
-            },
-            gamma: self.params.alpha == Prior::Auto,
-        });
-        let docs = chunk.num_docs();
-        let per_task = docs.div_ceil(executor.lanes().max(1)).max(1);
-        let mut tasks = (0..docs).step_by(per_task).map(|start| {
-            Ok(Task::LdaEStep {
-                input: input.clone(),
-                chunk: chunk.docs_range(start, start + per_task),
-            })
-        });
-        let mut inference = Inference::default();
-        let due = || Due::Nothing; // a chunk's ranges are few: the job checks between chunks
-        // results come in task order, so the ranges join in document order
-        executor.run(
-            &mut tasks,
-            &mut |result| {
-                inference.append(result.output.into_inference()?);
-                Ok(Flow::Continue)
-            },
-            &due,
-        )?;
-        let rows = docs * self.state.num_topics;
-        if inference.exp_theta.len() != rows || inference.ratios.len() != chunk.nnz() {
-            return Err(JobError::Internal(
-                "internal error: the ranges' inferences do not cover their chunk".into(),
-            ));
-        }
-        let counts = std::mem::take(&mut reuse.counts);
-        let counts = e_step::sstats_in(chunk, &input.topics, &inference, counts);
-        let words = input.topics.words.clone();
-        // no task holds the columns any more once the executor has ended its phase
-        if let Ok(input) = Arc::try_unwrap(input) {
-            reuse.columns = input.topics.exp_elog_beta;
-        }
-        Ok(ChunkCounts {
-            counts,
-            words,
-            gamma: inference.gamma,
-        })
-    }
-
-    /// gensim's `do_mstep`: blend the batch in with ρ, then learn η if asked.
-    fn m_step(&mut self) {
-        let rho = self.rho();
-        let first_pass = self.pass == 0;
-        // gensim's `state.numdocs`: the documents of every model this one continues, too
-        let docs_before = self
-            .ctx
-            .job
-            .spec
-            .init_from
-            .as_ref()
-            .map_or(0, |f| f.docs_before);
-        let total_docs = docs_before + self.inputs.num_docs;
-        self.state
-            .m_step(&mut self.batch, total_docs, rho, first_pass);
-        if self.params.eta == Prior::Auto {
-            let updated = self.state.update_eta(rho);
-            self.warn_unless(updated, "eta");
-        }
-    }
-
-    /// Log the bound on `chunk` and keep it for the progress records.
-    fn report_bound(&mut self, value: f64, chunk: &SparseChunk) {
+    /// Log the bound on `chunk` (kept in the training for the progress records).
+    fn report_bound(&self, value: f64, chunk: &SparseChunk) {
         let words: f64 = chunk.values.iter().sum();
         log::info!(job_id = self.ctx.job.id;
             "{value:.3} per-word bound, {:.1} perplexity estimate based on a held-out corpus of {} documents with {words} words",
             (-value).exp2(), chunk.num_docs());
-        self.per_word_bound = Some(value);
     }
 
     fn save_checkpoint(&mut self, progress: Progress) -> Result<(), JobError> {
-        let (state, batch) = (&self.state, &self.batch);
+        let t = &self.training;
+        let (state, batch) = (&t.state, &t.batch);
         let (k, v) = (state.num_topics, state.num_terms);
-        let (pass, next_chunk, per_word_bound) = (self.pass, self.next_chunk, self.per_word_bound);
+        let (pass, next_chunk, per_word_bound) = (t.pass, t.next_chunk, t.per_word_bound);
         self.ctx.save_checkpoint(progress, |blobs: &Blobs| {
             let model = CheckpointModel::Lda {
                 pass,
@@ -457,52 +408,24 @@ impl<'a, 'b> LdaRun<'a, 'b> {
     }
 }
 
-/// Memory that a chunk's E-step leaves to the next: its columns and its counts are
-/// megabytes each (10 MB each on gcide at K = 100), and memory the process already uses
-/// costs no page faults, where fresh memory costs one per page.
+/// The chunks gathered for the next segment, and how many it should take.
 #[derive(Default)]
-struct Reuse {
-    columns: Vec<f64>,
-    counts: Vec<f64>,
+struct Segments {
+    pending: Vec<SparseChunk>,
+    bytes: u64,
+    sizer: Sizer,
 }
 
-/// What the E-step of a chunk gives the job.
-struct ChunkCounts {
-    /// The chunk's words.
-    words: Vec<u32>,
-    /// Their expected counts, `K` per word.
-    counts: Vec<f64>,
-    /// The chunk's γ if α is learnt (`alpha = auto`), empty otherwise.
-    gamma: Vec<f64>,
-}
+impl Segments {
+    fn add(&mut self, chunk: SparseChunk) {
+        self.bytes += segment::chunk_bytes(&chunk);
+        self.pending.push(chunk);
+    }
 
-/// gensim's `log_perplexity(chunk, total_docs)` on the chunk about to be trained on, with
-/// the model `state` before that chunk (`seed`: of this pass's inference).
-fn held_out_bound(
-    state: &LdaState,
-    chunk: &SparseChunk,
-    totals: &[f64],
-    params: EStepParams,
-    seed: u64,
-    num_docs: u64,
-) -> f64 {
-    let topics = ChunkTopics::new(chunk, state, totals, true);
-    let inference = e_step::infer(
-        chunk,
-        &topics,
-        &state.alpha,
-        params,
-        GammaSeed::Inference { seed },
-    );
-    let documents = bound::documents(chunk, &topics, &inference, &state.alpha);
-    let words: f64 = chunk.values.iter().sum();
-    bound::per_word(
-        documents,
-        bound::topics(state),
-        chunk.num_docs() as u64,
-        words,
-        num_docs,
-    )
+    /// Whether the segment has the chunks it should take, or the bytes it may carry.
+    fn full(&self) -> bool {
+        self.pending.len() as u64 >= self.sizer.chunks() || self.bytes >= MAX_SEGMENT_BYTES
+    }
 }
 
 #[cfg(test)]

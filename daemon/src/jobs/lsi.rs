@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use super::inputs::CorpusReading;
-use super::pass_reader::{PassInput, PassReader};
+use super::pass_reader::{PassInput, PassReader, READ_AHEAD};
 use super::{Inputs, JobContext, JobError, RunEnd, Stop, check_memory};
 use crate::corpus::{Dictionary, Piece};
 use crate::store::{BlobId, Checkpoint, CheckpointModel, StoredModel};
@@ -105,6 +105,7 @@ impl LsiRun<'_, '_> {
             cache: self.ctx.chunk_cache(cached, &self.reading),
             skip,
             source: self.ctx.pass_source(),
+            read_ahead: READ_AHEAD,
         })
     }
 

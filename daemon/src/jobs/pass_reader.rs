@@ -1,5 +1,6 @@
 //! The chunks of one pass over a corpus, read on a thread of their own so that parsing
-//! overlaps training, at most [`READ_AHEAD`] chunks ahead (memory stays a few chunks).
+//! overlaps training, at most [`PassInput::read_ahead`] chunks ahead (memory stays a few
+//! chunks: [`READ_AHEAD`], or a segment's for LDA's segments).
 //!
 //! The first pass parses the corpus text (weighting the documents when the job asks
 //! for TF-IDF) and writes every chunk to a binary chunk cache; once the cache is complete, later passes (and resumes) read it instead of
@@ -42,6 +43,8 @@ pub struct PassInput {
     pub skip: ChunkSet,
     /// Where the pass reads from is published here.
     pub source: PassSourceSlot,
+    /// Chunks parsed ahead of the one being trained on (at least 1).
+    pub read_ahead: usize,
 }
 
 /// The chunks of one pass, in order.
@@ -53,7 +56,7 @@ pub struct PassReader {
 impl PassReader {
     /// Start reading.
     pub fn start(input: PassInput) -> PassReader {
-        let (tx, rx) = sync_channel(READ_AHEAD);
+        let (tx, rx) = sync_channel(input.read_ahead.max(1));
         let thread = std::thread::Builder::new()
             .name("topicd-reader".into())
             .spawn(move || {

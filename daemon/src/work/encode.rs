@@ -21,7 +21,9 @@
 //!   2 LDA E-step      u32 iterations  f64 threshold  u8 seeds  u64 seed  u32 pass  u8 γ wanted
 //!                     u64 K  f64 × K alpha  u64 words  u32 × words  u64 n  f64 × K·words
 //!                     exp E[log β]  u64 words  f64 × words grids
+//!   3 LDA segment     steps  training  (encode/segment.rs)
 //! extra     (LSI one-pass subtree) u64 first  u64 end  u64 n  u64 × n (index, first_doc, docs)
+//!           (LDA segment) u64 n  u64 × n (index, first_doc, docs)
 //! [x]       u8 0 (absent) or 1 then x
 //! output    u8 kind, then
 //!   0 LSI pass term   u8 (0 sketch: sums, bounds f64 × terms, F f64; 1 power: sums; 2 gram: matrix)
@@ -30,6 +32,7 @@
 //!   2 chunk SVD       matrix Uᵀ  u64 k  f64 × k
 //!   3 LDA E-step      u64 n  f64 × n exp E[log θ]  u64 m  f64 × m ratios  u64 g  f64 × g gamma
 //!                     u64 converged
+//!   4 LDA segment     its end (encode/segment.rs)
 //! ```
 
 use std::sync::Arc;
@@ -45,6 +48,7 @@ use topicd_numerics::{SparseChunk, grid};
 use self::reader::Reader;
 use self::writer::Writer;
 use super::{EStepInput, Output, Task};
+use crate::jobs::lda::segment::SegmentInput;
 
 /// Largest count of values any one encoded item may declare: far above real sizes (a
 /// 400 × 1M sum), and a bound before every allocation.
@@ -61,6 +65,8 @@ pub enum PhaseInput {
     LsiSubtree(OnePassInput),
     /// LDA E-steps: the ranges of documents of one chunk.
     LdaEStep(Arc<EStepInput>),
+    /// An LDA segment (one task).
+    LdaSegment(Arc<SegmentInput>),
 }
 
 impl PhaseInput {
@@ -70,6 +76,7 @@ impl PhaseInput {
             Task::LsiPass { input, .. } => PhaseInput::LsiPass(input.clone()),
             Task::LsiSubtree { input, .. } => PhaseInput::LsiSubtree(*input),
             Task::LdaEStep { input, .. } => PhaseInput::LdaEStep(input.clone()),
+            Task::LdaSegment { input, .. } => PhaseInput::LdaSegment(input.clone()),
         }
     }
 }
@@ -119,6 +126,10 @@ pub fn phase_pieces(phase: &PhaseInput) -> Vec<Bytes> {
             w.u32s(&input.topics.words);
             w.counted_shared(TopicColumns(input.clone()));
             w.f64s(&input.topics.grids);
+        }
+        PhaseInput::LdaSegment(input) => {
+            w.u8(3);
+            segment::put_input(&mut w, input);
         }
     }
     w.into_pieces()
@@ -213,6 +224,7 @@ pub fn phase_from_pieces(pieces: &[Bytes], mut spare: Vec<f64>) -> Result<PhaseI
                 gamma,
             }))
         }
+        3 => PhaseInput::LdaSegment(Arc::new(segment::get_input(&mut r)?)),
         other => return Err(format!("a phase of unknown kind {other}")),
     };
     r.end()?;
@@ -233,6 +245,7 @@ pub fn extra_to_bytes(task: &Task) -> Option<Vec<u8>> {
                 .collect();
             w.u64s(&flat);
         }
+        Task::LdaSegment { spans, .. } => segment::put_spans(&mut w, spans),
         Task::LsiPass { .. } | Task::LdaEStep { .. } => return None,
     }
     Some(w.into_bytes())
@@ -272,6 +285,40 @@ fn subtree_from_parts(
     })
 }
 
+/// A segment task from its parts: consecutive chunks of the pass from the start's next one,
+/// none larger than a chunk, over the model's terms.
+fn segment_from_parts(
+    input: &Arc<SegmentInput>,
+    block: SparseChunk,
+    extra: &[u8],
+) -> Result<Task, String> {
+    let mut r = Reader::of(extra);
+    let spans = segment::get_spans(&mut r)?;
+    r.end()?;
+    let (steps, start) = (&input.steps, &input.start);
+    let consecutive = spans
+        .iter()
+        .enumerate()
+        .all(|(i, s)| Some(s.index) == start.next_chunk.checked_add(i as u64));
+    let fits = !spans.is_empty()
+        && consecutive
+        && spans.last().is_some_and(|s| s.index < steps.chunks)
+        && spans.iter().all(|s| s.docs <= u64::from(steps.chunksize))
+        && block
+            .terms
+            .iter()
+            .all(|&t| (t as usize) < start.state.num_terms)
+        && lsi::unpack(&block, &spans).is_ok();
+    if !fits {
+        return Err("a segment task whose chunks do not fit its start".into());
+    }
+    Ok(Task::LdaSegment {
+        input: input.clone(),
+        block,
+        spans,
+    })
+}
+
 /// Rebuild a task from its phase's input, its chunk and its own part ([`extra_to_bytes`]),
 /// checking that they fit together.
 pub fn task_from_parts(
@@ -298,6 +345,7 @@ pub fn task_from_parts(
                 chunk,
             })
         }
+        (PhaseInput::LdaSegment(input), Some(extra)) => segment_from_parts(input, chunk, extra),
         _ => Err("a task whose parts do not fit its phase".into()),
     }
 }
@@ -342,6 +390,10 @@ pub fn output_pieces(output: Output) -> Vec<Bytes> {
             w.counted_shared(found.ratios);
             w.counted_shared(found.gamma);
             w.u64(found.converged as u64);
+        }
+        Output::LdaSegment(end) => {
+            w.u8(4);
+            segment::put_end(&mut w, *end);
         }
     }
     w.into_pieces()
@@ -395,6 +447,7 @@ pub fn output_from_pieces(pieces: &[Bytes]) -> Result<Output, String> {
             gamma: r.f64s()?,
             converged: r.usize()?,
         }),
+        4 => Output::LdaSegment(Box::new(segment::get_end(&mut r)?)),
         other => return Err(format!("a result of unknown kind {other}")),
     };
     r.end()?;
@@ -491,6 +544,7 @@ pub fn le_bytes<T: Le>(values: &[T]) -> std::borrow::Cow<'_, [u8]> {
 }
 
 mod reader;
+mod segment;
 #[cfg(test)]
 mod tests;
 mod writer;

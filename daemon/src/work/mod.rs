@@ -2,7 +2,8 @@
 //!
 //! A job is a sequence of [`Task`]s, each a pure function of its inputs ([`compute`]): one
 //! chunk's term of an LSI pass, the SVDs of the chunks of a node of LSI's one-pass merge
-//! tree merged along it, the E-step of an LDA chunk. The job owns everything else — it builds the tasks, combines their results
+//! tree merged along it, the E-step of an LDA chunk, the training steps of a segment of LDA
+//! chunks. The job owns everything else — it builds the tasks, combines their results
 //! in an order fixed by the chunk index (the reduction), decides when to checkpoint and when
 //! to stop. An [`Executor`] only runs tasks and hands their results back: this machine's
 //! threads ([`Local`]) are one executor, the cluster's workers another, and a model does
@@ -31,6 +32,8 @@ use topicd_numerics::lsi::{
 };
 
 use crate::jobs::JobError;
+use crate::jobs::lda::segment::{self, SegmentEnd, SegmentInput};
+use crate::jobs::lda::training::Training;
 
 /// One unit of work: a chunk and what its computation needs besides.
 pub enum Task {
@@ -49,6 +52,16 @@ pub enum Task {
         /// The node: chunks `node.0..node.1`.
         node: (u64, u64),
         /// Its chunks with an entry, as one ([`lsi::pack`]).
+        block: SparseChunk,
+        /// Where each chunk lies in the block.
+        spans: Vec<ChunkSpan>,
+    },
+    /// LDA, when one worker is all the job has: the training steps of consecutive chunks,
+    /// from the model at the first to the model after the last (`crate::jobs::lda::segment`).
+    LdaSegment {
+        /// The steps' parameters and the training at the segment's start.
+        input: Arc<SegmentInput>,
+        /// Its chunks as one ([`lsi::pack`]).
         block: SparseChunk,
         /// Where each chunk lies in the block.
         spans: Vec<ChunkSpan>,
@@ -94,6 +107,8 @@ pub enum Output {
     /// ratios `c_n / φnorm_n` from which the job computes the chunk's expected counts, and
     /// γ when α is learnt.
     LdaEStep(Inference),
+    /// The training after a segment's chunks.
+    LdaSegment(Box<SegmentEnd>),
 }
 
 /// Compute a task: the pure function every executor runs.
@@ -124,6 +139,16 @@ pub fn compute(task: &Task) -> Output {
                 inference.gamma = Vec::new();
             }
             Output::LdaEStep(inference)
+        }
+        Task::LdaSegment {
+            input,
+            block,
+            spans,
+        } => {
+            // checked when built, as a subtree's (`encode::task_from_parts`)
+            let chunks = lsi::unpack(block, spans).expect("a checked block");
+            let end = segment::train(input, &chunks).expect("a checked segment");
+            Output::LdaSegment(Box::new(end))
         }
     }
 }
@@ -162,8 +187,26 @@ pub fn fits(task: &Task, output: &Output) -> bool {
                 && found.gamma.len() == rows * usize::from(input.gamma)
                 && found.converged <= chunk.num_docs()
         }
+        (Task::LdaSegment { input, spans, .. }, Output::LdaSegment(end)) => {
+            let next = spans.last().map_or(0, |s| s.index + 1);
+            segment_fits(&input.start, &end.training) && end.training.next_chunk == next
+        }
         _ => false,
     }
+}
+
+/// Whether `end` is a training of the shape of `start`'s, in the same pass.
+pub fn segment_fits(start: &Training, end: &Training) -> bool {
+    let (a, b) = (&start.state, &end.state);
+    let (k, v) = (a.num_topics, a.num_terms);
+    b.num_topics == k
+        && b.num_terms == v
+        && b.sstats.len() == k * v
+        && b.sstats_totals.len() == k
+        && b.alpha.len() == k
+        && b.eta.len() == v
+        && end.batch.counts.len() == k * v
+        && end.pass == start.pass
 }
 
 /// Whether `sum` is a partial sum of the pass `input` describes (kind and shape).
@@ -187,7 +230,7 @@ impl Task {
     pub fn chunk(&self) -> &SparseChunk {
         match self {
             Task::LsiPass { chunk, .. } | Task::LdaEStep { chunk, .. } => chunk,
-            Task::LsiSubtree { block, .. } => block,
+            Task::LsiSubtree { block, .. } | Task::LdaSegment { block, .. } => block,
         }
     }
 
@@ -195,6 +238,10 @@ impl Task {
     pub fn chunk_range(&self) -> (u64, u64) {
         match self {
             Task::LsiSubtree { node, .. } => *node,
+            Task::LdaSegment { spans, .. } => (
+                spans.first().map_or(0, |s| s.index),
+                spans.last().map_or(0, |s| s.index + 1),
+            ),
             _ => (self.chunk().index, self.chunk().index + 1),
         }
     }
@@ -222,6 +269,14 @@ impl Output {
         match self {
             Output::LdaEStep(found) => Ok(found),
             _ => Err(mismatch("an LDA E-step")),
+        }
+    }
+
+    /// The end of an LDA segment, or an internal error for any other result.
+    pub fn into_segment_end(self) -> Result<SegmentEnd, JobError> {
+        match self {
+            Output::LdaSegment(end) => Ok(*end),
+            _ => Err(mismatch("an LDA segment")),
         }
     }
 }
@@ -277,5 +332,13 @@ pub trait Executor: Send {
     /// it (a document's inference does not depend on its range).
     fn lanes(&self) -> usize {
         1
+    }
+
+    /// Whether an LDA job should hand whole segments of consecutive chunks to one worker
+    /// ([`Task::LdaSegment`]): where one remote worker is all there is, so that the model
+    /// crosses the network once per segment instead of a chunk's topic columns once per
+    /// chunk. The model does not depend on it.
+    fn segments(&self) -> bool {
+        false
     }
 }

@@ -257,3 +257,126 @@ fn pieces_are_the_encoding_cut() {
         assert_eq!(pieces.concat(), bytes);
     }
 }
+
+/// A segment's training: K = 2 topics over V = 5 terms, a batch open on words 4 and 0
+/// (`docs` > 0) or none.
+fn training(docs: u64) -> crate::jobs::lda::training::Training {
+    use topicd_numerics::lda::LdaState;
+    use topicd_numerics::lda::state::Batch;
+    let mut state = LdaState::new(2, 5, vec![0.5, 0.25], vec![0.1; 5], 7);
+    state.scale = 0.75;
+    state.num_updates = 12;
+    state.eta_in_lambda = true;
+    let mut batch = Batch::new(2, 5);
+    if docs > 0 {
+        batch.add(&[4, 0], &[1.0, 2.0, 3.0, 4.0], docs);
+    }
+    crate::jobs::lda::training::Training {
+        state,
+        batch,
+        pass: 1,
+        next_chunk: 3,
+        per_word_bound: Some(-7.5),
+    }
+}
+
+fn segment(docs: u64, spans: Vec<ChunkSpan>) -> Task {
+    use crate::jobs::lda::segment::SegmentInput;
+    use crate::jobs::lda::training::Steps;
+    let steps = Steps {
+        job: 4,
+        seed: 9,
+        e_step: EStepParams {
+            iterations: 50,
+            gamma_threshold: 0.001,
+        },
+        eval_every: 2,
+        chunks: 6,
+        chunksize: 10,
+        update_every: 3,
+        offset: 1.0,
+        decay: 0.5,
+        learn_alpha: true,
+        learn_eta: false,
+        num_docs: 55,
+        docs_before: 0,
+    };
+    Task::LdaSegment {
+        input: Arc::new(SegmentInput {
+            steps,
+            start: training(docs),
+        }),
+        block: chunk(),
+        spans,
+    }
+}
+
+/// A segment and its end round-trip, its model's arrays are pieces of their own, and a
+/// segment whose chunks do not follow its start, or lie beyond its terms, is refused.
+#[test]
+fn segments_round_trip_and_must_follow_their_start() {
+    let span = |index, docs| ChunkSpan {
+        index,
+        first_doc: 30,
+        docs,
+    };
+    let docs = chunk().num_docs() as u64;
+    for open in [0, 4] {
+        let task = segment(open, vec![span(3, docs)]);
+        let back = round_trip(&task).unwrap();
+        let (Task::LdaSegment { input: a, .. }, Task::LdaSegment { input: b, .. }) = (&task, &back)
+        else {
+            panic!("not a segment");
+        };
+        assert_eq!(a.start, b.start);
+        let phase = phase_to_bytes(&PhaseInput::of(&task));
+        assert_eq!(phase_to_bytes(&PhaseInput::of(&back)), phase);
+        let paged = phase_from_pieces(&pages(&phase, 7), Vec::new()).unwrap();
+        assert_eq!(phase_to_bytes(&paged), phase);
+        refuses_damage(&phase, |b| phase_from_bytes(b).map(|_| ()));
+        // its sstats (and the batch's counts, when open) are pieces of their own
+        let pieces = phase_pieces(&PhaseInput::of(&task));
+        assert_eq!(pieces.len(), if open > 0 { 4 } else { 3 });
+
+        let end = Output::LdaSegment(Box::new(crate::jobs::lda::segment::SegmentEnd {
+            training: training(open),
+            bounds: vec![(3, -7.25), (5, -7.0)],
+            compute_secs: 0.5,
+        }));
+        let bytes = output_to_bytes(&end);
+        let Output::LdaSegment(decoded) = output_from_pieces(&pages(&bytes, 5)).unwrap() else {
+            panic!("not a segment's end");
+        };
+        let Output::LdaSegment(expected) = &end else {
+            unreachable!()
+        };
+        assert_eq!(decoded, *expected);
+        refuses_damage(&bytes, |b| output_from_bytes(b).map(|_| ()));
+        // the end must be where the segment's chunks end: chunk 4
+        assert!(!crate::work::fits(&task, &end));
+        let mut at_end = training(open);
+        at_end.next_chunk = 4;
+        let end = crate::jobs::lda::segment::SegmentEnd {
+            training: at_end,
+            bounds: vec![],
+            compute_secs: 0.5,
+        };
+        assert!(crate::work::fits(&task, &Output::LdaSegment(Box::new(end))));
+    }
+    // not the start's next chunk; words beyond V; a chunk larger than chunksize
+    assert!(round_trip(&segment(0, vec![span(4, docs)])).is_err());
+    let mut wide = segment(0, vec![span(3, docs)]);
+    if let Task::LdaSegment { block, .. } = &mut wide {
+        block.terms[1] = 5;
+    }
+    assert!(round_trip(&wide).is_err());
+    let task = segment(0, vec![span(3, docs)]);
+    let Task::LdaSegment { input, .. } = &task else {
+        unreachable!()
+    };
+    let mut small = (**input).clone();
+    (small.steps.chunksize, small.steps.chunks) = (2, 28);
+    let small = PhaseInput::LdaSegment(Arc::new(small));
+    let extra = extra_to_bytes(&task).unwrap();
+    assert!(task_from_parts(&small, chunk(), Some(&extra)).is_err());
+}

@@ -1,0 +1,159 @@
+//! Segments: consecutive chunks that one worker trains on by itself, from the model at the
+//! segment's start to the model at its end.
+//!
+//! With `update_every = 1` every chunk's E-step needs the M-step of the chunk before, so a
+//! dispatcher that keeps the model sends each chunk's columns of `exp(E[log β])` (`K` numbers
+//! per distinct word: 10 MB a chunk on gcide) and takes its inference back, one chunk after
+//! the other. When one remote worker is all the job has, there is nothing to split, and
+//! that traffic is the whole difference from a standalone daemon. A segment sends the model
+//! instead ([`Training`], `8·K·V` bytes and the batch's counts when a batch is open), once
+//! out and once back for many chunks; the worker takes the job's own [`Training`] steps on
+//! its threads, so the model is the same bits. The dispatcher keeps the model between
+//! segments, and checkpoints it as before; a segment whose worker dies is computed again
+//! from the same start, by whichever worker takes it.
+//!
+//! [`Sizer`] picks a segment's length so that the round trip of the model costs about 5% of
+//! the segment's time, as checkpoints do.
+
+use std::time::{Duration, Instant};
+
+use super::training::{Reuse, Steps, Training};
+use crate::corpus::MmHeader;
+use crate::jobs::JobError;
+use crate::work::Local;
+use topicd_numerics::SparseChunk;
+use topicd_numerics::lda::state::Batch;
+
+/// What a segment's task carries besides its chunks.
+#[derive(Clone, Debug)]
+pub struct SegmentInput {
+    /// The steps' parameters.
+    pub steps: Steps,
+    /// The training at the segment's start: its first chunk is `start.next_chunk`.
+    pub start: Training,
+}
+
+/// The result of a segment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SegmentEnd {
+    /// The training after the segment's last chunk.
+    pub training: Training,
+    /// The held-out bounds computed on the way: (chunk index, bound).
+    pub bounds: Vec<(u64, f64)>,
+    /// The worker's time on the segment, in seconds (for [`Sizer`]; not part of the model).
+    pub compute_secs: f64,
+}
+
+/// Train on `chunks`, the segment's chunks in order, on this machine's threads.
+pub fn train(input: &SegmentInput, chunks: &[SparseChunk]) -> Result<SegmentEnd, JobError> {
+    let started = Instant::now();
+    let start = &input.start;
+    let mut training = Training {
+        state: start.state.clone(),
+        // an empty batch's counts are zeros: no copy of them
+        batch: match start.batch.docs {
+            0 => Batch::new(start.state.num_topics, start.state.num_terms),
+            _ => start.batch.clone(),
+        },
+        ..*start
+    };
+    let (mut reuse, mut bounds) = (Reuse::default(), Vec::new());
+    for chunk in chunks {
+        if let Some(value) = training.chunk(&input.steps, &mut Local, chunk, &mut reuse)? {
+            bounds.push((chunk.index, value));
+        }
+    }
+    Ok(SegmentEnd {
+        training,
+        bounds,
+        compute_secs: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The shortest segment worth its round trip, whatever the round trip measured.
+const MIN_SEGMENT: Duration = Duration::from_secs(2);
+
+/// The chunks of the first segment, before any was timed.
+const FIRST_SEGMENT_CHUNKS: u64 = 8;
+
+/// How much longer a segment may be than the one before.
+const GROWTH: u64 = 8;
+
+/// Most bytes of chunks one segment carries (and the dispatcher reads ahead).
+pub const MAX_SEGMENT_BYTES: u64 = 64 << 20;
+
+/// The bytes of a chunk in a segment (its encoding: 12 per entry, 8 per document).
+pub fn chunk_bytes(chunk: &SparseChunk) -> u64 {
+    12 * chunk.nnz() as u64 + 8 * chunk.num_docs() as u64
+}
+
+/// Chunks to read ahead while a segment is computed: about one segment's bytes, from the
+/// corpus's average chunk.
+pub fn read_ahead(header: &MmHeader, chunksize: u32) -> usize {
+    let chunks = header.num_docs.div_ceil(u64::from(chunksize).max(1)).max(1);
+    let per_chunk = (12 * header.nnz + 8 * header.num_docs) / chunks;
+    (MAX_SEGMENT_BYTES / per_chunk.max(1)).clamp(2, 256) as usize
+}
+
+/// How many chunks the next segment takes: enough that the round trip of the model (the
+/// segment's time beyond the worker's computing) is at most 1/20 of the segment, and at
+/// least [`MIN_SEGMENT`] of computing; at most [`GROWTH`]× the last segment, so that one slow
+/// measurement cannot make a segment that outlasts every checkpoint.
+#[derive(Debug)]
+pub struct Sizer {
+    chunks: u64,
+}
+
+impl Default for Sizer {
+    fn default() -> Sizer {
+        Sizer {
+            chunks: FIRST_SEGMENT_CHUNKS,
+        }
+    }
+}
+
+impl Sizer {
+    /// The chunks of the next segment.
+    pub fn chunks(&self) -> u64 {
+        self.chunks
+    }
+
+    /// A segment of `chunks` chunks took `wall` at the dispatcher, `compute` of it at the worker.
+    pub fn record(&mut self, chunks: u64, wall: Duration, compute: Duration) {
+        let per_chunk = compute.as_secs_f64() / chunks.max(1) as f64;
+        let round_trip = wall.saturating_sub(compute);
+        let target = MIN_SEGMENT.max(20 * round_trip).as_secs_f64();
+        let wanted = if per_chunk > 0.0 {
+            (target / per_chunk).ceil() as u64
+        } else {
+            u64::MAX
+        };
+        self.chunks = wanted.clamp(1, chunks.max(1).saturating_mul(GROWTH));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_grow_until_the_round_trip_is_a_twentieth() {
+        let mut sizer = Sizer::default();
+        assert_eq!(sizer.chunks(), FIRST_SEGMENT_CHUNKS);
+        let ms = Duration::from_millis;
+        // 4 chunks of 40 ms and a round trip of 60 ms: 20 × 60 ms is 1.2 s, under the
+        // 2 s minimum, which wants 50 chunks; at most 8× the last: 32
+        sizer.record(4, ms(220), ms(160));
+        assert_eq!(sizer.chunks(), 32);
+        sizer.record(32, ms(1340), ms(1280));
+        assert_eq!(sizer.chunks(), 50);
+        // a slow link: a round trip of 500 ms wants 10 s of chunks of 40 ms
+        sizer.record(50, ms(2500), ms(2000));
+        assert_eq!(sizer.chunks(), 250);
+        // chunks of 5 s and a round trip of 500 ms: 10 s, 2 chunks; of 30 s: 1 chunk
+        sizer.record(200, ms(1_000_500), ms(1_000_000));
+        assert_eq!(sizer.chunks(), 2);
+        sizer.record(2, ms(60_000), ms(60_000));
+        assert_eq!(sizer.chunks(), 1);
+    }
+}
