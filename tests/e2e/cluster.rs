@@ -219,7 +219,7 @@ const SEGMENTED_LDA_JOB: &[&str] = &[
 ];
 
 #[test]
-fn one_worker_trains_lda_in_segments_and_a_killed_ones_segment_goes_to_the_next() {
+fn one_worker_trains_lda_in_segments_a_killed_ones_segment_goes_to_the_next_and_a_cancel_resumes() {
     let data = tempfile::tempdir().unwrap();
     let (counts, vocabulary) = lda_corpus(data.path());
     let reference = standalone("lda", &counts, &vocabulary, SEGMENTED_LDA_JOB);
@@ -234,6 +234,15 @@ fn one_worker_trains_lda_in_segments_and_a_killed_ones_segment_goes_to_the_next(
     assert_eq!(before["state"], "running", "killed mid-run: {before}");
     cluster.workers[0].kill9();
     cluster.add_worker();
+    // then a cancel, which stops a segment under way, and a resume from its checkpoint
+    let d = &cluster.dispatcher;
+    let cut = d.wait_until(job, 300, |s| {
+        work_done(s) >= 12_000 || s["state"] != "running"
+    });
+    assert_eq!(cut["state"], "running", "cancelled mid-run: {cut}");
+    d.ok(&["cancel", &job.to_string()]);
+    assert_eq!(d.wait(job), "cancelled");
+    d.ok(&["resume", &job.to_string()]);
     assert_same_model(&cluster, job, &reference);
     let log = cluster.dispatcher.log();
     let bounds = log.matches("per-word bound").count();

@@ -310,11 +310,14 @@ impl<'a, 'b> LdaRun<'a, 'b> {
         let chunks = std::mem::take(&mut segments.pending);
         segments.bytes = 0;
         let (block, spans) = lsi::pack(&chunks);
+        // the training goes with the task, and comes back only if the segment is stopped
+        let away = self.training.emptied();
+        let input = Arc::new(SegmentInput {
+            steps: self.steps,
+            start: std::mem::replace(&mut self.training, away),
+        });
         let task = Task::LdaSegment {
-            input: Arc::new(SegmentInput {
-                steps: self.steps,
-                start: self.training.clone(),
-            }),
+            input: input.clone(),
             block,
             spans,
         };
@@ -327,8 +330,21 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                 Ok(Flow::Continue)
             },
             &self.ctx.due_probe(),
-        )?;
+        );
+        // the training back, where the segment did not end (a copy only if a connection
+        // still holds the input)
+        let back = |input: Arc<SegmentInput>| {
+            Arc::try_unwrap(input).map_or_else(|shared| shared.start.clone(), |i| i.start)
+        };
+        let flow = match flow {
+            Ok(flow) => flow,
+            Err(e) => {
+                self.training = back(input);
+                return Err(e);
+            }
+        };
         if flow == Flow::Stop {
+            self.training = back(input);
             // only a stop request ends a run early (`due_probe`)
             let stop = self.ctx.stop_requested().ok_or_else(|| {
                 JobError::Internal("internal error: a segment stopped unasked".into())

@@ -205,7 +205,7 @@ pub fn segment_fits(start: &Training, end: &Training) -> bool {
         && b.sstats_totals.len() == k
         && b.alpha.len() == k
         && b.eta.len() == v
-        && end.batch.counts.len() == k * v
+        && (end.batch.counts.len() == k * v || end.batch.docs == 0)
         && end.pass == start.pass
 }
 

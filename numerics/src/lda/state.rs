@@ -48,12 +48,14 @@ pub struct LdaState {
 /// The expected counts of an update batch, and which words they touch.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Batch {
-    /// `K × V`, word-major; zero outside `words`.
+    /// `K × V`, word-major; zero outside `words`. Empty until the first chunk is added, so
+    /// that a batch that stays empty costs no memory; `K × V` whenever `docs > 0`.
     pub counts: Vec<f64>,
     /// The words with counts, in the order they were first added.
     pub words: Vec<u32>,
     /// Documents in the batch.
     pub docs: u64,
+    num_topics: usize,
     touched: Vec<bool>,
 }
 
@@ -61,16 +63,20 @@ impl Batch {
     /// An empty batch over K topics and V terms.
     pub fn new(num_topics: usize, num_terms: usize) -> Batch {
         Batch {
-            counts: vec![0.0; num_topics * num_terms],
+            counts: vec![],
             words: vec![],
             docs: 0,
+            num_topics,
             touched: vec![false; num_terms],
         }
     }
 
     /// Add a chunk's counts (`K × words`, over `words`) for `docs` documents.
     pub fn add(&mut self, words: &[u32], counts: &[f64], docs: u64) {
-        let k = self.counts.len() / self.touched.len().max(1);
+        let k = self.num_topics;
+        if self.counts.is_empty() {
+            self.counts = vec![0.0; k * self.touched.len()];
+        }
         for (&w, column) in words.iter().zip(counts.chunks_exact(k.max(1))) {
             let w = w as usize;
             if !self.touched[w] {
@@ -108,6 +114,7 @@ impl Batch {
             }
         }
         Ok(Batch {
+            num_topics: counts.len() / num_terms,
             counts,
             words,
             docs,
@@ -116,7 +123,7 @@ impl Batch {
     }
 
     fn clear(&mut self) {
-        let k = self.counts.len() / self.touched.len().max(1);
+        let k = self.num_topics;
         for &w in &self.words {
             let w = w as usize;
             self.counts[w * k..(w + 1) * k].fill(0.0);
@@ -279,9 +286,8 @@ impl LdaState {
     /// left empty, ready for the next one.
     pub fn m_step(&mut self, batch: &mut Batch, total_docs: u64, rho: f64, first_pass: bool) {
         let k = self.num_topics;
-        assert_eq!(
-            batch.counts.len(),
-            self.sstats.len(),
+        assert!(
+            batch.counts.len() == self.sstats.len() || batch.words.is_empty(),
             "a batch over other topics or terms"
         );
         let docs = batch.docs;

@@ -22,7 +22,6 @@ use crate::corpus::MmHeader;
 use crate::jobs::JobError;
 use crate::work::Local;
 use topicd_numerics::SparseChunk;
-use topicd_numerics::lda::state::Batch;
 
 /// What a segment's task carries besides its chunks.
 #[derive(Clone, Debug)]
@@ -47,16 +46,7 @@ pub struct SegmentEnd {
 /// Train on `chunks`, the segment's chunks in order, on this machine's threads.
 pub fn train(input: &SegmentInput, chunks: &[SparseChunk]) -> Result<SegmentEnd, JobError> {
     let started = Instant::now();
-    let start = &input.start;
-    let mut training = Training {
-        state: start.state.clone(),
-        // an empty batch's counts are zeros: no copy of them
-        batch: match start.batch.docs {
-            0 => Batch::new(start.state.num_topics, start.state.num_terms),
-            _ => start.batch.clone(),
-        },
-        ..*start
-    };
+    let mut training = input.start.clone();
     let (mut reuse, mut bounds) = (Reuse::default(), Vec::new());
     for chunk in chunks {
         if let Some(value) = training.chunk(&input.steps, &mut Local, chunk, &mut reuse)? {

@@ -81,6 +81,16 @@ struct ChunkCounts {
 }
 
 impl Training {
+    /// A training of the same shape with no memory: what stands in for one that is away.
+    pub fn emptied(&self) -> Training {
+        let (k, v) = (self.state.num_topics, self.state.num_terms);
+        Training {
+            state: LdaState::from_sstats(k, vec![], vec![0.0; k], vec![]),
+            batch: Batch::new(k, v),
+            ..*self
+        }
+    }
+
     /// A chunk with entries: its E-step (and, when due, the held-out bound, which it
     /// returns), its counts into the batch, α, and the M-step if the batch is full.
     pub fn chunk(
