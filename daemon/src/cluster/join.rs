@@ -380,9 +380,15 @@ impl Link for NetworkLink {
             None
         };
         let input = &self.phase.as_ref().expect("fetched").1;
-        encode::task_from_parts(input, chunk, extra.as_deref())
+        let task = encode::task_from_parts(input, chunk, extra.as_deref())
             .map(Arc::new)
-            .map_err(|e| Self::bad("task", e))
+            .map_err(|e| Self::bad("task", e));
+        if matches!(input, PhaseInput::LdaSegment(_)) {
+            // a segment is its phase's one task: the task alone holds the model it starts from
+            // (see `work::compute_owned`)
+            self.phase = None;
+        }
+        task
     }
 
     fn held(&mut self, lease: LeaseId) -> Result<(), LinkError> {

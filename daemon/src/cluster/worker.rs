@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::schedule::{LeaseId, Order};
-use crate::work::{Output, Task, compute};
+use crate::work::{Output, Task, compute, compute_owned};
 use topicd_numerics::lsi::{self, PassSum, PassTerm, SumError};
 
 /// Why a worker's loop stopped.
@@ -97,9 +97,15 @@ fn run_task(
     let started = Instant::now();
     let task = link.task(phase, task)?;
     let fetched = Instant::now();
-    let output = compute(&task);
+    let first_chunk = task.chunk_range().0;
+    let (task, output) = if combine {
+        let output = compute(&task);
+        (Some(task), output)
+    } else {
+        (None, compute_owned(task))
+    };
     let computed = Instant::now();
-    let reported = if combine {
+    let reported = if let Some(task) = task {
         match add_to_partial(partial, phase, &task, output) {
             Ok(()) => link.held(lease),
             // a term that does not fit this pass: a bug on one side; deliver nothing and
@@ -113,8 +119,8 @@ fn run_task(
         link.deliver(lease, output)
     };
     log::debug!(event = "task-done";
-        "phase {phase} chunk {}: inputs {:.4} s, compute {:.4} s, report {:.4} s",
-        task.chunk_range().0, (fetched - started).as_secs_f64(),
+        "phase {phase} chunk {first_chunk}: inputs {:.4} s, compute {:.4} s, report {:.4} s",
+        (fetched - started).as_secs_f64(),
         (computed - fetched).as_secs_f64(), computed.elapsed().as_secs_f64());
     reported
 }

@@ -144,13 +144,32 @@ pub fn compute(task: &Task) -> Output {
             input,
             block,
             spans,
-        } => {
-            // checked when built, as a subtree's (`encode::task_from_parts`)
-            let chunks = lsi::unpack(block, spans).expect("a checked block");
-            let end = segment::train(input, &chunks).expect("a checked segment");
-            Output::LdaSegment(Box::new(end))
-        }
+        } => segment_output(input.as_ref().clone(), block, spans),
     }
+}
+
+/// [`compute`], taking the task: a segment that no one else holds trains in the memory of
+/// its start instead of a copy of it (`K·V` numbers).
+pub fn compute_owned(task: Arc<Task>) -> Output {
+    match Arc::try_unwrap(task) {
+        Ok(Task::LdaSegment {
+            input,
+            block,
+            spans,
+        }) => {
+            let input = Arc::try_unwrap(input).unwrap_or_else(|shared| (*shared).clone());
+            segment_output(input, &block, &spans)
+        }
+        Ok(task) => compute(&task),
+        Err(task) => compute(&task),
+    }
+}
+
+fn segment_output(input: SegmentInput, block: &SparseChunk, spans: &[ChunkSpan]) -> Output {
+    // checked when built, as a subtree's (`encode::task_from_parts`)
+    let chunks = lsi::unpack(block, spans).expect("a checked block");
+    let end = segment::train(input, &chunks).expect("a checked segment");
+    Output::LdaSegment(Box::new(end))
 }
 
 /// Whether `output` has the shape of a result of `task`: what a remote worker sends is
