@@ -11,7 +11,11 @@
 //! as their documents' `exp(E[log θ])` and ratios, and the job computes the chunk's
 //! expected counts from them in one place (see `topicd_numerics::lda::e_step`), adding the
 //! chunks' in chunk order, so the model does not depend on the cluster's size or on
-//! crashes along the way.
+//! crashes along the way. Where one remote worker is all there is, the chunks go to it in
+//! [`segment`]s instead, which it trains on by itself.
+//!
+//! - [`training`]: the steps between two chunks, and what they change.
+//! - [`segment`]: runs of chunks trained on by one worker, and how long they are.
 
 pub mod segment;
 pub mod training;

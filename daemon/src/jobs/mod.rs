@@ -17,7 +17,8 @@
 //! - [`pass_reader`]: the chunks of a pass, read ahead on a thread, with the chunk cache.
 //! - [`chunk_cache`]: whether a run's passes use the chunk cache, within `chunk_cache_bytes`.
 //! - [`lsi`]: the LSI training loops (multi-pass and one-pass).
-//! - [`lda`]: the LDA training loop (online or batch variational Bayes).
+//! - [`lda`]: the LDA training loop (online or batch variational Bayes), chunk by chunk or in
+//!   segments on a lone worker.
 
 pub mod chunk_cache;
 pub mod control;

@@ -87,7 +87,7 @@ pub fn read_ahead(header: &MmHeader, chunksize: u32) -> usize {
 
 /// How many chunks the next segment takes: enough that the round trip of the model (the
 /// segment's time beyond the worker's computing) is at most 1/20 of the segment, and at
-/// least [`MIN_SEGMENT`] of computing; at most [`GROWTH`]× the last segment, so that one slow
+/// least 2 s of computing; at most 8× the last segment, so that one slow
 /// measurement cannot make a segment that outlasts every checkpoint.
 #[derive(Debug)]
 pub struct Sizer {

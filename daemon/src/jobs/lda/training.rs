@@ -1,7 +1,7 @@
 //! LDA's steps between two chunks, as gensim's `LdaModel.update` takes them: for each chunk
 //! maybe the per-word bound, the E-step, maybe α; every `update_every` chunks the M-step and
 //! maybe η. [`Training`] is what the steps change (what a checkpoint holds), [`Steps`] what
-//! they read and never change. The job's loop ([`super::LdaRun`]) and a worker running a
+//! they read and never change. The job's loop (`super::LdaRun`) and a worker running a
 //! segment of it ([`super::segment`]) take the same steps in the same order, so a model
 //! does not depend on where they were taken.
 
