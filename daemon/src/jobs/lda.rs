@@ -20,6 +20,7 @@
 pub mod segment;
 pub mod training;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -255,7 +256,7 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                 let chunk = match piece? {
                     Piece::Chunk(chunk) if executor.segments() || !segments.pending.is_empty() => {
                         segments.add(chunk);
-                        if segments.full()
+                        if segments.full(self.training.pass)
                             && let Some(stop) = self.segment(executor, &mut segments)?
                         {
                             return Ok(RunEnd::Stopped(stop));
@@ -365,6 +366,7 @@ impl<'a, 'b> LdaRun<'a, 'b> {
             started.elapsed(),
             Duration::from_secs_f64(end.compute_secs.max(0.0)),
         );
+        segments.ended(self.training.pass, end.training.next_chunk);
         self.training = end.training;
         for (index, value) in end.bounds {
             if let Some(chunk) = chunks.iter().find(|c| c.index == index) {
@@ -434,6 +436,10 @@ struct Segments {
     pending: Vec<SparseChunk>,
     bytes: u64,
     sizer: Sizer,
+    /// The pass whose segments were sized, and where each of them ended (the chunk after
+    /// its last): later passes end theirs at the same chunks, so that a worker finds their
+    /// chunks, the same blocks, in its cache.
+    sized: Option<(u32, BTreeSet<u64>)>,
 }
 
 impl Segments {
@@ -443,14 +449,61 @@ impl Segments {
     }
 
     /// Whether the segment has the chunks it should take, or the bytes it may carry.
-    fn full(&self) -> bool {
-        self.pending.len() as u64 >= self.sizer.chunks() || self.bytes >= MAX_SEGMENT_BYTES
+    fn full(&self, pass: u32) -> bool {
+        let next = self.pending.last().map_or(0, |c| c.index + 1);
+        let wanted = match &self.sized {
+            Some((sized, ends)) if *sized < pass => ends.contains(&next),
+            _ => self.pending.len() as u64 >= self.sizer.chunks(),
+        };
+        wanted || self.bytes >= MAX_SEGMENT_BYTES
+    }
+
+    /// A segment of pass `pass` ended before chunk `next`.
+    fn ended(&mut self, pass: u32, next: u64) {
+        let (sized, ends) = self.sized.get_or_insert_with(|| (pass, BTreeSet::new()));
+        if *sized == pass {
+            ends.insert(next);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The segments of later passes end where the sized pass's ended.
+    #[test]
+    fn later_passes_end_their_segments_where_the_first_did() {
+        let chunk = |index| SparseChunk {
+            index,
+            first_doc: index * 10,
+            indptr: vec![0; 11],
+            ..Default::default()
+        };
+        let mut segments = Segments::default();
+        let first = segments.sizer.chunks();
+        for index in 0..first {
+            assert!(!segments.full(0));
+            segments.add(chunk(index));
+        }
+        assert!(segments.full(0), "the sizer's length in the first pass");
+        segments.pending.clear();
+        segments.ended(0, first);
+        segments.ended(0, first + 3);
+        segments.ended(1, first + 1); // not the sized pass: ignored
+        for index in 0..first + 3 {
+            segments.add(chunk(index));
+            let full = segments.full(1);
+            assert_eq!(
+                full,
+                index + 1 == first || index + 1 == first + 3,
+                "chunk {index}"
+            );
+            if full {
+                segments.pending.clear();
+            }
+        }
+    }
 
     #[test]
     fn priors_start_as_gensim_starts_them() {
