@@ -28,7 +28,7 @@ use self::segment::{MAX_SEGMENT_BYTES, SegmentInput, Sizer};
 use self::training::{Reuse, Steps, Training};
 use super::pass_reader::{PassInput, PassReader, READ_AHEAD};
 use super::{Inputs, JobContext, JobError, RunEnd, Stop, check_memory};
-use crate::corpus::{Piece, SparseChunk};
+use crate::corpus::{EmptyRun, Piece, SparseChunk};
 use crate::store::{Blobs, Checkpoint, CheckpointModel, StoredModel};
 use crate::work::{ChunkSet, Executor, Flow, Task};
 use topicd_numerics::lda::state::{Batch, asymmetric_prior};
@@ -253,44 +253,23 @@ impl<'a, 'b> LdaRun<'a, 'b> {
             });
             self.publish();
             for piece in reader {
-                let chunk = match piece? {
+                let stop = match piece? {
                     Piece::Chunk(chunk) if executor.segments() || !segments.pending.is_empty() => {
                         segments.add(chunk);
-                        if segments.full(self.training.pass)
-                            && let Some(stop) = self.segment(executor, &mut segments)?
-                        {
-                            return Ok(RunEnd::Stopped(stop));
+                        if segments.full(self.training.pass) {
+                            self.segment(executor, &mut segments)?
+                        } else {
+                            None
                         }
-                        continue;
                     }
-                    piece => {
-                        if let Some(stop) = self.segment(executor, &mut segments)? {
-                            return Ok(RunEnd::Stopped(stop));
-                        }
-                        piece
-                    }
+                    Piece::Chunk(chunk) => self.chunk(executor, &chunk, &mut reuse)?,
+                    Piece::Empty(run) => match self.segment(executor, &mut segments)? {
+                        None => self.empty_run(run)?,
+                        stop => stop,
+                    },
                 };
-                match chunk {
-                    Piece::Chunk(chunk) => {
-                        let bound =
-                            self.training
-                                .chunk(&self.steps, executor, &chunk, &mut reuse)?;
-                        if let Some(value) = bound {
-                            self.report_bound(value, &chunk);
-                        }
-                        if let Some(stop) = self.after_chunks()? {
-                            return Ok(RunEnd::Stopped(stop));
-                        }
-                    }
-                    Piece::Empty(run) => {
-                        for c in run.first..run.end() {
-                            let docs = run.part(c, c + 1, u64::from(p.chunksize)).docs;
-                            self.training.empty_chunk(&self.steps, docs);
-                            if let Some(stop) = self.after_chunks()? {
-                                return Ok(RunEnd::Stopped(stop));
-                            }
-                        }
-                    }
+                if let Some(stop) = stop {
+                    return Ok(RunEnd::Stopped(stop));
                 }
             }
             if let Some(stop) = self.segment(executor, &mut segments)? {
@@ -299,6 +278,32 @@ impl<'a, 'b> LdaRun<'a, 'b> {
             self.training.end_pass(&self.steps);
         }
         Ok(RunEnd::Succeeded)
+    }
+
+    /// Train on one chunk here (its E-step on the executor's lanes); then what follows
+    /// chunks ([`Self::after_chunks`]).
+    fn chunk(
+        &mut self,
+        executor: &mut dyn Executor,
+        chunk: &SparseChunk,
+        reuse: &mut Reuse,
+    ) -> Result<Option<Stop>, JobError> {
+        if let Some(value) = self.training.chunk(&self.steps, executor, chunk, reuse)? {
+            self.report_bound(value, chunk);
+        }
+        self.after_chunks()
+    }
+
+    /// Chunks without entries, one by one with no step per document.
+    fn empty_run(&mut self, run: EmptyRun) -> Result<Option<Stop>, JobError> {
+        for c in run.first..run.end() {
+            let docs = run.part(c, c + 1, u64::from(self.params.chunksize)).docs;
+            self.training.empty_chunk(&self.steps, docs);
+            if let Some(stop) = self.after_chunks()? {
+                return Ok(Some(stop));
+            }
+        }
+        Ok(None)
     }
 
     /// Train on the chunks gathered for a segment, if any, on one worker; then what follows
