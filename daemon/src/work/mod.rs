@@ -215,7 +215,7 @@ pub fn fits(task: &Task, output: &Output) -> bool {
 }
 
 /// Whether `end` is a training of the shape of `start`'s, in the same pass.
-pub fn segment_fits(start: &Training, end: &Training) -> bool {
+fn segment_fits(start: &Training, end: &Training) -> bool {
     let (a, b) = (&start.state, &end.state);
     let (k, v) = (a.num_topics, a.num_terms);
     b.num_topics == k
