@@ -268,6 +268,26 @@ fn one_worker_trains_lda_in_segments_a_killed_ones_segment_goes_to_the_next_and_
     );
 }
 
+#[test]
+fn a_killed_dispatcher_resumes_a_lone_workers_segments() {
+    let data = tempfile::tempdir().unwrap();
+    let (counts, vocabulary) = lda_corpus(data.path());
+    let reference = standalone("lda", &counts, &vocabulary, SEGMENTED_LDA_JOB);
+
+    let mut cluster = Cluster::start("127.0.0.20", 1);
+    let job = cluster
+        .dispatcher
+        .submit_lda(&counts, &vocabulary, SEGMENTED_LDA_JOB);
+    let before = progress_and_checkpoint(&cluster, job, 12_000);
+    assert_eq!(before["state"], "running", "killed mid-run: {before}");
+    cluster.dispatcher.kill9();
+    std::thread::sleep(Duration::from_millis(500));
+    cluster.dispatcher.restart();
+    cluster.workers[0].wait_registered(2);
+    assert_same_model(&cluster, job, &reference);
+    assert!(cluster.dispatcher.log().contains("resumes"));
+}
+
 fn small_corpus(dir: &Path) -> (PathBuf, PathBuf) {
     write_corpus(dir, "small", 4_000, 800, 20, 17)
 }
