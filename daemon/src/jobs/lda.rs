@@ -256,7 +256,7 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                 let stop = match piece? {
                     Piece::Chunk(chunk) if executor.segments() || !segments.pending.is_empty() => {
                         segments.add(chunk);
-                        if segments.full(self.training.pass) {
+                        if segments.full(self.training.pass, self.steps.chunks) {
                             self.segment(executor, &mut segments)?
                         } else {
                             None
@@ -453,12 +453,18 @@ impl Segments {
         self.pending.push(chunk);
     }
 
-    /// Whether the segment has the chunks it should take, or the bytes it may carry.
-    fn full(&self, pass: u32) -> bool {
+    /// Whether the segment has the chunks it should take, or the bytes it may carry. Of a
+    /// pass of `chunks` chunks: a segment does not leave less than half its length to a last
+    /// one, which would cost a round trip for little.
+    fn full(&self, pass: u32, chunks: u64) -> bool {
         let next = self.pending.last().map_or(0, |c| c.index + 1);
         let wanted = match &self.sized {
             Some((sized, ends)) if *sized < pass => ends.contains(&next),
-            _ => self.pending.len() as u64 >= self.sizer.chunks(),
+            _ => {
+                let length = self.sizer.chunks();
+                let left = chunks.saturating_sub(next);
+                self.pending.len() as u64 >= length && (left == 0 || 2 * left >= length)
+            }
         };
         wanted || self.bytes >= MAX_SEGMENT_BYTES
     }
@@ -488,17 +494,23 @@ mod tests {
         let mut segments = Segments::default();
         let first = segments.sizer.chunks();
         for index in 0..first {
-            assert!(!segments.full(0));
+            assert!(!segments.full(0, 100));
             segments.add(chunk(index));
         }
-        assert!(segments.full(0), "the sizer's length in the first pass");
+        assert!(
+            segments.full(0, 100),
+            "the sizer's length in the first pass"
+        );
+        // unless it would leave less than half a segment to the last one
+        assert!(!segments.full(0, first + first / 2 - 1));
+        assert!(segments.full(0, first + first / 2));
         segments.pending.clear();
         segments.ended(0, first);
         segments.ended(0, first + 3);
         segments.ended(1, first + 1); // not the sized pass: ignored
         for index in 0..first + 3 {
             segments.add(chunk(index));
-            let full = segments.full(1);
+            let full = segments.full(1, 100);
             assert_eq!(
                 full,
                 index + 1 == first || index + 1 == first + 3,
