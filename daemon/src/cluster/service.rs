@@ -19,7 +19,6 @@ use super::schedule::{ChunkKey, LeaseId, Order, Refusal, WorkerId, WorkerIdentit
 use super::upload::Upload;
 use super::wire::*;
 use crate::peer::Connection;
-use crate::work::Task;
 use crate::work::encode::{self, PhaseInput};
 use topicd_protocol::JobId;
 
@@ -248,10 +247,7 @@ impl Cluster for ClusterHandler {
                             task,
                             combine,
                             chunk,
-                            extra: matches!(
-                                *entry,
-                                Task::LsiSubtree { .. } | Task::LdaSegment { .. }
-                            ),
+                            extra: encode::has_extra(&entry),
                         })
                     }
                     Order::Flush { lease, phase } => Some(WireOrder::Flush { lease, phase }),

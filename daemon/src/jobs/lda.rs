@@ -20,12 +20,11 @@
 pub mod segment;
 pub mod training;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use self::segment::{MAX_SEGMENT_BYTES, SegmentInput, Sizer};
-use self::training::{Reuse, Steps, Training};
+use self::segment::{SegmentInput, Segments};
+use self::training::{Reuse, Steps, Training, checkpoint_state};
 use super::pass_reader::{PassInput, PassReader, READ_AHEAD};
 use super::{Inputs, JobContext, JobError, RunEnd, Stop, check_memory};
 use crate::corpus::{EmptyRun, Piece, SparseChunk};
@@ -134,19 +133,6 @@ impl<'a, 'b> LdaRun<'a, 'b> {
             num_docs: inputs.num_docs,
             docs_before: ctx.job.spec.init_from.as_ref().map_or(0, |f| f.docs_before),
         };
-        let mut training = Training {
-            state: LdaState::new(
-                k,
-                v,
-                initial_alpha(&params.alpha, k),
-                initial_eta(&params.eta, k, v),
-                ctx.job.spec.seed,
-            ),
-            batch: Batch::new(k, v),
-            pass: 0,
-            next_chunk: 0,
-            per_word_bound: None,
-        };
         let Some(checkpoint) = checkpoint else {
             if let Some(from) = &ctx.job.spec.init_from {
                 return Err(JobError::Internal(format!(
@@ -155,6 +141,19 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                     from.job
                 )));
             }
+            let training = Training {
+                state: LdaState::new(
+                    k,
+                    v,
+                    initial_alpha(&params.alpha, k),
+                    initial_eta(&params.eta, k, v),
+                    ctx.job.spec.seed,
+                ),
+                batch: Batch::new(k, v),
+                pass: 0,
+                next_chunk: 0,
+                per_word_bound: None,
+            };
             return Ok(LdaRun {
                 ctx,
                 params,
@@ -165,51 +164,44 @@ impl<'a, 'b> LdaRun<'a, 'b> {
         };
         let CheckpointModel::Lda {
             pass,
-            sstats,
-            scale,
-            sstats_totals,
-            alpha,
-            eta,
-            num_updates,
-            eta_in_lambda,
             batch,
             per_word_bound,
-        } = checkpoint.model
+            ..
+        } = &checkpoint.model
         else {
             return Err(JobError::Internal(
                 "the checkpoint is not of an LDA job".into(),
             ));
         };
         let blobs = ctx.store.blobs();
-        let (sstats, eta) = (blobs.get_matrix(&sstats)?, blobs.get_matrix(&eta)?);
-        if sstats.shape() != (k, v)
-            || eta.shape() != (v, 1)
-            || alpha.len() != k
-            || sstats_totals.len() != k
-        {
-            return Err(JobError::Internal(
-                "the checkpoint does not fit the job".into(),
-            ));
-        }
-        let state = &mut training.state;
-        (state.sstats, state.scale, state.sstats_totals) =
-            (sstats.as_slice().to_vec(), scale, sstats_totals);
-        (state.alpha, state.eta) = (alpha, eta.as_slice().to_vec());
-        (state.num_updates, state.eta_in_lambda) = (num_updates, eta_in_lambda);
-        if let Some((counts, words, docs)) = batch {
-            let counts = blobs.get_matrix(&counts)?;
-            if counts.shape() != (k, v) || words.iter().any(|&w| w as usize >= v) {
-                return Err(JobError::Internal(
-                    "the checkpoint's batch does not fit the job".into(),
-                ));
+        let state = checkpoint_state(&checkpoint.model, blobs)?
+            .filter(|state| (state.num_topics, state.num_terms) == (k, v))
+            .ok_or_else(|| JobError::Internal("the checkpoint does not fit the job".into()))?;
+        let batch = match batch {
+            None => Batch::new(k, v),
+            Some((counts, words, docs)) => {
+                let counts = blobs.get_matrix(counts)?;
+                if counts.shape() != (k, v) || words.iter().any(|&w| w as usize >= v) {
+                    return Err(JobError::Internal(
+                        "the checkpoint's batch does not fit the job".into(),
+                    ));
+                }
+                Batch::restore(counts.as_slice().to_vec(), words.clone(), *docs, v).map_err(
+                    |e| {
+                        JobError::Internal(format!(
+                            "the checkpoint's batch does not fit the job: {e}"
+                        ))
+                    },
+                )?
             }
-            training.batch =
-                Batch::restore(counts.as_slice().to_vec(), words, docs, v).map_err(|e| {
-                    JobError::Internal(format!("the checkpoint's batch does not fit the job: {e}"))
-                })?;
-        }
-        (training.pass, training.next_chunk, training.per_word_bound) =
-            (pass, checkpoint.next_chunk, per_word_bound);
+        };
+        let training = Training {
+            state,
+            batch,
+            pass: *pass,
+            next_chunk: checkpoint.next_chunk,
+            per_word_bound: *per_word_bound,
+        };
         Ok(LdaRun {
             ctx,
             params,
@@ -254,7 +246,7 @@ impl<'a, 'b> LdaRun<'a, 'b> {
             self.publish();
             for piece in reader {
                 let stop = match piece? {
-                    Piece::Chunk(chunk) if executor.segments() || !segments.pending.is_empty() => {
+                    Piece::Chunk(chunk) if executor.segments() || !segments.is_empty() => {
                         segments.add(chunk);
                         if segments.full(self.training.pass, self.steps.chunks) {
                             self.segment(executor, &mut segments)?
@@ -314,11 +306,10 @@ impl<'a, 'b> LdaRun<'a, 'b> {
         executor: &mut dyn Executor,
         segments: &mut Segments,
     ) -> Result<Option<Stop>, JobError> {
-        if segments.pending.is_empty() {
+        if segments.is_empty() {
             return Ok(None);
         }
-        let chunks = std::mem::take(&mut segments.pending);
-        segments.bytes = 0;
+        let chunks = segments.take();
         let (block, spans) = lsi::pack(&chunks);
         // the training goes with the task, and comes back only if the segment is stopped
         let away = self.training.emptied();
@@ -366,12 +357,13 @@ impl<'a, 'b> LdaRun<'a, 'b> {
         let end = end.ok_or_else(|| {
             JobError::Internal("internal error: a segment ended without its result".into())
         })?;
-        segments.sizer.record(
+        segments.ended(
+            self.training.pass,
             chunks.len() as u64,
+            end.training.next_chunk,
             started.elapsed(),
             Duration::from_secs_f64(end.compute_secs.max(0.0)),
         );
-        segments.ended(self.training.pass, end.training.next_chunk);
         self.training = end.training;
         for (index, value) in end.bounds {
             if let Some(chunk) = chunks.iter().find(|c| c.index == index) {
@@ -435,92 +427,9 @@ impl<'a, 'b> LdaRun<'a, 'b> {
     }
 }
 
-/// The chunks gathered for the next segment, and how many it should take.
-#[derive(Default)]
-struct Segments {
-    pending: Vec<SparseChunk>,
-    bytes: u64,
-    sizer: Sizer,
-    /// The pass whose segments were sized, and where each of them ended (the chunk after
-    /// its last): later passes end theirs at the same chunks, so that a worker finds their
-    /// chunks, the same blocks, in its cache.
-    sized: Option<(u32, BTreeSet<u64>)>,
-}
-
-impl Segments {
-    fn add(&mut self, chunk: SparseChunk) {
-        self.bytes += segment::chunk_bytes(&chunk);
-        self.pending.push(chunk);
-    }
-
-    /// Whether the segment has the chunks it should take, or the bytes it may carry. Of a
-    /// pass of `chunks` chunks: a segment does not leave less than half its length to a last
-    /// one, which would cost a round trip for little.
-    fn full(&self, pass: u32, chunks: u64) -> bool {
-        let next = self.pending.last().map_or(0, |c| c.index + 1);
-        let wanted = match &self.sized {
-            Some((sized, ends)) if *sized < pass => ends.contains(&next),
-            _ => {
-                let length = self.sizer.chunks();
-                let left = chunks.saturating_sub(next);
-                self.pending.len() as u64 >= length && (left == 0 || 2 * left >= length)
-            }
-        };
-        wanted || self.bytes >= MAX_SEGMENT_BYTES
-    }
-
-    /// A segment of pass `pass` ended before chunk `next`.
-    fn ended(&mut self, pass: u32, next: u64) {
-        let (sized, ends) = self.sized.get_or_insert_with(|| (pass, BTreeSet::new()));
-        if *sized == pass {
-            ends.insert(next);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The segments of later passes end where the sized pass's ended.
-    #[test]
-    fn later_passes_end_their_segments_where_the_first_did() {
-        let chunk = |index| SparseChunk {
-            index,
-            first_doc: index * 10,
-            indptr: vec![0; 11],
-            ..Default::default()
-        };
-        let mut segments = Segments::default();
-        let first = segments.sizer.chunks();
-        for index in 0..first {
-            assert!(!segments.full(0, 100));
-            segments.add(chunk(index));
-        }
-        assert!(
-            segments.full(0, 100),
-            "the sizer's length in the first pass"
-        );
-        // unless it would leave less than half a segment to the last one
-        assert!(!segments.full(0, first + first / 2 - 1));
-        assert!(segments.full(0, first + first / 2));
-        segments.pending.clear();
-        segments.ended(0, first);
-        segments.ended(0, first + 3);
-        segments.ended(1, first + 1); // not the sized pass: ignored
-        for index in 0..first + 3 {
-            segments.add(chunk(index));
-            let full = segments.full(1, 100);
-            assert_eq!(
-                full,
-                index + 1 == first || index + 1 == first + 3,
-                "chunk {index}"
-            );
-            if full {
-                segments.pending.clear();
-            }
-        }
-    }
 
     #[test]
     fn priors_start_as_gensim_starts_them() {

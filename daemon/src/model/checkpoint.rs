@@ -16,8 +16,8 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::{LoadedModel, Numbers};
 use crate::corpus::Dictionary;
+use crate::jobs::lda::training::checkpoint_state;
 use crate::store::{Checkpoint, CheckpointModel, Store, StoreError, Vocabulary};
-use topicd_numerics::lda::LdaState;
 use topicd_numerics::lsi::{Projection, merge_in_order};
 use topicd_protocol::{ApiError, CheckpointOrigin, JobInfo, ModelSpec};
 
@@ -115,36 +115,8 @@ impl LoadedModel {
                     ),
                 ));
             }
-            (
-                CheckpointModel::Lda {
-                    pass,
-                    sstats,
-                    scale,
-                    sstats_totals,
-                    alpha,
-                    eta,
-                    num_updates,
-                    eta_in_lambda,
-                    ..
-                },
-                ModelSpec::Lda(params),
-            ) => {
-                let (sstats, eta) = (blobs.get_matrix(sstats)?, blobs.get_matrix(eta)?);
-                let (k, v) = (alpha.len(), eta.nrows());
-                if sstats.shape() != (k, v) || eta.ncols() != 1 || sstats_totals.len() != k {
-                    return Err(corrupt().into());
-                }
-                let state = LdaState {
-                    num_topics: k,
-                    num_terms: v,
-                    sstats: sstats.as_slice().to_vec(),
-                    scale: *scale,
-                    sstats_totals: sstats_totals.clone(),
-                    alpha: alpha.clone(),
-                    eta: eta.as_slice().to_vec(),
-                    num_updates: *num_updates,
-                    eta_in_lambda: *eta_in_lambda,
-                };
+            (CheckpointModel::Lda { pass, .. }, ModelSpec::Lda(params)) => {
+                let state = checkpoint_state(&checkpoint.model, blobs)?.ok_or_else(corrupt)?;
                 let seen = match (*pass, p.docs_per_pass) {
                     (0, _) | (_, None) => p.docs_done,
                     (_, Some(per_pass)) => per_pass,

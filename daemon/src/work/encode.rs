@@ -46,7 +46,7 @@ use topicd_numerics::lsi::{
 use topicd_numerics::{SparseChunk, grid};
 
 use self::reader::Reader;
-use self::writer::Writer;
+use self::writer::{Within, Writer};
 use super::{EStepInput, Output, Task};
 use crate::jobs::lda::segment::SegmentInput;
 
@@ -124,7 +124,9 @@ pub fn phase_pieces(phase: &PhaseInput) -> Vec<Bytes> {
             w.u8(u8::from(input.gamma));
             w.f64s(&input.alpha);
             w.u32s(&input.topics.words);
-            w.counted_shared(TopicColumns(input.clone()));
+            w.counted_shared(Within(input.clone(), |i: &EStepInput| {
+                &i.topics.exp_elog_beta
+            }));
             w.f64s(&input.topics.grids);
         }
         PhaseInput::LdaSegment(input) => {
@@ -231,8 +233,14 @@ pub fn phase_from_pieces(pieces: &[Bytes], mut spare: Vec<f64>) -> Result<PhaseI
     Ok(phase)
 }
 
-/// Encode what a task has of its own besides its chunk (a subtree's node and the spans of
-/// its chunks), if any.
+/// Whether a task has a part of its own besides its phase's input and its chunk (what
+/// [`extra_to_bytes`] encodes).
+pub fn has_extra(task: &Task) -> bool {
+    matches!(task, Task::LsiSubtree { .. } | Task::LdaSegment { .. })
+}
+
+/// Encode what a task has of its own besides its chunk (the spans of its chunks, and a
+/// subtree's node), if any.
 pub fn extra_to_bytes(task: &Task) -> Option<Vec<u8>> {
     let mut w = Writer::default();
     match task {
@@ -397,15 +405,6 @@ pub fn output_pieces(output: Output) -> Vec<Bytes> {
         }
     }
     w.into_pieces()
-}
-
-/// The columns of exp E[log β] of an E-step's input, sent from their own memory.
-struct TopicColumns(Arc<EStepInput>);
-
-impl AsRef<[f64]> for TopicColumns {
-    fn as_ref(&self) -> &[f64] {
-        &self.0.topics.exp_elog_beta
-    }
 }
 
 /// Decode a result written by [`output_pieces`] from the pages it arrived in (any cut of

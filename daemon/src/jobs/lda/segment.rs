@@ -12,9 +12,11 @@
 //! segments, and checkpoints it as before; a segment whose worker dies is computed again
 //! from the same start, by whichever worker takes it.
 //!
-//! [`Sizer`] picks a segment's length so that the round trip of the model costs about 5% of
-//! the segment's time, as checkpoints do.
+//! [`Segments`] gathers a segment's chunks: as many as its `Sizer` picks so that the round
+//! trip of the model costs about 5% of the segment's time, as checkpoints do, and in later
+//! passes the same runs as in the pass that was sized.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use super::training::{Reuse, Steps, Training};
@@ -39,7 +41,8 @@ pub struct SegmentEnd {
     pub training: Training,
     /// The held-out bounds computed on the way: (chunk index, bound).
     pub bounds: Vec<(u64, f64)>,
-    /// The worker's time on the segment, in seconds (for [`Sizer`]; not part of the model).
+    /// The worker's time on the segment, in seconds (for [`Segments::ended`]; not part of the
+    /// model).
     pub compute_secs: f64,
 }
 
@@ -70,10 +73,10 @@ const FIRST_SEGMENT_CHUNKS: u64 = 8;
 const GROWTH: u64 = 8;
 
 /// Most bytes of chunks one segment carries (and the dispatcher reads ahead).
-pub const MAX_SEGMENT_BYTES: u64 = 64 << 20;
+const MAX_SEGMENT_BYTES: u64 = 64 << 20;
 
 /// The bytes of a chunk in a segment (its encoding: 12 per entry, 8 per document).
-pub fn chunk_bytes(chunk: &SparseChunk) -> u64 {
+fn chunk_bytes(chunk: &SparseChunk) -> u64 {
     12 * chunk.nnz() as u64 + 8 * chunk.num_docs() as u64
 }
 
@@ -90,7 +93,7 @@ pub fn read_ahead(header: &MmHeader, chunksize: u32) -> usize {
 /// least 2 s of computing; at most 8× the last segment, so that one slow
 /// measurement cannot make a segment that outlasts every checkpoint.
 #[derive(Debug)]
-pub struct Sizer {
+struct Sizer {
     chunks: u64,
 }
 
@@ -122,9 +125,107 @@ impl Sizer {
     }
 }
 
+/// The chunks gathered for the next segment, and how many it should take.
+#[derive(Default)]
+pub struct Segments {
+    pending: Vec<SparseChunk>,
+    bytes: u64,
+    sizer: Sizer,
+    /// The pass whose segments were sized, and where each of them ended (the chunk after
+    /// its last): later passes end theirs at the same chunks, so that a worker finds their
+    /// chunks, the same blocks, in its cache.
+    sized: Option<(u32, BTreeSet<u64>)>,
+}
+
+impl Segments {
+    /// Whether no chunk waits for a segment.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// The chunks gathered, for a segment.
+    pub fn take(&mut self) -> Vec<SparseChunk> {
+        self.bytes = 0;
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Gather a chunk for the next segment.
+    pub fn add(&mut self, chunk: SparseChunk) {
+        self.bytes += chunk_bytes(&chunk);
+        self.pending.push(chunk);
+    }
+
+    /// Whether the segment has the chunks it should take, or the bytes it may carry. Of a
+    /// pass of `chunks` chunks: a segment does not leave less than half its length to a last
+    /// one, which would cost a round trip for little.
+    pub fn full(&self, pass: u32, chunks: u64) -> bool {
+        let next = self.pending.last().map_or(0, |c| c.index + 1);
+        let wanted = match &self.sized {
+            Some((sized, ends)) if *sized < pass => ends.contains(&next),
+            _ => {
+                let length = self.sizer.chunks();
+                let left = chunks.saturating_sub(next);
+                self.pending.len() as u64 >= length && (left == 0 || 2 * left >= length)
+            }
+        };
+        wanted || self.bytes >= MAX_SEGMENT_BYTES
+    }
+
+    /// A segment of `chunks` chunks of pass `pass` ended before chunk `next`, after `wall`
+    /// at the dispatcher and `compute` at its worker.
+    pub fn ended(&mut self, pass: u32, chunks: u64, next: u64, wall: Duration, compute: Duration) {
+        self.sizer.record(chunks, wall, compute);
+        let (sized, ends) = self.sized.get_or_insert_with(|| (pass, BTreeSet::new()));
+        if *sized == pass {
+            ends.insert(next);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The segments of later passes end where the sized pass's ended.
+    #[test]
+    fn later_passes_end_their_segments_where_the_first_did() {
+        let chunk = |index| SparseChunk {
+            index,
+            first_doc: index * 10,
+            indptr: vec![0; 11],
+            ..Default::default()
+        };
+        const SECOND: Duration = Duration::from_secs(1);
+        let mut segments = Segments::default();
+        let first = segments.sizer.chunks();
+        for index in 0..first {
+            assert!(!segments.full(0, 100));
+            segments.add(chunk(index));
+        }
+        assert!(
+            segments.full(0, 100),
+            "the sizer's length in the first pass"
+        );
+        // unless it would leave less than half a segment to the last one
+        assert!(!segments.full(0, first + first / 2 - 1));
+        assert!(segments.full(0, first + first / 2));
+        segments.pending.clear();
+        segments.ended(0, first, first, SECOND, SECOND);
+        segments.ended(0, 3, first + 3, SECOND, SECOND);
+        segments.ended(1, 1, first + 1, SECOND, SECOND); // not the sized pass: ignored
+        for index in 0..first + 3 {
+            segments.add(chunk(index));
+            let full = segments.full(1, 100);
+            assert_eq!(
+                full,
+                index + 1 == first || index + 1 == first + 3,
+                "chunk {index}"
+            );
+            if full {
+                segments.pending.clear();
+            }
+        }
+    }
 
     #[test]
     fn segments_grow_until_the_round_trip_is_a_twentieth() {

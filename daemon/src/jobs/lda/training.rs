@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use crate::jobs::JobError;
+use crate::store::{Blobs, CheckpointModel, StoreError};
 use crate::work::{Due, EStepInput, Executor, Flow, Task};
 use topicd_numerics::SparseChunk;
 use topicd_numerics::lda::state::Batch;
@@ -267,6 +268,43 @@ impl Training {
             gamma: inference.gamma,
         })
     }
+}
+
+/// The model an LDA checkpoint holds (`None` for another kind of checkpoint, or when its
+/// parts do not fit together: K is α's length, V is η's).
+pub fn checkpoint_state(
+    model: &CheckpointModel,
+    blobs: &Blobs,
+) -> Result<Option<LdaState>, StoreError> {
+    let CheckpointModel::Lda {
+        sstats,
+        scale,
+        sstats_totals,
+        alpha,
+        eta,
+        num_updates,
+        eta_in_lambda,
+        ..
+    } = model
+    else {
+        return Ok(None);
+    };
+    let (sstats, eta) = (blobs.get_matrix(sstats)?, blobs.get_matrix(eta)?);
+    let (k, v) = (alpha.len(), eta.nrows());
+    if sstats.shape() != (k, v) || eta.ncols() != 1 || sstats_totals.len() != k {
+        return Ok(None);
+    }
+    Ok(Some(LdaState {
+        num_topics: k,
+        num_terms: v,
+        sstats: sstats.as_slice().to_vec(),
+        scale: *scale,
+        sstats_totals: sstats_totals.clone(),
+        alpha: alpha.clone(),
+        eta: eta.as_slice().to_vec(),
+        num_updates: *num_updates,
+        eta_in_lambda: *eta_in_lambda,
+    }))
 }
 
 fn warn_unless(steps: &Steps, updated: bool, prior: &str) {

@@ -20,7 +20,7 @@ use topicd_numerics::lda::{EStepParams, LdaState};
 use topicd_numerics::lsi::ChunkSpan;
 
 use super::reader::Reader;
-use super::writer::Writer;
+use super::writer::{Within, Writer};
 use crate::jobs::lda::segment::{SegmentEnd, SegmentInput};
 use crate::jobs::lda::training::{Steps, Training};
 
@@ -28,10 +28,14 @@ use crate::jobs::lda::training::{Steps, Training};
 pub(super) fn put_input(w: &mut Writer, input: &Arc<SegmentInput>) {
     put_steps(w, &input.steps);
     put_small(w, &input.start);
-    w.counted_shared(StartSstats(input.clone()));
+    w.counted_shared(Within(input.clone(), |i: &SegmentInput| {
+        &i.start.state.sstats
+    }));
     put_batch_head(w, &input.start.batch);
     if input.start.batch.docs > 0 {
-        w.counted_shared(StartCounts(input.clone()));
+        w.counted_shared(Within(input.clone(), |i: &SegmentInput| {
+            &i.start.batch.counts
+        }));
     }
 }
 
@@ -210,22 +214,4 @@ fn get_training(r: &mut Reader<'_>) -> Result<Training, String> {
         next_chunk,
         per_word_bound,
     })
-}
-
-/// The `sstats` of a segment's start, sent from their own memory.
-struct StartSstats(Arc<SegmentInput>);
-
-impl AsRef<[f64]> for StartSstats {
-    fn as_ref(&self) -> &[f64] {
-        &self.0.start.state.sstats
-    }
-}
-
-/// The batch counts of a segment's start, sent from their own memory.
-struct StartCounts(Arc<SegmentInput>);
-
-impl AsRef<[f64]> for StartCounts {
-    fn as_ref(&self) -> &[f64] {
-        &self.0.start.batch.counts
-    }
 }

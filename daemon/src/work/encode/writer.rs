@@ -118,7 +118,7 @@ impl Writer {
     /// A matrix that others hold too: its values are a piece of its own memory.
     pub(super) fn shared_matrix(&mut self, m: &Arc<DMatrix<f64>>) {
         self.matrix_head(m);
-        self.shared(SharedMatrix(m.clone()));
+        self.shared(Within(m.clone(), DMatrix::as_slice));
     }
 
     /// A pass's sum given up to be written: its large arrays become pieces of their own
@@ -230,12 +230,13 @@ impl<T: Le, O: AsRef<[T]>> AsRef<[u8]> for LittleEndian<T, O> {
     }
 }
 
-/// The values of a matrix that others hold too.
-struct SharedMatrix(Arc<DMatrix<f64>>);
+/// Values inside something that others hold too (a matrix, a task's input), picked out by
+/// the function: sent from their own memory.
+pub(super) struct Within<T>(pub(super) Arc<T>, pub(super) fn(&T) -> &[f64]);
 
-impl AsRef<[f64]> for SharedMatrix {
+impl<T> AsRef<[f64]> for Within<T> {
     fn as_ref(&self) -> &[f64] {
-        self.0.as_slice()
+        (self.1)(&self.0)
     }
 }
 
