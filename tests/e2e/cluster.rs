@@ -288,6 +288,40 @@ fn a_killed_dispatcher_resumes_a_lone_workers_segments() {
     assert!(cluster.dispatcher.log().contains("resumes"));
 }
 
+#[test]
+fn a_lone_worker_ends_the_lsi_passes_and_a_killed_ones_pass_goes_to_the_next() {
+    let data = tempfile::tempdir().unwrap();
+    let (corpus, dictionary) = lsi_corpus(data.path());
+    let reference = standalone("lsi", &corpus, &dictionary, LONG_LSI_JOB);
+
+    let mut cluster = Cluster::start("127.0.0.21", 1);
+    let job = cluster
+        .dispatcher
+        .submit_lsi(&corpus, &dictionary, LONG_LSI_JOB);
+    // two passes and a half: the worker has ended passes and holds part of the next
+    let before = progress_at_least(&cluster, job, 100_000);
+    assert_eq!(before["state"], "running", "killed mid-run: {before}");
+    let ended_before = ended_on_worker(&cluster);
+    assert!(ended_before >= 1, "{}", cluster.dispatcher.log());
+    cluster.workers[0].kill9();
+    cluster.add_worker();
+    assert_same_model(&cluster, job, &reference);
+    assert!(
+        ended_on_worker(&cluster) > ended_before,
+        "the next worker ended passes too: {}",
+        cluster.dispatcher.log()
+    );
+}
+
+/// Passes of LSI jobs that the worker which summed them ended.
+fn ended_on_worker(cluster: &Cluster) -> usize {
+    cluster
+        .dispatcher
+        .log()
+        .matches("ended on the worker that summed it")
+        .count()
+}
+
 fn small_corpus(dir: &Path) -> (PathBuf, PathBuf) {
     write_corpus(dir, "small", 4_000, 800, 20, 17)
 }

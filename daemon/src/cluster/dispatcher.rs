@@ -5,8 +5,9 @@
 //! [`Remote`] is the executor a job runs with on a dispatcher: it feeds the job's tasks into
 //! the schedule (a bounded window of them at a time), hands the results back to the job in
 //! the order the schedule releases them, asks workers to deliver the partial sums they hold
-//! when a pass ends, a checkpoint is due or the job must stop, and declares dead the workers
-//! whose leases expire.
+//! when a pass ends (or, when one worker holds the whole pass, to end the pass there), a
+//! checkpoint is due or the job must stop, and declares dead the workers whose leases
+//! expire.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -323,11 +324,12 @@ impl Executor for Remote {
                 _ => {}
             }
             // the pass has been handed out (what the workers hold is all that is left), or
-            // the chunks of held tasks take too much memory here: the holders deliver
+            // the chunks of held tasks take too much memory here: the holders deliver — or
+            // the one worker that holds the whole pass ends it
             let handed_out = exhausted && s.waiting() == 0 && s.leased() == 0;
             if combine == Some(true)
-                && (handed_out || s.held_bytes() > HELD_BYTES_LIMIT)
-                && s.flush_all() > 0
+                && ((handed_out && s.end_on_holder())
+                    || ((handed_out || s.held_bytes() > HELD_BYTES_LIMIT) && s.flush_all() > 0))
             {
                 d.notify();
             }
@@ -412,21 +414,25 @@ mod tests {
     }
 
     /// The randomized SVD of the corpus through `executor`, with `due` asked between
-    /// results.
+    /// results, and how many passes a worker ended.
     fn svd(
         executor: &mut dyn Executor,
         chunks: &[SparseChunk],
         due: Due,
-    ) -> topicd_numerics::lsi::Projection {
+    ) -> (topicd_numerics::lsi::Projection, usize) {
         let mut svd = StochasticSvd::new(40, 3, 4, 2, 11);
+        let mut ends = 0;
         loop {
             let input = Arc::new(svd.pass_input());
+            let may_end = svd.state().acc.is_none();
             let mut tasks = chunks.iter().map(|c| {
                 Ok(Task::LsiPass {
                     input: input.clone(),
                     chunk: c.clone(),
+                    may_end,
                 })
             });
+            let mut ended_there = None;
             executor
                 .run(
                     &mut tasks,
@@ -434,6 +440,7 @@ mod tests {
                         match done.output {
                             Output::LsiPass(term) => svd.add(&term).unwrap(),
                             Output::LsiPartial(sum) => svd.merge(sum).unwrap(),
+                            Output::LsiPassEnd(end) => ended_there = Some(end),
                             _ => panic!("not an LSI pass"),
                         }
                         Ok(Flow::Continue)
@@ -441,8 +448,13 @@ mod tests {
                     &|| due,
                 )
                 .unwrap();
-            if let Some(p) = svd.end_pass() {
-                return p;
+            ends += usize::from(ended_there.is_some());
+            let ended = match ended_there {
+                Some(end) => svd.adopt(end),
+                None => svd.end_pass(),
+            };
+            if let Some(p) = ended {
+                return (p, ends);
             }
         }
     }
@@ -496,17 +508,35 @@ mod tests {
             Due::Nothing,
         );
         quitter.join().unwrap();
-        assert_eq!(together, alone);
+        assert_eq!(together.0, alone.0);
         // checkpoints due all the time: the workers deliver what they hold again and again
         let checkpointed = svd(
             &mut Remote::new(dispatcher.clone(), 1),
             &chunks,
             Due::Checkpoint,
         );
-        assert_eq!(checkpointed, alone);
+        assert_eq!(checkpointed.0, alone.0);
         stops.iter().for_each(|s| s.store(true, Ordering::SeqCst));
         dispatcher.notify();
         workers.into_iter().for_each(|w| w.join().unwrap());
+    }
+
+    #[test]
+    fn a_lone_worker_ends_every_pass_with_the_bits_of_one_machine() {
+        let chunks = corpus(12, 40);
+        let alone = svd(&mut Local, &chunks, Due::Nothing);
+        let dispatcher = Dispatcher::new(Timing::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = local::start(dispatcher.clone(), 1, stop.clone()).unwrap();
+        let (model, ends) = svd(
+            &mut Remote::new(dispatcher.clone(), 1),
+            &chunks,
+            Due::Nothing,
+        );
+        assert_eq!((model, ends), (alone.0, 4), "the worker ended all 4 passes");
+        stop.store(true, Ordering::SeqCst);
+        dispatcher.notify();
+        worker.join().unwrap();
     }
 
     #[test]

@@ -316,6 +316,7 @@ impl Link for NetworkLink {
                 phase,
                 task,
                 combine,
+                input_from,
                 chunk,
                 extra,
             } => {
@@ -325,10 +326,17 @@ impl Link for NetworkLink {
                     phase,
                     task,
                     combine,
+                    input_from,
                 }
             }
-            WireOrder::Flush { lease, phase } => Order::Flush { lease, phase },
+            WireOrder::Flush { lease, phase, end } => Order::Flush { lease, phase, end },
         })
+    }
+
+    fn offer_phase(&mut self, phase: u64, input: PhaseInput) {
+        if self.phase.as_ref().is_none_or(|(p, _)| *p != phase) {
+            self.phase = Some((phase, input));
+        }
     }
 
     fn task(&mut self, phase: u64, task: u64) -> Result<Arc<Task>, LinkError> {

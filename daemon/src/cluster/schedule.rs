@@ -14,11 +14,18 @@
 //!   ignored, and such a worker must register again;
 //! - results are handed to the job in task order, except partial sums, which are exact and
 //!   go as they come, each with the set of chunks it covers;
-//! - a worker is preferably given a task whose chunk it already holds.
+//! - a worker is preferably given a task whose chunk it already holds;
+//! - a worker that summed every task of an LSI pass (and the job nothing of it) ends the
+//!   pass itself ([`Schedule::end_on_holder`]), and is told at the next pass that it holds
+//!   that pass's input already (the `Qt` it computed): `Qt` then crosses the network once a
+//!   pass, back, instead of the sum back and `Qt` out.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use nalgebra::DMatrix;
+use topicd_numerics::lsi::PassEnd;
 
 use crate::work::{ChunkSet, Done, Output, Task, fits};
 use topicd_protocol::JobId;
@@ -74,10 +81,13 @@ pub struct WorkerState {
     holds: Vec<u64>,
     /// Whether it must deliver its partial sum at its next request for an order.
     flush_wanted: bool,
-    /// A partial sum it was asked to deliver: the lease and the tasks it covers — the
-    /// tasks it had reported held when it asked for that order, which are exactly those in
-    /// its partial sum, since a worker asks for an order only after reporting its last task.
-    flushing: Option<(LeaseId, Vec<u64>)>,
+    /// Whether that delivery ends the pass ([`Schedule::end_on_holder`]).
+    end_wanted: bool,
+    /// A partial sum it was asked to deliver (or to end the pass with): the lease, the
+    /// tasks it covers — the tasks it had reported held when it asked for that order, which
+    /// are exactly those in its partial sum, since a worker asks for an order only after
+    /// reporting its last task — and whether it ends the pass.
+    flushing: Option<(LeaseId, Vec<u64>, bool)>,
 }
 
 /// What a worker should do next.
@@ -96,6 +106,9 @@ pub enum Order {
         /// Whether the result goes into the worker's partial sum (reported with
         /// [`Schedule::held`]) rather than being delivered.
         combine: bool,
+        /// The phase's input is the next pass after the end the worker delivered under this
+        /// lease: the worker holds it already if it kept it.
+        input_from: Option<LeaseId>,
     },
     /// Deliver the partial sum of phase `phase` under lease `lease`, then start a new one.
     Flush {
@@ -103,6 +116,9 @@ pub enum Order {
         lease: LeaseId,
         /// The phase.
         phase: u64,
+        /// Deliver the end of the pass ([`topicd_numerics::lsi::PassInput::end`] of the
+        /// sum, which is the whole pass's) instead of the sum.
+        end: bool,
     },
 }
 
@@ -147,6 +163,13 @@ enum EntryState {
 struct Phase {
     id: u64,
     combine: bool,
+    /// Whether a worker that holds every task may end the pass (the first task says).
+    may_end: bool,
+    /// Whether any result of the phase was delivered (then no worker holds all of it).
+    delivered: bool,
+    /// The worker that holds the phase's input, and the lease under which it delivered the
+    /// end of the pass before, from which it made it.
+    input_from: Option<(WorkerId, LeaseId)>,
     /// The first task added: its shared part is the phase's input.
     first: Option<Arc<Task>>,
     entries: BTreeMap<u64, Entry>,
@@ -169,6 +192,10 @@ pub struct Schedule {
     job: Option<JobId>,
     workers: BTreeMap<WorkerId, WorkerState>,
     phase: Option<Phase>,
+    /// The last end of a pass delivered: who ended it, under which lease, and its `Qt` (kept
+    /// alive, so that no other matrix can have its address: the next phase's input is
+    /// recognised by it).
+    last_end: Option<(WorkerId, LeaseId, Arc<DMatrix<f64>>)>,
 }
 
 impl Schedule {
@@ -180,6 +207,7 @@ impl Schedule {
             job: None,
             workers: BTreeMap::new(),
             phase: None,
+            last_end: None,
         }
     }
 
@@ -212,6 +240,7 @@ impl Schedule {
                 chunks: chunks.into_iter().collect(),
                 holds: vec![],
                 flush_wanted: false,
+                end_wanted: false,
                 flushing: None,
             },
         );
@@ -258,6 +287,7 @@ impl Schedule {
     pub fn end_job(&mut self, job: JobId) {
         if self.job == Some(job) {
             self.job = None;
+            self.last_end = None;
         }
     }
 
@@ -301,6 +331,7 @@ impl Schedule {
             w.current = None;
             w.holds.clear();
             w.flush_wanted = false;
+            w.end_wanted = false;
             w.flushing = None;
         }
         let mut requeued = 0;
@@ -327,6 +358,9 @@ impl Schedule {
         self.phase = Some(Phase {
             id,
             combine,
+            may_end: false,
+            delivered: false,
+            input_from: None,
             first: None,
             entries: BTreeMap::new(),
             results: BTreeMap::new(),
@@ -337,6 +371,7 @@ impl Schedule {
         for w in self.workers.values_mut() {
             w.holds.clear();
             w.flush_wanted = false;
+            w.end_wanted = false;
             w.flushing = None;
             w.current = None;
         }
@@ -350,6 +385,7 @@ impl Schedule {
         for w in self.workers.values_mut() {
             w.holds.clear();
             w.flush_wanted = false;
+            w.end_wanted = false;
             w.flushing = None;
             w.current = None;
         }
@@ -379,7 +415,17 @@ impl Schedule {
         let seq = phase.added;
         phase.added += 1;
         let task = Arc::new(task);
-        phase.first.get_or_insert_with(|| task.clone());
+        if phase.first.is_none() {
+            phase.first = Some(task.clone());
+            if let Task::LsiPass { input, may_end, .. } = task.as_ref() {
+                phase.may_end = *may_end;
+                // the pass after the one a worker ended: that worker made this input
+                let last = self.last_end.take();
+                phase.input_from = last
+                    .filter(|(_, _, q)| input.qt.as_ref().is_some_and(|qt| Arc::ptr_eq(qt, q)))
+                    .map(|(worker, lease, _)| (worker, lease));
+            }
+        }
         phase.entries.insert(
             seq,
             Entry {
@@ -438,14 +484,16 @@ impl Schedule {
         let w = self.seen(worker, now)?;
         let flush_now = w.flush_wanted && w.flushing.is_none() && !w.holds.is_empty();
         if flush_now {
-            w.flushing = Some((lease, std::mem::take(&mut w.holds)));
+            w.flushing = Some((lease, std::mem::take(&mut w.holds), w.end_wanted));
         }
         w.flush_wanted = false;
-        if let Some((lease, _)) = w.flushing {
+        w.end_wanted = false;
+        if let Some((lease, _, end)) = w.flushing {
             self.next_id += u64::from(flush_now);
             return Ok(Order::Flush {
                 lease,
                 phase: phase_id,
+                end,
             });
         }
         let holds_chunk = w.chunks.clone();
@@ -480,6 +528,10 @@ impl Schedule {
         };
         self.next_id += 1;
         let (phase_id, combine, job) = (phase.id, phase.combine, self.job);
+        let input_from = phase
+            .input_from
+            .filter(|&(holder, _)| holder == worker)
+            .map(|(_, lease)| lease);
         let entry = phase.entries.get_mut(&seq).expect("picked");
         entry.state = EntryState::Leased { worker, lease };
         let chunk = entry.chunks.0;
@@ -491,6 +543,7 @@ impl Schedule {
             phase: phase_id,
             task: seq,
             combine,
+            input_from,
         })
     }
 
@@ -547,14 +600,15 @@ impl Schedule {
         let w = self.seen(worker, now)?;
         if w.flushing
             .as_ref()
-            .is_some_and(|(flush, _)| *flush == lease)
+            .is_some_and(|(flush, _, _)| *flush == lease)
         {
-            let (_, tasks) = w.flushing.take().expect("flushing");
+            let (_, tasks, end) = w.flushing.take().expect("flushing");
             let phase = self.phase.as_mut().ok_or(Refusal::StaleLease(lease))?;
             let first = tasks.first().and_then(|t| phase.entries.get(t));
-            if !first.is_some_and(|e| fits(&e.task, &output)) {
+            let asked = end == matches!(output, Output::LsiPassEnd(_));
+            if !asked || !first.is_some_and(|e| fits(&e.task, &output)) {
                 // the worker keeps its order to flush: a broken worker is disconnected
-                self.workers.get_mut(&worker).expect("seen").flushing = Some((lease, tasks));
+                self.workers.get_mut(&worker).expect("seen").flushing = Some((lease, tasks, end));
                 return Err(Refusal::BadResult(lease));
             }
             let mut chunks = ChunkSet::new();
@@ -563,6 +617,10 @@ impl Schedule {
                     chunks.insert_range(entry.chunks.0, entry.chunks.1);
                 }
             }
+            if let Output::LsiPassEnd(PassEnd::Next { q, .. }) = &output {
+                self.last_end = Some((worker, lease, q.clone()));
+            }
+            phase.delivered = true;
             phase.ready.push(Done { chunks, output });
             return Ok(());
         }
@@ -574,6 +632,7 @@ impl Schedule {
             return Err(Refusal::BadResult(lease));
         }
         let entry = phase.entries.remove(&seq).expect("leased");
+        phase.delivered = true;
         phase.results.insert(seq, (entry.chunks, output));
         let w = self.workers.get_mut(&worker).expect("seen");
         w.current = None;
@@ -600,6 +659,38 @@ impl Schedule {
             }
         }
         asked
+    }
+
+    /// At the end of an LSI pass (every task handed out and computed): if one worker holds
+    /// every task in its partial sum, none was delivered before, and the job had summed
+    /// nothing of the pass, that sum is the pass's whole sum — ask the worker to end the pass
+    /// itself ([`Order::Flush`] with `end`) and deliver that end instead. Returns whether it
+    /// was asked.
+    pub fn end_on_holder(&mut self) -> bool {
+        let Some(phase) = &self.phase else {
+            return false;
+        };
+        if !phase.combine || !phase.may_end || phase.delivered {
+            return false;
+        }
+        let mut holders = phase.entries.values().map(|e| match e.state {
+            EntryState::Held { worker } => Some(worker),
+            _ => None,
+        });
+        let Some(Some(holder)) = holders.next() else {
+            return false;
+        };
+        if !holders.all(|h| h == Some(holder)) {
+            return false;
+        }
+        match self.workers.get_mut(&holder) {
+            Some(w) if w.alive && w.flushing.is_none() && !w.flush_wanted => {
+                w.flush_wanted = true;
+                w.end_wanted = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Whether some worker holds results of the phase not delivered yet.
@@ -674,6 +765,9 @@ mod tests {
         Task::LsiPass {
             input: Arc::new(PassInput {
                 num_terms: 2,
+                num_topics: 1,
+                power_iters: 0,
+                pass: 1,
                 samples: 1,
                 seed: 1,
                 product: Product::Gram,
@@ -684,6 +778,7 @@ mod tests {
                 })),
             }),
             chunk,
+            may_end: false,
         }
     }
 
@@ -774,7 +869,12 @@ mod tests {
         assert_eq!(s.flush_all(), 2);
         s.held(b, lease3, t0).unwrap();
         assert_eq!(c3, 3);
-        let Order::Flush { lease, phase: p } = s.next_order(a, t0).unwrap() else {
+        let Order::Flush {
+            lease,
+            phase: p,
+            end: false,
+        } = s.next_order(a, t0).unwrap()
+        else {
             panic!("a must flush");
         };
         assert_eq!(p, phase);
@@ -795,6 +895,107 @@ mod tests {
         assert_eq!(s.expire(later), vec![(b, 2)]);
         assert_eq!(s.waiting(), 2);
         assert!(!s.holding());
+    }
+
+    /// A power pass's task over chunk `c`, with `Qt` = `qt`.
+    fn power_task(c: u64, qt: &Arc<nalgebra::DMatrix<f64>>, may_end: bool) -> Task {
+        Task::LsiPass {
+            input: Arc::new(PassInput {
+                num_terms: 2,
+                num_topics: 1,
+                power_iters: 2,
+                pass: 1,
+                samples: 1,
+                seed: 1,
+                product: Product::Power,
+                qt: Some(qt.clone()),
+                grids: Some(Arc::new(Grids {
+                    terms: vec![1.0; 2],
+                    gram: 1.0,
+                })),
+            }),
+            chunk: chunk(c),
+            may_end,
+        }
+    }
+
+    #[test]
+    fn a_worker_that_holds_a_whole_pass_ends_it_and_is_told_it_holds_the_next_input() {
+        let (mut s, t0, w) = with_workers(&["a", "b"]);
+        let (a, b) = (w[0], w[1]);
+        let q1 = Arc::new(nalgebra::DMatrix::from_element(1, 2, 0.5));
+        let take = |s: &mut Schedule, w| {
+            let (lease, _) = lease_of(s.next_order(w, t0).unwrap());
+            s.held(w, lease, t0).unwrap();
+        };
+        // two holders: each delivers its sum
+        s.start_phase(true);
+        (0..2).for_each(|c| s.add(power_task(c, &q1, true), c as u128));
+        take(&mut s, a);
+        take(&mut s, b);
+        assert!(!s.end_on_holder());
+        // the job had summed part of the pass already: no end either
+        s.start_phase(true);
+        (0..2).for_each(|c| s.add(power_task(c, &q1, false), c as u128));
+        take(&mut s, a);
+        take(&mut s, a);
+        assert!(!s.end_on_holder());
+        // one holder of every task of a fresh pass: it ends the pass
+        s.start_phase(true);
+        (0..2).for_each(|c| s.add(power_task(c, &q1, true), c as u128));
+        take(&mut s, a);
+        take(&mut s, a);
+        assert!(s.end_on_holder());
+        assert!(!s.end_on_holder(), "asked once");
+        assert_eq!(s.flush_all(), 0, "and not to flush besides");
+        let Order::Flush {
+            lease, end: true, ..
+        } = s.next_order(a, t0).unwrap()
+        else {
+            panic!("a must end the pass");
+        };
+        // its sum instead of the end is refused, as is an end that does not fit
+        let sum = Output::LsiPartial(PassSum::zeros(topicd_numerics::lsi::SumShape::Power {
+            samples: 1,
+            terms: 2,
+        }));
+        assert_eq!(s.deliver(a, lease, sum, t0), Err(Refusal::BadResult(lease)));
+        let q2 = Arc::new(nalgebra::DMatrix::from_element(1, 2, 0.25));
+        let wide = PassEnd::Next {
+            q: Arc::new(nalgebra::DMatrix::zeros(1, 3)),
+            grids: None,
+        };
+        let bad = s.deliver(a, lease, Output::LsiPassEnd(wide), t0);
+        assert_eq!(bad, Err(Refusal::BadResult(lease)));
+        let end = PassEnd::Next {
+            q: q2.clone(),
+            grids: None,
+        };
+        s.deliver(a, lease, Output::LsiPassEnd(end), t0).unwrap();
+        assert_eq!(s.take_ready()[0].chunks.ranges(), &[(0, 2)]);
+        assert_eq!(s.unfinished(), 0);
+        // the next pass starts from that Qt: a is told it made it, b is not
+        s.start_phase(true);
+        (0..2).for_each(|c| s.add(power_task(c, &q2, true), c as u128));
+        let Order::Task { input_from, .. } = s.next_order(a, t0).unwrap() else {
+            panic!("a task");
+        };
+        assert_eq!(input_from, Some(lease));
+        let Order::Task { input_from, .. } = s.next_order(b, t0).unwrap() else {
+            panic!("a task");
+        };
+        assert_eq!(input_from, None);
+        // a pass from another Qt (of the same values) is not the one a made
+        s.start_phase(true);
+        let copy = Arc::new((*q2).clone());
+        s.add(power_task(0, &copy, true), 0);
+        assert!(matches!(
+            s.next_order(a, t0).unwrap(),
+            Order::Task {
+                input_from: None,
+                ..
+            }
+        ));
     }
 
     #[test]

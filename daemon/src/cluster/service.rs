@@ -237,6 +237,7 @@ impl Cluster for ClusterHandler {
                         phase,
                         task,
                         combine,
+                        input_from,
                     } => {
                         let (entry, chunk) = s
                             .task_and_key(phase, task)
@@ -246,11 +247,14 @@ impl Cluster for ClusterHandler {
                             phase,
                             task,
                             combine,
+                            input_from,
                             chunk,
                             extra: encode::has_extra(&entry),
                         })
                     }
-                    Order::Flush { lease, phase } => Some(WireOrder::Flush { lease, phase }),
+                    Order::Flush { lease, phase, end } => {
+                        Some(WireOrder::Flush { lease, phase, end })
+                    }
                     Order::Wait => None,
                 }
             };

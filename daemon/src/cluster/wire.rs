@@ -137,6 +137,9 @@ pub enum WireOrder {
         task: u64,
         /// Whether its term goes into the partial sum.
         combine: bool,
+        /// The phase's input is the next pass after the end the worker delivered under this
+        /// lease (it need not fetch it if it kept it).
+        input_from: Option<LeaseId>,
         /// The name of its chunk (fetch it unless the cache holds it).
         chunk: ChunkKey,
         /// Whether the task has a part of its own to fetch.
@@ -148,6 +151,8 @@ pub enum WireOrder {
         lease: LeaseId,
         /// The phase.
         phase: u64,
+        /// Deliver the end of the pass instead of the sum (the sum is the whole pass's).
+        end: bool,
     },
 }
 

@@ -3,15 +3,18 @@
 //! to the dispatcher differs.
 //!
 //! A worker keeps no job state that a restart would lose: the inputs of the phase it works
-//! on (fetched once per phase), its partial sum of that phase (delivered when asked), and a
-//! cache of the chunks it was sent.
+//! on (fetched once per phase), its partial sum of that phase (delivered when asked, or the
+//! end of the pass computed from it when it is the whole pass's), the input of the next pass
+//! after such an end (so that it need not fetch what it computed), and a cache of the chunks
+//! it was sent.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::schedule::{LeaseId, Order};
+use crate::work::encode::PhaseInput;
 use crate::work::{Output, Task, compute, compute_owned};
-use topicd_numerics::lsi::{self, PassSum, PassTerm, SumError};
+use topicd_numerics::lsi::{self, PassInput, PassSum, PassTerm, SumError};
 
 /// Why a worker's loop stopped.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +40,9 @@ pub trait Link {
     fn order(&mut self) -> Result<Order, LinkError>;
     /// Task `task` of phase `phase`, ready to compute (fetching its inputs if needed).
     fn task(&mut self, phase: u64, task: u64) -> Result<Arc<Task>, LinkError>;
+    /// The input of phase `phase`, which this worker made itself: no need to fetch it. A
+    /// link that fetches nothing ignores it.
+    fn offer_phase(&mut self, _phase: u64, _input: PhaseInput) {}
     /// The task of `lease` was computed and added to the partial sum.
     fn held(&mut self, lease: LeaseId) -> Result<(), LinkError>;
     /// Deliver the result of `lease`.
@@ -46,13 +52,16 @@ pub trait Link {
 /// The partial sum of the phase a worker works on.
 struct Partial {
     phase: u64,
+    input: Arc<PassInput>,
     sum: PassSum,
 }
 
 /// Serve `link` until it fails: compute every task ordered, hold LSI pass terms in a
-/// partial sum and deliver it when asked. Returns why it stopped.
+/// partial sum and deliver it (or the pass's end) when asked. Returns why it stopped.
 pub fn serve(link: &mut dyn Link) -> LinkError {
     let mut partial: Option<Partial> = None;
+    // the input of the pass after the last end this worker delivered, and that lease
+    let mut next_pass: Option<(LeaseId, Arc<PassInput>)> = None;
     loop {
         let result = match link.order() {
             Err(e) => return e,
@@ -62,18 +71,37 @@ pub fn serve(link: &mut dyn Link) -> LinkError {
                 phase,
                 task,
                 combine,
-            }) => run_task(link, &mut partial, lease, phase, task, combine),
-            Ok(Order::Flush { lease, phase }) => {
+                input_from,
+            }) => {
+                if let Some((_, input)) = next_pass
+                    .take()
+                    .filter(|(ended, _)| Some(*ended) == input_from)
+                {
+                    link.offer_phase(phase, PhaseInput::LsiPass(input));
+                }
+                run_task(link, &mut partial, lease, phase, task, combine)
+            }
+            Ok(Order::Flush { lease, phase, end }) => {
                 let started = Instant::now();
-                let sum = match partial.take() {
-                    Some(p) if p.phase == phase => Ok(p.sum),
+                let held = match partial.take() {
+                    Some(p) if p.phase == phase => Ok(p),
                     _ => Err(LinkError::Forgotten(format!(
                         "asked for the partial sum of phase {phase}, which this worker does not hold"
                     ))),
                 };
-                let delivered = sum.and_then(|sum| link.deliver(lease, Output::LsiPartial(sum)));
+                let output = held.map(|p| {
+                    if !end {
+                        return Output::LsiPartial(p.sum);
+                    }
+                    let end = p.input.end(p.sum);
+                    next_pass = p.input.next(&end).map(|next| (lease, Arc::new(next)));
+                    Output::LsiPassEnd(end)
+                });
+                let delivered = output.and_then(|output| link.deliver(lease, output));
                 log::debug!(event = "partial-delivered";
-                    "partial sum of phase {phase} delivered in {:.4} s", started.elapsed().as_secs_f64());
+                    "{} of phase {phase} delivered in {:.4} s",
+                    if end { "the end of the pass" } else { "the partial sum" },
+                    started.elapsed().as_secs_f64());
                 delivered
             }
         };
@@ -139,6 +167,7 @@ fn add_to_partial(
     if partial.as_ref().is_none_or(|p| p.phase != phase) {
         *partial = Some(Partial {
             phase,
+            input: input.clone(),
             sum: lsi::empty_sum(input),
         });
     }

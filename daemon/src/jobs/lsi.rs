@@ -183,6 +183,7 @@ impl LsiRun<'_, '_> {
             let pass = svd.pass();
             self.ctx.publish(self.progress(pass, passes, &done));
             let input = Arc::new(svd.pass_input());
+            let may_end = svd.state().acc.is_none();
             // chunks without an entry add nothing to a pass: they are done as they are read
             let empties = RefCell::new(ChunkSet::new());
             let mut tasks = self
@@ -191,6 +192,7 @@ impl LsiRun<'_, '_> {
                     Ok(Piece::Chunk(chunk)) => Some(Ok(Task::LsiPass {
                         input: input.clone(),
                         chunk,
+                        may_end,
                     })),
                     Ok(Piece::Empty(run)) => {
                         empties.borrow_mut().insert_range(run.first, run.end());
@@ -199,12 +201,20 @@ impl LsiRun<'_, '_> {
                     Err(e) => Some(Err(e)),
                 });
             let mut saved = false;
+            // the end of the pass, where the one worker that summed all of it ended it
+            let mut ended_there = None;
             let flow = executor.run(
                 &mut tasks,
                 &mut |result| {
                     match result.output {
                         Output::LsiPass(term) => svd.add(&term),
                         Output::LsiPartial(sum) => svd.merge(sum),
+                        Output::LsiPassEnd(end) => {
+                            // the whole pass: adopted once every chunk is counted below
+                            done.extend(&result.chunks);
+                            ended_there = Some(end);
+                            return Ok(Flow::Continue);
+                        }
                         _ => {
                             return Err(JobError::Internal(
                                 "internal error: not an LSI pass's result".into(),
@@ -224,7 +234,7 @@ impl LsiRun<'_, '_> {
             )?;
             drop(tasks);
             done.extend(&empties.into_inner());
-            if flow == Flow::Stop {
+            if flow == Flow::Stop && ended_there.is_none() {
                 if !saved {
                     let progress = self.progress(pass, passes, &done);
                     save_multi_pass(self.ctx, &svd, &done, progress)?;
@@ -238,11 +248,21 @@ impl LsiRun<'_, '_> {
                     done.ranges()
                 )));
             }
-            let summed = std::time::Instant::now();
-            let ended = svd.end_pass();
-            log::debug!(job_id = self.ctx.job.id, event = "pass-done";
-                "pass {pass} summed; its end (orthonormalization or the final SVD) took {:.4} s",
-                summed.elapsed().as_secs_f64());
+            let ended = match ended_there {
+                Some(end) => {
+                    log::info!(job_id = self.ctx.job.id, event = "pass-done";
+                        "pass {pass} summed and ended on the worker that summed it");
+                    svd.adopt(end)
+                }
+                None => {
+                    let summed = std::time::Instant::now();
+                    let ended = svd.end_pass();
+                    log::debug!(job_id = self.ctx.job.id, event = "pass-done";
+                        "pass {pass} summed; its end (orthonormalization or the final SVD) took {:.4} s",
+                        summed.elapsed().as_secs_f64());
+                    ended
+                }
+            };
             if let Some(projection) = ended {
                 return Ok(Finished::Model(projection));
             }

@@ -16,7 +16,8 @@
 //! chunk     u64 index  u64 first_doc  u64 docs  u64 nnz  u64 × (docs + 1) indptr  u32 × nnz terms
 //!           f64 × nnz values
 //! phase     u8 kind, then (a task = its phase's input, its chunk, and its own extra part)
-//!   0 LSI pass        u64 terms  u64 samples  u64 seed  u8 product  [matrix Qt]  [grids]
+//!   0 LSI pass        u64 terms  u64 topics  u32 power_iters  u32 pass  u64 samples  u64 seed
+//!                     u8 product  [matrix Qt]  [grids]
 //!   1 chunk SVD       u64 terms  u64 rank  u64 extra_samples  u32 power_iters  u64 seed
 //!   2 LDA E-step      u32 iterations  f64 threshold  u8 seeds  u64 seed  u32 pass  u8 γ wanted
 //!                     u64 K  f64 × K alpha  u64 words  u32 × words  u64 n  f64 × K·words
@@ -33,6 +34,7 @@
 //!   3 LDA E-step      u64 n  f64 × n exp E[log θ]  u64 m  f64 × m ratios  u64 g  f64 × g gamma
 //!                     u64 converged
 //!   4 LDA segment     its end (encode/segment.rs)
+//!   5 LSI pass end    u8 0 (next pass) matrix Qt  [grids]  or  u8 1 (model) matrix Uᵀ  u64 k  f64 × k
 //! ```
 
 use std::sync::Arc;
@@ -40,8 +42,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use topicd_numerics::lda::{ChunkTopics, EStepParams, GammaSeed, Inference};
 use topicd_numerics::lsi::{
-    self, ChunkSpan, Grids, OnePassInput, PassInput, PassSum, PassTerm, Product, Projection,
-    SketchTerm,
+    self, ChunkSpan, Grids, OnePassInput, PassEnd, PassInput, PassSum, PassTerm, Product,
+    Projection, SketchTerm,
 };
 use topicd_numerics::{SparseChunk, grid};
 
@@ -90,6 +92,9 @@ pub fn phase_pieces(phase: &PhaseInput) -> Vec<Bytes> {
         PhaseInput::LsiPass(input) => {
             w.u8(0);
             w.u64(input.num_terms as u64);
+            w.u64(input.num_topics as u64);
+            w.u32(input.power_iters);
+            w.u32(input.pass);
             w.u64(input.samples as u64);
             w.u64(input.seed);
             w.u8(match input.product {
@@ -144,12 +149,19 @@ pub fn phase_from_pieces(pieces: &[Bytes], mut spare: Vec<f64>) -> Result<PhaseI
     let mut r = Reader::of_pieces(pieces);
     let phase = match r.u8()? {
         0 => {
-            let (num_terms, samples, seed) = (r.usize()?, r.usize()?, r.u64()?);
+            let (num_terms, num_topics, power_iters, pass) =
+                (r.usize()?, r.usize()?, r.u32()?, r.u32()?);
+            let (samples, seed) = (r.usize()?, r.u64()?);
             let product = match r.u8()? {
                 0 => Product::Sketch,
                 1 => Product::Power,
                 2 => Product::Gram,
                 other => return Err(format!("an unknown product {other}")),
+            };
+            let of_pass = match pass {
+                0 => Product::Sketch,
+                p if p <= power_iters => Product::Power,
+                _ => Product::Gram,
             };
             let qt = r.option(Reader::matrix)?.map(Arc::new);
             let grids = r.option(Reader::grids)?.map(Arc::new);
@@ -162,11 +174,14 @@ pub fn phase_from_pieces(pieces: &[Bytes], mut spare: Vec<f64>) -> Result<PhaseI
                 }
                 _ => false,
             };
-            if !fits {
+            if !fits || product != of_pass || pass > power_iters.saturating_add(1) {
                 return Err("an LSI pass whose parts do not fit together".into());
             }
             PhaseInput::LsiPass(Arc::new(PassInput {
                 num_terms,
+                num_topics,
+                power_iters,
+                pass,
                 samples,
                 seed,
                 product,
@@ -339,6 +354,8 @@ pub fn task_from_parts(
         (PhaseInput::LsiPass(input), None) if !beyond(input.num_terms) => Ok(Task::LsiPass {
             input: input.clone(),
             chunk,
+            // the dispatcher decides: a worker ends a pass when its order says so
+            may_end: false,
         }),
         (PhaseInput::LsiSubtree(input), Some(extra)) if !beyond(input.num_terms) => {
             subtree_from_parts(*input, chunk, extra)
@@ -403,6 +420,18 @@ pub fn output_pieces(output: Output) -> Vec<Bytes> {
             w.u8(4);
             segment::put_end(&mut w, *end);
         }
+        Output::LsiPassEnd(PassEnd::Next { q, grids }) => {
+            w.u8(5);
+            w.u8(0);
+            w.shared_matrix(&q);
+            w.option(grids.as_deref(), Writer::grids);
+        }
+        Output::LsiPassEnd(PassEnd::Model(p)) => {
+            w.u8(5);
+            w.u8(1);
+            w.matrix(&p.ut);
+            w.f64s(&p.s);
+        }
     }
     w.into_pieces()
 }
@@ -432,14 +461,7 @@ pub fn output_from_pieces(pieces: &[Bytes]) -> Result<Output, String> {
             other => return Err(format!("a pass term of unknown kind {other}")),
         }),
         1 => Output::LsiPartial(r.pass_sum()?),
-        2 => {
-            let ut = r.matrix()?;
-            let s = r.f64s()?;
-            if s.len() != ut.nrows() {
-                return Err("a chunk SVD whose spectrum does not fit its vectors".into());
-            }
-            Output::LsiNode(Projection { ut, s })
-        }
+        2 => Output::LsiNode(projection(&mut r)?),
         3 => Output::LdaEStep(Inference {
             exp_theta: r.f64s()?,
             ratios: r.f64s()?,
@@ -447,10 +469,28 @@ pub fn output_from_pieces(pieces: &[Bytes]) -> Result<Output, String> {
             converged: r.usize()?,
         }),
         4 => Output::LdaSegment(Box::new(segment::get_end(&mut r)?)),
+        5 => Output::LsiPassEnd(match r.u8()? {
+            0 => PassEnd::Next {
+                q: Arc::new(r.matrix()?),
+                grids: r.option(Reader::grids)?.map(Arc::new),
+            },
+            1 => PassEnd::Model(projection(&mut r)?),
+            other => return Err(format!("a pass end of unknown kind {other}")),
+        }),
         other => return Err(format!("a result of unknown kind {other}")),
     };
     r.end()?;
     Ok(output)
+}
+
+/// A model `(Uᵀ, S)`: the vectors, then a spectrum value for each.
+fn projection(r: &mut Reader<'_>) -> Result<Projection, String> {
+    let ut = r.matrix()?;
+    let s = r.f64s()?;
+    if s.len() != ut.nrows() {
+        return Err("a model whose spectrum does not fit its vectors".into());
+    }
+    Ok(Projection { ut, s })
 }
 
 /// A pass's (partial) sum as the pieces of its encoding, its large array borrowed: what a

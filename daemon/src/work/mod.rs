@@ -28,7 +28,7 @@ use topicd_numerics::SparseChunk;
 use topicd_numerics::lda::{self, ChunkTopics, EStepParams, GammaSeed, Inference};
 use topicd_numerics::lsi::products::TermSums;
 use topicd_numerics::lsi::{
-    self, ChunkSpan, OnePassInput, PassInput, PassSum, PassTerm, Product, Projection,
+    self, ChunkSpan, OnePassInput, PassEnd, PassInput, PassSum, PassTerm, Product, Projection,
 };
 
 use crate::jobs::JobError;
@@ -43,6 +43,10 @@ pub enum Task {
         input: std::sync::Arc<PassInput>,
         /// The chunk.
         chunk: SparseChunk,
+        /// Whether the job had summed nothing of the pass when it handed out its tasks: a
+        /// worker that then sums every one of them holds the pass's whole sum, and may end
+        /// the pass itself ([`Output::LsiPassEnd`]).
+        may_end: bool,
     },
     /// LSI one-pass: the randomized SVDs of the chunks of a node of the merge tree, merged
     /// along it.
@@ -101,6 +105,8 @@ pub enum Output {
     LsiPass(PassTerm),
     /// The partial sum of an LSI pass over several chunks (see [`Done::chunks`]).
     LsiPartial(PassSum),
+    /// The end of an LSI pass ([`PassInput::end`]), from the worker that summed all of it.
+    LsiPassEnd(PassEnd),
     /// The model of a node of the one-pass merge tree.
     LsiNode(Projection),
     /// What the E-step of a range of a chunk's documents found: `exp(E[log θ])` and the
@@ -114,7 +120,7 @@ pub enum Output {
 /// Compute a task: the pure function every executor runs.
 pub fn compute(task: &Task) -> Output {
     match task {
-        Task::LsiPass { input, chunk } => Output::LsiPass(lsi::pass_term(input, chunk)),
+        Task::LsiPass { input, chunk, .. } => Output::LsiPass(lsi::pass_term(input, chunk)),
         Task::LsiSubtree {
             input,
             node,
@@ -194,6 +200,9 @@ pub fn fits(task: &Task, output: &Output) -> bool {
             _ => false,
         },
         (Task::LsiPass { input, .. }, Output::LsiPartial(sum)) => partial_fits(input, sum),
+        (Task::LsiPass { input, may_end, .. }, Output::LsiPassEnd(end)) => {
+            *may_end && input.end_fits(end)
+        }
         (Task::LsiSubtree { input, .. }, Output::LsiNode(p)) => {
             p.num_terms() == input.num_terms
                 && p.num_topics() <= input.rank

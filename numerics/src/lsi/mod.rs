@@ -21,6 +21,6 @@ pub use one_pass::{
 pub use pass_sum::{Grids, PassSum, SketchTerm, SumError, SumShape};
 pub use projection::{Projection, clip_spectrum};
 pub use stochastic_svd::{
-    PassInput, PassTerm, Product, StochasticSvd, SvdState, add_term, empty_sum, pass_term,
+    PassEnd, PassInput, PassTerm, Product, StochasticSvd, SvdState, add_term, empty_sum, pass_term,
     stochastic_svd,
 };

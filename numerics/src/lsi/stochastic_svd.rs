@@ -46,11 +46,19 @@ pub struct SvdState {
 }
 
 /// What every task of a pass needs besides its chunk: which product to form, `Qt`, and the
-/// grid its terms are rounded to.
+/// grid its terms are rounded to — and what it takes to close the pass ([`PassInput::end`])
+/// and to start the next one ([`PassInput::next`]), so that whoever holds a pass's whole sum
+/// can carry on alone.
 #[derive(Clone, Debug)]
 pub struct PassInput {
     /// Terms of the model (`m`).
     pub num_terms: usize,
+    /// Topics `k` the model keeps at the end.
+    pub num_topics: usize,
+    /// Power iterations `q`.
+    pub power_iters: u32,
+    /// The pass, `0..=q+1`.
+    pub pass: u32,
     /// Samples `l` (rows of `Qt`, or of the sketch in pass 0).
     pub samples: usize,
     /// The job's seed (pass 0 draws the sketch from it).
@@ -64,6 +72,60 @@ pub struct PassInput {
 }
 
 impl PassInput {
+    /// Close the pass whose whole sum is `sum`: `Q = qr(Y)` after the sketch and the power
+    /// passes (with the grids after the sketch), the projection after the last pass.
+    pub fn end(&self, sum: PassSum) -> PassEnd {
+        if self.product == Product::Gram {
+            let qt = self.qt.as_ref().expect("the last pass has Q");
+            return PassEnd::Model(projection_from_gram(sum.into_value(), qt, self.num_topics));
+        }
+        let grids = sum.grids().map(Arc::new);
+        let (qt, _) = linalg::qr(sum.into_value());
+        PassEnd::Next {
+            q: Arc::new(qt),
+            grids,
+        }
+    }
+
+    /// The input of the pass after this one, which ended as `end` (`None` after the last).
+    pub fn next(&self, end: &PassEnd) -> Option<PassInput> {
+        let PassEnd::Next { q, grids } = end else {
+            return None;
+        };
+        let pass = self.pass + 1;
+        Some(PassInput {
+            pass,
+            samples: q.nrows(),
+            product: if pass <= self.power_iters {
+                Product::Power
+            } else {
+                Product::Gram
+            },
+            qt: Some(q.clone()),
+            grids: grids.clone().or_else(|| self.grids.clone()),
+            ..self.clone()
+        })
+    }
+
+    /// Whether `end` has the shape of an end of this pass (what a worker sends is checked).
+    pub fn end_fits(&self, end: &PassEnd) -> bool {
+        let (l, m) = (self.samples, self.num_terms);
+        match (self.product, end) {
+            (Product::Gram, PassEnd::Model(p)) => {
+                p.num_terms() == m && p.num_topics() <= self.num_topics.min(l)
+            }
+            (Product::Gram, PassEnd::Next { .. }) | (_, PassEnd::Model(_)) => false,
+            (product, PassEnd::Next { q, grids }) => {
+                q.ncols() == m
+                    && q.nrows() <= l
+                    && match grids {
+                        Some(g) => product == Product::Sketch && g.terms.len() == m,
+                        None => product == Product::Power,
+                    }
+            }
+        }
+    }
+
     /// The shape of the pass's sum.
     pub fn shape(&self) -> SumShape {
         let (samples, terms) = (self.samples, self.num_terms);
@@ -73,6 +135,20 @@ impl PassInput {
             Product::Gram => SumShape::Gram { samples },
         }
     }
+}
+
+/// How a pass ended ([`PassInput::end`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum PassEnd {
+    /// `Qt` for the next pass, and the grids if this pass (the sketch) set them.
+    Next {
+        /// `Qt` (`l × m`, orthonormal rows).
+        q: Arc<DMatrix<f64>>,
+        /// The grids of the passes after the sketch; `None`: unchanged.
+        grids: Option<Arc<Grids>>,
+    },
+    /// The model, after the last pass.
+    Model(Projection),
 }
 
 /// The product a pass sums over chunks.
@@ -225,6 +301,9 @@ impl StochasticSvd {
         };
         PassInput {
             num_terms: self.num_terms,
+            num_topics: self.num_topics,
+            power_iters: self.power_iters,
+            pass: self.state.pass,
             samples: self.state.q.as_ref().map_or(self.samples, |q| q.nrows()),
             seed: self.seed,
             product,
@@ -273,17 +352,27 @@ impl StochasticSvd {
     /// Close the current pass. Returns the projection after the last pass.
     pub fn end_pass(&mut self) -> Option<Projection> {
         let sum = self.take_sum();
-        if self.state.pass > self.power_iters {
-            let qt = self.state.q.as_ref().expect("the last pass has Q");
-            return Some(projection_from_gram(sum.into_value(), qt, self.num_topics));
+        let end = self.pass_input().end(sum);
+        self.adopt(end)
+    }
+
+    /// Go on from the end of the current pass computed elsewhere ([`PassInput::end`] of the
+    /// whole sum, by a worker that summed every chunk of it): this state's own sum must be
+    /// empty. Returns the projection after the last pass.
+    pub fn adopt(&mut self, end: PassEnd) -> Option<Projection> {
+        debug_assert!(self.state.acc.is_none(), "a pass ended twice");
+        self.state.acc = None;
+        match end {
+            PassEnd::Model(projection) => Some(projection),
+            PassEnd::Next { q, grids } => {
+                self.state.pass += 1;
+                self.state.q = Some(q);
+                if let Some(grids) = grids {
+                    self.state.grids = Some(grids);
+                }
+                None
+            }
         }
-        if let Some(grids) = sum.grids() {
-            self.state.grids = Some(Arc::new(grids));
-        }
-        let (qt, _) = linalg::qr(sum.into_value());
-        self.state.pass += 1;
-        self.state.q = Some(Arc::new(qt));
-        None
     }
 }
 
@@ -402,6 +491,51 @@ mod tests {
         for (s, e) in p.s.iter().zip(&exact) {
             assert!((s - e).abs() < 1e-6 * e, "{s} vs {e}");
         }
+    }
+
+    #[test]
+    fn a_pass_ended_by_whoever_holds_its_sum_continues_with_the_same_bits() {
+        let a = low_rank(50, 45, &[7.0, 3.0, 2.0, 0.5]);
+        let chunks = chunks(&a, 4);
+        let straight = run(&a, 4, 3, 2);
+        // a "worker" sums every pass, ends it and starts the next from its own end; the
+        // job adopts each end and would hand out the same input
+        let mut svd = StochasticSvd::new(50, 3, 10, 2, 7);
+        let mut input = svd.pass_input();
+        let p = loop {
+            let mut sum = empty_sum(&input);
+            for chunk in &chunks {
+                add_term(&mut sum, &pass_term(&input, chunk), input.grids.as_deref()).unwrap();
+            }
+            let end = input.end(sum);
+            assert!(input.end_fits(&end));
+            let next = input.next(&end);
+            if let Some(p) = svd.adopt(end) {
+                assert!(next.is_none());
+                break p;
+            }
+            let (ours, next) = (svd.pass_input(), next.unwrap());
+            assert_eq!(
+                (ours.pass, ours.samples, ours.product),
+                (next.pass, next.samples, next.product)
+            );
+            assert!(Arc::ptr_eq(
+                ours.qt.as_ref().unwrap(),
+                next.qt.as_ref().unwrap()
+            ));
+            assert_eq!(ours.grids, next.grids);
+            input = next;
+        };
+        assert_eq!(p, straight);
+        // an end of another pass, or of another shape, does not fit
+        let first = StochasticSvd::new(50, 3, 10, 2, 7).pass_input();
+        let model = PassEnd::Model(p);
+        assert!(!first.end_fits(&model));
+        let narrow = PassEnd::Next {
+            q: Arc::new(DMatrix::zeros(13, 49)),
+            grids: None,
+        };
+        assert!(!first.end_fits(&narrow));
     }
 
     #[test]

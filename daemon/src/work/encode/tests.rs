@@ -110,6 +110,9 @@ fn tasks_round_trip_and_do_not_trust_their_sizes() {
     let pass = Task::LsiPass {
         input: Arc::new(PassInput {
             num_terms: 5,
+            num_topics: 1,
+            power_iters: 2,
+            pass: 1,
             samples: 2,
             seed: 9,
             product: Product::Power,
@@ -120,6 +123,7 @@ fn tasks_round_trip_and_do_not_trust_their_sizes() {
             })),
         }),
         chunk: chunk.clone(),
+        may_end: false,
     };
     let one_pass = OnePassInput {
         num_terms: 5,
@@ -160,6 +164,15 @@ fn tasks_round_trip_and_do_not_trust_their_sizes() {
         chunk: chunk.clone(),
     };
     let extra = extra_to_bytes(&svd);
+    // a pass whose product is not its number's
+    let Task::LsiPass { input, .. } = &pass else {
+        unreachable!()
+    };
+    let sketch_numbered = PhaseInput::LsiPass(Arc::new(PassInput {
+        pass: 0,
+        ..(**input).clone()
+    }));
+    assert!(phase_from_bytes(&phase_to_bytes(&sketch_numbered)).is_err());
     for task in [pass, svd, estep(vec![0, 2, 4])] {
         let back = round_trip(&task).unwrap();
         let phase = phase_to_bytes(&PhaseInput::of(&task));
@@ -217,6 +230,21 @@ fn outputs_round_trip() {
             gamma: vec![1.0; 6],
             converged: 3,
         }),
+        Output::LsiPassEnd(PassEnd::Next {
+            q: Arc::new(DMatrix::from_element(2, 3, 0.5)),
+            grids: Some(Arc::new(Grids {
+                terms: vec![0.25; 3],
+                gram: 2.0,
+            })),
+        }),
+        Output::LsiPassEnd(PassEnd::Next {
+            q: Arc::new(DMatrix::from_element(2, 3, 0.5)),
+            grids: None,
+        }),
+        Output::LsiPassEnd(PassEnd::Model(Projection {
+            ut: DMatrix::from_element(2, 4, 0.5),
+            s: vec![2.0, 1.0],
+        })),
     ];
     for output in outputs {
         let bytes = output_to_bytes(&output);
