@@ -289,37 +289,33 @@ fn a_killed_dispatcher_resumes_a_lone_workers_segments() {
 }
 
 #[test]
-fn a_lone_worker_ends_the_lsi_passes_and_a_killed_ones_pass_goes_to_the_next() {
+fn a_lone_worker_keeps_qt_between_passes_and_its_death_sends_the_job_back_to_its_checkpoint() {
     let data = tempfile::tempdir().unwrap();
     let (corpus, dictionary) = lsi_corpus(data.path());
     let reference = standalone("lsi", &corpus, &dictionary, LONG_LSI_JOB);
 
-    let mut cluster = Cluster::start("127.0.0.21", 1);
+    // no checkpoint is due for an hour: the lone worker keeps Qt from pass to pass
+    let mut cluster = Cluster::start_with("127.0.0.21", 1, "checkpoint_interval_secs = 3600");
     let job = cluster
         .dispatcher
         .submit_lsi(&corpus, &dictionary, LONG_LSI_JOB);
-    // two passes and a half: the worker has ended passes and holds part of the next
+    // two passes and a half: the worker has ended two and holds the next's input alone
     let before = progress_at_least(&cluster, job, 100_000);
     assert_eq!(before["state"], "running", "killed mid-run: {before}");
-    let ended_before = ended_on_worker(&cluster);
-    assert!(ended_before >= 1, "{}", cluster.dispatcher.log());
+    let log = cluster.dispatcher.log();
+    assert!(log.matches("which keeps its Qt").count() >= 2, "{log}");
     cluster.workers[0].kill9();
     cluster.add_worker();
     assert_same_model(&cluster, job, &reference);
-    assert!(
-        ended_on_worker(&cluster) > ended_before,
-        "the next worker ended passes too: {}",
-        cluster.dispatcher.log()
+    let log = cluster.dispatcher.log();
+    assert_eq!(
+        log.matches("the job goes back to its last checkpoint")
+            .count(),
+        1,
+        "{log}"
     );
-}
-
-/// Passes of LSI jobs that the worker which summed them ended.
-fn ended_on_worker(cluster: &Cluster) -> usize {
-    cluster
-        .dispatcher
-        .log()
-        .matches("ended on the worker that summed it")
-        .count()
+    // (12 passes: every one but the last kept Qt, some of them twice)
+    assert!(log.matches("which keeps its Qt").count() >= 11, "{log}");
 }
 
 fn small_corpus(dir: &Path) -> (PathBuf, PathBuf) {

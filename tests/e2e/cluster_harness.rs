@@ -47,10 +47,16 @@ pub(crate) fn write_secret(dir: &Path, name: &str) -> PathBuf {
 impl Cluster {
     /// A dispatcher on `ip` and `workers` workers, all registered.
     pub(crate) fn start(ip: &str, workers: usize) -> Cluster {
+        Cluster::start_with(ip, workers, "")
+    }
+
+    /// [`Cluster::start`] with `settings` added to the dispatcher's settings file.
+    pub(crate) fn start_with(ip: &str, workers: usize, settings: &str) -> Cluster {
         let keys = tempfile::tempdir().unwrap();
         let secret = write_secret(keys.path(), "cluster.secret");
         let config = keys.path().join("dispatcher.toml");
-        std::fs::write(&config, "local_worker = false\nlease_secs = 2.0\n").unwrap();
+        let settings = format!("local_worker = false\nlease_secs = 2.0\n{settings}\n");
+        std::fs::write(&config, settings).unwrap();
         let addr = free_addr(ip);
         let dispatcher = Daemon::start(&[
             "--config",

@@ -309,7 +309,8 @@ impl Executor for Remote {
                 return Ok(end(Flow::Continue));
             }
             let mut s = d.lock();
-            match due() {
+            let wanted = due();
+            match wanted {
                 Due::Stop => {
                     drop(s);
                     return Ok(end(Flow::Stop));
@@ -327,13 +328,26 @@ impl Executor for Remote {
             // the chunks of held tasks take too much memory here: the holders deliver — or
             // the one worker that holds the whole pass ends it
             let handed_out = exhausted && s.waiting() == 0 && s.leased() == 0;
+            // (keeping `Qt` there if the job wants no checkpoint now, and the next pass's
+            // chunks will not take too much memory here either)
+            let may_keep = wanted == Due::Nothing && s.held_bytes() <= HELD_BYTES_LIMIT;
             if combine == Some(true)
-                && ((handed_out && s.end_on_holder())
+                && ((handed_out && s.end_on_holder(may_keep))
                     || ((handed_out || s.held_bytes() > HELD_BYTES_LIMIT) && s.flush_all() > 0))
             {
                 d.notify();
             }
             d.expire_leases(&mut s);
+            if s.input_lost() {
+                drop(s);
+                return Err(end_with(
+                    d,
+                    JobError::Lost(format!(
+                        "job {}: the worker that alone held its Qt between passes is gone",
+                        self.job
+                    )),
+                ));
+            }
             let now = Instant::now();
             if s.alive() == 0 && s.waiting() > 0 {
                 let since = *waiting_since.get_or_insert(now);

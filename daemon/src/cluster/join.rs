@@ -329,7 +329,15 @@ impl Link for NetworkLink {
                     input_from,
                 }
             }
-            WireOrder::Flush { lease, phase, end } => Order::Flush { lease, phase, end },
+            WireOrder::Flush {
+                lease,
+                phase,
+                deliver,
+            } => Order::Flush {
+                lease,
+                phase,
+                deliver,
+            },
         })
     }
 

@@ -18,14 +18,18 @@
 //! - a worker that summed every task of an LSI pass (and the job nothing of it) ends the
 //!   pass itself ([`Schedule::end_on_holder`]), and is told at the next pass that it holds
 //!   that pass's input already (the `Qt` it computed): `Qt` then crosses the network once a
-//!   pass, back, instead of the sum back and `Qt` out.
+//!   pass, back, instead of the sum back and `Qt` out — or not at all while it is the job's
+//!   one worker and the job wants no checkpoint: it keeps `Qt` ([`Delivery::KeptEnd`]), the
+//!   next pass is its alone, and if it dies the job goes back to its last checkpoint
+//!   ([`Schedule::input_lost`]).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nalgebra::DMatrix;
-use topicd_numerics::lsi::PassEnd;
+use serde::{Deserialize, Serialize};
+use topicd_numerics::lsi::{PassEnd, Product};
 
 use crate::work::{ChunkSet, Done, Output, Task, fits};
 use topicd_protocol::JobId;
@@ -79,15 +83,38 @@ pub struct WorkerState {
     chunks: HashSet<ChunkKey>,
     /// Tasks of the current phase it computed and holds in its partial sum.
     holds: Vec<u64>,
-    /// Whether it must deliver its partial sum at its next request for an order.
-    flush_wanted: bool,
-    /// Whether that delivery ends the pass ([`Schedule::end_on_holder`]).
-    end_wanted: bool,
+    /// What it must deliver of its partial sum at its next request for an order.
+    wanted: Option<Delivery>,
     /// A partial sum it was asked to deliver (or to end the pass with): the lease, the
     /// tasks it covers — the tasks it had reported held when it asked for that order, which
     /// are exactly those in its partial sum, since a worker asks for an order only after
-    /// reporting its last task — and whether it ends the pass.
-    flushing: Option<(LeaseId, Vec<u64>, bool)>,
+    /// reporting its last task — and what it delivers.
+    flushing: Option<(LeaseId, Vec<u64>, Delivery)>,
+}
+
+/// What a worker delivers of the partial sum it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Delivery {
+    /// The sum ([`Output::LsiPartial`]).
+    Sum,
+    /// The end of the pass computed from it, the sum being the whole pass's
+    /// ([`Output::LsiPassEnd`]).
+    End,
+    /// The same, but it keeps `Qt` for the next pass and sends only what the job needs
+    /// besides ([`Output::LsiPassKept`]).
+    KeptEnd,
+}
+
+impl Delivery {
+    /// Whether `output` is what was asked for.
+    fn is(self, output: &Output) -> bool {
+        matches!(
+            (self, output),
+            (Delivery::Sum, Output::LsiPartial(_))
+                | (Delivery::End, Output::LsiPassEnd(_))
+                | (Delivery::KeptEnd, Output::LsiPassKept { .. })
+        )
+    }
 }
 
 /// What a worker should do next.
@@ -110,15 +137,15 @@ pub enum Order {
         /// lease: the worker holds it already if it kept it.
         input_from: Option<LeaseId>,
     },
-    /// Deliver the partial sum of phase `phase` under lease `lease`, then start a new one.
+    /// Deliver the partial sum of phase `phase` under lease `lease` (or the end of the pass
+    /// computed from it), then start a new one.
     Flush {
         /// The lease of the delivery.
         lease: LeaseId,
         /// The phase.
         phase: u64,
-        /// Deliver the end of the pass ([`topicd_numerics::lsi::PassInput::end`] of the
-        /// sum, which is the whole pass's) instead of the sum.
-        end: bool,
+        /// What to deliver.
+        deliver: Delivery,
     },
 }
 
@@ -170,6 +197,9 @@ struct Phase {
     /// The worker that holds the phase's input, and the lease under which it delivered the
     /// end of the pass before, from which it made it.
     input_from: Option<(WorkerId, LeaseId)>,
+    /// Whether that worker alone holds the input (it kept `Qt`): no other may compute the
+    /// phase's tasks.
+    kept: bool,
     /// The first task added: its shared part is the phase's input.
     first: Option<Arc<Task>>,
     entries: BTreeMap<u64, Entry>,
@@ -183,6 +213,11 @@ struct Phase {
     ready: Vec<Done>,
 }
 
+/// The last end of a pass a worker delivered: who ended it, under which lease, and its `Qt`
+/// (kept alive, so that no other matrix can have its address: the next phase's input is
+/// recognised by it), or `None` where the worker kept it.
+type LastEnd = (WorkerId, LeaseId, Option<Arc<DMatrix<f64>>>);
+
 /// The dispatcher's view of the workers and of the running phase.
 pub struct Schedule {
     lease_timeout: Duration,
@@ -192,10 +227,8 @@ pub struct Schedule {
     job: Option<JobId>,
     workers: BTreeMap<WorkerId, WorkerState>,
     phase: Option<Phase>,
-    /// The last end of a pass delivered: who ended it, under which lease, and its `Qt` (kept
-    /// alive, so that no other matrix can have its address: the next phase's input is
-    /// recognised by it).
-    last_end: Option<(WorkerId, LeaseId, Arc<DMatrix<f64>>)>,
+    /// The last end of a pass delivered.
+    last_end: Option<LastEnd>,
 }
 
 impl Schedule {
@@ -239,8 +272,7 @@ impl Schedule {
                 bytes_out: 0,
                 chunks: chunks.into_iter().collect(),
                 holds: vec![],
-                flush_wanted: false,
-                end_wanted: false,
+                wanted: None,
                 flushing: None,
             },
         );
@@ -330,8 +362,7 @@ impl Schedule {
             w.alive = false;
             w.current = None;
             w.holds.clear();
-            w.flush_wanted = false;
-            w.end_wanted = false;
+            w.wanted = None;
             w.flushing = None;
         }
         let mut requeued = 0;
@@ -361,6 +392,7 @@ impl Schedule {
             may_end: false,
             delivered: false,
             input_from: None,
+            kept: false,
             first: None,
             entries: BTreeMap::new(),
             results: BTreeMap::new(),
@@ -370,8 +402,7 @@ impl Schedule {
         });
         for w in self.workers.values_mut() {
             w.holds.clear();
-            w.flush_wanted = false;
-            w.end_wanted = false;
+            w.wanted = None;
             w.flushing = None;
             w.current = None;
         }
@@ -384,8 +415,7 @@ impl Schedule {
         self.phase = None;
         for w in self.workers.values_mut() {
             w.holds.clear();
-            w.flush_wanted = false;
-            w.end_wanted = false;
+            w.wanted = None;
             w.flushing = None;
             w.current = None;
         }
@@ -403,10 +433,21 @@ impl Schedule {
         p.entries.get(&task).map(|e| (e.task.clone(), e.key))
     }
 
-    /// A task of phase `phase` (the first one added), for the input its tasks share.
+    /// A task of phase `phase` (the first one added), for the input its tasks share; `None`
+    /// where a worker alone holds that input.
     pub fn any_task(&self, phase: u64) -> Option<Arc<Task>> {
-        let p = self.phase.as_ref().filter(|p| p.id == phase)?;
+        let p = self.phase.as_ref().filter(|p| p.id == phase && !p.kept)?;
         p.first.clone()
+    }
+
+    /// Whether the running phase's input was kept by a worker that is gone (or by none):
+    /// no one can compute it, the job must go back to its last checkpoint.
+    pub fn input_lost(&self) -> bool {
+        self.phase.as_ref().is_some_and(|p| {
+            p.kept
+                && p.input_from
+                    .is_none_or(|(holder, _)| !self.workers.get(&holder).is_some_and(|w| w.alive))
+        })
     }
 
     /// Add a task to the running phase.
@@ -419,10 +460,16 @@ impl Schedule {
             phase.first = Some(task.clone());
             if let Task::LsiPass { input, may_end, .. } = task.as_ref() {
                 phase.may_end = *may_end;
-                // the pass after the one a worker ended: that worker made this input
+                // the pass after the one a worker ended: that worker made this input (and
+                // alone holds it where the job has no `Qt`)
+                phase.kept = input.qt.is_none() && input.product != Product::Sketch;
                 let last = self.last_end.take();
                 phase.input_from = last
-                    .filter(|(_, _, q)| input.qt.as_ref().is_some_and(|qt| Arc::ptr_eq(qt, q)))
+                    .filter(|(_, _, q)| match (&input.qt, q) {
+                        (Some(qt), Some(q)) => Arc::ptr_eq(qt, q),
+                        (None, None) => phase.kept,
+                        _ => false,
+                    })
                     .map(|(worker, lease, _)| (worker, lease));
             }
         }
@@ -482,18 +529,19 @@ impl Schedule {
         let lease = self.next_id;
         let phase_id = self.phase.as_ref().map_or(0, |p| p.id);
         let w = self.seen(worker, now)?;
-        let flush_now = w.flush_wanted && w.flushing.is_none() && !w.holds.is_empty();
-        if flush_now {
-            w.flushing = Some((lease, std::mem::take(&mut w.holds), w.end_wanted));
+        let wanted = w
+            .wanted
+            .take()
+            .filter(|_| w.flushing.is_none() && !w.holds.is_empty());
+        if let Some(deliver) = wanted {
+            w.flushing = Some((lease, std::mem::take(&mut w.holds), deliver));
         }
-        w.flush_wanted = false;
-        w.end_wanted = false;
-        if let Some((lease, _, end)) = w.flushing {
-            self.next_id += u64::from(flush_now);
+        if let Some((lease, _, deliver)) = w.flushing {
+            self.next_id += u64::from(wanted.is_some());
             return Ok(Order::Flush {
                 lease,
                 phase: phase_id,
-                end,
+                deliver,
             });
         }
         let holds_chunk = w.chunks.clone();
@@ -506,6 +554,9 @@ impl Schedule {
         let Some(phase) = &mut self.phase else {
             return Ok(Order::Wait);
         };
+        if phase.kept && phase.input_from.is_none_or(|(holder, _)| holder != worker) {
+            return Ok(Order::Wait);
+        }
         let waiting = |e: &&Entry| e.state == EntryState::Waiting;
         // a task whose chunk the worker holds; else one whose chunk no other live worker
         // holds; else any (an idle worker takes over another's chunk rather than wait)
@@ -602,13 +653,13 @@ impl Schedule {
             .as_ref()
             .is_some_and(|(flush, _, _)| *flush == lease)
         {
-            let (_, tasks, end) = w.flushing.take().expect("flushing");
+            let (_, tasks, deliver) = w.flushing.take().expect("flushing");
             let phase = self.phase.as_mut().ok_or(Refusal::StaleLease(lease))?;
             let first = tasks.first().and_then(|t| phase.entries.get(t));
-            let asked = end == matches!(output, Output::LsiPassEnd(_));
-            if !asked || !first.is_some_and(|e| fits(&e.task, &output)) {
+            if !deliver.is(&output) || !first.is_some_and(|e| fits(&e.task, &output)) {
                 // the worker keeps its order to flush: a broken worker is disconnected
-                self.workers.get_mut(&worker).expect("seen").flushing = Some((lease, tasks, end));
+                let w = self.workers.get_mut(&worker).expect("seen");
+                w.flushing = Some((lease, tasks, deliver));
                 return Err(Refusal::BadResult(lease));
             }
             let mut chunks = ChunkSet::new();
@@ -617,8 +668,12 @@ impl Schedule {
                     chunks.insert_range(entry.chunks.0, entry.chunks.1);
                 }
             }
-            if let Output::LsiPassEnd(PassEnd::Next { q, .. }) = &output {
-                self.last_end = Some((worker, lease, q.clone()));
+            match &output {
+                Output::LsiPassEnd(PassEnd::Next { q, .. }) => {
+                    self.last_end = Some((worker, lease, Some(q.clone())));
+                }
+                Output::LsiPassKept { .. } => self.last_end = Some((worker, lease, None)),
+                _ => {}
             }
             phase.delivered = true;
             phase.ready.push(Done { chunks, output });
@@ -649,12 +704,16 @@ impl Schedule {
 
     /// Ask every worker that holds tasks in its partial sum to deliver it at its next
     /// request for an order (the end of a pass, a checkpoint, a stop). Returns how many were
-    /// asked.
+    /// asked: none in a phase whose input a worker kept (the job could do nothing with a
+    /// sum without that input: the holder ends the pass).
     pub fn flush_all(&mut self) -> usize {
+        if self.phase.as_ref().is_some_and(|p| p.kept) {
+            return 0;
+        }
         let mut asked = 0;
         for w in self.workers.values_mut() {
-            if w.alive && !w.holds.is_empty() && w.flushing.is_none() && !w.flush_wanted {
-                w.flush_wanted = true;
+            if w.alive && !w.holds.is_empty() && w.flushing.is_none() && w.wanted.is_none() {
+                w.wanted = Some(Delivery::Sum);
                 asked += 1;
             }
         }
@@ -664,15 +723,20 @@ impl Schedule {
     /// At the end of an LSI pass (every task handed out and computed): if one worker holds
     /// every task in its partial sum, none was delivered before, and the job had summed
     /// nothing of the pass, that sum is the pass's whole sum — ask the worker to end the pass
-    /// itself ([`Order::Flush`] with `end`) and deliver that end instead. Returns whether it
-    /// was asked.
-    pub fn end_on_holder(&mut self) -> bool {
+    /// itself and deliver that end instead ([`Delivery::End`]), or, where `may_keep` and it
+    /// is the one live worker, a remote one, and the pass is not the last, to keep `Qt` for
+    /// the next pass ([`Delivery::KeptEnd`]). Returns whether it was asked.
+    pub fn end_on_holder(&mut self, may_keep: bool) -> bool {
         let Some(phase) = &self.phase else {
             return false;
         };
         if !phase.combine || !phase.may_end || phase.delivered {
             return false;
         }
+        let last_pass = phase.first.as_deref().is_some_and(
+            |t| matches!(t, Task::LsiPass { input, .. } if input.product == Product::Gram),
+        );
+        let keep = may_keep && !last_pass && self.one_remote_worker();
         let mut holders = phase.entries.values().map(|e| match e.state {
             EntryState::Held { worker } => Some(worker),
             _ => None,
@@ -684,9 +748,12 @@ impl Schedule {
             return false;
         }
         match self.workers.get_mut(&holder) {
-            Some(w) if w.alive && w.flushing.is_none() && !w.flush_wanted => {
-                w.flush_wanted = true;
-                w.end_wanted = true;
+            Some(w) if w.alive && w.flushing.is_none() && w.wanted.is_none() => {
+                w.wanted = Some(if keep {
+                    Delivery::KeptEnd
+                } else {
+                    Delivery::End
+                });
                 true
             }
             _ => false,
@@ -872,7 +939,7 @@ mod tests {
         let Order::Flush {
             lease,
             phase: p,
-            end: false,
+            deliver: Delivery::Sum,
         } = s.next_order(a, t0).unwrap()
         else {
             panic!("a must flush");
@@ -933,23 +1000,26 @@ mod tests {
         (0..2).for_each(|c| s.add(power_task(c, &q1, true), c as u128));
         take(&mut s, a);
         take(&mut s, b);
-        assert!(!s.end_on_holder());
+        assert!(!s.end_on_holder(true));
         // the job had summed part of the pass already: no end either
         s.start_phase(true);
         (0..2).for_each(|c| s.add(power_task(c, &q1, false), c as u128));
         take(&mut s, a);
         take(&mut s, a);
-        assert!(!s.end_on_holder());
+        assert!(!s.end_on_holder(true));
         // one holder of every task of a fresh pass: it ends the pass
         s.start_phase(true);
         (0..2).for_each(|c| s.add(power_task(c, &q1, true), c as u128));
         take(&mut s, a);
         take(&mut s, a);
-        assert!(s.end_on_holder());
-        assert!(!s.end_on_holder(), "asked once");
+        // (b is alive: a may not keep `Qt`, b must be able to take the next pass)
+        assert!(s.end_on_holder(true));
+        assert!(!s.end_on_holder(true), "asked once");
         assert_eq!(s.flush_all(), 0, "and not to flush besides");
         let Order::Flush {
-            lease, end: true, ..
+            lease,
+            deliver: Delivery::End,
+            ..
         } = s.next_order(a, t0).unwrap()
         else {
             panic!("a must end the pass");
@@ -996,6 +1066,80 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_lone_worker_keeps_qt_and_the_next_pass_is_its_alone_until_it_dies() {
+        let (mut s, t0, w) = with_workers(&["a"]);
+        let a = w[0];
+        let q1 = Arc::new(nalgebra::DMatrix::from_element(1, 2, 0.5));
+        s.start_phase(true);
+        (0..2).for_each(|c| s.add(power_task(c, &q1, true), c as u128));
+        for _ in 0..2 {
+            let (lease, _) = lease_of(s.next_order(a, t0).unwrap());
+            s.held(a, lease, t0).unwrap();
+        }
+        assert!(s.end_on_holder(true));
+        let Order::Flush {
+            lease,
+            deliver: Delivery::KeptEnd,
+            ..
+        } = s.next_order(a, t0).unwrap()
+        else {
+            panic!("a must end the pass and keep Qt");
+        };
+        // the whole end is not what was asked for; the kept one is
+        let whole = Output::LsiPassEnd(PassEnd::Next {
+            q: q1.clone(),
+            grids: None,
+        });
+        assert_eq!(
+            s.deliver(a, lease, whole, t0),
+            Err(Refusal::BadResult(lease))
+        );
+        let kept = Output::LsiPassKept {
+            samples: 1,
+            grids: None,
+        };
+        s.deliver(a, lease, kept, t0).unwrap();
+        assert_eq!(s.take_ready().len(), 1);
+        // the next pass has no Qt here: a alone computes it, a late worker waits, and no
+        // one may fetch its input or flush a sum of it
+        s.start_phase(true);
+        let no_qt = |c: u64| {
+            let Task::LsiPass { input, chunk, .. } = power_task(c, &q1, true) else {
+                unreachable!()
+            };
+            Task::LsiPass {
+                input: Arc::new(PassInput {
+                    qt: None,
+                    ..(*input).clone()
+                }),
+                chunk,
+                may_end: true,
+            }
+        };
+        (0..2).for_each(|c| s.add(no_qt(c), c as u128));
+        let phase = s.phase.as_ref().unwrap().id;
+        assert!(s.any_task(phase).is_none());
+        let b = s.register(identity("b"), [], t0);
+        assert_eq!(s.next_order(b, t0).unwrap(), Order::Wait);
+        let Order::Task {
+            lease: l0,
+            input_from,
+            ..
+        } = s.next_order(a, t0).unwrap()
+        else {
+            panic!("a task for a");
+        };
+        assert_eq!(input_from, Some(lease));
+        s.held(a, l0, t0).unwrap();
+        assert_eq!(s.flush_all(), 0);
+        assert!(!s.input_lost());
+        // a dies: its tasks wait, but no one can compute them
+        assert_eq!(s.forget(a), 1);
+        assert!(s.input_lost());
+        assert_eq!(s.next_order(b, t0).unwrap(), Order::Wait);
     }
 
     #[test]

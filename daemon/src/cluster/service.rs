@@ -252,9 +252,15 @@ impl Cluster for ClusterHandler {
                             extra: encode::has_extra(&entry),
                         })
                     }
-                    Order::Flush { lease, phase, end } => {
-                        Some(WireOrder::Flush { lease, phase, end })
-                    }
+                    Order::Flush {
+                        lease,
+                        phase,
+                        deliver,
+                    } => Some(WireOrder::Flush {
+                        lease,
+                        phase,
+                        deliver,
+                    }),
                     Order::Wait => None,
                 }
             };

@@ -10,7 +10,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::schedule::{ChunkKey, LeaseId, WorkerId};
+use super::schedule::{ChunkKey, Delivery, LeaseId, WorkerId};
 pub use crate::peer::FrameBytes;
 
 /// Largest page of a fetch or an upload.
@@ -151,8 +151,9 @@ pub enum WireOrder {
         lease: LeaseId,
         /// The phase.
         phase: u64,
-        /// Deliver the end of the pass instead of the sum (the sum is the whole pass's).
-        end: bool,
+        /// What to deliver: the sum, or the end of the pass computed from it (the sum is
+        /// then the whole pass's), with or without `Qt`.
+        deliver: Delivery,
     },
 }
 

@@ -11,10 +11,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::schedule::{LeaseId, Order};
+use super::schedule::{Delivery, LeaseId, Order};
 use crate::work::encode::PhaseInput;
 use crate::work::{Output, Task, compute, compute_owned};
-use topicd_numerics::lsi::{self, PassInput, PassSum, PassTerm, SumError};
+use topicd_numerics::lsi::{self, PassEnd, PassInput, PassSum, PassTerm, SumError};
 
 /// Why a worker's loop stopped.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +81,11 @@ pub fn serve(link: &mut dyn Link) -> LinkError {
                 }
                 run_task(link, &mut partial, lease, phase, task, combine)
             }
-            Ok(Order::Flush { lease, phase, end }) => {
+            Ok(Order::Flush {
+                lease,
+                phase,
+                deliver,
+            }) => {
                 let started = Instant::now();
                 let held = match partial.take() {
                     Some(p) if p.phase == phase => Ok(p),
@@ -90,17 +94,22 @@ pub fn serve(link: &mut dyn Link) -> LinkError {
                     ))),
                 };
                 let output = held.map(|p| {
-                    if !end {
+                    if deliver == Delivery::Sum {
                         return Output::LsiPartial(p.sum);
                     }
                     let end = p.input.end(p.sum);
                     next_pass = p.input.next(&end).map(|next| (lease, Arc::new(next)));
-                    Output::LsiPassEnd(end)
+                    match (deliver, end) {
+                        (Delivery::KeptEnd, PassEnd::Next { q, grids }) => Output::LsiPassKept {
+                            samples: q.nrows(),
+                            grids,
+                        },
+                        (_, end) => Output::LsiPassEnd(end),
+                    }
                 });
                 let delivered = output.and_then(|output| link.deliver(lease, output));
                 log::debug!(event = "partial-delivered";
-                    "{} of phase {phase} delivered in {:.4} s",
-                    if end { "the end of the pass" } else { "the partial sum" },
+                    "{deliver:?} of phase {phase} delivered in {:.4} s",
                     started.elapsed().as_secs_f64());
                 delivered
             }

@@ -29,6 +29,11 @@ pub enum JobError {
     /// I/O error. Retryable.
     #[error("{0}")]
     Io(String),
+    /// The one worker that held the job's state between two checkpoints (an LSI pass's
+    /// `Qt`) is gone: the job goes back to its last checkpoint. Retryable (a job that does
+    /// not go back by itself is run again, from that checkpoint).
+    #[error("{0}")]
+    Lost(String),
 }
 
 impl JobError {
@@ -39,7 +44,7 @@ impl JobError {
     pub fn is_retryable(&self) -> bool {
         match self {
             JobError::Input(_) | JobError::Internal(_) => false,
-            JobError::Io(_) => true,
+            JobError::Io(_) | JobError::Lost(_) => true,
             JobError::Store(e) => {
                 matches!(e.kind(), StoreErrorKind::Unavailable | StoreErrorKind::Io)
             }

@@ -6,13 +6,15 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use super::inputs::CorpusReading;
-use super::pass_reader::{PassInput, PassReader, READ_AHEAD};
+use super::pass_reader::{self, PassReader, READ_AHEAD};
 use super::{Inputs, JobContext, JobError, RunEnd, Stop, check_memory};
 use crate::corpus::{Dictionary, Piece};
 use crate::store::{BlobId, Checkpoint, CheckpointModel, StoredModel};
 use crate::work::{ChunkSet, Executor, Flow, Output, Task, encode};
 use subtrees::Subtrees;
-use topicd_numerics::lsi::{OnePass, Projection, StochasticSvd, SumError, one_pass};
+use topicd_numerics::lsi::{
+    OnePass, PassEnd, PassInput, Projection, StochasticSvd, SumError, one_pass,
+};
 use topicd_protocol::{LsiParams, Progress};
 
 mod subtrees;
@@ -98,7 +100,7 @@ impl LsiRun<'_, '_> {
     }
 
     fn reader(&self, skip: ChunkSet, cached: bool) -> PassReader {
-        PassReader::start(PassInput {
+        PassReader::start(pass_reader::PassInput {
             files: self.ctx.files.clone(),
             reading: self.reading.clone(),
             chunksize: self.chunksize(),
@@ -133,21 +135,43 @@ impl LsiRun<'_, '_> {
             .ok_or_else(|| JobError::Internal("internal error: a run stopped unasked".into()))
     }
 
-    /// The randomized SVD over the whole corpus, `power_iters + 2` passes.
+    /// The randomized SVD over the whole corpus, `power_iters + 2` passes. Where the one
+    /// worker that kept the job's `Qt` between passes dies, the job goes back to its last
+    /// checkpoint and carries on from there.
     fn multi_pass(
         &mut self,
         executor: &mut dyn Executor,
-        checkpoint: Option<Checkpoint>,
+        mut checkpoint: Option<Checkpoint>,
     ) -> Result<Finished, JobError> {
+        loop {
+            match self.passes(executor, checkpoint) {
+                Err(JobError::Lost(why)) => {
+                    log::warn!(job_id = self.ctx.job.id, event = "rewound";
+                        "{why}: the job goes back to its last checkpoint");
+                    checkpoint = self.ctx.store.checkpoint(self.ctx.job.id)?;
+                }
+                ended => return ended,
+            }
+        }
+    }
+
+    fn fresh_svd(&self) -> StochasticSvd {
         let p = self.params;
-        let fresh = StochasticSvd::new(
+        StochasticSvd::new(
             self.num_terms,
             self.k(),
             p.extra_samples as usize,
             p.power_iters,
             self.ctx.job.spec.seed,
-        );
-        let (mut svd, mut done) = match checkpoint.map(|c| c.model) {
+        )
+    }
+
+    /// The SVD and the chunks its pass has summed, from `checkpoint` or from the start.
+    fn restore(
+        &self,
+        checkpoint: Option<Checkpoint>,
+    ) -> Result<(StochasticSvd, ChunkSet), JobError> {
+        match checkpoint.map(|c| c.model) {
             Some(CheckpointModel::LsiPasses {
                 pass,
                 q,
@@ -163,26 +187,38 @@ impl LsiRun<'_, '_> {
                 let acc = acc
                     .map(|b| decode(&blobs.get_bytes(&b)?, encode::pass_sum_from_bytes))
                     .transpose()?;
-                let svd = fresh
+                let svd = self
+                    .fresh_svd()
                     .resume(pass, q, grids, acc)
                     .map_err(JobError::Internal)?;
-                (
-                    svd,
-                    ChunkSet::from_ranges(done).map_err(JobError::Internal)?,
-                )
+                let done = ChunkSet::from_ranges(done).map_err(JobError::Internal)?;
+                Ok((svd, done))
             }
-            None => (fresh, ChunkSet::new()),
+            None => Ok((self.fresh_svd(), ChunkSet::new())),
             Some(other) => {
                 self.start_over(&other)?;
-                (fresh, ChunkSet::new())
+                Ok((self.fresh_svd(), ChunkSet::new()))
             }
-        };
+        }
+    }
+
+    /// The passes from `checkpoint` on. `svd` is where the job stands, except while a worker
+    /// keeps `Qt` (`kept`: the input of the current pass, without it): then `svd` is the
+    /// pass the worker started from, and nothing can be checkpointed until a pass's end
+    /// comes back whole.
+    fn passes(
+        &mut self,
+        executor: &mut dyn Executor,
+        checkpoint: Option<Checkpoint>,
+    ) -> Result<Finished, JobError> {
+        let (mut svd, mut done) = self.restore(checkpoint)?;
+        let mut kept: Option<Arc<PassInput>> = None;
         let passes = svd.passes();
         let due = self.ctx.due_probe();
         loop {
-            let pass = svd.pass();
+            let input = kept.clone().unwrap_or_else(|| Arc::new(svd.pass_input()));
+            let pass = input.pass;
             self.ctx.publish(self.progress(pass, passes, &done));
-            let input = Arc::new(svd.pass_input());
             let may_end = svd.state().acc.is_none();
             // chunks without an entry add nothing to a pass: they are done as they are read
             let empties = RefCell::new(ChunkSet::new());
@@ -207,14 +243,19 @@ impl LsiRun<'_, '_> {
                 &mut tasks,
                 &mut |result| {
                     match result.output {
-                        Output::LsiPass(term) => svd.add(&term),
-                        Output::LsiPartial(sum) => svd.merge(sum),
-                        Output::LsiPassEnd(end) => {
-                            // the whole pass: adopted once every chunk is counted below
+                        Output::LsiPassEnd(_) | Output::LsiPassKept { .. } => {
+                            // the whole pass: taken up once every chunk is counted below
                             done.extend(&result.chunks);
-                            ended_there = Some(end);
+                            ended_there = Some(result.output);
                             return Ok(Flow::Continue);
                         }
+                        _ if kept.is_some() => {
+                            return Err(JobError::Internal(
+                                "internal error: a sum of a pass whose Qt a worker kept".into(),
+                            ));
+                        }
+                        Output::LsiPass(term) => svd.add(&term),
+                        Output::LsiPartial(sum) => svd.merge(sum),
                         _ => {
                             return Err(JobError::Internal(
                                 "internal error: not an LSI pass's result".into(),
@@ -235,13 +276,13 @@ impl LsiRun<'_, '_> {
             drop(tasks);
             done.extend(&empties.into_inner());
             if flow == Flow::Stop && ended_there.is_none() {
-                if !saved {
+                if !saved && kept.is_none() {
                     let progress = self.progress(pass, passes, &done);
                     save_multi_pass(self.ctx, &svd, &done, progress)?;
                 }
                 return self.stopped();
             }
-            let chunks = self.num_docs.div_ceil(u64::from(p.chunksize));
+            let chunks = self.num_docs.div_ceil(u64::from(self.params.chunksize));
             if done != ChunkSet::prefix(chunks) {
                 return Err(JobError::Internal(format!(
                     "internal error: pass {pass} summed the chunks {:?}, not all {chunks}",
@@ -249,12 +290,31 @@ impl LsiRun<'_, '_> {
                 )));
             }
             let ended = match ended_there {
-                Some(end) => {
+                Some(Output::LsiPassKept { samples, grids }) => {
+                    log::info!(job_id = self.ctx.job.id, event = "pass-done";
+                        "pass {pass} summed and ended on the worker that summed it, which keeps its Qt");
+                    kept = Some(Arc::new(input.next_without_q(samples, grids)));
+                    None
+                }
+                Some(Output::LsiPassEnd(end)) => {
                     log::info!(job_id = self.ctx.job.id, event = "pass-done";
                         "pass {pass} summed and ended on the worker that summed it");
-                    svd.adopt(end)
+                    match (kept.take(), input.next(&end)) {
+                        (Some(_), Some(next)) => {
+                            svd = self
+                                .fresh_svd()
+                                .resume(next.pass, next.qt, next.grids, None)
+                                .map_err(JobError::Internal)?;
+                            None
+                        }
+                        (Some(_), None) => match end {
+                            PassEnd::Model(projection) => Some(projection),
+                            PassEnd::Next { .. } => None,
+                        },
+                        (None, _) => svd.adopt(end),
+                    }
                 }
-                None => {
+                _ => {
                     let summed = std::time::Instant::now();
                     let ended = svd.end_pass();
                     log::debug!(job_id = self.ctx.job.id, event = "pass-done";
@@ -267,6 +327,13 @@ impl LsiRun<'_, '_> {
                 return Ok(Finished::Model(projection));
             }
             done = ChunkSet::new();
+            if kept.is_some() {
+                // nothing to checkpoint here: a stop goes back to the last checkpoint
+                if self.ctx.stop_requested().is_some() {
+                    return self.stopped();
+                }
+                continue;
+            }
             let progress = self.progress(svd.pass(), passes, &done);
             let flow =
                 self.checkpoint_or_stop(|ctx| save_multi_pass(ctx, &svd, &done, progress))?;

@@ -35,6 +35,7 @@
 //!                     u64 converged
 //!   4 LDA segment     its end (encode/segment.rs)
 //!   5 LSI pass end    u8 0 (next pass) matrix Qt  [grids]  or  u8 1 (model) matrix Uᵀ  u64 k  f64 × k
+//!   6 LSI pass kept   u64 samples  [grids]
 //! ```
 
 use std::sync::Arc;
@@ -432,6 +433,11 @@ pub fn output_pieces(output: Output) -> Vec<Bytes> {
             w.matrix(&p.ut);
             w.f64s(&p.s);
         }
+        Output::LsiPassKept { samples, grids } => {
+            w.u8(6);
+            w.u64(samples as u64);
+            w.option(grids.as_deref(), Writer::grids);
+        }
     }
     w.into_pieces()
 }
@@ -477,6 +483,10 @@ pub fn output_from_pieces(pieces: &[Bytes]) -> Result<Output, String> {
             1 => PassEnd::Model(projection(&mut r)?),
             other => return Err(format!("a pass end of unknown kind {other}")),
         }),
+        6 => Output::LsiPassKept {
+            samples: r.usize()?,
+            grids: r.option(Reader::grids)?.map(Arc::new),
+        },
         other => return Err(format!("a result of unknown kind {other}")),
     };
     r.end()?;

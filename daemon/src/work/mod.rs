@@ -28,7 +28,8 @@ use topicd_numerics::SparseChunk;
 use topicd_numerics::lda::{self, ChunkTopics, EStepParams, GammaSeed, Inference};
 use topicd_numerics::lsi::products::TermSums;
 use topicd_numerics::lsi::{
-    self, ChunkSpan, OnePassInput, PassEnd, PassInput, PassSum, PassTerm, Product, Projection,
+    self, ChunkSpan, Grids, OnePassInput, PassEnd, PassInput, PassSum, PassTerm, Product,
+    Projection,
 };
 
 use crate::jobs::JobError;
@@ -107,6 +108,14 @@ pub enum Output {
     LsiPartial(PassSum),
     /// The end of an LSI pass ([`PassInput::end`]), from the worker that summed all of it.
     LsiPassEnd(PassEnd),
+    /// The same end, whose `Qt` the worker kept as the next pass's input (that pass is its
+    /// alone): what the job needs of it besides.
+    LsiPassKept {
+        /// Rows of the kept `Qt`: the next pass's samples.
+        samples: usize,
+        /// The grids, where the pass (the sketch) set them.
+        grids: Option<Arc<Grids>>,
+    },
     /// The model of a node of the one-pass merge tree.
     LsiNode(Projection),
     /// What the E-step of a range of a chunk's documents found: `exp(E[log θ])` and the
@@ -202,6 +211,9 @@ pub fn fits(task: &Task, output: &Output) -> bool {
         (Task::LsiPass { input, .. }, Output::LsiPartial(sum)) => partial_fits(input, sum),
         (Task::LsiPass { input, may_end, .. }, Output::LsiPassEnd(end)) => {
             *may_end && input.end_fits(end)
+        }
+        (Task::LsiPass { input, may_end, .. }, Output::LsiPassKept { samples, grids }) => {
+            *may_end && input.next_fits(*samples, grids.as_deref())
         }
         (Task::LsiSubtree { input, .. }, Output::LsiNode(p)) => {
             p.num_terms() == input.num_terms

@@ -92,38 +92,53 @@ impl PassInput {
         let PassEnd::Next { q, grids } = end else {
             return None;
         };
-        let pass = self.pass + 1;
         Some(PassInput {
+            qt: Some(q.clone()),
+            ..self.next_without_q(q.nrows(), grids.clone())
+        })
+    }
+
+    /// [`next`](Self::next) without its `Qt` (of `rows` rows), which is kept elsewhere:
+    /// everything else the next pass's tasks are checked against.
+    pub fn next_without_q(&self, rows: usize, grids: Option<Arc<Grids>>) -> PassInput {
+        let pass = self.pass + 1;
+        PassInput {
             pass,
-            samples: q.nrows(),
+            samples: rows,
             product: if pass <= self.power_iters {
                 Product::Power
             } else {
                 Product::Gram
             },
-            qt: Some(q.clone()),
-            grids: grids.clone().or_else(|| self.grids.clone()),
+            qt: None,
+            grids: grids.or_else(|| self.grids.clone()),
             ..self.clone()
-        })
+        }
     }
 
     /// Whether `end` has the shape of an end of this pass (what a worker sends is checked).
     pub fn end_fits(&self, end: &PassEnd) -> bool {
-        let (l, m) = (self.samples, self.num_terms);
-        match (self.product, end) {
-            (Product::Gram, PassEnd::Model(p)) => {
-                p.num_terms() == m && p.num_topics() <= self.num_topics.min(l)
+        match end {
+            PassEnd::Model(p) => {
+                self.product == Product::Gram
+                    && p.num_terms() == self.num_terms
+                    && p.num_topics() <= self.num_topics.min(self.samples)
             }
-            (Product::Gram, PassEnd::Next { .. }) | (_, PassEnd::Model(_)) => false,
-            (product, PassEnd::Next { q, grids }) => {
-                q.ncols() == m
-                    && q.nrows() <= l
-                    && match grids {
-                        Some(g) => product == Product::Sketch && g.terms.len() == m,
-                        None => product == Product::Power,
-                    }
+            PassEnd::Next { q, grids } => {
+                q.ncols() == self.num_terms && self.next_fits(q.nrows(), grids.as_deref())
             }
         }
+    }
+
+    /// Whether a `Qt` of `rows` rows (over this pass's terms) and `grids` have the shape of
+    /// an end of this pass that is not the last.
+    pub fn next_fits(&self, rows: usize, grids: Option<&Grids>) -> bool {
+        self.product != Product::Gram
+            && rows <= self.samples
+            && match grids {
+                Some(g) => self.product == Product::Sketch && g.terms.len() == self.num_terms,
+                None => self.product == Product::Power,
+            }
     }
 
     /// The shape of the pass's sum.

@@ -245,6 +245,13 @@ fn outputs_round_trip() {
             ut: DMatrix::from_element(2, 4, 0.5),
             s: vec![2.0, 1.0],
         })),
+        Output::LsiPassKept {
+            samples: 2,
+            grids: Some(Arc::new(Grids {
+                terms: vec![0.25; 3],
+                gram: 2.0,
+            })),
+        },
     ];
     for output in outputs {
         let bytes = output_to_bytes(&output);
