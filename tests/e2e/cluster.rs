@@ -246,10 +246,12 @@ fn one_worker_trains_lda_in_segments_a_killed_ones_segment_goes_to_the_next_and_
     assert_same_model(&cluster, job, &reference);
     let log = cluster.dispatcher.log();
     let bounds = log.matches("per-word bound").count();
-    assert_eq!(
-        bounds,
-        chunks * passes,
-        "a bound per chunk, each once: {log}"
+    // (twice for the chunks after the last checkpoint, if the killed worker kept the
+    // training: then the job went back to that checkpoint)
+    let rewound = log.contains("the job goes back to its last checkpoint");
+    assert!(
+        bounds == chunks * passes || (rewound && bounds > chunks * passes),
+        "a bound per chunk: {log}"
     );
     assert!(
         log.contains("event=worker-left") || log.contains("event=worker-dead"),
@@ -265,6 +267,32 @@ fn one_worker_trains_lda_in_segments_a_killed_ones_segment_goes_to_the_next_and_
         tasks < (chunks * passes / 4) as u64,
         "{tasks} tasks for {} chunks: segments of several chunks",
         chunks * passes
+    );
+}
+
+#[test]
+fn a_lone_worker_keeps_the_lda_training_between_segments_and_its_death_sends_the_job_back() {
+    let data = tempfile::tempdir().unwrap();
+    let (counts, vocabulary) = lda_corpus(data.path());
+    let reference = standalone("lda", &counts, &vocabulary, SEGMENTED_LDA_JOB);
+
+    // no checkpoint is due for an hour: within a pass, the worker keeps the training from
+    // segment to segment
+    let mut cluster = Cluster::start_with("127.0.0.22", 1, "checkpoint_interval_secs = 3600");
+    let job = cluster
+        .dispatcher
+        .submit_lda(&counts, &vocabulary, SEGMENTED_LDA_JOB);
+    let before = progress_at_least(&cluster, job, 2_400);
+    assert_eq!(before["state"], "running", "killed mid-run: {before}");
+    cluster.workers[0].kill9();
+    cluster.add_worker();
+    assert_same_model(&cluster, job, &reference);
+    let log = cluster.dispatcher.log();
+    assert_eq!(
+        log.matches("the job goes back to its last checkpoint")
+            .count(),
+        1,
+        "{log}"
     );
 }
 

@@ -343,7 +343,7 @@ impl Executor for Remote {
                 return Err(end_with(
                     d,
                     JobError::Lost(format!(
-                        "job {}: the worker that alone held its Qt between passes is gone",
+                        "job {}: the worker that alone held its state (an LSI pass's Qt, an LDA training) is gone",
                         self.job
                     )),
                 ));

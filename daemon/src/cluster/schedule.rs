@@ -213,9 +213,9 @@ struct Phase {
     ready: Vec<Done>,
 }
 
-/// The last end of a pass a worker delivered: who ended it, under which lease, and its `Qt`
-/// (kept alive, so that no other matrix can have its address: the next phase's input is
-/// recognised by it), or `None` where the worker kept it.
+/// The last end of a pass (or of an LDA segment) a worker delivered: who ended it, under
+/// which lease, and its `Qt` (kept alive, so that no other matrix can have its address: the
+/// next phase's input is recognised by it), or `None` where the worker kept it.
 type LastEnd = (WorkerId, LeaseId, Option<Arc<DMatrix<f64>>>);
 
 /// The dispatcher's view of the workers and of the running phase.
@@ -458,20 +458,23 @@ impl Schedule {
         let task = Arc::new(task);
         if phase.first.is_none() {
             phase.first = Some(task.clone());
-            if let Task::LsiPass { input, may_end, .. } = task.as_ref() {
-                phase.may_end = *may_end;
-                // the pass after the one a worker ended: that worker made this input (and
-                // alone holds it where the job has no `Qt`)
-                phase.kept = input.qt.is_none() && input.product != Product::Sketch;
-                let last = self.last_end.take();
-                phase.input_from = last
-                    .filter(|(_, _, q)| match (&input.qt, q) {
-                        (Some(qt), Some(q)) => Arc::ptr_eq(qt, q),
-                        (None, None) => phase.kept,
-                        _ => false,
-                    })
-                    .map(|(worker, lease, _)| (worker, lease));
-            }
+            phase.may_end = matches!(task.as_ref(), Task::LsiPass { may_end: true, .. });
+            // the phase after the one a worker ended: that worker made its input (and alone
+            // holds it where the job has none: an LSI pass without `Qt`, an LDA segment
+            // from a kept training)
+            phase.kept = task.kept_input();
+            let made_there = |q: &Option<Arc<DMatrix<f64>>>| match (task.as_ref(), q) {
+                (Task::LsiPass { input, .. }, Some(q)) => {
+                    input.qt.as_ref().is_some_and(|qt| Arc::ptr_eq(qt, q))
+                }
+                (_, None) => phase.kept,
+                _ => false,
+            };
+            phase.input_from = self
+                .last_end
+                .take()
+                .filter(|(_, _, q)| made_there(q))
+                .map(|(worker, lease, _)| (worker, lease));
         }
         phase.entries.insert(
             seq,
@@ -688,6 +691,9 @@ impl Schedule {
         }
         let entry = phase.entries.remove(&seq).expect("leased");
         phase.delivered = true;
+        if let Output::LdaSegmentKept(_) = &output {
+            self.last_end = Some((worker, lease, None));
+        }
         phase.results.insert(seq, (entry.chunks, output));
         let w = self.workers.get_mut(&worker).expect("seen");
         w.current = None;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::schedule::{Delivery, LeaseId, Order};
+use crate::jobs::lda::segment::SegmentInput;
 use crate::work::encode::PhaseInput;
 use crate::work::{Output, Task, compute, compute_owned};
 use topicd_numerics::lsi::{self, PassEnd, PassInput, PassSum, PassTerm, SumError};
@@ -49,6 +50,11 @@ pub trait Link {
     fn deliver(&mut self, lease: LeaseId, output: Output) -> Result<(), LinkError>;
 }
 
+/// The input of the phase after the last end this worker delivered (an LSI pass's, an LDA
+/// segment's), made here, and that delivery's lease: the dispatcher names it when it orders
+/// a task of that phase.
+type Kept = (LeaseId, PhaseInput);
+
 /// The partial sum of the phase a worker works on.
 struct Partial {
     phase: u64,
@@ -60,8 +66,7 @@ struct Partial {
 /// partial sum and deliver it (or the pass's end) when asked. Returns why it stopped.
 pub fn serve(link: &mut dyn Link) -> LinkError {
     let mut partial: Option<Partial> = None;
-    // the input of the pass after the last end this worker delivered, and that lease
-    let mut next_pass: Option<(LeaseId, Arc<PassInput>)> = None;
+    let mut kept: Option<Kept> = None;
     loop {
         let result = match link.order() {
             Err(e) => return e,
@@ -73,13 +78,13 @@ pub fn serve(link: &mut dyn Link) -> LinkError {
                 combine,
                 input_from,
             }) => {
-                if let Some((_, input)) = next_pass
-                    .take()
-                    .filter(|(ended, _)| Some(*ended) == input_from)
+                if let Some((_, input)) =
+                    kept.take().filter(|(ended, _)| Some(*ended) == input_from)
                 {
-                    link.offer_phase(phase, PhaseInput::LsiPass(input));
+                    link.offer_phase(phase, input);
                 }
-                run_task(link, &mut partial, lease, phase, task, combine)
+                let held = combine.then_some(&mut partial);
+                run_task(link, held, &mut kept, lease, phase, task)
             }
             Ok(Order::Flush {
                 lease,
@@ -98,7 +103,10 @@ pub fn serve(link: &mut dyn Link) -> LinkError {
                         return Output::LsiPartial(p.sum);
                     }
                     let end = p.input.end(p.sum);
-                    next_pass = p.input.next(&end).map(|next| (lease, Arc::new(next)));
+                    kept = p
+                        .input
+                        .next(&end)
+                        .map(|next| (lease, PhaseInput::LsiPass(Arc::new(next))));
                     match (deliver, end) {
                         (Delivery::KeptEnd, PassEnd::Next { q, grids }) => Output::LsiPassKept {
                             samples: q.nrows(),
@@ -122,28 +130,37 @@ pub fn serve(link: &mut dyn Link) -> LinkError {
 }
 
 /// Compute task `task` of phase `phase` under `lease`: hold its term in the partial sum
-/// (`combine`) or deliver its result. Logs (debug) where its time went.
+/// (`partial`, where the order says to combine) or deliver its result — for a segment
+/// whose training this worker keeps (`kept`), only where the training stands. Logs (debug)
+/// where its time went.
 fn run_task(
     link: &mut dyn Link,
-    partial: &mut Option<Partial>,
+    partial: Option<&mut Option<Partial>>,
+    kept: &mut Option<Kept>,
     lease: LeaseId,
     phase: u64,
     task: u64,
-    combine: bool,
 ) -> Result<(), LinkError> {
     let started = Instant::now();
     let task = link.task(phase, task)?;
     let fetched = Instant::now();
     let first_chunk = task.chunk_range().0;
-    let (task, output) = if combine {
-        let output = compute(&task);
-        (Some(task), output)
-    } else {
-        (None, compute_owned(task))
+    let keep = match task.as_ref() {
+        Task::LdaSegment {
+            keep: true, input, ..
+        } => Some(input.steps),
+        _ => None,
+    };
+    let (task, output) = match partial {
+        Some(partial) => {
+            let output = compute(&task);
+            (Some((task, partial)), output)
+        }
+        None => (None, compute_owned(task)),
     };
     let computed = Instant::now();
-    let reported = if let Some(task) = task {
-        match add_to_partial(partial, phase, &task, output) {
+    let reported = match (task, keep, output) {
+        (Some((task, partial)), _, output) => match add_to_partial(partial, phase, &task, output) {
             Ok(()) => link.held(lease),
             // a term that does not fit this pass: a bug on one side; deliver nothing and
             // let the lease expire, the task goes elsewhere
@@ -151,9 +168,17 @@ fn run_task(
                 log::error!("cannot add a task's term to the partial sum: {e}");
                 Ok(())
             }
+        },
+        (None, Some(steps), Output::LdaSegment(end)) => {
+            let where_it_stands = end.kept();
+            let start = end.training;
+            *kept = Some((
+                lease,
+                PhaseInput::LdaSegment(Arc::new(SegmentInput { steps, start })),
+            ));
+            link.deliver(lease, Output::LdaSegmentKept(where_it_stands))
         }
-    } else {
-        link.deliver(lease, output)
+        (None, _, output) => link.deliver(lease, output),
     };
     log::debug!(event = "task-done";
         "phase {phase} chunk {first_chunk}: inputs {:.4} s, compute {:.4} s, report {:.4} s",

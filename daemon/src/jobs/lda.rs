@@ -23,13 +23,13 @@ pub mod training;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use self::segment::{SegmentInput, Segments};
+use self::segment::{SegmentEnd, SegmentInput, Segments};
 use self::training::{Reuse, Steps, Training, checkpoint_state};
 use super::pass_reader::{PassInput, PassReader, READ_AHEAD};
 use super::{Inputs, JobContext, JobError, RunEnd, Stop, check_memory};
 use crate::corpus::{EmptyRun, Piece, SparseChunk};
 use crate::store::{Blobs, Checkpoint, CheckpointModel, StoredModel};
-use crate::work::{ChunkSet, Executor, Flow, Task};
+use crate::work::{ChunkSet, Executor, Flow, Output, Task};
 use topicd_numerics::lda::state::{Batch, asymmetric_prior};
 use topicd_numerics::lda::{EStepParams, LdaState};
 use topicd_numerics::lsi;
@@ -60,7 +60,17 @@ pub fn run(
     let matrices = if params.update_every == 1 { 1.0 } else { 2.0 };
     ctx.expect_checkpoint_bytes(8.0 * (matrices * k as f64 + 1.0) * v as f64);
     let mut run = LdaRun::start(ctx, params, &inputs)?;
-    let end = run.train(executor)?;
+    let end = loop {
+        match run.train(executor) {
+            // the one worker that kept the training between segments is gone
+            Err(JobError::Lost(why)) => {
+                log::warn!(job_id = run.ctx.job.id, event = "rewound";
+                    "{why}: the job goes back to its last checkpoint");
+                run = LdaRun::start(run.ctx, params, &inputs)?;
+            }
+            end => break end?,
+        }
+    };
     if end == RunEnd::Succeeded {
         let blobs = run.ctx.store.blobs();
         let model = StoredModel::Lda {
@@ -103,7 +113,12 @@ struct LdaRun<'a, 'b> {
     params: &'a LdaParams,
     inputs: &'a Inputs,
     steps: Steps,
+    /// The training, or only where it stands while a worker keeps it (`kept`).
     training: Training,
+    /// Whether the one worker that trained the last segment kept the training: the next
+    /// segment is its alone, and nothing can be checkpointed until a segment's end comes
+    /// back whole.
+    kept: bool,
 }
 
 impl<'a, 'b> LdaRun<'a, 'b> {
@@ -160,6 +175,7 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                 inputs,
                 steps,
                 training,
+                kept: false,
             });
         };
         let CheckpointModel::Lda {
@@ -208,6 +224,7 @@ impl<'a, 'b> LdaRun<'a, 'b> {
             inputs,
             steps,
             training,
+            kept: false,
         })
     }
 
@@ -244,18 +261,25 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                 },
             });
             self.publish();
-            for piece in reader {
+            let mut reader = reader.peekable();
+            while let Some(piece) = reader.next() {
+                let in_segments = executor.segments() || !segments.is_empty() || self.kept;
                 let stop = match piece? {
-                    Piece::Chunk(chunk) if executor.segments() || !segments.is_empty() => {
+                    Piece::Chunk(chunk) if in_segments => {
                         segments.add(chunk);
                         if segments.full(self.training.pass, self.steps.chunks) {
-                            self.segment(executor, &mut segments)?
+                            // the worker keeps the training if the next thing to do is
+                            // another segment of it, on it alone, and no checkpoint is due
+                            let keep = executor.segments()
+                                && !self.ctx.checkpoint_due()
+                                && matches!(reader.peek(), Some(Ok(Piece::Chunk(_))));
+                            self.segment(executor, &mut segments, keep)?
                         } else {
                             None
                         }
                     }
                     Piece::Chunk(chunk) => self.chunk(executor, &chunk, &mut reuse)?,
-                    Piece::Empty(run) => match self.segment(executor, &mut segments)? {
+                    Piece::Empty(run) => match self.segment(executor, &mut segments, false)? {
                         None => self.empty_run(run)?,
                         stop => stop,
                     },
@@ -264,7 +288,7 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                     return Ok(RunEnd::Stopped(stop));
                 }
             }
-            if let Some(stop) = self.segment(executor, &mut segments)? {
+            if let Some(stop) = self.segment(executor, &mut segments, false)? {
                 return Ok(RunEnd::Stopped(stop));
             }
             self.training.end_pass(&self.steps);
@@ -298,13 +322,16 @@ impl<'a, 'b> LdaRun<'a, 'b> {
         Ok(None)
     }
 
-    /// Train on the chunks gathered for a segment, if any, on one worker; then what follows
-    /// chunks ([`Self::after_chunks`]). A segment stopped before its end leaves the training
-    /// where it was, and the job checkpoints that.
+    /// Train on the chunks gathered for a segment, if any, on one worker (which keeps the
+    /// training at the end where `keep`); then what follows chunks
+    /// ([`Self::after_chunks`]). A segment stopped before its end leaves the training where
+    /// it was, and the job checkpoints that (unless a worker keeps it: then the last
+    /// checkpoint stands).
     fn segment(
         &mut self,
         executor: &mut dyn Executor,
         segments: &mut Segments,
+        keep: bool,
     ) -> Result<Option<Stop>, JobError> {
         if segments.is_empty() {
             return Ok(None);
@@ -321,13 +348,15 @@ impl<'a, 'b> LdaRun<'a, 'b> {
             input: input.clone(),
             block,
             spans,
+            keep,
+            from_kept: self.kept,
         };
         let started = Instant::now();
         let mut end = None;
         let flow = executor.run(
             &mut std::iter::once(Ok(task)),
             &mut |done| {
-                end = Some(done.output.into_segment_end()?);
+                end = Some(done.output);
                 Ok(Flow::Continue)
             },
             &self.ctx.due_probe(),
@@ -350,22 +379,49 @@ impl<'a, 'b> LdaRun<'a, 'b> {
             let stop = self.ctx.stop_requested().ok_or_else(|| {
                 JobError::Internal("internal error: a segment stopped unasked".into())
             })?;
-            let progress = self.progress(self.training.pass, self.training.next_chunk);
-            self.save_checkpoint(progress)?;
+            if !self.kept {
+                let progress = self.progress(self.training.pass, self.training.next_chunk);
+                self.save_checkpoint(progress)?;
+            }
             return Ok(Some(stop));
         }
         let end = end.ok_or_else(|| {
             JobError::Internal("internal error: a segment ended without its result".into())
         })?;
+        let pass = self.training.pass;
+        let (bounds, compute_secs) = match end {
+            Output::LdaSegment(end) => {
+                let SegmentEnd {
+                    training,
+                    bounds,
+                    compute_secs,
+                } = *end;
+                self.training = training;
+                self.kept = false;
+                (bounds, compute_secs)
+            }
+            Output::LdaSegmentKept(end) => {
+                // the stand-in (`away`) follows the training the worker keeps
+                self.training.pass = end.pass;
+                self.training.next_chunk = end.next_chunk;
+                self.training.per_word_bound = end.per_word_bound;
+                self.kept = true;
+                (end.bounds, end.compute_secs)
+            }
+            _ => {
+                return Err(JobError::Internal(
+                    "internal error: a task's result is not an LDA segment".into(),
+                ));
+            }
+        };
         segments.ended(
-            self.training.pass,
+            pass,
             chunks.len() as u64,
-            end.training.next_chunk,
+            self.training.next_chunk,
             started.elapsed(),
-            Duration::from_secs_f64(end.compute_secs.max(0.0)),
+            Duration::from_secs_f64(compute_secs.max(0.0)),
         );
-        self.training = end.training;
-        for (index, value) in end.bounds {
+        for (index, value) in bounds {
             if let Some(chunk) = chunks.iter().find(|c| c.index == index) {
                 self.report_bound(value, chunk);
             }
@@ -384,7 +440,8 @@ impl<'a, 'b> LdaRun<'a, 'b> {
         let progress = self.progress(self.training.pass, self.training.next_chunk);
         self.ctx.publish(progress.clone());
         let stop = self.ctx.stop_requested();
-        if stop.is_some() || self.ctx.checkpoint_due() {
+        // (a training a worker keeps is checkpointed after the next segment, whole)
+        if !self.kept && (stop.is_some() || self.ctx.checkpoint_due()) {
             self.save_checkpoint(progress)?;
         }
         Ok(stop)

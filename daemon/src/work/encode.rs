@@ -24,7 +24,7 @@
 //!                     exp E[log β]  u64 words  f64 × words grids
 //!   3 LDA segment     steps  training  (encode/segment.rs)
 //! extra     (LSI one-pass subtree) u64 first  u64 end  u64 n  u64 × n (index, first_doc, docs)
-//!           (LDA segment) u64 n  u64 × n (index, first_doc, docs)
+//!           (LDA segment) u64 n  u64 × n (index, first_doc, docs)  u8 keep
 //! [x]       u8 0 (absent) or 1 then x
 //! output    u8 kind, then
 //!   0 LSI pass term   u8 (0 sketch: sums, bounds f64 × terms, F f64; 1 power: sums; 2 gram: matrix)
@@ -36,6 +36,8 @@
 //!   4 LDA segment     its end (encode/segment.rs)
 //!   5 LSI pass end    u8 0 (next pass) matrix Qt  [grids]  or  u8 1 (model) matrix Uᵀ  u64 k  f64 × k
 //!   6 LSI pass kept   u64 samples  [grids]
+//!   7 LDA segment kept u32 pass  u64 next chunk  [f64 bound]  u64 n  u64 × n chunks  u64 n
+//!                     f64 × n bounds  f64 seconds
 //! ```
 
 use std::sync::Arc;
@@ -269,7 +271,10 @@ pub fn extra_to_bytes(task: &Task) -> Option<Vec<u8>> {
                 .collect();
             w.u64s(&flat);
         }
-        Task::LdaSegment { spans, .. } => segment::put_spans(&mut w, spans),
+        Task::LdaSegment { spans, keep, .. } => {
+            segment::put_spans(&mut w, spans);
+            w.u8(u8::from(*keep));
+        }
         Task::LsiPass { .. } | Task::LdaEStep { .. } => return None,
     }
     Some(w.into_bytes())
@@ -318,6 +323,11 @@ fn segment_from_parts(
 ) -> Result<Task, String> {
     let mut r = Reader::of(extra);
     let spans = segment::get_spans(&mut r)?;
+    let keep = match r.u8()? {
+        0 => false,
+        1 => true,
+        other => return Err(format!("a segment whose keep flag is {other}")),
+    };
     r.end()?;
     let (steps, start) = (&input.steps, &input.start);
     let consecutive = spans
@@ -340,6 +350,9 @@ fn segment_from_parts(
         input: input.clone(),
         block,
         spans,
+        keep,
+        // the dispatcher's to know: a worker is offered the training it kept
+        from_kept: false,
     })
 }
 
@@ -438,6 +451,10 @@ pub fn output_pieces(output: Output) -> Vec<Bytes> {
             w.u64(samples as u64);
             w.option(grids.as_deref(), Writer::grids);
         }
+        Output::LdaSegmentKept(kept) => {
+            w.u8(7);
+            segment::put_kept(&mut w, &kept);
+        }
     }
     w.into_pieces()
 }
@@ -483,6 +500,7 @@ pub fn output_from_pieces(pieces: &[Bytes]) -> Result<Output, String> {
             1 => PassEnd::Model(projection(&mut r)?),
             other => return Err(format!("a pass end of unknown kind {other}")),
         }),
+        7 => Output::LdaSegmentKept(segment::get_kept(&mut r)?),
         6 => Output::LsiPassKept {
             samples: r.usize()?,
             grids: r.option(Reader::grids)?.map(Arc::new),

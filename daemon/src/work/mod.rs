@@ -33,7 +33,7 @@ use topicd_numerics::lsi::{
 };
 
 use crate::jobs::JobError;
-use crate::jobs::lda::segment::{self, SegmentEnd, SegmentInput};
+use crate::jobs::lda::segment::{self, SegmentEnd, SegmentInput, SegmentKept};
 use crate::jobs::lda::training::Training;
 
 /// One unit of work: a chunk and what its computation needs besides.
@@ -64,12 +64,19 @@ pub enum Task {
     /// LDA, when one worker is all the job has: the training steps of consecutive chunks,
     /// from the model at the first to the model after the last (`crate::jobs::lda::segment`).
     LdaSegment {
-        /// The steps' parameters and the training at the segment's start.
+        /// The steps' parameters and the training at the segment's start (only its place,
+        /// where `from_kept`).
         input: Arc<SegmentInput>,
         /// Its chunks as one ([`lsi::pack`]).
         block: SparseChunk,
         /// Where each chunk lies in the block.
         spans: Vec<ChunkSpan>,
+        /// Whether the worker keeps the training at the end, for the next segment, and
+        /// sends only where it stands ([`Output::LdaSegmentKept`]).
+        keep: bool,
+        /// Whether the segment starts from the training the worker kept at the end of the
+        /// segment before (then the next segment is its alone). Known to the dispatcher only.
+        from_kept: bool,
     },
     /// LDA: the E-step of the chunk against fixed topics.
     LdaEStep {
@@ -124,6 +131,8 @@ pub enum Output {
     LdaEStep(Inference),
     /// The training after a segment's chunks.
     LdaSegment(Box<SegmentEnd>),
+    /// Where the training stands after a segment's chunks, the worker keeping it.
+    LdaSegmentKept(SegmentKept),
 }
 
 /// Compute a task: the pure function every executor runs.
@@ -159,6 +168,7 @@ pub fn compute(task: &Task) -> Output {
             input,
             block,
             spans,
+            ..
         } => segment_output(input.as_ref().clone(), block, spans),
     }
 }
@@ -171,6 +181,7 @@ pub fn compute_owned(task: Arc<Task>) -> Output {
             input,
             block,
             spans,
+            ..
         }) => {
             let input = Arc::try_unwrap(input).unwrap_or_else(|shared| (*shared).clone());
             segment_output(input, &block, &spans)
@@ -231,6 +242,15 @@ pub fn fits(task: &Task, output: &Output) -> bool {
             let next = spans.last().map_or(0, |s| s.index + 1);
             segment_fits(&input.start, &end.training) && end.training.next_chunk == next
         }
+        (
+            Task::LdaSegment {
+                input, spans, keep, ..
+            },
+            Output::LdaSegmentKept(end),
+        ) => {
+            let next = spans.last().map_or(0, |s| s.index + 1);
+            *keep && end.pass == input.start.pass && end.next_chunk == next
+        }
         _ => false,
     }
 }
@@ -266,6 +286,16 @@ pub fn partial_fits(input: &PassInput, sum: &PassSum) -> bool {
 }
 
 impl Task {
+    /// Whether the task's phase starts from what a worker kept at the end of the phase
+    /// before (an LSI pass's `Qt`, an LDA segment's training), which only that worker has.
+    pub fn kept_input(&self) -> bool {
+        match self {
+            Task::LsiPass { input, .. } => input.qt.is_none() && input.product != Product::Sketch,
+            Task::LdaSegment { from_kept, .. } => *from_kept,
+            _ => false,
+        }
+    }
+
     /// The task's chunk (for a subtree: its chunks as one block).
     pub fn chunk(&self) -> &SparseChunk {
         match self {

@@ -46,6 +46,36 @@ pub struct SegmentEnd {
     pub compute_secs: f64,
 }
 
+impl SegmentEnd {
+    /// What the job needs of the end when the worker keeps the training: everything but
+    /// the model and the batch.
+    pub fn kept(&self) -> SegmentKept {
+        SegmentKept {
+            pass: self.training.pass,
+            next_chunk: self.training.next_chunk,
+            per_word_bound: self.training.per_word_bound,
+            bounds: self.bounds.clone(),
+            compute_secs: self.compute_secs,
+        }
+    }
+}
+
+/// The end of a segment whose training the worker kept, for the next segment (which is
+/// then its alone): where the training stands, and the bounds on the way.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SegmentKept {
+    /// The training's pass.
+    pub pass: u32,
+    /// The next chunk of the pass to train on.
+    pub next_chunk: u64,
+    /// The last held-out bound.
+    pub per_word_bound: Option<f64>,
+    /// The held-out bounds computed on the way: (chunk index, bound).
+    pub bounds: Vec<(u64, f64)>,
+    /// The worker's time on the segment, in seconds.
+    pub compute_secs: f64,
+}
+
 /// Train on `chunks`, the segment's chunks in order, on this machine's threads.
 pub fn train(input: SegmentInput, chunks: &[SparseChunk]) -> Result<SegmentEnd, JobError> {
     let started = Instant::now();

@@ -85,8 +85,10 @@ impl Training {
     /// A training of the same shape with no memory: what stands in for one that is away.
     pub fn emptied(&self) -> Training {
         let (k, v) = (self.state.num_topics, self.state.num_terms);
+        let mut state = LdaState::from_sstats(k, vec![], vec![0.0; k], vec![]);
+        state.num_terms = v; // the shape a segment's end is checked against
         Training {
-            state: LdaState::from_sstats(k, vec![], vec![0.0; k], vec![]),
+            state,
             batch: Batch::new(k, v),
             ..*self
         }

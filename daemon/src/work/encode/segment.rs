@@ -11,6 +11,8 @@
 //!           u64 documents  u32s batch words  [f64s batch counts]  (present iff documents > 0)
 //! spans     u64 n  u64 × 3n (index, first_doc, docs)
 //! end       training  u64 n  u64 × n chunks  u64 n  f64 × n bounds  f64 seconds
+//! kept      u32 pass  u64 next chunk  [f64 bound]  u64 n  u64 × n chunks  u64 n  f64 × n bounds
+//!           f64 seconds
 //! ```
 
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use topicd_numerics::lsi::ChunkSpan;
 
 use super::reader::Reader;
 use super::writer::{Within, Writer};
-use crate::jobs::lda::segment::{SegmentEnd, SegmentInput};
+use crate::jobs::lda::segment::{SegmentEnd, SegmentInput, SegmentKept};
 use crate::jobs::lda::training::{Steps, Training};
 
 /// Write a segment's input: its steps, and its start with the large arrays shared.
@@ -59,25 +61,57 @@ pub(super) fn put_end(w: &mut Writer, end: SegmentEnd) {
     if training.batch.docs > 0 {
         w.counted_shared(std::mem::take(&mut training.batch.counts));
     }
-    let (chunks, values): (Vec<u64>, Vec<f64>) = bounds.into_iter().unzip();
-    w.u64s(&chunks);
-    w.f64s(&values);
-    w.f64(compute_secs);
+    put_bounds(w, &bounds, compute_secs);
 }
 
 /// Read a segment's end written by [`put_end`].
 pub(super) fn get_end(r: &mut Reader<'_>) -> Result<SegmentEnd, String> {
     let training = get_training(r)?;
+    let (bounds, compute_secs) = get_bounds(r)?;
+    Ok(SegmentEnd {
+        training,
+        bounds,
+        compute_secs,
+    })
+}
+
+/// Write the end of a segment whose training the worker kept.
+pub(super) fn put_kept(w: &mut Writer, kept: &SegmentKept) {
+    w.u32(kept.pass);
+    w.u64(kept.next_chunk);
+    w.option(kept.per_word_bound.as_ref(), |w, &b| w.f64(b));
+    put_bounds(w, &kept.bounds, kept.compute_secs);
+}
+
+/// Read what [`put_kept`] wrote.
+pub(super) fn get_kept(r: &mut Reader<'_>) -> Result<SegmentKept, String> {
+    let (pass, next_chunk) = (r.u32()?, r.u64()?);
+    let per_word_bound = r.option(Reader::f64)?;
+    let (bounds, compute_secs) = get_bounds(r)?;
+    Ok(SegmentKept {
+        pass,
+        next_chunk,
+        per_word_bound,
+        bounds,
+        compute_secs,
+    })
+}
+
+/// The bounds of a segment's chunks, and the worker's time on it.
+fn put_bounds(w: &mut Writer, bounds: &[(u64, f64)], compute_secs: f64) {
+    let (chunks, values): (Vec<u64>, Vec<f64>) = bounds.iter().copied().unzip();
+    w.u64s(&chunks);
+    w.f64s(&values);
+    w.f64(compute_secs);
+}
+
+/// Read what [`put_bounds`] wrote.
+fn get_bounds(r: &mut Reader<'_>) -> Result<(Vec<(u64, f64)>, f64), String> {
     let (chunks, values) = (r.u64s()?, r.f64s()?);
     if chunks.len() != values.len() {
         return Err("a segment with bounds for other chunks".into());
     }
-    let compute_secs = r.f64()?;
-    Ok(SegmentEnd {
-        training,
-        bounds: chunks.into_iter().zip(values).collect(),
-        compute_secs,
-    })
+    Ok((chunks.into_iter().zip(values).collect(), r.f64()?))
 }
 
 /// Write a segment's spans.

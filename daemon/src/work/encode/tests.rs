@@ -343,6 +343,8 @@ fn segment(docs: u64, spans: Vec<ChunkSpan>) -> Task {
         }),
         block: chunk(),
         spans,
+        keep: true,
+        from_kept: false,
     }
 }
 
@@ -396,7 +398,58 @@ fn segments_round_trip_and_must_follow_their_start() {
             bounds: vec![],
             compute_secs: 0.5,
         };
-        assert!(crate::work::fits(&task, &Output::LdaSegment(Box::new(end))));
+        // where a kept training stands: the same place, and only if the worker was to keep it
+        let kept = end.kept();
+        let kept_bytes = output_to_bytes(&Output::LdaSegmentKept(kept.clone()));
+        let Output::LdaSegmentKept(decoded) = output_from_bytes(&kept_bytes).unwrap() else {
+            panic!("not a kept segment's end");
+        };
+        assert_eq!(decoded, kept);
+        refuses_damage(&kept_bytes, |b| output_from_bytes(b).map(|_| ()));
+        assert!(crate::work::fits(
+            &task,
+            &Output::LdaSegmentKept(kept.clone())
+        ));
+        assert!(crate::work::fits(
+            &task,
+            &Output::LdaSegment(Box::new(end.clone()))
+        ));
+        // a segment from a training its worker kept has only a stand-in start: its whole end
+        // is checked against the stand-in's shape
+        let Task::LdaSegment { input, .. } = &task else {
+            unreachable!()
+        };
+        let from_kept = Task::LdaSegment {
+            input: Arc::new(SegmentInput {
+                steps: input.steps,
+                start: input.start.emptied(),
+            }),
+            block: chunk(),
+            spans: vec![span(3, docs)],
+            keep: false,
+            from_kept: true,
+        };
+        assert!(from_kept.kept_input());
+        assert!(crate::work::fits(
+            &from_kept,
+            &Output::LdaSegment(Box::new(end))
+        ));
+        let mut not_kept = task;
+        if let Task::LdaSegment { keep, .. } = &mut not_kept {
+            *keep = false;
+        }
+        assert!(!crate::work::fits(
+            &not_kept,
+            &Output::LdaSegmentKept(kept.clone())
+        ));
+        let ahead = crate::jobs::lda::segment::SegmentKept {
+            next_chunk: 5,
+            ..kept
+        };
+        assert!(!crate::work::fits(
+            &segment(open, vec![span(3, docs)]),
+            &Output::LdaSegmentKept(ahead)
+        ));
     }
     // not the start's next chunk; words beyond V; a chunk larger than chunksize
     assert!(round_trip(&segment(0, vec![span(4, docs)])).is_err());
