@@ -2,11 +2,13 @@
 //! worker across the network and for the dispatcher's own local worker; only the [`Link`]
 //! to the dispatcher differs.
 //!
-//! A worker keeps no job state that a restart would lose: the inputs of the phase it works
-//! on (fetched once per phase), its partial sum of that phase (delivered when asked, or the
-//! end of the pass computed from it when it is the whole pass's), the input of the next pass
-//! after such an end (so that it need not fetch what it computed), and a cache of the chunks
-//! it was sent.
+//! What a worker holds: the inputs of the phase it works on (fetched once per phase), its
+//! partial sum of that phase (delivered when asked, or the end of the pass computed from it
+//! when it is the whole pass's), the input of the phase after the last end it delivered (an
+//! LSI pass's `Qt`, an LDA segment's training: made here, so that it need not fetch it), and
+//! a cache of the chunks it was sent. Only that next input can be something the dispatcher
+//! does not have (where it kept it, see `Schedule::end_on_holder`); a worker that dies then
+//! sends its job back to its last checkpoint.
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -1,22 +1,20 @@
 //! Running an LSI job: stream the corpus pass after pass, hand each chunk's task to the
 //! executor, reduce the results in chunk order through the numerics of
-//! [`topicd_numerics::lsi`], checkpoint along the way, store the model at the end.
-
-use std::cell::RefCell;
-use std::sync::Arc;
+//! [`topicd_numerics::lsi`], checkpoint along the way, store the model at the end. The
+//! multi-pass algorithm (the default) is `multi_pass`; gensim's one-pass algorithm is here,
+//! its tasks (subtrees of the merge tree) in `subtrees`.
 
 use super::inputs::CorpusReading;
-use super::pass_reader::{self, PassReader, READ_AHEAD};
+use super::pass_reader::{PassInput, PassReader, READ_AHEAD};
 use super::{Inputs, JobContext, JobError, RunEnd, Stop, check_memory};
-use crate::corpus::{Dictionary, Piece};
+use crate::corpus::Dictionary;
 use crate::store::{BlobId, Checkpoint, CheckpointModel, StoredModel};
-use crate::work::{ChunkSet, Executor, Flow, Output, Task, encode};
+use crate::work::{ChunkSet, Executor, Flow};
 use subtrees::Subtrees;
-use topicd_numerics::lsi::{
-    OnePass, PassEnd, PassInput, Projection, StochasticSvd, SumError, one_pass,
-};
+use topicd_numerics::lsi::{OnePass, Projection, one_pass};
 use topicd_protocol::{LsiParams, Progress};
 
+mod multi_pass;
 mod subtrees;
 
 /// Train an LSI model from the job's corpus, from its last checkpoint if it has one.
@@ -100,7 +98,7 @@ impl LsiRun<'_, '_> {
     }
 
     fn reader(&self, skip: ChunkSet, cached: bool) -> PassReader {
-        PassReader::start(pass_reader::PassInput {
+        PassReader::start(PassInput {
             files: self.ctx.files.clone(),
             reading: self.reading.clone(),
             chunksize: self.chunksize(),
@@ -133,214 +131,6 @@ impl LsiRun<'_, '_> {
             .stop_requested()
             .map(Finished::Stopped)
             .ok_or_else(|| JobError::Internal("internal error: a run stopped unasked".into()))
-    }
-
-    /// The randomized SVD over the whole corpus, `power_iters + 2` passes. Where the one
-    /// worker that kept the job's `Qt` between passes dies, the job goes back to its last
-    /// checkpoint and carries on from there.
-    fn multi_pass(
-        &mut self,
-        executor: &mut dyn Executor,
-        mut checkpoint: Option<Checkpoint>,
-    ) -> Result<Finished, JobError> {
-        loop {
-            match self.passes(executor, checkpoint) {
-                Err(JobError::Lost(why)) => {
-                    log::warn!(job_id = self.ctx.job.id, event = "rewound";
-                        "{why}: the job goes back to its last checkpoint");
-                    checkpoint = self.ctx.store.checkpoint(self.ctx.job.id)?;
-                }
-                ended => return ended,
-            }
-        }
-    }
-
-    fn fresh_svd(&self) -> StochasticSvd {
-        let p = self.params;
-        StochasticSvd::new(
-            self.num_terms,
-            self.k(),
-            p.extra_samples as usize,
-            p.power_iters,
-            self.ctx.job.spec.seed,
-        )
-    }
-
-    /// The SVD and the chunks its pass has summed, from `checkpoint` or from the start.
-    fn restore(
-        &self,
-        checkpoint: Option<Checkpoint>,
-    ) -> Result<(StochasticSvd, ChunkSet), JobError> {
-        match checkpoint.map(|c| c.model) {
-            Some(CheckpointModel::LsiPasses {
-                pass,
-                q,
-                grids,
-                acc,
-                done,
-            }) => {
-                let blobs = self.ctx.store.blobs();
-                let q = q.map(|b| blobs.get_matrix(&b).map(Arc::new)).transpose()?;
-                let grids = grids
-                    .map(|b| decode(&blobs.get_bytes(&b)?, encode::grids_from_bytes).map(Arc::new))
-                    .transpose()?;
-                let acc = acc
-                    .map(|b| decode(&blobs.get_bytes(&b)?, encode::pass_sum_from_bytes))
-                    .transpose()?;
-                let svd = self
-                    .fresh_svd()
-                    .resume(pass, q, grids, acc)
-                    .map_err(JobError::Internal)?;
-                let done = ChunkSet::from_ranges(done).map_err(JobError::Internal)?;
-                Ok((svd, done))
-            }
-            None => Ok((self.fresh_svd(), ChunkSet::new())),
-            Some(other) => {
-                self.start_over(&other)?;
-                Ok((self.fresh_svd(), ChunkSet::new()))
-            }
-        }
-    }
-
-    /// The passes from `checkpoint` on. `svd` is where the job stands, except while a worker
-    /// keeps `Qt` (`kept`: the input of the current pass, without it): then `svd` is the
-    /// pass the worker started from, and nothing can be checkpointed until a pass's end
-    /// comes back whole.
-    fn passes(
-        &mut self,
-        executor: &mut dyn Executor,
-        checkpoint: Option<Checkpoint>,
-    ) -> Result<Finished, JobError> {
-        let (mut svd, mut done) = self.restore(checkpoint)?;
-        let mut kept: Option<Arc<PassInput>> = None;
-        let passes = svd.passes();
-        let due = self.ctx.due_probe();
-        loop {
-            let input = kept.clone().unwrap_or_else(|| Arc::new(svd.pass_input()));
-            let pass = input.pass;
-            self.ctx.publish(self.progress(pass, passes, &done));
-            let may_end = svd.state().acc.is_none();
-            // chunks without an entry add nothing to a pass: they are done as they are read
-            let empties = RefCell::new(ChunkSet::new());
-            let mut tasks = self
-                .reader(done.clone(), true)
-                .filter_map(|piece| match piece {
-                    Ok(Piece::Chunk(chunk)) => Some(Ok(Task::LsiPass {
-                        input: input.clone(),
-                        chunk,
-                        may_end,
-                    })),
-                    Ok(Piece::Empty(run)) => {
-                        empties.borrow_mut().insert_range(run.first, run.end());
-                        None
-                    }
-                    Err(e) => Some(Err(e)),
-                });
-            let mut saved = false;
-            // the end of the pass, where the one worker that summed all of it ended it
-            let mut ended_there = None;
-            let flow = executor.run(
-                &mut tasks,
-                &mut |result| {
-                    match result.output {
-                        Output::LsiPassEnd(_) | Output::LsiPassKept { .. } => {
-                            // the whole pass: taken up once every chunk is counted below
-                            done.extend(&result.chunks);
-                            ended_there = Some(result.output);
-                            return Ok(Flow::Continue);
-                        }
-                        _ if kept.is_some() => {
-                            return Err(JobError::Internal(
-                                "internal error: a sum of a pass whose Qt a worker kept".into(),
-                            ));
-                        }
-                        Output::LsiPass(term) => svd.add(&term),
-                        Output::LsiPartial(sum) => svd.merge(sum),
-                        _ => {
-                            return Err(JobError::Internal(
-                                "internal error: not an LSI pass's result".into(),
-                            ));
-                        }
-                    }
-                    .map_err(sum_error)?;
-                    done.extend(&result.chunks);
-                    let progress = self.progress(pass, passes, &done);
-                    self.ctx.publish(progress.clone());
-                    let flow =
-                        self.checkpoint_or_stop(|ctx| save_multi_pass(ctx, &svd, &done, progress))?;
-                    saved = flow == Flow::Stop;
-                    Ok(flow)
-                },
-                &due,
-            )?;
-            drop(tasks);
-            done.extend(&empties.into_inner());
-            if flow == Flow::Stop && ended_there.is_none() {
-                if !saved && kept.is_none() {
-                    let progress = self.progress(pass, passes, &done);
-                    save_multi_pass(self.ctx, &svd, &done, progress)?;
-                }
-                return self.stopped();
-            }
-            let chunks = self.num_docs.div_ceil(u64::from(self.params.chunksize));
-            if done != ChunkSet::prefix(chunks) {
-                return Err(JobError::Internal(format!(
-                    "internal error: pass {pass} summed the chunks {:?}, not all {chunks}",
-                    done.ranges()
-                )));
-            }
-            let ended = match ended_there {
-                Some(Output::LsiPassKept { samples, grids }) => {
-                    log::info!(job_id = self.ctx.job.id, event = "pass-done";
-                        "pass {pass} summed and ended on the worker that summed it, which keeps its Qt");
-                    kept = Some(Arc::new(input.next_without_q(samples, grids)));
-                    None
-                }
-                Some(Output::LsiPassEnd(end)) => {
-                    log::info!(job_id = self.ctx.job.id, event = "pass-done";
-                        "pass {pass} summed and ended on the worker that summed it");
-                    match (kept.take(), input.next(&end)) {
-                        (Some(_), Some(next)) => {
-                            svd = self
-                                .fresh_svd()
-                                .resume(next.pass, next.qt, next.grids, None)
-                                .map_err(JobError::Internal)?;
-                            None
-                        }
-                        (Some(_), None) => match end {
-                            PassEnd::Model(projection) => Some(projection),
-                            PassEnd::Next { .. } => None,
-                        },
-                        (None, _) => svd.adopt(end),
-                    }
-                }
-                _ => {
-                    let summed = std::time::Instant::now();
-                    let ended = svd.end_pass();
-                    log::debug!(job_id = self.ctx.job.id, event = "pass-done";
-                        "pass {pass} summed; its end (orthonormalization or the final SVD) took {:.4} s",
-                        summed.elapsed().as_secs_f64());
-                    ended
-                }
-            };
-            if let Some(projection) = ended {
-                return Ok(Finished::Model(projection));
-            }
-            done = ChunkSet::new();
-            if kept.is_some() {
-                // nothing to checkpoint here: a stop goes back to the last checkpoint
-                if self.ctx.stop_requested().is_some() {
-                    return self.stopped();
-                }
-                continue;
-            }
-            let progress = self.progress(svd.pass(), passes, &done);
-            let flow =
-                self.checkpoint_or_stop(|ctx| save_multi_pass(ctx, &svd, &done, progress))?;
-            if flow == Flow::Stop {
-                return self.stopped();
-            }
-        }
     }
 
     /// A checkpoint written by an older topicd, which summed in another order: its job
@@ -504,47 +294,6 @@ impl LsiRun<'_, '_> {
     }
 }
 
-/// Checkpoint a multi-pass SVD with the chunks its partial sum covers.
-fn save_multi_pass(
-    ctx: &mut JobContext<'_>,
-    svd: &StochasticSvd,
-    done: &ChunkSet,
-    progress: Progress,
-) -> Result<(), JobError> {
-    let state = svd.state();
-    ctx.save_checkpoint(progress, |blobs| {
-        let q = state
-            .q
-            .as_deref()
-            .map(|q| blobs.put_matrix(q))
-            .transpose()?;
-        let grids = state
-            .grids
-            .as_deref()
-            .map(|g| blobs.put_bytes(&encode::grids_to_bytes(g)))
-            .transpose()?;
-        let acc = state
-            .acc
-            .as_ref()
-            .map(|acc| blobs.put_pieces(&encode::pass_sum_pieces(acc)))
-            .transpose()?;
-        let model = CheckpointModel::LsiPasses {
-            pass: state.pass,
-            q,
-            grids,
-            acc,
-            done: done.ranges().to_vec(),
-        };
-        Ok(Checkpoint {
-            next_chunk: done
-                .ranges()
-                .first()
-                .map_or(0, |r| if r.0 == 0 { r.1 } else { 0 }),
-            model,
-        })
-    })
-}
-
 /// Checkpoint a one-pass LSI: its finished nodes, and the model it continues if any (kept
 /// as the blob the first checkpoint names, with its spectrum).
 fn save_one_pass(
@@ -569,17 +318,4 @@ fn save_one_pass(
         };
         Ok(Checkpoint { next_chunk, model })
     })
-}
-
-/// A stored sum or grid that does not decode: the checkpoint is damaged.
-fn decode<T>(bytes: &[u8], f: impl FnOnce(&[u8]) -> Result<T, String>) -> Result<T, JobError> {
-    f(bytes).map_err(|e| JobError::Internal(format!("the checkpoint is damaged: {e}")))
-}
-
-/// A sum that could not take a term: absurd values are the input's problem.
-fn sum_error(e: SumError) -> JobError {
-    match e {
-        SumError::TooLarge(m) => JobError::Input(m),
-        SumError::Internal(m) => JobError::Internal(m),
-    }
 }

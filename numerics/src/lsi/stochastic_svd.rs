@@ -166,6 +166,16 @@ pub enum PassEnd {
     Model(Projection),
 }
 
+impl PassEnd {
+    /// The model, after the last pass.
+    pub fn into_model(self) -> Option<Projection> {
+        match self {
+            PassEnd::Model(projection) => Some(projection),
+            PassEnd::Next { .. } => None,
+        }
+    }
+}
+
 /// The product a pass sums over chunks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Product {
