@@ -30,8 +30,8 @@ use super::{Inputs, JobContext, JobError, RunEnd, Stop, check_memory};
 use crate::corpus::{EmptyRun, Piece, SparseChunk};
 use crate::store::{Blobs, Checkpoint, CheckpointModel, StoredModel};
 use crate::work::{ChunkSet, Executor, Flow, Output, Task};
+use topicd_numerics::lda::EStepParams;
 use topicd_numerics::lda::state::{Batch, asymmetric_prior};
-use topicd_numerics::lda::{EStepParams, LdaState};
 use topicd_numerics::lsi;
 use topicd_protocol::{LdaParams, Prior, Progress};
 
@@ -72,6 +72,7 @@ pub fn run(
         }
     };
     if end == RunEnd::Succeeded {
+        run.training.draw(&run.steps);
         let blobs = run.ctx.store.blobs();
         let model = StoredModel::Lda {
             sstats: blobs.put_values(k, v, &run.training.state.lambda_minus_eta())?,
@@ -156,19 +157,11 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                     from.job
                 )));
             }
-            let training = Training {
-                state: LdaState::new(
-                    k,
-                    v,
-                    initial_alpha(&params.alpha, k),
-                    initial_eta(&params.eta, k, v),
-                    ctx.job.spec.seed,
-                ),
-                batch: Batch::new(k, v),
-                pass: 0,
-                next_chunk: 0,
-                per_word_bound: None,
-            };
+            let training = Training::initial(
+                k,
+                initial_alpha(&params.alpha, k),
+                initial_eta(&params.eta, k, v),
+            );
             return Ok(LdaRun {
                 ctx,
                 params,
@@ -456,6 +449,7 @@ impl<'a, 'b> LdaRun<'a, 'b> {
     }
 
     fn save_checkpoint(&mut self, progress: Progress) -> Result<(), JobError> {
+        self.training.draw(&self.steps);
         let t = &self.training;
         let (state, batch) = (&t.state, &t.batch);
         let (k, v) = (state.num_topics, state.num_terms);

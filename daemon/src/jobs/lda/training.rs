@@ -82,6 +82,38 @@ struct ChunkCounts {
 }
 
 impl Training {
+    /// A job's training before its first step: its model is drawn from the job's seed when
+    /// the first step is taken ([`Training::draw`]), wherever that is — on a lone worker, the
+    /// `K·V` random numbers need not cross the network.
+    pub fn initial(num_topics: usize, alpha: Vec<f64>, eta: Vec<f64>) -> Training {
+        let num_terms = eta.len();
+        let mut state = LdaState::from_sstats(num_topics, vec![], alpha, eta);
+        state.sstats_totals = vec![0.0; num_topics];
+        Training {
+            state,
+            batch: Batch::new(num_topics, num_terms),
+            pass: 0,
+            next_chunk: 0,
+            per_word_bound: None,
+        }
+    }
+
+    /// Whether the model is here: drawn, or read from a checkpoint or a segment's end.
+    pub fn is_drawn(&self) -> bool {
+        !self.state.sstats.is_empty() || self.state.num_topics * self.state.num_terms == 0
+    }
+
+    /// Draw the initial model from the job's seed if it was not yet ([`Training::initial`]).
+    pub fn draw(&mut self, steps: &Steps) {
+        if self.is_drawn() {
+            return;
+        }
+        let s = &mut self.state;
+        debug_assert_eq!(s.eta.len(), s.num_terms, "a training away is not drawn");
+        let (alpha, eta) = (std::mem::take(&mut s.alpha), std::mem::take(&mut s.eta));
+        self.state = LdaState::new(s.num_topics, s.num_terms, alpha, eta, steps.seed);
+    }
+
     /// A training of the same shape with no memory: what stands in for one that is away.
     pub fn emptied(&self) -> Training {
         let (k, v) = (self.state.num_topics, self.state.num_terms);
@@ -103,6 +135,7 @@ impl Training {
         chunk: &SparseChunk,
         reuse: &mut Reuse,
     ) -> Result<Option<f64>, JobError> {
+        self.draw(steps);
         let index = chunk.index + 1;
         let evaluate = steps.eval_every > 0
             && (index.is_multiple_of(u64::from(steps.eval_every)) || index == steps.chunks);
@@ -131,6 +164,7 @@ impl Training {
     /// A chunk of `docs` documents without entries: what its E-step would give (γ = α, no
     /// expected counts), with no step per document.
     pub fn empty_chunk(&mut self, steps: &Steps, docs: u64) {
+        self.draw(steps);
         self.batch.add(&[], &[], docs);
         if steps.learn_alpha {
             let rho = self.rho(steps);
@@ -143,6 +177,7 @@ impl Training {
     /// After the last chunk of the pass: the M-step of its last, partial batch (of the
     /// whole pass in batch mode), and the next pass.
     pub fn end_pass(&mut self, steps: &Steps) {
+        self.draw(steps);
         if self.batch.docs > 0 {
             self.m_step(steps);
         }

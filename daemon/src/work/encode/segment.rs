@@ -217,7 +217,10 @@ fn get_training(r: &mut Reader<'_>) -> Result<Training, String> {
     let (alpha, sstats_totals, eta) = (r.f64s()?, r.f64s()?, r.f64s()?);
     let (k, v) = (alpha.len(), eta.len());
     let sstats = r.f64s()?;
-    if k == 0 || v == 0 || sstats_totals.len() != k || Some(sstats.len()) != k.checked_mul(v) {
+    // no sstats: a job's initial training, its model to be drawn from the job's seed
+    let not_begun = pass == 0 && next_chunk == 0 && num_updates == 0;
+    let sstats_fit = Some(sstats.len()) == k.checked_mul(v) || (sstats.is_empty() && not_begun);
+    if k == 0 || v == 0 || sstats_totals.len() != k || !sstats_fit {
         return Err("a training whose parts do not fit together".into());
     }
     let (docs, words) = (r.u64()?, r.u32s()?);

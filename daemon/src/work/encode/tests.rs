@@ -468,3 +468,59 @@ fn segments_round_trip_and_must_follow_their_start() {
     let extra = extra_to_bytes(&task).unwrap();
     assert!(task_from_parts(&small, chunk(), Some(&extra)).is_err());
 }
+
+/// A job's first segment carries no model: the worker draws it from the job's seed, the
+/// same bits as one drawn here. A training already begun without its model is refused.
+#[test]
+fn a_first_segment_carries_no_model_and_the_worker_draws_the_same() {
+    use crate::jobs::lda::segment::{SegmentInput, train};
+    use crate::jobs::lda::training::Training;
+    let Task::LdaSegment { input, .. } = segment(0, vec![]) else {
+        unreachable!()
+    };
+    let steps = input.steps;
+    let initial = Training::initial(2, vec![0.5, 0.25], vec![0.1; 5]);
+    assert!(!initial.is_drawn());
+    let input = Arc::new(SegmentInput {
+        steps,
+        start: initial.clone(),
+    });
+    let phase = phase_to_bytes(&PhaseInput::LdaSegment(input.clone()));
+    let PhaseInput::LdaSegment(back) = phase_from_bytes(&phase).unwrap() else {
+        panic!("not a segment");
+    };
+    assert_eq!(back.start, initial);
+    let mut drawn = initial.clone();
+    drawn.draw(&steps);
+    let with_model = phase_to_bytes(&PhaseInput::LdaSegment(Arc::new(SegmentInput {
+        steps,
+        start: drawn,
+    })));
+    assert_eq!(with_model.len() - phase.len(), 8 * 2 * 5, "no K·V model");
+    // the first chunk draws the model where it is trained
+    let chunk = SparseChunk {
+        index: 0,
+        first_doc: 0,
+        indptr: vec![0, 2, 2, 3],
+        terms: vec![0, 4, 2],
+        values: vec![1.0, 2.0, 3.0],
+    };
+    let there = train((*back).clone(), std::slice::from_ref(&chunk)).unwrap();
+    let mut drawn = initial.clone();
+    drawn.draw(&steps);
+    assert!(drawn.is_drawn());
+    let start = SegmentInput {
+        steps,
+        start: drawn,
+    };
+    let here = train(start, std::slice::from_ref(&chunk)).unwrap();
+    assert_eq!(there.training, here.training);
+    // a training past its start must carry its model
+    let mut begun = initial;
+    begun.next_chunk = 1;
+    let phase = phase_to_bytes(&PhaseInput::LdaSegment(Arc::new(SegmentInput {
+        steps,
+        start: begun,
+    })));
+    assert!(phase_from_bytes(&phase).is_err());
+}
