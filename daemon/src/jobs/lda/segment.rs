@@ -99,8 +99,11 @@ pub fn train(input: SegmentInput, chunks: &[SparseChunk]) -> Result<SegmentEnd, 
 /// The shortest segment worth its round trip, whatever the round trip measured.
 const MIN_SEGMENT: Duration = Duration::from_secs(2);
 
-/// The chunks of the first segment, before any was timed.
-const FIRST_SEGMENT_CHUNKS: u64 = 8;
+/// The chunks of the first segment, before any was timed: few, so that the worker starts
+/// once two chunks are parsed (the standalone loop starts after one); its round trip is
+/// short, as the worker keeps the model for the next segment and the first model is drawn
+/// there (`Training::initial`).
+const FIRST_SEGMENT_CHUNKS: u64 = 2;
 
 /// How much longer a segment may be than the one before.
 const GROWTH: u64 = 8;
@@ -230,6 +233,7 @@ mod tests {
         };
         const SECOND: Duration = Duration::from_secs(1);
         let mut segments = Segments::default();
+        segments.sizer.chunks = 8;
         let first = segments.sizer.chunks();
         for index in 0..first {
             assert!(!segments.full(0, 100));
