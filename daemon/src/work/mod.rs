@@ -341,14 +341,6 @@ impl Output {
             _ => Err(mismatch("an LDA E-step")),
         }
     }
-
-    /// The end of an LDA segment, or an internal error for any other result.
-    pub fn into_segment_end(self) -> Result<SegmentEnd, JobError> {
-        match self {
-            Output::LdaSegment(end) => Ok(*end),
-            _ => Err(mismatch("an LDA segment")),
-        }
-    }
 }
 
 fn mismatch(expected: &str) -> JobError {
