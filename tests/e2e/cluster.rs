@@ -283,17 +283,7 @@ fn a_lone_worker_keeps_the_lda_training_between_segments_and_its_death_sends_the
     let before = cluster.dispatcher.wait_until(job, 300, |s| {
         (work_done(s) > 6_000 && s["progress"]["docs_done"] == 600) || s["state"] != "running"
     });
-    assert_eq!(before["state"], "running", "killed mid-run: {before}");
-    cluster.workers[0].kill9();
-    cluster.add_worker();
-    assert_same_model(&cluster, job, &reference);
-    let log = cluster.dispatcher.log();
-    assert_eq!(
-        log.matches("the job goes back to its last checkpoint")
-            .count(),
-        1,
-        "{log}"
-    );
+    kill_the_keeper(&mut cluster, job, &reference, &before);
 }
 
 #[test]
@@ -329,21 +319,32 @@ fn a_lone_worker_keeps_qt_between_passes_and_its_death_sends_the_job_back_to_its
         .submit_lsi(&corpus, &dictionary, LONG_LSI_JOB);
     // two passes and a half: the worker has ended two and holds the next's input alone
     let before = progress_at_least(&cluster, job, 100_000);
-    assert_eq!(before["state"], "running", "killed mid-run: {before}");
     let log = cluster.dispatcher.log();
     assert!(log.matches("which keeps its Qt").count() >= 2, "{log}");
-    cluster.workers[0].kill9();
-    cluster.add_worker();
-    assert_same_model(&cluster, job, &reference);
-    let log = cluster.dispatcher.log();
-    assert_eq!(
-        log.matches("the job goes back to its last checkpoint")
-            .count(),
-        1,
-        "{log}"
-    );
+    let log = kill_the_keeper(&mut cluster, job, &reference, &before);
     // (12 passes: every one but the last kept Qt, some of them twice)
     assert!(log.matches("which keeps its Qt").count() >= 11, "{log}");
+}
+
+/// Kill -9 the lone worker of `job` while it alone holds the job's state (`before`: the
+/// job's status then), start another: the job goes back to its last checkpoint once and
+/// ends with the standalone model. Returns the dispatcher's log.
+fn kill_the_keeper(
+    cluster: &mut Cluster,
+    job: u64,
+    reference: &[(String, Vec<u8>)],
+    before: &serde_json::Value,
+) -> String {
+    assert_eq!(before["state"], "running", "killed mid-run: {before}");
+    cluster.workers[0].kill9();
+    cluster.add_worker();
+    assert_same_model(cluster, job, reference);
+    let log = cluster.dispatcher.log();
+    let rewinds = log
+        .matches("the job goes back to its last checkpoint")
+        .count();
+    assert_eq!(rewinds, 1, "{log}");
+    log
 }
 
 fn small_corpus(dir: &Path) -> (PathBuf, PathBuf) {

@@ -64,8 +64,7 @@ pub fn run(
         match run.train(executor) {
             // the one worker that kept the training between segments is gone
             Err(JobError::Lost(why)) => {
-                log::warn!(job_id = run.ctx.job.id, event = "rewound";
-                    "{why}: the job goes back to its last checkpoint");
+                run.ctx.rewound(&why);
                 run = LdaRun::start(run.ctx, params, &inputs)?;
             }
             end => break end?,

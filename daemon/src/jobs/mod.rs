@@ -160,6 +160,13 @@ impl<'a> JobContext<'a> {
         self.clock.due()
     }
 
+    /// Say that the job goes back to its last checkpoint, and why (the one worker that kept
+    /// its state died: [`JobError::Lost`]).
+    pub fn rewound(&self, why: &str) {
+        log::warn!(job_id = self.job.id, event = "rewound";
+            "{why}: the job goes back to its last checkpoint");
+    }
+
     /// The job's checkpoints will write about `bytes`: until one is timed, the 5% rule
     /// assumes that they write at [`ASSUMED_CHECKPOINT_RATE`], so that the first checkpoint
     /// of a large model does not come after the first chunk whatever it costs.

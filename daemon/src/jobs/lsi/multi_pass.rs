@@ -28,8 +28,7 @@ impl LsiRun<'_, '_> {
         loop {
             match self.passes(executor, checkpoint) {
                 Err(JobError::Lost(why)) => {
-                    log::warn!(job_id = self.ctx.job.id, event = "rewound";
-                        "{why}: the job goes back to its last checkpoint");
+                    self.ctx.rewound(&why);
                     checkpoint = self.ctx.store.checkpoint(self.ctx.job.id)?;
                 }
                 ended => return ended,
