@@ -11,11 +11,18 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use xxhash_rust::xxh3::xxh3_128;
+use xxhash_rust::xxh3::{Xxh3, xxh3_128};
 
 use super::schedule::ChunkKey;
 use crate::work::encode;
 use topicd_numerics::SparseChunk;
+
+/// The name of the bytes that arrived as `pieces`: the XXH3-128 of their concatenation.
+pub fn name_of<B: AsRef<[u8]>>(pieces: &[B]) -> ChunkKey {
+    let mut h = Xxh3::new();
+    pieces.iter().for_each(|p| h.update(p.as_ref()));
+    h.digest128()
+}
 
 /// The chunk files of a worker.
 pub struct ChunkCache {
@@ -116,10 +123,10 @@ impl ChunkCache {
         }
     }
 
-    /// Keep `bytes` (whose name is `key`), making room by dropping the least recently used
-    /// chunks. A chunk larger than the whole cache is not kept.
-    pub fn put(&mut self, key: ChunkKey, bytes: &[u8]) -> io::Result<()> {
-        let size = bytes.len() as u64;
+    /// Keep the concatenation of `pieces` (whose name is `key`), making room by dropping the
+    /// least recently used chunks. A chunk larger than the whole cache is not kept.
+    pub fn put<B: AsRef<[u8]>>(&mut self, key: ChunkKey, pieces: &[B]) -> io::Result<()> {
+        let size = pieces.iter().map(|p| p.as_ref().len() as u64).sum();
         if size > self.limit || self.entries.contains_key(&key) {
             return Ok(());
         }
@@ -127,7 +134,7 @@ impl ChunkCache {
         let path = self.path(key);
         let tmp = path.with_extension("tmp");
         let written = fs::File::create(&tmp)
-            .and_then(|mut f| f.write_all(bytes))
+            .and_then(|mut f| pieces.iter().try_for_each(|p| f.write_all(p.as_ref())))
             .and_then(|()| fs::rename(&tmp, &path));
         if let Err(e) = written {
             let _ = fs::remove_file(&tmp);
@@ -190,10 +197,13 @@ mod tests {
         let size = chunk(0).1.len() as u64;
         let mut cache = ChunkCache::open(dir.path(), 2 * size).unwrap();
         let (a, b, c) = (chunk(0), chunk(1), chunk(2));
-        cache.put(a.0, &a.1).unwrap();
-        cache.put(b.0, &b.1).unwrap();
+        cache.put(a.0, &[&a.1]).unwrap();
+        // a chunk that arrived in pieces is named and kept as their concatenation
+        let (head, tail) = b.1.split_at(5);
+        assert_eq!(name_of(&[head, tail]), b.0);
+        cache.put(b.0, &[head, tail]).unwrap();
         assert_eq!(cache.get(a.0).unwrap().index, 0); // a is now more recent than b
-        cache.put(c.0, &c.1).unwrap();
+        cache.put(c.0, &[&c.1]).unwrap();
         assert_eq!(cache.take_dropped(), vec![b.0]);
         assert!(cache.get(b.0).is_none());
         assert_eq!(cache.used(), 2 * size);

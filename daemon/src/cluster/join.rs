@@ -12,9 +12,8 @@ use tarpc::client::RpcError;
 use tarpc::context::{self, Context};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
-use xxhash_rust::xxh3::xxh3_128;
 
-use super::chunk_cache::ChunkCache;
+use super::chunk_cache::{self, ChunkCache};
 use super::schedule::{ChunkKey, LeaseId, Order, WorkerId};
 use super::wire::*;
 use super::worker::{Link, LinkError, serve};
@@ -372,18 +371,18 @@ impl Link for NetworkLink {
         let chunk = match cached {
             Some(chunk) => chunk,
             None => {
-                let bytes = self.fetch(Fetch::Chunk { phase, task })?.concat();
-                if xxh3_128(&bytes) != key {
+                let pages = self.fetch(Fetch::Chunk { phase, task })?;
+                if chunk_cache::name_of(&pages) != key {
                     return Err(LinkError::Lost(
                         "a chunk that does not match its name".into(),
                     ));
                 }
-                let chunk = encode::chunk_from_bytes(&bytes).map_err(|e| Self::bad("chunk", e))?;
+                let chunk = encode::chunk_from_pieces(&pages).map_err(|e| Self::bad("chunk", e))?;
                 if let Err(e) = self
                     .cache
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .put(key, &bytes)
+                    .put(key, &pages)
                 {
                     log::warn!("cannot keep a chunk in the cache: {e}");
                 }

@@ -78,7 +78,13 @@ struct PerConnection {
     uploads: Mutex<HashMap<LeaseId, Upload>>,
     /// Chunks and extras being fetched, encoded once (a phase's encoding is the
     /// dispatcher's, shared by every connection).
-    items: Mutex<HashMap<Fetch, Item>>,
+    items: Mutex<HashMap<Fetch, Sending>>,
+}
+
+/// An item being fetched, and how many of its bytes are still to be sent.
+struct Sending {
+    item: Item,
+    unsent: u64,
 }
 
 /// Log a result refused because its lease is gone: expired, or its worker declared dead. A
@@ -131,29 +137,45 @@ impl ClusterHandler {
             Fetch::Phase(phase) => return self.dispatcher.phase_item(phase).ok_or_else(gone),
             Fetch::Chunk { phase, task } | Fetch::Extra { phase, task } => (phase, task),
         };
-        if let Some(item) = self
+        if let Some(sending) = self
             .conn
             .items
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&what)
         {
-            return Ok(item.clone());
+            return Ok(sending.item.clone());
         }
         let task = self.dispatcher.lock().task(phase, task).ok_or_else(gone)?;
-        let bytes = match what {
-            Fetch::Extra { .. } => encode::extra_to_bytes(&task).ok_or_else(gone)?,
-            _ => encode::chunk_to_bytes(task.chunk()),
-        };
-        let item = Item::from(vec![bytes::Bytes::from(bytes)]);
+        let item = Item::from(match what {
+            Fetch::Extra { .. } => vec![encode::extra_to_bytes(&task).ok_or_else(gone)?.into()],
+            _ => encode::chunk_pieces(&task),
+        });
         let mut items = self.conn.items.lock().unwrap_or_else(|e| e.into_inner());
         // a worker fetches one item at a time: keep its current phase's, a few at most
         items.retain(|k, _| items_of_phase(k) == items_of_phase(&what));
         if items.len() >= MAX_ITEMS {
             items.clear();
         }
-        items.insert(what, item.clone());
+        let unsent = item.len() as u64;
+        let sending = Sending {
+            item: item.clone(),
+            unsent,
+        };
+        items.insert(what, sending);
         Ok(item)
+    }
+
+    /// Count a page of `what` as sent; once the whole item is, it is dropped (the pages of
+    /// an item are asked for several at a time, the last perhaps before the others).
+    fn sent(&self, what: Fetch, page: u64) {
+        let mut items = self.conn.items.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(sending) = items.get_mut(&what) {
+            sending.unsent = sending.unsent.saturating_sub(page);
+            if sending.unsent == 0 {
+                items.remove(&what);
+            }
+        }
     }
 }
 
@@ -292,19 +314,14 @@ impl Cluster for ClusterHandler {
         let page = item.page(offset as usize);
         let mut s = self.dispatcher.lock();
         s.count_bytes(worker, page.len() as u64, 0);
-        if offset + page.len() as u64 == total {
-            if let Fetch::Chunk { phase, task } = what
-                && let Some((_, key)) = s.task_and_key(phase, task)
-            {
-                s.holds_chunk(worker, key);
-            }
-            // the worker has the whole item (a page still on its way encodes it again)
-            self.conn
-                .items
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&what);
+        if offset + page.len() as u64 == total
+            && let Fetch::Chunk { phase, task } = what
+            && let Some((_, key)) = s.task_and_key(phase, task)
+        {
+            s.holds_chunk(worker, key);
         }
+        drop(s);
+        self.sent(what, page.len() as u64);
         Ok(Page {
             total,
             bytes: FrameBytes(page),

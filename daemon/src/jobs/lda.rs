@@ -426,14 +426,16 @@ impl<'a, 'b> LdaRun<'a, 'b> {
         self.ctx.publish(self.progress(t.pass, t.next_chunk));
     }
 
-    /// After a chunk or a segment: progress, a checkpoint when one is due; the stop asked
-    /// for, if any.
+    /// After a chunk or a segment: progress, a checkpoint when one is due (not after the
+    /// job's last chunk: the model is saved next); the stop asked for, if any.
     fn after_chunks(&mut self) -> Result<Option<Stop>, JobError> {
-        let progress = self.progress(self.training.pass, self.training.next_chunk);
+        let t = &self.training;
+        let progress = self.progress(t.pass, t.next_chunk);
+        let last = t.pass + 1 >= self.params.passes && t.next_chunk >= self.steps.chunks;
         self.ctx.publish(progress.clone());
         let stop = self.ctx.stop_requested();
         // (a training a worker keeps is checkpointed after the next segment, whole)
-        if !self.kept && (stop.is_some() || self.ctx.checkpoint_due()) {
+        if !self.kept && (stop.is_some() || (!last && self.ctx.checkpoint_due())) {
             self.save_checkpoint(progress)?;
         }
         Ok(stop)

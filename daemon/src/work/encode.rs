@@ -557,9 +557,38 @@ pub fn chunk_to_bytes(chunk: &SparseChunk) -> Vec<u8> {
     w.into_bytes()
 }
 
+/// The encoding of a task's chunk ([`chunk_to_bytes`]) as pieces: its shape and offsets
+/// written, its terms and values the task's own memory on a little-endian host, so that a
+/// segment of many chunks is sent without being copied first.
+pub fn chunk_pieces(task: &Arc<Task>) -> Vec<Bytes> {
+    let mut w = Writer::default();
+    w.chunk_head(task.chunk());
+    w.shared(ChunkArray(task.clone(), |c| &c.terms));
+    w.shared(ChunkArray(task.clone(), |c| &c.values));
+    w.into_pieces()
+}
+
+/// One array of a task's chunk, kept alive by the task.
+struct ChunkArray<T: 'static>(Arc<Task>, fn(&SparseChunk) -> &[T]);
+
+impl<T> AsRef<[T]> for ChunkArray<T> {
+    fn as_ref(&self) -> &[T] {
+        (self.1)(self.0.chunk())
+    }
+}
+
 /// Decode a chunk written by [`chunk_to_bytes`], checking its invariants.
 pub fn chunk_from_bytes(bytes: &[u8]) -> Result<SparseChunk, String> {
-    let mut r = Reader::of(bytes);
+    whole_chunk(Reader::of(bytes))
+}
+
+/// Decode a chunk that arrived in pieces (their concatenation is [`chunk_to_bytes`]'s).
+pub fn chunk_from_pieces(pieces: &[Bytes]) -> Result<SparseChunk, String> {
+    whole_chunk(Reader::of_pieces(pieces))
+}
+
+/// A chunk that is all `r` holds.
+fn whole_chunk(mut r: Reader<'_>) -> Result<SparseChunk, String> {
     let chunk = r.chunk()?;
     r.end()?;
     Ok(chunk)

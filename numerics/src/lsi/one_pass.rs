@@ -74,11 +74,17 @@ pub struct ChunkSpan {
 /// The chunks of a node as one block, and where each lies in it. The block has the index
 /// and first document of the first chunk.
 pub fn pack(chunks: &[SparseChunk]) -> (SparseChunk, Vec<ChunkSpan>) {
+    let (docs, nnz) = chunks
+        .iter()
+        .fold((0, 0), |(d, n), c| (d + c.num_docs(), n + c.nnz()));
+    let mut indptr = Vec::with_capacity(docs + 1);
+    indptr.push(0);
     let mut block = SparseChunk {
         index: chunks.first().map_or(0, |c| c.index),
         first_doc: chunks.first().map_or(0, |c| c.first_doc),
-        indptr: vec![0],
-        ..Default::default()
+        indptr,
+        terms: Vec::with_capacity(nnz),
+        values: Vec::with_capacity(nnz),
     };
     let spans = chunks
         .iter()

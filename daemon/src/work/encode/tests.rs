@@ -524,3 +524,39 @@ fn a_first_segment_carries_no_model_and_the_worker_draws_the_same() {
     })));
     assert!(phase_from_bytes(&phase).is_err());
 }
+
+#[test]
+fn a_task_chunk_is_sent_from_its_own_memory_and_read_from_any_pages() {
+    let block = chunk();
+    let task = Arc::new(Task::LsiSubtree {
+        input: OnePassInput {
+            num_terms: 5,
+            rank: 1,
+            extra_samples: 0,
+            power_iters: 0,
+            seed: 1,
+            decay: 1.0,
+        },
+        node: (3, 4),
+        spans: vec![ChunkSpan {
+            index: 3,
+            first_doc: 30,
+            docs: 3,
+        }],
+        block,
+    });
+    let pieces = chunk_pieces(&task);
+    let bytes = chunk_to_bytes(task.chunk());
+    assert_eq!(pieces.concat(), bytes);
+    if cfg!(target_endian = "little") {
+        // the terms and the values are the task's, not copies
+        let at = |p: &Bytes| p.as_ptr() as usize;
+        assert_eq!(at(&pieces[1]), task.chunk().terms.as_ptr() as usize);
+        assert_eq!(at(&pieces[2]), task.chunk().values.as_ptr() as usize);
+    }
+    for size in [1, 5, 8, 13, bytes.len()] {
+        let back = chunk_from_pieces(&pages(&bytes, size)).unwrap();
+        assert!(back.bit_eq(task.chunk()), "pages of {size} bytes");
+    }
+    assert!(chunk_from_pieces(&pages(&bytes[..bytes.len() - 1], 7)).is_err());
+}

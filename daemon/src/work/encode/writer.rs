@@ -200,14 +200,20 @@ impl Writer {
     }
 
     pub(super) fn chunk(&mut self, chunk: &SparseChunk) {
+        self.reserve(12 * chunk.nnz());
+        self.chunk_head(chunk);
+        self.le(&chunk.terms);
+        self.le(&chunk.values);
+    }
+
+    /// A chunk's shape and offsets: what comes before its terms and values.
+    pub(super) fn chunk_head(&mut self, chunk: &SparseChunk) {
         self.u64(chunk.index);
         self.u64(chunk.first_doc);
         self.u64(chunk.num_docs() as u64);
         self.u64(chunk.nnz() as u64);
-        self.reserve(8 * chunk.indptr.len() + 12 * chunk.nnz());
+        self.reserve(8 * chunk.indptr.len());
         chunk.indptr.iter().for_each(|&p| self.u64(p as u64));
-        self.le(&chunk.terms);
-        self.le(&chunk.values);
     }
 
     pub(super) fn option<T: ?Sized>(&mut self, value: Option<&T>, put: impl FnOnce(&mut Self, &T)) {
