@@ -145,6 +145,7 @@ async fn session(
         phase: None,
         order: None,
         stop: stop.clone(),
+        writing: None,
     };
     let mut serving = tokio::task::spawn_blocking(move || serve(&mut link));
     let result = tokio::select! {
@@ -240,9 +241,33 @@ struct NetworkLink {
     /// The last task ordered: its chunk's name and whether it has a part of its own.
     order: Option<(ChunkKey, bool)>,
     stop: Arc<AtomicBool>,
+    /// The cache's write of the last chunk fetched, made while its task is computed.
+    writing: Option<std::thread::JoinHandle<()>>,
 }
 
 impl NetworkLink {
+    /// Keep a fetched chunk in the cache, on a thread of its own and one at a time, so that
+    /// the write is not on the way to the task's result.
+    fn keep(&mut self, key: ChunkKey, pages: Vec<bytes::Bytes>) {
+        if let Some(previous) = self.writing.take() {
+            let _ = previous.join();
+        }
+        let cache = self.cache.clone();
+        let put = move || {
+            let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = cache.put(key, &pages) {
+                log::warn!("cannot keep a chunk in the cache: {e}");
+            }
+        };
+        match std::thread::Builder::new()
+            .name("chunk-cache".into())
+            .spawn(put)
+        {
+            Ok(writing) => self.writing = Some(writing),
+            Err(e) => log::warn!("cannot keep a chunk in the cache: {e}"),
+        }
+    }
+
     fn call<T>(
         &self,
         request: impl Future<Output = Result<Result<T, WireError>, RpcError>>,
@@ -378,14 +403,7 @@ impl Link for NetworkLink {
                     ));
                 }
                 let chunk = encode::chunk_from_pieces(&pages).map_err(|e| Self::bad("chunk", e))?;
-                if let Err(e) = self
-                    .cache
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .put(key, &pages)
-                {
-                    log::warn!("cannot keep a chunk in the cache: {e}");
-                }
+                self.keep(key, pages);
                 chunk
             }
         };

@@ -303,7 +303,7 @@ fn subtree_from_parts(
         })
         .collect();
     let within = spans.iter().all(|s| (node.0..node.1).contains(&s.index));
-    if !within || lsi::unpack(&block, &spans).is_err() {
+    if !within || lsi::check_spans(&block, &spans).is_err() {
         return Err("a subtree task whose chunks do not fit its node".into());
     }
     Ok(Task::LsiSubtree {
@@ -342,7 +342,7 @@ fn segment_from_parts(
             .terms
             .iter()
             .all(|&t| (t as usize) < start.state.num_terms)
-        && lsi::unpack(&block, &spans).is_ok();
+        && lsi::check_spans(&block, &spans).is_ok();
     if !fits {
         return Err("a segment task whose chunks do not fit its start".into());
     }

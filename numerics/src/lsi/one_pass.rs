@@ -103,16 +103,27 @@ pub fn pack(chunks: &[SparseChunk]) -> (SparseChunk, Vec<ChunkSpan>) {
     (block, spans)
 }
 
-/// The chunks of a block ([`pack`]); an error if the spans do not cover the block's
-/// documents exactly, or are not in increasing order of index and document.
-pub fn unpack(block: &SparseChunk, spans: &[ChunkSpan]) -> Result<Vec<SparseChunk>, String> {
-    let ordered = spans
-        .windows(2)
-        .all(|w| w[0].index < w[1].index && w[0].first_doc + w[0].docs <= w[1].first_doc);
+/// Whether `spans` can be the chunks of `block` ([`unpack`] would give them): an error if
+/// they do not cover the block's documents exactly, or are not in increasing order of index
+/// and document. Nothing is copied.
+pub fn check_spans(block: &SparseChunk, spans: &[ChunkSpan]) -> Result<(), String> {
+    let ordered = spans.windows(2).all(|w| {
+        w[0].index < w[1].index
+            && w[0]
+                .first_doc
+                .checked_add(w[0].docs)
+                .is_some_and(|end| end <= w[1].first_doc)
+    });
     let docs = spans.iter().try_fold(0u64, |n, s| n.checked_add(s.docs));
     if !ordered || docs != Some(block.num_docs() as u64) {
         return Err("a block whose chunks do not cover its documents in order".into());
     }
+    Ok(())
+}
+
+/// The chunks of a block ([`pack`]); an error where [`check_spans`] finds one.
+pub fn unpack(block: &SparseChunk, spans: &[ChunkSpan]) -> Result<Vec<SparseChunk>, String> {
+    check_spans(block, spans)?;
     let mut start = 0;
     Ok(spans
         .iter()
