@@ -193,8 +193,8 @@ pub fn compute_owned(task: Arc<Task>) -> Output {
 
 fn segment_output(input: SegmentInput, block: &SparseChunk, spans: &[ChunkSpan]) -> Output {
     // checked when built, as a subtree's (`encode::task_from_parts`)
-    let chunks = lsi::unpack(block, spans).expect("a checked block");
-    let end = segment::train(input, &chunks).expect("a checked segment");
+    let chunks = lsi::chunks_of(block, spans).expect("a checked block");
+    let end = segment::train(input, chunks).expect("a checked segment");
     Output::LdaSegment(Box::new(end))
 }
 

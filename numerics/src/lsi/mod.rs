@@ -16,8 +16,8 @@ pub mod projection;
 pub mod stochastic_svd;
 
 pub use one_pass::{
-    ChunkSpan, OnePass, OnePassInput, check_spans, chunk_svd, merge_in_order, pack, subtree_svd,
-    unpack,
+    ChunkSpan, OnePass, OnePassInput, check_spans, chunk_svd, chunks_of, merge_in_order, pack,
+    subtree_svd, unpack,
 };
 pub use pass_sum::{Grids, PassSum, SketchTerm, SumError, SumShape};
 pub use projection::{Projection, clip_spectrum};

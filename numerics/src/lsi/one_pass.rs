@@ -123,18 +123,24 @@ pub fn check_spans(block: &SparseChunk, spans: &[ChunkSpan]) -> Result<(), Strin
 
 /// The chunks of a block ([`pack`]); an error where [`check_spans`] finds one.
 pub fn unpack(block: &SparseChunk, spans: &[ChunkSpan]) -> Result<Vec<SparseChunk>, String> {
+    Ok(chunks_of(block, spans)?.collect())
+}
+
+/// The chunks of a block one by one, each copied out when it is taken (an error where
+/// [`check_spans`] finds one): a long block is not held twice.
+pub fn chunks_of<'a>(
+    block: &'a SparseChunk,
+    spans: &'a [ChunkSpan],
+) -> Result<impl Iterator<Item = SparseChunk> + 'a, String> {
     check_spans(block, spans)?;
     let mut start = 0;
-    Ok(spans
-        .iter()
-        .map(|s| {
-            let end = start + s.docs as usize;
-            let mut chunk = block.docs_range(start, end);
-            (chunk.index, chunk.first_doc) = (s.index, s.first_doc);
-            start = end;
-            chunk
-        })
-        .collect())
+    Ok(spans.iter().map(move |s| {
+        let end = start + s.docs as usize;
+        let mut chunk = block.docs_range(start, end);
+        (chunk.index, chunk.first_doc) = (s.index, s.first_doc);
+        start = end;
+        chunk
+    }))
 }
 
 /// The task of node `[a, b)` of the tree: the SVDs of its chunks (`chunks`: those with an

@@ -80,12 +80,15 @@ pub struct SegmentKept {
 }
 
 /// Train on `chunks`, the segment's chunks in order, on this machine's threads.
-pub fn train(input: SegmentInput, chunks: &[SparseChunk]) -> Result<SegmentEnd, JobError> {
+pub fn train(
+    input: SegmentInput,
+    chunks: impl IntoIterator<Item = SparseChunk>,
+) -> Result<SegmentEnd, JobError> {
     let started = Instant::now();
     let mut training = input.start;
     let (mut reuse, mut bounds) = (Reuse::default(), Vec::new());
     for chunk in chunks {
-        if let Some(value) = training.chunk(&input.steps, &mut Local, chunk, &mut reuse)? {
+        if let Some(value) = training.chunk(&input.steps, &mut Local, &chunk, &mut reuse)? {
             bounds.push((chunk.index, value));
         }
     }

@@ -505,7 +505,7 @@ fn a_first_segment_carries_no_model_and_the_worker_draws_the_same() {
         terms: vec![0, 4, 2],
         values: vec![1.0, 2.0, 3.0],
     };
-    let there = train((*back).clone(), std::slice::from_ref(&chunk)).unwrap();
+    let there = train((*back).clone(), [chunk.clone()]).unwrap();
     let mut drawn = initial.clone();
     drawn.draw(&steps);
     assert!(drawn.is_drawn());
@@ -513,7 +513,7 @@ fn a_first_segment_carries_no_model_and_the_worker_draws_the_same() {
         steps,
         start: drawn,
     };
-    let here = train(start, std::slice::from_ref(&chunk)).unwrap();
+    let here = train(start, [chunk]).unwrap();
     assert_eq!(there.training, here.training);
     // a training past its start must carry its model
     let mut begun = initial;
