@@ -272,18 +272,23 @@ fn a_lone_worker_keeps_the_lda_training_between_segments_and_its_death_sends_the
     let (counts, vocabulary) = lda_corpus(data.path());
     let reference = standalone("lda", &counts, &vocabulary, SEGMENTED_LDA_JOB);
 
-    // no checkpoint is due for an hour: within a pass, the worker keeps the training from
-    // segment to segment
+    // no checkpoint is due for an hour: the worker keeps the training from segment to
+    // segment, and from pass to pass (ending each but the last itself)
     let mut cluster = Cluster::start_with("127.0.0.22", 1, "checkpoint_interval_secs = 3600");
     let job = cluster
         .dispatcher
         .submit_lda(&counts, &vocabulary, SEGMENTED_LDA_JOB);
-    // a pass's first segment (2 chunks, 600 documents) is done: the worker trains the rest
-    // of the pass from the model it kept
+    // a later pass's first segment (2 chunks, 600 documents) is done: the worker trains the
+    // rest of the pass from the model it kept
     let before = cluster.dispatcher.wait_until(job, 300, |s| {
         (work_done(s) > 6_000 && s["progress"]["docs_done"] == 600) || s["state"] != "running"
     });
-    kill_the_keeper(&mut cluster, job, &reference, &before);
+    let ended_there = "ended on the worker that trained it, which keeps the training";
+    let log = cluster.dispatcher.log();
+    assert!(log.contains(ended_there), "{log}");
+    let log = kill_the_keeper(&mut cluster, job, &reference, &before);
+    // (12 passes: every one but the last ended on a worker, some of them twice)
+    assert!(log.matches(ended_there).count() >= 11, "{log}");
 }
 
 #[test]

@@ -171,7 +171,11 @@ fn run_task(
                 Ok(())
             }
         },
-        (None, Some(steps), Output::LdaSegment(end)) => {
+        (None, Some(steps), Output::LdaSegment(mut end)) => {
+            // a kept segment that ends its pass ends the pass too: another pass follows
+            if end.training.next_chunk == steps.chunks {
+                end.training.end_pass(&steps);
+            }
             let where_it_stands = end.kept();
             let start = end.training;
             *kept = Some((

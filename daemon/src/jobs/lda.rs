@@ -238,6 +238,9 @@ impl<'a, 'b> LdaRun<'a, 'b> {
         let mut reuse = Reuse::default();
         let mut segments = Segments::default();
         while self.training.pass < p.passes {
+            let pass = self.training.pass;
+            // the worker may keep the training past the pass's end if another pass follows
+            let beyond_pass = pass + 1 < p.passes;
             let reader = PassReader::start(PassInput {
                 files: self.ctx.files.clone(),
                 reading: self.inputs.reading.clone(),
@@ -261,10 +264,14 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                         segments.add(chunk);
                         if segments.full(self.training.pass, self.steps.chunks) {
                             // the worker keeps the training if the next thing to do is
-                            // another segment of it, on it alone, and no checkpoint is due
-                            let keep = executor.segments()
-                                && !self.ctx.checkpoint_due()
-                                && matches!(reader.peek(), Some(Ok(Piece::Chunk(_))));
+                            // another segment of it (in this pass or the next), on it
+                            // alone, and no checkpoint is due
+                            let next_is_segment = match reader.peek() {
+                                Some(Ok(Piece::Chunk(_))) => true,
+                                None => beyond_pass,
+                                _ => false,
+                            };
+                            let keep = next_is_segment && self.may_keep(executor);
                             self.segment(executor, &mut segments, keep)?
                         } else {
                             None
@@ -280,12 +287,24 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                     return Ok(RunEnd::Stopped(stop));
                 }
             }
-            if let Some(stop) = self.segment(executor, &mut segments, false)? {
+            let keep = beyond_pass && self.may_keep(executor);
+            if let Some(stop) = self.segment(executor, &mut segments, keep)? {
                 return Ok(RunEnd::Stopped(stop));
             }
-            self.training.end_pass(&self.steps);
+            if self.training.pass == pass {
+                self.training.end_pass(&self.steps);
+            } else {
+                log::info!(job_id = self.ctx.job.id, event = "pass-done";
+                    "pass {pass} ended on the worker that trained it, which keeps the training");
+            }
         }
         Ok(RunEnd::Succeeded)
+    }
+
+    /// Whether the worker of a segment may keep the training at its end: it is the job's one
+    /// worker, and no checkpoint is due (which needs the training here).
+    fn may_keep(&self, executor: &dyn Executor) -> bool {
+        executor.segments() && !self.ctx.checkpoint_due()
     }
 
     /// Train on one chunk here (its E-step on the executor's lanes); then what follows
@@ -409,7 +428,7 @@ impl<'a, 'b> LdaRun<'a, 'b> {
         segments.ended(
             pass,
             chunks.len() as u64,
-            self.training.next_chunk,
+            chunks.last().map_or(0, |c| c.index + 1),
             started.elapsed(),
             Duration::from_secs_f64(compute_secs.max(0.0)),
         );

@@ -72,7 +72,8 @@ pub enum Task {
         /// Where each chunk lies in the block.
         spans: Vec<ChunkSpan>,
         /// Whether the worker keeps the training at the end, for the next segment, and
-        /// sends only where it stands ([`Output::LdaSegmentKept`]).
+        /// sends only where it stands ([`Output::LdaSegmentKept`]). A kept segment that
+        /// reaches its pass's last chunk also ends the pass (another pass follows).
         keep: bool,
         /// Whether the segment starts from the training the worker kept at the end of the
         /// segment before (then the next segment is its alone). Known to the dispatcher only.
@@ -248,8 +249,16 @@ pub fn fits(task: &Task, output: &Output) -> bool {
             },
             Output::LdaSegmentKept(end),
         ) => {
+            // where it stands: after the segment, or at the next pass's start where the
+            // segment ended its pass (the worker ends it: `cluster::worker`)
             let next = spans.last().map_or(0, |s| s.index + 1);
-            *keep && end.pass == input.start.pass && end.next_chunk == next
+            let start = &input.start;
+            let stands = if next == input.steps.chunks {
+                (start.pass.checked_add(1), 0)
+            } else {
+                (Some(start.pass), next)
+            };
+            *keep && (Some(end.pass), end.next_chunk) == stands
         }
         _ => false,
     }

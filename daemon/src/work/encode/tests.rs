@@ -451,6 +451,35 @@ fn segments_round_trip_and_must_follow_their_start() {
             &Output::LdaSegmentKept(ahead)
         ));
     }
+    // a kept segment that reaches its pass's end (chunk 5 of 6) stands at the next pass's
+    // start: its worker ends the pass
+    let mut last = training(0);
+    last.next_chunk = 5;
+    let Task::LdaSegment { input, .. } = segment(0, vec![]) else {
+        unreachable!()
+    };
+    let to_the_end = Task::LdaSegment {
+        input: Arc::new(SegmentInput {
+            steps: input.steps,
+            start: last,
+        }),
+        block: chunk(),
+        spans: vec![span(5, docs)],
+        keep: true,
+        from_kept: false,
+    };
+    let stands = |pass, next_chunk| {
+        Output::LdaSegmentKept(crate::jobs::lda::segment::SegmentKept {
+            pass,
+            next_chunk,
+            per_word_bound: None,
+            bounds: vec![],
+            compute_secs: 0.5,
+        })
+    };
+    assert!(crate::work::fits(&to_the_end, &stands(2, 0)));
+    assert!(!crate::work::fits(&to_the_end, &stands(1, 6)));
+    assert!(!crate::work::fits(&to_the_end, &stands(2, 6)));
     // not the start's next chunk; words beyond V; a chunk larger than chunksize
     assert!(round_trip(&segment(0, vec![span(4, docs)])).is_err());
     let mut wide = segment(0, vec![span(3, docs)]);
