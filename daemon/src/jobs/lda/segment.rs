@@ -8,10 +8,11 @@
 //! that traffic is the whole difference from a standalone daemon. A segment sends the model
 //! instead ([`Training`], `8·K·V` bytes and the batch's counts when a batch is open), once
 //! out and once back for many chunks; the worker takes the job's own [`Training`] steps on
-//! its threads, so the model is the same bits. Between two segments of a pass the worker
-//! keeps the model where no checkpoint is due (`Task::LdaSegment::keep`: only where it stands
-//! comes back, and the next segment is that worker's alone; if it dies the job goes back to
-//! its last checkpoint); otherwise the model comes back, the dispatcher keeps it and
+//! its threads, so the model is the same bits. Between two segments the worker keeps the
+//! model where no checkpoint is due (`Task::LdaSegment::keep`: only where it stands comes
+//! back, and the next segment is that worker's alone; if it dies the job goes back to its
+//! last checkpoint), across a pass's end too, which it then takes (`cluster::worker`);
+//! otherwise the model comes back, the dispatcher keeps it and
 //! checkpoints it as before, and a segment whose worker dies is computed again from the same
 //! start, by whichever worker takes it.
 //!

@@ -200,7 +200,7 @@ impl Writer {
     }
 
     pub(super) fn chunk(&mut self, chunk: &SparseChunk) {
-        self.reserve(12 * chunk.nnz());
+        self.reserve(32 + 8 * chunk.indptr.len() + 12 * chunk.nnz());
         self.chunk_head(chunk);
         self.le(&chunk.terms);
         self.le(&chunk.values);
