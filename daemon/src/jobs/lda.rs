@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use self::segment::{SegmentEnd, SegmentInput, Segments};
 use self::training::{Reuse, Steps, Training, checkpoint_state};
 use super::pass_reader::{PassInput, PassReader, READ_AHEAD};
-use super::{Inputs, JobContext, JobError, RunEnd, Stop, check_memory};
+use super::{ASSUMED_CHECKPOINT_RATE, Inputs, JobContext, JobError, RunEnd, Stop, check_memory};
 use crate::corpus::{EmptyRun, Piece, SparseChunk};
 use crate::store::{Blobs, Checkpoint, CheckpointModel, StoredModel};
 use crate::work::{ChunkSet, Executor, Flow, Output, Task};
@@ -119,6 +119,11 @@ struct LdaRun<'a, 'b> {
     /// segment is its alone, and nothing can be checkpointed until a segment's end comes
     /// back whole.
     kept: bool,
+    /// What a checkpoint costs beyond its write while the worker keeps the training (the
+    /// model's trip back, and out again): twice the time beyond computing of the last
+    /// segment that brought a kept training back whole; until one did, the model's bytes
+    /// both ways at the rate checkpoints are assumed to write.
+    trip: Duration,
 }
 
 impl<'a, 'b> LdaRun<'a, 'b> {
@@ -129,6 +134,7 @@ impl<'a, 'b> LdaRun<'a, 'b> {
         inputs: &'a Inputs,
     ) -> Result<Self, JobError> {
         let (k, v) = (params.num_topics as usize, inputs.num_terms());
+        let trip = Duration::from_secs_f64(2.0 * 8.0 * (k * v) as f64 / ASSUMED_CHECKPOINT_RATE);
         let checkpoint = ctx.store.checkpoint(ctx.job.id)?;
         let steps = Steps {
             job: ctx.job.id,
@@ -168,6 +174,7 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                 steps,
                 training,
                 kept: false,
+                trip,
             });
         };
         let CheckpointModel::Lda {
@@ -217,6 +224,7 @@ impl<'a, 'b> LdaRun<'a, 'b> {
             steps,
             training,
             kept: false,
+            trip,
         })
     }
 
@@ -302,9 +310,10 @@ impl<'a, 'b> LdaRun<'a, 'b> {
     }
 
     /// Whether the worker of a segment may keep the training at its end: it is the job's one
-    /// worker, and no checkpoint is due (which needs the training here).
+    /// worker, and no checkpoint is due (which needs the training here, so that it costs
+    /// the model's trip besides its write).
     fn may_keep(&self, executor: &dyn Executor) -> bool {
-        executor.segments() && !self.ctx.checkpoint_due()
+        executor.segments() && !self.ctx.checkpoint_due_beyond(self.trip)
     }
 
     /// Train on one chunk here (its E-step on the executor's lanes); then what follows
@@ -408,6 +417,10 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                     compute_secs,
                 } = *end;
                 self.training = training;
+                if self.kept {
+                    let beyond = started.elapsed().as_secs_f64() - compute_secs;
+                    self.trip = Duration::from_secs_f64(2.0 * beyond.clamp(0.0, 3600.0));
+                }
                 self.kept = false;
                 (bounds, compute_secs)
             }

@@ -157,7 +157,13 @@ impl<'a> JobContext<'a> {
     /// 0 they come as often as that budget allows. Before the run's first checkpoint its
     /// cost is the estimate of [`JobContext::expect_checkpoint_bytes`].
     pub fn checkpoint_due(&self) -> bool {
-        self.clock.due()
+        self.clock.due_beyond(Duration::ZERO)
+    }
+
+    /// [`JobContext::checkpoint_due`] for a checkpoint that costs `extra` besides its write:
+    /// where a worker keeps the state, the state's trip back (and out again after).
+    pub fn checkpoint_due_beyond(&self, extra: Duration) -> bool {
+        self.clock.due_beyond(extra)
     }
 
     /// Say that the job goes back to its last checkpoint, and why (the one worker that kept
@@ -267,9 +273,14 @@ impl CheckpointClock {
         }
     }
 
-    fn due(&self) -> bool {
+    /// Whether a checkpoint that costs `extra` more than the previous one is due.
+    fn due_beyond(&self, extra: Duration) -> bool {
         let elapsed = self.last.get().elapsed();
-        elapsed >= self.interval && elapsed >= self.cost.get() * 20
+        elapsed >= self.interval && elapsed >= (self.cost.get() + extra) * 20
+    }
+
+    fn due(&self) -> bool {
+        self.due_beyond(Duration::ZERO)
     }
 
     fn record(&self, cost: Duration) {
@@ -374,6 +385,8 @@ mod tests {
         clock.record(Duration::ZERO);
         clock.estimate(Duration::from_secs(60));
         assert!(clock.due());
+        // one that costs a minute more (a model's trip back from a worker) waits 20 more
+        assert!(!clock.due_beyond(Duration::from_secs(60)));
     }
 
     /// A cancel acknowledged while the job writes its model stands: the model is not
