@@ -134,11 +134,17 @@ impl<'a> JobContext<'a> {
     /// What the job wants now, as seen from outside its reduction (an executor waiting for
     /// results asks this): to stop, to checkpoint, or nothing.
     pub fn due_probe(&self) -> impl Fn() -> Due + use<'a> {
+        self.due_probe_beyond(Duration::ZERO)
+    }
+
+    /// [`JobContext::due_probe`] for checkpoints that cost `extra` besides their write
+    /// ([`JobContext::checkpoint_due_beyond`]).
+    pub fn due_probe_beyond(&self, extra: Duration) -> impl Fn() -> Due + use<'a> {
         let (control, clock) = (self.control, self.clock.clone());
         move || {
             if control.stop_requested().is_some() {
                 Due::Stop
-            } else if clock.due() {
+            } else if clock.due_beyond(extra) {
                 Due::Checkpoint
             } else {
                 Due::Nothing
@@ -279,10 +285,6 @@ impl CheckpointClock {
         elapsed >= self.interval && elapsed >= (self.cost.get() + extra) * 20
     }
 
-    fn due(&self) -> bool {
-        self.due_beyond(Duration::ZERO)
-    }
-
     fn record(&self, cost: Duration) {
         self.cost.set(cost);
         self.timed.set(true);
@@ -378,13 +380,14 @@ mod tests {
     #[test]
     fn the_first_checkpoint_waits_for_20_times_its_estimated_cost() {
         let clock = CheckpointClock::new(Duration::ZERO);
-        assert!(clock.due(), "with nothing known, the first chunk's end");
+        let due = |clock: &CheckpointClock| clock.due_beyond(Duration::ZERO);
+        assert!(due(&clock), "with nothing known, the first chunk's end");
         clock.estimate(Duration::from_secs(60));
-        assert!(!clock.due(), "20 minutes after the start");
+        assert!(!due(&clock), "20 minutes after the start");
         // a timed checkpoint replaces the estimate, and a late estimate changes nothing
         clock.record(Duration::ZERO);
         clock.estimate(Duration::from_secs(60));
-        assert!(clock.due());
+        assert!(due(&clock));
         // one that costs a minute more (a model's trip back from a worker) waits 20 more
         assert!(!clock.due_beyond(Duration::from_secs(60)));
     }

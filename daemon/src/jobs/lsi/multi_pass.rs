@@ -7,10 +7,11 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::{Finished, LsiRun};
 use crate::corpus::Piece;
-use crate::jobs::{JobContext, JobError};
+use crate::jobs::{ASSUMED_CHECKPOINT_RATE, JobContext, JobError};
 use crate::store::{Checkpoint, CheckpointModel};
 use crate::work::{ChunkSet, Executor, Flow, Output, Task, encode};
 use topicd_numerics::lsi::{PassInput, StochasticSvd, SumError};
@@ -34,6 +35,18 @@ impl LsiRun<'_, '_> {
                 ended => return ended,
             }
         }
+    }
+
+    /// What a checkpoint costs besides its write: where one remote worker is all the job
+    /// has, it keeps `Qt` between passes, and a checkpoint brings it back and sends it out
+    /// again (both ways at the rate checkpoints are assumed to write).
+    fn qt_trip(&self, executor: &dyn Executor) -> Duration {
+        if !executor.segments() {
+            return Duration::ZERO;
+        }
+        let samples = self.k() + self.params.extra_samples as usize;
+        let bytes = 2.0 * 8.0 * samples as f64 * self.num_terms as f64;
+        Duration::from_secs_f64(bytes / ASSUMED_CHECKPOINT_RATE)
     }
 
     fn fresh_svd(&self) -> StochasticSvd {
@@ -95,8 +108,8 @@ impl LsiRun<'_, '_> {
         let (mut svd, mut done) = self.restore(checkpoint)?;
         let mut kept: Option<Arc<PassInput>> = None;
         let passes = svd.passes();
-        let due = self.ctx.due_probe();
         loop {
+            let due = self.ctx.due_probe_beyond(self.qt_trip(executor));
             let input = kept.clone().unwrap_or_else(|| Arc::new(svd.pass_input()));
             let pass = input.pass;
             self.ctx.publish(self.progress(pass, passes, &done));
