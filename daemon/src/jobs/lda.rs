@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use self::segment::{SegmentEnd, SegmentInput, Segments};
 use self::training::{Reuse, Steps, Training, checkpoint_state};
 use super::pass_reader::{PassInput, PassReader, READ_AHEAD};
-use super::{ASSUMED_CHECKPOINT_RATE, Inputs, JobContext, JobError, RunEnd, Stop, check_memory};
+use super::{Inputs, JobContext, JobError, RunEnd, Stop, assumed_trip, check_memory};
 use crate::corpus::{EmptyRun, Piece, SparseChunk};
 use crate::store::{Blobs, Checkpoint, CheckpointModel, StoredModel};
 use crate::work::{ChunkSet, Executor, Flow, Output, Task};
@@ -134,7 +134,7 @@ impl<'a, 'b> LdaRun<'a, 'b> {
         inputs: &'a Inputs,
     ) -> Result<Self, JobError> {
         let (k, v) = (params.num_topics as usize, inputs.num_terms());
-        let trip = Duration::from_secs_f64(2.0 * 8.0 * (k * v) as f64 / ASSUMED_CHECKPOINT_RATE);
+        let trip = assumed_trip(8.0 * (k * v) as f64);
         let checkpoint = ctx.store.checkpoint(ctx.job.id)?;
         let steps = Steps {
             job: ctx.job.id,

@@ -252,6 +252,12 @@ impl<'a> JobContext<'a> {
 /// do on this project's test machine (gcide's 126 MB in 0.17–0.25 s), a little less.
 pub const ASSUMED_CHECKPOINT_RATE: f64 = 500e6;
 
+/// What a checkpoint costs besides its write where a worker keeps `bytes` of the job's state:
+/// their trip back and out again, assumed at [`ASSUMED_CHECKPOINT_RATE`] until measured.
+pub fn assumed_trip(bytes: f64) -> Duration {
+    Duration::from_secs_f64(2.0 * bytes / ASSUMED_CHECKPOINT_RATE)
+}
+
 /// When checkpoints are due: at most every `checkpoint_interval`, and never sooner than
 /// 20× the previous checkpoint's cost after it (so they take at most ~5% of the time).
 struct CheckpointClock {

@@ -81,6 +81,26 @@ fn lease_of(order: Order) -> (LeaseId, u64) {
     }
 }
 
+/// The lease, phase and delivery of a flush order.
+fn flush_of(order: Order) -> (LeaseId, u64, Delivery) {
+    match order {
+        Order::Flush {
+            lease,
+            phase,
+            deliver,
+        } => (lease, phase, deliver),
+        other => panic!("not a flush: {other:?}"),
+    }
+}
+
+/// Worker `w` takes its next task and holds its term, as a worker that combines does; the
+/// task's number.
+fn take_and_hold(s: &mut Schedule, w: WorkerId, t0: Instant) -> u64 {
+    let (lease, task) = lease_of(s.next_order(w, t0).unwrap());
+    s.held(w, lease, t0).unwrap();
+    task
+}
+
 #[test]
 fn results_reach_the_job_in_task_order_whoever_computes_them() {
     let (mut s, t0, w) = with_workers(&["a", "b"]);
@@ -138,11 +158,7 @@ fn held_partial_sums_are_flushed_and_requeued_when_their_worker_dies() {
     for c in 0..4 {
         s.add(gram_task(c), c as u128);
     }
-    let take = |s: &mut Schedule, w| {
-        let (lease, chunk) = lease_of(s.next_order(w, t0).unwrap());
-        s.held(w, lease, t0).unwrap();
-        chunk
-    };
+    let take = |s: &mut Schedule, w| take_and_hold(s, w, t0);
     let (c0, c1, c2) = (take(&mut s, a), take(&mut s, b), take(&mut s, a));
     assert_eq!((c0, c1, c2), (0, 1, 2));
     // asked to flush while computing task 3: its delivery covers task 3 too
@@ -150,15 +166,8 @@ fn held_partial_sums_are_flushed_and_requeued_when_their_worker_dies() {
     assert_eq!(s.flush_all(), 2);
     s.held(b, lease3, t0).unwrap();
     assert_eq!(c3, 3);
-    let Order::Flush {
-        lease,
-        phase: p,
-        deliver: Delivery::Sum,
-    } = s.next_order(a, t0).unwrap()
-    else {
-        panic!("a must flush");
-    };
-    assert_eq!(p, phase);
+    let (lease, p, deliver) = flush_of(s.next_order(a, t0).unwrap());
+    assert_eq!((p, deliver), (phase, Delivery::Sum), "a must flush");
     // a partial sum that does not fit the phase is refused, a fitting one taken
     let wrong = Output::LsiPartial(PassSum::gram(3));
     assert_eq!(
@@ -206,8 +215,7 @@ fn a_worker_that_holds_a_whole_pass_ends_it_and_is_told_it_holds_the_next_input(
     let (a, b) = (w[0], w[1]);
     let q1 = Arc::new(nalgebra::DMatrix::from_element(1, 2, 0.5));
     let take = |s: &mut Schedule, w| {
-        let (lease, _) = lease_of(s.next_order(w, t0).unwrap());
-        s.held(w, lease, t0).unwrap();
+        take_and_hold(s, w, t0);
     };
     // two holders: each delivers its sum
     s.start_phase(true);
@@ -230,14 +238,8 @@ fn a_worker_that_holds_a_whole_pass_ends_it_and_is_told_it_holds_the_next_input(
     assert!(s.end_on_holder(true));
     assert!(!s.end_on_holder(true), "asked once");
     assert_eq!(s.flush_all(), 0, "and not to flush besides");
-    let Order::Flush {
-        lease,
-        deliver: Delivery::End,
-        ..
-    } = s.next_order(a, t0).unwrap()
-    else {
-        panic!("a must end the pass");
-    };
+    let (lease, _, deliver) = flush_of(s.next_order(a, t0).unwrap());
+    assert_eq!(deliver, Delivery::End, "a must end the pass");
     // its sum instead of the end is refused, as is an end that does not fit
     let sum = Output::LsiPartial(PassSum::zeros(topicd_numerics::lsi::SumShape::Power {
         samples: 1,
@@ -290,18 +292,15 @@ fn a_lone_worker_keeps_qt_and_the_next_pass_is_its_alone_until_it_dies() {
     s.start_phase(true);
     (0..2).for_each(|c| s.add(power_task(c, &q1, true), c as u128));
     for _ in 0..2 {
-        let (lease, _) = lease_of(s.next_order(a, t0).unwrap());
-        s.held(a, lease, t0).unwrap();
+        take_and_hold(&mut s, a, t0);
     }
     assert!(s.end_on_holder(true));
-    let Order::Flush {
-        lease,
-        deliver: Delivery::KeptEnd,
-        ..
-    } = s.next_order(a, t0).unwrap()
-    else {
-        panic!("a must end the pass and keep Qt");
-    };
+    let (lease, _, deliver) = flush_of(s.next_order(a, t0).unwrap());
+    assert_eq!(
+        deliver,
+        Delivery::KeptEnd,
+        "a must end the pass and keep Qt"
+    );
     // the whole end is not what was asked for; the kept one is
     let whole = Output::LsiPassEnd(PassEnd::Next {
         q: q1.clone(),

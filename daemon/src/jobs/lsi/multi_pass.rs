@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::{Finished, LsiRun};
 use crate::corpus::Piece;
-use crate::jobs::{ASSUMED_CHECKPOINT_RATE, JobContext, JobError};
+use crate::jobs::{JobContext, JobError, assumed_trip};
 use crate::store::{Checkpoint, CheckpointModel};
 use crate::work::{ChunkSet, Executor, Flow, Output, Task, encode};
 use topicd_numerics::lsi::{PassInput, StochasticSvd, SumError};
@@ -39,14 +39,13 @@ impl LsiRun<'_, '_> {
 
     /// What a checkpoint costs besides its write: where one remote worker is all the job
     /// has, it keeps `Qt` between passes, and a checkpoint brings it back and sends it out
-    /// again (both ways at the rate checkpoints are assumed to write).
+    /// again.
     fn qt_trip(&self, executor: &dyn Executor) -> Duration {
         if !executor.segments() {
             return Duration::ZERO;
         }
         let samples = self.k() + self.params.extra_samples as usize;
-        let bytes = 2.0 * 8.0 * samples as f64 * self.num_terms as f64;
-        Duration::from_secs_f64(bytes / ASSUMED_CHECKPOINT_RATE)
+        assumed_trip(8.0 * samples as f64 * self.num_terms as f64)
     }
 
     fn fresh_svd(&self) -> StochasticSvd {
