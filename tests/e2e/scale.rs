@@ -1,7 +1,7 @@
 //! Scale at a small size (issue 11): a corpus from `topicctl generate` gives back the topics
 //! planted in it, the daemon's memory does not grow with the number of documents, and its
-//! disk grows with the non-zeros as the chunk cache's format says. The full-size figures are
-//! measured by `bench/scale.py`, not here.
+//! disk grows with the non-zeros as the chunk cache's format says; it runs without transparent
+//! huge pages. The full-size figures are measured by `bench/scale.py`, not here.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -377,4 +377,23 @@ fn memory_is_flat_in_documents_and_disk_grows_with_non_zeros() {
             "{job}: peak memory grew from {small_peak} to {large_peak} bytes with 10× the documents"
         );
     }
+}
+
+/// The daemon turns off transparent huge pages for itself (main.rs: on a VM that backs
+/// memory on demand, zeroing huge pages cost more than training), unless the environment
+/// asks for them.
+#[test]
+fn the_daemon_runs_without_transparent_huge_pages() {
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
+        println!("skipped: MIMALLOC_ALLOW_THP is set, which leaves huge pages to the kernel");
+        return;
+    }
+    let d = Daemon::start(&[]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+    let thp = status.lines().find(|l| l.starts_with("THP_enabled:"));
+    assert_eq!(
+        thp.map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec!["THP_enabled:", "0"]),
+        "{status}"
+    );
 }
