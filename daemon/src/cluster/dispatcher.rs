@@ -183,7 +183,7 @@ impl FlushClock {
 
 /// The bytes of one partial sum of the pass `task` belongs to (zero for other tasks).
 fn partial_sum_bytes(task: &Task) -> u64 {
-    let Task::LsiPass { input, .. } = task else {
+    let Some(input) = task.pass_input() else {
         return 0;
     };
     let (l, m) = (input.samples as u64, input.num_terms as u64);
@@ -265,7 +265,7 @@ impl Executor for Remote {
                         let key = chunk_key(task.chunk());
                         let mut s = d.lock();
                         if combine.is_none() {
-                            combine = Some(matches!(task, Task::LsiPass { .. }));
+                            combine = Some(task.pass_input().is_some());
                             s.start_phase(combine == Some(true));
                             let bytes = partial_sum_bytes(&task) * s.alive().max(1) as u64;
                             flushes.estimate =
@@ -428,24 +428,21 @@ mod tests {
     }
 
     /// The randomized SVD of the corpus through `executor`, with `due` asked between
-    /// results, and how many passes a worker ended.
+    /// results, a task for each run of `run` chunks, and how many passes a worker ended.
     fn svd(
         executor: &mut dyn Executor,
         chunks: &[SparseChunk],
         due: Due,
+        run: usize,
     ) -> (topicd_numerics::lsi::Projection, usize) {
         let mut svd = StochasticSvd::new(40, 3, 4, 2, 11);
         let mut ends = 0;
         loop {
             let input = Arc::new(svd.pass_input());
             let may_end = svd.state().acc.is_none();
-            let mut tasks = chunks.iter().map(|c| {
-                Ok(Task::LsiPass {
-                    input: input.clone(),
-                    chunk: c.clone(),
-                    may_end,
-                })
-            });
+            let mut tasks = chunks
+                .chunks(run)
+                .map(|c| Ok(Task::lsi_pass(&input, c.to_vec(), may_end)));
             let mut ended_there = None;
             executor
                 .run(
@@ -499,7 +496,7 @@ mod tests {
     #[test]
     fn workers_that_come_and_go_give_the_bits_of_one_machine() {
         let chunks = corpus(30, 40);
-        let alone = svd(&mut Local, &chunks, Due::Nothing);
+        let alone = svd(&mut Local, &chunks, Due::Nothing, 1);
         let dispatcher = Dispatcher::new(Timing {
             heartbeat: Duration::from_millis(20),
             lease: Duration::from_millis(300),
@@ -520,16 +517,23 @@ mod tests {
             &mut Remote::new(dispatcher.clone(), 1),
             &chunks,
             Due::Nothing,
+            1,
         );
         quitter.join().unwrap();
         assert_eq!(together.0, alone.0);
-        // checkpoints due all the time: the workers deliver what they hold again and again
-        let checkpointed = svd(
-            &mut Remote::new(dispatcher.clone(), 1),
-            &chunks,
-            Due::Checkpoint,
-        );
-        assert_eq!(checkpointed.0, alone.0);
+        // checkpoints due all the time: the workers deliver what they hold again and again;
+        // and tasks of runs of chunks
+        for run in [1, 4] {
+            let checkpointed = svd(
+                &mut Remote::new(dispatcher.clone(), 1),
+                &chunks,
+                Due::Checkpoint,
+                run,
+            );
+            assert_eq!(checkpointed.0, alone.0, "runs of {run}");
+        }
+        // runs computed here, each a partial sum
+        assert_eq!(svd(&mut Local, &chunks, Due::Nothing, 7).0, alone.0);
         stops.iter().for_each(|s| s.store(true, Ordering::SeqCst));
         dispatcher.notify();
         workers.into_iter().for_each(|w| w.join().unwrap());
@@ -538,16 +542,24 @@ mod tests {
     #[test]
     fn a_lone_worker_ends_every_pass_with_the_bits_of_one_machine() {
         let chunks = corpus(12, 40);
-        let alone = svd(&mut Local, &chunks, Due::Nothing);
+        let alone = svd(&mut Local, &chunks, Due::Nothing, 1);
         let dispatcher = Dispatcher::new(Timing::default());
         let stop = Arc::new(AtomicBool::new(false));
         let worker = local::start(dispatcher.clone(), 1, stop.clone()).unwrap();
-        let (model, ends) = svd(
-            &mut Remote::new(dispatcher.clone(), 1),
-            &chunks,
-            Due::Nothing,
-        );
-        assert_eq!((model, ends), (alone.0, 4), "the worker ended all 4 passes");
+        // one chunk a task, and runs of 5 (5, 5 and 2 chunks)
+        for run in [1, 5] {
+            let (model, ends) = svd(
+                &mut Remote::new(dispatcher.clone(), 1),
+                &chunks,
+                Due::Nothing,
+                run,
+            );
+            assert_eq!(
+                (model, ends),
+                (alone.0.clone(), 4),
+                "the worker ended all 4 passes (runs of {run})"
+            );
+        }
         stop.store(true, Ordering::SeqCst);
         dispatcher.notify();
         worker.join().unwrap();

@@ -458,15 +458,13 @@ impl Schedule {
         let task = Arc::new(task);
         if phase.first.is_none() {
             phase.first = Some(task.clone());
-            phase.may_end = matches!(task.as_ref(), Task::LsiPass { may_end: true, .. });
+            phase.may_end = task.may_end();
             // the phase after the one a worker ended: that worker made its input (and alone
             // holds it where the job has none: an LSI pass without `Qt`, an LDA segment
             // from a kept training)
             phase.kept = task.kept_input();
-            let made_there = |q: &Option<Arc<DMatrix<f64>>>| match (task.as_ref(), q) {
-                (Task::LsiPass { input, .. }, Some(q)) => {
-                    input.qt.as_ref().is_some_and(|qt| Arc::ptr_eq(qt, q))
-                }
+            let made_there = |q: &Option<Arc<DMatrix<f64>>>| match (task.pass_input(), q) {
+                (Some(input), Some(q)) => input.qt.as_ref().is_some_and(|qt| Arc::ptr_eq(qt, q)),
                 (_, None) => phase.kept,
                 _ => false,
             };
@@ -739,9 +737,10 @@ impl Schedule {
         if !phase.combine || !phase.may_end || phase.delivered {
             return false;
         }
-        let last_pass = phase.first.as_deref().is_some_and(
-            |t| matches!(t, Task::LsiPass { input, .. } if input.product == Product::Gram),
-        );
+        let last_pass = phase.first.as_deref().is_some_and(|t| {
+            t.pass_input()
+                .is_some_and(|input| input.product == Product::Gram)
+        });
         let keep = may_keep && !last_pass && self.one_remote_worker();
         let mut holders = phase.entries.values().map(|e| match e.state {
             EntryState::Held { worker } => Some(worker),

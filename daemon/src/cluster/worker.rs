@@ -16,8 +16,8 @@ use std::time::Instant;
 use super::schedule::{Delivery, LeaseId, Order};
 use crate::jobs::lda::segment::SegmentInput;
 use crate::work::encode::PhaseInput;
-use crate::work::{Output, Task, compute, compute_owned};
-use topicd_numerics::lsi::{self, PassEnd, PassInput, PassSum, PassTerm, SumError};
+use crate::work::{Output, Task, add_to_sum, compute_owned};
+use topicd_numerics::lsi::{self, PassEnd, PassInput, PassSum, SumError};
 
 /// Why a worker's loop stopped.
 #[derive(Debug, thiserror::Error)]
@@ -153,38 +153,43 @@ fn run_task(
         } => Some(input.steps),
         _ => None,
     };
-    let (task, output) = match partial {
+    let (reported, computed) = match partial {
+        // an LSI pass's terms go into the partial sum as they are computed
         Some(partial) => {
-            let output = compute(&task);
-            (Some((task, partial)), output)
+            let held = add_to_partial(partial, phase, &task);
+            let computed = Instant::now();
+            let reported = match held {
+                Ok(()) => link.held(lease),
+                // a term that does not fit this pass: a bug on one side; deliver nothing
+                // and let the lease expire, the task goes elsewhere
+                Err(e) => {
+                    log::error!("cannot add a task's term to the partial sum: {e}");
+                    Ok(())
+                }
+            };
+            (reported, computed)
         }
-        None => (None, compute_owned(task)),
-    };
-    let computed = Instant::now();
-    let reported = match (task, keep, output) {
-        (Some((task, partial)), _, output) => match add_to_partial(partial, phase, &task, output) {
-            Ok(()) => link.held(lease),
-            // a term that does not fit this pass: a bug on one side; deliver nothing and
-            // let the lease expire, the task goes elsewhere
-            Err(e) => {
-                log::error!("cannot add a task's term to the partial sum: {e}");
-                Ok(())
-            }
-        },
-        (None, Some(steps), Output::LdaSegment(mut end)) => {
-            // a kept segment that ends its pass ends the pass too: another pass follows
-            if end.training.next_chunk == steps.chunks {
-                end.training.end_pass(&steps);
-            }
-            let where_it_stands = end.kept();
-            let start = end.training;
-            *kept = Some((
-                lease,
-                PhaseInput::LdaSegment(Arc::new(SegmentInput { steps, start })),
-            ));
-            link.deliver(lease, Output::LdaSegmentKept(where_it_stands))
+        None => {
+            let output = compute_owned(task);
+            let computed = Instant::now();
+            let reported = match (keep, output) {
+                (Some(steps), Output::LdaSegment(mut end)) => {
+                    // a kept segment that ends its pass ends the pass too: another pass follows
+                    if end.training.next_chunk == steps.chunks {
+                        end.training.end_pass(&steps);
+                    }
+                    let where_it_stands = end.kept();
+                    let start = end.training;
+                    *kept = Some((
+                        lease,
+                        PhaseInput::LdaSegment(Arc::new(SegmentInput { steps, start })),
+                    ));
+                    link.deliver(lease, Output::LdaSegmentKept(where_it_stands))
+                }
+                (_, output) => link.deliver(lease, output),
+            };
+            (reported, computed)
         }
-        (None, _, output) => link.deliver(lease, output),
     };
     log::debug!(event = "task-done";
         "phase {phase} chunk {first_chunk}: inputs {:.4} s, compute {:.4} s, report {:.4} s",
@@ -193,17 +198,12 @@ fn run_task(
     reported
 }
 
-fn add_to_partial(
-    partial: &mut Option<Partial>,
-    phase: u64,
-    task: &Task,
-    output: Output,
-) -> Result<(), SumError> {
-    let (Task::LsiPass { input, .. }, Output::LsiPass(term)) = (task, output) else {
-        return Err(SumError::Internal(
-            "a task to combine that is not an LSI pass".into(),
-        ));
-    };
+/// Add the terms of `task` (an LSI pass's: one chunk's or a run's) to the partial sum of
+/// phase `phase`, which starts empty at the phase's first task.
+fn add_to_partial(partial: &mut Option<Partial>, phase: u64, task: &Task) -> Result<(), SumError> {
+    let input = task
+        .pass_input()
+        .ok_or_else(|| SumError::Internal("a task to combine that is not an LSI pass".into()))?;
     if partial.as_ref().is_none_or(|p| p.phase != phase) {
         *partial = Some(Partial {
             phase,
@@ -211,7 +211,5 @@ fn add_to_partial(
             sum: lsi::empty_sum(input),
         });
     }
-    let sum = &mut partial.as_mut().expect("just set").sum;
-    let term: &PassTerm = &term;
-    lsi::add_term(sum, term, input.grids.as_deref())
+    add_to_sum(task, &mut partial.as_mut().expect("just set").sum)
 }

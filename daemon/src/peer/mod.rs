@@ -100,7 +100,7 @@ pub use transport::{
 /// The cluster protocol's version: bump it whenever the cluster service's messages change, so
 /// that a dispatcher and a worker of different versions refuse each other with a clear message
 /// instead of misreading each other's frames.
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
 /// How long a handshake may take, TCP connect included, by default.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The default largest frame, in bytes (a request or a response, after bincode).

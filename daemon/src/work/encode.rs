@@ -78,7 +78,9 @@ impl PhaseInput {
     /// The shared part of `task`.
     pub fn of(task: &Task) -> PhaseInput {
         match task {
-            Task::LsiPass { input, .. } => PhaseInput::LsiPass(input.clone()),
+            Task::LsiPass { input, .. } | Task::LsiPassRun { input, .. } => {
+                PhaseInput::LsiPass(input.clone())
+            }
             Task::LsiSubtree { input, .. } => PhaseInput::LsiSubtree(*input),
             Task::LdaEStep { input, .. } => PhaseInput::LdaEStep(input.clone()),
             Task::LdaSegment { input, .. } => PhaseInput::LdaSegment(input.clone()),
@@ -254,7 +256,10 @@ pub fn phase_from_pieces(pieces: &[Bytes], mut spare: Vec<f64>) -> Result<PhaseI
 /// Whether a task has a part of its own besides its phase's input and its chunk (what
 /// [`extra_to_bytes`] encodes).
 pub fn has_extra(task: &Task) -> bool {
-    matches!(task, Task::LsiSubtree { .. } | Task::LdaSegment { .. })
+    matches!(
+        task,
+        Task::LsiPassRun { .. } | Task::LsiSubtree { .. } | Task::LdaSegment { .. }
+    )
 }
 
 /// Encode what a task has of its own besides its chunk (the spans of its chunks, and a
@@ -275,6 +280,7 @@ pub fn extra_to_bytes(task: &Task) -> Option<Vec<u8>> {
             segment::put_spans(&mut w, spans);
             w.u8(u8::from(*keep));
         }
+        Task::LsiPassRun { spans, .. } => segment::put_spans(&mut w, spans),
         Task::LsiPass { .. } | Task::LdaEStep { .. } => return None,
     }
     Some(w.into_bytes())
@@ -311,6 +317,29 @@ fn subtree_from_parts(
         node,
         block,
         spans,
+    })
+}
+
+/// A run of a pass's chunks from its parts: consecutive chunks that cover the block.
+fn run_from_parts(
+    input: &Arc<PassInput>,
+    block: SparseChunk,
+    extra: &[u8],
+) -> Result<Task, String> {
+    let mut r = Reader::of(extra);
+    let spans = segment::get_spans(&mut r)?;
+    r.end()?;
+    let consecutive = spans
+        .windows(2)
+        .all(|w| w[0].index.checked_add(1) == Some(w[1].index));
+    if spans.is_empty() || !consecutive || lsi::check_spans(&block, &spans).is_err() {
+        return Err("a run of a pass whose chunks do not fit its block".into());
+    }
+    Ok(Task::LsiPassRun {
+        input: input.clone(),
+        block,
+        spans,
+        may_end: false,
     })
 }
 
@@ -371,6 +400,10 @@ pub fn task_from_parts(
             // the dispatcher decides: a worker ends a pass when its order says so
             may_end: false,
         }),
+        (PhaseInput::LsiPass(input), Some(extra)) if !beyond(input.num_terms) => {
+            // the dispatcher decides whether a worker ends the pass, as for one chunk
+            run_from_parts(input, chunk, extra)
+        }
         (PhaseInput::LsiSubtree(input), Some(extra)) if !beyond(input.num_terms) => {
             subtree_from_parts(*input, chunk, extra)
         }

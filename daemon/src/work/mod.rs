@@ -13,7 +13,8 @@
 //! exactly (in any order, see `topicd_numerics::lsi::pass_sum`), so an executor may add up
 //! the terms of several chunks where it computed them and hand back one partial sum
 //! ([`Output::LsiPartial`]) for all of them, in any order. Each result says which chunks it
-//! covers ([`Done::chunks`]).
+//! covers ([`Done::chunks`]). A task may also be a run of a pass's consecutive chunks
+//! ([`Task::LsiPassRun`]): their terms are added one by one, as their own tasks' would be.
 
 mod chunk_set;
 pub mod encode;
@@ -47,6 +48,20 @@ pub enum Task {
         /// Whether the job had summed nothing of the pass when it handed out its tasks: a
         /// worker that then sums every one of them holds the pass's whole sum, and may end
         /// the pass itself ([`Output::LsiPassEnd`]).
+        may_end: bool,
+    },
+    /// LSI multi-pass, where one remote worker is all the job has: the terms of a run of
+    /// consecutive chunks of the pass, which the worker adds to its partial sum one by one
+    /// (the sum their own tasks would make), so that a pass costs fewer calls between the
+    /// worker and the dispatcher.
+    LsiPassRun {
+        /// `Qt` and the product the pass sums (shared by the pass's tasks).
+        input: std::sync::Arc<PassInput>,
+        /// Its chunks as one ([`lsi::pack`]).
+        block: SparseChunk,
+        /// Where each chunk lies in the block.
+        spans: Vec<ChunkSpan>,
+        /// As for [`Task::LsiPass`].
         may_end: bool,
     },
     /// LSI one-pass: the randomized SVDs of the chunks of a node of the merge tree, merged
@@ -140,6 +155,12 @@ pub enum Output {
 pub fn compute(task: &Task) -> Output {
     match task {
         Task::LsiPass { input, chunk, .. } => Output::LsiPass(lsi::pass_term(input, chunk)),
+        Task::LsiPassRun { input, .. } => {
+            // where the terms are not held in a partial sum (see `add_to_sum`)
+            let mut sum = lsi::empty_sum(input);
+            add_to_sum(task, &mut sum).expect("a run's own terms fit its pass");
+            Output::LsiPartial(sum)
+        }
         Task::LsiSubtree {
             input,
             node,
@@ -192,6 +213,31 @@ pub fn compute_owned(task: Arc<Task>) -> Output {
     }
 }
 
+/// Add the terms of an LSI pass task (one chunk's, or each of a run's) to `sum`, a sum of
+/// its pass; an error for any other task.
+pub fn add_to_sum(task: &Task, sum: &mut PassSum) -> Result<(), lsi::SumError> {
+    match task {
+        Task::LsiPass { input, chunk, .. } => {
+            lsi::add_term(sum, &lsi::pass_term(input, chunk), input.grids.as_deref())
+        }
+        Task::LsiPassRun {
+            input,
+            block,
+            spans,
+            ..
+        } => {
+            // checked when built, as a segment's (`encode::task_from_parts`)
+            let chunks = lsi::chunks_of(block, spans).map_err(lsi::SumError::Internal)?;
+            chunks.into_iter().try_for_each(|chunk| {
+                lsi::add_term(sum, &lsi::pass_term(input, &chunk), input.grids.as_deref())
+            })
+        }
+        _ => Err(lsi::SumError::Internal(
+            "a task to add to a pass's sum that is not an LSI pass".into(),
+        )),
+    }
+}
+
 fn segment_output(input: SegmentInput, block: &SparseChunk, spans: &[ChunkSpan]) -> Output {
     // checked when built, as a subtree's (`encode::task_from_parts`)
     let chunks = lsi::chunks_of(block, spans).expect("a checked block");
@@ -220,13 +266,17 @@ pub fn fits(task: &Task, output: &Output) -> bool {
             (Product::Gram, PassTerm::Gram(x)) => x.shape() == (input.samples, input.samples),
             _ => false,
         },
-        (Task::LsiPass { input, .. }, Output::LsiPartial(sum)) => partial_fits(input, sum),
-        (Task::LsiPass { input, may_end, .. }, Output::LsiPassEnd(end)) => {
-            *may_end && input.end_fits(end)
+        (Task::LsiPass { input, .. } | Task::LsiPassRun { input, .. }, Output::LsiPartial(sum)) => {
+            partial_fits(input, sum)
         }
-        (Task::LsiPass { input, may_end, .. }, Output::LsiPassKept { samples, grids }) => {
-            *may_end && input.next_fits(*samples, grids.as_deref())
-        }
+        (
+            Task::LsiPass { input, may_end, .. } | Task::LsiPassRun { input, may_end, .. },
+            Output::LsiPassEnd(end),
+        ) => *may_end && input.end_fits(end),
+        (
+            Task::LsiPass { input, may_end, .. } | Task::LsiPassRun { input, may_end, .. },
+            Output::LsiPassKept { samples, grids },
+        ) => *may_end && input.next_fits(*samples, grids.as_deref()),
         (Task::LsiSubtree { input, .. }, Output::LsiNode(p)) => {
             p.num_terms() == input.num_terms
                 && p.num_topics() <= input.rank
@@ -295,21 +345,62 @@ pub fn partial_fits(input: &PassInput, sum: &PassSum) -> bool {
 }
 
 impl Task {
+    /// The task of an LSI pass over `chunks` (consecutive, at least one): a chunk's own, or
+    /// a run's.
+    pub fn lsi_pass(input: &Arc<PassInput>, mut chunks: Vec<SparseChunk>, may_end: bool) -> Task {
+        if chunks.len() == 1 {
+            let chunk = chunks.pop().expect("one chunk");
+            return Task::LsiPass {
+                input: input.clone(),
+                chunk,
+                may_end,
+            };
+        }
+        let (block, spans) = lsi::pack(&chunks);
+        Task::LsiPassRun {
+            input: input.clone(),
+            block,
+            spans,
+            may_end,
+        }
+    }
+
     /// Whether the task's phase starts from what a worker kept at the end of the phase
     /// before (an LSI pass's `Qt`, an LDA segment's training), which only that worker has.
     pub fn kept_input(&self) -> bool {
         match self {
-            Task::LsiPass { input, .. } => input.qt.is_none() && input.product != Product::Sketch,
+            Task::LsiPass { input, .. } | Task::LsiPassRun { input, .. } => {
+                input.qt.is_none() && input.product != Product::Sketch
+            }
             Task::LdaSegment { from_kept, .. } => *from_kept,
             _ => false,
         }
     }
 
-    /// The task's chunk (for a subtree: its chunks as one block).
+    /// The pass an LSI multi-pass task belongs to, if it is one.
+    pub fn pass_input(&self) -> Option<&Arc<PassInput>> {
+        match self {
+            Task::LsiPass { input, .. } | Task::LsiPassRun { input, .. } => Some(input),
+            _ => None,
+        }
+    }
+
+    /// Whether the task is an LSI pass's that was handed out before the job summed any of
+    /// the pass (see [`Task::LsiPass`]).
+    pub fn may_end(&self) -> bool {
+        matches!(
+            self,
+            Task::LsiPass { may_end: true, .. } | Task::LsiPassRun { may_end: true, .. }
+        )
+    }
+
+    /// The task's chunk (for a run, a subtree or a segment: its chunks as one block).
     pub fn chunk(&self) -> &SparseChunk {
         match self {
             Task::LsiPass { chunk, .. } | Task::LdaEStep { chunk, .. } => chunk,
-            Task::LsiSubtree { block, .. } | Task::LdaSegment { block, .. } => block,
+            Task::LsiPassRun { block, .. }
+            | Task::LsiSubtree { block, .. }
+            | Task::LdaSegment { block, .. } => block,
         }
     }
 
@@ -317,7 +408,7 @@ impl Task {
     pub fn chunk_range(&self) -> (u64, u64) {
         match self {
             Task::LsiSubtree { node, .. } => *node,
-            Task::LdaSegment { spans, .. } => (
+            Task::LsiPassRun { spans, .. } | Task::LdaSegment { spans, .. } => (
                 spans.first().map_or(0, |s| s.index),
                 spans.last().map_or(0, |s| s.index + 1),
             ),
@@ -405,10 +496,11 @@ pub trait Executor: Send {
         1
     }
 
-    /// Whether an LDA job should hand whole segments of consecutive chunks to one worker
-    /// ([`Task::LdaSegment`]): where one remote worker is all there is, so that the model
-    /// crosses the network once per segment instead of a chunk's topic columns once per
-    /// chunk. The model does not depend on it.
+    /// Whether one remote worker is all there is. An LDA job then hands it whole segments of
+    /// consecutive chunks ([`Task::LdaSegment`]), so that the model crosses the network once
+    /// per segment instead of a chunk's topic columns once per chunk, and an LSI pass runs
+    /// of chunks ([`Task::LsiPassRun`]), so that a pass costs fewer calls. The model does not
+    /// depend on it.
     fn segments(&self) -> bool {
         false
     }

@@ -163,6 +163,21 @@ fn tasks_round_trip_and_do_not_trust_their_sizes() {
         }),
         chunk: chunk.clone(),
     };
+    let span = |index, first_doc, docs| ChunkSpan {
+        index,
+        first_doc,
+        docs,
+    };
+    let run = |second| Task::LsiPassRun {
+        input: pass.pass_input().unwrap().clone(),
+        block: chunk.clone(),
+        spans: vec![span(3, 30, 1), span(second, 31, 2)],
+        may_end: false,
+    };
+    // a run's chunks follow each other
+    let gap = run(5);
+    let gap_extra = extra_to_bytes(&gap).unwrap();
+    assert!(task_from_parts(&PhaseInput::of(&gap), chunk.clone(), Some(&gap_extra)).is_err());
     let extra = extra_to_bytes(&svd);
     // a pass whose product is not its number's
     let Task::LsiPass { input, .. } = &pass else {
@@ -173,7 +188,7 @@ fn tasks_round_trip_and_do_not_trust_their_sizes() {
         ..(**input).clone()
     }));
     assert!(phase_from_bytes(&phase_to_bytes(&sketch_numbered)).is_err());
-    for task in [pass, svd, estep(vec![0, 2, 4])] {
+    for task in [run(4), pass, svd, estep(vec![0, 2, 4])] {
         let back = round_trip(&task).unwrap();
         let phase = phase_to_bytes(&PhaseInput::of(&task));
         assert_eq!(phase_to_bytes(&PhaseInput::of(&back)), phase);
