@@ -369,11 +369,10 @@ impl Task {
     /// before (an LSI pass's `Qt`, an LDA segment's training), which only that worker has.
     pub fn kept_input(&self) -> bool {
         match self {
-            Task::LsiPass { input, .. } | Task::LsiPassRun { input, .. } => {
-                input.qt.is_none() && input.product != Product::Sketch
-            }
             Task::LdaSegment { from_kept, .. } => *from_kept,
-            _ => false,
+            _ => self
+                .pass_input()
+                .is_some_and(|input| input.qt.is_none() && input.product != Product::Sketch),
         }
     }
 
