@@ -222,7 +222,7 @@ impl Executor for Remote {
         self.dispatcher.lock().alive().max(1)
     }
 
-    fn segments(&self) -> bool {
+    fn lone_remote_worker(&self) -> bool {
         self.dispatcher.lock().one_remote_worker()
     }
 

@@ -289,7 +289,7 @@ impl Schedule {
         self.workers.values().filter(|w| w.alive).count()
     }
 
-    /// Whether the one live worker is a remote one (see `Executor::segments`).
+    /// Whether the one live worker is a remote one (see `Executor::lone_remote_worker`).
     pub fn one_remote_worker(&self) -> bool {
         let mut alive = self.workers.values().filter(|w| w.alive);
         matches!((alive.next(), alive.next()), (Some(w), None) if w.identity.address != LOCAL_ADDRESS)

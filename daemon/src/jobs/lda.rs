@@ -257,7 +257,7 @@ impl<'a, 'b> LdaRun<'a, 'b> {
                 skip: ChunkSet::prefix(self.training.next_chunk),
                 source: self.ctx.pass_source(),
                 // a segment's chunks are parsed while the segment before is computed
-                read_ahead: if executor.segments() {
+                read_ahead: if executor.lone_remote_worker() {
                     segment::read_ahead(&self.inputs.reading.header, p.chunksize)
                 } else {
                     READ_AHEAD
@@ -266,7 +266,8 @@ impl<'a, 'b> LdaRun<'a, 'b> {
             self.publish();
             let mut reader = reader.peekable();
             while let Some(piece) = reader.next() {
-                let in_segments = executor.segments() || !segments.is_empty() || self.kept;
+                let in_segments =
+                    executor.lone_remote_worker() || !segments.is_empty() || self.kept;
                 let stop = match piece? {
                     Piece::Chunk(chunk) if in_segments => {
                         segments.add(chunk);
@@ -313,7 +314,7 @@ impl<'a, 'b> LdaRun<'a, 'b> {
     /// worker, and no checkpoint is due (which needs the training here, so that it costs
     /// the model's trip besides its write).
     fn may_keep(&self, executor: &dyn Executor) -> bool {
-        executor.segments() && !self.ctx.checkpoint_due_beyond(self.trip)
+        executor.lone_remote_worker() && !self.ctx.checkpoint_due_beyond(self.trip)
     }
 
     /// Train on one chunk here (its E-step on the executor's lanes); then what follows

@@ -45,8 +45,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use topicd_numerics::lda::{ChunkTopics, EStepParams, GammaSeed, Inference};
 use topicd_numerics::lsi::{
-    self, ChunkSpan, Grids, OnePassInput, PassEnd, PassInput, PassSum, PassTerm, Product,
-    Projection, SketchTerm,
+    self, Grids, OnePassInput, PassEnd, PassInput, PassSum, PassTerm, Product, Projection,
+    SketchTerm,
 };
 use topicd_numerics::{SparseChunk, grid};
 
@@ -270,17 +270,13 @@ pub fn extra_to_bytes(task: &Task) -> Option<Vec<u8>> {
         Task::LsiSubtree { node, spans, .. } => {
             w.u64(node.0);
             w.u64(node.1);
-            let flat: Vec<u64> = spans
-                .iter()
-                .flat_map(|s| [s.index, s.first_doc, s.docs])
-                .collect();
-            w.u64s(&flat);
+            w.spans(spans);
         }
         Task::LdaSegment { spans, keep, .. } => {
-            segment::put_spans(&mut w, spans);
+            w.spans(spans);
             w.u8(u8::from(*keep));
         }
-        Task::LsiPassRun { spans, .. } => segment::put_spans(&mut w, spans),
+        Task::LsiPassRun { spans, .. } => w.spans(spans),
         Task::LsiPass { .. } | Task::LdaEStep { .. } => return None,
     }
     Some(w.into_bytes())
@@ -295,19 +291,11 @@ fn subtree_from_parts(
 ) -> Result<Task, String> {
     let mut r = Reader::of(extra);
     let node = (r.u64()?, r.u64()?);
-    let flat = r.u64s()?;
+    let spans = r.spans()?;
     r.end()?;
-    if node.0 >= node.1 || node.1 - node.0 > 1 << 32 || flat.len() % 3 != 0 {
+    if node.0 >= node.1 || node.1 - node.0 > 1 << 32 {
         return Err("a subtree task with a bad node".into());
     }
-    let spans: Vec<ChunkSpan> = flat
-        .chunks(3)
-        .map(|s| ChunkSpan {
-            index: s[0],
-            first_doc: s[1],
-            docs: s[2],
-        })
-        .collect();
     let within = spans.iter().all(|s| (node.0..node.1).contains(&s.index));
     if !within || lsi::check_spans(&block, &spans).is_err() {
         return Err("a subtree task whose chunks do not fit its node".into());
@@ -327,7 +315,7 @@ fn run_from_parts(
     extra: &[u8],
 ) -> Result<Task, String> {
     let mut r = Reader::of(extra);
-    let spans = segment::get_spans(&mut r)?;
+    let spans = r.spans()?;
     r.end()?;
     let consecutive = spans
         .windows(2)
@@ -351,7 +339,7 @@ fn segment_from_parts(
     extra: &[u8],
 ) -> Result<Task, String> {
     let mut r = Reader::of(extra);
-    let spans = segment::get_spans(&mut r)?;
+    let spans = r.spans()?;
     let keep = match r.u8()? {
         0 => false,
         1 => true,

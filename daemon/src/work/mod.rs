@@ -500,7 +500,7 @@ pub trait Executor: Send {
     /// per segment instead of a chunk's topic columns once per chunk, and an LSI pass runs
     /// of chunks ([`Task::LsiPassRun`]), so that a pass costs fewer calls. The model does not
     /// depend on it.
-    fn segments(&self) -> bool {
+    fn lone_remote_worker(&self) -> bool {
         false
     }
 }

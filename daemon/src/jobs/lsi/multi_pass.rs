@@ -42,7 +42,7 @@ impl LsiRun<'_, '_> {
     /// has, it keeps `Qt` between passes, and a checkpoint brings it back and sends it out
     /// again.
     fn qt_trip(&self, executor: &dyn Executor) -> Duration {
-        if !executor.segments() {
+        if !executor.lone_remote_worker() {
             return Duration::ZERO;
         }
         let samples = self.k() + self.params.extra_samples as usize;
@@ -116,7 +116,7 @@ impl LsiRun<'_, '_> {
             let may_end = svd.state().acc.is_none();
             // chunks without an entry add nothing to a pass: they are done as they are read
             let empties = RefCell::new(ChunkSet::new());
-            let run_chunks = if executor.segments() {
+            let run_chunks = if executor.lone_remote_worker() {
                 RUN_DOCS.div_ceil(u64::from(self.params.chunksize))
             } else {
                 1
@@ -246,7 +246,7 @@ impl LsiRun<'_, '_> {
 }
 
 /// Documents that a pass's task covers at least where one remote worker is all the job has
-/// (`Executor::segments`): consecutive chunks whose terms the worker adds one by one, so
+/// (`Executor::lone_remote_worker`): consecutive chunks whose terms the worker adds one by one, so
 /// that a pass costs fewer calls between it and the dispatcher (gensim's chunksize for LSI;
 /// at chunksize 2000, gcide's 305 tasks of one chunk cost the job 0.3 s of calls on 2 cores).
 const RUN_DOCS: u64 = 20_000;

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use nalgebra::DMatrix;
 use rayon::prelude::*;
 use topicd_numerics::lsi::products::TermSums;
-use topicd_numerics::lsi::{Grids, PassSum};
+use topicd_numerics::lsi::{ChunkSpan, Grids, PassSum};
 use topicd_numerics::{SparseChunk, grid};
 
 use super::{Le, MAX_VALUES};
@@ -259,6 +259,22 @@ impl<'a> Reader<'a> {
             return Err("a grid that is not a power of two".into());
         }
         Ok(Grids { terms, gram })
+    }
+
+    /// Spans written by `Writer::spans` (whether they fit a block is the caller's to check).
+    pub(super) fn spans(&mut self) -> Result<Vec<ChunkSpan>, String> {
+        let flat = self.u64s()?;
+        if flat.len() % 3 != 0 {
+            return Err("spans that are not triples".into());
+        }
+        Ok(flat
+            .chunks(3)
+            .map(|s| ChunkSpan {
+                index: s[0],
+                first_doc: s[1],
+                docs: s[2],
+            })
+            .collect())
     }
 
     pub(super) fn term_sums(&mut self) -> Result<TermSums, String> {

@@ -19,7 +19,6 @@ use std::sync::Arc;
 
 use topicd_numerics::lda::state::Batch;
 use topicd_numerics::lda::{EStepParams, LdaState};
-use topicd_numerics::lsi::ChunkSpan;
 
 use super::reader::Reader;
 use super::writer::{Within, Writer};
@@ -112,31 +111,6 @@ fn get_bounds(r: &mut Reader<'_>) -> Result<(Vec<(u64, f64)>, f64), String> {
         return Err("a segment with bounds for other chunks".into());
     }
     Ok((chunks.into_iter().zip(values).collect(), r.f64()?))
-}
-
-/// Write a segment's spans.
-pub(super) fn put_spans(w: &mut Writer, spans: &[ChunkSpan]) {
-    let flat: Vec<u64> = spans
-        .iter()
-        .flat_map(|s| [s.index, s.first_doc, s.docs])
-        .collect();
-    w.u64s(&flat);
-}
-
-/// Read spans written by [`put_spans`].
-pub(super) fn get_spans(r: &mut Reader<'_>) -> Result<Vec<ChunkSpan>, String> {
-    let flat = r.u64s()?;
-    if flat.len() % 3 != 0 {
-        return Err("spans that are not triples".into());
-    }
-    Ok(flat
-        .chunks(3)
-        .map(|s| ChunkSpan {
-            index: s[0],
-            first_doc: s[1],
-            docs: s[2],
-        })
-        .collect())
 }
 
 fn put_steps(w: &mut Writer, s: &Steps) {

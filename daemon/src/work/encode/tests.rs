@@ -1,6 +1,7 @@
 //! The layouts round-trip, and damaged or hostile bytes are errors.
 
 use nalgebra::DMatrix;
+use topicd_numerics::lsi::ChunkSpan;
 use topicd_numerics::lsi::products::TermSums;
 
 use super::*;

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use nalgebra::DMatrix;
 use topicd_numerics::SparseChunk;
 use topicd_numerics::lsi::products::TermSums;
-use topicd_numerics::lsi::{Grids, PassSum};
+use topicd_numerics::lsi::{ChunkSpan, Grids, PassSum};
 
 use super::{Le, le_bytes};
 
@@ -192,6 +192,15 @@ impl Writer {
     pub(super) fn grids(&mut self, grids: &Grids) {
         self.f64s(&grids.terms);
         self.f64(grids.gram);
+    }
+
+    /// Where each chunk of a block lies: (index, first document, documents) for each.
+    pub(super) fn spans(&mut self, spans: &[ChunkSpan]) {
+        let flat: Vec<u64> = spans
+            .iter()
+            .flat_map(|s| [s.index, s.first_doc, s.docs])
+            .collect();
+        self.u64s(&flat);
     }
 
     pub(super) fn term_sums(&mut self, sums: &TermSums) {
